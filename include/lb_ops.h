@@ -1,0 +1,121 @@
+/* lb_ops: float32 NCHW kernels, each a forward/backward pair. Every op has a scalar reference
+ * (`_ref`) and a dispatching fast entry point (OpenMP + BLAS + SIMD where it pays); tests hold the
+ * fast one to the reference. Kernels never allocate: callers pass scratch sized by the matching
+ * `_scratch_floats`. They know nothing of graphs, parameters or quantizers.
+ *
+ * Gradient conventions: parameter gradients (dw, db, dgamma, ...) are OVERWRITTEN; input
+ * gradients dx are overwritten when dx_acc == 0 and accumulated (dx += ...) when dx_acc != 0, so a
+ * tensor consumed twice (a residual input) needs no extra pass. A NULL gradient pointer skips that
+ * gradient. */
+#ifndef LB_OPS_H
+#define LB_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lb_core.h"
+
+/* ---- conv2d ------------------------------------------------------------------------------ */
+typedef struct lb_conv2d_desc {
+    int n, cin, h, w;             /* input x[n][cin][h][w] */
+    int cout, kh, kw;             /* weight w[cout][cin/groups][kh][kw] */
+    int stride, pad, groups;      /* same stride/pad on both axes */
+    int oh, ow;                   /* output y[n][cout][oh][ow], set by lb_conv2d_desc_init */
+} lb_conv2d_desc;
+
+lb_status lb_conv2d_desc_init(lb_conv2d_desc *d, int n, int cin, int h, int w, int cout, int k,
+                              int stride, int pad, int groups);
+/* Scratch for the fast kernels with `nthreads` workers (the reference needs none). */
+size_t lb_conv2d_scratch_floats(const lb_conv2d_desc *d, int nthreads);
+/* y = conv(x, w) + b (b may be NULL). */
+void lb_conv2d_forward(const lb_conv2d_desc *d, const float *x, const float *w, const float *b,
+                       float *y, float *scratch);
+void lb_conv2d_backward(const lb_conv2d_desc *d, const float *x, const float *w, const float *dy,
+                        float *dx, int dx_acc, float *dw, float *db, float *scratch);
+void lb_conv2d_forward_ref(const lb_conv2d_desc *d, const float *x, const float *w, const float *b,
+                           float *y);
+void lb_conv2d_backward_ref(const lb_conv2d_desc *d, const float *x, const float *w,
+                            const float *dy, float *dx, int dx_acc, float *dw, float *db);
+
+/* ---- linear: x[n][in], w[out][in], b[out], y[n][out] ---------------------------------------- */
+void lb_linear_forward(int n, int in, int out, const float *x, const float *w, const float *b,
+                       float *y);
+void lb_linear_backward(int n, int in, int out, const float *x, const float *w, const float *dy,
+                        float *dx, int dx_acc, float *dw, float *db);
+void lb_linear_forward_ref(int n, int in, int out, const float *x, const float *w, const float *b,
+                           float *y);
+void lb_linear_backward_ref(int n, int in, int out, const float *x, const float *w,
+                            const float *dy, float *dx, int dx_acc, float *dw, float *db);
+
+/* ---- batch norm over (n, hw) per channel c ---------------------------------------------------- */
+typedef struct lb_bn_desc {
+    int n, c, hw;
+    float eps;      /* 1e-5 */
+    float momentum; /* 0.1, PyTorch convention: run = (1-m)*run + m*batch, unbiased running var */
+} lb_bn_desc;
+
+/* Training mode: batch statistics; saves mean[c] and invstd[c] for backward and updates the
+ * running statistics (run_mean/run_var may be NULL to skip). */
+void lb_bn_forward_train(const lb_bn_desc *d, const float *x, const float *gamma, const float *beta,
+                         float *y, float *mean, float *invstd, float *run_mean, float *run_var);
+void lb_bn_forward_eval(const lb_bn_desc *d, const float *x, const float *gamma, const float *beta,
+                        const float *run_mean, const float *run_var, float *y);
+void lb_bn_backward(const lb_bn_desc *d, const float *x, const float *gamma, const float *mean,
+                    const float *invstd, const float *dy, float *dx, int dx_acc, float *dgamma,
+                    float *dbeta);
+void lb_bn_forward_train_ref(const lb_bn_desc *d, const float *x, const float *gamma,
+                             const float *beta, float *y, float *mean, float *invstd,
+                             float *run_mean, float *run_var);
+void lb_bn_backward_ref(const lb_bn_desc *d, const float *x, const float *gamma, const float *mean,
+                        const float *invstd, const float *dy, float *dx, int dx_acc, float *dgamma,
+                        float *dbeta);
+
+/* ---- pointwise activations (backward reads the OUTPUT y, so they may run in place) ------------ */
+void lb_relu_forward(size_t n, const float *x, float *y);
+void lb_relu_backward(size_t n, const float *y, const float *dy, float *dx, int dx_acc);
+void lb_relu6_forward(size_t n, const float *x, float *y);
+void lb_relu6_backward(size_t n, const float *y, const float *dy, float *dx, int dx_acc);
+
+/* ---- pooling ---------------------------------------------------------------------------------- */
+typedef struct lb_pool_desc {
+    int n, c, h, w, k, stride, pad;
+    int oh, ow; /* set by lb_pool_desc_init (floor mode) */
+} lb_pool_desc;
+
+lb_status lb_pool_desc_init(lb_pool_desc *d, int n, int c, int h, int w, int k, int stride,
+                            int pad);
+/* argmax[n*c*oh*ow] holds the flat h*w index of each window's maximum (first on ties). Padding
+ * counts as -inf. */
+void lb_maxpool_forward(const lb_pool_desc *d, const float *x, float *y, int32_t *argmax);
+void lb_maxpool_backward(const lb_pool_desc *d, const int32_t *argmax, const float *dy, float *dx,
+                         int dx_acc);
+/* Average over the window including padding (PyTorch count_include_pad=True). */
+void lb_avgpool_forward(const lb_pool_desc *d, const float *x, float *y);
+void lb_avgpool_backward(const lb_pool_desc *d, const float *dy, float *dx, int dx_acc);
+/* Global average pool: x[n][c][hw] -> y[n][c]. */
+void lb_gap_forward(int n, int c, int hw, const float *x, float *y);
+void lb_gap_backward(int n, int c, int hw, const float *dy, float *dx, int dx_acc);
+
+/* ---- residual pieces -------------------------------------------------------------------------- */
+void lb_add_forward(size_t n, const float *a, const float *b, float *y);
+/* ResNet option-A shortcut: x[n][cin][h][w] subsampled by `stride` and zero-padded to cout
+ * channels (pad cin..: (cout-cin)/2 channels before, the rest after). y[n][cout][oh][ow]. */
+void lb_shortcut_forward(int n, int cin, int h, int w, int cout, int stride, const float *x,
+                         float *y);
+void lb_shortcut_backward(int n, int cin, int h, int w, int cout, int stride, const float *dy,
+                          float *dx, int dx_acc);
+
+/* ---- dropout (inverted: kept values scaled by 1/(1-p)) -------------------------------------- */
+void lb_dropout_forward(size_t n, float p, const float *x, float *y, uint8_t *mask, lb_rng *rng);
+void lb_dropout_backward(size_t n, float p, const uint8_t *mask, const float *dy, float *dx,
+                         int dx_acc);
+
+/* ---- softmax cross-entropy with label smoothing ---------------------------------------------- */
+/* Loss is the batch mean of -sum_k t_k log p_k with t = (1-eps)*onehot + eps/classes. probs[n*k]
+ * is saved for backward; *ncorrect counts argmax hits (ties: lowest index). */
+float lb_xent_forward(int n, int classes, const float *logits, const int32_t *labels,
+                      float smoothing, float *probs, int *ncorrect);
+void lb_xent_backward(int n, int classes, const float *probs, const int32_t *labels,
+                      float smoothing, float *dlogits);
+
+#endif

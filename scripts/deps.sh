@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages lowbit needs, only those missing (root, Debian 12). Why each one:
+#   gcc make pkg-config     the build
+#   libopenblas-dev         CBLAS sgemm inside the conv/linear kernels (any CBLAS links)
+#   zlib1g-dev              reading the gzip'd idx files of (Fashion-)MNIST
+#   libcjson-dev            the JSON header of safetensors checkpoints
+#   libgomp (gcc)           OpenMP: per-image parallel loops
+#   dataset-fashion-mnist   the default data set, /usr/share/datasets/fashion-mnist
+#   python3-torch python3-numpy  PyTorch 1.13 reference values in tests, the peer in bench/
+#   gcc-arm-none-eabi libnewlib-arm-none-eabi  compiling exported models for a Cortex-M4
+set -eu
+pkgs="gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist
+      python3-torch python3-numpy gcc-arm-none-eabi libnewlib-arm-none-eabi"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "deps: installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite: deps, release build, PyTorch reference values, unit and end-to-end tests,
+# CLI error tests, then the same unit tests again under ASan+UBSan. Ends with "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh || { echo "deps failed"; exit 1; }
+jobs=$(nproc 2>/dev/null || echo 2)
+make -j"$jobs" all >build.log 2>&1 || { tail -40 build.log; echo "build failed"; exit 1; }
+make -j"$jobs" asan >>build.log 2>&1 || { tail -40 build.log; echo "asan build failed"; exit 1; }
+export LOWBIT_REFS=build/refs
+mkdir -p "$LOWBIT_REFS"
+/usr/bin/python3 tests/torch/gen_refs.py "$LOWBIT_REFS" >build/refs.log 2>&1 ||
+    { cat build/refs.log; echo "reference generation failed"; exit 1; }
+
+pass=0 fail=0
+tally() { # reads a test's output, adds its "N passed, N failed" lines
+    local out="$1" rc="$2" name="$3" p f
+    p=$(grep -oE '[0-9]+ passed' <<<"$out" | awk '{s+=$1} END {print s+0}')
+    f=$(grep -oE '[0-9]+ failed' <<<"$out" | awk '{s+=$1} END {print s+0}')
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "FAIL $name exited $rc"; fi
+    pass=$((pass + p)) fail=$((fail + f))
+}
+run() { # name, command...
+    local name="$1"; shift
+    local t0=$SECONDS out rc
+    out=$("$@" 2>&1); rc=$?
+    printf '%s\n' "$out" | grep -E 'FAIL|passed|error' | tail -20
+    echo "  ($name: $((SECONDS - t0)) s)"
+    tally "$out" "$rc" "$name"
+}
+for t in build/release/tests/test_*; do run "$(basename "$t")" "$t"; done
+for t in tests/cli/*.sh; do [ -f "$t" ] && run "$(basename "$t")" bash "$t" build/release/lowbit; done
+# Sanitizers: the same unit tests (long end-to-end training is shortened by LOWBIT_QUICK).
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
+for t in build/asan/tests/test_*; do LOWBIT_QUICK=1 run "asan $(basename "$t")" "$t"; done
+for t in tests/cli/*.sh; do [ -f "$t" ] && run "asan $(basename "$t")" bash "$t" build/asan/lowbit; done
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
