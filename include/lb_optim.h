@@ -1,0 +1,62 @@
+/* lb_optim: optimizers over flat parameter/gradient arrays and learning-rate schedules. A network
+ * hands its parameters as one contiguous array plus segments that say which group each range
+ * belongs to (decayed weights, no-decay BN/bias, quantizer parameters with their own rate), so an
+ * update is a flat loop per segment. Knows nothing of layers. */
+#ifndef LB_OPTIM_H
+#define LB_OPTIM_H
+
+#include <stddef.h>
+
+#include "lb_core.h"
+
+typedef enum lb_opt_kind { LB_OPT_SGD = 0, LB_OPT_ADAMW } lb_opt_kind;
+
+/* Parameter groups. Weight decay is never applied to LB_GROUP_NODECAY or LB_GROUP_QUANT. */
+typedef enum lb_group { LB_GROUP_WEIGHT = 0, LB_GROUP_NODECAY, LB_GROUP_QUANT, LB_NGROUPS } lb_group;
+
+typedef struct lb_opt_cfg {
+    lb_opt_kind kind;
+    float momentum;     /* SGD */
+    int nesterov;       /* SGD */
+    float weight_decay; /* SGD: L2 added to the gradient (PyTorch SGD); AdamW: decoupled */
+    float beta1, beta2, eps; /* AdamW */
+} lb_opt_cfg;
+
+typedef struct lb_opt_segment {
+    size_t off, n; /* range in the flat parameter array */
+    lb_group group;
+} lb_opt_segment;
+
+typedef struct lb_optim {
+    lb_opt_cfg cfg;
+    size_t n;     /* parameters */
+    float *state; /* SGD: momentum[n]; AdamW: m[n] then v[n] (caller-owned, zeroed at start) */
+    long t;       /* steps taken (AdamW bias correction), checkpointed */
+} lb_optim;
+
+size_t lb_optim_state_floats(const lb_opt_cfg *cfg, size_t n);
+void lb_optim_init(lb_optim *o, const lb_opt_cfg *cfg, size_t n, float *state);
+/* One update: lr[g] is the learning rate of group g at this step (schedule applied by caller).
+ * Matches torch.optim.SGD (momentum, dampening 0, nesterov) and torch.optim.AdamW. */
+void lb_optim_step(lb_optim *o, float *param, const float *grad, const lb_opt_segment *seg,
+                   int nseg, const float lr[LB_NGROUPS]);
+
+typedef enum lb_sched_kind { LB_SCHED_CONST = 0, LB_SCHED_COSINE, LB_SCHED_STEP } lb_sched_kind;
+
+typedef struct lb_sched {
+    lb_sched_kind kind;
+    float base;        /* peak learning rate */
+    long total;        /* total steps of the run */
+    long warmup;       /* linear warm-up steps from base*warmup_start to base (0 = none) */
+    float warmup_start;/* fraction of base at step 0 of warm-up (e.g. 0.01) */
+    float final;       /* cosine: rate reached at `total` (0 by default) */
+    long step_every;   /* step schedule: multiply by gamma every step_every steps after warm-up */
+    float gamma;
+} lb_sched;
+
+/* Rate at step t (0-based), per step (not per epoch). */
+float lb_sched_lr(const lb_sched *s, long t);
+lb_status lb_sched_parse(const char *s, lb_sched_kind *out);
+lb_status lb_opt_parse(const char *s, lb_opt_kind *out);
+
+#endif
