@@ -1,0 +1,34 @@
+/* lb_models: the model zoo as lb_nn graphs (cnn, resnet20, resnet18; 1 or 3 input channels, any
+ * input size from 28) and the quantization plan that assigns quantizers to their conv/linear
+ * layers: W/A bits for the body, separate bits for the first and last layer, per-layer overrides,
+ * signed or unsigned activations decided by whether the layer input is known non-negative. */
+#ifndef LB_MODELS_H
+#define LB_MODELS_H
+
+#include "lb_nn.h"
+#include "lb_quant.h"
+
+typedef struct lb_quant_plan {
+    lb_qkind kind;       /* LB_Q_NONE: float32 */
+    int wbits, abits;    /* body */
+    int first_bits;      /* first layer weights (its input, the image, stays float) */
+    int last_bits;       /* last layer weights and input activation */
+    int per_channel;     /* per-output-channel weight steps */
+    char overrides[256]; /* "name=W/A,name=W/A": per-layer bits, e.g. "conv2=2/4" */
+} lb_quant_plan;
+
+typedef struct lb_model_cfg {
+    char arch[32]; /* cnn | resnet20 | resnet18 */
+    int in_c, in_h, in_w, classes;
+    lb_quant_plan q;
+} lb_model_cfg;
+
+/* Defaults: fp32 plan, first/last 8 bits, W4A4 body when kind is set. */
+void lb_model_cfg_default(lb_model_cfg *c);
+lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out);
+/* Applies cfg->q to an already built (unplanned) net. */
+lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n);
+/* Names of the architectures, NULL-terminated. */
+const char *const *lb_model_archs(void);
+
+#endif

@@ -1,0 +1,133 @@
+/* lb_nn: a static graph of layers (nodes in topological order, each naming up to two producer
+ * nodes, so skip connections are ordinary edges). Building records shapes and parameter sizes;
+ * lb_net_plan then allocates everything once for a maximum batch: one contiguous parameter array,
+ * one gradient array of the same layout, one state array (BN running statistics, quantizer
+ * buffers) and one activation arena. Forward and backward are loops over the nodes calling lb_ops
+ * kernels and lb_quant quantizers; nothing allocates per batch. Conv and linear nodes carry a
+ * weight quantizer and an input-activation quantizer (LB_Q_NONE for float). */
+#ifndef LB_NN_H
+#define LB_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lb_core.h"
+#include "lb_optim.h"
+#include "lb_quant.h"
+
+typedef enum lb_op {
+    LB_OP_INPUT = 0,
+    LB_OP_CONV,
+    LB_OP_LINEAR,
+    LB_OP_BN,
+    LB_OP_RELU,
+    LB_OP_RELU6,
+    LB_OP_MAXPOOL,
+    LB_OP_AVGPOOL,
+    LB_OP_GAP,
+    LB_OP_ADD,
+    LB_OP_SHORTCUT, /* ResNet option A: subsample + zero channel padding */
+    LB_OP_FLATTEN,
+    LB_OP_DROPOUT,
+    LB_OP_COUNT
+} lb_op;
+
+#define LB_NAME_MAX 48
+
+/* A named tensor in the parameter or state array. */
+typedef struct lb_tensor_info {
+    char name[LB_NAME_MAX + 16];
+    int ndim;
+    int shape[4];
+    size_t off, n;
+    lb_group group; /* parameters only */
+} lb_tensor_info;
+
+typedef struct lb_node {
+    lb_op op;
+    char name[LB_NAME_MAX];
+    int in[2];   /* producer node ids, -1 when unused */
+    int c, h, w; /* output shape of one sample */
+    /* attributes */
+    int k, stride, pad, groups, bias; /* conv (k also pool size) */
+    float p;                          /* dropout rate */
+    int nonneg;                       /* output known >= 0 (after ReLU etc.) */
+    /* parameters: index into the parameter/state tables, -1 if none */
+    int pw, pb;      /* conv/linear weight, bias; BN gamma, beta */
+    int smean, svar; /* BN running statistics */
+    int pwq, paq;    /* quantizer parameter tensors */
+    int swq, saq;    /* quantizer state tensors */
+    lb_qcfg wqcfg, aqcfg;
+    lb_quant wq, aq;
+    /* planned buffers */
+    float *y, *dy;        /* output and its gradient, [max_batch][c][h][w] */
+    float *xq;            /* conv/linear: quantized input (saved for backward) */
+    float *wqbuf;         /* conv/linear: quantized weights */
+    float *mean, *invstd; /* BN saved statistics */
+    int32_t *argmax;      /* maxpool */
+    uint8_t *mask;        /* dropout */
+    int consumers;        /* how many nodes read y */
+    int alias;            /* y/dy share the producer's buffers (in-place ReLU, flatten) */
+    int dy_written;       /* during backward: dy already holds a contribution */
+} lb_node;
+
+typedef struct lb_net {
+    lb_node *nodes;
+    int nnodes, cap;
+    lb_tensor_info *params, *states;
+    int nparams, nstates, pcap, scap;
+    size_t nparam, nstate; /* float counts */
+    float *param, *grad, *state;
+    lb_arena act;
+    float *scratch;
+    size_t scratch_floats;
+    float *dtmp;  /* quantized-input gradient before the activation quantizer */
+    float *dwtmp; /* quantized-weight gradient before the weight quantizer */
+    int max_batch, nthreads;
+    int batch; /* batch of the last forward */
+    int training;
+    lb_rng rng;    /* dropout */
+    lb_status err; /* first error met while building (reported by lb_net_plan) */
+} lb_net;
+
+/* Building. Each call returns the new node id (or -1 after an error; the first error is
+ * reported by lb_net_plan). Names must be unique; they prefix the parameter names
+ * ("<name>.weight", "<name>.bias", "<name>.wq.step", ...). */
+lb_net *lb_net_new(int c, int h, int w);
+int lb_net_conv(lb_net *n, const char *name, int in, int cout, int k, int stride, int pad,
+                int groups, int bias);
+int lb_net_linear(lb_net *n, const char *name, int in, int out, int bias);
+int lb_net_bn(lb_net *n, const char *name, int in);
+int lb_net_act(lb_net *n, lb_op op, int in);                              /* RELU, RELU6, FLATTEN */
+int lb_net_pool(lb_net *n, lb_op op, int in, int k, int stride, int pad); /* MAXPOOL, AVGPOOL */
+int lb_net_gap(lb_net *n, int in);
+int lb_net_add(lb_net *n, int a, int b);
+int lb_net_shortcut(lb_net *n, int in, int cout, int stride);
+int lb_net_dropout(lb_net *n, int in, float p);
+/* Quantizers of a conv/linear node (before lb_net_plan). */
+void lb_net_set_quant(lb_net *n, int node, const lb_qcfg *w, const lb_qcfg *a);
+
+/* Allocates all arrays for batches up to max_batch with nthreads workers. */
+lb_status lb_net_plan(lb_net *n, int max_batch, int nthreads);
+/* Default initialization (Kaiming-normal fan_out for convs, PyTorch's default uniform for linear,
+ * BN gamma 1 beta 0, running var 1), deterministic from seed. */
+void lb_net_init(lb_net *n, uint64_t seed);
+/* x[batch][c][h][w] -> logits (returned pointer into the last node's output). */
+const float *lb_net_forward(lb_net *n, const float *x, int batch, int training);
+/* From dlogits[batch][classes] of the last forward; fills n->grad. Returns a status so the NaN
+ * trap can report. */
+lb_status lb_net_backward(lb_net *n, const float *dlogits);
+/* Sum of quantizer regularization losses (adds their gradients); 0 for LSQ/fixed. */
+float lb_net_reg(lb_net *n);
+int lb_net_out(const lb_net *n); /* id of the output node */
+int lb_net_classes(const lb_net *n);
+/* Optimizer segments (one per parameter tensor); caller frees. */
+lb_opt_segment *lb_net_segments(const lb_net *n, int *nseg);
+int lb_net_find_param(const lb_net *n, const char *name);
+int lb_net_find_state(const lb_net *n, const char *name);
+/* Peak activation bytes planned, parameter count. */
+size_t lb_net_act_bytes(const lb_net *n);
+void lb_net_free(lb_net *n);
+const char *lb_op_name(lb_op op);
+
+#endif

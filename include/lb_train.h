@@ -1,0 +1,84 @@
+/* lb_train: the training and evaluation driver (data -> train -> evaluate -> checkpoint ->
+ * resume), the checkpoint mapping of a network + optimizer onto safetensors, and the speed
+ * benchmark. It reports progress through a callback and never prints; the CLI draws the bar. */
+#ifndef LB_TRAIN_H
+#define LB_TRAIN_H
+
+#include "lb_data.h"
+#include "lb_models.h"
+#include "lb_nn.h"
+#include "lb_optim.h"
+
+typedef struct lb_train_cfg {
+    lb_model_cfg model;
+    char data_dir[512];
+    char out[512];     /* checkpoint path (written atomically after every epoch) */
+    char resume[512];  /* checkpoint to continue from ("" = fresh start) */
+    char metrics[512]; /* JSON lines, one per epoch ("" = <out>.metrics.jsonl) */
+    int epochs, batch, threads;
+    int stop_after; /* stop (as if killed) after this epoch; 0 = run all */
+    int train_limit, test_limit;
+    uint64_t seed;
+    lb_opt_cfg opt;
+    lb_sched sched;      /* base rate, kind, warm-up; total filled from epochs */
+    float warmup_epochs; /* converted to steps */
+    float qlr_scale;     /* quantizer parameters' rate = lr * qlr_scale */
+    float label_smoothing;
+    lb_augment aug;
+} lb_train_cfg;
+
+void lb_train_cfg_default(lb_train_cfg *c);
+
+typedef struct lb_progress {
+    int epoch, epochs; /* 1-based */
+    int step, steps;   /* within the epoch */
+    float loss, acc;   /* running means over the epoch so far */
+    float img_per_s, eta_s;
+    int done; /* 1 at the epoch's end, with test results filled */
+    float test_loss, test_acc, epoch_s, lr;
+} lb_progress;
+
+typedef void (*lb_progress_fn)(void *ctx, const lb_progress *p);
+
+/* Trains per cfg; writes the checkpoint after each epoch and a metrics line per epoch. The final
+ * test accuracy lands in *final_acc (may be NULL). */
+lb_status lb_train_run(const lb_train_cfg *cfg, lb_progress_fn fn, void *ctx, float *final_acc);
+
+/* Evaluation of a planned network on a data set (eval mode), batch by batch. */
+lb_status lb_evaluate(lb_net *n, const lb_dataset *d, int limit, int batch, float *loss,
+                      float *acc);
+
+/* Checkpoints. A checkpoint holds every parameter and state tensor by name, optimizer state
+ * ("optim.m.<name>", "optim.v.<name>"), and metadata: the model config (lowbit.model, JSON), the
+ * training config (lowbit.train, JSON), epoch, step, optimizer step count and the RNG state. */
+typedef struct lb_ckpt_info {
+    lb_model_cfg model;
+    lb_train_cfg train; /* as recorded (paths excluded) */
+    int epoch;          /* epochs completed */
+    long step;
+    float test_acc;
+} lb_ckpt_info;
+
+lb_status lb_ckpt_save(const char *path, const lb_net *n, const lb_optim *o,
+                       const lb_ckpt_info *info);
+/* Reads the metadata only (to build the right model). */
+lb_status lb_ckpt_peek(const char *path, lb_ckpt_info *info);
+/* Loads tensors into a planned network built from the same config (and the optimizer state when
+ * o != NULL); every tensor must be present with its exact shape. */
+lb_status lb_ckpt_load(const char *path, lb_net *n, lb_optim *o, lb_ckpt_info *info);
+/* Loads a checkpoint into a freshly built and planned network for inference. */
+lb_status lb_ckpt_open_model(const char *path, int max_batch, int threads, lb_net **out,
+                             lb_ckpt_info *info);
+
+typedef struct lb_bench_result {
+    float img_per_s;                       /* median over steps */
+    float step_ms, fwd_ms, bwd_ms, opt_ms; /* medians */
+    float gflops;                          /* 3 x forward MAC FLOPs x img/s */
+    double fwd_macs;                       /* per image */
+} lb_bench_result;
+
+/* Trains `steps` timed steps (after `warmup`) on real data batches and reports medians. */
+lb_status lb_bench_run(const lb_train_cfg *cfg, int warmup, int steps, lb_bench_result *r);
+double lb_net_fwd_macs(const lb_net *n); /* conv + linear MACs per image */
+
+#endif

@@ -1,0 +1,111 @@
+/* The model zoo: builds each architecture as an lb_nn graph. Shapes only; quantizers are assigned
+ * by quant_plan.c and memory by lb_net_plan. */
+#include "lb_models.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const g_archs[] = {"cnn", "resnet20", "resnet18", NULL};
+
+const char *const *lb_model_archs(void) {
+    return g_archs;
+}
+
+void lb_model_cfg_default(lb_model_cfg *c) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->arch, sizeof c->arch, "cnn");
+    c->in_c = 1;
+    c->in_h = c->in_w = 28;
+    c->classes = 10;
+    c->q.kind = LB_Q_NONE;
+    c->q.wbits = c->q.abits = 4;
+    c->q.first_bits = c->q.last_bits = 8;
+}
+
+static int conv_bn(lb_net *n, const char *name, const char *bn, int x, int cout, int k, int s,
+                   int relu) {
+    x = lb_net_conv(n, name, x, cout, k, s, k / 2, 1, 0);
+    x = lb_net_bn(n, bn, x);
+    return relu ? lb_net_act(n, LB_OP_RELU, x) : x;
+}
+
+/* conv32-conv32-maxpool-conv64-conv64-maxpool-fc; 3x3, BN+ReLU after each conv. */
+static void build_cnn(lb_net *n, int classes) {
+    int x = conv_bn(n, "conv1", "bn1", 0, 32, 3, 1, 1);
+    x = conv_bn(n, "conv2", "bn2", x, 32, 3, 1, 1);
+    x = lb_net_pool(n, LB_OP_MAXPOOL, x, 2, 2, 0);
+    x = conv_bn(n, "conv3", "bn3", x, 64, 3, 1, 1);
+    x = conv_bn(n, "conv4", "bn4", x, 64, 3, 1, 1);
+    x = lb_net_pool(n, LB_OP_MAXPOOL, x, 2, 2, 0);
+    lb_net_linear(n, "fc", x, classes, 1);
+}
+
+/* CIFAR ResNet basic block. Option A (resnet20): parameter-free subsample + zero channel pad;
+ * option B (resnet18): 1x1 conv + BN projection when the shape changes. */
+static int basic_block(lb_net *n, const char *p, int x, int cout, int stride, int option_b) {
+    char a[48], b[48], c[48], d[48];
+    snprintf(a, sizeof a, "%s.conv1", p);
+    snprintf(b, sizeof b, "%s.bn1", p);
+    int y = conv_bn(n, a, b, x, cout, 3, stride, 1);
+    snprintf(a, sizeof a, "%s.conv2", p);
+    snprintf(b, sizeof b, "%s.bn2", p);
+    y = conv_bn(n, a, b, y, cout, 3, 1, 0);
+    int sc = x;
+    int cin = n->nodes[x].c;
+    if (stride != 1 || cin != cout) {
+        if (option_b) {
+            snprintf(c, sizeof c, "%s.down", p);
+            snprintf(d, sizeof d, "%s.down_bn", p);
+            sc = conv_bn(n, c, d, x, cout, 1, stride, 0);
+        } else {
+            sc = lb_net_shortcut(n, x, cout, stride);
+        }
+    }
+    return lb_net_act(n, LB_OP_RELU, lb_net_add(n, y, sc));
+}
+
+static void build_resnet(lb_net *n, int classes, const int *widths, int stages, int blocks,
+                         int option_b) {
+    int x = conv_bn(n, "conv1", "bn1", 0, widths[0], 3, 1, 1);
+    for (int s = 0; s < stages; s++)
+        for (int b = 0; b < blocks; b++) {
+            char p[32];
+            snprintf(p, sizeof p, "s%d.b%d", s + 1, b);
+            x = basic_block(n, p, x, widths[s], (s > 0 && b == 0) ? 2 : 1, option_b);
+        }
+    x = lb_net_gap(n, x);
+    lb_net_linear(n, "fc", x, classes, 1);
+}
+
+lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out) {
+    *out = NULL;
+    if (cfg->in_c != 1 && cfg->in_c != 3)
+        return lb_error_set(LB_EINVAL, "model input must have 1 or 3 channels, got %d", cfg->in_c);
+    if (cfg->in_h < 28 || cfg->in_w < 28)
+        return lb_error_set(LB_EINVAL, "model input must be at least 28x28, got %dx%d", cfg->in_h,
+                            cfg->in_w);
+    if (cfg->classes < 2)
+        return lb_error_set(LB_EINVAL, "need at least 2 classes, got %d", cfg->classes);
+    lb_net *n = lb_net_new(cfg->in_c, cfg->in_h, cfg->in_w);
+    if (!n) return lb_error_set(LB_ENOMEM, "out of memory building %s", cfg->arch);
+    if (strcmp(cfg->arch, "cnn") == 0) {
+        build_cnn(n, cfg->classes);
+    } else if (strcmp(cfg->arch, "resnet20") == 0) {
+        static const int w[] = {16, 32, 64};
+        build_resnet(n, cfg->classes, w, 3, 3, 0);
+    } else if (strcmp(cfg->arch, "resnet18") == 0) {
+        static const int w[] = {64, 128, 256, 512};
+        build_resnet(n, cfg->classes, w, 4, 2, 1);
+    } else {
+        lb_net_free(n);
+        return lb_error_set(LB_EINVAL, "unknown model '%s' (cnn, resnet20, resnet18)", cfg->arch);
+    }
+    lb_status st = n->err;
+    if (st == LB_OK) st = lb_quant_plan_apply(&cfg->q, n);
+    if (st != LB_OK) {
+        lb_net_free(n);
+        return st;
+    }
+    *out = n;
+    return LB_OK;
+}

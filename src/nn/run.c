@@ -1,0 +1,258 @@
+/* Forward and backward passes over the planned graph; each node is a call into lb_ops / lb_quant.
+ * No allocation happens here. */
+#include "nn_internal.h"
+#include "lb_ops.h"
+
+#include <string.h>
+
+static float *P(const lb_net *n, int idx) {
+    return idx >= 0 ? n->param + n->params[idx].off : NULL;
+}
+static float *G(const lb_net *n, int idx) {
+    return idx >= 0 ? n->grad + n->params[idx].off : NULL;
+}
+static float *S(const lb_net *n, int idx) {
+    return idx >= 0 ? n->state + n->states[idx].off : NULL;
+}
+
+static void conv_desc(const lb_net *n, const lb_node *d, int B, lb_conv2d_desc *cd) {
+    const lb_node *s = &n->nodes[d->in[0]];
+    lb_conv2d_desc_init(cd, B, s->c, s->h, s->w, d->c, d->k, d->stride, d->pad, d->groups);
+}
+
+static void pool_desc(const lb_net *n, const lb_node *d, int B, lb_pool_desc *pd) {
+    const lb_node *s = &n->nodes[d->in[0]];
+    lb_pool_desc_init(pd, B, s->c, s->h, s->w, d->k, d->stride, d->pad);
+}
+
+/* Quantized operands of a conv/linear node: input codes*step and weight codes*step. */
+static void quant_operands(lb_net *n, lb_node *d, int B, const float *x, const float **xin,
+                           const float **win) {
+    *xin = x;
+    *win = P(n, d->pw);
+    if (d->aqcfg.kind != LB_Q_NONE) {
+        lb_quant_forward(&d->aq, (size_t)B, x, d->xq, n->training);
+        *xin = d->xq;
+    }
+    if (d->wqcfg.kind != LB_Q_NONE) {
+        lb_quant_forward(&d->wq, 1, *win, d->wqbuf, n->training);
+        *win = d->wqbuf;
+    }
+}
+
+const float *lb_net_forward(lb_net *n, const float *x, int B, int training) {
+    n->batch = B;
+    n->training = training;
+    n->nodes[0].y = (float *)x; /* read only: nothing writes the input node */
+    for (int i = 1; i < n->nnodes; i++) {
+        lb_node *d = &n->nodes[i];
+        const lb_node *s = &n->nodes[d->in[0]];
+        const float *in = s->y;
+        size_t cnt = (size_t)B * lb_node_size(d);
+        switch (d->op) {
+        case LB_OP_CONV: {
+            const float *xin, *win;
+            quant_operands(n, d, B, in, &xin, &win);
+            lb_conv2d_desc cd;
+            conv_desc(n, d, B, &cd);
+            lb_conv2d_forward(&cd, xin, win, P(n, d->pb), d->y, n->scratch);
+            break;
+        }
+        case LB_OP_LINEAR: {
+            const float *xin, *win;
+            quant_operands(n, d, B, in, &xin, &win);
+            lb_linear_forward(B, (int)lb_node_size(s), d->c, xin, win, P(n, d->pb), d->y);
+            break;
+        }
+        case LB_OP_BN: {
+            lb_bn_desc bd = {B, d->c, d->h * d->w, 1e-5f, 0.1f};
+            if (training)
+                lb_bn_forward_train(&bd, in, P(n, d->pw), P(n, d->pb), d->y, d->mean, d->invstd,
+                                    S(n, d->smean), S(n, d->svar));
+            else
+                lb_bn_forward_eval(&bd, in, P(n, d->pw), P(n, d->pb), S(n, d->smean), S(n, d->svar),
+                                   d->y);
+            break;
+        }
+        case LB_OP_RELU:
+            lb_relu_forward(cnt, in, d->y);
+            break;
+        case LB_OP_RELU6:
+            lb_relu6_forward(cnt, in, d->y);
+            break;
+        case LB_OP_FLATTEN:
+            if (!d->alias) memcpy(d->y, in, cnt * sizeof(float));
+            break;
+        case LB_OP_MAXPOOL: {
+            lb_pool_desc pd;
+            pool_desc(n, d, B, &pd);
+            lb_maxpool_forward(&pd, in, d->y, d->argmax);
+            break;
+        }
+        case LB_OP_AVGPOOL: {
+            lb_pool_desc pd;
+            pool_desc(n, d, B, &pd);
+            lb_avgpool_forward(&pd, in, d->y);
+            break;
+        }
+        case LB_OP_GAP:
+            lb_gap_forward(B, s->c, s->h * s->w, in, d->y);
+            break;
+        case LB_OP_ADD:
+            lb_add_forward(cnt, in, n->nodes[d->in[1]].y, d->y);
+            break;
+        case LB_OP_SHORTCUT:
+            lb_shortcut_forward(B, s->c, s->h, s->w, d->c, d->stride, in, d->y);
+            break;
+        case LB_OP_DROPOUT:
+            if (training && d->p > 0)
+                lb_dropout_forward(cnt, d->p, in, d->y, d->mask, &n->rng);
+            else
+                memcpy(d->y, in, cnt * sizeof(float));
+            break;
+        default:
+            break;
+        }
+    }
+    return n->nodes[n->nnodes - 1].y;
+}
+
+/* The gradient destination for producer `p` of the current node: NULL for the input image;
+ * whether to accumulate follows from earlier contributions. */
+static float *grad_target(lb_net *n, int p, int *acc) {
+    lb_node *s = &n->nodes[p];
+    if (s->op == LB_OP_INPUT) {
+        *acc = 0;
+        return NULL;
+    }
+    *acc = s->dy_written;
+    s->dy_written = 1;
+    return s->dy;
+}
+
+static void add_grad(float *dx, const float *dy, size_t cnt, int acc) {
+    if (!dx) return;
+    if (acc)
+        for (size_t i = 0; i < cnt; i++) dx[i] += dy[i];
+    else
+        memcpy(dx, dy, cnt * sizeof(float));
+}
+
+static lb_status backward_linear_or_conv(lb_net *n, lb_node *d, int B) {
+    const lb_node *s = &n->nodes[d->in[0]];
+    int acc;
+    float *dx = grad_target(n, d->in[0], &acc);
+    int aq = d->aqcfg.kind != LB_Q_NONE, wq = d->wqcfg.kind != LB_Q_NONE;
+    const float *xin = aq ? d->xq : s->y;
+    const float *win = wq ? d->wqbuf : P(n, d->pw);
+    /* with an activation quantizer the conv's input gradient lands in dtmp first; it is needed
+     * even for the image input, since the step size gets its gradient from it */
+    float *dxin = aq ? n->dtmp : dx;
+    int acc_in = aq ? 0 : acc;
+    float *dw = wq ? n->dwtmp : G(n, d->pw);
+    if (d->op == LB_OP_CONV) {
+        lb_conv2d_desc cd;
+        conv_desc(n, d, B, &cd);
+        lb_conv2d_backward(&cd, xin, win, d->dy, dxin, acc_in, dw, G(n, d->pb), n->scratch);
+    } else {
+        lb_linear_backward(B, (int)lb_node_size(s), d->c, xin, win, d->dy, dxin, acc_in, dw,
+                           G(n, d->pb));
+    }
+    if (aq) lb_quant_backward(&d->aq, (size_t)B, s->y, n->dtmp, dx ? dx : n->dtmp, dx ? acc : 0);
+    if (wq) lb_quant_backward(&d->wq, 1, P(n, d->pw), n->dwtmp, G(n, d->pw), 0);
+    return lb_check_finite(d->name, G(n, d->pw), n->params[d->pw].n);
+}
+
+lb_status lb_net_backward(lb_net *n, const float *dlogits) {
+    int B = n->batch;
+    for (int i = 0; i < n->nnodes; i++) n->nodes[i].dy_written = 0;
+    lb_node *last = &n->nodes[n->nnodes - 1];
+    memcpy(last->dy, dlogits, (size_t)B * lb_node_size(last) * sizeof(float));
+    last->dy_written = 1;
+    for (int i = n->nnodes - 1; i >= 1; i--) {
+        lb_node *d = &n->nodes[i];
+        const lb_node *s = &n->nodes[d->in[0]];
+        size_t cnt = (size_t)B * lb_node_size(d);
+        if (!d->dy_written) memset(d->dy, 0, cnt * sizeof(float)); /* output unused */
+        int acc;
+        float *dx;
+        switch (d->op) {
+        case LB_OP_CONV:
+        case LB_OP_LINEAR: {
+            lb_status st = backward_linear_or_conv(n, d, B);
+            if (st != LB_OK) return st;
+            break;
+        }
+        case LB_OP_BN: {
+            lb_bn_desc bd = {B, d->c, d->h * d->w, 1e-5f, 0.1f};
+            dx = grad_target(n, d->in[0], &acc);
+            lb_bn_backward(&bd, s->y, P(n, d->pw), d->mean, d->invstd, d->dy, dx, acc, G(n, d->pw),
+                           G(n, d->pb));
+            break;
+        }
+        case LB_OP_RELU:
+        case LB_OP_RELU6:
+            dx = grad_target(n, d->in[0], &acc);
+            if (!dx) break;
+            if (d->alias) acc = 0; /* dx == dy: the sole consumer rewrites in place */
+            if (d->op == LB_OP_RELU)
+                lb_relu_backward(cnt, d->y, d->dy, dx, acc);
+            else
+                lb_relu6_backward(cnt, d->y, d->dy, dx, acc);
+            break;
+        case LB_OP_FLATTEN:
+            dx = grad_target(n, d->in[0], &acc);
+            if (!d->alias) add_grad(dx, d->dy, cnt, acc);
+            break;
+        case LB_OP_MAXPOOL: {
+            lb_pool_desc pd;
+            pool_desc(n, d, B, &pd);
+            dx = grad_target(n, d->in[0], &acc);
+            if (dx) lb_maxpool_backward(&pd, d->argmax, d->dy, dx, acc);
+            break;
+        }
+        case LB_OP_AVGPOOL: {
+            lb_pool_desc pd;
+            pool_desc(n, d, B, &pd);
+            dx = grad_target(n, d->in[0], &acc);
+            if (dx) lb_avgpool_backward(&pd, d->dy, dx, acc);
+            break;
+        }
+        case LB_OP_GAP:
+            dx = grad_target(n, d->in[0], &acc);
+            if (dx) lb_gap_backward(B, s->c, s->h * s->w, d->dy, dx, acc);
+            break;
+        case LB_OP_ADD:
+            for (int j = 0; j < 2; j++) {
+                dx = grad_target(n, d->in[j], &acc);
+                add_grad(dx, d->dy, cnt, acc);
+            }
+            break;
+        case LB_OP_SHORTCUT:
+            dx = grad_target(n, d->in[0], &acc);
+            if (dx) lb_shortcut_backward(B, s->c, s->h, s->w, d->c, d->stride, d->dy, dx, acc);
+            break;
+        case LB_OP_DROPOUT:
+            dx = grad_target(n, d->in[0], &acc);
+            if (!dx) break;
+            if (n->training && d->p > 0)
+                lb_dropout_backward(cnt, d->p, d->mask, d->dy, dx, acc);
+            else
+                add_grad(dx, d->dy, cnt, acc);
+            break;
+        default:
+            break;
+        }
+    }
+    return LB_OK;
+}
+
+float lb_net_reg(lb_net *n) {
+    float r = 0;
+    for (int i = 1; i < n->nnodes; i++) {
+        lb_node *d = &n->nodes[i];
+        if ((d->op == LB_OP_CONV || d->op == LB_OP_LINEAR) && d->wqcfg.kind != LB_Q_NONE)
+            r += lb_quant_reg(&d->wq, 1, P(n, d->pw), G(n, d->pw));
+    }
+    return r;
+}

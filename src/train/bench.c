@@ -1,0 +1,87 @@
+/* The training-speed benchmark behind `lowbit bench`: real data batches, warm-up, then timed
+ * steps with forward, backward and update timed apart; medians reported. */
+#include "train_internal.h"
+#include "lb_ops.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double lb_net_fwd_macs(const lb_net *n) {
+    double m = 0;
+    for (int i = 1; i < n->nnodes; i++) {
+        const lb_node *d = &n->nodes[i];
+        if (d->op == LB_OP_CONV || d->op == LB_OP_LINEAR)
+            m += (double)n->params[d->pw].n * d->h * d->w;
+    }
+    return m;
+}
+
+lb_status lb_bench_run(const lb_train_cfg *cfg_in, int warmup, int steps, lb_bench_result *res) {
+    lb_train_cfg cfg = *cfg_in, *c = &cfg;
+    if (steps < 1 || warmup < 0) return lb_error_set(LB_EINVAL, "--steps must be >= 1");
+    if (c->batch < 1) return lb_error_set(LB_EINVAL, "--batch must be >= 1, got %d", c->batch);
+    lb_threads_set(c->threads);
+    run r;
+    memset(&r, 0, sizeof r);
+    double *t = calloc((size_t)steps * 4, sizeof *t);
+    lb_status st = t ? lb_run_setup(&r, c) : lb_error_set(LB_ENOMEM, "out of memory");
+    if (st != LB_OK) goto out;
+    int classes = lb_net_classes(r.net);
+    float lrs[LB_NGROUPS] = {c->sched.base, c->sched.base, c->sched.base * c->qlr_scale};
+    int epoch = 0, done = 0;
+    lb_loader_start(r.loader, epoch);
+    while (done < warmup + steps) {
+        int b = lb_loader_next(r.loader, r.x, r.y);
+        if (b < c->batch) { /* only full batches are timed */
+            lb_loader_start(r.loader, ++epoch);
+            continue;
+        }
+        double t0 = now_s();
+        const float *logits = lb_net_forward(r.net, r.x, b, 1);
+        int nc;
+        lb_xent_forward(b, classes, logits, r.y, 0, r.probs, &nc);
+        lb_xent_backward(b, classes, r.probs, r.y, 0, r.dlogits);
+        double t1 = now_s();
+        if ((st = lb_net_backward(r.net, r.dlogits)) != LB_OK) goto out;
+        double t2 = now_s();
+        lb_optim_step(&r.opt, r.net->param, r.net->grad, r.seg, r.nseg, lrs);
+        double t3 = now_s();
+        if (done >= warmup) {
+            int k = done - warmup;
+            t[k] = t3 - t0;
+            t[steps + k] = t1 - t0;
+            t[2 * steps + k] = t2 - t1;
+            t[3 * steps + k] = t3 - t2;
+        }
+        done++;
+    }
+    double step = median(t, steps);
+    res->step_ms = (float)(1e3 * step);
+    res->fwd_ms = (float)(1e3 * median(t + steps, steps));
+    res->bwd_ms = (float)(1e3 * median(t + 2 * steps, steps));
+    res->opt_ms = (float)(1e3 * median(t + 3 * steps, steps));
+    res->img_per_s = (float)(c->batch / step);
+    res->fwd_macs = lb_net_fwd_macs(r.net);
+    res->gflops = (float)(6.0 * res->fwd_macs * res->img_per_s * 1e-9);
+out:
+    free(t);
+    lb_run_free(&r);
+    return st;
+}

@@ -1,0 +1,210 @@
+/* Maps a network, its optimizer state and the run's position onto a safetensors checkpoint and
+ * back, validating that the file fits the model. The file format itself is lb_ckpt's. */
+#include "train_internal.h"
+#include "lb_ckpt.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FORMAT_VERSION "1"
+
+static void fill(lb_st_tensor *t, const char *name, const lb_tensor_info *ti, const float *data) {
+    t->name = name;
+    t->dtype = LB_F32;
+    t->ndim = ti->ndim;
+    for (int i = 0; i < ti->ndim; i++) t->shape[i] = ti->shape[i];
+    t->data = data;
+}
+
+lb_status lb_ckpt_save(const char *path, const lb_net *n, const lb_optim *o,
+                       const lb_ckpt_info *info) {
+    int nopt = o ? (o->cfg.kind == LB_OPT_ADAMW ? 2 : 1) : 0;
+    int nt = n->nparams + n->nstates + nopt * n->nparams;
+    lb_st_tensor *t = calloc((size_t)nt + 1, sizeof *t);
+    char(*names)[LB_NAME_MAX + 32] = calloc((size_t)nt + 1, sizeof *names);
+    char *mj = lb_model_cfg_to_json(&info->model), *tj = lb_train_cfg_to_json(&info->train);
+    lb_status st = LB_OK;
+    if (!t || !names || !mj || !tj) {
+        st = lb_error_set(LB_ENOMEM, "%s: out of memory preparing checkpoint", path);
+        goto out;
+    }
+    int k = 0;
+    for (int i = 0; i < n->nparams; i++) {
+        snprintf(names[k], sizeof names[k], "%s", n->params[i].name);
+        fill(&t[k], names[k], &n->params[i], n->param + n->params[i].off);
+        k++;
+    }
+    for (int i = 0; i < n->nstates; i++) {
+        snprintf(names[k], sizeof names[k], "%s", n->states[i].name);
+        fill(&t[k], names[k], &n->states[i], n->state + n->states[i].off);
+        k++;
+    }
+    for (int j = 0; j < nopt; j++)
+        for (int i = 0; i < n->nparams; i++) {
+            snprintf(names[k], sizeof names[k], "optim.%c.%s", j ? 'v' : 'm', n->params[i].name);
+            fill(&t[k], names[k], &n->params[i], o->state + (size_t)j * o->n + n->params[i].off);
+            k++;
+        }
+    char epoch[32], step[32], ot[32], rng[80], acc[32];
+    snprintf(epoch, sizeof epoch, "%d", info->epoch);
+    snprintf(step, sizeof step, "%ld", info->step);
+    snprintf(ot, sizeof ot, "%ld", o ? o->t : 0L);
+    snprintf(rng, sizeof rng, "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64, n->rng.s[0],
+             n->rng.s[1], n->rng.s[2], n->rng.s[3]);
+    snprintf(acc, sizeof acc, "%.6f", info->test_acc);
+    lb_st_meta meta[] = {{"lowbit.format", FORMAT_VERSION},
+                         {"lowbit.model", mj},
+                         {"lowbit.train", tj},
+                         {"lowbit.epoch", epoch},
+                         {"lowbit.step", step},
+                         {"lowbit.optim_t", ot},
+                         {"lowbit.rng", rng},
+                         {"lowbit.test_acc", acc}};
+    st = lb_st_write(path, t, k, meta, (int)(sizeof meta / sizeof meta[0]));
+out:
+    free(t);
+    free(names);
+    free(mj);
+    free(tj);
+    return st;
+}
+
+static lb_status need_meta(const lb_st_file *f, const char *path, const char *key, const char **v) {
+    *v = lb_st_meta_get(f, key);
+    if (!*v)
+        return lb_error_set(LB_EFORMAT, "%s: not a lowbit checkpoint (no metadata %s)", path, key);
+    return LB_OK;
+}
+
+static lb_status read_info(const lb_st_file *f, const char *path, lb_ckpt_info *info) {
+    const char *v;
+    lb_status st;
+    memset(info, 0, sizeof *info);
+    if ((st = need_meta(f, path, "lowbit.format", &v)) != LB_OK) return st;
+    if (strcmp(v, FORMAT_VERSION) != 0)
+        return lb_error_set(LB_EFORMAT, "%s: checkpoint format %s, this lowbit reads %s", path, v,
+                            FORMAT_VERSION);
+    if ((st = need_meta(f, path, "lowbit.model", &v)) != LB_OK) return st;
+    if ((st = lb_model_cfg_from_json(v, path, &info->model)) != LB_OK) return st;
+    lb_train_cfg_default(&info->train);
+    info->train.model = info->model;
+    if ((st = need_meta(f, path, "lowbit.train", &v)) != LB_OK) return st;
+    if ((st = lb_train_cfg_from_json(v, path, &info->train)) != LB_OK) return st;
+    if ((st = need_meta(f, path, "lowbit.epoch", &v)) != LB_OK) return st;
+    char *end;
+    info->epoch = (int)strtol(v, &end, 10);
+    if (*end || info->epoch < 0)
+        return lb_error_set(LB_EFORMAT, "%s: bad lowbit.epoch '%s'", path, v);
+    if ((st = need_meta(f, path, "lowbit.step", &v)) != LB_OK) return st;
+    info->step = strtol(v, &end, 10);
+    if (*end || info->step < 0)
+        return lb_error_set(LB_EFORMAT, "%s: bad lowbit.step '%s'", path, v);
+    v = lb_st_meta_get(f, "lowbit.test_acc");
+    info->test_acc = v ? strtof(v, NULL) : 0;
+    return LB_OK;
+}
+
+lb_status lb_ckpt_peek(const char *path, lb_ckpt_info *info) {
+    lb_st_file *f;
+    lb_status st = lb_st_read(path, &f);
+    if (st != LB_OK) return st;
+    st = read_info(f, path, info);
+    lb_st_free(f);
+    return st;
+}
+
+static lb_status load_tensor(const lb_st_file *f, const char *path, const char *name,
+                             const lb_tensor_info *ti, float *dst) {
+    const lb_st_tensor *t = lb_st_find(f, name);
+    if (!t)
+        return lb_error_set(LB_ESHAPE,
+                            "%s: tensor '%s' missing: checkpoint does not fit the "
+                            "model",
+                            path, name);
+    int ok = t->dtype == LB_F32 && t->ndim == ti->ndim;
+    for (int i = 0; ok && i < ti->ndim; i++) ok = t->shape[i] == ti->shape[i];
+    if (!ok) {
+        char want[64] = "", got[64] = "";
+        for (int i = 0; i < ti->ndim; i++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%d", i ? "," : "",
+                     ti->shape[i]);
+        for (int i = 0; i < t->ndim && i < LB_ST_MAXDIM; i++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? "," : "",
+                     (long long)t->shape[i]);
+        return lb_error_set(LB_ESHAPE, "%s: tensor '%s' has shape [%s]%s, the model needs F32 [%s]",
+                            path, name, got, t->dtype == LB_F32 ? "" : " (not F32)", want);
+    }
+    memcpy(dst, t->data, ti->n * sizeof(float));
+    return LB_OK;
+}
+
+lb_status lb_ckpt_load(const char *path, lb_net *n, lb_optim *o, lb_ckpt_info *info) {
+    lb_st_file *f;
+    lb_status st = lb_st_read(path, &f);
+    if (st != LB_OK) return st;
+    lb_ckpt_info tmp;
+    if (!info) info = &tmp;
+    if ((st = read_info(f, path, info)) != LB_OK) goto out;
+    for (int i = 0; i < n->nparams && st == LB_OK; i++)
+        st = load_tensor(f, path, n->params[i].name, &n->params[i], n->param + n->params[i].off);
+    for (int i = 0; i < n->nstates && st == LB_OK; i++)
+        st = load_tensor(f, path, n->states[i].name, &n->states[i], n->state + n->states[i].off);
+    int nopt = 0;
+    if (o && st == LB_OK) {
+        nopt = o->cfg.kind == LB_OPT_ADAMW ? 2 : 1;
+        char name[LB_NAME_MAX + 32];
+        for (int j = 0; j < nopt && st == LB_OK; j++)
+            for (int i = 0; i < n->nparams && st == LB_OK; i++) {
+                snprintf(name, sizeof name, "optim.%c.%s", j ? 'v' : 'm', n->params[i].name);
+                st = load_tensor(f, path, name, &n->params[i],
+                                 o->state + (size_t)j * o->n + n->params[i].off);
+            }
+        const char *v = lb_st_meta_get(f, "lowbit.optim_t");
+        o->t = v ? strtol(v, NULL, 10) : 0;
+    }
+    if (st == LB_OK) {
+        /* Tensors the model does not have mean the file is for another model. */
+        for (int i = 0; i < lb_st_count(f); i++) {
+            const char *nm = lb_st_get(f, i)->name;
+            if (lb_net_find_param(n, nm) >= 0 || lb_net_find_state(n, nm) >= 0) continue;
+            if (strncmp(nm, "optim.", 6) == 0) continue;
+            st = lb_error_set(LB_ESHAPE,
+                              "%s: tensor '%s' is not part of the model: checkpoint "
+                              "does not fit the model",
+                              path, nm);
+            break;
+        }
+    }
+    if (st == LB_OK) {
+        const char *v = lb_st_meta_get(f, "lowbit.rng");
+        unsigned long long s[4];
+        if (v && strlen(v) == 64 &&
+            sscanf(v, "%16llx%16llx%16llx%16llx", &s[0], &s[1], &s[2], &s[3]) == 4)
+            for (int i = 0; i < 4; i++) n->rng.s[i] = s[i];
+        else
+            st = lb_error_set(LB_EFORMAT, "%s: bad or missing lowbit.rng", path);
+    }
+out:
+    lb_st_free(f);
+    return st;
+}
+
+lb_status lb_ckpt_open_model(const char *path, int max_batch, int threads, lb_net **out,
+                             lb_ckpt_info *info) {
+    *out = NULL;
+    lb_status st = lb_ckpt_peek(path, info);
+    if (st != LB_OK) return st;
+    lb_net *n;
+    st = lb_model_build(&info->model, &n);
+    if (st != LB_OK) return lb_error_set(st, "%s: %s", path, lb_error_msg());
+    st = lb_net_plan(n, max_batch, threads);
+    if (st == LB_OK) st = lb_ckpt_load(path, n, NULL, info);
+    if (st != LB_OK) {
+        lb_net_free(n);
+        return st;
+    }
+    *out = n;
+    return LB_OK;
+}

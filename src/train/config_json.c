@@ -1,0 +1,153 @@
+/* Model and training configurations to and from the JSON kept in checkpoint metadata. */
+#include "train_internal.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *lb_model_cfg_to_json(const lb_model_cfg *m) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "arch", m->arch);
+    cJSON_AddNumberToObject(o, "in_c", m->in_c);
+    cJSON_AddNumberToObject(o, "in_h", m->in_h);
+    cJSON_AddNumberToObject(o, "in_w", m->in_w);
+    cJSON_AddNumberToObject(o, "classes", m->classes);
+    cJSON_AddStringToObject(o, "quant", lb_qkind_name(m->q.kind));
+    cJSON_AddNumberToObject(o, "wbits", m->q.wbits);
+    cJSON_AddNumberToObject(o, "abits", m->q.abits);
+    cJSON_AddNumberToObject(o, "first_bits", m->q.first_bits);
+    cJSON_AddNumberToObject(o, "last_bits", m->q.last_bits);
+    cJSON_AddNumberToObject(o, "per_channel", m->q.per_channel);
+    cJSON_AddStringToObject(o, "layer_bits", m->q.overrides);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static int get_int(const cJSON *o, const char *k, int *v) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(x)) return 0;
+    *v = x->valueint;
+    return 1;
+}
+
+static int get_num(const cJSON *o, const char *k, double *v) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(x)) return 0;
+    *v = x->valuedouble;
+    return 1;
+}
+
+static int get_str(const cJSON *o, const char *k, char *dst, size_t n) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsString(x) || strlen(x->valuestring) >= n) return 0;
+    snprintf(dst, n, "%s", x->valuestring);
+    return 1;
+}
+
+lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg *m) {
+    cJSON *o = cJSON_Parse(js);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return lb_error_set(LB_EFORMAT, "%s: metadata lowbit.model is not a JSON object", path);
+    }
+    lb_model_cfg_default(m);
+    char qk[16];
+    int ok = get_str(o, "arch", m->arch, sizeof m->arch) && get_int(o, "in_c", &m->in_c) &&
+             get_int(o, "in_h", &m->in_h) && get_int(o, "in_w", &m->in_w) &&
+             get_int(o, "classes", &m->classes) && get_str(o, "quant", qk, sizeof qk) &&
+             get_int(o, "wbits", &m->q.wbits) && get_int(o, "abits", &m->q.abits) &&
+             get_int(o, "first_bits", &m->q.first_bits) &&
+             get_int(o, "last_bits", &m->q.last_bits) &&
+             get_int(o, "per_channel", &m->q.per_channel) &&
+             get_str(o, "layer_bits", m->q.overrides, sizeof m->q.overrides);
+    cJSON_Delete(o);
+    if (!ok)
+        return lb_error_set(LB_EFORMAT,
+                            "%s: metadata lowbit.model lacks a field or has one "
+                            "of the wrong type",
+                            path);
+    if (lb_qkind_parse(qk, &m->q.kind) != LB_OK)
+        return lb_error_set(LB_EFORMAT, "%s: unknown quantizer '%s' in lowbit.model", path, qk);
+    return LB_OK;
+}
+
+char *lb_train_cfg_to_json(const lb_train_cfg *c) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "epochs", c->epochs);
+    cJSON_AddNumberToObject(o, "batch", c->batch);
+    cJSON_AddNumberToObject(o, "train_limit", c->train_limit);
+    cJSON_AddNumberToObject(o, "test_limit", c->test_limit);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)c->seed);
+    cJSON_AddStringToObject(o, "seed", seed);
+    cJSON_AddNumberToObject(o, "optimizer", c->opt.kind);
+    cJSON_AddNumberToObject(o, "momentum", c->opt.momentum);
+    cJSON_AddNumberToObject(o, "nesterov", c->opt.nesterov);
+    cJSON_AddNumberToObject(o, "weight_decay", c->opt.weight_decay);
+    cJSON_AddNumberToObject(o, "beta1", c->opt.beta1);
+    cJSON_AddNumberToObject(o, "beta2", c->opt.beta2);
+    cJSON_AddNumberToObject(o, "eps", c->opt.eps);
+    cJSON_AddNumberToObject(o, "sched", c->sched.kind);
+    cJSON_AddNumberToObject(o, "lr", c->sched.base);
+    cJSON_AddNumberToObject(o, "warmup_epochs", c->warmup_epochs);
+    cJSON_AddNumberToObject(o, "warmup_start", c->sched.warmup_start);
+    cJSON_AddNumberToObject(o, "final_lr", c->sched.final);
+    cJSON_AddNumberToObject(o, "gamma", c->sched.gamma);
+    cJSON_AddNumberToObject(o, "step_every", (double)c->sched.step_every);
+    cJSON_AddNumberToObject(o, "qlr_scale", c->qlr_scale);
+    cJSON_AddNumberToObject(o, "label_smoothing", c->label_smoothing);
+    cJSON_AddNumberToObject(o, "crop_pad", c->aug.crop_pad);
+    cJSON_AddNumberToObject(o, "hflip", c->aug.hflip);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg *c) {
+    cJSON *o = cJSON_Parse(js);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return lb_error_set(LB_EFORMAT, "%s: metadata lowbit.train is not a JSON object", path);
+    }
+    double v[16];
+    int kind = 0, sk = 0, nest = 0, crop = 0, flip = 0;
+    char seed[32];
+    int ok = get_int(o, "epochs", &c->epochs) && get_int(o, "batch", &c->batch) &&
+             get_int(o, "train_limit", &c->train_limit) &&
+             get_int(o, "test_limit", &c->test_limit) && get_str(o, "seed", seed, sizeof seed) &&
+             get_int(o, "optimizer", &kind) && get_num(o, "momentum", &v[0]) &&
+             get_int(o, "nesterov", &nest) && get_num(o, "weight_decay", &v[1]) &&
+             get_num(o, "beta1", &v[2]) && get_num(o, "beta2", &v[3]) && get_num(o, "eps", &v[4]) &&
+             get_int(o, "sched", &sk) && get_num(o, "lr", &v[5]) &&
+             get_num(o, "warmup_epochs", &v[6]) && get_num(o, "warmup_start", &v[7]) &&
+             get_num(o, "final_lr", &v[8]) && get_num(o, "gamma", &v[9]) &&
+             get_num(o, "step_every", &v[10]) && get_num(o, "qlr_scale", &v[11]) &&
+             get_num(o, "label_smoothing", &v[12]) && get_int(o, "crop_pad", &crop) &&
+             get_int(o, "hflip", &flip);
+    cJSON_Delete(o);
+    if (!ok || kind < 0 || kind > LB_OPT_ADAMW || sk < 0 || sk > LB_SCHED_STEP)
+        return lb_error_set(LB_EFORMAT, "%s: metadata lowbit.train lacks a field or has a bad one",
+                            path);
+    c->seed = strtoull(seed, NULL, 10);
+    c->opt.kind = (lb_opt_kind)kind;
+    c->opt.momentum = (float)v[0];
+    c->opt.nesterov = nest;
+    c->opt.weight_decay = (float)v[1];
+    c->opt.beta1 = (float)v[2];
+    c->opt.beta2 = (float)v[3];
+    c->opt.eps = (float)v[4];
+    c->sched.kind = (lb_sched_kind)sk;
+    c->sched.base = (float)v[5];
+    c->warmup_epochs = (float)v[6];
+    c->sched.warmup_start = (float)v[7];
+    c->sched.final = (float)v[8];
+    c->sched.gamma = (float)v[9];
+    c->sched.step_every = (long)v[10];
+    c->qlr_scale = (float)v[11];
+    c->label_smoothing = (float)v[12];
+    c->aug.crop_pad = crop;
+    c->aug.hflip = flip;
+    return LB_OK;
+}

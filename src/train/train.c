@@ -1,0 +1,260 @@
+/* The training driver: data -> model -> epochs of SGD/AdamW -> evaluation -> checkpoint, with
+ * resume from a checkpoint continuing bit for bit (data order and augmentation derive from
+ * (seed, epoch); parameters, optimizer, quantizer and RNG state come from the file). */
+#include "train_internal.h"
+#include "lb_ops.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void lb_train_cfg_default(lb_train_cfg *c) {
+    memset(c, 0, sizeof *c);
+    lb_model_cfg_default(&c->model);
+    snprintf(c->data_dir, sizeof c->data_dir, "/usr/share/datasets/fashion-mnist");
+    c->epochs = 15;
+    c->batch = 128;
+    c->threads = 2;
+    c->seed = 1;
+    c->opt.kind = LB_OPT_SGD;
+    c->opt.momentum = 0.9f;
+    c->opt.nesterov = 1;
+    c->opt.weight_decay = 5e-4f;
+    c->opt.beta1 = 0.9f;
+    c->opt.beta2 = 0.999f;
+    c->opt.eps = 1e-8f;
+    c->sched.kind = LB_SCHED_COSINE;
+    c->sched.base = 0.05f;
+    c->sched.warmup_start = 0.1f;
+    c->sched.gamma = 0.1f;
+    c->warmup_epochs = 0;
+    c->qlr_scale = 1.0f;
+    c->label_smoothing = 0;
+    c->aug.crop_pad = 2;
+    c->aug.hflip = 1;
+}
+
+lb_status lb_evaluate(lb_net *n, const lb_dataset *d, int limit, int batch, float *loss,
+                      float *acc) {
+    int classes = lb_net_classes(n);
+    lb_loader_cfg lc = {batch, 0, limit, {0, 0}, 0, 1};
+    lb_loader *l;
+    lb_status st = lb_loader_new(d, &lc, &l);
+    if (st != LB_OK) return st;
+    size_t per = (size_t)d->c * d->h * d->w;
+    float *x = malloc((size_t)batch * per * sizeof *x);
+    float *probs = malloc((size_t)batch * classes * sizeof *probs);
+    int32_t *y = malloc((size_t)batch * sizeof *y);
+    if (!x || !probs || !y) {
+        st = lb_error_set(LB_ENOMEM, "out of memory for evaluation buffers");
+        goto out;
+    }
+    lb_loader_start(l, 0);
+    double tl = 0;
+    long correct = 0, seen = 0;
+    int b;
+    while ((b = lb_loader_next(l, x, y)) > 0) {
+        const float *logits = lb_net_forward(n, x, b, 0);
+        int nc = 0;
+        tl += (double)lb_xent_forward(b, classes, logits, y, 0, probs, &nc) * b;
+        correct += nc;
+        seen += b;
+    }
+    if (loss) *loss = seen ? (float)(tl / (double)seen) : 0;
+    if (acc) *acc = seen ? (float)correct / (float)seen : 0;
+out:
+    free(x);
+    free(probs);
+    free(y);
+    lb_loader_free(l);
+    return st;
+}
+
+static lb_status append_metrics(const char *path, const lb_train_cfg *c, const lb_progress *p,
+                                float train_loss, float train_acc) {
+    FILE *f = fopen(path, "a");
+    if (!f) return lb_error_set(LB_EIO, "%s: cannot append metrics: %s", path, strerror(errno));
+    fprintf(f,
+            "{\"epoch\":%d,\"epochs\":%d,\"model\":\"%s\",\"quant\":\"%s\",\"wbits\":%d,"
+            "\"abits\":%d,\"train_loss\":%.6f,\"train_acc\":%.6f,\"test_loss\":%.6f,"
+            "\"test_acc\":%.6f,\"img_per_s\":%.1f,\"epoch_s\":%.2f,\"lr\":%.6g}\n",
+            p->epoch, p->epochs, c->model.arch, lb_qkind_name(c->model.q.kind), c->model.q.wbits,
+            c->model.q.abits, train_loss, train_acc, p->test_loss, p->test_acc, p->img_per_s,
+            p->epoch_s, p->lr);
+    if (fclose(f) != 0) return lb_error_set(LB_EIO, "%s: write failed: %s", path, strerror(errno));
+    return LB_OK;
+}
+
+static lb_status check_cfg(const lb_train_cfg *c) {
+    if (c->epochs < 1) return lb_error_set(LB_EINVAL, "--epochs must be >= 1, got %d", c->epochs);
+    if (c->batch < 1 || c->batch > 65536)
+        return lb_error_set(LB_EINVAL, "--batch must be 1..65536, got %d", c->batch);
+    if (c->threads < 1 || c->threads > 1024)
+        return lb_error_set(LB_EINVAL, "--threads must be 1..1024, got %d", c->threads);
+    if (!(c->sched.base > 0) || c->sched.base > 100)
+        return lb_error_set(LB_EINVAL, "--lr must be in (0, 100], got %g", c->sched.base);
+    if (c->train_limit < 0 || c->test_limit < 0)
+        return lb_error_set(LB_EINVAL, "--train-limit/--test-limit must be >= 0");
+    if (!(c->label_smoothing >= 0 && c->label_smoothing < 1))
+        return lb_error_set(LB_EINVAL, "--label-smoothing must be in [0, 1)");
+    if (!(c->qlr_scale >= 0)) return lb_error_set(LB_EINVAL, "--qlr-scale must be >= 0");
+    if (!c->out[0]) return lb_error_set(LB_EINVAL, "--out FILE is required");
+    return LB_OK;
+}
+
+void lb_run_free(run *r) {
+    lb_loader_free(r->loader);
+    lb_net_free(r->net);
+    free(r->opt_state);
+    free(r->seg);
+    free(r->x);
+    free(r->probs);
+    free(r->dlogits);
+    free(r->y);
+    lb_dataset_free(&r->train);
+    lb_dataset_free(&r->test);
+}
+
+/* Everything a run needs, planned once: data, model, optimizer, batch buffers. */
+lb_status lb_run_setup(run *r, lb_train_cfg *c) {
+    lb_status st = lb_dataset_load_dir(c->data_dir, 1, &r->train);
+    if (st == LB_OK) st = lb_dataset_load_dir(c->data_dir, 0, &r->test);
+    if (st != LB_OK) return st;
+    c->model.in_c = r->train.c;
+    c->model.in_h = r->train.h;
+    c->model.in_w = r->train.w;
+    c->model.classes = r->train.classes;
+    if ((st = lb_model_build(&c->model, &r->net)) != LB_OK) return st;
+    if ((st = lb_net_plan(r->net, c->batch, c->threads)) != LB_OK) return st;
+    lb_net_init(r->net, c->seed);
+    size_t ns = lb_optim_state_floats(&c->opt, r->net->nparam);
+    r->opt_state = calloc(ns ? ns : 1, sizeof(float));
+    r->seg = lb_net_segments(r->net, &r->nseg);
+    if (!r->opt_state || !r->seg) return lb_error_set(LB_ENOMEM, "out of memory (optimizer)");
+    lb_optim_init(&r->opt, &c->opt, r->net->nparam, r->opt_state);
+    lb_loader_cfg lc = {c->batch, 1, c->train_limit, c->aug, c->seed, 1};
+    if ((st = lb_loader_new(&r->train, &lc, &r->loader)) != LB_OK) return st;
+    int classes = lb_net_classes(r->net);
+    size_t per = (size_t)r->train.c * r->train.h * r->train.w;
+    r->x = malloc((size_t)c->batch * per * sizeof(float));
+    r->probs = malloc((size_t)c->batch * classes * sizeof(float));
+    r->dlogits = malloc((size_t)c->batch * classes * sizeof(float));
+    r->y = malloc((size_t)c->batch * sizeof(int32_t));
+    if (!r->x || !r->probs || !r->dlogits || !r->y)
+        return lb_error_set(LB_ENOMEM, "out of memory (batch buffers)");
+    return LB_OK;
+}
+
+/* One optimization step on batch (x, y) of size b; returns the loss, counts hits in *nc. */
+static lb_status train_step(run *r, const lb_train_cfg *c, int b, float lr, float *loss, int *nc) {
+    int classes = lb_net_classes(r->net);
+    const float *logits = lb_net_forward(r->net, r->x, b, 1);
+    lb_status st = lb_check_finite("logits", logits, (size_t)b * classes);
+    if (st != LB_OK) return st;
+    *loss = lb_xent_forward(b, classes, logits, r->y, c->label_smoothing, r->probs, nc);
+    lb_xent_backward(b, classes, r->probs, r->y, c->label_smoothing, r->dlogits);
+    if ((st = lb_net_backward(r->net, r->dlogits)) != LB_OK) return st;
+    *loss += lb_net_reg(r->net);
+    float lrs[LB_NGROUPS] = {lr, lr, lr * c->qlr_scale};
+    lb_optim_step(&r->opt, r->net->param, r->net->grad, r->seg, r->nseg, lrs);
+    return LB_OK;
+}
+
+lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx, float *final_acc) {
+    lb_train_cfg cfg = *cfg_in, *c = &cfg;
+    lb_ckpt_info info;
+    memset(&info, 0, sizeof info);
+    int start_epoch = 0;
+    long step = 0;
+    lb_status st;
+    if (c->resume[0]) {
+        if ((st = lb_ckpt_peek(c->resume, &info)) != LB_OK) return st;
+        /* The recorded run decides model and hyperparameters; paths, threads, the stop point
+         * and (if given) a larger epoch count come from the caller. */
+        lb_train_cfg rec = info.train;
+        rec.model = info.model;
+        memcpy(rec.data_dir, c->data_dir, sizeof rec.data_dir);
+        memcpy(rec.out, c->out, sizeof rec.out);
+        memcpy(rec.metrics, c->metrics, sizeof rec.metrics);
+        memcpy(rec.resume, c->resume, sizeof rec.resume);
+        rec.threads = c->threads;
+        rec.stop_after = c->stop_after;
+        if (c->epochs > rec.epochs) rec.epochs = c->epochs;
+        *c = rec;
+    }
+    if ((st = check_cfg(c)) != LB_OK) return st;
+    if (!c->metrics[0]) snprintf(c->metrics, sizeof c->metrics, "%.490s.metrics.jsonl", c->out);
+    lb_threads_set(c->threads);
+    run r;
+    memset(&r, 0, sizeof r);
+    if ((st = lb_run_setup(&r, c)) != LB_OK) goto out;
+    if (c->resume[0]) {
+        if ((st = lb_ckpt_load(c->resume, r.net, &r.opt, &info)) != LB_OK) goto out;
+        start_epoch = info.epoch;
+        step = info.step;
+    }
+    int steps_per_epoch = lb_loader_batches(r.loader);
+    /* the schedule runs per step; the config counts epochs */
+    lb_sched sch = c->sched;
+    sch.total = (long)c->epochs * steps_per_epoch;
+    sch.warmup = (long)(c->warmup_epochs * (float)steps_per_epoch);
+    sch.step_every = c->sched.step_every * (long)steps_per_epoch;
+    float acc_last = info.test_acc;
+    if (!c->resume[0]) acc_last = 0;
+    for (int e = start_epoch; e < c->epochs; e++) {
+        double t0 = now_s();
+        lb_loader_start(r.loader, e);
+        double sum_loss = 0;
+        long hits = 0, seen = 0;
+        lb_progress p = {0};
+        p.epoch = e + 1;
+        p.epochs = c->epochs;
+        p.steps = steps_per_epoch;
+        int b;
+        while ((b = lb_loader_next(r.loader, r.x, r.y)) > 0) {
+            float lr = lb_sched_lr(&sch, step), loss;
+            int nc;
+            if ((st = train_step(&r, c, b, lr, &loss, &nc)) != LB_OK) goto out;
+            step++;
+            sum_loss += (double)loss * b;
+            hits += nc;
+            seen += b;
+            p.step++;
+            p.loss = (float)(sum_loss / (double)seen);
+            p.acc = (float)hits / (float)seen;
+            double dt = now_s() - t0;
+            p.img_per_s = (float)((double)seen / dt);
+            p.eta_s = (float)(dt / p.step * (steps_per_epoch - p.step));
+            p.lr = lr;
+            if (fn) fn(ctx, &p);
+        }
+        double t_train = now_s() - t0;
+        p.img_per_s = (float)((double)seen / t_train);
+        st = lb_evaluate(r.net, &r.test, c->test_limit, c->batch, &p.test_loss, &p.test_acc);
+        if (st != LB_OK) goto out;
+        p.epoch_s = (float)(now_s() - t0);
+        p.done = 1;
+        acc_last = p.test_acc;
+        info.model = c->model;
+        info.train = *c;
+        info.epoch = e + 1;
+        info.step = step;
+        info.test_acc = p.test_acc;
+        if ((st = lb_ckpt_save(c->out, r.net, &r.opt, &info)) != LB_OK) goto out;
+        if ((st = append_metrics(c->metrics, c, &p, p.loss, p.acc)) != LB_OK) goto out;
+        if (fn) fn(ctx, &p);
+        if (c->stop_after && e + 1 >= c->stop_after) break;
+    }
+    if (final_acc) *final_acc = acc_last;
+out:
+    lb_run_free(&r);
+    return st;
+}

@@ -1,0 +1,28 @@
+/* Private to src/train: config <-> JSON for checkpoint metadata. */
+#ifndef LB_TRAIN_INTERNAL_H
+#define LB_TRAIN_INTERNAL_H
+
+#include "lb_train.h"
+
+char *lb_model_cfg_to_json(const lb_model_cfg *m); /* malloc'd (cJSON) */
+lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg *m);
+char *lb_train_cfg_to_json(const lb_train_cfg *c);
+lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg *c);
+
+/* A run's planned resources (shared by the trainer and the benchmark). */
+typedef struct run {
+    lb_dataset train, test;
+    lb_net *net;
+    lb_optim opt;
+    float *opt_state;
+    lb_opt_segment *seg;
+    int nseg;
+    lb_loader *loader;
+    float *x, *probs, *dlogits;
+    int32_t *y;
+} run;
+
+lb_status lb_run_setup(run *r, lb_train_cfg *c);
+void lb_run_free(run *r);
+
+#endif

@@ -1,0 +1,153 @@
+/* Option parsing for the lowbit CLI: every value is checked and a bad one names the option. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Noreturn void cli_die(int code, const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "lowbit %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(code);
+}
+
+int cli_int(const char *cmd, const char *opt, const char *v, long lo, long hi) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi)
+        cli_die(2, cmd, "%s: expected an integer in %ld..%ld, got '%s'", opt, lo, hi, v);
+    return (int)x;
+}
+
+float cli_float(const char *cmd, const char *opt, const char *v, double lo, double hi) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(x) || x < lo || x > hi)
+        cli_die(2, cmd, "%s: expected a number in [%g, %g], got '%s'", opt, lo, hi, v);
+    return (float)x;
+}
+
+const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) cli_die(2, cmd, "%s needs a value", argv[*i]);
+    return argv[++*i];
+}
+
+void cli_copy(const char *cmd, const char *opt, char *dst, size_t n, const char *v) {
+    if (strlen(v) >= n) cli_die(2, cmd, "%s: value too long", opt);
+    memcpy(dst, v, strlen(v) + 1);
+}
+
+int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cfg *c) {
+    const char *o = argv[*i];
+#define IS(s) (strcmp(o, s) == 0)
+#define VAL cli_value(cmd, argc, argv, i)
+    if (IS("--model")) {
+        const char *v = VAL;
+        int ok = 0;
+        for (const char *const *a = lb_model_archs(); *a; a++) ok |= strcmp(*a, v) == 0;
+        if (!ok) cli_die(2, cmd, "--model: unknown model '%s' (cnn, resnet20, resnet18)", v);
+        cli_copy(cmd, o, c->model.arch, sizeof c->model.arch, v);
+    } else if (IS("--data")) {
+        cli_copy(cmd, o, c->data_dir, sizeof c->data_dir, VAL);
+    } else if (IS("--epochs")) {
+        c->epochs = cli_int(cmd, o, VAL, 1, 100000);
+    } else if (IS("--batch")) {
+        c->batch = cli_int(cmd, o, VAL, 1, 65536);
+    } else if (IS("--lr")) {
+        c->sched.base = cli_float(cmd, o, VAL, 1e-9, 100);
+    } else if (IS("--quant")) {
+        const char *v = VAL;
+        if (strcmp(v, "fp32") == 0)
+            c->model.q.kind = LB_Q_NONE;
+        else if (lb_qkind_parse(v, &c->model.q.kind) != LB_OK || c->model.q.kind == LB_Q_NONE)
+            cli_die(2, cmd, "--quant: expected fp32, lsq or fixed, got '%s'", v);
+    } else if (IS("--wbits")) {
+        c->model.q.wbits = cli_int(cmd, o, VAL, 2, 8);
+    } else if (IS("--abits")) {
+        c->model.q.abits = cli_int(cmd, o, VAL, 2, 8);
+    } else if (IS("--first-bits")) {
+        c->model.q.first_bits = cli_int(cmd, o, VAL, 0, 8);
+        if (c->model.q.first_bits == 1) cli_die(2, cmd, "--first-bits: 0 (float) or 2..8");
+    } else if (IS("--last-bits")) {
+        c->model.q.last_bits = cli_int(cmd, o, VAL, 0, 8);
+        if (c->model.q.last_bits == 1) cli_die(2, cmd, "--last-bits: 0 (float) or 2..8");
+    } else if (IS("--per-channel")) {
+        c->model.q.per_channel = 1;
+    } else if (IS("--layer-bits")) {
+        cli_copy(cmd, o, c->model.q.overrides, sizeof c->model.q.overrides, VAL);
+    } else if (IS("--seed")) {
+        c->seed = (uint64_t)cli_int(cmd, o, VAL, 0, 2147483647);
+    } else if (IS("--threads")) {
+        c->threads = cli_int(cmd, o, VAL, 1, 1024);
+    } else if (IS("--train-limit")) {
+        c->train_limit = cli_int(cmd, o, VAL, 0, 100000000);
+    } else if (IS("--test-limit")) {
+        c->test_limit = cli_int(cmd, o, VAL, 0, 100000000);
+    } else if (IS("--optimizer")) {
+        if (lb_opt_parse(VAL, &c->opt.kind) != LB_OK)
+            cli_die(2, cmd, "--optimizer: expected sgd or adamw, got '%s'", argv[*i]);
+        if (c->opt.kind == LB_OPT_ADAMW && c->opt.weight_decay == 5e-4f)
+            c->opt.weight_decay = 0.01f;
+    } else if (IS("--momentum")) {
+        c->opt.momentum = cli_float(cmd, o, VAL, 0, 0.9999);
+    } else if (IS("--no-nesterov")) {
+        c->opt.nesterov = 0;
+    } else if (IS("--wd")) {
+        c->opt.weight_decay = cli_float(cmd, o, VAL, 0, 1);
+    } else if (IS("--sched")) {
+        if (lb_sched_parse(VAL, &c->sched.kind) != LB_OK)
+            cli_die(2, cmd, "--sched: expected const, cosine or step, got '%s'", argv[*i]);
+    } else if (IS("--warmup")) {
+        c->warmup_epochs = cli_float(cmd, o, VAL, 0, 1000);
+    } else if (IS("--step-epochs")) {
+        c->sched.step_every = cli_int(cmd, o, VAL, 1, 100000); /* converted to steps by caller */
+    } else if (IS("--gamma")) {
+        c->sched.gamma = cli_float(cmd, o, VAL, 0, 1);
+    } else if (IS("--qlr-scale")) {
+        c->qlr_scale = cli_float(cmd, o, VAL, 0, 1000);
+    } else if (IS("--label-smoothing")) {
+        c->label_smoothing = cli_float(cmd, o, VAL, 0, 0.999);
+    } else if (IS("--no-augment")) {
+        c->aug.crop_pad = 0;
+        c->aug.hflip = 0;
+    } else {
+        return 0;
+    }
+#undef IS
+#undef VAL
+    return 1;
+}
+
+void cli_train_usage(void) {
+    fputs("  --model M          cnn | resnet20 | resnet18 (default cnn)\n"
+          "  --data DIR         data set directory (default /usr/share/datasets/fashion-mnist):\n"
+          "                     MNIST/Fashion-MNIST idx (.gz or raw), CIFAR-10/100 binary\n"
+          "  --epochs E         epochs (default 15)\n"
+          "  --batch B          batch size (default 128)\n"
+          "  --lr LR            peak learning rate (default 0.05)\n"
+          "  --quant Q          fp32 | lsq | fixed (default fp32)\n"
+          "  --wbits W --abits A  body bits 2..8 (default 4/4)\n"
+          "  --first-bits N --last-bits N  first/last layer bits, 0 = float (default 8)\n"
+          "  --per-channel      per-output-channel weight steps\n"
+          "  --layer-bits L     per-layer bits, e.g. conv2=2/4,conv3=8/8\n"
+          "  --optimizer O      sgd (momentum 0.9, Nesterov) | adamw (default sgd)\n"
+          "  --momentum M --no-nesterov --wd WD (default 5e-4; never on BN, bias, quantizers)\n"
+          "  --sched S          cosine | step | const (default cosine), per step\n"
+          "  --warmup E         linear warm-up epochs (default 0)\n"
+          "  --step-epochs N --gamma G  step schedule: multiply by G every N epochs\n"
+          "  --qlr-scale S      quantizer parameters learn at lr*S (default 1)\n"
+          "  --label-smoothing E  (default 0)\n"
+          "  --no-augment       no random crop (pad 2) / horizontal flip\n"
+          "  --seed S --threads T (default 1 / 2)\n"
+          "  --train-limit N --test-limit N  use only the first N samples (0 = all)\n",
+          stdout);
+}

@@ -1,0 +1,25 @@
+/* The lowbit CLI's shared pieces: strict option parsing and error exit. Only the CLI prints. */
+#ifndef LB_CLI_H
+#define LB_CLI_H
+
+#include "lb_train.h"
+
+/* Prints "lowbit <cmd>: <msg>" to stderr and exits 2 (usage) or 1 (runtime). */
+_Noreturn void cli_die(int code, const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int cli_int(const char *cmd, const char *opt, const char *v, long lo, long hi);
+float cli_float(const char *cmd, const char *opt, const char *v, double lo, double hi);
+const char *cli_value(const char *cmd, int argc, char **argv, int *i);
+void cli_copy(const char *cmd, const char *opt, char *dst, size_t n, const char *v);
+
+/* Options shared by train and bench (model, quantization, optimization, data). Returns 1 if
+ * argv[*i] was one of them (advancing *i past its value). */
+int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cfg *c);
+void cli_train_usage(void);
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

@@ -1,0 +1,44 @@
+/* `lowbit bench`: training speed on real data batches (warm-up, then timed steps, medians). */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+int cmd_bench(int argc, char **argv) {
+    lb_train_cfg c;
+    lb_train_cfg_default(&c);
+    int steps = 20, warmup = 5;
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+            puts("usage: lowbit bench --model M --batch B --quant Q [--wbits W --abits A] "
+                 "--threads T [--steps N] [--warmup N] [--data DIR]\n"
+                 "Times training steps on real data; the last line is 'train_img_per_s: X'.");
+            cli_train_usage();
+            return 0;
+        }
+        if (cli_train_option("bench", argc, argv, &i, &c)) continue;
+        if (strcmp(o, "--steps") == 0)
+            steps = cli_int("bench", o, cli_value("bench", argc, argv, &i), 1, 100000);
+        else if (strcmp(o, "--warmup") == 0)
+            warmup = cli_int("bench", o, cli_value("bench", argc, argv, &i), 0, 100000);
+        else
+            cli_die(2, "bench", "unknown option '%s' (see lowbit bench --help)", o);
+    }
+    lb_bench_result r;
+    lb_status st = lb_bench_run(&c, warmup, steps, &r);
+    if (st != LB_OK) cli_die(1, "bench", "%s", lb_error_msg());
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("model: %s  quant: %s  W%dA%d  batch: %d  threads: %d  steps: %d\n", c.model.arch,
+           c.model.q.kind == LB_Q_NONE ? "fp32" : lb_qkind_name(c.model.q.kind), c.model.q.wbits,
+           c.model.q.abits, c.batch, c.threads, steps);
+    printf("step_ms: %.2f  fwd_ms: %.2f  bwd_ms: %.2f  opt_ms: %.2f\n", r.step_ms, r.fwd_ms,
+           r.bwd_ms, r.opt_ms);
+    printf("gflops: %.1f  sgemm_ceiling_fraction: %.2f  fwd_macs_per_img: %.0f\n", r.gflops,
+           r.gflops / 193.7, r.fwd_macs);
+    printf("maxrss_mib: %.1f\n", ru.ru_maxrss / 1024.0);
+    printf("train_img_per_s: %.1f\n", r.img_per_s);
+    return 0;
+}

@@ -1,0 +1,106 @@
+/* `lowbit eval` and `lowbit info`: load a checkpoint, evaluate it or describe it. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int cmd_eval(int argc, char **argv) {
+    const char *file = NULL;
+    char data[512] = "";
+    int limit = 0, batch = 128, threads = 2;
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+            puts("usage: lowbit eval FILE [--data DIR] [--test-limit N] [--batch B] [--threads T]\n"
+                 "Evaluates checkpoint FILE on the test split of DIR (default: Fashion-MNIST).\n"
+                 "The last line is 'accuracy: 0.xxxx'.");
+            return 0;
+        }
+        if (strcmp(o, "--data") == 0)
+            cli_copy("eval", o, data, sizeof data, cli_value("eval", argc, argv, &i));
+        else if (strcmp(o, "--test-limit") == 0)
+            limit = cli_int("eval", o, cli_value("eval", argc, argv, &i), 0, 100000000);
+        else if (strcmp(o, "--batch") == 0)
+            batch = cli_int("eval", o, cli_value("eval", argc, argv, &i), 1, 65536);
+        else if (strcmp(o, "--threads") == 0)
+            threads = cli_int("eval", o, cli_value("eval", argc, argv, &i), 1, 1024);
+        else if (o[0] == '-')
+            cli_die(2, "eval", "unknown option '%s' (see lowbit eval --help)", o);
+        else if (file)
+            cli_die(2, "eval", "more than one checkpoint given ('%s', '%s')", file, o);
+        else
+            file = o;
+    }
+    if (!file) cli_die(2, "eval", "no checkpoint FILE given (see lowbit eval --help)");
+    if (!data[0]) snprintf(data, sizeof data, "/usr/share/datasets/fashion-mnist");
+    lb_threads_set(threads);
+    lb_net *n;
+    lb_ckpt_info info;
+    lb_status st = lb_ckpt_open_model(file, batch, threads, &n, &info);
+    if (st != LB_OK) cli_die(1, "eval", "%s", lb_error_msg());
+    lb_dataset d;
+    st = lb_dataset_load_dir(data, 0, &d);
+    if (st != LB_OK) {
+        lb_net_free(n);
+        cli_die(1, "eval", "%s", lb_error_msg());
+    }
+    if (d.c != info.model.in_c || d.h != info.model.in_h || d.w != info.model.in_w ||
+        d.classes != info.model.classes) {
+        lb_net_free(n);
+        lb_dataset_free(&d);
+        cli_die(1, "eval",
+                "%s: data %dx%dx%d with %d classes does not fit the model (%dx%dx%d, %d)", data,
+                d.c, d.h, d.w, d.classes, info.model.in_c, info.model.in_h, info.model.in_w,
+                info.model.classes);
+    }
+    float loss, acc;
+    st = lb_evaluate(n, &d, limit, batch, &loss, &acc);
+    lb_net_free(n);
+    lb_dataset_free(&d);
+    if (st != LB_OK) cli_die(1, "eval", "%s", lb_error_msg());
+    printf("model: %s  quant: %s W%dA%d  epoch: %d\nloss: %.4f\naccuracy: %.4f\n", info.model.arch,
+           lb_qkind_name(info.model.q.kind), info.model.q.wbits, info.model.q.abits, info.epoch,
+           loss, acc);
+    return 0;
+}
+
+int cmd_info(int argc, char **argv) {
+    const char *file = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            puts("usage: lowbit info FILE\nDescribes checkpoint FILE: model, quantization, "
+                 "training state, tensors.");
+            return 0;
+        }
+        if (argv[i][0] == '-') cli_die(2, "info", "unknown option '%s'", argv[i]);
+        file = argv[i];
+    }
+    if (!file) cli_die(2, "info", "no checkpoint FILE given (see lowbit info --help)");
+    lb_net *n;
+    lb_ckpt_info in;
+    lb_status st = lb_ckpt_open_model(file, 1, 1, &n, &in);
+    if (st != LB_OK) cli_die(1, "info", "%s", lb_error_msg());
+    const lb_model_cfg *m = &in.model;
+    printf("file: %s\nmodel: %s  input %dx%dx%d  classes %d\n", file, m->arch, m->in_c, m->in_h,
+           m->in_w, m->classes);
+    printf("quant: %s  W%dA%d  first %d  last %d  per_channel %d  layer_bits '%s'\n",
+           lb_qkind_name(m->q.kind), m->q.wbits, m->q.abits, m->q.first_bits, m->q.last_bits,
+           m->q.per_channel, m->q.overrides);
+    printf("epoch: %d/%d  step: %ld  test_acc: %.4f  seed: %llu  batch: %d  lr: %g\n", in.epoch,
+           in.train.epochs, in.step, in.test_acc, (unsigned long long)in.train.seed, in.train.batch,
+           in.train.sched.base);
+    printf("parameters: %zu floats in %d tensors; state: %zu floats in %d tensors\n", n->nparam,
+           n->nparams, n->nstate, n->nstates);
+    for (int i = 1; i < n->nnodes; i++) {
+        const lb_node *d = &n->nodes[i];
+        if (d->op != LB_OP_CONV && d->op != LB_OP_LINEAR) continue;
+        printf("  %-14s %-6s out %dx%dx%d  W: %s %d-bit step %.5g  A: %s %d-bit%s step %.5g\n",
+               d->name, lb_op_name(d->op), d->c, d->h, d->w, lb_qkind_name(d->wqcfg.kind),
+               d->wqcfg.bits, d->wqcfg.kind ? lb_quant_step(&d->wq, 0) : 0.0,
+               lb_qkind_name(d->aqcfg.kind), d->aqcfg.bits,
+               d->aqcfg.kind ? (d->aqcfg.is_signed ? " signed" : " unsigned") : "",
+               d->aqcfg.kind ? lb_quant_step(&d->aq, 0) : 0.0);
+    }
+    lb_net_free(n);
+    return 0;
+}

@@ -1,0 +1,80 @@
+/* `lowbit train`: options -> lb_train_run, with a progress bar on a terminal. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(void) {
+    puts("usage: lowbit train [options] --out FILE [--resume FILE]\n"
+         "Trains a model; writes FILE (safetensors) atomically after every epoch and appends one\n"
+         "JSON line of metrics per epoch to FILE.metrics.jsonl (or --metrics PATH).\n"
+         "  --out FILE         checkpoint to write\n"
+         "  --resume FILE      continue a run from its checkpoint, bit for bit\n"
+         "  --metrics PATH     metrics JSON lines\n"
+         "  --stop-after E     stop after epoch E (as if interrupted)");
+    cli_train_usage();
+}
+
+typedef struct bar {
+    int tty;
+} bar;
+
+static void fmt_time(char *b, size_t n, float s) {
+    int t = (int)(s + 0.5f);
+    snprintf(b, n, "%d:%02d", t / 60, t % 60);
+}
+
+static void progress(void *ctx, const lb_progress *p) {
+    bar *b = ctx;
+    if (p->done) {
+        if (b->tty) fputs("\r\033[K", stderr);
+        fprintf(stderr,
+                "epoch %d/%d  loss %.4f  acc %.4f  test_loss %.4f  test_acc %.4f  %.0f img/s  "
+                "%.1f s\n",
+                p->epoch, p->epochs, p->loss, p->acc, p->test_loss, p->test_acc, p->img_per_s,
+                p->epoch_s);
+        return;
+    }
+    if (!b->tty || (p->step % 5 && p->step != p->steps)) return;
+    int width = 24, fill = p->steps ? p->step * width / p->steps : 0;
+    char bars[32], eta[16];
+    for (int i = 0; i < width; i++) bars[i] = i < fill ? '#' : '.';
+    bars[width] = 0;
+    fmt_time(eta, sizeof eta, p->eta_s);
+    fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %d/%d  loss %.4f  acc %.4f  %.0f img/s  ETA %s",
+            p->epoch, p->epochs, bars, p->step, p->steps, p->loss, p->acc, p->img_per_s, eta);
+}
+
+int cmd_train(int argc, char **argv) {
+    lb_train_cfg c;
+    lb_train_cfg_default(&c);
+    int epochs_given = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+            usage();
+            return 0;
+        }
+        if (strcmp(o, "--epochs") == 0) epochs_given = 1;
+        if (cli_train_option("train", argc, argv, &i, &c)) continue;
+        if (strcmp(o, "--out") == 0)
+            cli_copy("train", o, c.out, sizeof c.out, cli_value("train", argc, argv, &i));
+        else if (strcmp(o, "--resume") == 0)
+            cli_copy("train", o, c.resume, sizeof c.resume, cli_value("train", argc, argv, &i));
+        else if (strcmp(o, "--metrics") == 0)
+            cli_copy("train", o, c.metrics, sizeof c.metrics, cli_value("train", argc, argv, &i));
+        else if (strcmp(o, "--stop-after") == 0)
+            c.stop_after = cli_int("train", o, cli_value("train", argc, argv, &i), 1, 100000);
+        else
+            cli_die(2, "train", "unknown option '%s' (see lowbit train --help)", o);
+    }
+    if (!c.out[0]) cli_die(2, "train", "--out FILE is required (see lowbit train --help)");
+    if (c.resume[0] && !epochs_given) c.epochs = 0; /* take the recorded count */
+    bar b = {isatty(2)};
+    float acc = 0;
+    lb_status st = lb_train_run(&c, progress, &b, &acc);
+    if (st != LB_OK) cli_die(1, "train", "%s", lb_error_msg());
+    printf("checkpoint: %s\naccuracy: %.4f\n", c.out, acc);
+    return 0;
+}

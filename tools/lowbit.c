@@ -1,0 +1,35 @@
+/* lowbit: the command-line entry point; dispatches to the subcommands. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fputs("usage: lowbit <command> [options]\n"
+          "commands:\n"
+          "  train   train a model (FP32 or quantization-aware) and checkpoint it\n"
+          "  eval    evaluate a checkpoint on a test set\n"
+          "  info    describe a checkpoint\n"
+          "  bench   measure training speed\n"
+          "'lowbit <command> --help' describes each.\n",
+          f);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *c = argv[1];
+    if (strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0 || strcmp(c, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(c, "train") == 0) return cmd_train(argc - 2, argv + 2);
+    if (strcmp(c, "eval") == 0) return cmd_eval(argc - 2, argv + 2);
+    if (strcmp(c, "info") == 0) return cmd_info(argc - 2, argv + 2);
+    if (strcmp(c, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
+    fprintf(stderr, "lowbit: unknown command '%s'\n", c);
+    usage(stderr);
+    return 2;
+}
