@@ -3,7 +3,46 @@
  * (per-tensor). Weights [cout][k]: outer = 1, ch = cout or 1. Activations [n][chw]: outer = n
  * (given per call), ch = 1. Parameters live in the network's parameter arena (so optimizers and
  * checkpoints see them as ordinary tensors); non-learned buffers (init flags, running values) in
- * its state arena. This header knows nothing of layers or graphs. */
+ * its state arena. This header knows nothing of layers or graphs.
+ *
+ * Semantics of the uniform grid (methods.md section 1): q(v) = s * round(clip(v/s, -Qn, Qp)),
+ * signed Qn = 2^(b-1), Qp = 2^(b-1)-1; unsigned Qn = 0, Qp = 2^b-1. The quotient is a true float
+ * division v/s (not v * (1/s)) and round is round-half-to-even, as torch.round: C and PyTorch 1.13
+ * agree bit for bit, ties included. The straight-through gradients are those PyTorch's autograd
+ * gives for the peer formulation `round_pass(clamp(v/s, -Qn, Qp)) * s`: with u = v/s,
+ *   dq/dv = 1 when -Qn <= u <= Qp (bounds included, as clamp's gradient), else 0;
+ *   dq/ds = round(u) - u when -Qn <= u <= Qp (so exactly 0 AT a bound), else -Qn or Qp.
+ * Everything below reads the bounds from q->qn / q->qp, never from the bit count, so a kind may set
+ * other bounds (e.g. a number of states) in its reset hook.
+ *
+ * Calling order in a training step: forward(training = 1) -> backward (writes dx, OVERWRITES
+ * dparam) -> reg (adds to dx and dparam). Eval forwards (training = 0) never change parameters or
+ * state. Reductions (step gradients, init means, maxima) are split into chunks whose bounds depend
+ * on the shape only, and the per-chunk double partials are summed in chunk order: results are
+ * bitwise identical for any thread count.
+ *
+ * How the methods still to come map onto this interface (methods.md):
+ * - Power-of-two scales (sec. 1, seed 003): a flag in lb_qcfg; the kind turns its learned s into
+ *   s_eff = 2^round(log2 s) per channel, runs lb_quant_uniform_forward/_backward with s_eff (they
+ *   take a step array for exactly this), then scales dparam[c] by s_eff/s (straight-through for the
+ *   rounding of log2 s); step() returns s_eff, so integer export sees shifts.
+ * - MSQE scales (seed 003): a FIXED-like kind (no parameters) whose training forward searches the
+ *   step minimizing ||v - q(v)||^2 over candidates (every step or every K steps: a counter in
+ *   state) instead of max|v|/Qp, then shares the uniform kernels and step export. Scale
+ *   trajectories for the LSQ-vs-MSQE comparison are read through lb_quant_step.
+ * - Regularization-based levels (sec. 2, seed 000): a kind whose training forward is the identity,
+ *   whose eval forward rounds to the nearest level q_k = s*(k - (2^b-1)/2), whose parameters are
+ *   s or the b+1 entries of R, and whose reg hook returns reg_weight * R(v) and adds its gradient
+ *   to dx and dparam (reg_weight = the scheduled lambda, set by the trainer). Per-weight data of
+ *   the fault and variability models (stuck bits, multipliers) belong to the fault module, which
+ *   would attach them through a borrowed pointer added here then; they are not quantizer state.
+ * - Learned bit-widths (sec. 4): AdaQAT keeps its real-valued N outside and calls
+ *   lb_quant_set_bits(q, ceil N) (bounds and gradient scale follow; parameters are kept). Seed
+ *   004's slices are groups of contiguous channels (ch = number of slices, inner = channels per
+ *   slice * their size) with (d, x_max) as two parameters per slice, own kernels, and the size
+ *   penalty as its reg hook; its gradient modification is a variant of the uniform backward.
+ * - MaQD (sec. 5): round-clip with K states is this grid with s = 1/a and qn = qp = K, set by its
+ *   reset hook; weight standardization happens in the layer before the quantizer. */
 #ifndef LB_QUANT_H
 #define LB_QUANT_H
 
@@ -14,12 +53,13 @@
 typedef enum lb_qkind {
     LB_Q_NONE = 0, /* identity, no parameters */
     LB_Q_FIXED,    /* uniform, step = max|v| / Qp recomputed on every training forward */
-    LB_Q_LSQ       /* uniform, learned step (Esser et al. 2020) */
+    LB_Q_LSQ,      /* uniform, learned step (Esser et al. 2020) */
+    LB_Q_COUNT
 } lb_qkind;
 
 typedef struct lb_qcfg {
     lb_qkind kind;
-    int bits;        /* 2..8 */
+    int bits;        /* 2..8 (ignored for LB_Q_NONE) */
     int is_signed;   /* signed: [-2^(b-1), 2^(b-1)-1]; unsigned: [0, 2^b-1] */
     int per_channel; /* one step per `ch` */
 } lb_qcfg;
@@ -28,46 +68,80 @@ typedef struct lb_quant lb_quant;
 
 typedef struct lb_quant_vt {
     const char *name;
+    /* Counts for a tensor of `ch` channels (ch steps when per-channel, else 1). */
     int (*nparam)(const lb_qcfg *cfg, int ch);
     int (*nstate)(const lb_qcfg *cfg, int ch);
-    /* training != 0 may perform a data-driven initialization on first use. */
+    /* training != 0 may perform a data-driven initialization on first use. y may equal x. */
     void (*forward)(lb_quant *q, size_t outer, const float *x, float *y, int training);
-    /* Writes dx (per dx_acc) and OVERWRITES q->dparam. */
+    /* Writes dx (dx_acc: adds to it) and OVERWRITES q->dparam. x is the forward's input; dx
+     * may equal dy when dx_acc is 0. */
     void (*backward)(lb_quant *q, size_t outer, const float *x, const float *dy, float *dx,
                      int dx_acc);
-    /* Optional regularization loss added to the task loss; adds its gradient to dx. NULL: none. */
+    /* Optional regularization loss added to the task loss; adds its gradient to dx (and to
+     * dparam, after backward). NULL: none. */
     float (*reg)(lb_quant *q, size_t outer, const float *x, float *dx);
     /* Effective step of channel c after the last forward (integer export reads it). */
     float (*step)(const lb_quant *q, int c);
+    /* Sets parameters and state to the kind's defaults (and may set qn/qp). NULL: nothing. */
+    void (*reset)(lb_quant *q);
 } lb_quant_vt;
 
 struct lb_quant {
     const lb_quant_vt *vt;
     lb_qcfg cfg;
-    int ch;
-    size_t inner;
-    size_t n_grad; /* N of LSQ's gradient scale 1/sqrt(N*Qp) */
-    int qn, qp;    /* clip bounds in steps: codes in [-qn, qp] */
-    float gscale;
+    int ch;                /* number of step sets: the tensor's channels if per-channel, else 1 */
+    size_t inner;          /* floats per (outer, ch) block */
+    size_t n_grad;         /* N of LSQ's gradient scale 1/sqrt(N*Qp) */
+    int qn, qp;            /* clip bounds in steps: codes in [-qn, qp] */
+    float gscale;          /* 1/sqrt(n_grad*qp) */
     float *param, *dparam; /* nparam learnable floats and their gradient */
     float *state;          /* nstate non-learned floats (checkpointed) */
     int nparam, nstate;
+    float reg_weight; /* lambda of a reg hook (0 after bind; no built-in kind has one) */
 };
 
-const lb_quant_vt *lb_quant_vt_for(lb_qkind kind);
+/* The built-in kinds. State layouts: NONE nothing; FIXED state[c] = step of channel c; LSQ
+ * param[c] = step of channel c, state[0] = initialized flag (0 or 1). */
+extern const lb_quant_vt lb_quant_vt_none, lb_quant_vt_fixed, lb_quant_vt_lsq;
+
+const lb_quant_vt *lb_quant_vt_for(lb_qkind kind); /* NULL for an unknown kind */
+/* LB_EINVAL for an unknown kind or (quantizing kinds) bits outside 2..8. */
 lb_status lb_qcfg_check(const lb_qcfg *cfg);
-const char *lb_qkind_name(lb_qkind kind);
+const char *lb_qkind_name(lb_qkind kind); /* "none", "fixed", "lsq"; "?" when unknown */
 lb_status lb_qkind_parse(const char *s, lb_qkind *out);
+/* Per-tensor (per_channel == 0) counts as one channel whatever `ch` is. */
 int lb_quant_nparam(const lb_qcfg *cfg, int ch);
 int lb_quant_nstate(const lb_qcfg *cfg, int ch);
 /* Binds a quantizer to its storage; param/dparam/state point into the network's arenas (may be
- * NULL when the counts are 0). Sets defaults (steps 1, not initialized). */
+ * NULL when the counts are 0). Sets defaults (steps 1, not initialized). `ch` is the tensor's
+ * channel count; per-tensor folds it into inner (q->ch = 1, q->inner = ch * inner). n_grad must
+ * be >= 1 for LSQ. */
 lb_status lb_quant_bind(lb_quant *q, const lb_qcfg *cfg, int ch, size_t inner, size_t n_grad,
                         float *param, float *dparam, float *state);
+/* Back to the defaults of bind (LSQ: steps 1, re-initializes on the next training forward). */
+void lb_quant_reset(lb_quant *q);
+/* Changes the bit-width of a bound quantizer (learned bit-widths): bounds and gradient scale
+ * follow; parameters and state are kept. LB_EINVAL outside 2..8 or for LB_Q_NONE. */
+lb_status lb_quant_set_bits(lb_quant *q, int bits);
 void lb_quant_forward(lb_quant *q, size_t outer, const float *x, float *y, int training);
 void lb_quant_backward(lb_quant *q, size_t outer, const float *x, const float *dy, float *dx,
                        int dx_acc);
-float lb_quant_reg(lb_quant *q, size_t outer, const float *x, float *dx);
-float lb_quant_step(const lb_quant *q, int c);
+float lb_quant_reg(lb_quant *q, size_t outer, const float *x, float *dx); /* 0 without a hook */
+float lb_quant_step(const lb_quant *q, int c); /* 0 for LB_Q_NONE (not quantized) */
+
+/* ---- building blocks shared by the uniform kinds (and the ones to come) ------------------------
+ * All take the layout of q (ch, inner, qn, qp) and an outer count; `step` holds q->ch steps. They
+ * run OpenMP over fixed chunks of each channel (static schedule, serial for small tensors). */
+/* y = step[c] * round(clip(x/step[c], -qn, qp)); y may equal x. */
+void lb_quant_uniform_forward(const lb_quant *q, size_t outer, const float *step, const float *x,
+                              float *y);
+/* dx = dy where -qn <= x/step[c] <= qp, else 0 (dx_acc: added). When dstep is not NULL,
+ * dstep[c] = dscale * sum over channel c of dy * dq/ds (the LSQ formula above), accumulated in
+ * double. One pass over x and dy. */
+void lb_quant_uniform_backward(const lb_quant *q, size_t outer, const float *step, const float *x,
+                               const float *dy, float *dx, int dx_acc, float *dstep, float dscale);
+/* out[c] = mean |x| over channel c (summed in double), out[c] = max |x| over channel c. */
+void lb_quant_absmean(const lb_quant *q, size_t outer, const float *x, float *out);
+void lb_quant_absmax(const lb_quant *q, size_t outer, const float *x, float *out);
 
 #endif
