@@ -1,0 +1,131 @@
+/* Residual pieces (elementwise add, ResNet option-A shortcut) and inverted dropout, forward and
+ * backward. Pointwise loops only; no parameters, no allocation. */
+#include "lb_ops.h"
+
+#include <string.h>
+
+/* Below this many elements a parallel region costs more than it saves. */
+#define LB_MISC_PAR_MIN 65536
+/* Dropout works in blocks of this many elements (even: a 64-bit draw covers two), mask first, then
+ * a vectorized multiply. */
+#define LB_DROPOUT_BLOCK 4096
+
+/* No restrict: y may be a or b (in place); the compiler checks the overlap at run time. */
+void lb_add_forward(size_t n, const float *a, const float *b, float *y) {
+#pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
+    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
+/* ---- option-A shortcut ------------------------------------------------------------------------
+ */
+
+/* Output size of x[:, :, ::stride, ::stride]. */
+static inline int sub_size(int h, int stride) {
+    return (h + stride - 1) / stride;
+}
+
+void lb_shortcut_forward(int n, int cin, int h, int w, int cout, int stride, const float *x,
+                         float *y) {
+    const int oh = sub_size(h, stride), ow = sub_size(w, stride), before = (cout - cin) / 2;
+    const size_t ohw = (size_t)oh * ow, hw = (size_t)h * w;
+    const int planes = n * cout;
+#pragma omp parallel for schedule(static) if ((size_t)planes * ohw >= LB_MISC_PAR_MIN)
+    for (int p = 0; p < planes; p++) {
+        int i = p / cout, ci = p % cout - before;
+        float *yp = y + (size_t)p * ohw;
+        if (ci < 0 || ci >= cin) {
+            for (size_t j = 0; j < ohw; j++) yp[j] = 0.0f;
+            continue;
+        }
+        const float *xp = x + ((size_t)i * cin + ci) * hw;
+        for (int oy = 0; oy < oh; oy++) {
+            const float *row = xp + (size_t)oy * stride * w;
+            float *yr = yp + (size_t)oy * ow;
+            for (int ox = 0; ox < ow; ox++) yr[ox] = row[(size_t)ox * stride];
+        }
+    }
+}
+
+void lb_shortcut_backward(int n, int cin, int h, int w, int cout, int stride, const float *dy,
+                          float *dx, int dx_acc) {
+    const int oh = sub_size(h, stride), ow = sub_size(w, stride), before = (cout - cin) / 2;
+    const size_t ohw = (size_t)oh * ow, hw = (size_t)h * w;
+    const int planes = n * cin;
+#pragma omp parallel for schedule(static) if ((size_t)planes * hw >= LB_MISC_PAR_MIN)
+    for (int p = 0; p < planes; p++) {
+        int i = p / cin, ci = p % cin;
+        float *dxp = dx + (size_t)p * hw;
+        const float *dyp = dy + ((size_t)i * cout + ci + before) * ohw;
+        if (stride == 1) {
+            if (dx_acc)
+                for (size_t j = 0; j < hw; j++) dxp[j] += dyp[j];
+            else
+                for (size_t j = 0; j < hw; j++) dxp[j] = dyp[j];
+            continue;
+        }
+        if (!dx_acc)
+            for (size_t j = 0; j < hw; j++) dxp[j] = 0.0f;
+        for (int oy = 0; oy < oh; oy++) {
+            float *row = dxp + (size_t)oy * stride * w;
+            const float *dr = dyp + (size_t)oy * ow;
+            for (int ox = 0; ox < ow; ox++) row[(size_t)ox * stride] += dr[ox];
+        }
+    }
+}
+
+/* ---- dropout ----------------------------------------------------------------------------------
+ */
+
+/* splitmix64's finalizer: applied to a Weyl sequence it is a counter-based generator, so the
+ * draw for element i depends on (seed, i) alone, never on the thread count or chunking. */
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Kept elements are multiplied (not selected) by mask*scale, as PyTorch does: a NaN or Inf that
+ * is dropped still yields NaN, and the loops vectorize. */
+void lb_dropout_forward(size_t n, float p, const float *x, float *y, uint8_t *mask, lb_rng *rng) {
+    if (p <= 0.0f || p >= 1.0f) {
+        const float v = p <= 0.0f ? 1.0f : 0.0f;
+        const uint8_t keep = p <= 0.0f;
+#pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
+        for (size_t i = 0; i < n; i++) y[i] = x[i] * v;
+        if (mask) memset(mask, keep, n);
+        return;
+    }
+    /* One draw from the caller's stream seeds the whole mask: the caller's rng advances by exactly
+     * one step per call. Each 64-bit hash gives two 32-bit uniforms; keep when u >= p*2^32. */
+    const uint64_t seed = lb_rng_u64(rng);
+    const uint32_t thr = (uint32_t)((double)p * 4294967296.0);
+    const float scale = 1.0f / (1.0f - p);
+    const size_t blocks = (n + LB_DROPOUT_BLOCK - 1) / LB_DROPOUT_BLOCK;
+#pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
+    for (size_t b = 0; b < blocks; b++) {
+        uint8_t local[LB_DROPOUT_BLOCK];
+        const size_t s = b * LB_DROPOUT_BLOCK,
+                     e = n - s < LB_DROPOUT_BLOCK ? n : s + LB_DROPOUT_BLOCK;
+        uint8_t *mk = mask ? mask + s : local;
+        size_t i = s;
+        for (; i + 1 < e; i += 2) {
+            uint64_t h = mix64(seed + (i / 2 + 1) * 0x9E3779B97F4A7C15ull);
+            mk[i - s] = (uint32_t)h >= thr;
+            mk[i + 1 - s] = (uint32_t)(h >> 32) >= thr;
+        }
+        if (i < e) mk[i - s] = (uint32_t)mix64(seed + (i / 2 + 1) * 0x9E3779B97F4A7C15ull) >= thr;
+        for (i = s; i < e; i++) y[i] = x[i] * ((float)mk[i - s] * scale);
+    }
+}
+
+void lb_dropout_backward(size_t n, float p, const uint8_t *mask, const float *dy, float *dx,
+                         int dx_acc) {
+    const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    if (dx_acc) {
+#pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
+        for (size_t i = 0; i < n; i++) dx[i] += dy[i] * ((float)mask[i] * scale);
+    } else {
+#pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
+        for (size_t i = 0; i < n; i++) dx[i] = dy[i] * ((float)mask[i] * scale);
+    }
+}

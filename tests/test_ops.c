@@ -1,0 +1,637 @@
+/* Tests of the non-GEMM ops (batch norm, activations, pooling, add, shortcut, dropout, xent):
+ * finite-difference gradients, dx accumulation, fast vs reference, hand-computed values. The
+ * PyTorch comparison lives in test_torch_ops.c.
+ *
+ * Finite differences run on the float kernels: L = sum_i w_i*y_i is summed in double with random
+ * w, central differences with step h = 1e-2 (the float round-off of L, ~1e-6, over 2h gives ~1e-4;
+ * truncation is O(h^2)). Tolerance: |analytic - numeric| <= 1e-3 + 1e-2*|numeric|. Piecewise
+ * linear ops get inputs at least 0.05 from every kink so no step crosses one. */
+#include "lb_ops.h"
+#include "lb_test.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#define FD_H 1e-2
+#define FD_ATOL 1e-3
+#define FD_RTOL 1e-2
+
+static lb_rng g_rng;
+
+static float *falloc(size_t n) {
+    float *p = calloc(n ? n : 1, sizeof *p);
+    if (!p) abort();
+    return p;
+}
+
+static float *frand(size_t n, float mu, float sd) {
+    float *p = falloc(n);
+    for (size_t i = 0; i < n; i++) p[i] = mu + sd * lb_rng_normal(&g_rng);
+    return p;
+}
+
+static float *fcopy(const float *x, size_t n) {
+    float *p = falloc(n);
+    memcpy(p, x, n * sizeof *p);
+    return p;
+}
+
+static double wsum(const float *w, const float *y, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)w[i] * y[i];
+    return s;
+}
+
+/* y = f(ctx, x); the numeric gradient of sum(w*y) with respect to every x[i] is compared with g. */
+typedef void (*fwd_fn)(void *ctx, const float *x, float *y);
+
+static void fd_check(const char *what, fwd_fn f, void *ctx, float *x, size_t nx, size_t ny,
+                     const float *w, const float *g) {
+    float *y = falloc(ny), *num = falloc(nx);
+    for (size_t i = 0; i < nx; i++) {
+        float x0 = x[i], xp = (float)(x0 + FD_H), xm = (float)(x0 - FD_H);
+        x[i] = xp;
+        f(ctx, x, y);
+        double lp = wsum(w, y, ny);
+        x[i] = xm;
+        f(ctx, x, y);
+        double lm = wsum(w, y, ny);
+        x[i] = x0;
+        num[i] = (float)((lp - lm) / ((double)xp - xm));
+    }
+    lbt_close(g, num, nx, FD_ATOL, FD_RTOL, what);
+    free(y);
+    free(num);
+}
+
+/* Backward with dx_acc must add exactly the overwrite result onto what dx held. */
+static void acc_check(const char *what, const float *fresh, const float *pre, const float *acc,
+                      size_t n) {
+    float *want = falloc(n);
+    for (size_t i = 0; i < n; i++) want[i] = pre[i] + fresh[i];
+    lbt_close(acc, want, n, 1e-6, 1e-6, what);
+    free(want);
+}
+
+/* Values in [lo, hi) at least `gap` away from each of the kinks. */
+static float away_from(float lo, float hi, const float *kinks, int nk, float gap) {
+    for (;;) {
+        float v = lo + (hi - lo) * lb_rng_uniform(&g_rng);
+        int ok = 1;
+        for (int k = 0; k < nk; k++) ok &= fabsf(v - kinks[k]) >= gap;
+        if (ok) return v;
+    }
+}
+
+/* ---- batch norm ------------------------------------------------------------------------------ */
+
+typedef struct {
+    lb_bn_desc d;
+    const float *x, *gamma, *beta;
+    float *mean, *invstd;
+} bn_ctx;
+
+static void bn_fwd_x(void *p, const float *x, float *y) {
+    bn_ctx *c = p;
+    lb_bn_forward_train(&c->d, x, c->gamma, c->beta, y, c->mean, c->invstd, NULL, NULL);
+}
+static void bn_fwd_gamma(void *p, const float *g, float *y) {
+    bn_ctx *c = p;
+    lb_bn_forward_train(&c->d, c->x, g, c->beta, y, c->mean, c->invstd, NULL, NULL);
+}
+static void bn_fwd_beta(void *p, const float *b, float *y) {
+    bn_ctx *c = p;
+    lb_bn_forward_train(&c->d, c->x, c->gamma, b, y, c->mean, c->invstd, NULL, NULL);
+}
+
+static void test_bn_fd(void) {
+    bn_ctx c = {.d = {.n = 3, .c = 4, .hw = 5, .eps = 1e-5f, .momentum = 0.1f}};
+    const size_t nx = 3 * 4 * 5;
+    float *x = frand(nx, 0.5f, 1.0f), *gamma = frand(4, 1.0f, 0.3f), *beta = frand(4, 0, 1);
+    float *w = frand(nx, 0, 1), *y = falloc(nx), *dx = falloc(nx), *dxr = falloc(nx);
+    float mean[4], invstd[4], dg[4], db[4], dgr[4], dbr[4];
+    c.x = x;
+    c.gamma = gamma;
+    c.beta = beta;
+    c.mean = mean;
+    c.invstd = invstd;
+    lb_bn_forward_train(&c.d, x, gamma, beta, y, mean, invstd, NULL, NULL);
+    lb_bn_backward(&c.d, x, gamma, mean, invstd, w, dx, 0, dg, db);
+    lb_bn_backward_ref(&c.d, x, gamma, mean, invstd, w, dxr, 0, dgr, dbr);
+    fd_check("bn dx (fd)", bn_fwd_x, &c, x, nx, nx, w, dx);
+    fd_check("bn dx ref (fd)", bn_fwd_x, &c, x, nx, nx, w, dxr);
+    fd_check("bn dgamma (fd)", bn_fwd_gamma, &c, gamma, 4, nx, w, dg);
+    fd_check("bn dbeta (fd)", bn_fwd_beta, &c, beta, 4, nx, w, db);
+    fd_check("bn dgamma ref (fd)", bn_fwd_gamma, &c, gamma, 4, nx, w, dgr);
+    fd_check("bn dbeta ref (fd)", bn_fwd_beta, &c, beta, 4, nx, w, dbr);
+
+    /* dx_acc adds; NULL dgamma/dbeta/dx are skipped without touching the others. */
+    float *pre = frand(nx, 0, 1), *acc = fcopy(pre, nx);
+    lb_bn_backward(&c.d, x, gamma, mean, invstd, w, acc, 1, NULL, NULL);
+    acc_check("bn dx_acc", dx, pre, acc, nx);
+    memcpy(acc, pre, nx * sizeof *acc);
+    lb_bn_backward_ref(&c.d, x, gamma, mean, invstd, w, acc, 1, NULL, NULL);
+    acc_check("bn ref dx_acc", dxr, pre, acc, nx);
+    float dg2[4] = {0}, db2[4] = {0};
+    lb_bn_backward(&c.d, x, gamma, mean, invstd, w, NULL, 0, dg2, db2);
+    CHECK(!memcmp(dg, dg2, sizeof dg) && !memcmp(db, db2, sizeof db), "dx NULL keeps dgamma/dbeta");
+
+    /* The normalized output has per-channel mean beta and std gamma (biased, up to eps). */
+    int ok = 1;
+    for (int ch = 0; ch < 4; ch++) {
+        double s = 0, s2 = 0;
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 5; j++) {
+                double v = y[(i * 4 + ch) * 5 + j];
+                s += v;
+                s2 += v * v;
+            }
+        double m = s / 15, sd = sqrt(s2 / 15 - m * m);
+        ok &= fabs(m - beta[ch]) < 1e-5 && fabs(sd - fabs(gamma[ch])) < 1e-4;
+    }
+    CHECK(ok, "bn output moments are beta, |gamma|");
+    free(x), free(gamma), free(beta), free(w), free(y), free(dx), free(dxr), free(pre), free(acc);
+}
+
+/* Fast kernels against the references, on a shape large enough to run in parallel, with a large
+ * channel mean (|mean|/std = 60) and a plane size that is not a multiple of the chunk. */
+static void test_bn_fast_vs_ref(int n, int c, int hw, float mu, float sd) {
+    lb_bn_desc d = {.n = n, .c = c, .hw = hw, .eps = 1e-5f, .momentum = 0.1f};
+    const size_t nx = (size_t)n * c * hw;
+    float *x = frand(nx, mu, sd), *gamma = frand(c, 1, 0.5f), *beta = frand(c, 0, 1);
+    float *dy = frand(nx, 0, 1), *y = falloc(nx), *yr = falloc(nx), *y2 = falloc(nx);
+    float *m = falloc(c), *is = falloc(c), *mr = falloc(c), *isr = falloc(c);
+    float *rm = frand(c, 0, 1), *rv = frand(c, 2, 0.1f), *rmr = fcopy(rm, c), *rvr = fcopy(rv, c);
+    char what[128];
+    lb_threads_set(2);
+    lb_bn_forward_train(&d, x, gamma, beta, y, m, is, rm, rv);
+    lb_bn_forward_train_ref(&d, x, gamma, beta, yr, mr, isr, rmr, rvr);
+    snprintf(what, sizeof what, "bn fast==ref y (%dx%dx%d, mean %g)", n, c, hw, mu);
+    lbt_close(y, yr, nx, 2e-5, 1e-4, what);
+    lbt_close(m, mr, c, 1e-6 * (fabsf(mu) + sd), 1e-6, "bn fast==ref mean");
+    lbt_close(is, isr, c, 0, 1e-5, "bn fast==ref invstd");
+    lbt_close(rm, rmr, c, 1e-6 * (fabsf(mu) + sd), 1e-6, "bn fast==ref running mean");
+    lbt_close(rv, rvr, c, 0, 1e-5, "bn fast==ref running var");
+
+    float *dx = falloc(nx), *dxr = falloc(nx), *dg = falloc(c), *db = falloc(c);
+    float *dgr = falloc(c), *dbr = falloc(c);
+    lb_bn_backward(&d, x, gamma, mr, isr, dy, dx, 0, dg, db);
+    lb_bn_backward_ref(&d, x, gamma, mr, isr, dy, dxr, 0, dgr, dbr);
+    snprintf(what, sizeof what, "bn fast==ref dx (%dx%dx%d)", n, c, hw);
+    lbt_close(dx, dxr, nx, 2e-5, 1e-3, what);
+    lbt_close(dg, dgr, c, 1e-3, 1e-4, "bn fast==ref dgamma");
+    lbt_close(db, dbr, c, 1e-3, 1e-4, "bn fast==ref dbeta");
+
+    /* Deterministic: 1 thread and 2 threads give the same bits; in place equals out of place. */
+    float *dx1 = falloc(nx), *m1 = falloc(c), *is1 = falloc(c);
+    lb_threads_set(1);
+    lb_bn_forward_train(&d, x, gamma, beta, y2, m1, is1, NULL, NULL);
+    lb_bn_backward(&d, x, gamma, mr, isr, dy, dx1, 0, NULL, NULL);
+    lb_threads_set(2);
+    CHECK(!memcmp(y, y2, nx * sizeof *y) && !memcmp(m, m1, c * sizeof *m) &&
+              !memcmp(is, is1, c * sizeof *is) && !memcmp(dx, dx1, nx * sizeof *dx),
+          "bn bitwise equal across thread counts");
+    memcpy(y2, x, nx * sizeof *x);
+    lb_bn_forward_train(&d, y2, gamma, beta, y2, m1, is1, NULL, NULL);
+    CHECK(!memcmp(y, y2, nx * sizeof *y), "bn forward in place");
+
+    /* Eval: y = (x - run_mean)/sqrt(run_var + eps)*gamma + beta. */
+    lb_bn_forward_eval(&d, x, gamma, beta, rmr, rvr, y);
+    for (size_t i = 0; i < nx; i++) {
+        int ch = (int)(i / hw % c);
+        yr[i] = (float)((x[i] - (double)rmr[ch]) / sqrt(rvr[ch] + 1e-5) * gamma[ch] + beta[ch]);
+    }
+    lbt_close(y, yr, nx, 1e-4, 1e-4, "bn eval formula");
+    free(x), free(gamma), free(beta), free(dy), free(y), free(yr), free(y2), free(m), free(is);
+    free(mr), free(isr), free(rm), free(rv), free(rmr), free(rvr), free(dx), free(dxr), free(dg);
+    free(db), free(dgr), free(dbr), free(dx1), free(m1), free(is1);
+}
+
+/* Running statistics by hand: constant channel 0 (var 0), channel 1 = {0, 1, 2, 3}. */
+static void test_bn_running(void) {
+    lb_bn_desc d = {.n = 2, .c = 2, .hw = 2, .eps = 1e-5f, .momentum = 0.1f};
+    const float x[8] = {5, 5, 0, 1, 5, 5, 2, 3};
+    float y[8], m[2], is[2], rm[2] = {1, 1}, rv[2] = {1, 1};
+    lb_bn_forward_train(&d, x, NULL, NULL, y, m, is, rm, rv);
+    CHECK_NEAR(m[0], 5, 0, 1e-7, "mean0");
+    CHECK_NEAR(m[1], 1.5, 0, 1e-7, "mean1");
+    CHECK_NEAR(is[0], 1 / sqrt(1e-5), 0, 1e-4, "invstd0");
+    CHECK_NEAR(is[1], 1 / sqrt(1.25 + 1e-5), 0, 1e-6, "invstd1");
+    CHECK_NEAR(rm[0], 0.9 + 0.5, 0, 1e-6, "run mean0");
+    CHECK_NEAR(rm[1], 0.9 + 0.15, 0, 1e-6, "run mean1");
+    CHECK_NEAR(rv[0], 0.9, 0, 1e-6, "run var0");
+    CHECK_NEAR(rv[1], 0.9 + 0.1 * 5.0 / 3.0, 0, 1e-6, "run var1 unbiased");
+    CHECK(y[0] == 0 && y[5] == 0, "constant channel normalizes to 0");
+}
+
+/* ---- activations ------------------------------------------------------------------------------
+ */
+
+typedef struct {
+    int six;
+} act_ctx;
+
+static void act_fwd(void *p, const float *x, float *y) {
+    act_ctx *c = p;
+    (c->six ? lb_relu6_forward : lb_relu_forward)(40, x, y);
+}
+
+static void test_act(int six) {
+    const size_t n = 40;
+    const float kinks[2] = {0, 6};
+    float x[40], y[40], yip[40], dx[40], pre[40], acc[40], w[40];
+    for (size_t i = 0; i < n; i++) {
+        x[i] = away_from(-3, 9, kinks, 2, 0.05f);
+        w[i] = lb_rng_normal(&g_rng);
+        pre[i] = acc[i] = lb_rng_normal(&g_rng);
+    }
+    act_ctx c = {six};
+    act_fwd(&c, x, y);
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        float want = x[i] > 0 ? x[i] : 0;
+        if (six && want > 6) want = 6;
+        ok &= y[i] == want;
+    }
+    CHECK(ok, "%s forward values", six ? "relu6" : "relu");
+    memcpy(yip, x, sizeof x);
+    act_fwd(&c, yip, yip);
+    CHECK(!memcmp(y, yip, sizeof y), "%s in place", six ? "relu6" : "relu");
+    (six ? lb_relu6_backward : lb_relu_backward)(n, y, w, dx, 0);
+    fd_check(six ? "relu6 dx (fd)" : "relu dx (fd)", act_fwd, &c, x, n, n, w, dx);
+    (six ? lb_relu6_backward : lb_relu_backward)(n, y, w, acc, 1);
+    acc_check(six ? "relu6 dx_acc" : "relu dx_acc", dx, pre, acc, n);
+
+    /* At the clip points the gradient is 0 (PyTorch's convention). */
+    const float edge[3] = {0, 6, 3};
+    float ye[3], ge[3], dye[3] = {1, 1, 1};
+    lb_relu6_forward(3, edge, ye);
+    lb_relu6_backward(3, ye, dye, ge, 0);
+    CHECK(ge[0] == 0 && ge[1] == 0 && ge[2] == 1, "relu6 grad at 0, 6, 3: %g %g %g", ge[0], ge[1],
+          ge[2]);
+}
+
+/* Large enough for the parallel path: same values as a serial loop. */
+static void test_act_large(void) {
+    const size_t n = 300001;
+    float *x = frand(n, 2, 4), *y = falloc(n), *dy = frand(n, 0, 1), *dx = falloc(n);
+    lb_relu6_forward(n, x, y);
+    lb_relu6_backward(n, y, dy, dx, 0);
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        float want = x[i] < 0 ? 0 : x[i] > 6 ? 6 : x[i];
+        ok &= y[i] == want && dx[i] == (x[i] > 0 && x[i] < 6 ? dy[i] : 0);
+    }
+    CHECK(ok, "relu6 large forward/backward");
+    free(x), free(y), free(dy), free(dx);
+}
+
+/* ---- pooling ----------------------------------------------------------------------------------
+ */
+
+typedef struct {
+    lb_pool_desc d;
+    int avg;
+    int32_t *am;
+} pool_ctx;
+
+static void pool_fwd(void *p, const float *x, float *y) {
+    pool_ctx *c = p;
+    if (c->avg)
+        lb_avgpool_forward(&c->d, x, y);
+    else
+        lb_maxpool_forward(&c->d, x, y, c->am);
+}
+
+static void test_pool_fd(int avg, int h, int w, int k, int s, int pad) {
+    pool_ctx c = {.avg = avg};
+    CHECK(lb_pool_desc_init(&c.d, 2, 3, h, w, k, s, pad) == LB_OK, "pool desc");
+    const size_t nx = (size_t)6 * h * w, ny = (size_t)6 * c.d.oh * c.d.ow;
+    float *x = falloc(nx), *y = falloc(ny), *w_ = frand(ny, 0, 1), *dx = falloc(nx);
+    c.am = calloc(ny, sizeof *c.am);
+    /* Distinct values 0.1 apart (a shuffled ramp): no max changes within a step. */
+    for (size_t i = 0; i < nx; i++) x[i] = 0.1f * (float)i - 3.0f;
+    for (size_t i = nx - 1; i > 0; i--) {
+        size_t j = lb_rng_below(&g_rng, (uint32_t)(i + 1));
+        float t = x[i];
+        x[i] = x[j];
+        x[j] = t;
+    }
+    pool_fwd(&c, x, y);
+    if (avg)
+        lb_avgpool_backward(&c.d, w_, dx, 0);
+    else
+        lb_maxpool_backward(&c.d, c.am, w_, dx, 0);
+    char what[96];
+    snprintf(what, sizeof what, "%s %dx%d k%d s%d p%d dx (fd)", avg ? "avgpool" : "maxpool", h, w,
+             k, s, pad);
+    fd_check(what, pool_fwd, &c, x, nx, ny, w_, dx);
+    float *pre = frand(nx, 0, 1), *acc = fcopy(pre, nx);
+    if (avg)
+        lb_avgpool_backward(&c.d, w_, acc, 1);
+    else
+        lb_maxpool_backward(&c.d, c.am, w_, acc, 1);
+    snprintf(what, sizeof what, "%s dx_acc", avg ? "avgpool" : "maxpool");
+    acc_check(what, dx, pre, acc, nx);
+    if (!avg) { /* values against a direct window scan (padding is -inf) */
+        int ok = 1;
+        for (int p = 0; p < 6; p++)
+            for (int oy = 0; oy < c.d.oh; oy++)
+                for (int ox = 0; ox < c.d.ow; ox++) {
+                    float m = -INFINITY;
+                    for (int ky = 0; ky < k; ky++)
+                        for (int kx = 0; kx < k; kx++) {
+                            int iy = oy * s - pad + ky, ix = ox * s - pad + kx;
+                            if (iy >= 0 && iy < h && ix >= 0 && ix < w)
+                                m = fmaxf(m, x[(size_t)p * h * w + iy * w + ix]);
+                        }
+                    size_t o = ((size_t)p * c.d.oh + oy) * c.d.ow + ox;
+                    ok &= y[o] == m && x[(size_t)p * h * w + c.am[o]] == m;
+                }
+        CHECK(ok, "maxpool k%d s%d p%d values and argmax", k, s, pad);
+    } else { /* count_include_pad: corner window of 3x3 p1 has 4 real values over 9 */
+        if (k == 3 && pad == 1) {
+            float want = (x[0] + x[1] + x[w] + x[w + 1]) / 9.0f;
+            CHECK_NEAR(y[0], want, 1e-6, 1e-6, "avgpool corner divides by k*k");
+        }
+    }
+    free(x), free(y), free(w_), free(dx), free(c.am), free(pre), free(acc);
+}
+
+static void test_maxpool_ties(void) {
+    lb_pool_desc d;
+    /* 2x2 s2 (vectorized path): windows {1,3 / 3,2} and all-equal. */
+    CHECK(lb_pool_desc_init(&d, 1, 1, 2, 4, 2, 2, 0) == LB_OK, "desc");
+    const float x[8] = {1, 3, 7, 7, 3, 2, 7, 7};
+    float y[2], dy[2] = {1, 10}, dx[8];
+    int32_t am[2];
+    lb_maxpool_forward(&d, x, y, am);
+    CHECK(y[0] == 3 && am[0] == 1 && y[1] == 7 && am[1] == 2, "2x2 ties: first max (%d, %d)", am[0],
+          am[1]);
+    lb_maxpool_backward(&d, am, dy, dx, 0);
+    CHECK(dx[1] == 1 && dx[4] == 0 && dx[2] == 10 && dx[3] == 0 && dx[6] == 0 && dx[7] == 0,
+          "2x2 ties: gradient to the first max only");
+    /* 3x3 s2 p1 (general path): all-equal plane, and an all-negative plane next to padding. */
+    CHECK(lb_pool_desc_init(&d, 1, 2, 3, 3, 3, 2, 1) == LB_OK, "desc");
+    float x2[18], y2[8], dy2[8], dx2[18];
+    int32_t am2[8];
+    for (int i = 0; i < 9; i++) x2[i] = 2, x2[9 + i] = -5.0f - (float)i;
+    for (int i = 0; i < 8; i++) dy2[i] = 1;
+    lb_maxpool_forward(&d, x2, y2, am2);
+    CHECK(am2[0] == 0 && am2[1] == 1 && am2[2] == 3 && am2[3] == 4, "3x3 ties: %d %d %d %d", am2[0],
+          am2[1], am2[2], am2[3]);
+    CHECK(y2[4] == -5 && y2[5] == -6 && y2[6] == -8 && y2[7] == -9, "padding is -inf: %g %g %g %g",
+          y2[4], y2[5], y2[6], y2[7]);
+    lb_maxpool_backward(&d, am2, dy2, dx2, 0);
+    CHECK(dx2[0] == 1 && dx2[1] == 1 && dx2[2] == 0 && dx2[4] == 1, "3x3 tie gradients");
+
+    CHECK(lb_pool_desc_init(&d, 1, 1, 7, 7, 3, 2, 1) == LB_OK && d.oh == 4 && d.ow == 4, "oh 4");
+    CHECK(lb_pool_desc_init(&d, 1, 1, 7, 6, 2, 2, 0) == LB_OK && d.oh == 3 && d.ow == 3, "floor");
+    CHECK(lb_pool_desc_init(&d, 1, 1, 7, 7, 2, 2, 2) == LB_EINVAL, "pad > k/2 rejected");
+    CHECK(lb_pool_desc_init(&d, 1, 1, 2, 2, 5, 1, 1) == LB_EINVAL, "window too large rejected");
+    CHECK(lb_pool_desc_init(&d, 1, 1, 2, 2, 2, 0, 0) == LB_EINVAL, "stride 0 rejected");
+}
+
+typedef struct {
+    int n, c, hw;
+} gap_ctx;
+
+static void gap_fwd(void *p, const float *x, float *y) {
+    gap_ctx *c = p;
+    lb_gap_forward(c->n, c->c, c->hw, x, y);
+}
+
+static void test_gap(void) {
+    gap_ctx c = {2, 3, 7};
+    float *x = frand(42, 0, 1), y[6], *w = frand(6, 0, 1), dx[42], pre[42], acc[42];
+    gap_fwd(&c, x, y);
+    double s = 0;
+    for (int j = 0; j < 7; j++) s += x[7 + j];
+    CHECK_NEAR(y[1], s / 7, 1e-6, 1e-6, "gap value");
+    lb_gap_backward(2, 3, 7, w, dx, 0);
+    fd_check("gap dx (fd)", gap_fwd, &c, x, 42, 6, w, dx);
+    for (int i = 0; i < 42; i++) pre[i] = acc[i] = lb_rng_normal(&g_rng);
+    lb_gap_backward(2, 3, 7, w, acc, 1);
+    acc_check("gap dx_acc", dx, pre, acc, 42);
+    free(x), free(w);
+}
+
+/* ---- add, shortcut ----------------------------------------------------------------------------
+ */
+
+static void test_add(void) {
+    const size_t n = 200003;
+    float *a = frand(n, 0, 1), *b = frand(n, 0, 1), *y = falloc(n), *b2 = fcopy(b, n);
+    lb_add_forward(n, a, b, y);
+    lb_add_forward(n, a, b2, b2);
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) ok &= y[i] == a[i] + b[i] && b2[i] == y[i];
+    CHECK(ok, "add values, in place");
+    free(a), free(b), free(y), free(b2);
+}
+
+typedef struct {
+    int n, cin, h, w, cout, stride;
+} sc_ctx;
+
+static void sc_fwd(void *p, const float *x, float *y) {
+    sc_ctx *c = p;
+    lb_shortcut_forward(c->n, c->cin, c->h, c->w, c->cout, c->stride, x, y);
+}
+
+static void test_shortcut(int cin, int cout, int stride) {
+    sc_ctx c = {2, cin, 5, 6, cout, stride};
+    const int oh = (5 + stride - 1) / stride, ow = (6 + stride - 1) / stride;
+    const size_t nx = (size_t)2 * cin * 30, ny = (size_t)2 * cout * oh * ow;
+    float *x = frand(nx, 0, 1), *y = falloc(ny), *w = frand(ny, 0, 1), *dx = falloc(nx);
+    sc_fwd(&c, x, y);
+    /* y = zero-pad channels ((cout-cin)/2 before) of x[:, :, ::s, ::s] */
+    int ok = 1, before = (cout - cin) / 2;
+    for (int i = 0; i < 2; i++)
+        for (int co = 0; co < cout; co++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) {
+                    int ci = co - before;
+                    float want = ci < 0 || ci >= cin
+                                     ? 0
+                                     : x[((i * cin + ci) * 5 + oy * stride) * 6 + ox * stride];
+                    ok &= y[((i * cout + co) * oh + oy) * ow + ox] == want;
+                }
+    CHECK(ok, "shortcut %d->%d s%d values", cin, cout, stride);
+    lb_shortcut_backward(2, cin, 5, 6, cout, stride, w, dx, 0);
+    char what[64];
+    snprintf(what, sizeof what, "shortcut %d->%d s%d dx (fd)", cin, cout, stride);
+    fd_check(what, sc_fwd, &c, x, nx, ny, w, dx);
+    float *pre = frand(nx, 0, 1), *acc = fcopy(pre, nx);
+    lb_shortcut_backward(2, cin, 5, 6, cout, stride, w, acc, 1);
+    acc_check("shortcut dx_acc", dx, pre, acc, nx);
+    free(x), free(y), free(w), free(dx), free(pre), free(acc);
+}
+
+/* ---- dropout ----------------------------------------------------------------------------------
+ */
+
+typedef struct {
+    size_t n;
+    float p;
+    uint8_t *mask;
+} drop_ctx;
+
+static void drop_fwd(void *pp, const float *x, float *y) {
+    drop_ctx *c = pp;
+    lb_rng r;
+    lb_rng_seed(&r, 77); /* same mask every call: the op is then linear in x */
+    lb_dropout_forward(c->n, c->p, x, y, c->mask, &r);
+}
+
+static void test_dropout(void) {
+    const size_t n = 200000;
+    const float p = 0.3f;
+    float *x = frand(n, 0, 1), *y = falloc(n), *y2 = falloc(n), *dy = frand(n, 0, 1);
+    float *dx = falloc(n);
+    uint8_t *m = malloc(n), *m2 = malloc(n);
+    lb_rng r1, r2;
+    lb_rng_seed(&r1, 5);
+    lb_rng_seed(&r2, 5);
+    lb_threads_set(2);
+    lb_dropout_forward(n, p, x, y, m, &r1);
+    lb_threads_set(1);
+    lb_dropout_forward(n, p, x, y2, m2, &r2);
+    lb_threads_set(2);
+    CHECK(!memcmp(m, m2, n) && !memcmp(y, y2, n * sizeof *y), "dropout same seed, same mask");
+    CHECK(lb_rng_u64(&r1) == lb_rng_u64(&r2), "dropout advances the rng identically");
+    size_t dropped = 0;
+    int ok = 1;
+    const float scale = 1.0f / (1.0f - p);
+    for (size_t i = 0; i < n; i++) {
+        dropped += !m[i];
+        ok &= m[i] ? y[i] == x[i] * scale : y[i] == 0;
+    }
+    double rate = (double)dropped / n; /* sd of the rate: sqrt(.21/2e5) = 0.001 */
+    CHECK(fabs(rate - p) < 0.006, "dropout rate %g vs %g", rate, p);
+    CHECK(ok, "dropout keeps x/(1-p), zeroes the rest");
+    lb_dropout_forward(n, p, x, y2, m2, &r1);
+    CHECK(memcmp(m, m2, n) != 0, "dropout next call draws a new mask");
+    lb_dropout_backward(n, p, m, dy, dx, 0);
+    ok = 1;
+    for (size_t i = 0; i < n; i++) ok &= dx[i] == (m[i] ? dy[i] * scale : 0.0f);
+    CHECK(ok, "dropout backward uses the mask");
+    float *pre = frand(n, 0, 1), *acc = fcopy(pre, n);
+    lb_dropout_backward(n, p, m, dy, acc, 1);
+    acc_check("dropout dx_acc", dx, pre, acc, n);
+
+    drop_ctx c = {64, 0.5f, m};
+    float w[64], g[64];
+    for (int i = 0; i < 64; i++) w[i] = lb_rng_normal(&g_rng);
+    drop_fwd(&c, x, y);
+    lb_dropout_backward(64, 0.5f, m, w, g, 0);
+    fd_check("dropout dx (fd)", drop_fwd, &c, x, 64, 64, w, g);
+
+    /* Without a mask the output is the same; an odd length covers the unpaired last draw. */
+    lb_rng_seed(&r1, 9);
+    lb_rng_seed(&r2, 9);
+    lb_dropout_forward(n - 1, p, x, y, m, &r1);
+    lb_dropout_forward(n - 1, p, x, y2, NULL, &r2);
+    CHECK(!memcmp(y, y2, (n - 1) * sizeof *y), "dropout without mask, odd n");
+
+    lb_dropout_forward(5, 0.0f, x, y, m, &r1);
+    CHECK(!memcmp(x, y, 5 * sizeof *x) && m[0] == 1, "dropout p=0 is identity");
+    free(x), free(y), free(y2), free(dy), free(dx), free(m), free(m2), free(pre), free(acc);
+}
+
+/* ---- cross-entropy ----------------------------------------------------------------------------
+ */
+
+typedef struct {
+    int n, k;
+    const int32_t *lab;
+    float eps;
+} xent_ctx;
+
+static void xent_fwd(void *p, const float *z, float *loss) {
+    xent_ctx *c = p;
+    float probs[64];
+    *loss = lb_xent_forward(c->n, c->k, z, c->lab, c->eps, probs, NULL);
+}
+
+static void test_xent(void) {
+    /* Hand-computed (in double): lse([1,2,3]) = 3.40760596444438, lse([5,5,1]) = 5 +
+     * log(2 + e^-4) = 5.70230380575..., lse([0,0,0]) = log 3. */
+    const float z[9] = {1, 2, 3, 0, 0, 0, 5, 5, 1};
+    const int32_t lab[3] = {2, 0, 0};
+    const double l0 = 3.40760596444438 - 3, l1 = log(3.0), l2 = 5 + log(2 + exp(-4.0)) - 5;
+    float probs[9];
+    int nc = -1;
+    float loss = lb_xent_forward(3, 3, z, lab, 0.0f, probs, &nc);
+    CHECK_NEAR(loss, (l0 + l1 + l2) / 3, 1e-6, 1e-6, "xent loss");
+    CHECK(nc == 3, "ncorrect %d (ties pick the lowest index)", nc);
+    CHECK_NEAR(probs[2], exp(3 - 3.40760596444438), 1e-7, 1e-6, "xent prob");
+    /* Smoothing 0.1 over 3 classes: loss_i = lse - 0.9*z_y - (0.1/3)*sum z. */
+    const double lse0 = 3.40760596444438, lse2 = 5 + log(2 + exp(-4.0));
+    const double s0 = lse0 - 0.9 * 3 - 0.1 / 3 * 6, s1 = log(3.0),
+                 s2 = lse2 - 0.9 * 5 - 0.1 / 3 * 11;
+    loss = lb_xent_forward(3, 3, z, lab, 0.1f, probs, &nc);
+    CHECK_NEAR(loss, (s0 + s1 + s2) / 3, 1e-6, 1e-6, "xent smoothed loss");
+    /* Huge logits stay finite. */
+    const float big[2] = {1000, -1000};
+    const int32_t lb1[1] = {1};
+    loss = lb_xent_forward(1, 2, big, lb1, 0.0f, probs, &nc);
+    CHECK_NEAR(loss, 2000, 0, 1e-6, "xent large logits");
+
+    /* Gradient: finite differences of the scalar loss, rows sum to zero. */
+    const int n = 4, k = 5;
+    float *zz = frand(20, 0, 2);
+    const int32_t labs[4] = {0, 3, 4, 3};
+    for (int e = 0; e < 2; e++) {
+        xent_ctx c = {n, k, labs, e ? 0.1f : 0.0f};
+        float one = 1.0f, dz[20], pr[20];
+        lb_xent_forward(n, k, zz, labs, c.eps, pr, NULL);
+        lb_xent_backward(n, k, pr, labs, c.eps, dz);
+        fd_check(e ? "xent smoothed dlogits (fd)" : "xent dlogits (fd)", xent_fwd, &c, zz, 20, 1,
+                 &one, dz);
+        double rs = 0;
+        for (int i = 0; i < 20; i++) rs += dz[i];
+        CHECK(fabs(rs) < 1e-6, "xent grads sum to 0: %g", rs);
+    }
+    free(zz);
+}
+
+int main(void) {
+    lb_rng_seed(&g_rng, 1234);
+    const char *q = getenv("LOWBIT_QUICK");
+    int quick = q && q[0] && q[0] != '0';
+    lb_threads_set(2);
+
+    test_bn_fd();
+    test_bn_running();
+    test_bn_fast_vs_ref(8, 16, 300, 0, 1);
+    test_bn_fast_vs_ref(4, 3, 1000, 60, 1);
+    test_bn_fast_vs_ref(3, 5, 7, -2, 3);
+    test_bn_fast_vs_ref(4, 300, 3, 1, 1); /* channel blocks beyond one stack group */
+    test_bn_fast_vs_ref(64, 10, 1, 0, 1); /* hw = 1: BN after a linear layer */
+    if (!quick) test_bn_fast_vs_ref(32, 32, 196, 1, 2);
+    test_act(0);
+    test_act(1);
+    test_act_large();
+    test_pool_fd(0, 6, 6, 2, 2, 0);
+    test_pool_fd(0, 7, 7, 2, 2, 0);
+    test_pool_fd(0, 7, 7, 3, 2, 1);
+    test_pool_fd(0, 6, 5, 3, 1, 1);
+    test_pool_fd(1, 6, 6, 2, 2, 0);
+    test_pool_fd(1, 7, 7, 3, 2, 1);
+    test_pool_fd(1, 6, 5, 3, 1, 1);
+    test_pool_fd(1, 7, 7, 2, 2, 0);
+    test_pool_fd(0, 8, 7, 3, 3, 1);
+    test_pool_fd(1, 8, 7, 3, 3, 1);
+    test_pool_fd(0, 9, 6, 4, 2, 2);
+    test_pool_fd(1, 9, 6, 4, 2, 2);
+    test_maxpool_ties();
+    test_gap();
+    test_add();
+    test_shortcut(4, 8, 2);
+    test_shortcut(3, 8, 2);
+    test_shortcut(4, 4, 1);
+    test_dropout();
+    test_xent();
+    TEST_MAIN_END("test_ops");
+}
