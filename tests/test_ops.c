@@ -269,6 +269,13 @@ static void test_act(int six) {
     lb_relu6_backward(3, ye, dye, ge, 0);
     CHECK(ge[0] == 0 && ge[1] == 0 && ge[2] == 1, "relu6 grad at 0, 6, 3: %g %g %g", ge[0], ge[1],
           ge[2]);
+    /* A NaN passes through both forwards (so the NaN trap sees it), as in PyTorch. */
+    const float bad[2] = {NAN, -NAN};
+    float yb[2];
+    lb_relu_forward(2, bad, yb);
+    CHECK(isnan(yb[0]) && isnan(yb[1]), "relu keeps NaN");
+    lb_relu6_forward(2, bad, yb);
+    CHECK(isnan(yb[0]) && isnan(yb[1]), "relu6 keeps NaN");
 }
 
 /* Large enough for the parallel path: same values as a serial loop. */
@@ -536,6 +543,9 @@ static void test_dropout(void) {
 
     lb_dropout_forward(5, 0.0f, x, y, m, &r1);
     CHECK(!memcmp(x, y, 5 * sizeof *x) && m[0] == 1, "dropout p=0 is identity");
+    lb_dropout_forward(5, 1.0f, x, y, m, &r1);
+    lb_dropout_backward(5, 1.0f, m, dy, dx, 0);
+    CHECK(y[0] == 0 && y[4] == 0 && m[0] == 0 && dx[0] == 0 && dx[4] == 0, "dropout p=1 drops all");
     free(x), free(y), free(y2), free(dy), free(dx), free(m), free(m2), free(pre), free(acc);
 }
 

@@ -4,12 +4,13 @@
 
 /* Below this many elements a parallel region costs more than it saves. Loops carry no restrict
  * (x may be y): the compiler checks the overlap at run time and still vectorizes. Loads are
- * hoisted out of the conditionals so the selects vectorize. */
+ * hoisted out of the conditionals so the selects vectorize. The forward selects are written so
+ * that a NaN passes through (as in PyTorch) and the NaN trap downstream still sees it. */
 #define LB_ACT_PAR_MIN 65536
 
 void lb_relu_forward(size_t n, const float *x, float *y) {
 #pragma omp parallel for schedule(static) if (n >= LB_ACT_PAR_MIN)
-    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    for (size_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
 
 void lb_relu_backward(size_t n, const float *y, const float *dy, float *dx, int dx_acc) {
@@ -31,8 +32,8 @@ void lb_relu_backward(size_t n, const float *y, const float *dy, float *dx, int 
 void lb_relu6_forward(size_t n, const float *x, float *y) {
 #pragma omp parallel for schedule(static) if (n >= LB_ACT_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
-        float v = x[i] > 0.0f ? x[i] : 0.0f;
-        y[i] = v < 6.0f ? v : 6.0f;
+        float v = x[i] < 0.0f ? 0.0f : x[i];
+        y[i] = v > 6.0f ? 6.0f : v;
     }
 }
 

@@ -2,6 +2,7 @@
  * backward. Pointwise loops only; no parameters, no allocation. */
 #include "lb_ops.h"
 
+#include <assert.h>
 #include <string.h>
 
 /* Below this many elements a parallel region costs more than it saves. */
@@ -26,6 +27,7 @@ static inline int sub_size(int h, int stride) {
 
 void lb_shortcut_forward(int n, int cin, int h, int w, int cout, int stride, const float *x,
                          float *y) {
+    assert(stride >= 1 && cout >= cin);
     const int oh = sub_size(h, stride), ow = sub_size(w, stride), before = (cout - cin) / 2;
     const size_t ohw = (size_t)oh * ow, hw = (size_t)h * w;
     const int planes = n * cout;
@@ -48,6 +50,7 @@ void lb_shortcut_forward(int n, int cin, int h, int w, int cout, int stride, con
 
 void lb_shortcut_backward(int n, int cin, int h, int w, int cout, int stride, const float *dy,
                           float *dx, int dx_acc) {
+    assert(stride >= 1 && cout >= cin);
     const int oh = sub_size(h, stride), ow = sub_size(w, stride), before = (cout - cin) / 2;
     const size_t ohw = (size_t)oh * ow, hw = (size_t)h * w;
     const int planes = n * cin;
@@ -84,12 +87,18 @@ static inline uint64_t mix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
+/* The factor on kept elements; p <= 0 (or NaN) keeps everything, p >= 1 drops everything. */
+static float keep_scale(float p) {
+    if (!(p > 0.0f)) return 1.0f;
+    return p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+}
+
 /* Kept elements are multiplied (not selected) by mask*scale, as PyTorch does: a NaN or Inf that
  * is dropped still yields NaN, and the loops vectorize. */
 void lb_dropout_forward(size_t n, float p, const float *x, float *y, uint8_t *mask, lb_rng *rng) {
-    if (p <= 0.0f || p >= 1.0f) {
-        const float v = p <= 0.0f ? 1.0f : 0.0f;
-        const uint8_t keep = p <= 0.0f;
+    if (!(p > 0.0f) || p >= 1.0f) {
+        const float v = keep_scale(p);
+        const uint8_t keep = v != 0.0f;
 #pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
         for (size_t i = 0; i < n; i++) y[i] = x[i] * v;
         if (mask) memset(mask, keep, n);
@@ -99,7 +108,7 @@ void lb_dropout_forward(size_t n, float p, const float *x, float *y, uint8_t *ma
      * one step per call. Each 64-bit hash gives two 32-bit uniforms; keep when u >= p*2^32. */
     const uint64_t seed = lb_rng_u64(rng);
     const uint32_t thr = (uint32_t)((double)p * 4294967296.0);
-    const float scale = 1.0f / (1.0f - p);
+    const float scale = keep_scale(p);
     const size_t blocks = (n + LB_DROPOUT_BLOCK - 1) / LB_DROPOUT_BLOCK;
 #pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
     for (size_t b = 0; b < blocks; b++) {
@@ -120,7 +129,7 @@ void lb_dropout_forward(size_t n, float p, const float *x, float *y, uint8_t *ma
 
 void lb_dropout_backward(size_t n, float p, const uint8_t *mask, const float *dy, float *dx,
                          int dx_acc) {
-    const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    const float scale = keep_scale(p);
     if (dx_acc) {
 #pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
         for (size_t i = 0; i < n; i++) dx[i] += dy[i] * ((float)mask[i] * scale);
