@@ -224,8 +224,7 @@ static void test_bn_running(void) {
     CHECK(y[0] == 0 && y[5] == 0, "constant channel normalizes to 0");
 }
 
-/* ---- activations ------------------------------------------------------------------------------
- */
+/* ---- activations ----------------------------------------------------------------------------- */
 
 typedef struct {
     int six;
@@ -293,8 +292,7 @@ static void test_act_large(void) {
     free(x), free(y), free(dy), free(dx);
 }
 
-/* ---- pooling ----------------------------------------------------------------------------------
- */
+/* ---- pooling --------------------------------------------------------------------------------- */
 
 typedef struct {
     lb_pool_desc d;
@@ -423,8 +421,7 @@ static void test_gap(void) {
     free(x), free(w);
 }
 
-/* ---- add, shortcut ----------------------------------------------------------------------------
- */
+/* ---- add, shortcut --------------------------------------------------------------------------- */
 
 static void test_add(void) {
     const size_t n = 200003;
@@ -475,8 +472,7 @@ static void test_shortcut(int cin, int cout, int stride) {
     free(x), free(y), free(w), free(dx), free(pre), free(acc);
 }
 
-/* ---- dropout ----------------------------------------------------------------------------------
- */
+/* ---- dropout --------------------------------------------------------------------------------- */
 
 typedef struct {
     size_t n;
@@ -549,8 +545,7 @@ static void test_dropout(void) {
     free(x), free(y), free(y2), free(dy), free(dx), free(m), free(m2), free(pre), free(acc);
 }
 
-/* ---- cross-entropy ----------------------------------------------------------------------------
- */
+/* ---- cross-entropy --------------------------------------------------------------------------- */
 
 typedef struct {
     int n, k;

@@ -37,7 +37,7 @@ static void update_running(const lb_bn_desc *d, int c, double mean, double var, 
     }
 }
 
-/* ---- references: plain two-pass double loops ------------------------------------------------ */
+/* ---- references: plain two-pass double loops ------------------------------------------------- */
 
 void lb_bn_forward_train_ref(const lb_bn_desc *d, const float *x, const float *gamma,
                              const float *beta, float *y, float *mean, float *invstd,
@@ -95,7 +95,7 @@ void lb_bn_backward_ref(const lb_bn_desc *d, const float *x, const float *gamma,
     }
 }
 
-/* ---- fast kernels --------------------------------------------------------------------------- */
+/* ---- fast kernels ---------------------------------------------------------------------------- */
 
 /* Four 4-float vectors of partial sums (GCC/clang vector extensions: plain SSE2, no ISA flags).
  * Written out rather than left to the auto-vectorizer, which may not reassociate a float sum: the

@@ -17,8 +17,7 @@ void lb_add_forward(size_t n, const float *a, const float *b, float *y) {
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
-/* ---- option-A shortcut ------------------------------------------------------------------------
- */
+/* ---- option-A shortcut ----------------------------------------------------------------------- */
 
 /* Output size of x[:, :, ::stride, ::stride]. */
 static inline int sub_size(int h, int stride) {
@@ -76,8 +75,7 @@ void lb_shortcut_backward(int n, int cin, int h, int w, int cout, int stride, co
     }
 }
 
-/* ---- dropout ----------------------------------------------------------------------------------
- */
+/* ---- dropout --------------------------------------------------------------------------------- */
 
 /* splitmix64's finalizer: applied to a Weyl sequence it is a counter-based generator, so the
  * draw for element i depends on (seed, i) alone, never on the thread count or chunking. */

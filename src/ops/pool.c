@@ -47,8 +47,7 @@ static inline void window(int o, int stride, int pad, int k, int size, int *s, i
     *e = imin(a + k, size);
 }
 
-/* ---- max --------------------------------------------------------------------------------------
- */
+/* ---- max ------------------------------------------------------------------------------------- */
 
 /* The common 2x2 stride-2 unpadded case, branch-free so the output row vectorizes. The select
  * order keeps the first maximum on ties; a NaN wins (and propagates) as in PyTorch. */
@@ -158,8 +157,7 @@ void lb_maxpool_backward(const lb_pool_desc *d, const int32_t *argmax, const flo
     }
 }
 
-/* ---- average ----------------------------------------------------------------------------------
- */
+/* ---- average --------------------------------------------------------------------------------- */
 
 /* In floor mode every window lies inside the padded input, so the count_include_pad divisor is
  * always k*k. */
@@ -252,8 +250,7 @@ void lb_avgpool_backward(const lb_pool_desc *d, const float *dy, float *dx, int 
     for (int p = 0; p < planes; p++) avgpool_plane_backward(d, dy + p * out, dx + p * in, dx_acc);
 }
 
-/* ---- global average ---------------------------------------------------------------------------
- */
+/* ---- global average -------------------------------------------------------------------------- */
 
 void lb_gap_forward(int n, int c, int hw, const float *x, float *y) {
     const int planes = n * c;
