@@ -5,31 +5,54 @@
 #ifndef LB_DATA_H
 #define LB_DATA_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "lb_core.h"
 
 typedef struct lb_dataset {
-    int n, c, h, w;   /* images[n][c][h][w], uint8 */
+    int n, c, h, w; /* images[n][c][h][w], uint8 */
     int classes;
     uint8_t *images;
-    int32_t *labels;  /* [n], each in [0, classes) */
+    int32_t *labels; /* [n], each in [0, classes) */
 } lb_dataset;
 
-/* idx files (magic 0x00000803 images / 0x00000801 labels); ".gz" files or any gzip content are
- * inflated with zlib. Errors name the file and what is wrong. */
+/* idx files (magic 0x00000803 images / 0x00000801 labels); ".gz" files or any gzip content
+ * (detected by the magic bytes 1f 8b, concatenated members allowed) are inflated with zlib as a
+ * stream. Everything is checked: magic, dimensions (nonzero, sides <= 4096, n <= INT_MAX),
+ * truncation, trailing bytes, a corrupt gzip stream, image/label count mismatch, labels in
+ * [0, 10). Errors (LB_EIO for open/read failures, LB_EFORMAT for bad content) name the file and
+ * what is wrong. On error *out is left zeroed and nothing is allocated. */
 lb_status lb_idx_load(const char *images_path, const char *labels_path, lb_dataset *out);
+/* The same from memory (raw or gzip bytes of each file); the names are used in messages. Used by
+ * the fuzz targets. */
+lb_status lb_idx_parse_mem(const char *images_name, const uint8_t *images, size_t images_len,
+                           const char *labels_name, const uint8_t *labels, size_t labels_len,
+                           lb_dataset *out);
 /* CIFAR binary: records of <label byte>[<coarse byte>] 3072 pixel bytes. cifar100 selects the
- * two-label CIFAR-100 layout (fine label used, 100 classes). Reads all `paths`. */
+ * two-label CIFAR-100 layout (<coarse byte><fine byte>; the fine label is used, 100 classes).
+ * Reads all `paths` in order. Each file's size must be a nonzero multiple of the record size and
+ * every label in range (coarse < 20, fine < 100; CIFAR-10 < 10). */
 lb_status lb_cifar_load(const char *const *paths, int npaths, int cifar100, lb_dataset *out);
-/* A data directory: MNIST/Fashion-MNIST idx ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]),
- * CIFAR-10 (data_batch_1..5.bin / test_batch.bin, optionally under cifar-10-batches-bin/) or
- * CIFAR-100 (train.bin / test.bin, optionally under cifar-100-binary/). */
+/* One CIFAR file's bytes from memory; `name` is used in messages. Used by the fuzz targets. */
+lb_status lb_cifar_parse_mem(const char *name, const uint8_t *buf, size_t len, int cifar100,
+                             lb_dataset *out);
+/* A data directory: MNIST/Fashion-MNIST idx ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz],
+ * the .gz name preferred), CIFAR-10 (data_batch_1..5.bin / test_batch.bin, optionally under
+ * cifar-10-batches-bin/) or CIFAR-100 (train.bin / test.bin, optionally under cifar-100-binary/),
+ * tried in that order. A missing directory or one with none of these gives LB_EIO with a message
+ * naming the directory and listing what was looked for. */
 lb_status lb_dataset_load_dir(const char *dir, int train, lb_dataset *out);
 void lb_dataset_free(lb_dataset *d);
 
-/* Per-channel normalization constants for a data set: Fashion-MNIST 0.2860/0.3530, MNIST
- * 0.1307/0.3081, CIFAR the usual per-channel values; others computed from the data. */
+/* Per-channel normalization constants (for pixel/255), chosen by this rule:
+ *  - 3x32x32 with 10 classes: CIFAR-10 (0.4914, 0.4822, 0.4465) / (0.2470, 0.2435, 0.2616);
+ *  - 3x32x32 with 100 classes: CIFAR-100 (0.5071, 0.4865, 0.4409) / (0.2673, 0.2564, 0.2762);
+ *  - 1x28x28 whose mean pixel/255 is within 0.01 of 0.2860: Fashion-MNIST 0.2860 / 0.3530;
+ *  - 1x28x28 whose mean is within 0.01 of 0.1307: MNIST 0.1307 / 0.3081;
+ *  - anything else: mean and (population) std computed from the data per channel, with std 1
+ *    where the channel is constant.
+ * Entries for channels beyond d->c are mean 0, std 1. */
 void lb_dataset_norm(const lb_dataset *d, float mean[3], float std[3]);
 
 typedef struct lb_augment {
@@ -48,14 +71,26 @@ typedef struct lb_loader_cfg {
     int prefetch; /* prepare the next batch on a background thread */
 } lb_loader_cfg;
 
+/* Samples and their randomness, exactly (so tests and resumed runs can reproduce them):
+ *  - order: the identity, or with shuffle a Fisher-Yates permutation (for i = n-1 down to 1,
+ *    swap i with lb_rng_below(r, i+1)) drawn from lb_rng_derive(r, seed, epoch, 0);
+ *  - the sample at position p of the epoch draws from lb_rng_derive(r, seed, epoch, 1 + p):
+ *    with crop_pad = P > 0, oy = lb_rng_below(r, 2P+1) then ox = lb_rng_below(r, 2P+1); then with
+ *    hflip, flip = lb_rng_below(r, 2). Output pixel (c, y, x) is the source pixel
+ *    (c, y + oy - P, (flip ? w-1-x : x) + ox - P), or 0 outside the image (crop, then flip);
+ *  - value = (pixel/255 - mean[c]) / std[c] with lb_dataset_norm's constants.
+ * The loader keeps a pointer to `d`, which must outlive it. d->c must be 1..3. The loader is
+ * created at the start of epoch 0. All memory is allocated here; none per batch. */
 lb_status lb_loader_new(const lb_dataset *d, const lb_loader_cfg *cfg, lb_loader **out);
-/* Starts epoch `epoch` (permutation and augmentation derive from seed and epoch). */
+/* Starts epoch `epoch` (permutation and augmentation derive from seed and epoch). Safe at any
+ * time, also mid-epoch while a prefetch is running (it waits for that batch, then drops it). */
 void lb_loader_start(lb_loader *l, int epoch);
-/* Fills x[b][c][h][w] (normalized float) and y[b]; returns b (the last batch may be short) or 0
- * at the end of the epoch. */
+/* Fills x[b][c][h][w] (normalized float) and y[b]; returns b (the last batch may be short; rows
+ * past b are left untouched) or 0 at the end of the epoch. x and y must hold a full batch. */
 int lb_loader_next(lb_loader *l, float *x, int32_t *y);
 int lb_loader_batches(const lb_loader *l);
 int lb_loader_samples(const lb_loader *l);
+/* Stops and joins the prefetch thread (also mid-epoch) and frees everything. NULL is a no-op. */
 void lb_loader_free(lb_loader *l);
 
 #endif

@@ -1,0 +1,167 @@
+/* Data directories (format detection by file names), freeing, and normalization constants; the
+ * file parsers themselves are in idx.c and cifar.c. */
+#include "lb_data.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define PATH_CAP 4096
+
+static int is_file(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* snprintf into a PATH_CAP buffer; 0 when the path does not fit. */
+static int path_fmt(char *dst, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int path_fmt(char *dst, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(dst, PATH_CAP, fmt, ap);
+    va_end(ap);
+    return k >= 0 && k < PATH_CAP;
+}
+
+/* dir/<split>-<kind>-ubyte.gz, else without .gz; 1 when found (path in dst). */
+static int find_idx(char *dst, const char *dir, const char *split, const char *kind) {
+    if (path_fmt(dst, "%s/%s-%s-ubyte.gz", dir, split, kind) && is_file(dst)) return 1;
+    return path_fmt(dst, "%s/%s-%s-ubyte", dir, split, kind) && is_file(dst);
+}
+
+static lb_status load_cifar10(const char *base, int train, int *found, lb_dataset *out) {
+    char paths[5][PATH_CAP];
+    const char *ptrs[5];
+    int n = train ? 5 : 1, have = 0, first_missing = -1;
+    for (int i = 0; i < n; i++) {
+        int ok = train ? path_fmt(paths[i], "%s/data_batch_%d.bin", base, i + 1)
+                       : path_fmt(paths[i], "%s/test_batch.bin", base);
+        ptrs[i] = paths[i];
+        if (ok && is_file(paths[i]))
+            have++;
+        else if (first_missing < 0)
+            first_missing = i;
+    }
+    *found = have > 0;
+    if (!have) return LB_OK;
+    if (have < n)
+        return lb_error_set(LB_EIO, "%s: CIFAR-10 training set incomplete: %s missing", base,
+                            paths[first_missing]);
+    return lb_cifar_load(ptrs, n, 0, out);
+}
+
+static lb_status load_cifar100(const char *base, int train, int *found, lb_dataset *out) {
+    char path[PATH_CAP];
+    *found = path_fmt(path, "%s/%s.bin", base, train ? "train" : "test") && is_file(path);
+    if (!*found) return LB_OK;
+    const char *p = path;
+    return lb_cifar_load(&p, 1, 1, out);
+}
+
+lb_status lb_dataset_load_dir(const char *dir, int train, lb_dataset *out) {
+    if (!out) return lb_error_set(LB_EINVAL, "lb_dataset_load_dir: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!dir || !dir[0]) return lb_error_set(LB_EINVAL, "lb_dataset_load_dir: no directory given");
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return lb_error_set(LB_EIO, "%s: cannot open data directory: %s", dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode)) return lb_error_set(LB_EIO, "%s: not a directory", dir);
+    if (strlen(dir) > PATH_CAP - 64)
+        return lb_error_set(LB_EINVAL, "%s: directory path too long", dir);
+
+    const char *split = train ? "train" : "t10k";
+    char img[PATH_CAP], lab[PATH_CAP], base[PATH_CAP];
+    int hi = find_idx(img, dir, split, "images-idx3"),
+        hl = find_idx(lab, dir, split, "labels-idx1");
+    if (hi && hl) return lb_idx_load(img, lab, out);
+    if (hi || hl)
+        return lb_error_set(LB_EIO, "%s: found %s but no %s-%s-ubyte[.gz]", dir, hi ? img : lab,
+                            split, hi ? "labels-idx1" : "images-idx3");
+
+    static const char *const sub10[] = {"", "/cifar-10-batches-bin"};
+    static const char *const sub100[] = {"", "/cifar-100-binary"};
+    for (int i = 0; i < 2; i++) {
+        int found;
+        path_fmt(base, "%s%s", dir, sub10[i]);
+        lb_status st = load_cifar10(base, train, &found, out);
+        if (st || found) return st;
+    }
+    for (int i = 0; i < 2; i++) {
+        int found;
+        path_fmt(base, "%s%s", dir, sub100[i]);
+        lb_status st = load_cifar100(base, train, &found, out);
+        if (st || found) return st;
+    }
+    return lb_error_set(LB_EIO,
+                        "%s: no %s data set found; looked for %s-images-idx3-ubyte[.gz] and "
+                        "%s-labels-idx1-ubyte[.gz] (MNIST/Fashion-MNIST idx), %s (CIFAR-10, also "
+                        "under cifar-10-batches-bin/), %s (CIFAR-100, also under "
+                        "cifar-100-binary/)",
+                        dir, train ? "training" : "test", split, split,
+                        train ? "data_batch_1..5.bin" : "test_batch.bin",
+                        train ? "train.bin" : "test.bin");
+}
+
+void lb_dataset_free(lb_dataset *d) {
+    if (!d) return;
+    free(d->images);
+    free(d->labels);
+    memset(d, 0, sizeof *d);
+}
+
+static void set3(float dst[3], float a, float b, float c) {
+    dst[0] = a;
+    dst[1] = b;
+    dst[2] = c;
+}
+
+void lb_dataset_norm(const lb_dataset *d, float mean[3], float std[3]) {
+    set3(mean, 0, 0, 0);
+    set3(std, 1, 1, 1);
+    if (!d || d->n <= 0 || d->c <= 0 || d->h <= 0 || d->w <= 0 || !d->images) return;
+    if (d->c == 3 && d->h == 32 && d->w == 32 && d->classes == 10) {
+        set3(mean, 0.4914f, 0.4822f, 0.4465f);
+        set3(std, 0.2470f, 0.2435f, 0.2616f);
+        return;
+    }
+    if (d->c == 3 && d->h == 32 && d->w == 32 && d->classes == 100) {
+        set3(mean, 0.5071f, 0.4865f, 0.4409f);
+        set3(std, 0.2673f, 0.2564f, 0.2762f);
+        return;
+    }
+    /* Exact integer sums: the result does not depend on summation order. */
+    size_t plane = (size_t)d->h * d->w;
+    int nc = d->c < 3 ? d->c : 3;
+    for (int c = 0; c < nc; c++) {
+        uint64_t s = 0, sq = 0;
+        for (size_t i = 0; i < (size_t)d->n; i++) {
+            const uint8_t *p = d->images + (i * d->c + c) * plane;
+            uint64_t ps = 0, psq = 0;
+            for (size_t k = 0; k < plane; k++) {
+                ps += p[k];
+                psq += (uint32_t)p[k] * p[k];
+            }
+            s += ps;
+            sq += psq;
+        }
+        double cnt = (double)d->n * plane;
+        double m = (double)s / (255.0 * cnt);
+        double var = (double)sq / (255.0 * 255.0 * cnt) - m * m;
+        double sd = var > 0 ? sqrt(var) : 0;
+        mean[c] = (float)m;
+        std[c] = sd > 1e-6 ? (float)sd : 1.0f;
+    }
+    if (d->c == 1 && d->h == 28 && d->w == 28) {
+        if (fabs(mean[0] - 0.2860) < 0.01) {
+            mean[0] = 0.2860f;
+            std[0] = 0.3530f;
+        } else if (fabs(mean[0] - 0.1307) < 0.01) {
+            mean[0] = 0.1307f;
+            std[0] = 0.3081f;
+        }
+    }
+}
