@@ -194,6 +194,9 @@ static void test_bn_fast_vs_ref(int n, int c, int hw, float mu, float sd) {
     memcpy(y2, x, nx * sizeof *x);
     lb_bn_forward_train(&d, y2, gamma, beta, y2, m1, is1, NULL, NULL);
     CHECK(!memcmp(y, y2, nx * sizeof *y), "bn forward in place");
+    memcpy(y2, dy, nx * sizeof *dy);
+    lb_bn_backward(&d, x, gamma, mr, isr, y2, y2, 0, NULL, NULL);
+    CHECK(!memcmp(dx, y2, nx * sizeof *dx), "bn backward in place (dx == dy)");
 
     /* Eval: y = (x - run_mean)/sqrt(run_var + eps)*gamma + beta. */
     lb_bn_forward_eval(&d, x, gamma, beta, rmr, rvr, y);

@@ -173,10 +173,16 @@ static void plane_dy_sums(const float *restrict x, const float *restrict dy, siz
 }
 
 /* y = (x - mu)*a + b. Centering first costs one subtract but keeps y accurate when |mu| >> std
- * (x*a + (b - mu*a) would cancel). No restrict: y may be x (in place); the compiler checks the
- * overlap at run time and still vectorizes. */
+ * (x*a + (b - mu*a) would cancel). Planes are short (64 floats at 8x8), so the common distinct
+ * case takes restrict pointers (no run-time overlap checks); y == x (in place) has its own loop. */
 static void plane_affine(const float *x, float *y, size_t len, float mu, float a, float b) {
-    for (size_t j = 0; j < len; j++) y[j] = (x[j] - mu) * a + b;
+    if (x == y) {
+        for (size_t j = 0; j < len; j++) y[j] = (y[j] - mu) * a + b;
+        return;
+    }
+    const float *restrict xr = x;
+    float *restrict yr = y;
+    for (size_t j = 0; j < len; j++) yr[j] = (xr[j] - mu) * a + b;
 }
 
 /* Fast kernels split the channels into one contiguous range per thread and walk each range
@@ -255,14 +261,21 @@ void lb_bn_forward_eval(const lb_bn_desc *d, const float *x, const float *gamma,
     }
 }
 
-/* dx = g*is*(dy - mean(dy) - xhat*mean(dy*xhat)) = k1*dy + k2*(x - mu) + k3 per element. No
- * restrict: dx may be dy (in place). */
+/* dx = g*is*(dy - mean(dy) - xhat*mean(dy*xhat)) = k1*dy + k2*(x - mu) + k3 per element. The
+ * restrict loops serve distinct buffers; dx == dy (in place) takes the plain loop. */
 static void plane_dx(const float *x, const float *dy, float *dx, size_t len, float mu, float k1,
                      float k2, float k3, int acc) {
+    if (dx == dy) {
+        for (size_t j = 0; j < len; j++)
+            dx[j] = (acc ? dx[j] : 0.0f) + dx[j] * k1 + (x[j] - mu) * k2 + k3;
+        return;
+    }
+    const float *restrict xr = x, *restrict gr = dy;
+    float *restrict o = dx;
     if (acc)
-        for (size_t j = 0; j < len; j++) dx[j] += dy[j] * k1 + (x[j] - mu) * k2 + k3;
+        for (size_t j = 0; j < len; j++) o[j] += gr[j] * k1 + (xr[j] - mu) * k2 + k3;
     else
-        for (size_t j = 0; j < len; j++) dx[j] = dy[j] * k1 + (x[j] - mu) * k2 + k3;
+        for (size_t j = 0; j < len; j++) o[j] = gr[j] * k1 + (xr[j] - mu) * k2 + k3;
 }
 
 void lb_bn_backward(const lb_bn_desc *d, const float *x, const float *gamma, const float *mean,
