@@ -107,7 +107,8 @@ int lb_net_dropout(lb_net *n, int in, float p);
 /* Quantizers of a conv/linear node (before lb_net_plan). */
 void lb_net_set_quant(lb_net *n, int node, const lb_qcfg *w, const lb_qcfg *a);
 
-/* Allocates all arrays for batches up to max_batch with nthreads workers. */
+/* Allocates all arrays for batches up to max_batch with nthreads workers. Forward and backward
+ * run with that many threads (they call lb_threads_set when the global count differs). */
 lb_status lb_net_plan(lb_net *n, int max_batch, int nthreads);
 /* Default initialization (Kaiming-normal fan_out for convs, PyTorch's default uniform for linear,
  * BN gamma 1 beta 0, running var 1), deterministic from seed. */

@@ -41,6 +41,8 @@ static void quant_operands(lb_net *n, lb_node *d, int B, const float *x, const f
 }
 
 const float *lb_net_forward(lb_net *n, const float *x, int B, int training) {
+    /* kernels size their per-thread scratch by lb_threads_get(): run with the planned count */
+    if (lb_threads_get() != n->nthreads) lb_threads_set(n->nthreads);
     n->batch = B;
     n->training = training;
     n->nodes[0].y = (float *)x; /* read only: nothing writes the input node */
@@ -165,6 +167,7 @@ static lb_status backward_linear_or_conv(lb_net *n, lb_node *d, int B) {
 
 lb_status lb_net_backward(lb_net *n, const float *dlogits) {
     int B = n->batch;
+    if (lb_threads_get() != n->nthreads) lb_threads_set(n->nthreads);
     for (int i = 0; i < n->nnodes; i++) n->nodes[i].dy_written = 0;
     lb_node *last = &n->nodes[n->nnodes - 1];
     memcpy(last->dy, dlogits, (size_t)B * lb_node_size(last) * sizeof(float));
