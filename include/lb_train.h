@@ -28,6 +28,8 @@ typedef struct lb_train_cfg {
 } lb_train_cfg;
 
 void lb_train_cfg_default(lb_train_cfg *c);
+/* Learning rate used when the config leaves it 0: 0.02 for cnn, 0.1 for the ResNets. */
+float lb_train_default_lr(const char *arch);
 
 typedef struct lb_progress {
     int epoch, epochs; /* 1-based */

@@ -133,7 +133,7 @@ void cli_train_usage(void) {
           "                     MNIST/Fashion-MNIST idx (.gz or raw), CIFAR-10/100 binary\n"
           "  --epochs E         epochs (default 15)\n"
           "  --batch B          batch size (default 128)\n"
-          "  --lr LR            peak learning rate (default 0.05)\n"
+          "  --lr LR            peak learning rate (default 0.02 for cnn, 0.1 for resnets)\n"
           "  --quant Q          fp32 | lsq | fixed (default fp32)\n"
           "  --wbits W --abits A  body bits 2..8 (default 4/4)\n"
           "  --first-bits N --last-bits N  first/last layer bits, 0 = float (default 8)\n"

@@ -32,7 +32,7 @@ void lb_train_cfg_default(lb_train_cfg *c) {
     c->opt.beta2 = 0.999f;
     c->opt.eps = 1e-8f;
     c->sched.kind = LB_SCHED_COSINE;
-    c->sched.base = 0.05f;
+    c->sched.base = 0; /* 0: the model's default (lb_train_default_lr) */
     c->sched.warmup_start = 0.1f;
     c->sched.gamma = 0.1f;
     c->warmup_epochs = 0;
@@ -91,6 +91,12 @@ static lb_status append_metrics(const char *path, const lb_train_cfg *c, const l
             p->epoch_s, p->lr);
     if (fclose(f) != 0) return lb_error_set(LB_EIO, "%s: write failed: %s", path, strerror(errno));
     return LB_OK;
+}
+
+float lb_train_default_lr(const char *arch) {
+    /* The cnn's 3136->10 head has no BN behind it and diverges above ~0.03 (also in PyTorch,
+     * see ../shared/peer/RESULTS.md); the ResNets take the classic 0.1. */
+    return strcmp(arch, "cnn") == 0 ? 0.02f : 0.1f;
 }
 
 static lb_status check_cfg(const lb_train_cfg *c) {
@@ -190,6 +196,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         if (c->epochs > rec.epochs) rec.epochs = c->epochs;
         *c = rec;
     }
+    if (c->sched.base == 0) c->sched.base = lb_train_default_lr(c->model.arch);
     if ((st = check_cfg(c)) != LB_OK) return st;
     if (!c->metrics[0]) snprintf(c->metrics, sizeof c->metrics, "%.490s.metrics.jsonl", c->out);
     lb_threads_set(c->threads);
