@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Builds every fuzz/fuzz_<name>.c as a libFuzzer binary (clang -fsanitize=fuzzer,address,
+# undefined) in build/fuzz and runs each for a bounded time on a temporary copy of its corpus
+# fuzz/corpus/<name>/ (the repository is never modified). A target that crashes, leaks, trips a
+# sanitizer or an invariant (__builtin_trap/abort) fails; its reproducer is copied to
+# build/fuzz/crashes/. Ends with "fuzz.sh: N passed, N failed" and exits non-zero on a failure.
+# FUZZ_SECONDS (default 20) bounds each target's run. Installs clang and libFuzzer (Debian:
+# clang, libclang-rt-14-dev) with apt when they are missing. Not the unit tests (scripts/test.sh).
+set -u
+cd "$(dirname "$0")/.."
+secs=${FUZZ_SECONDS:-20}
+out=build/fuzz
+CC=${FUZZ_CC:-clang}
+# UBSan recovers by default, which libFuzzer would not count as a crash: make every report fatal.
+FLAGS=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
+    -fno-sanitize-recover=all -fno-omit-frame-pointer -Iinclude)
+LIBS=(-lz -lcjson -lm -lpthread)
+
+can_build() { # clang present and its libFuzzer runtime links
+    command -v "$CC" >/dev/null 2>&1 || return 1
+    printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' |
+        "$CC" -x c -fsanitize=fuzzer,address,undefined - -o "$out/.probe" >/dev/null 2>&1
+}
+
+mkdir -p "$out/crashes"
+if ! can_build; then
+    echo "fuzz.sh: installing clang and libFuzzer (clang, libclang-rt-14-dev)"
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq &&
+        $sudo apt-get install -y -qq --no-install-recommends clang libclang-rt-14-dev \
+            zlib1g-dev libcjson-dev >/dev/null
+    if ! can_build; then
+        echo "FAIL cannot build libFuzzer targets with $CC (clang + libclang-rt-14-dev needed)"
+        echo "fuzz.sh: 0 passed, 1 failed"
+        exit 1
+    fi
+fi
+rm -f "$out/.probe"
+
+# The parsers and what they use: core, data, ckpt (no OpenMP, no BLAS).
+SRC=(src/core/*.c src/data/*.c src/ckpt/*.c)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_fuzz.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+for f in fuzz/fuzz_*.c; do
+    [ -f "$f" ] || continue
+    target=$(basename "$f" .c)
+    name=${target#fuzz_}
+    bin="$out/$target"
+    if ! "$CC" "${FLAGS[@]}" "$f" "${SRC[@]}" "${LIBS[@]}" -o "$bin" 2>"$tmp/$name.build"; then
+        echo "FAIL $target: does not build"
+        tail -20 "$tmp/$name.build"
+        fail=$((fail + 1))
+        continue
+    fi
+    mkdir -p "$tmp/corpus/$name" "$tmp/art/$name"
+    if [ -d "fuzz/corpus/$name" ]; then
+        cp -R "fuzz/corpus/$name/." "$tmp/corpus/$name/"
+    else
+        echo "  $target: no fuzz/corpus/$name, starting from nothing"
+    fi
+    t0=$SECONDS
+    "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -artifact_prefix="$tmp/art/$name/" "$tmp/corpus/$name" >"$tmp/$name.log" 2>&1
+    rc=$?
+    runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$tmp/$name.log" | grep -oE '[0-9]+$')
+    if [ "$rc" -eq 0 ]; then
+        echo "  $target: ${runs:-?} inputs in $((SECONDS - t0)) s, no crash"
+        pass=$((pass + 1))
+    else
+        echo "FAIL $target: exit $rc after $((SECONDS - t0)) s"
+        grep -E 'ERROR|SUMMARY|runtime error|Test unit written|==[0-9]+==' "$tmp/$name.log" | head -12
+        for a in "$tmp/art/$name"/*; do
+            [ -f "$a" ] || continue
+            cp "$a" "$out/crashes/$name-$(basename "$a")"
+            echo "  reproducer: $out/crashes/$name-$(basename "$a") (run: $bin <file>)"
+        done
+        fail=$((fail + 1))
+    fi
+done
+echo "fuzz.sh: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
