@@ -3,7 +3,8 @@ peer's ResNet-20 for 1x28x28 (shared/peer/peer_models.py: option-A shortcuts, BN
 global average pool, fc 64->10; its math is copied here functionally, the file is not imported),
 in float32 ("rn_fp32") and with LSQ W4A4 ("rn_lsq": first conv 8-bit weights on the raw image,
 fc 8-bit weights and 8-bit unsigned input, the rest 4-bit signed weights and 4-bit unsigned
-activations, per-tensor steps initialized from the data on this first training forward).
+activations, per-tensor steps initialized from the data on this first training forward), and the
+peer's SmallCNN with LSQ W4A4 ("cnn_lsq", the same plan).
 
 One step in train mode on a fixed batch of 8: forward, mean cross-entropy, backward, SGD (lr 0.1,
 momentum 0.9, Nesterov, weight decay 5e-4 on conv/fc weights only: lowbit never decays BN, bias
@@ -17,6 +18,7 @@ Tensors are written under lowbit's parameter and state names, per case <c>:
   <c>_g.<name>                          gradients
   <c>_gmag.<layer>.{wq,aq}.param        magnitude of the sums behind each LSQ step gradient
   <c>_xq.<layer>                        quantized input activations of each layer that has them
+  <c>_argmax.pool<k>                    the element each window of the k-th max pool chose
   <c>_p1.<name>, <c>_s1.<name>          parameters and states after the step
 Two deliberate departures from the peer's literal code, both so the comparison measures lowbit
 rather than float noise in the reference, and both mathematically the same quantizer:
@@ -37,8 +39,11 @@ BATCH = 8
 WIDTHS = ((16, 1), (32, 2), (64, 2))
 
 
-def layer_names():
-    """(conv, bn, cin, cout, stride) of every conv in lowbit's order, then the fc."""
+def layer_names(arch):
+    """(conv, bn, cin, cout, stride) of every conv in lowbit's order (the fc comes last)."""
+    if arch == "cnn":
+        return [("conv1", "bn1", 1, 32, 1), ("conv2", "bn2", 32, 32, 1),
+                ("conv3", "bn3", 32, 64, 1), ("conv4", "bn4", 64, 64, 1)]
     convs = [("conv1", "bn1", 1, 16, 1)]
     cin = 16
     for s, (cout, stride) in enumerate(WIDTHS):
@@ -92,7 +97,7 @@ class Lsq:
         return torch.tensor([self.g * t.item()])
 
 
-def make_params(gen, quant):
+def make_params(gen, arch, quant):
     """Deterministic parameters (dict name -> leaf tensor), states, quantizers and groups."""
     P, S, Q = {}, {}, {}
     groups = {"weight": [], "nodecay": [], "quant": []}
@@ -101,7 +106,7 @@ def make_params(gen, quant):
         P[name] = t.clone().requires_grad_(True)
         groups[group].append(name)
 
-    convs = layer_names()
+    convs = layer_names(arch)
     for i, (conv, bn, cin, cout, _) in enumerate(convs):
         std = math.sqrt(2.0 / (cout * 9))  # kaiming_normal_, fan_out, ReLU gain (as the peer)
         param(f"{conv}.weight", torch.randn(cout, cin, 3, 3, generator=gen) * std, "weight")
@@ -110,8 +115,9 @@ def make_params(gen, quant):
         param(f"{bn}.bias", 0.1 * torch.randn(cout, generator=gen), "nodecay")
         S[f"{bn}.running_mean"] = 0.1 * torch.randn(cout, generator=gen)
         S[f"{bn}.running_var"] = 1.0 + 0.5 * torch.rand(cout, generator=gen)
-    bound = 1.0 / math.sqrt(64)
-    param("fc.weight", (torch.rand(10, 64, generator=gen) * 2 - 1) * bound, "weight")
+    fin = 64 * 7 * 7 if arch == "cnn" else 64
+    bound = 1.0 / math.sqrt(fin)
+    param("fc.weight", (torch.rand(10, fin, generator=gen) * 2 - 1) * bound, "weight")
     param("fc.bias", (torch.rand(10, generator=gen) * 2 - 1) * bound, "nodecay")
     if quant:
         layers = [c[0] for c in convs] + ["fc"]
@@ -130,7 +136,8 @@ def make_params(gen, quant):
     return P, S, Q, groups
 
 
-def forward(P, S, Q, x):
+def forward(arch, P, S, Q, x, argmax):
+    """Logits; appends each max pool's winning indices to argmax."""
     def conv(name, x, stride):
         if f"{name}.aq" in Q:
             x = Q[f"{name}.aq"](x, x[0].numel())
@@ -139,10 +146,29 @@ def forward(P, S, Q, x):
             w = Q[f"{name}.wq"](w, w.numel())
         return F.conv2d(x, w, None, stride, 1)
 
+    def fc(x):
+        if "fc.aq" in Q:
+            x = Q["fc.aq"](x, x[0].numel())
+        w = P["fc.weight"]
+        if "fc.wq" in Q:
+            w = Q["fc.wq"](w, w.numel())
+        return F.linear(x, w, P["fc.bias"])
+
     def bn(name, x):
         return F.batch_norm(x, S[f"{name}.running_mean"], S[f"{name}.running_var"],
                             P[f"{name}.weight"], P[f"{name}.bias"], True, 0.1, 1e-5)
 
+    def pool(x):  # remembers which element won each window (lowbit's argmax convention)
+        y, idx = F.max_pool2d(x, 2, return_indices=True)
+        argmax.append(idx)
+        return y
+
+    if arch == "cnn":  # the peer's SmallCNN
+        x = F.relu(bn("bn1", conv("conv1", x, 1)))
+        x = pool(F.relu(bn("bn2", conv("conv2", x, 1))))
+        x = F.relu(bn("bn3", conv("conv3", x, 1)))
+        x = pool(F.relu(bn("bn4", conv("conv4", x, 1))))
+        return fc(torch.flatten(x, 1))
     x = F.relu(bn("bn1", conv("conv1", x, 1)))
     cin = 16
     for s, (cout, stride) in enumerate(WIDTHS):
@@ -158,18 +184,12 @@ def forward(P, S, Q, x):
                 sc = F.pad(sc, (0, 0, 0, 0, pad // 2, pad - pad // 2))
             x = F.relu(out + sc)
             cin = cout
-    x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-    if "fc.aq" in Q:
-        x = Q["fc.aq"](x, x[0].numel())
-    w = P["fc.weight"]
-    if "fc.wq" in Q:
-        w = Q["fc.wq"](w, w.numel())
-    return F.linear(x, w, P["fc.bias"])
+    return fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def run_case(out, tag, quant, seed):
+def run_case(out, tag, arch, quant, seed):
     gen = torch.Generator().manual_seed(seed)
-    P, S, Q, groups = make_params(gen, quant)
+    P, S, Q, groups = make_params(gen, arch, quant)
     x = torch.randn(BATCH, 1, 28, 28, generator=gen)
     labels = torch.randint(0, 10, (BATCH,), generator=gen)
     save(out, f"{tag}_x", x)
@@ -179,7 +199,10 @@ def run_case(out, tag, quant, seed):
     for k, v in S.items():
         save(out, f"{tag}_s0.{k}", v)
 
-    logits = forward(P, S, Q, x)
+    argmax = []
+    logits = forward(arch, P, S, Q, x, argmax)
+    for k, idx in enumerate(argmax):  # flat h*w index in the input plane, exact as float
+        save(out, f"{tag}_argmax.pool{k + 1}", idx.float())
     for k, q in Q.items():
         save(out, f"{tag}_init.{k}.param", q.init)
         S[f"{k}.state"].fill_(1.0)  # lowbit's initialized flag
@@ -208,8 +231,9 @@ def run_case(out, tag, quant, seed):
 
 def main(out):
     torch.set_num_threads(1)  # the 2 cores are shared; results do not depend on it
-    run_case(out, "rn_fp32", False, 20240620)
-    run_case(out, "rn_lsq", True, 20240621)
+    run_case(out, "rn_fp32", "resnet20", False, 20240620)
+    run_case(out, "rn_lsq", "resnet20", True, 20240621)
+    run_case(out, "cnn_lsq", "cnn", True, 20240622)
 
 
 if __name__ == "__main__":
