@@ -34,5 +34,6 @@ for t in tests/cli/*.sh; do [ -f "$t" ] && run "$(basename "$t")" bash "$t" buil
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
 for t in build/asan/tests/test_*; do LOWBIT_QUICK=1 run "asan $(basename "$t")" "$t"; done
 for t in tests/cli/*.sh; do [ -f "$t" ] && run "asan $(basename "$t")" bash "$t" build/asan/lowbit; done
+run fuzz.sh bash scripts/fuzz.sh
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

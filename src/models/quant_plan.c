@@ -38,10 +38,14 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
             if (first < 0) first = i;
             last = i;
         }
-    if (q->kind == LB_Q_NONE) return LB_OK;
     if (find_override(q->overrides, "", &(int){0}, &(int){0}) < 0)
         return lb_error_set(LB_EINVAL, "--layer-bits '%s': expected name=W/A[,name=W/A...]",
                             q->overrides);
+    if (q->kind == LB_Q_NONE) {
+        if (q->overrides[0])
+            return lb_error_set(LB_EINVAL, "--layer-bits needs a quantizer (--quant lsq|fixed)");
+        return LB_OK;
+    }
     int matched = 0;
     for (int i = 1; i < n->nnodes; i++) {
         lb_node *d = &n->nodes[i];
