@@ -90,6 +90,7 @@ typedef struct plan {
     int packed;          /* direct: blocks are copied into per-worker planes of ld positions */
     size_t ld;           /* direct: positions per plane (G*oh*ow, or h*w when not packed) */
     size_t nvec;         /* direct: 16-lane vectors per plane */
+    int dwb;             /* direct, unpacked: images per weight-gradient call */
     int pointwise;       /* 1x1, stride 1, pad 0: the input is its own column matrix */
     int dx_flip;         /* stride 1 and pad <= k-1: dX is a forward conv of dY (flipped w) */
     int rb;              /* output rows per column block (forward, dW, col2im dX) */
@@ -148,6 +149,10 @@ static void make_plan(const lb_conv2d_desc *d, int nt, int simd, plan *p) {
         const int ph = d->stride * d->stride; /* phase planes per input channel */
         p->G = direct_block(p->ohw);
         p->packed = p->G > 1 || d->stride > 1;
+        /* unpacked dW sums a few images per tile (fewer reductions) while x and dy of those
+         * images stay within ~1 MiB of L2 */
+        const size_t img = ((size_t)d->cin * p->hw + (size_t)d->cout * p->ohw) * sizeof(float);
+        p->dwb = img * 4 <= (1u << 20) ? 4 : img * 2 <= (1u << 20) ? 2 : 1;
         p->ld = (size_t)p->G * p->ohw;
         p->nvec = (p->ld + 15) / 16;
         const size_t cob = (size_t)(p->cog + 7) / 8 * 8, cib = (size_t)(p->cig + 7) / 8 * 8;
@@ -425,11 +430,28 @@ static int floordiv(int a, int b) {
 
 /* Fills the tap offsets and validity masks of the forward and dX passes (weights are packed
  * separately, as forward or backward needs them). */
-static dgeom direct_setup(const lb_conv2d_desc *d, const plan *p, float *scratch) {
+/* masks[v*nt + t] bit l: position q = 16v + l of the block lies in rows [rlo, rhi) and columns
+ * [clo, chi) of its image (and inside the block) */
+static void build_masks(const plan *p, int oh, int ow, int nt, const int *rlo, const int *rhi,
+                        const int *clo, const int *chi, uint16_t *masks) {
+    memset(masks, 0, p->nvec * nt * sizeof *masks);
+    int r = 0, c = 0;
+    for (size_t q = 0; q < p->ld; q++) {
+        uint16_t *mv = masks + q / 16 * nt;
+        const uint16_t bit = (uint16_t)(1u << (q % 16));
+        for (int t = 0; t < nt; t++)
+            if (r >= rlo[t] && r < rhi[t] && c >= clo[t] && c < chi[t]) mv[t] |= bit;
+        if (++c == ow) {
+            c = 0;
+            if (++r == oh) r = 0;
+        }
+    }
+}
+
+static dgeom direct_setup(const lb_conv2d_desc *d, const plan *p, float *scratch, int with_dx) {
     dgeom g;
     memset(&g, 0, sizeof g);
     const int k = p->k, pad = d->pad, s = d->stride, kk = p->kk, ow = d->ow, oh = d->oh;
-    const size_t ohw = p->ohw;
     uint16_t *masks = (uint16_t *)(scratch + p->wpack);
     int *toff = (int *)(scratch + p->wpack + round16(p->nvec * kk));
     int *dxoff = toff + kk;
@@ -441,18 +463,20 @@ static dgeom direct_setup(const lb_conv2d_desc *d, const plan *p, float *scratch
         ph[t] = (eh - s * di[t]) * s + (ew - s * dj[t]);
         toff[t] = (int)(ph[t] * p->ld) + di[t] * ow + dj[t];
     }
-    for (size_t v = 0; v < p->nvec; v++)
-        for (int t = 0; t < kk; t++) {
-            unsigned m = 0;
-            for (int l = 0; l < 16; l++) {
-                const size_t q = v * 16 + (size_t)l;
-                if (q >= p->ld) break;
-                const int r = (int)(q % ohw) / ow, c = (int)(q % ohw) % ow;
-                const int ih = s * r + t / k - pad, iw = s * c + t % k - pad;
-                if (ih >= 0 && ih < d->h && iw >= 0 && iw < d->w) m |= 1u << l;
-            }
-            masks[v * kk + t] = (uint16_t)m;
+    /* row/column ranges of the output grid where each tap reads inside the input */
+    int rlo[25], rhi[25], clo[25], chi[25];
+    for (int t = 0; t < kk; t++) {
+        rlo[t] = rhi[t] = clo[t] = chi[t] = 0;
+        for (int r = oh - 1; r >= 0; r--) {
+            const int ih = s * r + t / k - pad;
+            if (ih >= 0 && ih < d->h) rlo[t] = r, rhi[t] = rhi[t] ? rhi[t] : r + 1;
         }
+        for (int c = ow - 1; c >= 0; c--) {
+            const int iw = s * c + t % k - pad;
+            if (iw >= 0 && iw < d->w) clo[t] = c, chi[t] = chi[t] ? chi[t] : c + 1;
+        }
+    }
+    build_masks(p, oh, ow, kk, rlo, rhi, clo, chi, masks);
     g.fwd.ntaps = kk, g.fwd.toff = toff, g.fwd.masks = masks;
     g.fwd.wp = scratch, g.fwd.wpg = (size_t)(p->cog + 7) / 8 * 8 * kk * p->cig;
     /* dX: per phase, the taps of that phase read dy at -(di*ow + dj), valid where that output
@@ -466,20 +490,15 @@ static dgeom direct_setup(const lb_conv2d_desc *d, const plan *p, float *scratch
         ps->toff = o, ps->masks = mdx, ps->wp = wdx, ps->yoff = (size_t)f * p->ld;
         for (int t = 0; t < kk; t++)
             if (ph[t] == f) o[ps->ntaps++] = -(di[t] * ow + dj[t]);
-        for (size_t v = 0; v < p->nvec; v++) {
-            int n = 0;
-            for (int t = 0; t < kk; t++) {
-                if (ph[t] != f) continue;
-                unsigned m = 0;
-                for (int l = 0; l < 16; l++) {
-                    const size_t q = v * 16 + (size_t)l;
-                    if (q >= p->ld) break;
-                    const int r = (int)(q % ohw) / ow - di[t], c = (int)(q % ohw) % ow - dj[t];
-                    if (r >= 0 && r < oh && c >= 0 && c < ow) m |= 1u << l;
-                }
-                mdx[v * ps->ntaps + n++] = (uint16_t)m;
-            }
+        if (!with_dx) continue;
+        int n = 0;
+        for (int t = 0; t < kk; t++) {
+            if (ph[t] != f) continue;
+            rlo[n] = di[t] > 0 ? di[t] : 0, rhi[n] = oh + di[t] < oh ? oh + di[t] : oh;
+            clo[n] = dj[t] > 0 ? dj[t] : 0, chi[n] = ow + dj[t] < ow ? ow + dj[t] : ow;
+            n++;
         }
+        build_masks(p, oh, ow, ps->ntaps, rlo, rhi, clo, chi, mdx);
         ps->wpg = (size_t)(p->cig + 7) / 8 * 8 * ps->ntaps * p->cog;
         o += ps->ntaps, mdx += p->nvec * ps->ntaps, wdx += d->groups * ps->wpg;
     }
@@ -616,7 +635,7 @@ static lb_conv_direct direct_job(const plan *p, const dpass *ps, int npos) {
 
 static void direct_forward(const lb_conv2d_desc *d, const plan *p, const float *x, const float *w,
                            const float *b, float *y, float *scratch) {
-    const dgeom geo = direct_setup(d, p, scratch);
+    const dgeom geo = direct_setup(d, p, scratch, 0);
     pack_fwd_weights(d, p, w, scratch);
     const int nt = workers(p, d->n), G = p->G, cig = p->cig, cog = p->cog, s = d->stride;
     const size_t hw = p->hw, ohw = p->ohw, ld = p->ld, xch = (size_t)s * s * ld;
@@ -663,9 +682,10 @@ static void direct_forward(const lb_conv2d_desc *d, const plan *p, const float *
 static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float *x, const float *w,
                             const float *dy, float *dx, int dx_acc, float *dw, float *db,
                             float *scratch) {
-    const dgeom geo = direct_setup(d, p, scratch);
+    const dgeom geo = direct_setup(d, p, scratch, dx != NULL);
     if (dx) pack_dx_weights(d, p, &geo, w);
-    const int nt = workers(p, d->n), G = p->G, cig = p->cig, cog = p->cog, s = d->stride;
+    const int nt = workers(p, d->n), cig = p->cig, cog = p->cog, s = d->stride;
+    const int B = p->packed ? p->G : p->dwb;
     const size_t hw = p->hw, ohw = p->ohw, ld = p->ld, xch = (size_t)s * s * ld;
     const size_t nw = (size_t)d->cout * p->kdim, bofs = round16(nw);
     int used = nt;
@@ -684,9 +704,11 @@ static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float 
         float *dypk = dxpk + round16(xch * d->cin), *pdw = worker_part(p, scratch, t);
         if (dw) memset(pdw, 0, nw * sizeof *pdw);
         if (db) memset(pdw + bofs, 0, (size_t)d->cout * sizeof *pdw);
-        for (int nb = n0; nb < n1; nb += G) {
-            const int g = n1 - nb < G ? n1 - nb : G;
-            const int npos = g * (int)ohw;
+        for (int nb = n0; nb < n1; nb += B) {
+            const int g = n1 - nb < B ? n1 - nb : B;
+            /* packed: one kernel call covers the block; unpacked: dW loops over the g images
+             * inside each tile (one reduction per tile), dX runs per image */
+            const int npos = p->packed ? g * (int)ohw : (int)ohw, nimg = p->packed ? 1 : g;
             const float *xs = x + (size_t)nb * d->cin * hw, *dys = dy + (size_t)nb * d->cout * ohw;
             float *dxs = dx ? dx + (size_t)nb * d->cin * hw : NULL;
             size_t ldx = hw, ldy = ohw;
@@ -700,7 +722,7 @@ static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float 
                 for (int i = nb; i < nb + g; i++)
                     for (int c = 0; c < d->cout; c++)
                         pdw[bofs + c] += sum_floats(dy + ((size_t)i * d->cout + c) * ohw, ohw);
-            const int gn = n1 - nb - g < G ? n1 - nb - g : G;
+            const int gn = n1 - nb - g < B ? n1 - nb - g : B;
             const size_t xnf = gn > 0 ? (size_t)gn * d->cin * hw : 0;
             const size_t dynf = gn > 0 ? (size_t)gn * d->cout * ohw : 0;
             const float *xn = x + (size_t)(nb + g) * d->cin * hw;
@@ -715,20 +737,24 @@ static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float 
                     }
                     j.x = xs + (size_t)gr * cig * ldx, j.ldx = ldx;
                     j.dy = dys + (size_t)gr * cog * ldy, j.lddy = ldy;
+                    j.nimg = nimg, j.ximg = (size_t)d->cin * hw, j.dyimg = (size_t)d->cout * ohw;
                     j.dw = pdw + (size_t)gr * cog * p->kdim, j.ldw = (size_t)p->kdim;
                     lb_conv2d_direct_dw_avx512(&j);
                 }
                 if (dx)
-                    for (int f = 0; f < geo.ndx; f++) {
-                        const dpass *ps = &geo.dx[f];
-                        lb_conv_direct j = direct_job(p, ps, npos);
-                        j.cin = cog, j.cout = cig;
-                        if (gr == 0 && f == 0 && gn > 0) j.pf[0] = dyn, j.pf_floats[0] = dynf;
-                        j.x = dys + (size_t)gr * cog * ldy, j.ldx = ldy;
-                        j.y = dxs + (size_t)gr * cig * ldx + ps->yoff, j.ldy = ldx;
-                        j.wp = ps->wp + gr * ps->wpg, j.beta = p->packed ? 0 : dx_acc;
-                        lb_conv2d_direct_fwd_avx512(&j);
-                    }
+                    for (int i = 0; i < nimg; i++)
+                        for (int f = 0; f < geo.ndx; f++) {
+                            const dpass *ps = &geo.dx[f];
+                            lb_conv_direct j = direct_job(p, ps, npos);
+                            j.cin = cog, j.cout = cig;
+                            if (gr == 0 && i == 0 && f == 0 && gn > 0)
+                                j.pf[0] = dyn, j.pf_floats[0] = dynf;
+                            j.x = dys + (size_t)i * d->cout * ohw + (size_t)gr * cog * ldy;
+                            j.y = dxs + (size_t)i * d->cin * hw + (size_t)gr * cig * ldx + ps->yoff;
+                            j.ldx = ldy, j.ldy = ldx;
+                            j.wp = ps->wp + gr * ps->wpg, j.beta = p->packed ? 0 : dx_acc;
+                            lb_conv2d_direct_fwd_avx512(&j);
+                        }
             }
             if (dx && p->packed) {
                 if (s == 2)

@@ -26,9 +26,12 @@ typedef struct lb_conv_direct {
     size_t ldy;
     const float *wp, *bias;
     int beta;
-    /* weight gradient: dw[co*ldw + ci*ntaps + t] += sum_q dy[co][q] * x[ci][q + toff[t]] */
+    /* weight gradient: dw[co*ldw + ci*ntaps + t] += sum_q dy[co][q] * x[ci][q + toff[t]], summed
+     * over nimg (>= 1) blocks ximg / dyimg floats apart */
     const float *dy;
     size_t lddy;
+    int nimg;
+    size_t ximg, dyimg;
     float *dw;
     size_t ldw;
     /* optional: memory the next block will read (the next images' x or dy), prefetched into L2 a

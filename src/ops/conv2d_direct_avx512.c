@@ -112,29 +112,35 @@ AI void fwd_tile(const lb_conv_direct *j, const float *wpb, int co, int v0, int 
 
 #undef R
 
-/* Positions are walked in chunks so a chunk of every input plane stays in L1/L2 while all
- * output-channel blocks use it. */
-#define CHUNK_VECS 48
+/* Positions are walked in chunks of at most CHUNK_VECS vectors (balanced), so a chunk of every
+ * input plane stays in L2 while all output-channel blocks use it. */
+#define CHUNK_VECS 64
 
 void lb_conv2d_direct_fwd_avx512(const lb_conv_direct *j) {
     const int nv = (j->npos + 15) / 16;
+    const int nch = (nv + CHUNK_VECS - 1) / CHUNK_VECS, per = (nv + nch - 1) / nch;
     pf_state pf;
     pf_init(&pf, j, (size_t)(j->cout + 7) / 8 * ((size_t)(nv + 2) / 3));
-    for (int c0 = 0; c0 < nv; c0 += CHUNK_VECS) {
-        const int c1 = c0 + CHUNK_VECS < nv ? c0 + CHUNK_VECS : nv;
+    for (int c0 = 0; c0 < nv; c0 += per) {
+        const int c1 = c0 + per < nv ? c0 + per : nv;
         for (int co = 0; co < j->cout; co += 8) {
             const float *wpb = j->wp + (size_t)(co / 8) * j->ntaps * j->cin * 8;
-            const int rem = j->cout - co;
-            for (int v = c0; v < c1; v += 3) {
+            const int rows = j->cout - co >= 8 ? 8 : j->cout - co;
+            for (int v = c0; v < c1;) {
                 const int vr = c1 - v;
                 pf_step(&pf);
-                const int rows = rem >= 8 ? 8 : rem;
-                if (vr >= 3)
+                /* tiles of 3 vectors; a remainder of 1 becomes 2 + 2 (a 1-vector tile is
+                 * load-bound) */
+                if (vr >= 3 && vr != 4) {
                     fwd_tile(j, wpb, co, v, rows, 3);
-                else if (vr == 2)
+                    v += 3;
+                } else if (vr >= 2) {
                     fwd_tile(j, wpb, co, v, rows, 2);
-                else
+                    v += 2;
+                } else {
                     fwd_tile(j, wpb, co, v, rows, 1);
+                    v += 1;
+                }
             }
         }
     }
@@ -209,13 +215,17 @@ AI void dw_tile(const lb_conv_direct *j, int co, int ci, int kh, int rows, int c
     for (int kw = 0; kw < KW; kw++) to[kw] = j->toff[kh * KW + kw];
     /* x is addressed through to[] offsets that may point before the plane, and missing channels
      * past the end: masked lanes only */
-    const float *dyv = j->dy + (size_t)co * lddy, *xv = j->x + (size_t)ci * ldx;
-    const uint16_t *mk = j->masks + kh * KW;
-    for (int v = 0; v < nfull; v++, dyv += 16, xv += 16, mk += nt)
-        dw_step(acc, dyv, lddy, xv, ldx, to, mk, (__mmask16)0xFFFF, rm, cm, R, CB, KW, EDGE);
-    if (j->npos % 16)
-        dw_step(acc, dyv, lddy, xv, ldx, to, mk, tail_mask(j->npos, nfull * 16), rm, cm, R, CB, KW,
-                EDGE);
+    const int nimg = j->nimg > 1 ? j->nimg : 1;
+    for (int im = 0; im < nimg; im++) {
+        const float *dyv = j->dy + im * j->dyimg + (size_t)co * lddy;
+        const float *xv = j->x + im * j->ximg + (size_t)ci * ldx;
+        const uint16_t *mk = j->masks + kh * KW;
+        for (int v = 0; v < nfull; v++, dyv += 16, xv += 16, mk += nt)
+            dw_step(acc, dyv, lddy, xv, ldx, to, mk, (__mmask16)0xFFFF, rm, cm, R, CB, KW, EDGE);
+        if (j->npos % 16)
+            dw_step(acc, dyv, lddy, xv, ldx, to, mk, tail_mask(j->npos, nfull * 16), rm, cm, R, CB,
+                    KW, EDGE);
+    }
     /* sums in (r, c, kw) order, 16 at a time */
     __m512 s[16];
     float out[16];
