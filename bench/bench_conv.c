@@ -40,8 +40,8 @@ static const layer layers[] = {
     {"resnet20", "s3 64->64 @7 x5", 64, 7, 64, 1, 5, 0},
 };
 
-/* BENCH_CPU=1 times process CPU seconds instead of wall seconds: with 1 thread this measures a
- * kernel's per-core speed even while other jobs share the machine. */
+/* BENCH_CPU=1 times CPU seconds instead of wall seconds (the calling thread's with 1 thread, the
+ * process's otherwise): a kernel's per-core cost even while other jobs share the machine. */
 static clockid_t clk = CLOCK_MONOTONIC;
 
 static double now(void) {
@@ -58,8 +58,9 @@ static int cmpd(const void *a, const void *b) {
 /* best-of seconds of `reps` calls of op 0 forward, 1 backward-data, 2 backward-weights */
 static double time_op(int op, const lb_conv2d_desc *d, const float *x, const float *w, float *y,
                       const float *dy, float *dx, float *dw, float *sc, int reps) {
-    double t[64];
-    if (reps > 64) reps = 64;
+    double t[256];
+    if (reps > 256) reps = 256;
+    if (reps < 1) reps = 1;
     for (int r = -2; r < reps; r++) { /* two warm-up calls */
         double t0 = now();
         if (op == 0) lb_conv2d_forward(d, x, w, NULL, y, sc);
@@ -80,7 +81,9 @@ int main(int argc, char **argv) {
     }
     const char *only = getenv("BENCH_ONLY"); /* substring of a layer name */
     const char *cpu = getenv("BENCH_CPU");
-    if (cpu && cpu[0] == '1') clk = CLOCK_PROCESS_CPUTIME_ID;
+    if (cpu && cpu[0] == '1')
+        clk = threads == 1 ? CLOCK_THREAD_CPUTIME_ID : CLOCK_PROCESS_CPUTIME_ID;
+    const char *re = getenv("BENCH_REPS"); /* timed calls per op (default 11, 21 below batch 128) */
     lb_threads_set(threads);
     lb_rng rng;
     lb_rng_seed(&rng, 7);
@@ -94,12 +97,12 @@ int main(int argc, char **argv) {
         double total = 0, flops_total = 0;
         for (size_t li = 0; li <= sizeof layers / sizeof layers[0]; li++) {
             const layer *L = li < sizeof layers / sizeof layers[0] ? &layers[li] : NULL;
-            if ((!L || strcmp(L->model, model)) && model[0]) {
+            if ((!L || strcmp(L->model, model)) && model[0] && total > 0) {
                 printf("%-22s total conv per step: %.1f ms, %.1f GF/s (%.0f%%)\n\n", model,
                        1e3 * total, flops_total / total * 1e-9,
                        100 * flops_total / total * 1e-9 / CEILING);
-                total = flops_total = 0;
             }
+            if (!L || strcmp(L->model, model)) total = flops_total = 0;
             if (!L) break;
             model = L->model;
             if (only && !strstr(L->name, only)) continue;
@@ -118,7 +121,7 @@ int main(int argc, char **argv) {
             for (size_t i = 0; i < ny; i++) dy[i] = lb_rng_normal(&rng);
             for (size_t i = 0; i < nw; i++) w[i] = lb_rng_normal(&rng);
             const double fl = 2.0 * batch * d.cout * d.oh * d.ow * d.cin * 9;
-            const int reps = batch >= 128 ? 11 : 21;
+            const int reps = re ? atoi(re) : batch >= 128 ? 11 : 21;
             printf("%-22s", L->name);
             for (int op = 0; op < 3; op++) {
                 if (op == 1 && L->first) {

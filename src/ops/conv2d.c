@@ -1,9 +1,10 @@
 /* conv2d: descriptor checks, scratch planning and the fast kernels. The scalar ground truth is
  * conv2d_ref.c. Three formulations, all parallel over images:
- *  - direct (AVX-512, conv2d_direct_avx512.c): stride-1 "same" convs with k in {1, 3, 5}; no
- *    im2col, masked shifted loads; dX is the same kernel on dY with flipped weights;
- *  - GEMM: per-image im2col + single-threaded sgemm, everything else (stride 2, other pads) and
- *    every conv on CPUs without AVX-512;
+ *  - direct (AVX-512, conv2d_direct_avx512.c): "same" convs (pad (k-1)/2, k in {1, 3, 5}) at
+ *    stride 1 or 2; no im2col: masked shifted loads on the image planes (at stride 2 on the input's
+ *    four phase planes); dX runs the same kernel on dY; ~100-115 GFLOP/s per core;
+ *  - GEMM: per-image im2col + single-threaded sgemm, for everything else (other pads, strides,
+ *    kernels) and for every conv on CPUs without AVX-512;
  *  - depthwise (groups == cin == cout): direct plane loops (conv2d_dw_impl.h).
  * Setting LOWBIT_CONV_SIMD=0 in the environment forces the GEMM path and the baseline depthwise
  * loops (tests use it to cover both on any machine).
@@ -77,8 +78,8 @@ lb_status lb_conv2d_desc_init(lb_conv2d_desc *d, int n, int cin, int h, int w, i
 
 /* ---- plan: which formulation and where each scratch region lives ------------------------------
  * scratch = [shared: weights repacked for the kernels, masks, tap offsets]
- *           [per worker: column buffer / packed image blocks] x nt  [per worker: dW|db partial] x
- * nt */
+ *           [per worker: column buffer / packed image blocks] x nt
+ *           [per worker: dW|db partial] x nt */
 typedef struct plan {
     int nt;              /* workers the scratch is sized for */
     int cig, cog, k, kk; /* channels per group, kernel, k*k */
@@ -565,63 +566,24 @@ static void unpack_images(const float *pk, int ch, size_t hw, int n0, int g, siz
         }
 }
 
-/* Stride 2: pk[c][a*2+b][i*ohw + r*ow + col] = x[n0+i][c][2r+a][2col+b] (0 past the edge). The
- * even/odd split of a row is written as two plain loops the compiler vectorizes. */
+/* Stride 2: pk[c][a*2+b][i*ohw + r*ow + col] = x[n0+i][c][2r+a][2col+b] (0 past the edge) */
 static void pack_phases(const lb_conv2d_desc *d, const plan *p, const float *x, int n0, int g,
                         float *pk) {
-    const int h = d->h, w = d->w, oh = d->oh, ow = d->ow, half = w / 2;
     for (int c = 0; c < d->cin; c++)
-        for (int i = 0; i < g; i++) {
-            const float *xc = x + ((size_t)(n0 + i) * d->cin + c) * p->hw;
-            for (int a = 0; a < 2; a++) {
-                float *e = pk + ((size_t)c * 4 + a * 2) * p->ld + i * p->ohw, *o = e + p->ld;
-                for (int r = 0; r < oh; r++, e += ow, o += ow) {
-                    const int ih = 2 * r + a;
-                    if (ih >= h) {
-                        memset(e, 0, (size_t)ow * sizeof *e);
-                        memset(o, 0, (size_t)ow * sizeof *o);
-                        continue;
-                    }
-                    const float *restrict src = xc + (size_t)ih * w;
-                    float *restrict er = e, *restrict orow = o;
-                    for (int col = 0; col < half; col++) er[col] = src[2 * col];
-                    for (int col = 0; col < half; col++) orow[col] = src[2 * col + 1];
-                    if (w & 1) er[half] = src[w - 1];
-                    for (int col = (w + 1) / 2; col < ow; col++) er[col] = 0;
-                    for (int col = half; col < ow; col++) orow[col] = 0;
-                }
-            }
-        }
+        for (int i = 0; i < g; i++)
+            lb_conv2d_split_phases_avx512(x + ((size_t)(n0 + i) * d->cin + c) * p->hw, d->h, d->w,
+                                          d->oh, d->ow, pk + (size_t)c * 4 * p->ld + i * p->ohw,
+                                          p->ld);
 }
 
 /* The adjoint of pack_phases: dx[n0+i][c][2r+a][2col+b] (+)= pk[c][a*2+b][...] */
 static void unpack_phases(const lb_conv2d_desc *d, const plan *p, const float *pk, int n0, int g,
                           float *dx, int acc) {
-    const int h = d->h, w = d->w, ow = d->ow, half = w / 2;
     for (int c = 0; c < d->cin; c++)
-        for (int i = 0; i < g; i++) {
-            float *xc = dx + ((size_t)(n0 + i) * d->cin + c) * p->hw;
-            for (int ih = 0; ih < h; ih++) {
-                const int a = ih & 1, r = ih >> 1;
-                const float *restrict e =
-                    pk + ((size_t)c * 4 + a * 2) * p->ld + i * p->ohw + (size_t)r * ow;
-                const float *restrict o = e + p->ld;
-                float *restrict dst = xc + (size_t)ih * w;
-                if (acc) {
-                    for (int col = 0; col < half; col++) {
-                        dst[2 * col] += e[col];
-                        dst[2 * col + 1] += o[col];
-                    }
-                    if (w & 1) dst[w - 1] += e[half];
-                } else {
-                    for (int col = 0; col < half; col++) {
-                        dst[2 * col] = e[col];
-                        dst[2 * col + 1] = o[col];
-                    }
-                    if (w & 1) dst[w - 1] = e[half];
-                }
-            }
-        }
+        for (int i = 0; i < g; i++)
+            lb_conv2d_merge_phases_avx512(pk + (size_t)c * 4 * p->ld + i * p->ohw, p->ld, d->h,
+                                          d->w, d->ow, dx + ((size_t)(n0 + i) * d->cin + c) * p->hw,
+                                          acc);
 }
 
 static lb_conv_direct direct_job(const plan *p, const dpass *ps, int npos) {
@@ -662,13 +624,22 @@ static void direct_forward(const lb_conv2d_desc *d, const plan *p, const float *
                     pack_images(x, d->cin, hw, nb, g, ld, xpk);
                 xs = xpk, ys = ypk, ldx = xch, ldy = ld;
             }
-            /* the next block's images, prefetched while this one computes */
+            /* prefetched while this block computes: the next block's input, and the output lines
+             * written next (this block's y when it is unpacked after the kernel, else the next
+             * block's), so neither the reads nor the stores wait on DRAM */
             const int gn = n1 - nb - g < G ? n1 - nb - g : G;
             const float *xn = gn > 0 ? x + (size_t)(nb + g) * d->cin * hw : NULL;
+            const float *yn = p->packed ? y + (size_t)nb * d->cout * ohw
+                              : gn > 0  ? y + (size_t)(nb + g) * d->cout * ohw
+                                        : NULL;
+            const size_t ynf = (size_t)(p->packed ? g : gn > 0 ? gn : 0) * d->cout * ohw;
             for (int gr = 0; gr < d->groups; gr++) {
                 lb_conv_direct j = direct_job(p, &geo.fwd, g * (int)ohw);
                 j.cin = cig, j.cout = cog;
-                if (gr == 0) j.pf[0] = xn, j.pf_floats[0] = (size_t)(gn > 0 ? gn : 0) * d->cin * hw;
+                if (gr == 0) {
+                    j.pf[0] = xn, j.pf_floats[0] = (size_t)(gn > 0 ? gn : 0) * d->cin * hw;
+                    j.pf[1] = yn, j.pf_floats[1] = yn ? ynf : 0;
+                }
                 j.x = xs + (size_t)gr * cig * ldx, j.ldx = ldx;
                 j.y = ys + (size_t)gr * cog * ldy, j.ldy = ldy;
                 j.wp = geo.fwd.wp + gr * geo.fwd.wpg, j.bias = b ? b + (size_t)gr * cog : NULL;
@@ -747,8 +718,16 @@ static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float 
                             const dpass *ps = &geo.dx[f];
                             lb_conv_direct j = direct_job(p, ps, npos);
                             j.cin = cog, j.cout = cig;
-                            if (gr == 0 && i == 0 && f == 0 && gn > 0)
-                                j.pf[0] = dyn, j.pf_floats[0] = dynf;
+                            if (gr == 0 && i == 0 && f == 0) {
+                                if (gn > 0) j.pf[0] = dyn, j.pf_floats[0] = dynf;
+                                /* the dx lines written next (as for y in the forward) */
+                                if (p->packed)
+                                    j.pf[1] = dx + (size_t)nb * d->cin * hw,
+                                    j.pf_floats[1] = (size_t)g * d->cin * hw;
+                                else if (gn > 0)
+                                    j.pf[1] = dx + (size_t)(nb + g) * d->cin * hw,
+                                    j.pf_floats[1] = (size_t)gn * d->cin * hw;
+                            }
                             j.x = dys + (size_t)i * d->cout * ohw + (size_t)gr * cog * ldy;
                             j.y = dxs + (size_t)i * d->cin * hw + (size_t)gr * cig * ldx + ps->yoff;
                             j.ldx = ldy, j.ldy = ldx;

@@ -41,6 +41,11 @@ typedef struct lb_conv_direct {
 } lb_conv_direct;
 
 void lb_conv2d_direct_fwd_avx512(const lb_conv_direct *j);
+/* Stride 2: one h x w plane to its 4 phase planes (ld floats apart, oh x ow each) and back. */
+void lb_conv2d_split_phases_avx512(const float *x, int h, int w, int oh, int ow, float *pk,
+                                   size_t ld);
+void lb_conv2d_merge_phases_avx512(const float *pk, size_t ld, int h, int w, int ow, float *dx,
+                                   int acc);
 void lb_conv2d_direct_dw_avx512(const lb_conv_direct *j);
 
 #endif

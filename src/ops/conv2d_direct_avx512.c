@@ -284,3 +284,60 @@ void lb_conv2d_direct_dw_avx512(const lb_conv_direct *j) {
     else
         DW_LOOP(2, 2, 5);
 }
+
+/* ---- stride 2: the input's phase planes and back ------------------------------------------------
+ * pk[(a*2+b)*ld + r*ow + col] = x[2r+a][2col+b] (0 past the edge): each row's even and odd columns
+ * are separated with two permutes per 32 inputs. */
+static const int32_t even_idx[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+static const int32_t odd_idx[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+static const int32_t lo_idx[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+static const int32_t hi_idx[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+
+void lb_conv2d_split_phases_avx512(const float *x, int h, int w, int oh, int ow, float *pk,
+                                   size_t ld) {
+    const __m512i ie = _mm512_loadu_si512(even_idx), io = _mm512_loadu_si512(odd_idx);
+    for (int a = 0; a < 2; a++) {
+        float *e = pk + (size_t)(a * 2) * ld, *o = e + ld;
+        for (int r = 0; r < oh; r++, e += ow, o += ow) {
+            const int ih = 2 * r + a;
+            const float *src = x + (size_t)ih * w;
+            for (int c0 = 0; c0 < ow; c0 += 16) {
+                const __mmask16 sm = tail_mask(ow, c0);
+                __m512 ev = _mm512_setzero_ps(), od = _mm512_setzero_ps();
+                if (ih < h) {
+                    const __m512 lo = _mm512_maskz_loadu_ps(tail_mask(w, 2 * c0), src + 2 * c0);
+                    const __m512 hi =
+                        _mm512_maskz_loadu_ps(tail_mask(w, 2 * c0 + 16), src + 2 * c0 + 16);
+                    ev = _mm512_permutex2var_ps(lo, ie, hi);
+                    od = _mm512_permutex2var_ps(lo, io, hi);
+                }
+                _mm512_mask_storeu_ps(e + c0, sm, ev);
+                _mm512_mask_storeu_ps(o + c0, sm, od);
+            }
+        }
+    }
+}
+
+/* The adjoint: dx[2r+a][2col+b] (+)= pk[(a*2+b)*ld + r*ow + col] for the h x w plane. */
+void lb_conv2d_merge_phases_avx512(const float *pk, size_t ld, int h, int w, int ow, float *dx,
+                                   int acc) {
+    const __m512i il = _mm512_loadu_si512(lo_idx), ih2 = _mm512_loadu_si512(hi_idx);
+    for (int ih = 0; ih < h; ih++) {
+        const float *e = pk + (size_t)((ih & 1) * 2) * ld + (size_t)(ih >> 1) * ow, *o = e + ld;
+        float *dst = dx + (size_t)ih * w;
+        for (int c0 = 0; c0 < ow; c0 += 16) {
+            const __mmask16 sm = tail_mask(ow, c0);
+            const __m512 ev = _mm512_maskz_loadu_ps(sm, e + c0),
+                         od = _mm512_maskz_loadu_ps(sm, o + c0);
+            __m512 lo = _mm512_permutex2var_ps(ev, il, od),
+                   hi = _mm512_permutex2var_ps(ev, ih2, od);
+            const __mmask16 ml = tail_mask(w, 2 * c0), mh = tail_mask(w, 2 * c0 + 16);
+            if (acc) {
+                lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(ml, dst + 2 * c0));
+                hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(mh, dst + 2 * c0 + 16));
+            }
+            _mm512_mask_storeu_ps(dst + 2 * c0, ml, lo);
+            _mm512_mask_storeu_ps(dst + 2 * c0 + 16, mh, hi);
+        }
+    }
+}
