@@ -212,6 +212,8 @@ static void test_fast(int quick) {
         {2, 9, 16, 16, 17, 3, 1, 1, 1, "cout not a multiple of 8"},
         {2, 11, 16, 16, 9, 3, 1, 1, 1, "cin odd"},
         {5, 8, 16, 16, 8, 3, 1, 1, 1, "unpacked dW blocks of images"},
+        {1, 3, 70, 66, 8, 3, 1, 1, 1, "large image: position chunks"},
+        {2, 4, 50, 47, 6, 3, 2, 1, 1, "large image stride 2"},
         {1, 3, 9, 9, 4, 5, 1, 0, 1, "5x5 p0"},
         {5, 3, 3, 3, 2, 3, 1, 1, 1, "tiny 3x3"},
         {2, 2, 1, 1, 3, 1, 1, 0, 1, "1x1 image"},

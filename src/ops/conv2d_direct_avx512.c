@@ -193,9 +193,9 @@ AI void dw_step(__m512 acc[8][6][5], const float *dyv, size_t lddy, const float 
 /* Accumulates over all positions in registers, then adds the sums into dw. Per vector: R loads of
  * dy, KW mask loads, CB*KW masked loads of x, R*CB*KW FMAs. An edge tile (EDGE: rows < R or cols <
  * CB) runs in full with the missing channels' loads masked off and their sums dropped. */
-AI void dw_tile(const lb_conv_direct *j, int co, int ci, int kh, int rows, int cols, const int R,
-                const int CB, const int KW, const int EDGE) {
-    const int nt = j->ntaps, nfull = j->npos / 16;
+AI void dw_tile(const lb_conv_direct *j, int co, int ci, int kh, int rows, int cols, int v0, int v1,
+                const int R, const int CB, const int KW, const int EDGE) {
+    const int nt = j->ntaps, nfull = j->npos / 16, vend = v1 < nfull ? v1 : nfull;
     const size_t ldx = j->ldx, lddy = j->lddy;
     __m512 acc[8][6][5];
     __mmask16 rm[8], cm[6];
@@ -217,12 +217,12 @@ AI void dw_tile(const lb_conv_direct *j, int co, int ci, int kh, int rows, int c
      * past the end: masked lanes only */
     const int nimg = j->nimg > 1 ? j->nimg : 1;
     for (int im = 0; im < nimg; im++) {
-        const float *dyv = j->dy + im * j->dyimg + (size_t)co * lddy;
-        const float *xv = j->x + im * j->ximg + (size_t)ci * ldx;
-        const uint16_t *mk = j->masks + kh * KW;
-        for (int v = 0; v < nfull; v++, dyv += 16, xv += 16, mk += nt)
+        const float *dyv = j->dy + im * j->dyimg + (size_t)co * lddy + (size_t)v0 * 16;
+        const float *xv = j->x + im * j->ximg + (size_t)ci * ldx + (size_t)v0 * 16;
+        const uint16_t *mk = j->masks + (size_t)v0 * nt + kh * KW;
+        for (int v = v0; v < vend; v++, dyv += 16, xv += 16, mk += nt)
             dw_step(acc, dyv, lddy, xv, ldx, to, mk, (__mmask16)0xFFFF, rm, cm, R, CB, KW, EDGE);
-        if (j->npos % 16)
+        if (j->npos % 16 && v1 > nfull)
             dw_step(acc, dyv, lddy, xv, ldx, to, mk, tail_mask(j->npos, nfull * 16), rm, cm, R, CB,
                     KW, EDGE);
     }
@@ -253,25 +253,32 @@ AI void dw_tile(const lb_conv_direct *j, int co, int ci, int kh, int rows, int c
     }
 }
 
+/* Positions are cut into chunks of at most DW_CHUNK vectors (one reduction per chunk and tile),
+ * so the tile's dy and x rows stay in L1 across the kernel rows kh of large images. */
+#define DW_CHUNK 64
+
 /* Tiles: k=3: 4 x 2 x 3 (24 accumulators; 8 x 1 x 3 when there is a single input channel); k=1:
  * 4 x 6 x 1; k=5: 2 x 2 x 5. */
 #define DW_LOOP(R, CB, KW)                                                                         \
     do {                                                                                           \
+        const int nv = (j->npos + 15) / 16, nch = (nv + DW_CHUNK - 1) / DW_CHUNK;                  \
+        const int per = (nv + nch - 1) / nch;                                                      \
         pf_state pf;                                                                               \
-        pf_init(&pf, j, (size_t)(j->cout + R - 1) / R * ((j->cin + CB - 1) / CB) * KW);            \
-        for (int co = 0; co < j->cout; co += R) {                                                  \
-            const int rows = j->cout - co < R ? j->cout - co : R;                                  \
-            for (int ci = 0; ci < j->cin; ci += CB) {                                              \
-                const int cols = j->cin - ci < CB ? j->cin - ci : CB;                              \
-                for (int kh = 0; kh < KW; kh++) {                                                  \
-                    pf_step(&pf);                                                                  \
-                    if (rows == R && cols == CB)                                                   \
-                        dw_tile(j, co, ci, kh, R, CB, R, CB, KW, 0);                               \
-                    else                                                                           \
-                        dw_tile(j, co, ci, kh, rows, cols, R, CB, KW, 1);                          \
+        pf_init(&pf, j, (size_t)nch *(j->cout + R - 1) / R * ((j->cin + CB - 1) / CB) * KW);       \
+        for (int v0 = 0; v0 < nv; v0 += per)                                                       \
+            for (int co = 0; co < j->cout; co += R) {                                              \
+                const int rows = j->cout - co < R ? j->cout - co : R;                              \
+                for (int ci = 0; ci < j->cin; ci += CB) {                                          \
+                    const int cols = j->cin - ci < CB ? j->cin - ci : CB;                          \
+                    for (int kh = 0; kh < KW; kh++) {                                              \
+                        pf_step(&pf);                                                              \
+                        if (rows == R && cols == CB)                                               \
+                            dw_tile(j, co, ci, kh, R, CB, v0, v0 + per, R, CB, KW, 0);             \
+                        else                                                                       \
+                            dw_tile(j, co, ci, kh, rows, cols, v0, v0 + per, R, CB, KW, 1);        \
+                    }                                                                              \
                 }                                                                                  \
             }                                                                                      \
-        }                                                                                          \
     } while (0)
 
 void lb_conv2d_direct_dw_avx512(const lb_conv_direct *j) {
