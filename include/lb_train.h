@@ -14,6 +14,7 @@ typedef struct lb_train_cfg {
     char data_dir[512];
     char out[512];     /* checkpoint path (written atomically after every epoch) */
     char resume[512];  /* checkpoint to continue from ("" = fresh start) */
+    char init[512];    /* checkpoint whose weights start a fresh run (fine-tuning), "" = none */
     char metrics[512]; /* JSON lines, one per epoch ("" = <out>.metrics.jsonl) */
     int epochs, batch, threads;
     int stop_after; /* stop (as if killed) after this epoch; 0 = run all */
@@ -68,6 +69,10 @@ lb_status lb_ckpt_peek(const char *path, lb_ckpt_info *info);
 /* Loads tensors into a planned network built from the same config (and the optimizer state when
  * o != NULL); every tensor must be present with its exact shape. */
 lb_status lb_ckpt_load(const char *path, lb_net *n, lb_optim *o, lb_ckpt_info *info);
+/* Initializes a planned network from another run's checkpoint (e.g. FP32 weights for QAT
+ * fine-tuning): weights, biases, BN parameters and running statistics must all be present with
+ * matching shapes; quantizer parameters are left to their data-driven initialization. */
+lb_status lb_ckpt_load_weights(const char *path, lb_net *n);
 /* Loads a checkpoint into a freshly built and planned network for inference. */
 lb_status lb_ckpt_open_model(const char *path, int max_batch, int threads, lb_net **out,
                              lb_ckpt_info *info);

@@ -51,6 +51,21 @@ int main(void) {
     CHECK(acc >= floor_fp32, "cnn fp32 accuracy %.4f below floor %.2f", acc, floor_fp32);
     printf("cnn fp32 %d imgs x 2 epochs: test accuracy %.4f\n", c.train_limit, acc);
 
+    /* QAT fine-tuning from the FP32 weights keeps most of the accuracy after one epoch */
+    char fp32_ckpt[512];
+    memcpy(fp32_ckpt, c.out, sizeof fp32_ckpt);
+    float acc_fp32 = acc;
+    base_cfg(&c, "ft", quick);
+    c.model.q.kind = LB_Q_LSQ;
+    c.epochs = 1;
+    memcpy(c.init, fp32_ckpt, sizeof c.init);
+    CHECK(lb_train_run(&c, NULL, NULL, &acc) == LB_OK, "fine-tune: %s", lb_error_msg());
+    CHECK(acc >= acc_fp32 - 0.05f, "LSQ W4A4 fine-tuned %.4f vs FP32 %.4f", acc, acc_fp32);
+    printf("cnn LSQ W4A4 fine-tuned 1 epoch from FP32: %.4f\n", acc);
+    snprintf(c.model.arch, sizeof c.model.arch, "resnet20");
+    CHECK(lb_train_run(&c, NULL, NULL, &acc) == LB_ESHAPE, "init from another model rejected");
+    CHECK(strstr(lb_error_msg(), "fp32.ckpt") != NULL, "names the file: %s", lb_error_msg());
+
     base_cfg(&c, "lsq", quick);
     c.model.q.kind = LB_Q_LSQ;
     CHECK(lb_train_run(&c, NULL, NULL, &acc) == LB_OK, "lsq train: %s", lb_error_msg());

@@ -11,6 +11,7 @@ static void usage(void) {
          "JSON line of metrics per epoch to FILE.metrics.jsonl (or --metrics PATH).\n"
          "  --out FILE         checkpoint to write\n"
          "  --resume FILE      continue a run from its checkpoint, bit for bit\n"
+         "  --init FILE        start from another run's weights (e.g. FP32 -> QAT fine-tuning)\n"
          "  --metrics PATH     metrics JSON lines\n"
          "  --stop-after E     stop after epoch E (as if interrupted)");
     cli_train_usage();
@@ -62,6 +63,8 @@ int cmd_train(int argc, char **argv) {
             cli_copy("train", o, c.out, sizeof c.out, cli_value("train", argc, argv, &i));
         else if (strcmp(o, "--resume") == 0)
             cli_copy("train", o, c.resume, sizeof c.resume, cli_value("train", argc, argv, &i));
+        else if (strcmp(o, "--init") == 0)
+            cli_copy("train", o, c.init, sizeof c.init, cli_value("train", argc, argv, &i));
         else if (strcmp(o, "--metrics") == 0)
             cli_copy("train", o, c.metrics, sizeof c.metrics, cli_value("train", argc, argv, &i));
         else if (strcmp(o, "--stop-after") == 0)

@@ -191,6 +191,27 @@ out:
     return st;
 }
 
+lb_status lb_ckpt_load_weights(const char *path, lb_net *n) {
+    lb_st_file *f;
+    lb_status st = lb_st_read(path, &f);
+    if (st != LB_OK) return st;
+    lb_ckpt_info info;
+    if ((st = read_info(f, path, &info)) != LB_OK) goto out;
+    /* weights, biases, BN affine and running statistics; quantizer tensors keep their defaults
+     * so they initialize from data on the first batch */
+    for (int i = 0; i < n->nparams && st == LB_OK; i++)
+        if (n->params[i].group != LB_GROUP_QUANT)
+            st =
+                load_tensor(f, path, n->params[i].name, &n->params[i], n->param + n->params[i].off);
+    for (int i = 0; i < n->nstates && st == LB_OK; i++)
+        if (strstr(n->states[i].name, ".running_"))
+            st =
+                load_tensor(f, path, n->states[i].name, &n->states[i], n->state + n->states[i].off);
+out:
+    lb_st_free(f);
+    return st;
+}
+
 lb_status lb_ckpt_open_model(const char *path, int max_batch, int threads, lb_net **out,
                              lb_ckpt_info *info) {
     *out = NULL;

@@ -203,6 +203,8 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
     run r;
     memset(&r, 0, sizeof r);
     if ((st = lb_run_setup(&r, c)) != LB_OK) goto out;
+    if (c->init[0] && !c->resume[0] && (st = lb_ckpt_load_weights(c->init, r.net)) != LB_OK)
+        goto out;
     if (c->resume[0]) {
         if ((st = lb_ckpt_load(c->resume, r.net, &r.opt, &info)) != LB_OK) goto out;
         start_epoch = info.epoch;
