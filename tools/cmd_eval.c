@@ -1,18 +1,66 @@
-/* `lowbit eval` and `lowbit info`: load a checkpoint, evaluate it or describe it. */
+/* `lowbit eval` and `lowbit info`: load a checkpoint, evaluate it (float, or its integer model)
+ * or describe it. */
 #include "cli.h"
+#include "lb_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* --integer / --time: the integer model (and the float one beside it), forward-only timings. */
+static int cmd_eval_integer(const char *file, lb_net *n, const lb_dataset *d,
+                            const lb_ckpt_info *info, int integer, int compare, const char *dump,
+                            lb_int_impl impl, int limit, int batch, int threads) {
+    float mean[3], sd[3];
+    lb_dataset_norm(d, mean, sd);
+    lb_int_model *m = NULL;
+    if (integer && lb_int_from_net(n, mean, sd, &m) != LB_OK)
+        cli_die(1, "eval", "%s: %s", file, lb_error_msg());
+    int cnt = limit > 0 && limit < d->n ? limit : d->n;
+    int32_t *logits = dump ? malloc((size_t)cnt * info->model.classes * sizeof *logits) : NULL;
+    if (dump && !logits) cli_die(1, "eval", "out of memory");
+    lb_int_eval r;
+    lb_status st = lb_int_evaluate(m, (!integer || compare) ? n : NULL, d, limit, batch, impl,
+                                   threads, logits, &r);
+    if (st == LB_OK && dump) st = lb_int_write_logits(dump, logits, r.n, info->model.classes);
+    free(logits);
+    lb_int_free(m);
+    if (st != LB_OK) cli_die(1, "eval", "%s", lb_error_msg());
+    printf("model: %s  quant: %s W%dA%d  epoch: %d  images: %d\n", info->model.arch,
+           lb_qkind_name(info->model.q.kind), info->model.q.wbits, info->model.q.abits, info->epoch,
+           r.n);
+    if (!integer || compare)
+        printf("float: accuracy %.4f  %.1f img/s (forward only, batch %d, %d threads)\n",
+               (double)r.float_correct / r.n, r.n / r.float_s, batch, threads);
+    if (integer) {
+        lb_int_impl used = impl == LB_INT_AUTO ? lb_int_impl_best() : impl;
+        printf("integer: accuracy %.4f  %.1f img/s (%s, batch %d, %d threads)\n",
+               (double)r.correct / r.n, r.n / r.int_s, lb_int_impl_name(used), batch, threads);
+    }
+    if (integer && compare)
+        printf("agreement: %.4f (%d of %d predictions equal)\n", (double)r.agree / r.n, r.agree,
+               r.n);
+    printf("accuracy: %.4f\n", (double)(integer ? r.correct : r.float_correct) / r.n);
+    return 0;
+}
 
 int cmd_eval(int argc, char **argv) {
     const char *file = NULL;
     char data[512] = "";
-    int limit = 0, batch = 128, threads = 2;
+    int limit = 0, batch = 128, threads = 2, integer = 0, compare = 0, timing = 0;
+    const char *dump = NULL;
+    lb_int_impl impl = LB_INT_AUTO;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
         if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
             puts("usage: lowbit eval FILE [--data DIR] [--test-limit N] [--batch B] [--threads T]\n"
+                 "       [--integer [--compare] [--dump-logits OUT] [--impl I]] [--time]\n"
                  "Evaluates checkpoint FILE on the test split of DIR (default: Fashion-MNIST).\n"
+                 "  --integer          run the integer-only model (docs/integer.md) instead\n"
+                 "  --compare          also run the float QAT model: prediction agreement\n"
+                 "  --dump-logits OUT  integer logits, one line per image: prediction logits...\n"
+                 "  --impl I           auto | scalar | avx2 | vnni (default auto)\n"
+                 "  --time             forward-only images/s\n"
                  "The last line is 'accuracy: 0.xxxx'.");
             return 0;
         }
@@ -24,7 +72,18 @@ int cmd_eval(int argc, char **argv) {
             batch = cli_int("eval", o, cli_value("eval", argc, argv, &i), 1, 65536);
         else if (strcmp(o, "--threads") == 0)
             threads = cli_int("eval", o, cli_value("eval", argc, argv, &i), 1, 1024);
-        else if (o[0] == '-')
+        else if (strcmp(o, "--integer") == 0)
+            integer = 1;
+        else if (strcmp(o, "--compare") == 0)
+            compare = 1;
+        else if (strcmp(o, "--time") == 0)
+            timing = 1;
+        else if (strcmp(o, "--dump-logits") == 0)
+            dump = cli_value("eval", argc, argv, &i);
+        else if (strcmp(o, "--impl") == 0) {
+            if (lb_int_impl_parse(cli_value("eval", argc, argv, &i), &impl) != LB_OK)
+                cli_die(2, "eval", "--impl: %s", lb_error_msg());
+        } else if (o[0] == '-')
             cli_die(2, "eval", "unknown option '%s' (see lowbit eval --help)", o);
         else if (file)
             cli_die(2, "eval", "more than one checkpoint given ('%s', '%s')", file, o);
@@ -32,6 +91,8 @@ int cmd_eval(int argc, char **argv) {
             file = o;
     }
     if (!file) cli_die(2, "eval", "no checkpoint FILE given (see lowbit eval --help)");
+    if ((compare || dump) && !integer)
+        cli_die(2, "eval", "--compare and --dump-logits need --integer");
     if (!data[0]) snprintf(data, sizeof data, "/usr/share/datasets/fashion-mnist");
     lb_threads_set(threads);
     lb_net *n;
@@ -52,6 +113,13 @@ int cmd_eval(int argc, char **argv) {
                 "%s: data %dx%dx%d with %d classes does not fit the model (%dx%dx%d, %d)", data,
                 d.c, d.h, d.w, d.classes, info.model.in_c, info.model.in_h, info.model.in_w,
                 info.model.classes);
+    }
+    if (integer || timing) {
+        int rc = cmd_eval_integer(file, n, &d, &info, integer, compare, dump, impl, limit, batch,
+                                  threads);
+        lb_net_free(n);
+        lb_dataset_free(&d);
+        return rc;
     }
     float loss, acc;
     st = lb_evaluate(n, &d, limit, batch, &loss, &acc);

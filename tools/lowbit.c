@@ -11,6 +11,7 @@ static void usage(FILE *f) {
           "  eval    evaluate a checkpoint on a test set\n"
           "  info    describe a checkpoint\n"
           "  bench   measure training speed\n"
+          "  export  write a checkpoint's integer model as C99\n"
           "'lowbit <command> --help' describes each.\n",
           f);
 }
@@ -29,6 +30,7 @@ int main(int argc, char **argv) {
     if (strcmp(c, "eval") == 0) return cmd_eval(argc - 2, argv + 2);
     if (strcmp(c, "info") == 0) return cmd_info(argc - 2, argv + 2);
     if (strcmp(c, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
+    if (strcmp(c, "export") == 0) return cmd_export(argc - 2, argv + 2);
     fprintf(stderr, "lowbit: unknown command '%s'\n", c);
     usage(stderr);
     return 2;

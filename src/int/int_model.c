@@ -1,0 +1,931 @@
+/* Derives the integer model from a trained lb_net: checks that every layer has an integer form,
+ * fuses conv/linear + BN + ReLU, decides each tensor's domain (the next layer's codes or a wide
+ * int32), computes the requantization constants and plans the per-image arena. Running the model
+ * is int_run.c's; writing it as C is src/export's. */
+#include "int_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Wide tensors represent at least this real magnitude before saturating (see wide_scale). */
+#define WIDE_RANGE 4096.0
+#define WIDE_MAX_FRAC 16
+#define ACC_LIMIT 2147483647.0
+
+enum { W_WIDE = -1, W_NONE = -2, W_LOGITS = -3 };
+
+typedef struct build {
+    const lb_net *n;
+    lb_int_model *m;
+    int nn;
+    int *ncons, *cons, *cons_off; /* consumer lists (CSR) */
+    int *tail;                    /* conv/linear/add head -> last fused node */
+    int *grp;                     /* BN/ReLU folded into a group: the group's head, else -1 */
+    int *relu;                    /* head: 0 none, 1 ReLU, 6 ReLU6 */
+    int *bn;                      /* conv head: its BN node or -1 */
+    int *wish;                    /* value node: conv whose codes all consumers want, or W_* */
+    int *val;                     /* node -> tensor id */
+    int out_node;                 /* tail of the group giving the logits */
+} build;
+
+static const float *P(const lb_net *n, int idx) {
+    return idx >= 0 ? n->param + n->params[idx].off : NULL;
+}
+static const float *S(const lb_net *n, int idx) {
+    return idx >= 0 ? n->state + n->states[idx].off : NULL;
+}
+
+static int is_linear_op(lb_op op) {
+    return op == LB_OP_CONV || op == LB_OP_LINEAR;
+}
+static int is_pass(lb_op op) {
+    return op == LB_OP_MAXPOOL || op == LB_OP_FLATTEN || op == LB_OP_DROPOUT || op == LB_OP_RELU ||
+           op == LB_OP_RELU6;
+}
+static int is_uniform(lb_qkind k) {
+    return k == LB_Q_LSQ || k == LB_Q_FIXED;
+}
+
+static int cons_n(const build *b, int v) {
+    return b->ncons[v];
+}
+static int cons_at(const build *b, int v, int j) {
+    return b->cons[b->cons_off[v] + j];
+}
+
+/* The float quantizer's code of v (lb_quant_uniform_forward: true division, clamp, round half
+ * to even), so derived codes equal the QAT model's exactly. */
+static int32_t qcode(float v, float step, int qn, int qp) {
+    float t = v / step;
+    float lo = (float)-qn, hi = (float)qp;
+    t = t < lo ? lo : t;
+    t = t > hi ? hi : t;
+    return (int32_t)rintf(t);
+}
+
+/* ---- primitives ------------------------------------------------------------------------------ */
+int64_t lb_int_rshift_rne(int64_t t, int s) {
+    int64_t u = t + ((int64_t)1 << (s - 1));
+    /* floor(u / 2^s) without shifting a negative number (implementation-defined in C) */
+    int64_t q = u >= 0 ? u >> s : -((-u - 1) >> s) - 1;
+    if (u - q * ((int64_t)1 << s) == 0 && (q & 1) != 0) q -= 1; /* exact tie: to even */
+    return q;
+}
+
+int64_t lb_int_div_rne(int64_t sum, int64_t n) {
+    int64_t q = sum / n, r = sum % n;
+    if (r < 0) {
+        q -= 1;
+        r += n;
+    }
+    if (2 * r > n || (2 * r == n && (q % 2) != 0)) q += 1;
+    return q;
+}
+
+int32_t lb_int_requant(int32_t v, const lb_int_rq *rq, int32_t lo, int32_t hi) {
+    int64_t q = lb_int_rshift_rne((int64_t)v * rq->m + rq->b, rq->s);
+    return (int32_t)(q < lo ? lo : q > hi ? hi : q);
+}
+
+lb_status lb_int_rq_from_real(double mult, double off, lb_int_rq *rq) {
+    if (!isfinite(mult) || !isfinite(off))
+        return lb_error_set(LB_EINVAL, "requantization constant is not finite");
+    for (int s = 62; s >= 1; s--) {
+        double m = rint(ldexp(mult, s)), b = rint(ldexp(off, s));
+        if (fabs(m) <= 2147483647.0 && fabs(b) < ldexp(1.0, 60)) {
+            rq->m = (int32_t)m;
+            rq->b = (int64_t)b;
+            rq->s = s;
+            return LB_OK;
+        }
+    }
+    return lb_error_set(LB_EINVAL, "requantization multiplier %g / offset %g out of range", mult,
+                        off);
+}
+
+/* ---- model storage ------------------------------------------------------------------------- */
+static int new_tensor(lb_int_model *m, const char *name, int c, int h, int w, lb_int_type type,
+                      double scale, int32_t lo, int32_t hi, int bits) {
+    if (m->nt == m->tcap) {
+        int cap = m->tcap ? 2 * m->tcap : 32;
+        lb_int_tensor *p = realloc(m->t, (size_t)cap * sizeof *p);
+        if (!p) return -1;
+        m->t = p;
+        m->tcap = cap;
+    }
+    lb_int_tensor *t = &m->t[m->nt];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->c = c;
+    t->h = h;
+    t->w = w;
+    t->type = type;
+    t->scale = scale;
+    t->lo = lo;
+    t->hi = hi;
+    t->bits = bits;
+    t->def = t->last = -1;
+    return m->nt++;
+}
+
+static lb_int_op *new_op(lb_int_model *m, lb_int_opkind kind, const char *name) {
+    if (m->nops == m->opcap) {
+        int cap = m->opcap ? 2 * m->opcap : 32;
+        lb_int_op *p = realloc(m->ops, (size_t)cap * sizeof *p);
+        if (!p) return NULL;
+        m->ops = p;
+        m->opcap = cap;
+    }
+    lb_int_op *op = &m->ops[m->nops++];
+    memset(op, 0, sizeof *op);
+    op->kind = kind;
+    snprintf(op->name, sizeof op->name, "%s", name);
+    op->in[0] = op->in[1] = op->out = -1;
+    op->groups = op->k = op->stride = 1;
+    return op;
+}
+
+void lb_int_free(lb_int_model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->nops; i++) {
+        lb_int_op *op = &m->ops[i];
+        free(op->w);
+        free(op->rq);
+        free(op->lut);
+        free(op->w4);
+        free(op->w2);
+        free(op->wsum);
+    }
+    free(m->ops);
+    free(m->t);
+    free(m->ws);
+    free(m);
+}
+
+/* ---- graph analysis -------------------------------------------------------------------------- */
+static lb_status fail_layer(const lb_node *d, const char *why) {
+    char w[256]; /* why may be lb_error_msg()'s own buffer */
+    snprintf(w, sizeof w, "%s", why);
+    return lb_error_set(LB_EINVAL, "layer '%s' (%s): %s", d->name, lb_op_name(d->op), w);
+}
+
+static lb_status check_quant(const lb_node *d, const lb_qcfg *c, const lb_quant *q,
+                             const char *what) {
+    if (!is_uniform(c->kind)) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "%s quantizer '%s' has no integer form (only the uniform grids lsq and fixed do)",
+                 what, lb_qkind_name(c->kind));
+        return fail_layer(d, msg);
+    }
+    for (int ch = 0; ch < q->ch; ch++) {
+        /* a learned weight step may turn negative: the grid is the same up to the sign, which
+         * the requantization multiplier carries. An activation step may not: quantization would
+         * turn decreasing and no longer commute with ReLU and max pooling. */
+        float s = lb_quant_step(q, ch);
+        int weight = strcmp(what, "weight") == 0;
+        if (!(isfinite(s) && (weight ? s != 0 : s > 0))) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "%s step %g is not a %s number", what, s,
+                     weight ? "nonzero" : "positive");
+            return fail_layer(d, msg);
+        }
+    }
+    return LB_OK;
+}
+
+/* Validates every node and records groups: conv/linear [+BN] [+ReLU/ReLU6], add [+ReLU]. */
+static lb_status analyze(build *b) {
+    const lb_net *n = b->n;
+    for (int i = 1; i < b->nn; i++) {
+        const lb_node *d = &n->nodes[i];
+        switch (d->op) {
+        case LB_OP_CONV:
+        case LB_OP_LINEAR: {
+            if (d->wqcfg.kind == LB_Q_NONE)
+                return fail_layer(d, "float weights: only fully quantized models become integer "
+                                     "(train with --first-bits/--last-bits >= 2, not fp32)");
+            lb_status st = check_quant(d, &d->wqcfg, &d->wq, "weight");
+            if (st != LB_OK) return st;
+            if (d->aqcfg.kind == LB_Q_NONE) {
+                if (d->in[0] != 0)
+                    return fail_layer(d, "float input activations (no activation quantizer): "
+                                         "only the first layer may read a float input (the "
+                                         "image); train with --last-bits >= 2");
+            } else {
+                if ((st = check_quant(d, &d->aqcfg, &d->aq, "activation")) != LB_OK) return st;
+                if (d->aq.ch != 1) return fail_layer(d, "per-channel activation steps");
+            }
+            break;
+        }
+        case LB_OP_BN: {
+            const lb_node *s = &n->nodes[d->in[0]];
+            if (!is_linear_op(s->op) || cons_n(b, d->in[0]) != 1)
+                return fail_layer(d, "batch norm must directly follow a conv or linear layer "
+                                     "whose only consumer it is (it is folded into it)");
+            break;
+        }
+        case LB_OP_RELU:
+        case LB_OP_RELU6:
+        case LB_OP_MAXPOOL:
+        case LB_OP_AVGPOOL:
+        case LB_OP_GAP:
+        case LB_OP_ADD:
+        case LB_OP_SHORTCUT:
+        case LB_OP_FLATTEN:
+        case LB_OP_DROPOUT:
+            if (d->in[0] == 0) return fail_layer(d, "reads the image: only a conv/linear may");
+            if (d->op == LB_OP_ADD && d->in[1] == 0)
+                return fail_layer(d, "reads the image: only a conv/linear may");
+            break;
+        default:
+            return fail_layer(d, "op has no integer form");
+        }
+    }
+    if (cons_n(b, 0) != 1 || !is_linear_op(n->nodes[cons_at(b, 0, 0)].op))
+        return lb_error_set(LB_EINVAL, "the image must feed exactly one conv/linear layer");
+    /* groups */
+    for (int i = 0; i < b->nn; i++) {
+        b->tail[i] = i;
+        b->bn[i] = b->grp[i] = -1;
+    }
+    for (int i = 1; i < b->nn; i++) {
+        lb_op op = n->nodes[i].op;
+        if (!is_linear_op(op) && op != LB_OP_ADD) continue;
+        int t = i;
+        if (is_linear_op(op) && cons_n(b, t) == 1 && n->nodes[cons_at(b, t, 0)].op == LB_OP_BN) {
+            t = cons_at(b, t, 0);
+            b->bn[i] = t;
+            b->grp[t] = i;
+        }
+        if (cons_n(b, t) == 1) {
+            int r = cons_at(b, t, 0);
+            lb_op ro = n->nodes[r].op;
+            if (ro == LB_OP_RELU || ro == LB_OP_RELU6) {
+                t = r;
+                b->relu[i] = ro == LB_OP_RELU ? 1 : 6;
+                b->grp[r] = i;
+            }
+        }
+        b->tail[i] = t;
+    }
+    /* the logits: the last node, through flatten/dropout, must end a conv/linear group */
+    int o = b->nn - 1;
+    while (n->nodes[o].op == LB_OP_FLATTEN || n->nodes[o].op == LB_OP_DROPOUT)
+        o = n->nodes[o].in[0];
+    int head = -1;
+    for (int i = 1; i < b->nn; i++)
+        if (is_linear_op(n->nodes[i].op) && b->tail[i] == o) head = i;
+    if (head < 0)
+        return lb_error_set(LB_EINVAL,
+                            "the network output '%s' (%s) does not come from a conv/linear layer",
+                            n->nodes[o].name, lb_op_name(n->nodes[o].op));
+    b->out_node = o;
+    return LB_OK;
+}
+
+static int same_aq(const lb_node *a, const lb_node *c) {
+    return a->aq.qn == c->aq.qn && a->aq.qp == c->aq.qp &&
+           lb_quant_step(&a->aq, 0) == lb_quant_step(&c->aq, 0);
+}
+
+/* Does node v carry a tensor: not a head whose group goes on, not a BN/ReLU inside a group
+ * (the group's last node carries the group's tensor). */
+static int is_value(const build *b, int v) {
+    if (b->grp[v] >= 0) return b->tail[b->grp[v]] == v;
+    return b->tail[v] == v;
+}
+
+/* What the consumers of each value node want: the codes of one activation quantizer (a conv
+ * id) when every path through pass-through ops ends in conv/linear layers sharing it, else wide.
+ * Reverse order, so a pass-through consumer's wish is known. */
+static void decide_wishes(build *b) {
+    const lb_net *n = b->n;
+    for (int v = b->nn - 1; v >= 0; v--) {
+        b->wish[v] = W_NONE;
+        if (!is_value(b, v)) continue;
+        if (v == b->out_node) {
+            b->wish[v] = W_LOGITS;
+            continue;
+        }
+        int codes = W_NONE, wide = 0;
+        for (int j = 0; j < cons_n(b, v); j++) {
+            int c = cons_at(b, v, j);
+            const lb_node *cd = &n->nodes[c];
+            int cand = W_WIDE;
+            if (is_linear_op(cd->op))
+                cand = cd->aqcfg.kind != LB_Q_NONE ? c : W_WIDE;
+            else if (is_pass(cd->op))
+                cand = b->wish[c] >= 0 ? b->wish[c] : W_WIDE;
+            if (cand == W_WIDE)
+                wide = 1;
+            else if (codes < 0)
+                codes = cand;
+            else if (!same_aq(&n->nodes[codes], &n->nodes[cand]))
+                wide = 1;
+        }
+        b->wish[v] = wide || codes < 0 ? W_WIDE : codes;
+    }
+}
+
+/* The step of the first quantized conv/linear downstream of v (breadth first), 0 if none. */
+static float ref_step(const build *b, int v) {
+    int *queue = malloc((size_t)b->nn * sizeof *queue);
+    char *seen = calloc((size_t)b->nn, 1);
+    float r = 0;
+    if (!queue || !seen) goto out;
+    int qh = 0, qt = 0;
+    queue[qt++] = v;
+    seen[v] = 1;
+    while (qh < qt && r == 0) {
+        int x = queue[qh++];
+        for (int j = 0; j < cons_n(b, x) && r == 0; j++) {
+            int c = cons_at(b, x, j);
+            const lb_node *cd = &b->n->nodes[c];
+            if (is_linear_op(cd->op) && cd->aqcfg.kind != LB_Q_NONE)
+                r = lb_quant_step(&cd->aq, 0);
+            else if (!seen[c]) {
+                seen[c] = 1;
+                queue[qt++] = c;
+            }
+        }
+    }
+out:
+    free(queue);
+    free(seen);
+    return r;
+}
+
+/* Wide tensors: int32 at the next quantizer's step / 2^k, k as large as keeps WIDE_RANGE real
+ * units representable (at most WIDE_MAX_FRAC bits): quantizing a wide value to that layer's codes
+ * is then an exact rounding shift, and the residual stream carries 2^-k-step precision. */
+static double natural_scale(const build *b, int v) {
+    double r = ref_step(b, v);
+    if (!(r > 0)) r = 1.0;
+    int k = (int)floor(log2(ldexp(r, 31) / WIDE_RANGE));
+    k = k < 0 ? 0 : k > WIDE_MAX_FRAC ? WIDE_MAX_FRAC : k;
+    return ldexp(r, -k);
+}
+
+/* A conv group feeding only an add writes straight into the add's scale. */
+static double wide_scale(const build *b, int tail) {
+    if (cons_n(b, tail) == 1 && b->n->nodes[cons_at(b, tail, 0)].op == LB_OP_ADD) {
+        int a = cons_at(b, tail, 0);
+        return natural_scale(b, b->tail[a]);
+    }
+    return natural_scale(b, tail);
+}
+
+/* ---- tensors and ops ------------------------------------------------------------------------- */
+static int code_tensor(lb_int_model *m, const char *name, int c, int h, int w, const lb_node *q) {
+    float step = lb_quant_step(&q->aq, 0);
+    return new_tensor(m, name, c, h, w, q->aq.qn ? LB_IT_S8 : LB_IT_U8, step, -q->aq.qn, q->aq.qp,
+                      q->aqcfg.bits);
+}
+
+/* Does tensor t hold the codes of node q's activation quantizer? */
+static int holds_codes_of(const lb_int_tensor *t, const lb_node *q) {
+    if (t->type != (q->aq.qn ? LB_IT_S8 : LB_IT_U8)) return 0;
+    return t->scale == (double)lb_quant_step(&q->aq, 0) && t->lo >= -q->aq.qn && t->hi <= q->aq.qp;
+}
+
+static int32_t rne_code(double v) {
+    double r = rint(v);
+    return r > 2147483647.0 ? INT32_MAX : r < -2147483648.0 ? INT32_MIN : (int32_t)r;
+}
+
+/* Weight codes of conv/linear d: [cout][K] and the max over channels of sum |code|. */
+static int8_t *weight_codes(const lb_net *n, const lb_node *d, int K, double *sumabs) {
+    int8_t *w = malloc((size_t)d->c * K);
+    if (!w) return NULL;
+    const float *wf = P(n, d->pw);
+    *sumabs = 0;
+    for (int co = 0; co < d->c; co++) {
+        float s = lb_quant_step(&d->wq, d->wq.ch > 1 ? co : 0);
+        double sa = 0;
+        for (int k = 0; k < K; k++) {
+            int32_t c = qcode(wf[(size_t)co * K + k], s, d->wq.qn, d->wq.qp);
+            w[(size_t)co * K + k] = (int8_t)c;
+            sa += abs(c);
+        }
+        if (sa > *sumabs) *sumabs = sa;
+    }
+    return w;
+}
+
+static lb_status oom(void) {
+    return lb_error_set(LB_ENOMEM, "out of memory deriving the integer model");
+}
+
+/* The image: raw uint8 pixels through a per-channel table. Float first-layer input: int16 at
+ * scale 1/E of the loader's normalized value (E as large as int16 and the first accumulator
+ * allow); quantized first-layer input: that quantizer's codes of the normalized value. */
+static lb_status make_input(build *b) {
+    const lb_net *n = b->n;
+    lb_int_model *m = b->m;
+    const lb_node *in = &n->nodes[0];
+    const lb_node *c = &n->nodes[cons_at(b, 0, 0)];
+    float xn[3][256];
+    double maxabs = 0;
+    for (int ch = 0; ch < in->c; ch++)
+        for (int p = 0; p < 256; p++) {
+            xn[ch][p] = ((float)p / 255.0f - m->mean[ch]) / m->std[ch];
+            if (!isfinite(xn[ch][p])) return lb_error_set(LB_EINVAL, "bad normalization constants");
+            if (fabs(xn[ch][p]) > maxabs) maxabs = fabs(xn[ch][p]);
+        }
+    lb_int_op *op = new_op(m, LB_IOP_INPUT, "input");
+    if (!op) return oom();
+    op->lut = malloc((size_t)in->c * 256 * sizeof *op->lut);
+    if (!op->lut) return oom();
+    op->cin = op->cout = in->c;
+    op->ih = op->oh = in->h;
+    op->iw = op->ow = in->w;
+    int t;
+    if (c->aqcfg.kind != LB_Q_NONE) {
+        float s = lb_quant_step(&c->aq, 0);
+        for (int ch = 0; ch < in->c; ch++)
+            for (int p = 0; p < 256; p++)
+                op->lut[ch * 256 + p] = (int16_t)qcode(xn[ch][p], s, c->aq.qn, c->aq.qp);
+        t = code_tensor(m, "input", in->c, in->h, in->w, c);
+    } else {
+        int K = (int)(n->params[c->pw].n / (size_t)c->c);
+        double sumabs;
+        int8_t *w = weight_codes(n, c, K, &sumabs);
+        if (!w) return oom();
+        free(w);
+        /* Candidates: the rounded table at the largest scale E int16 allows, and, when every
+         * channel has the same std, the affine codes D*p - Z[c] at E = 255*std*D (D = 1..128),
+         * exact up to the zero point's rounding (Fashion-MNIST: D = 100, Z = 7293, an error of
+         * 3e-6 pixel levels against 1e-3 for the table). The one nearer the loader's floats. */
+        double E = 32767.0 / (maxabs > 0 ? maxabs : 1.0);
+        if (sumabs * 32767.0 > ACC_LIMIT) E *= ACC_LIMIT / (sumabs * 32767.0);
+        double best = 0;
+        for (int ch = 0; ch < in->c; ch++)
+            for (int p = 0; p < 256; p++) {
+                double e = fabs(rint(xn[ch][p] * E) - xn[ch][p] * E) / E;
+                best = e > best ? e : best;
+            }
+        int bestD = 0, same_std = 1;
+        for (int ch = 1; ch < in->c; ch++) same_std &= m->std[ch] == m->std[0];
+        for (int D = 1; D <= 128 && same_std; D++) {
+            double ED = 255.0 * m->std[0] * D, err = 0;
+            for (int ch = 0; ch < in->c; ch++) {
+                double Z = rint(255.0 * m->mean[ch] * D);
+                for (int p = 0; p < 256; p++) {
+                    double v = (double)D * p - Z;
+                    if (fabs(v) > 32767 || sumabs * fabs(v) > ACC_LIMIT) err = INFINITY;
+                    double e = fabs(v - xn[ch][p] * ED) / ED;
+                    err = e > err ? e : err;
+                }
+            }
+            if (err < best) {
+                best = err;
+                bestD = D;
+            }
+        }
+        if (bestD) E = 255.0 * m->std[0] * bestD;
+        int32_t lo = 0, hi = 0;
+        for (int ch = 0; ch < in->c; ch++)
+            for (int p = 0; p < 256; p++) {
+                int16_t v = (int16_t)(bestD ? (double)bestD * p - rint(255.0 * m->mean[ch] * bestD)
+                                            : rint(xn[ch][p] * E));
+                op->lut[ch * 256 + p] = v;
+                lo = v < lo ? v : lo;
+                hi = v > hi ? v : hi;
+            }
+        t = new_tensor(m, "input", in->c, in->h, in->w, LB_IT_S16, 1.0 / E, lo, hi, 16);
+    }
+    if (t < 0) return oom();
+    op->out = t;
+    b->val[0] = t;
+    return LB_OK;
+}
+
+/* A wide tensor quantized to the codes of conv q (shared by consumers with the same quantizer). */
+static int quant_of(build *b, int tw, const lb_node *q) {
+    lb_int_model *m = b->m;
+    for (int i = 0; i < m->nops; i++) {
+        const lb_int_op *op = &m->ops[i];
+        if (op->kind == LB_IOP_QUANT && op->in[0] == tw && holds_codes_of(&m->t[op->out], q))
+            return op->out;
+    }
+    char name[LB_NAME_MAX + 8];
+    snprintf(name, sizeof name, "%s.in", q->name);
+    const lb_int_tensor *src = &m->t[tw];
+    int c = src->c, h = src->h, w = src->w;
+    int t = code_tensor(m, name, c, h, w, q);
+    if (t < 0) return -1;
+    lb_int_op *op = new_op(m, LB_IOP_QUANT, name);
+    if (!op || !(op->rq = calloc(1, sizeof *op->rq))) return -1;
+    if (lb_int_rq_from_real(m->t[tw].scale / m->t[t].scale, 0, op->rq) != LB_OK) return -1;
+    op->in[0] = tw;
+    op->out = t;
+    op->lo = m->t[t].lo;
+    op->hi = m->t[t].hi;
+    op->cin = op->cout = c;
+    op->ih = op->oh = h;
+    op->iw = op->ow = w;
+    return t;
+}
+
+static lb_status make_conv(build *b, int i) {
+    const lb_net *n = b->n;
+    lb_int_model *m = b->m;
+    const lb_node *d = &n->nodes[i], *src = &n->nodes[d->in[0]];
+    int tl = b->tail[i];
+    int tin = b->val[d->in[0]];
+    if (tin < 0) return fail_layer(d, "input has no integer tensor");
+    if (d->aqcfg.kind != LB_Q_NONE && !holds_codes_of(&m->t[tin], d)) {
+        if (m->t[tin].type != LB_IT_S32)
+            return fail_layer(d, "input codes do not match its activation quantizer");
+        if ((tin = quant_of(b, tin, d)) < 0) return oom();
+    }
+    lb_int_op *op = new_op(m, LB_IOP_CONV, d->name);
+    if (!op) return oom();
+    op->in[0] = tin;
+    op->linear = d->op == LB_OP_LINEAR;
+    if (op->linear) {
+        op->cin = src->c * src->h * src->w;
+        op->ih = op->iw = 1;
+    } else {
+        op->cin = src->c;
+        op->ih = src->h;
+        op->iw = src->w;
+        op->k = d->k;
+        op->stride = d->stride;
+        op->pad = d->pad;
+        op->groups = d->groups;
+    }
+    op->cout = d->c;
+    op->oh = op->linear ? 1 : d->h;
+    op->ow = op->linear ? 1 : d->w;
+    op->wbits = d->wqcfg.bits;
+    int K = op->cin / op->groups * op->k * op->k;
+    double sumabs;
+    if (!(op->w = weight_codes(n, d, K, &sumabs))) return oom();
+    const lb_int_tensor *ti = &m->t[tin];
+    double xmax = fmax(fabs((double)ti->lo), fabs((double)ti->hi));
+    double accmax = sumabs * xmax;
+    if (accmax > ACC_LIMIT) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "accumulator could reach %.3g, beyond int32", accmax);
+        return fail_layer(d, msg);
+    }
+    /* per channel: real output = alpha*acc + beta */
+    double *alpha = malloc((size_t)d->c * sizeof *alpha),
+           *beta = malloc((size_t)d->c * sizeof *beta);
+    if (!alpha || !beta || !(op->rq = malloc((size_t)d->c * sizeof *op->rq))) {
+        free(alpha);
+        free(beta);
+        return oom();
+    }
+    const float *bias = P(n, d->pb);
+    const lb_node *bn = b->bn[i] >= 0 ? &n->nodes[b->bn[i]] : NULL;
+    for (int co = 0; co < d->c; co++) {
+        double sw = lb_quant_step(&d->wq, d->wq.ch > 1 ? co : 0);
+        alpha[co] = ti->scale * sw;
+        beta[co] = bias ? bias[co] : 0.0;
+        if (bn) {
+            /* the factor exactly as lb_bn_forward_eval rounds it */
+            const float g = P(n, bn->pw)[co], bt = P(n, bn->pb)[co];
+            const float mu = S(n, bn->smean)[co], var = S(n, bn->svar)[co];
+            double a = (double)(float)(g / sqrt((double)var + 1e-5f));
+            alpha[co] *= a;
+            beta[co] = a * (beta[co] - mu) + bt;
+        }
+    }
+    /* output domain */
+    int relu = b->relu[i];
+    char tname[LB_NAME_MAX + 8];
+    snprintf(tname, sizeof tname, "%s", n->nodes[tl].name);
+    int to;
+    if (tl == b->out_node) {
+        double zmax = 0;
+        for (int co = 0; co < d->c; co++) {
+            double z = fabs(alpha[co]) * accmax + fabs(beta[co]);
+            if (z > zmax) zmax = z;
+        }
+        /* logits use about 30 bits at their largest possible value; the multiplier of every
+         * channel must still leave a shift >= 1 */
+        double amax = 0;
+        for (int co = 0; co < d->c; co++) amax = fmax(amax, fabs(alpha[co]));
+        int f = zmax > 0 ? (int)floor(log2(ldexp(1.0, 30) / zmax)) : 30;
+        if (amax > 0 && f > (int)floor(log2(ldexp(1.0, 29) / amax)))
+            f = (int)floor(log2(ldexp(1.0, 29) / amax));
+        f = f < -30 ? -30 : f > 30 ? 30 : f;
+        m->logit_frac_bits = f;
+        to = new_tensor(m, "logits", d->c, op->oh, op->ow, LB_IT_S32, ldexp(1.0, -f), INT32_MIN,
+                        INT32_MAX, 32);
+    } else if (b->wish[tl] >= 0) {
+        to = code_tensor(m, tname, d->c, op->oh, op->ow, &n->nodes[b->wish[tl]]);
+    } else {
+        to = new_tensor(m, tname, d->c, op->oh, op->ow, LB_IT_S32, wide_scale(b, tl), INT32_MIN,
+                        INT32_MAX, 32);
+    }
+    if (to < 0) {
+        free(alpha);
+        free(beta);
+        return oom();
+    }
+    lb_int_tensor *t = &m->t[to];
+    if (relu) t->lo = t->lo > 0 ? t->lo : 0;
+    if (relu == 6) {
+        int32_t six;
+        if (t->type == LB_IT_S32)
+            six = rne_code(6.0 / t->scale);
+        else
+            six = qcode(6.0f, (float)t->scale, -t->lo, t->hi);
+        t->hi = t->hi < six ? t->hi : six;
+    }
+    op->out = to;
+    op->lo = t->lo;
+    op->hi = t->hi;
+    lb_status st = LB_OK;
+    for (int co = 0; co < d->c && st == LB_OK; co++)
+        st = lb_int_rq_from_real(alpha[co] / t->scale, beta[co] / t->scale, &op->rq[co]);
+    free(alpha);
+    free(beta);
+    if (st != LB_OK) return fail_layer(d, lb_error_msg());
+    b->val[tl] = to;
+    return LB_OK;
+}
+
+static lb_status make_add(build *b, int i) {
+    const lb_net *n = b->n;
+    lb_int_model *m = b->m;
+    const lb_node *d = &n->nodes[i];
+    int tl = b->tail[i];
+    int ta = b->val[d->in[0]], tb = b->val[d->in[1]];
+    if (ta < 0 || tb < 0 || m->t[ta].type != LB_IT_S32 || m->t[tb].type != LB_IT_S32)
+        return fail_layer(d, "inputs are not wide integer tensors");
+    double s = natural_scale(b, tl);
+    int to = new_tensor(m, n->nodes[tl].name, d->c, d->h, d->w, LB_IT_S32, s,
+                        b->relu[i] ? 0 : INT32_MIN, INT32_MAX, 32);
+    if (to < 0) return oom();
+    if (b->relu[i] == 6) m->t[to].hi = rne_code(6.0 / s);
+    lb_int_op *op = new_op(m, LB_IOP_ADD, d->name);
+    if (!op || !(op->rq = calloc(2, sizeof *op->rq))) return oom();
+    op->in[0] = ta;
+    op->in[1] = tb;
+    op->out = to;
+    op->lo = m->t[to].lo;
+    op->hi = m->t[to].hi;
+    op->cin = op->cout = d->c;
+    op->ih = op->oh = d->h;
+    op->iw = op->ow = d->w;
+    for (int j = 0; j < 2; j++) {
+        double r = m->t[op->in[j]].scale / s;
+        op->rq_id[j] = r == 1.0;
+        if (!op->rq_id[j] && lb_int_rq_from_real(r, 0, &op->rq[j]) != LB_OK)
+            return fail_layer(d, lb_error_msg());
+    }
+    b->val[tl] = to;
+    return LB_OK;
+}
+
+/* Max/avg pool, GAP, shortcut, standalone ReLU: same scale in and out. */
+static lb_status make_simple(build *b, int i) {
+    const lb_net *n = b->n;
+    lb_int_model *m = b->m;
+    const lb_node *d = &n->nodes[i], *src = &n->nodes[d->in[0]];
+    int tin = b->val[d->in[0]];
+    if (tin < 0) return fail_layer(d, "input has no integer tensor");
+    lb_int_opkind kind = d->op == LB_OP_MAXPOOL    ? LB_IOP_MAXPOOL
+                         : d->op == LB_OP_AVGPOOL  ? LB_IOP_AVGPOOL
+                         : d->op == LB_OP_GAP      ? LB_IOP_GAP
+                         : d->op == LB_OP_SHORTCUT ? LB_IOP_SHORTCUT
+                                                   : LB_IOP_CLAMP;
+    if ((kind == LB_IOP_AVGPOOL || kind == LB_IOP_GAP) && m->t[tin].type != LB_IT_S32)
+        return fail_layer(d, "averages only wide integer tensors");
+    const lb_int_tensor ti = m->t[tin];
+    int to = new_tensor(m, d->name, d->c, d->h, d->w, ti.type, ti.scale, ti.lo, ti.hi, ti.bits);
+    if (to < 0) return oom();
+    lb_int_tensor *t = &m->t[to];
+    if (kind == LB_IOP_SHORTCUT) {
+        t->lo = t->lo < 0 ? t->lo : 0; /* zero channels */
+        t->hi = t->hi > 0 ? t->hi : 0;
+    }
+    if (kind == LB_IOP_CLAMP) {
+        t->lo = t->lo > 0 ? t->lo : 0;
+        if (d->op == LB_OP_RELU6) {
+            int32_t six = t->type == LB_IT_S32 ? rne_code(6.0 / t->scale)
+                                               : qcode(6.0f, (float)t->scale, -ti.lo, ti.hi);
+            t->hi = t->hi < six ? t->hi : six;
+        }
+    }
+    lb_int_op *op = new_op(m, kind, d->name);
+    if (!op) return oom();
+    op->in[0] = tin;
+    op->out = to;
+    op->cin = src->c;
+    op->ih = src->h;
+    op->iw = src->w;
+    op->cout = d->c;
+    op->oh = d->h;
+    op->ow = d->w;
+    op->k = d->k;
+    op->stride = d->stride;
+    op->pad = d->pad;
+    op->lo = t->lo;
+    op->hi = t->hi;
+    if (kind == LB_IOP_GAP) op->k = 0;
+    b->val[i] = to;
+    return LB_OK;
+}
+
+/* ---- fast-path weight layouts and planning -------------------------------------------------- */
+lb_status lb_int_op_pack(lb_int_op *op) {
+    int K = op->cin / op->groups * op->k * op->k;
+    op->kq = (K + 3) / 4 * 4;
+    op->k2 = (K + 1) / 2 * 2;
+    free(op->w4);
+    free(op->w2);
+    free(op->wsum);
+    /* padded: the linear kernels read whole vectors past the last row (x is 0 there) */
+    op->w4 = calloc((size_t)op->cout * op->kq + 64, 1);
+    op->w2 = calloc((size_t)op->cout * op->k2 + 16, sizeof *op->w2);
+    op->wsum = calloc((size_t)op->cout, sizeof *op->wsum);
+    if (!op->w4 || !op->w2 || !op->wsum) return oom();
+    for (int co = 0; co < op->cout; co++)
+        for (int k = 0; k < K; k++) {
+            int8_t w = op->w[(size_t)co * K + k];
+            op->w4[(size_t)co * op->kq + k] = w;
+            op->w2[(size_t)co * op->k2 + k] = w;
+            op->wsum[co] += w;
+        }
+    return LB_OK;
+}
+
+static lb_status pack_weights(lb_int_model *m) {
+    for (int i = 0; i < m->nops; i++) {
+        if (m->ops[i].kind != LB_IOP_CONV) continue;
+        lb_status st = lb_int_op_pack(&m->ops[i]);
+        if (st != LB_OK) return st;
+    }
+    return LB_OK;
+}
+
+/* Lifetimes, then first-fit offsets: per image in one arena (host), and per element type in
+ * three arenas (export, so no buffer is accessed through two types). */
+static void plan(lb_int_model *m) {
+    for (int i = 0; i < m->nt; i++) m->t[i].def = m->t[i].last = -1;
+    for (int i = 0; i < m->nops; i++) {
+        const lb_int_op *op = &m->ops[i];
+        if (m->t[op->out].def < 0) m->t[op->out].def = i;
+        for (int j = 0; j < 2; j++)
+            if (op->in[j] >= 0) m->t[op->in[j]].last = i;
+    }
+    m->t[m->logits].last = m->nops;
+    for (int i = 0; i < m->nt; i++) {
+        lb_int_tensor *t = &m->t[i];
+        if (t->last < t->def) t->last = t->def;
+        t->pool = t->type == LB_IT_S32 ? 2 : t->type == LB_IT_S16 ? 1 : 0;
+    }
+    m->arena_bytes = 0;
+    memset(m->pool_elems, 0, sizeof m->pool_elems);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < m->nt; i++) {
+            lb_int_tensor *t = &m->t[i];
+            size_t need = pass == 0 ? (lb_int_numel(t) * lb_int_type_size(t->type) + 63) / 64 * 64
+                                    : (lb_int_numel(t) + 3) / 4 * 4;
+            size_t off = 0;
+            for (int again = 1; again;) {
+                again = 0;
+                for (int j = 0; j < i; j++) {
+                    const lb_int_tensor *u = &m->t[j];
+                    if (pass == 1 && u->pool != t->pool) continue;
+                    if (u->last < t->def || t->last < u->def) continue;
+                    size_t uo = pass == 0 ? u->off : u->pool_off;
+                    size_t un = pass == 0
+                                    ? (lb_int_numel(u) * lb_int_type_size(u->type) + 63) / 64 * 64
+                                    : (lb_int_numel(u) + 3) / 4 * 4;
+                    if (off < uo + un && uo < off + need) {
+                        off = uo + un;
+                        again = 1;
+                    }
+                }
+            }
+            if (pass == 0) {
+                t->off = off;
+                if (off + need > m->arena_bytes) m->arena_bytes = off + need;
+            } else {
+                t->pool_off = off;
+                if (off + need > m->pool_elems[t->pool]) m->pool_elems[t->pool] = off + need;
+            }
+        }
+    }
+    m->scratch_bytes = 64;
+    m->acc_elems = m->wbuf_elems = 1;
+    for (int i = 0; i < m->nops; i++) {
+        const lb_int_op *op = &m->ops[i];
+        size_t s = 64;
+        if (op->kind == LB_IOP_CONV) {
+            s = lb_int_conv_scratch(op);
+            size_t plane = (size_t)op->oh * op->ow;
+            if (plane > m->acc_elems) m->acc_elems = plane;
+            size_t K = (size_t)op->cin / op->groups * op->k * op->k;
+            if (K > m->wbuf_elems) m->wbuf_elems = K;
+        } else if (op->kind == LB_IOP_ADD) {
+            s = 2 * (lb_int_numel(&m->t[op->out]) * 4 + 64);
+        }
+        if (s > m->scratch_bytes) m->scratch_bytes = s;
+    }
+}
+
+/* ---- entry ----------------------------------------------------------------------------------- */
+static void build_free(build *b) {
+    free(b->ncons);
+    free(b->cons);
+    free(b->cons_off);
+    free(b->tail);
+    free(b->grp);
+    free(b->relu);
+    free(b->bn);
+    free(b->wish);
+    free(b->val);
+}
+
+lb_status lb_int_from_net(const lb_net *n, const float mean[3], const float std[3],
+                          lb_int_model **out) {
+    *out = NULL;
+    if (!n->param) return lb_error_set(LB_EINVAL, "integer model: the network is not planned");
+    build b;
+    memset(&b, 0, sizeof b);
+    b.n = n;
+    b.nn = n->nnodes;
+    size_t nn = (size_t)b.nn;
+    b.ncons = calloc(nn, sizeof(int));
+    b.cons_off = calloc(nn + 1, sizeof(int));
+    b.cons = calloc(2 * nn + 1, sizeof(int));
+    b.tail = calloc(nn, sizeof(int));
+    b.grp = calloc(nn, sizeof(int));
+    b.relu = calloc(nn, sizeof(int));
+    b.bn = calloc(nn, sizeof(int));
+    b.wish = calloc(nn, sizeof(int));
+    b.val = malloc(nn * sizeof(int));
+    lb_int_model *m = calloc(1, sizeof *m);
+    b.m = m;
+    lb_status st = LB_OK;
+    if (!b.ncons || !b.cons_off || !b.cons || !b.tail || !b.grp || !b.relu || !b.bn || !b.wish ||
+        !b.val || !m) {
+        st = oom();
+        goto out;
+    }
+    for (int i = 0; i < b.nn; i++) b.val[i] = -1;
+    for (int i = 1; i < b.nn; i++)
+        for (int j = 0; j < 2; j++)
+            if (n->nodes[i].in[j] >= 0) b.ncons[n->nodes[i].in[j]]++;
+    for (int i = 0; i < b.nn; i++) b.cons_off[i + 1] = b.cons_off[i] + b.ncons[i];
+    {
+        int *fill = calloc(nn, sizeof(int));
+        if (!fill) {
+            st = oom();
+            goto out;
+        }
+        for (int i = 1; i < b.nn; i++)
+            for (int j = 0; j < 2; j++) {
+                int s = n->nodes[i].in[j];
+                if (s >= 0) b.cons[b.cons_off[s] + fill[s]++] = i;
+            }
+        free(fill);
+    }
+    const lb_node *in = &n->nodes[0];
+    m->in_c = in->c;
+    m->in_h = in->h;
+    m->in_w = in->w;
+    m->classes = lb_net_classes(n);
+    for (int c = 0; c < 3; c++) {
+        m->mean[c] = mean[c];
+        m->std[c] = std[c];
+    }
+    if ((st = analyze(&b)) != LB_OK) goto out;
+    decide_wishes(&b);
+    if ((st = make_input(&b)) != LB_OK) goto out;
+    for (int i = 1; i < b.nn && st == LB_OK; i++) {
+        const lb_node *d = &n->nodes[i];
+        if (is_linear_op(d->op)) {
+            st = make_conv(&b, i);
+        } else if (d->op == LB_OP_ADD) {
+            st = make_add(&b, i);
+        } else if (d->op == LB_OP_FLATTEN || d->op == LB_OP_DROPOUT) {
+            b.val[i] = b.val[d->in[0]];
+        } else if (b.grp[i] < 0) {
+            st = make_simple(&b, i);
+        }
+    }
+    if (st != LB_OK) goto out;
+    m->input = b.val[0];
+    m->logits = b.val[b.out_node];
+    if ((st = pack_weights(m)) != LB_OK) goto out;
+    plan(m);
+out:
+    build_free(&b);
+    if (st != LB_OK) {
+        lb_int_free(m);
+        return st;
+    }
+    *out = m;
+    return LB_OK;
+}

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# `lowbit export` end to end on real Fashion-MNIST: tiny checkpoints (cnn W4A4, cnn W8A8 with
+# per-channel weights, resnet20 W2A2) are trained, evaluated with `lowbit eval --integer
+# --dump-logits`, exported, compiled with `cc -std=c99 -Wall -Wextra -Werror -pedantic` with the
+# exported main.c, run on the first test images, and their output must equal the dump byte for
+# byte. model.c must build for a Cortex-M4 (arm-none-eabi-gcc) and hold no float, double, malloc
+# or libm. Then the errors: missing / malformed checkpoints, float layers, unwritable or foreign
+# output directories, each a clear message, a non-zero exit and nothing left behind.
+# Usage: export.sh path/to/lowbit. With a sanitizer build (or LOWBIT_QUICK=1) fewer samples.
+set -u
+L=${1:?usage: export.sh path/to/lowbit}
+DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
+CC99=${CC99:-cc}
+T=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_export.XXXXXX") || exit 1
+trap 'chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { # name, why, [file to show]
+    fail=$((fail + 1))
+    echo "FAIL $1: $2"
+    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/    /' "$3" | tail -5
+}
+finish() {
+    echo "export.sh: $pass passed, $fail failed"
+    [ "$fail" -eq 0 ]
+    exit
+}
+
+# ASan/UBSan run about 15x slower: the same checks on fewer samples and two of the models.
+ntrain=512 nimg=200 quick=0
+if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then ntrain=64 nimg=40 quick=1; fi
+if [ ! -d "$DATA" ]; then
+    bad "data" "data set $DATA missing (scripts/deps.sh installs dataset-fashion-mnist)"
+    finish
+fi
+gunzip -c "$DATA/t10k-images-idx3-ubyte.gz" | head -c $((16 + nimg * 784)) >"$T/t10k.idx"
+
+train() { # name, extra train options...
+    local name=$1
+    shift
+    "$L" train --data "$DATA" --out "$T/$name.ckpt" --train-limit "$ntrain" --test-limit 16 \
+        --epochs 1 --batch 64 --lr 0.02 "$@" >"$T/$name.train" 2>&1
+}
+
+# ---- exported C == lowbit eval --integer ----------------------------------------------------
+check_model() { # name, train options...
+    local name=$1 ex="$T/ex_$1"
+    shift
+    if ! train "$name" "$@"; then
+        bad "$name train" "exit $?" "$T/$name.train"
+        return
+    fi
+    if "$L" eval "$T/$name.ckpt" --data "$DATA" --integer --compare --test-limit "$nimg" \
+        --dump-logits "$T/$name.int" >"$T/$name.eval" 2>&1 &&
+        grep -qE '^agreement: [01]\.[0-9]{4} ' "$T/$name.eval" &&
+        [ "$(wc -l <"$T/$name.int")" -eq "$nimg" ]; then ok; else
+        bad "$name eval --integer" "no agreement line or wrong dump" "$T/$name.eval"
+        return
+    fi
+    if "$L" export "$T/$name.ckpt" -o "$ex" --data "$DATA" >"$T/$name.export" 2>&1 &&
+        [ -f "$ex/model.h" ] && [ -f "$ex/model_data.h" ] && [ -f "$ex/model.c" ] &&
+        [ -f "$ex/main.c" ]; then ok; else
+        bad "$name export" "failed or files missing" "$T/$name.export"
+        return
+    fi
+    if "$CC99" -std=c99 -O2 -Wall -Wextra -Werror -pedantic "$ex/model.c" "$ex/main.c" \
+        -o "$ex/model" >"$T/$name.cc" 2>&1; then ok; else
+        bad "$name cc -std=c99" "does not compile cleanly" "$T/$name.cc"
+        return
+    fi
+    if "$ex/model" "$T/t10k.idx" "$nimg" >"$T/$name.c.out" 2>"$T/$name.c.err" &&
+        cmp -s "$T/$name.c.out" "$T/$name.int"; then ok; else
+        bad "$name logits" "exported C output differs from lowbit eval --integer" "$T/$name.c.err"
+        diff "$T/$name.c.out" "$T/$name.int" | head -4
+    fi
+    if grep -nwE 'float|double|malloc|calloc|free|math\.h' "$ex/model.c" "$ex/model_data.h" \
+        >"$T/$name.grep"; then
+        bad "$name no float/malloc" "found in the inference source" "$T/$name.grep"
+    else ok; fi
+    if command -v arm-none-eabi-gcc >/dev/null; then
+        if arm-none-eabi-gcc -std=c99 -Wall -Wextra -Werror -pedantic -mcpu=cortex-m4 -mthumb \
+            -Os -c "$ex/model.c" -o "$ex/model_m4.o" >"$T/$name.arm" 2>&1 &&
+            arm-none-eabi-size "$ex/model_m4.o" >"$T/$name.size"; then
+            ok
+            read -r text data bss _ < <(tail -n 1 "$T/$name.size")
+            echo "  $name Cortex-M4: flash $((text + data)) bytes, RAM $((data + bss)) bytes"
+        else
+            bad "$name cortex-m4" "arm-none-eabi-gcc failed" "$T/$name.arm"
+        fi
+    else
+        bad "$name cortex-m4" "arm-none-eabi-gcc not installed (scripts/deps.sh)"
+    fi
+}
+
+check_model cnn4 --model cnn --quant lsq --wbits 4 --abits 4
+[ "$quick" = 1 ] || check_model cnn8pc --model cnn --quant lsq --wbits 8 --abits 8 --per-channel
+check_model r20w2 --model resnet20 --quant lsq --wbits 2 --abits 2
+
+# ---- errors -----------------------------------------------------------------------------------
+expect_fail() { # name, pattern in stderr, command...
+    local name=$1 pat=$2
+    shift 2
+    "$@" >"$T/err.out" 2>"$T/err.txt"
+    local rc=$?
+    if [ "$rc" -ne 0 ] && grep -q -- "$pat" "$T/err.txt"; then ok; else
+        bad "$name" "exit $rc, want non-zero and '$pat'" "$T/err.txt"
+    fi
+}
+expect_fail "missing checkpoint" "$T/none.ckpt" "$L" export "$T/none.ckpt" -o "$T/o1"
+[ ! -e "$T/o1" ] && ok || bad "missing checkpoint" "output created"
+head -c 300 /dev/urandom >"$T/junk.ckpt"
+expect_fail "malformed checkpoint" "junk.ckpt" "$L" export "$T/junk.ckpt" -o "$T/o2"
+[ ! -e "$T/o2" ] && ok || bad "malformed checkpoint" "output created"
+if train fp32 --model cnn --quant fp32 --train-limit 32; then
+    expect_fail "fp32 export" "float weights" "$L" export "$T/fp32.ckpt" -o "$T/o3"
+    expect_fail "fp32 eval --integer" "float weights" "$L" eval "$T/fp32.ckpt" --integer \
+        --test-limit 8
+    [ ! -e "$T/o3" ] && ok || bad "fp32 export" "output created"
+else bad "fp32 train" "failed" "$T/fp32.train"; fi
+if train last0 --model cnn --quant lsq --last-bits 0 --train-limit 32; then
+    expect_fail "float last layer" "layer 'fc'" "$L" export "$T/last0.ckpt" -o "$T/o4"
+else bad "last0 train" "failed" "$T/last0.train"; fi
+if [ -f "$T/cnn4.ckpt" ]; then
+    expect_fail "missing parent" "does not exist" "$L" export "$T/cnn4.ckpt" -o "$T/no/such/dir"
+    : >"$T/afile"
+    expect_fail "parent is a file" "afile" "$L" export "$T/cnn4.ckpt" -o "$T/afile/out"
+    mkdir -p "$T/mine" && echo keep >"$T/mine/notes.txt"
+    expect_fail "foreign directory" "not a lowbit export" "$L" export "$T/cnn4.ckpt" -o "$T/mine"
+    [ "$(cat "$T/mine/notes.txt")" = keep ] && ok || bad "foreign directory" "modified"
+    if [ "$(id -u)" != 0 ]; then
+        mkdir -p "$T/ro" && chmod 555 "$T/ro"
+        expect_fail "read-only parent" "not writable" "$L" export "$T/cnn4.ckpt" -o "$T/ro/out"
+    fi
+    "$L" export "$T/cnn4.ckpt" -o "$T/ex_cnn4" >/dev/null 2>&1 && ok ||
+        bad "re-export" "replacing a previous export failed"
+    left=$(find "$T" -mindepth 1 -maxdepth 2 \( -name ".*.tmp.*" -o -name ".*.old.*" \) | tee "$T/left" | wc -l)
+    [ "$left" -eq 0 ] && ok || bad "temporaries" "$left temporary directories left" "$T/left"
+fi
+expect_fail "no -o" "no output directory" "$L" export "$T/cnn4.ckpt"
+expect_fail "dump without --integer" "need --integer" "$L" eval "$T/cnn4.ckpt" --dump-logits x
+finish
