@@ -25,19 +25,26 @@
 typedef struct layer {
     const char *model, *name;
     int cin, hw, cout, stride, count, first; /* first: no dX (the input is the image) */
+    int groups;                              /* depthwise rows: groups = cin */
 } layer;
 
 static const layer layers[] = {
-    {"cnn", "conv1 1->32 @28", 1, 28, 32, 1, 1, 1},
-    {"cnn", "conv2 32->32 @28", 32, 28, 32, 1, 1, 0},
-    {"cnn", "conv3 32->64 @14", 32, 14, 64, 1, 1, 0},
-    {"cnn", "conv4 64->64 @14", 64, 14, 64, 1, 1, 0},
-    {"resnet20", "stem 1->16 @28", 1, 28, 16, 1, 1, 1},
-    {"resnet20", "s1 16->16 @28 x6", 16, 28, 16, 1, 6, 0},
-    {"resnet20", "t2 16->32 s2 28->14", 16, 28, 32, 2, 1, 0},
-    {"resnet20", "s2 32->32 @14 x5", 32, 14, 32, 1, 5, 0},
-    {"resnet20", "t3 32->64 s2 14->7", 32, 14, 64, 2, 1, 0},
-    {"resnet20", "s3 64->64 @7 x5", 64, 7, 64, 1, 5, 0},
+    {"cnn", "conv1 1->32 @28", 1, 28, 32, 1, 1, 1, 1},
+    {"cnn", "conv2 32->32 @28", 32, 28, 32, 1, 1, 0, 1},
+    {"cnn", "conv3 32->64 @14", 32, 14, 64, 1, 1, 0, 1},
+    {"cnn", "conv4 64->64 @14", 64, 14, 64, 1, 1, 0, 1},
+    {"resnet20", "stem 1->16 @28", 1, 28, 16, 1, 1, 1, 1},
+    {"resnet20", "s1 16->16 @28 x6", 16, 28, 16, 1, 6, 0, 1},
+    {"resnet20", "t2 16->32 s2 28->14", 16, 28, 32, 2, 1, 0, 1},
+    {"resnet20", "s2 32->32 @14 x5", 32, 14, 32, 1, 5, 0, 1},
+    {"resnet20", "t3 32->64 s2 14->7", 32, 14, 64, 2, 1, 0, 1},
+    {"resnet20", "s3 64->64 @7 x5", 64, 7, 64, 1, 5, 0, 1},
+    /* BENCH_DW=1: MobileNet-style 3x3 depthwise convs (not in the peer models) */
+    {"depthwise", "dw 32 @112", 32, 112, 32, 1, 1, 0, 32},
+    {"depthwise", "dw 64 s2 112->56", 64, 112, 64, 2, 1, 0, 64},
+    {"depthwise", "dw 128 @56", 128, 56, 128, 1, 1, 0, 128},
+    {"depthwise", "dw 256 @28", 256, 28, 256, 1, 1, 0, 256},
+    {"depthwise", "dw 512 @14", 512, 14, 512, 1, 1, 0, 512},
 };
 
 /* BENCH_CPU=1 times CPU seconds instead of wall seconds (the calling thread's with 1 thread, the
@@ -84,6 +91,8 @@ int main(int argc, char **argv) {
     if (cpu && cpu[0] == '1')
         clk = threads == 1 ? CLOCK_THREAD_CPUTIME_ID : CLOCK_PROCESS_CPUTIME_ID;
     const char *re = getenv("BENCH_REPS"); /* timed calls per op (default 11, 21 below batch 128) */
+    const char *dwe = getenv("BENCH_DW");
+    const int with_dw = dwe && dwe[0] == '1';
     lb_threads_set(threads);
     lb_rng rng;
     lb_rng_seed(&rng, 7);
@@ -106,21 +115,23 @@ int main(int argc, char **argv) {
             if (!L) break;
             model = L->model;
             if (only && !strstr(L->name, only)) continue;
+            if (L->groups > 1 && !with_dw) continue;
             lb_conv2d_desc d;
-            if (lb_conv2d_desc_init(&d, batch, L->cin, L->hw, L->hw, L->cout, 3, L->stride, 1, 1) !=
-                LB_OK) {
+            if (lb_conv2d_desc_init(&d, batch, L->cin, L->hw, L->hw, L->cout, 3, L->stride, 1,
+                                    L->groups) != LB_OK) {
                 fprintf(stderr, "%s\n", lb_error_msg());
                 return 1;
             }
             const size_t nx = (size_t)batch * d.cin * d.h * d.w,
-                         ny = (size_t)batch * d.cout * d.oh * d.ow, nw = (size_t)d.cout * d.cin * 9;
+                         ny = (size_t)batch * d.cout * d.oh * d.ow,
+                         nw = (size_t)d.cout * (d.cin / d.groups) * 9;
             float *x = malloc(nx * 4), *w = malloc(nw * 4), *y = malloc(ny * 4),
                   *dy = malloc(ny * 4), *dx = malloc(nx * 4), *dw = malloc(nw * 4);
             float *sc = malloc(lb_conv2d_scratch_floats(&d, threads) * 4 + 64);
             for (size_t i = 0; i < nx; i++) x[i] = lb_rng_normal(&rng);
             for (size_t i = 0; i < ny; i++) dy[i] = lb_rng_normal(&rng);
             for (size_t i = 0; i < nw; i++) w[i] = lb_rng_normal(&rng);
-            const double fl = 2.0 * batch * d.cout * d.oh * d.ow * d.cin * 9;
+            const double fl = 2.0 * batch * d.cout * d.oh * d.ow * (d.cin / d.groups) * 9;
             const int reps = re ? atoi(re) : batch >= 128 ? 11 : 21;
             printf("%-22s", L->name);
             for (int op = 0; op < 3; op++) {

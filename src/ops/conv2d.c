@@ -85,6 +85,7 @@ typedef struct plan {
     int cig, cog, k, kk; /* channels per group, kernel, k*k */
     int kdim;            /* GEMM depth of the forward: cig*k*k */
     int dw;              /* depthwise: direct loops instead of GEMM */
+    int dw3;             /* depthwise 3x3 stride 1 with the AVX-512 plane kernels */
     int simd;            /* SIMD kernels allowed (CPU has them and LOWBIT_CONV_SIMD != 0) */
     int direct;          /* AVX-512 direct kernels */
     int G;               /* direct: images per block (small images are packed side by side) */
@@ -138,8 +139,12 @@ static void make_plan(const lb_conv2d_desc *d, int nt, int simd, plan *p) {
     p->dx_flip = d->stride == 1 && d->pad <= p->k - 1;
     p->part = round16((size_t)d->cout * p->kdim) + round16((size_t)d->cout);
     if (p->dw) {
-        /* two padded planes: the input and the dX accumulator */
-        p->col = 2 * round16((size_t)(d->h + 2 * d->pad) * (d->w + 2 * d->pad));
+        /* two padded planes: the input, and the dX accumulator (or, for the AVX-512 3x3 stride-1
+         * kernels, dy padded by k-1-pad so dX is a forward pass with the flipped kernel) */
+        p->dw3 = simd && cpu_avx512() && p->k == 3 && d->stride == 1 && d->pad <= 2;
+        const size_t px = (size_t)(d->h + 2 * d->pad) * (d->w + 2 * d->pad);
+        const size_t pdy = (size_t)(d->oh + 4 - 2 * d->pad) * (d->ow + 4 - 2 * d->pad);
+        p->col = 2 * round16(p->dw3 && pdy > px ? pdy : px);
         return;
     }
     /* "same" padding, stride 1 or 2: the output grid (or, at stride 2, each of the 4 phase planes
@@ -332,8 +337,12 @@ static void dw_forward(const lb_conv2d_desc *d, const plan *p, const float *x, c
         for (long i = i0; i < i1; i++) {
             const int c = (int)(i % d->cin);
             pad_plane(x + (size_t)i * p->hw, d->h, d->w, d->pad, xp);
-            fwd(xp, pw, w + (size_t)c * p->kk, b ? b[c] : 0.0f, p->k, d->stride, d->oh, d->ow,
-                y + (size_t)i * p->ohw);
+            if (p->dw3)
+                lb_conv2d_dw3_fwd_plane_avx512(xp, pw, w + (size_t)c * 9, b ? b[c] : 0.0f, d->oh,
+                                               d->ow, y + (size_t)i * p->ohw, 0);
+            else
+                fwd(xp, pw, w + (size_t)c * p->kk, b ? b[c] : 0.0f, p->k, d->stride, d->oh, d->ow,
+                    y + (size_t)i * p->ohw);
         }
     }
 }
@@ -360,7 +369,8 @@ static void dw_backward(const lb_conv2d_desc *d, const plan *p, const float *x, 
         used = T;
         float *xp = worker_col(p, scratch, t), *dxp = xp + p->col / 2;
         float *pdw = worker_part(p, scratch, t), *pdb = pdw + round16((size_t)C * kk);
-        memset(xp, 0, pl * sizeof *xp);
+        const int pd = 2 - d->pad, pwd = d->ow + 2 * pd; /* dw3: dy padding and width */
+        memset(xp, 0, p->col * sizeof *xp);
         memset(pdw, 0, p->part * sizeof *pdw);
         const long i0 = items * t / T, i1 = items * (t + 1) / T;
         for (long i = i0; i < i1; i++) {
@@ -369,6 +379,18 @@ static void dw_backward(const lb_conv2d_desc *d, const plan *p, const float *x, 
             if (db) pdb[c] += sum_floats(dyi, p->ohw);
             if (!dw && !dx) continue;
             if (dw) pad_plane(x + (size_t)i * p->hw, d->h, d->w, d->pad, xp);
+            if (p->dw3) {
+                if (dw)
+                    lb_conv2d_dw3_dw_plane_avx512(xp, pw, dyi, d->oh, d->ow, pdw + (size_t)c * 9);
+                if (dx) {
+                    float wf[9];
+                    for (int q = 0; q < 9; q++) wf[q] = w[(size_t)c * 9 + 8 - q];
+                    pad_plane(dyi, d->oh, d->ow, pd, dxp);
+                    lb_conv2d_dw3_fwd_plane_avx512(dxp, pwd, wf, 0.0f, d->h, d->w,
+                                                   dx + (size_t)i * p->hw, dx_acc);
+                }
+                continue;
+            }
             if (dx) memset(dxp, 0, pl * sizeof *dxp);
             bwd(xp, pw, w + (size_t)c * kk, dyi, p->k, d->stride, d->oh, d->ow,
                 dw ? pdw + (size_t)c * kk : NULL, dx ? dxp : NULL);

@@ -48,4 +48,11 @@ void lb_conv2d_merge_phases_avx512(const float *pk, size_t ld, int h, int w, int
                                    int acc);
 void lb_conv2d_direct_dw_avx512(const lb_conv_direct *j);
 
+/* Depthwise 3x3 stride 1 on one zero-padded plane (pw columns): the forward (acc: y +=) and the
+ * weight gradient (dwk += ). */
+void lb_conv2d_dw3_fwd_plane_avx512(const float *xp, int pw, const float *wk, float bias, int oh,
+                                    int ow, float *y, int acc);
+void lb_conv2d_dw3_dw_plane_avx512(const float *xp, int pw, const float *dy, int oh, int ow,
+                                   float *dwk);
+
 #endif

@@ -348,3 +348,86 @@ void lb_conv2d_merge_phases_avx512(const float *pk, size_t ld, int h, int w, int
         }
     }
 }
+
+/* ---- depthwise 3x3, stride 1, on zero-padded planes -------------------------------------------
+ * y[r][c] (+)= bias + sum w[kh][kw] * xp[(r+kh)*pw + c+kw]. NR output rows at a time share their
+ * input rows: per 16 columns, (NR+2)*3 loads feed 9*NR FMAs. The weight gradient uses the same
+ * row sharing; dX is this forward on the padded dy with the kernel flipped. */
+AI void dw3_fwd_rows(const float *xp, int pw, const __m512 *wv, __m512 bv, int r0, int ow, float *y,
+                     int acc, const int NR) {
+    for (int c0 = 0; c0 < ow; c0 += 16) {
+        const __mmask16 m = tail_mask(ow, c0);
+        __m512 a[4];
+        LB_UNROLL(4)
+        for (int r = 0; r < NR; r++) a[r] = bv;
+        LB_UNROLL(6)
+        for (int ir = 0; ir < NR + 2; ir++) {
+            const float *src = xp + (size_t)(r0 + ir) * pw + c0;
+            const __m512 x0 = _mm512_maskz_loadu_ps(m, src), x1 = _mm512_maskz_loadu_ps(m, src + 1),
+                         x2 = _mm512_maskz_loadu_ps(m, src + 2);
+            LB_UNROLL(3)
+            for (int kh = 0; kh < 3; kh++) {
+                const int r = ir - kh;
+                if (r < 0 || r >= NR) continue;
+                a[r] = _mm512_fmadd_ps(wv[kh * 3], x0, a[r]);
+                a[r] = _mm512_fmadd_ps(wv[kh * 3 + 1], x1, a[r]);
+                a[r] = _mm512_fmadd_ps(wv[kh * 3 + 2], x2, a[r]);
+            }
+        }
+        LB_UNROLL(4)
+        for (int r = 0; r < NR; r++) {
+            float *out = y + (size_t)(r0 + r) * ow + c0;
+            __m512 v = a[r];
+            if (acc) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, out));
+            _mm512_mask_storeu_ps(out, m, v);
+        }
+    }
+}
+
+void lb_conv2d_dw3_fwd_plane_avx512(const float *xp, int pw, const float *wk, float bias, int oh,
+                                    int ow, float *y, int acc) {
+    __m512 wv[9];
+    for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(wk[t]);
+    const __m512 bv = _mm512_set1_ps(bias);
+    int r0 = 0;
+    for (; r0 + 4 <= oh; r0 += 4) dw3_fwd_rows(xp, pw, wv, bv, r0, ow, y, acc, 4);
+    for (; r0 < oh; r0++) dw3_fwd_rows(xp, pw, wv, bv, r0, ow, y, acc, 1);
+}
+
+AI void dw3_dw_rows(const float *xp, int pw, const float *dy, int r0, int ow, __m512 *a,
+                    const int NR) {
+    for (int c0 = 0; c0 < ow; c0 += 16) {
+        const __mmask16 m = tail_mask(ow, c0);
+        __m512 d[4];
+        LB_UNROLL(4)
+        for (int r = 0; r < NR; r++)
+            d[r] = _mm512_maskz_loadu_ps(m, dy + (size_t)(r0 + r) * ow + c0);
+        LB_UNROLL(6)
+        for (int ir = 0; ir < NR + 2; ir++) {
+            const float *src = xp + (size_t)(r0 + ir) * pw + c0;
+            const __m512 x0 = _mm512_maskz_loadu_ps(m, src), x1 = _mm512_maskz_loadu_ps(m, src + 1),
+                         x2 = _mm512_maskz_loadu_ps(m, src + 2);
+            LB_UNROLL(3)
+            for (int kh = 0; kh < 3; kh++) {
+                const int r = ir - kh;
+                if (r < 0 || r >= NR) continue;
+                a[kh * 3] = _mm512_fmadd_ps(d[r], x0, a[kh * 3]);
+                a[kh * 3 + 1] = _mm512_fmadd_ps(d[r], x1, a[kh * 3 + 1]);
+                a[kh * 3 + 2] = _mm512_fmadd_ps(d[r], x2, a[kh * 3 + 2]);
+            }
+        }
+    }
+}
+
+/* dwk[kh*3 + kw] += sum dy[r][c] * xp[(r+kh)*pw + c+kw] */
+void lb_conv2d_dw3_dw_plane_avx512(const float *xp, int pw, const float *dy, int oh, int ow,
+                                   float *dwk) {
+    __m512 a[16];
+    for (int t = 0; t < 16; t++) a[t] = _mm512_setzero_ps();
+    int r0 = 0;
+    for (; r0 + 4 <= oh; r0 += 4) dw3_dw_rows(xp, pw, dy, r0, ow, a, 4);
+    for (; r0 < oh; r0++) dw3_dw_rows(xp, pw, dy, r0, ow, a, 1);
+    float out[16];
+    _mm512_storeu_ps(out, hsum16(a));
+    for (int t = 0; t < 9; t++) dwk[t] += out[t];
+}
