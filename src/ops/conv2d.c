@@ -152,8 +152,12 @@ static void make_plan(const lb_conv2d_desc *d, int nt, int simd, plan *p) {
     p->direct = simd && cpu_avx512() && (d->stride == 1 || d->stride == 2) &&
                 2 * d->pad == p->k - 1 && (p->k == 1 || p->k == 3 || p->k == 5);
     if (p->direct) {
-        const int ph = d->stride * d->stride; /* phase planes per input channel */
         p->G = direct_block(p->ohw);
+        /* tap offsets are ints spanning up to 4 planes */
+        if ((size_t)p->G * p->ohw >= ((size_t)1 << 28)) p->direct = 0;
+    }
+    if (p->direct) {
+        const int ph = d->stride * d->stride; /* phase planes per input channel */
         p->packed = p->G > 1 || d->stride > 1;
         /* unpacked dW sums a few images per tile (fewer reductions) while x and dy of those
          * images stay within ~1 MiB of L2 */
@@ -471,7 +475,9 @@ static void build_masks(const plan *p, int oh, int ow, int nt, const int *rlo, c
     }
 }
 
-static dgeom direct_setup(const lb_conv2d_desc *d, const plan *p, float *scratch, int with_dx) {
+/* Tap offsets and pass layout (cheap, every caller); the validity masks only where `build` asks:
+ * bit 0 the forward/dW masks, bit 1 the dX passes' masks (one worker builds them). */
+static dgeom direct_setup(const lb_conv2d_desc *d, const plan *p, float *scratch, int build) {
     dgeom g;
     memset(&g, 0, sizeof g);
     const int k = p->k, pad = d->pad, s = d->stride, kk = p->kk, ow = d->ow, oh = d->oh;
@@ -499,7 +505,7 @@ static dgeom direct_setup(const lb_conv2d_desc *d, const plan *p, float *scratch
             if (iw >= 0 && iw < d->w) clo[t] = c, chi[t] = chi[t] ? chi[t] : c + 1;
         }
     }
-    build_masks(p, oh, ow, kk, rlo, rhi, clo, chi, masks);
+    if (build & 1) build_masks(p, oh, ow, kk, rlo, rhi, clo, chi, masks);
     g.fwd.ntaps = kk, g.fwd.toff = toff, g.fwd.masks = masks;
     g.fwd.wp = scratch, g.fwd.wpg = (size_t)(p->cog + 7) / 8 * 8 * kk * p->cig;
     /* dX: per phase, the taps of that phase read dy at -(di*ow + dj), valid where that output
@@ -513,15 +519,16 @@ static dgeom direct_setup(const lb_conv2d_desc *d, const plan *p, float *scratch
         ps->toff = o, ps->masks = mdx, ps->wp = wdx, ps->yoff = (size_t)f * p->ld;
         for (int t = 0; t < kk; t++)
             if (ph[t] == f) o[ps->ntaps++] = -(di[t] * ow + dj[t]);
-        if (!with_dx) continue;
-        int n = 0;
-        for (int t = 0; t < kk; t++) {
-            if (ph[t] != f) continue;
-            rlo[n] = di[t] > 0 ? di[t] : 0, rhi[n] = oh + di[t] < oh ? oh + di[t] : oh;
-            clo[n] = dj[t] > 0 ? dj[t] : 0, chi[n] = ow + dj[t] < ow ? ow + dj[t] : ow;
-            n++;
+        if (build & 2) {
+            int n = 0;
+            for (int t = 0; t < kk; t++) {
+                if (ph[t] != f) continue;
+                rlo[n] = di[t] > 0 ? di[t] : 0, rhi[n] = oh + di[t] < oh ? oh + di[t] : oh;
+                clo[n] = dj[t] > 0 ? dj[t] : 0, chi[n] = ow + dj[t] < ow ? ow + dj[t] : ow;
+                n++;
+            }
+            build_masks(p, oh, ow, ps->ntaps, rlo, rhi, clo, chi, mdx);
         }
-        build_masks(p, oh, ow, ps->ntaps, rlo, rhi, clo, chi, mdx);
         ps->wpg = (size_t)(p->cig + 7) / 8 * 8 * ps->ntaps * p->cog;
         o += ps->ntaps, mdx += p->nvec * ps->ntaps, wdx += d->groups * ps->wpg;
     }
@@ -620,7 +627,6 @@ static lb_conv_direct direct_job(const plan *p, const dpass *ps, int npos) {
 static void direct_forward(const lb_conv2d_desc *d, const plan *p, const float *x, const float *w,
                            const float *b, float *y, float *scratch) {
     const dgeom geo = direct_setup(d, p, scratch, 0);
-    pack_fwd_weights(d, p, w, scratch);
     const int nt = workers(p, d->n), G = p->G, cig = p->cig, cog = p->cog, s = d->stride;
     const size_t hw = p->hw, ohw = p->ohw, ld = p->ld, xch = (size_t)s * s * ld;
 #pragma omp parallel num_threads(nt)
@@ -630,6 +636,10 @@ static void direct_forward(const lb_conv2d_desc *d, const plan *p, const float *
 #else
         const int t = 0, T = 1;
 #endif
+        /* per-call setup split between the first and the last worker */
+        if (t == 0) direct_setup(d, p, scratch, 1);
+        if (t == T - 1) pack_fwd_weights(d, p, w, scratch);
+#pragma omp barrier
         int n0, n1;
         image_range(d->n, t, T, &n0, &n1);
         float *xpk = worker_col(p, scratch, t);
@@ -675,8 +685,7 @@ static void direct_forward(const lb_conv2d_desc *d, const plan *p, const float *
 static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float *x, const float *w,
                             const float *dy, float *dx, int dx_acc, float *dw, float *db,
                             float *scratch) {
-    const dgeom geo = direct_setup(d, p, scratch, dx != NULL);
-    if (dx) pack_dx_weights(d, p, &geo, w);
+    const dgeom geo = direct_setup(d, p, scratch, 0);
     const int nt = workers(p, d->n), cig = p->cig, cog = p->cog, s = d->stride;
     const int B = p->packed ? p->G : p->dwb;
     const size_t hw = p->hw, ohw = p->ohw, ld = p->ld, xch = (size_t)s * s * ld;
@@ -689,8 +698,9 @@ static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float 
 #else
         const int t = 0, T = 1;
 #endif
-#pragma omp single
-        used = T;
+        if (t == 0) used = T, direct_setup(d, p, scratch, (dw ? 1 : 0) | (dx ? 2 : 0));
+        if (t == T - 1 && dx) pack_dx_weights(d, p, &geo, w);
+#pragma omp barrier
         int n0, n1;
         image_range(d->n, t, T, &n0, &n1);
         float *xpk = worker_col(p, scratch, t), *dxpk = xpk + round16(xch * d->cin);
