@@ -71,7 +71,10 @@ typedef struct lb_node {
     int dy_written;       /* during backward: dy already holds a contribution */
 } lb_node;
 
+struct lb_backend;
+
 typedef struct lb_net {
+    const struct lb_backend *be; /* op table (lb_backend.h); the fast CPU one by default */
     lb_node *nodes;
     int nnodes, cap;
     lb_tensor_info *params, *states;
@@ -104,6 +107,8 @@ int lb_net_gap(lb_net *n, int in);
 int lb_net_add(lb_net *n, int a, int b);
 int lb_net_shortcut(lb_net *n, int in, int cout, int stride);
 int lb_net_dropout(lb_net *n, int in, float p);
+/* Runs the network on another op table (before lb_net_plan). */
+void lb_net_set_backend(lb_net *n, const struct lb_backend *be);
 /* Quantizers of a conv/linear node (before lb_net_plan). */
 void lb_net_set_quant(lb_net *n, int node, const lb_qcfg *w, const lb_qcfg *a);
 

@@ -1,6 +1,7 @@
 /* Whole-graph tests of lb_nn: finite-difference gradients through a network with every op kind
  * (residual add, option-A shortcut, in-place ReLU, pools, depthwise conv, dropout, linear),
  * float and with LSQ quantizers planned in, and eval/train mode behaviour. */
+#include "lb_backend.h"
 #include "lb_models.h"
 #include "lb_nn.h"
 #include "lb_ops.h"
@@ -92,6 +93,36 @@ static void gradcheck(int quant) { /* quant: 0 only, see main */
     lb_net_free(n);
 }
 
+/* A whole model on the fast backend against the same model on the reference kernels. */
+static void backend_agree(const char *arch) {
+    lb_model_cfg mc;
+    lb_model_cfg_default(&mc);
+    snprintf(mc.arch, sizeof mc.arch, "%s", arch);
+    lb_net *f, *r;
+    CHECK(lb_model_build(&mc, &f) == LB_OK && lb_model_build(&mc, &r) == LB_OK, "build");
+    lb_net_set_backend(r, lb_backend_cpu_ref());
+    CHECK(lb_net_plan(f, 3, 2) == LB_OK && lb_net_plan(r, 3, 2) == LB_OK, "plan");
+    lb_net_init(f, 11);
+    lb_net_init(r, 11);
+    float x[3 * 28 * 28], d[30];
+    lb_rng g;
+    lb_rng_seed(&g, 2);
+    for (int i = 0; i < 3 * 28 * 28; i++) x[i] = lb_rng_normal(&g);
+    for (int i = 0; i < 30; i++) d[i] = lb_rng_normal(&g);
+    const float *lf = lb_net_forward(f, x, 3, 1), *lr = lb_net_forward(r, x, 3, 1);
+    char what[64];
+    snprintf(what, sizeof what, "%s logits fast vs ref", arch);
+    lbt_close(lf, lr, 30, 1e-4, 1e-4, what);
+    lb_net_backward(f, d);
+    lb_net_backward(r, d);
+    float gmax = 0;
+    for (size_t i = 0; i < r->nparam; i++) gmax = fmaxf(gmax, fabsf(r->grad[i]));
+    snprintf(what, sizeof what, "%s gradients fast vs ref", arch);
+    lbt_close(f->grad, r->grad, f->nparam, 1e-4 * gmax, 1e-3, what);
+    lb_net_free(f);
+    lb_net_free(r);
+}
+
 int main(void) {
     lb_threads_set(2);
     gradcheck(0);
@@ -116,6 +147,11 @@ int main(void) {
               q->nparam);
         lb_net_free(q);
     }
+
+    backend_agree("cnn");
+    backend_agree("resnet20");
+    CHECK(lb_backend_find("cpu-ref") == lb_backend_cpu_ref() && !lb_backend_find("gpu"),
+          "backend lookup");
 
     /* eval mode is deterministic and uses running statistics */
     lb_net *n = small_net(0);

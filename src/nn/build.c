@@ -1,6 +1,7 @@
 /* Building a network: nodes, shapes and the parameter/state tables. No memory for data here;
  * lb_net_plan (plan.c) allocates once the graph is complete. */
 #include "nn_internal.h"
+#include "lb_backend.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +101,7 @@ lb_net *lb_net_new(int c, int h, int w) {
     lb_net *n = calloc(1, sizeof *n);
     if (!n) return NULL;
     lb_arena_init_counting(&n->act);
+    n->be = lb_backend_cpu();
     n->nodes = calloc(32, sizeof *n->nodes);
     if (!n->nodes) {
         free(n);
@@ -252,6 +254,10 @@ void lb_net_set_quant(lb_net *n, int node, const lb_qcfg *w, const lb_qcfg *a) {
     }
     if (w) d->wqcfg = *w;
     if (a) d->aqcfg = *a;
+}
+
+void lb_net_set_backend(lb_net *n, const lb_backend *be) {
+    if (!n->param) n->be = be;
 }
 
 int lb_net_out(const lb_net *n) {

@@ -1,7 +1,7 @@
 /* Memory planning and initialization: adds the quantizer tensors, decides which nodes run in
  * place, sizes every buffer for the maximum batch and allocates the arrays once. */
 #include "nn_internal.h"
-#include "lb_ops.h"
+#include "lb_backend.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -71,7 +71,7 @@ static void carve(lb_net *n, size_t *scratch, size_t *dtmp, size_t *dwtmp) {
                 lb_conv2d_desc cd;
                 lb_conv2d_desc_init(&cd, B, s->c, s->h, s->w, d->c, d->k, d->stride, d->pad,
                                     d->groups);
-                size_t sc = lb_conv2d_scratch_floats(&cd, n->nthreads);
+                size_t sc = n->be->conv2d_scratch_floats(&cd, n->nthreads);
                 if (sc > *scratch) *scratch = sc;
             }
             break;

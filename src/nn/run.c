@@ -1,7 +1,7 @@
 /* Forward and backward passes over the planned graph; each node is a call into lb_ops / lb_quant.
  * No allocation happens here. */
 #include "nn_internal.h"
-#include "lb_ops.h"
+#include "lb_backend.h"
 
 #include <string.h>
 
@@ -57,30 +57,30 @@ const float *lb_net_forward(lb_net *n, const float *x, int B, int training) {
             quant_operands(n, d, B, in, &xin, &win);
             lb_conv2d_desc cd;
             conv_desc(n, d, B, &cd);
-            lb_conv2d_forward(&cd, xin, win, P(n, d->pb), d->y, n->scratch);
+            n->be->conv2d_forward(&cd, xin, win, P(n, d->pb), d->y, n->scratch);
             break;
         }
         case LB_OP_LINEAR: {
             const float *xin, *win;
             quant_operands(n, d, B, in, &xin, &win);
-            lb_linear_forward(B, (int)lb_node_size(s), d->c, xin, win, P(n, d->pb), d->y);
+            n->be->linear_forward(B, (int)lb_node_size(s), d->c, xin, win, P(n, d->pb), d->y);
             break;
         }
         case LB_OP_BN: {
             lb_bn_desc bd = {B, d->c, d->h * d->w, 1e-5f, 0.1f};
             if (training)
-                lb_bn_forward_train(&bd, in, P(n, d->pw), P(n, d->pb), d->y, d->mean, d->invstd,
-                                    S(n, d->smean), S(n, d->svar));
+                n->be->bn_forward_train(&bd, in, P(n, d->pw), P(n, d->pb), d->y, d->mean, d->invstd,
+                                        S(n, d->smean), S(n, d->svar));
             else
-                lb_bn_forward_eval(&bd, in, P(n, d->pw), P(n, d->pb), S(n, d->smean), S(n, d->svar),
-                                   d->y);
+                n->be->bn_forward_eval(&bd, in, P(n, d->pw), P(n, d->pb), S(n, d->smean),
+                                       S(n, d->svar), d->y);
             break;
         }
         case LB_OP_RELU:
-            lb_relu_forward(cnt, in, d->y);
+            n->be->relu_forward(cnt, in, d->y);
             break;
         case LB_OP_RELU6:
-            lb_relu6_forward(cnt, in, d->y);
+            n->be->relu6_forward(cnt, in, d->y);
             break;
         case LB_OP_FLATTEN:
             if (!d->alias) memcpy(d->y, in, cnt * sizeof(float));
@@ -88,27 +88,27 @@ const float *lb_net_forward(lb_net *n, const float *x, int B, int training) {
         case LB_OP_MAXPOOL: {
             lb_pool_desc pd;
             pool_desc(n, d, B, &pd);
-            lb_maxpool_forward(&pd, in, d->y, d->argmax);
+            n->be->maxpool_forward(&pd, in, d->y, d->argmax);
             break;
         }
         case LB_OP_AVGPOOL: {
             lb_pool_desc pd;
             pool_desc(n, d, B, &pd);
-            lb_avgpool_forward(&pd, in, d->y);
+            n->be->avgpool_forward(&pd, in, d->y);
             break;
         }
         case LB_OP_GAP:
-            lb_gap_forward(B, s->c, s->h * s->w, in, d->y);
+            n->be->gap_forward(B, s->c, s->h * s->w, in, d->y);
             break;
         case LB_OP_ADD:
-            lb_add_forward(cnt, in, n->nodes[d->in[1]].y, d->y);
+            n->be->add_forward(cnt, in, n->nodes[d->in[1]].y, d->y);
             break;
         case LB_OP_SHORTCUT:
-            lb_shortcut_forward(B, s->c, s->h, s->w, d->c, d->stride, in, d->y);
+            n->be->shortcut_forward(B, s->c, s->h, s->w, d->c, d->stride, in, d->y);
             break;
         case LB_OP_DROPOUT:
             if (training && d->p > 0)
-                lb_dropout_forward(cnt, d->p, in, d->y, d->mask, &n->rng);
+                n->be->dropout_forward(cnt, d->p, in, d->y, d->mask, &n->rng);
             else
                 memcpy(d->y, in, cnt * sizeof(float));
             break;
@@ -155,10 +155,10 @@ static lb_status backward_linear_or_conv(lb_net *n, lb_node *d, int B) {
     if (d->op == LB_OP_CONV) {
         lb_conv2d_desc cd;
         conv_desc(n, d, B, &cd);
-        lb_conv2d_backward(&cd, xin, win, d->dy, dxin, acc_in, dw, G(n, d->pb), n->scratch);
+        n->be->conv2d_backward(&cd, xin, win, d->dy, dxin, acc_in, dw, G(n, d->pb), n->scratch);
     } else {
-        lb_linear_backward(B, (int)lb_node_size(s), d->c, xin, win, d->dy, dxin, acc_in, dw,
-                           G(n, d->pb));
+        n->be->linear_backward(B, (int)lb_node_size(s), d->c, xin, win, d->dy, dxin, acc_in, dw,
+                               G(n, d->pb));
     }
     if (aq) lb_quant_backward(&d->aq, (size_t)B, s->y, n->dtmp, dx ? dx : n->dtmp, dx ? acc : 0);
     if (wq) lb_quant_backward(&d->wq, 1, P(n, d->pw), n->dwtmp, G(n, d->pw), 0);
@@ -189,8 +189,8 @@ lb_status lb_net_backward(lb_net *n, const float *dlogits) {
         case LB_OP_BN: {
             lb_bn_desc bd = {B, d->c, d->h * d->w, 1e-5f, 0.1f};
             dx = grad_target(n, d->in[0], &acc);
-            lb_bn_backward(&bd, s->y, P(n, d->pw), d->mean, d->invstd, d->dy, dx, acc, G(n, d->pw),
-                           G(n, d->pb));
+            n->be->bn_backward(&bd, s->y, P(n, d->pw), d->mean, d->invstd, d->dy, dx, acc,
+                               G(n, d->pw), G(n, d->pb));
             break;
         }
         case LB_OP_RELU:
@@ -199,9 +199,9 @@ lb_status lb_net_backward(lb_net *n, const float *dlogits) {
             if (!dx) break;
             if (d->alias) acc = 0; /* dx == dy: the sole consumer rewrites in place */
             if (d->op == LB_OP_RELU)
-                lb_relu_backward(cnt, d->y, d->dy, dx, acc);
+                n->be->relu_backward(cnt, d->y, d->dy, dx, acc);
             else
-                lb_relu6_backward(cnt, d->y, d->dy, dx, acc);
+                n->be->relu6_backward(cnt, d->y, d->dy, dx, acc);
             break;
         case LB_OP_FLATTEN:
             dx = grad_target(n, d->in[0], &acc);
@@ -211,19 +211,19 @@ lb_status lb_net_backward(lb_net *n, const float *dlogits) {
             lb_pool_desc pd;
             pool_desc(n, d, B, &pd);
             dx = grad_target(n, d->in[0], &acc);
-            if (dx) lb_maxpool_backward(&pd, d->argmax, d->dy, dx, acc);
+            if (dx) n->be->maxpool_backward(&pd, d->argmax, d->dy, dx, acc);
             break;
         }
         case LB_OP_AVGPOOL: {
             lb_pool_desc pd;
             pool_desc(n, d, B, &pd);
             dx = grad_target(n, d->in[0], &acc);
-            if (dx) lb_avgpool_backward(&pd, d->dy, dx, acc);
+            if (dx) n->be->avgpool_backward(&pd, d->dy, dx, acc);
             break;
         }
         case LB_OP_GAP:
             dx = grad_target(n, d->in[0], &acc);
-            if (dx) lb_gap_backward(B, s->c, s->h * s->w, d->dy, dx, acc);
+            if (dx) n->be->gap_backward(B, s->c, s->h * s->w, d->dy, dx, acc);
             break;
         case LB_OP_ADD:
             for (int j = 0; j < 2; j++) {
@@ -233,13 +233,13 @@ lb_status lb_net_backward(lb_net *n, const float *dlogits) {
             break;
         case LB_OP_SHORTCUT:
             dx = grad_target(n, d->in[0], &acc);
-            if (dx) lb_shortcut_backward(B, s->c, s->h, s->w, d->c, d->stride, d->dy, dx, acc);
+            if (dx) n->be->shortcut_backward(B, s->c, s->h, s->w, d->c, d->stride, d->dy, dx, acc);
             break;
         case LB_OP_DROPOUT:
             dx = grad_target(n, d->in[0], &acc);
             if (!dx) break;
             if (n->training && d->p > 0)
-                lb_dropout_backward(cnt, d->p, d->mask, d->dy, dx, acc);
+                n->be->dropout_backward(cnt, d->p, d->mask, d->dy, dx, acc);
             else
                 add_grad(dx, d->dy, cnt, acc);
             break;
