@@ -4,15 +4,22 @@
  * machine, shared/peer/RESULTS.md), then the conv time of one training step per model. Not part of
  * the test suite.
  *
- * Build (from the repository root; the Makefile does not build bench/) and run:
- *   S="src/core/arena.c src/core/error.c src/core/rng.c src/core/threads.c src/ops/conv2d.c
- *      src/ops/conv2d_ref.c src/ops/linear.c"
- *   gcc -std=c11 -O3 -g -Wall -Wextra -D_GNU_SOURCE -fopenmp -Iinclude \
- *       $(pkg-config --cflags openblas) bench/bench_conv.c $S src/ops/conv2d_dw_avx2.c \
- *       src/ops/conv2d_dw_avx512.c -o /tmp/bench_conv $(pkg-config --libs openblas) -lm
- *   /tmp/bench_conv [threads [batch...]]
- * (the depthwise SIMD files only need their ISA flags for speed; depthwise is not timed here.)
- * Defaults: 2 threads, batches 128 and 32. */
+ * Build (from the repository root; the Makefile does not build bench/), with the library's objects
+ * (`make lib`, then link build/release/liblowbit.a) or standalone, giving the SIMD files the same
+ * ISA flags the Makefile gives them:
+ *   F="-std=c11 -O3 -g -D_GNU_SOURCE -fopenmp -Iinclude $(pkg-config --cflags openblas)"
+ *   A5="-mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma"; O=/tmp/bench_conv.d; mkdir -p $O
+ *   gcc $F $A5 -c src/ops/conv2d_direct_avx512.c -o $O/a.o
+ *   gcc $F $A5 -c src/ops/conv2d_dw_avx512.c -o $O/b.o
+ *   gcc $F -mavx2 -mfma -c src/ops/conv2d_dw_avx2.c -o $O/c.o
+ *   gcc $F bench/bench_conv.c src/core/arena.c src/core/error.c src/core/rng.c \
+ *       src/core/threads.c src/ops/conv2d.c src/ops/conv2d_ref.c src/ops/linear.c $O/[abc].o \
+ *       -o /tmp/bench_conv $(pkg-config --libs openblas) -lm
+ *   /tmp/bench_conv [threads [batch...]]     defaults: 2 threads, batches 128 and 32
+ * Environment: BENCH_ONLY=<substring of a layer name>, BENCH_REPS=<timed calls per op>,
+ * BENCH_CPU=1 (CPU time instead of wall time), BENCH_DW=1 (also MobileNet-style depthwise shapes),
+ * LOWBIT_CONV_SIMD=0 (the GEMM formulation). Wall times are the best of the timed calls; on a
+ * shared machine, run it several times. */
 #include "lb_ops.h"
 
 #include <stdio.h>
