@@ -67,4 +67,4 @@ format:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(TEST_BIN:=.d) $(TOOL_SRC:%.c=$(BUILD)/%.d)
