@@ -20,6 +20,7 @@ tally() { # reads a test's output, adds its "N passed, N failed" lines
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "FAIL $name exited $rc"; fi
     pass=$((pass + p)) fail=$((fail + f))
 }
+is_test() { [[ "$1" != *.* && -x "$1" ]]; } # the binaries, not their .o/.d
 run() { # name, command...
     local name="$1"; shift
     local t0=$SECONDS out rc
@@ -28,11 +29,11 @@ run() { # name, command...
     echo "  ($name: $((SECONDS - t0)) s)"
     tally "$out" "$rc" "$name"
 }
-for t in build/release/tests/test_*; do run "$(basename "$t")" "$t"; done
+for t in build/release/tests/test_*; do is_test "$t" && run "$(basename "$t")" "$t"; done
 for t in tests/cli/*.sh; do [ -f "$t" ] && run "$(basename "$t")" bash "$t" build/release/lowbit; done
 # Sanitizers: the same unit tests (long end-to-end training is shortened by LOWBIT_QUICK).
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
-for t in build/asan/tests/test_*; do LOWBIT_QUICK=1 run "asan $(basename "$t")" "$t"; done
+for t in build/asan/tests/test_*; do is_test "$t" && LOWBIT_QUICK=1 run "asan $(basename "$t")" "$t"; done
 for t in tests/cli/*.sh; do [ -f "$t" ] && run "asan $(basename "$t")" bash "$t" build/asan/lowbit; done
 run fuzz.sh bash scripts/fuzz.sh
 echo "$pass passed, $fail failed"

@@ -107,12 +107,12 @@ int cmd_eval(int argc, char **argv) {
     }
     if (d.c != info.model.in_c || d.h != info.model.in_h || d.w != info.model.in_w ||
         d.classes != info.model.classes) {
+        int dc = d.c, dh = d.h, dw = d.w, dk = d.classes; /* freed below, printed after */
         lb_net_free(n);
         lb_dataset_free(&d);
         cli_die(1, "eval",
-                "%s: data %dx%dx%d with %d classes does not fit the model (%dx%dx%d, %d)", data,
-                d.c, d.h, d.w, d.classes, info.model.in_c, info.model.in_h, info.model.in_w,
-                info.model.classes);
+                "%s: data %dx%dx%d with %d classes does not fit the model (%dx%dx%d, %d)", data, dc,
+                dh, dw, dk, info.model.in_c, info.model.in_h, info.model.in_w, info.model.classes);
     }
     if (integer || timing) {
         int rc = cmd_eval_integer(file, n, &d, &info, integer, compare, dump, impl, limit, batch,
