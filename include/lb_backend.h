@@ -29,6 +29,9 @@ typedef struct lb_backend {
     void (*bn_backward)(const lb_bn_desc *d, const float *x, const float *gamma, const float *mean,
                         const float *invstd, const float *dy, float *dx, int dx_acc, float *dgamma,
                         float *dbeta);
+    void (*bn_backward_act)(const lb_bn_desc *d, const float *x, const float *y, const float *gamma,
+                            const float *mean, const float *invstd, float *dy, float *dx,
+                            int dx_acc, float *dgamma, float *dbeta);
     void (*relu_forward)(size_t n, const float *x, float *y);
     void (*relu_backward)(size_t n, const float *y, const float *dy, float *dx, int dx_acc);
     void (*relu6_forward)(size_t n, const float *x, float *y);

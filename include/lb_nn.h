@@ -67,7 +67,9 @@ typedef struct lb_node {
     int32_t *argmax;      /* maxpool */
     uint8_t *mask;        /* dropout */
     int consumers;        /* how many nodes read y */
-    int alias;            /* y/dy share the producer's buffers (in-place ReLU, flatten) */
+    int alias;            /* y/dy share the producer's buffers (in-place ReLU, flatten, add) */
+    int fused;            /* activation folded into its BN producer (which has act set) */
+    int act;              /* BN: activation applied on its output (lb_bn_desc.act) */
     int dy_written;       /* during backward: dy already holds a contribution */
 } lb_node;
 

@@ -17,10 +17,10 @@
 
 /* ---- conv2d ------------------------------------------------------------------------------ */
 typedef struct lb_conv2d_desc {
-    int n, cin, h, w;             /* input x[n][cin][h][w] */
-    int cout, kh, kw;             /* weight w[cout][cin/groups][kh][kw] */
-    int stride, pad, groups;      /* same stride/pad on both axes */
-    int oh, ow;                   /* output y[n][cout][oh][ow], set by lb_conv2d_desc_init */
+    int n, cin, h, w;        /* input x[n][cin][h][w] */
+    int cout, kh, kw;        /* weight w[cout][cin/groups][kh][kw] */
+    int stride, pad, groups; /* same stride/pad on both axes */
+    int oh, ow;              /* output y[n][cout][oh][ow], set by lb_conv2d_desc_init */
 } lb_conv2d_desc;
 
 lb_status lb_conv2d_desc_init(lb_conv2d_desc *d, int n, int cin, int h, int w, int cout, int k,
@@ -44,14 +44,16 @@ void lb_linear_backward(int n, int in, int out, const float *x, const float *w, 
                         float *dx, int dx_acc, float *dw, float *db);
 void lb_linear_forward_ref(int n, int in, int out, const float *x, const float *w, const float *b,
                            float *y);
-void lb_linear_backward_ref(int n, int in, int out, const float *x, const float *w,
-                            const float *dy, float *dx, int dx_acc, float *dw, float *db);
+void lb_linear_backward_ref(int n, int in, int out, const float *x, const float *w, const float *dy,
+                            float *dx, int dx_acc, float *dw, float *db);
 
-/* ---- batch norm over (n, hw) per channel c ---------------------------------------------------- */
+/* ---- batch norm over (n, hw) per channel c ----------------------------------------------------
+ */
 typedef struct lb_bn_desc {
     int n, c, hw;
     float eps;      /* 1e-5 */
     float momentum; /* 0.1, PyTorch convention: run = (1-m)*run + m*batch, unbiased running var */
+    int act;        /* activation fused on the output: 0 none, 1 ReLU, 2 ReLU6 (zero-init: none) */
 } lb_bn_desc;
 
 /* Training mode: batch statistics; saves mean[c] and invstd[c] for backward and updates the
@@ -63,6 +65,12 @@ void lb_bn_forward_eval(const lb_bn_desc *d, const float *x, const float *gamma,
 void lb_bn_backward(const lb_bn_desc *d, const float *x, const float *gamma, const float *mean,
                     const float *invstd, const float *dy, float *dx, int dx_acc, float *dgamma,
                     float *dbeta);
+/* Backward of BN followed by its fused activation (d->act): y is the activated output, dy the
+ * gradient with respect to it, OVERWRITTEN with the masked gradient (the mask is applied plane by
+ * plane while the plane is hot, instead of a separate pass of the activation's backward). */
+void lb_bn_backward_act(const lb_bn_desc *d, const float *x, const float *y, const float *gamma,
+                        const float *mean, const float *invstd, float *dy, float *dx, int dx_acc,
+                        float *dgamma, float *dbeta);
 void lb_bn_forward_train_ref(const lb_bn_desc *d, const float *x, const float *gamma,
                              const float *beta, float *y, float *mean, float *invstd,
                              float *run_mean, float *run_var);
@@ -70,13 +78,15 @@ void lb_bn_backward_ref(const lb_bn_desc *d, const float *x, const float *gamma,
                         const float *invstd, const float *dy, float *dx, int dx_acc, float *dgamma,
                         float *dbeta);
 
-/* ---- pointwise activations (backward reads the OUTPUT y, so they may run in place) ------------ */
+/* ---- pointwise activations (backward reads the OUTPUT y, so they may run in place) ------------
+ */
 void lb_relu_forward(size_t n, const float *x, float *y);
 void lb_relu_backward(size_t n, const float *y, const float *dy, float *dx, int dx_acc);
 void lb_relu6_forward(size_t n, const float *x, float *y);
 void lb_relu6_backward(size_t n, const float *y, const float *dy, float *dx, int dx_acc);
 
-/* ---- pooling ---------------------------------------------------------------------------------- */
+/* ---- pooling ----------------------------------------------------------------------------------
+ */
 typedef struct lb_pool_desc {
     int n, c, h, w, k, stride, pad;
     int oh, ow; /* set by lb_pool_desc_init (floor mode) */
@@ -96,7 +106,8 @@ void lb_avgpool_backward(const lb_pool_desc *d, const float *dy, float *dx, int 
 void lb_gap_forward(int n, int c, int hw, const float *x, float *y);
 void lb_gap_backward(int n, int c, int hw, const float *dy, float *dx, int dx_acc);
 
-/* ---- residual pieces -------------------------------------------------------------------------- */
+/* ---- residual pieces --------------------------------------------------------------------------
+ */
 void lb_add_forward(size_t n, const float *a, const float *b, float *y);
 /* ResNet option-A shortcut: x[n][cin][h][w] subsampled by `stride` and zero-padded to cout
  * channels (pad cin..: (cout-cin)/2 channels before, the rest after). y[n][cout][oh][ow]. */

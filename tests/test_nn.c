@@ -123,6 +123,42 @@ static void backend_agree(const char *arch) {
     lb_net_free(r);
 }
 
+/* BN+ReLU fused into one kernel and the in-place add give the same bits as separate ops. */
+static void fusion_exact(const char *arch) {
+    lb_model_cfg mc;
+    lb_model_cfg_default(&mc);
+    snprintf(mc.arch, sizeof mc.arch, "%s", arch);
+    mc.q.kind = LB_Q_LSQ;
+    lb_net *f, *u;
+    CHECK(lb_model_build(&mc, &f) == LB_OK && lb_model_build(&mc, &u) == LB_OK, "build");
+    CHECK(lb_net_plan(f, 4, 2) == LB_OK, "plan fused");
+    setenv("LOWBIT_NO_FUSE", "1", 1);
+    CHECK(lb_net_plan(u, 4, 2) == LB_OK, "plan unfused");
+    unsetenv("LOWBIT_NO_FUSE");
+    int nf = 0;
+    for (int i = 0; i < f->nnodes; i++) nf += f->nodes[i].fused - u->nodes[i].fused;
+    CHECK(nf > 0, "%s: %d activations fused", arch, nf);
+    lb_net_init(f, 3);
+    lb_net_init(u, 3);
+    float x[4 * 28 * 28], d[40];
+    lb_rng g;
+    lb_rng_seed(&g, 9);
+    for (int i = 0; i < 4 * 28 * 28; i++) x[i] = lb_rng_normal(&g);
+    for (int i = 0; i < 40; i++) d[i] = lb_rng_normal(&g);
+    for (int step = 0; step < 2; step++) {
+        const float *a = lb_net_forward(f, x, 4, 1), *b = lb_net_forward(u, x, 4, 1);
+        CHECK(memcmp(a, b, 40 * sizeof *a) == 0, "%s: fused logits differ", arch);
+        lb_net_backward(f, d);
+        lb_net_backward(u, d);
+        CHECK(memcmp(f->grad, u->grad, f->nparam * sizeof(float)) == 0, "%s: grads differ", arch);
+        CHECK(memcmp(f->state, u->state, f->nstate * sizeof(float)) == 0, "%s: state", arch);
+    }
+    const float *a = lb_net_forward(f, x, 4, 0), *b = lb_net_forward(u, x, 4, 0);
+    CHECK(memcmp(a, b, 40 * sizeof *a) == 0, "%s: fused eval logits differ", arch);
+    lb_net_free(f);
+    lb_net_free(u);
+}
+
 int main(void) {
     lb_threads_set(2);
     gradcheck(0);
@@ -148,6 +184,8 @@ int main(void) {
         lb_net_free(q);
     }
 
+    fusion_exact("cnn");
+    fusion_exact("resnet20");
     backend_agree("cnn");
     backend_agree("resnet20");
     CHECK(lb_backend_find("cpu-ref") == lb_backend_cpu_ref() && !lb_backend_find("gpu"),

@@ -21,6 +21,16 @@ static void conv_bwd_ref(const lb_conv2d_desc *d, const float *x, const float *w
     lb_conv2d_backward_ref(d, x, w, dy, dx, dx_acc, dw, db);
 }
 
+/* Reference for the fused pair: the activation's own backward, then BN's reference. */
+static void bn_backward_act_ref(const lb_bn_desc *d, const float *x, const float *y,
+                                const float *gamma, const float *mean, const float *invstd,
+                                float *dy, float *dx, int dx_acc, float *dgamma, float *dbeta) {
+    size_t n = (size_t)d->n * d->c * d->hw;
+    if (d->act == 1) lb_relu_backward(n, y, dy, dy, 0);
+    if (d->act == 2) lb_relu6_backward(n, y, dy, dy, 0);
+    lb_bn_backward_ref(d, x, gamma, mean, invstd, dy, dx, dx_acc, dgamma, dbeta);
+}
+
 static const lb_backend g_cpu = {
     "cpu",
     lb_conv2d_scratch_floats,
@@ -31,6 +41,7 @@ static const lb_backend g_cpu = {
     lb_bn_forward_train,
     lb_bn_forward_eval,
     lb_bn_backward,
+    lb_bn_backward_act,
     lb_relu_forward,
     lb_relu_backward,
     lb_relu6_forward,
@@ -58,6 +69,7 @@ static const lb_backend g_cpu_ref = {
     lb_bn_forward_train_ref,
     lb_bn_forward_eval,
     lb_bn_backward_ref,
+    bn_backward_act_ref,
     lb_relu_forward,
     lb_relu_backward,
     lb_relu6_forward,

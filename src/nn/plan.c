@@ -118,6 +118,17 @@ lb_status lb_net_plan(lb_net *n, int max_batch, int nthreads) {
         if ((d->op == LB_OP_RELU || d->op == LB_OP_RELU6 || d->op == LB_OP_FLATTEN) &&
             d->in[0] > 0 && s->consumers == 1)
             d->alias = 1;
+        /* An add overwrites its first operand when nothing else reads it: saves a buffer and,
+         * in backward, the copy of the gradient into that operand. */
+        if (d->op == LB_OP_ADD && d->in[0] > 0 && d->in[0] != d->in[1] && s->consumers == 1)
+            d->alias = 1;
+        /* BN followed by its only reader, a ReLU/ReLU6: one kernel applies both and masks the
+         * gradient inside BN's backward passes. */
+        if (d->alias && (d->op == LB_OP_RELU || d->op == LB_OP_RELU6) && s->op == LB_OP_BN &&
+            !getenv("LOWBIT_NO_FUSE")) {
+            d->fused = 1;
+            n->nodes[d->in[0]].act = d->op == LB_OP_RELU ? 1 : 2;
+        }
     }
     n->param = calloc(n->nparam ? n->nparam : 1, sizeof(float));
     n->grad = calloc(n->nparam ? n->nparam : 1, sizeof(float));

@@ -67,7 +67,7 @@ const float *lb_net_forward(lb_net *n, const float *x, int B, int training) {
             break;
         }
         case LB_OP_BN: {
-            lb_bn_desc bd = {B, d->c, d->h * d->w, 1e-5f, 0.1f};
+            lb_bn_desc bd = {B, d->c, d->h * d->w, 1e-5f, 0.1f, d->act};
             if (training)
                 n->be->bn_forward_train(&bd, in, P(n, d->pw), P(n, d->pb), d->y, d->mean, d->invstd,
                                         S(n, d->smean), S(n, d->svar));
@@ -187,17 +187,21 @@ lb_status lb_net_backward(lb_net *n, const float *dlogits) {
             break;
         }
         case LB_OP_BN: {
-            lb_bn_desc bd = {B, d->c, d->h * d->w, 1e-5f, 0.1f};
+            lb_bn_desc bd = {B, d->c, d->h * d->w, 1e-5f, 0.1f, d->act};
             dx = grad_target(n, d->in[0], &acc);
-            n->be->bn_backward(&bd, s->y, P(n, d->pw), d->mean, d->invstd, d->dy, dx, acc,
-                               G(n, d->pw), G(n, d->pb));
+            if (d->act)
+                n->be->bn_backward_act(&bd, s->y, d->y, P(n, d->pw), d->mean, d->invstd, d->dy, dx,
+                                       acc, G(n, d->pw), G(n, d->pb));
+            else
+                n->be->bn_backward(&bd, s->y, P(n, d->pw), d->mean, d->invstd, d->dy, dx, acc,
+                                   G(n, d->pw), G(n, d->pb));
             break;
         }
         case LB_OP_RELU:
         case LB_OP_RELU6:
             dx = grad_target(n, d->in[0], &acc);
-            if (!dx) break;
-            if (d->alias) acc = 0; /* dx == dy: the sole consumer rewrites in place */
+            if (!dx || d->fused) break; /* fused: BN's backward applies the mask */
+            if (d->alias) acc = 0;      /* dx == dy: the sole consumer rewrites in place */
             if (d->op == LB_OP_RELU)
                 n->be->relu_backward(cnt, d->y, d->dy, dx, acc);
             else
@@ -228,6 +232,7 @@ lb_status lb_net_backward(lb_net *n, const float *dlogits) {
         case LB_OP_ADD:
             for (int j = 0; j < 2; j++) {
                 dx = grad_target(n, d->in[j], &acc);
+                if (j == 0 && d->alias) continue; /* dx is d->dy already */
                 add_grad(dx, d->dy, cnt, acc);
             }
             break;

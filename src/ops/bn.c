@@ -59,7 +59,12 @@ void lb_bn_forward_train_ref(const lb_bn_desc *d, const float *x, const float *g
         float g = gamma_of(gamma, c), b = beta_of(beta, c), fm = (float)mu;
         for (int i = 0; i < d->n; i++) {
             size_t o = ((size_t)i * d->c + c) * hw;
-            for (size_t j = 0; j < hw; j++) y[o + j] = (x[o + j] - fm) * is * g + b;
+            for (size_t j = 0; j < hw; j++) {
+                float v = (x[o + j] - fm) * is * g + b;
+                if (d->act) v = v > 0.0f ? v : 0.0f;
+                if (d->act == 2) v = v < 6.0f ? v : 6.0f;
+                y[o + j] = v;
+            }
         }
         if (mean) mean[c] = fm;
         if (invstd) invstd[c] = is;
@@ -185,6 +190,15 @@ static void plane_affine(const float *x, float *y, size_t len, float mu, float a
     for (size_t j = 0; j < len; j++) yr[j] = (xr[j] - mu) * a + b;
 }
 
+/* The fused activation, applied to a plane just written (still in L1/L2). Same comparisons as
+ * lb_relu_forward / lb_relu6_forward, so fused and separate runs give the same bits. */
+static void plane_act(float *y, size_t len, int act) {
+    if (act == 1)
+        for (size_t j = 0; j < len; j++) y[j] = y[j] > 0.0f ? y[j] : 0.0f;
+    else if (act == 2)
+        for (size_t j = 0; j < len; j++) y[j] = y[j] > 0.0f ? (y[j] < 6.0f ? y[j] : 6.0f) : 0.0f;
+}
+
 /* Fast kernels split the channels into one contiguous range per thread and walk each range
  * sample by sample, so every pass streams runs of (channels in range)*hw floats: much faster here
  * than visiting one channel's n scattered planes at a time (measured 2x, in and out of cache).
@@ -239,9 +253,11 @@ void lb_bn_forward_train(const lb_bn_desc *d, const float *x, const float *gamma
             }
             for (int i = 0; i < N; i++) {
                 const size_t o = ((size_t)i * C + g0) * hw;
-                for (int g = 0; g < G; g++)
+                for (int g = 0; g < G; g++) {
                     plane_affine(x + o + (size_t)g * hw, y + o + (size_t)g * hw, hw, mu[g], a[g],
                                  beta_of(beta, g0 + g));
+                    plane_act(y + o + (size_t)g * hw, hw, d->act);
+                }
             }
         }
     }
@@ -258,6 +274,7 @@ void lb_bn_forward_eval(const lb_bn_desc *d, const float *x, const float *gamma,
         float a = (float)(gamma_of(gamma, c) / sqrt((double)run_var[c] + d->eps));
         plane_affine(x + (size_t)pl * hw, y + (size_t)pl * hw, hw, run_mean[c], a,
                      beta_of(beta, c));
+        plane_act(y + (size_t)pl * hw, hw, d->act);
     }
 }
 
@@ -278,9 +295,37 @@ static void plane_dx(const float *x, const float *dy, float *dx, size_t len, flo
         for (size_t j = 0; j < len; j++) o[j] = gr[j] * k1 + (xr[j] - mu) * k2 + k3;
 }
 
+/* The activation's gradient mask folded into dy: g = dy where the activation passed, else 0
+ * (lb_relu_backward / lb_relu6_backward semantics: y > 0, and y < 6 for ReLU6). */
+static void plane_mask(const float *y, float *g, size_t len, int act) {
+    if (act == 1)
+        for (size_t j = 0; j < len; j++) g[j] = y[j] > 0.0f ? g[j] : 0.0f;
+    else if (act == 2)
+        for (size_t j = 0; j < len; j++) g[j] = (y[j] > 0.0f && y[j] < 6.0f) ? g[j] : 0.0f;
+}
+
+static void bn_backward(const lb_bn_desc *d, const float *x, const float *yact, const float *gamma,
+                        const float *mean, const float *invstd, float *dy, float *dx, int dx_acc,
+                        float *dgamma, float *dbeta);
+
 void lb_bn_backward(const lb_bn_desc *d, const float *x, const float *gamma, const float *mean,
                     const float *invstd, const float *dy, float *dx, int dx_acc, float *dgamma,
                     float *dbeta) {
+    /* without a mask bn_backward only reads dy */
+    bn_backward(d, x, NULL, gamma, mean, invstd, (float *)dy, dx, dx_acc, dgamma, dbeta);
+}
+
+/* dy is masked in place plane by plane right before the plane's sums read it (the plane is then
+ * hot in cache for the dx pass): the caller's dy buffer ends up holding the masked gradient. */
+void lb_bn_backward_act(const lb_bn_desc *d, const float *x, const float *y, const float *gamma,
+                        const float *mean, const float *invstd, float *dy, float *dx, int dx_acc,
+                        float *dgamma, float *dbeta) {
+    bn_backward(d, x, d->act ? y : NULL, gamma, mean, invstd, dy, dx, dx_acc, dgamma, dbeta);
+}
+
+static void bn_backward(const lb_bn_desc *d, const float *x, const float *yact, const float *gamma,
+                        const float *mean, const float *invstd, float *dy, float *dx, int dx_acc,
+                        float *dgamma, float *dbeta) {
     const int N = d->n, C = d->c;
     const size_t hw = (size_t)d->hw, total = (size_t)N * C * hw;
     const double cnt = (double)N * (double)hw;
@@ -296,9 +341,12 @@ void lb_bn_backward(const lb_bn_desc *d, const float *x, const float *gamma, con
             for (int g = 0; g < G; g++) sdy[g] = sdyxc[g] = 0;
             for (int i = 0; i < N; i++) {
                 const size_t o = ((size_t)i * C + g0) * hw;
-                for (int g = 0; g < G; g++)
+                for (int g = 0; g < G; g++) {
+                    if (yact)
+                        plane_mask(yact + o + (size_t)g * hw, dy + o + (size_t)g * hw, hw, d->act);
                     plane_dy_sums(x + o + (size_t)g * hw, dy + o + (size_t)g * hw, hw, mean[g0 + g],
                                   &sdy[g], &sdyxc[g]);
+                }
             }
             for (int g = 0; g < G; g++) {
                 const int c = g0 + g;
