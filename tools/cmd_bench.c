@@ -18,12 +18,12 @@ int cmd_bench(int argc, char **argv) {
             cli_train_usage();
             return 0;
         }
-        if (cli_train_option("bench", argc, argv, &i, &c)) continue;
+        /* --warmup here counts untimed steps (train's --warmup is epochs of rising rate) */
         if (strcmp(o, "--steps") == 0)
             steps = cli_int("bench", o, cli_value("bench", argc, argv, &i), 1, 100000);
         else if (strcmp(o, "--warmup") == 0)
             warmup = cli_int("bench", o, cli_value("bench", argc, argv, &i), 0, 100000);
-        else
+        else if (!cli_train_option("bench", argc, argv, &i, &c))
             cli_die(2, "bench", "unknown option '%s' (see lowbit bench --help)", o);
     }
     lb_bench_result r;

@@ -76,11 +76,11 @@ const float *lb_net_forward(lb_net *n, const float *x, int B, int training) {
                                        S(n, d->svar), d->y);
             break;
         }
-        case LB_OP_RELU:
-            n->be->relu_forward(cnt, in, d->y);
+        case LB_OP_RELU: /* fused: BN applied it */
+            if (!d->fused) n->be->relu_forward(cnt, in, d->y);
             break;
         case LB_OP_RELU6:
-            n->be->relu6_forward(cnt, in, d->y);
+            if (!d->fused) n->be->relu6_forward(cnt, in, d->y);
             break;
         case LB_OP_FLATTEN:
             if (!d->alias) memcpy(d->y, in, cnt * sizeof(float));
