@@ -36,7 +36,7 @@ void lb_arena_init_counting(lb_arena *a);
 lb_status lb_arena_reserve(lb_arena *a, size_t bytes); /* allocates zeroed memory, used = 0 */
 void *lb_arena_alloc(lb_arena *a, size_t bytes);       /* NULL when counting or out of space */
 float *lb_arena_floats(lb_arena *a, size_t n);
-void lb_arena_reset(lb_arena *a);                      /* used = 0, keeps memory */
+void lb_arena_reset(lb_arena *a); /* used = 0, keeps memory */
 void lb_arena_release(lb_arena *a);
 
 /* ---- deterministic RNG (xoshiro256**) ------------------------------------------------------- */

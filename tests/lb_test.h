@@ -1,5 +1,6 @@
 /* A tiny test harness: checks count, never abort, and every binary ends with the plain line
- * "<name>: N passed, N failed" that scripts/test.sh sums up. Header-only on purpose (tests only). */
+ * "<name>: N passed, N failed" that scripts/test.sh sums up. Header-only on purpose (tests only).
+ */
 #ifndef LB_TEST_H
 #define LB_TEST_H
 

@@ -6,7 +6,9 @@
 
 #define LB_ALIGN 64
 
-static size_t round_up(size_t n) { return (n + LB_ALIGN - 1) & ~(size_t)(LB_ALIGN - 1); }
+static size_t round_up(size_t n) {
+    return (n + LB_ALIGN - 1) & ~(size_t)(LB_ALIGN - 1);
+}
 
 void lb_arena_init_counting(lb_arena *a) {
     a->base = NULL;
@@ -37,9 +39,13 @@ void *lb_arena_alloc(lb_arena *a, size_t bytes) {
     return p;
 }
 
-float *lb_arena_floats(lb_arena *a, size_t n) { return lb_arena_alloc(a, n * sizeof(float)); }
+float *lb_arena_floats(lb_arena *a, size_t n) {
+    return lb_arena_alloc(a, n * sizeof(float));
+}
 
-void lb_arena_reset(lb_arena *a) { a->used = 0; }
+void lb_arena_reset(lb_arena *a) {
+    a->used = 0;
+}
 
 void lb_arena_release(lb_arena *a) {
     free(a->base);

@@ -14,17 +14,26 @@ lb_status lb_error_set(lb_status st, const char *fmt, ...) {
     return st;
 }
 
-const char *lb_error_msg(void) { return g_msg[0] ? g_msg : "no error message recorded"; }
+const char *lb_error_msg(void) {
+    return g_msg[0] ? g_msg : "no error message recorded";
+}
 
 const char *lb_status_name(lb_status st) {
     switch (st) {
-    case LB_OK: return "ok";
-    case LB_EINVAL: return "invalid argument";
-    case LB_EIO: return "i/o error";
-    case LB_EFORMAT: return "malformed file";
-    case LB_ENOMEM: return "out of memory";
-    case LB_ESHAPE: return "shape mismatch";
-    case LB_ENUMERIC: return "non-finite value";
+    case LB_OK:
+        return "ok";
+    case LB_EINVAL:
+        return "invalid argument";
+    case LB_EIO:
+        return "i/o error";
+    case LB_EFORMAT:
+        return "malformed file";
+    case LB_ENOMEM:
+        return "out of memory";
+    case LB_ESHAPE:
+        return "shape mismatch";
+    case LB_ENUMERIC:
+        return "non-finite value";
     }
     return "unknown status";
 }

@@ -15,7 +15,9 @@ void lb_rng_seed(lb_rng *r, uint64_t seed) {
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 uint64_t lb_rng_u64(lb_rng *r) {
     uint64_t *s = r->s;
@@ -44,7 +46,9 @@ uint32_t lb_rng_below(lb_rng *r, uint32_t n) {
     return (uint32_t)(m >> 32);
 }
 
-float lb_rng_uniform(lb_rng *r) { return (float)(lb_rng_u64(r) >> 40) * (1.0f / 16777216.0f); }
+float lb_rng_uniform(lb_rng *r) {
+    return (float)(lb_rng_u64(r) >> 40) * (1.0f / 16777216.0f);
+}
 
 float lb_rng_normal(lb_rng *r) {
     double u1 = ((double)(lb_rng_u64(r) >> 11) + 0.5) * (1.0 / 9007199254740992.0);

@@ -25,11 +25,15 @@ int lb_threads_set(int n) {
     return n;
 }
 
-int lb_threads_get(void) { return g_threads; }
+int lb_threads_get(void) {
+    return g_threads;
+}
 
 static int g_trap = -1;
 
-void lb_trap_nan_set(int on) { g_trap = on; }
+void lb_trap_nan_set(int on) {
+    g_trap = on;
+}
 
 int lb_trap_nan_enabled(void) {
     if (g_trap < 0) {
