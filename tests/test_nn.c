@@ -98,7 +98,7 @@ static void backend_agree(const char *arch) {
     lb_model_cfg mc;
     lb_model_cfg_default(&mc);
     snprintf(mc.arch, sizeof mc.arch, "%s", arch);
-    lb_net *f, *r;
+    lb_net *f = NULL, *r = NULL;
     CHECK(lb_model_build(&mc, &f) == LB_OK && lb_model_build(&mc, &r) == LB_OK, "build");
     lb_net_set_backend(r, lb_backend_cpu_ref());
     CHECK(lb_net_plan(f, 3, 2) == LB_OK && lb_net_plan(r, 3, 2) == LB_OK, "plan");
@@ -129,7 +129,7 @@ static void fusion_exact(const char *arch) {
     lb_model_cfg_default(&mc);
     snprintf(mc.arch, sizeof mc.arch, "%s", arch);
     mc.q.kind = LB_Q_LSQ;
-    lb_net *f, *u;
+    lb_net *f = NULL, *u = NULL;
     CHECK(lb_model_build(&mc, &f) == LB_OK && lb_model_build(&mc, &u) == LB_OK, "build");
     CHECK(lb_net_plan(f, 4, 2) == LB_OK, "plan fused");
     setenv("LOWBIT_NO_FUSE", "1", 1);
