@@ -8,9 +8,10 @@
 #   dataset-fashion-mnist   the default data set, /usr/share/datasets/fashion-mnist
 #   python3-torch python3-numpy  PyTorch 1.13 reference values in tests, the peer in bench/
 #   gcc-arm-none-eabi libnewlib-arm-none-eabi  compiling exported models for a Cortex-M4
+#   clang libclang-rt-14-dev  the clang -Werror build and the libFuzzer runs of the parsers
 set -eu
 pkgs="gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist
-      python3-torch python3-numpy gcc-arm-none-eabi libnewlib-arm-none-eabi"
+      python3-torch python3-numpy gcc-arm-none-eabi libnewlib-arm-none-eabi clang libclang-rt-14-dev"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

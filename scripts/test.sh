@@ -7,6 +7,8 @@ bash scripts/deps.sh || { echo "deps failed"; exit 1; }
 jobs=$(nproc 2>/dev/null || echo 2)
 make -j"$jobs" all >build.log 2>&1 || { tail -40 build.log; echo "build failed"; exit 1; }
 make -j"$jobs" asan >>build.log 2>&1 || { tail -40 build.log; echo "asan build failed"; exit 1; }
+# clang must compile everything -Werror clean too (its binaries are not run again)
+make -j"$jobs" CC=clang BUILD=build/clang all >>build.log 2>&1 || { tail -40 build.log; echo "clang build failed"; exit 1; }
 export LOWBIT_REFS=build/refs
 mkdir -p "$LOWBIT_REFS"
 /usr/bin/python3 tests/torch/gen_refs.py "$LOWBIT_REFS" >build/refs.log 2>&1 ||
