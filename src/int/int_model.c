@@ -10,8 +10,8 @@
 #include <string.h>
 
 /* Wide tensors represent at least this real magnitude before saturating (see wide_scale). */
-#define WIDE_RANGE 4096.0
-#define WIDE_MAX_FRAC 16
+#define WIDE_RANGE 256.0
+#define WIDE_MAX_FRAC 24
 #define ACC_LIMIT 2147483647.0
 
 enum { W_WIDE = -1, W_NONE = -2, W_LOGITS = -3 };
