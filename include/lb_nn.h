@@ -92,6 +92,7 @@ typedef struct lb_net {
     int batch; /* batch of the last forward */
     int training;
     lb_rng rng;    /* dropout */
+    double *prof;  /* optional [2*nnodes] seconds per node (forward, backward), caller-owned */
     lb_status err; /* first error met while building (reported by lb_net_plan) */
 } lb_net;
 

@@ -84,8 +84,12 @@ typedef struct lb_bench_result {
     double fwd_macs;                       /* per image */
 } lb_bench_result;
 
-/* Trains `steps` timed steps (after `warmup`) on real data batches and reports medians. */
-lb_status lb_bench_run(const lb_train_cfg *cfg, int warmup, int steps, lb_bench_result *r);
+/* Per-node mean milliseconds per step (forward, backward), reported by lb_bench_run. */
+typedef void (*lb_bench_profile_fn)(void *ctx, const lb_node *node, double fwd_ms, double bwd_ms);
+/* Trains `steps` timed steps (after `warmup`) on real data batches and reports medians; with
+ * prof_fn, also the time of every node (the timing itself costs a clock read per node). */
+lb_status lb_bench_run(const lb_train_cfg *cfg, int warmup, int steps, lb_bench_result *r,
+                       lb_bench_profile_fn prof_fn, void *prof_ctx);
 double lb_net_fwd_macs(const lb_net *n); /* conv + linear MACs per image */
 
 #endif

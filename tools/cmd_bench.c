@@ -5,15 +5,22 @@
 #include <string.h>
 #include <sys/resource.h>
 
+static void print_node(void *ctx, const lb_node *d, double fwd_ms, double bwd_ms) {
+    (void)ctx;
+    printf("  %-16s %-8s %4dx%3dx%3d  fwd %7.2f ms  bwd %7.2f ms%s\n", d->name, lb_op_name(d->op),
+           d->c, d->h, d->w, fwd_ms, bwd_ms, d->fused ? "  (fused into BN)" : "");
+}
+
 int cmd_bench(int argc, char **argv) {
     lb_train_cfg c;
     lb_train_cfg_default(&c);
-    int steps = 20, warmup = 5;
+    int steps = 20, warmup = 5, profile = 0;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
         if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
             puts("usage: lowbit bench --model M --batch B --quant Q [--wbits W --abits A] "
-                 "--threads T [--steps N] [--warmup N] [--data DIR]\n"
+                 "--threads T [--steps N] [--warmup N] [--profile] [--data DIR]\n"
+                 "--profile prints each layer's forward and backward time.\n"
                  "Times training steps on real data; the last line is 'train_img_per_s: X'.");
             cli_train_usage();
             return 0;
@@ -21,13 +28,16 @@ int cmd_bench(int argc, char **argv) {
         /* --warmup here counts untimed steps (train's --warmup is epochs of rising rate) */
         if (strcmp(o, "--steps") == 0)
             steps = cli_int("bench", o, cli_value("bench", argc, argv, &i), 1, 100000);
+        else if (strcmp(o, "--profile") == 0)
+            profile = 1;
         else if (strcmp(o, "--warmup") == 0)
             warmup = cli_int("bench", o, cli_value("bench", argc, argv, &i), 0, 100000);
         else if (!cli_train_option("bench", argc, argv, &i, &c))
             cli_die(2, "bench", "unknown option '%s' (see lowbit bench --help)", o);
     }
     lb_bench_result r;
-    lb_status st = lb_bench_run(&c, warmup, steps, &r);
+    if (profile) puts("per layer, mean per timed step:");
+    lb_status st = lb_bench_run(&c, warmup, steps, &r, profile ? print_node : NULL, NULL);
     if (st != LB_OK) cli_die(1, "bench", "%s", lb_error_msg());
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

@@ -4,6 +4,7 @@
 #include "lb_backend.h"
 
 #include <string.h>
+#include <time.h>
 
 static float *P(const lb_net *n, int idx) {
     return idx >= 0 ? n->param + n->params[idx].off : NULL;
@@ -13,6 +14,14 @@ static float *G(const lb_net *n, int idx) {
 }
 static float *S(const lb_net *n, int idx) {
     return idx >= 0 ? n->state + n->states[idx].off : NULL;
+}
+
+/* Per-node timing for `lowbit bench --profile`: off unless n->prof is set. */
+static double prof_now(const lb_net *n) {
+    if (!n->prof) return 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static void conv_desc(const lb_net *n, const lb_node *d, int B, lb_conv2d_desc *cd) {
@@ -50,6 +59,7 @@ const float *lb_net_forward(lb_net *n, const float *x, int B, int training) {
         lb_node *d = &n->nodes[i];
         const lb_node *s = &n->nodes[d->in[0]];
         const float *in = s->y;
+        double t0 = prof_now(n);
         size_t cnt = (size_t)B * lb_node_size(d);
         switch (d->op) {
         case LB_OP_CONV: {
@@ -115,6 +125,7 @@ const float *lb_net_forward(lb_net *n, const float *x, int B, int training) {
         default:
             break;
         }
+        if (n->prof) n->prof[2 * i] += prof_now(n) - t0;
     }
     return n->nodes[n->nnodes - 1].y;
 }
@@ -177,6 +188,7 @@ lb_status lb_net_backward(lb_net *n, const float *dlogits) {
         const lb_node *s = &n->nodes[d->in[0]];
         size_t cnt = (size_t)B * lb_node_size(d);
         if (!d->dy_written) memset(d->dy, 0, cnt * sizeof(float)); /* output unused */
+        double t0 = prof_now(n);
         int acc;
         float *dx;
         switch (d->op) {
@@ -251,6 +263,7 @@ lb_status lb_net_backward(lb_net *n, const float *dlogits) {
         default:
             break;
         }
+        if (n->prof) n->prof[2 * i + 1] += prof_now(n) - t0;
     }
     return LB_OK;
 }

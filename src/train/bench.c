@@ -33,7 +33,8 @@ double lb_net_fwd_macs(const lb_net *n) {
     return m;
 }
 
-lb_status lb_bench_run(const lb_train_cfg *cfg_in, int warmup, int steps, lb_bench_result *res) {
+lb_status lb_bench_run(const lb_train_cfg *cfg_in, int warmup, int steps, lb_bench_result *res,
+                       lb_bench_profile_fn prof_fn, void *prof_ctx) {
     lb_train_cfg cfg = *cfg_in, *c = &cfg;
     if (steps < 1 || warmup < 0) return lb_error_set(LB_EINVAL, "--steps must be >= 1");
     if (c->batch < 1) return lb_error_set(LB_EINVAL, "--batch must be >= 1, got %d", c->batch);
@@ -41,12 +42,21 @@ lb_status lb_bench_run(const lb_train_cfg *cfg_in, int warmup, int steps, lb_ben
     lb_threads_set(c->threads);
     run r;
     memset(&r, 0, sizeof r);
+    double *prof = NULL;
     double *t = calloc((size_t)steps * 4, sizeof *t);
     lb_status st = t ? lb_run_setup(&r, c) : lb_error_set(LB_ENOMEM, "out of memory");
     if (st != LB_OK) goto out;
     int classes = lb_net_classes(r.net);
+    if (prof_fn) {
+        prof = calloc(2 * (size_t)r.net->nnodes, sizeof *prof);
+        if (!prof) {
+            st = lb_error_set(LB_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
     float lrs[LB_NGROUPS] = {c->sched.base, c->sched.base, c->sched.base * c->qlr_scale};
     int epoch = 0, done = 0;
+    if (warmup == 0) r.net->prof = prof;
     lb_loader_start(r.loader, epoch);
     while (done < warmup + steps) {
         int b = lb_loader_next(r.loader, r.x, r.y);
@@ -64,6 +74,7 @@ lb_status lb_bench_run(const lb_train_cfg *cfg_in, int warmup, int steps, lb_ben
         double t2 = now_s();
         lb_optim_step(&r.opt, r.net->param, r.net->grad, r.seg, r.nseg, lrs);
         double t3 = now_s();
+        if (done + 1 == warmup) r.net->prof = prof; /* time the nodes of the timed steps */
         if (done >= warmup) {
             int k = done - warmup;
             t[k] = t3 - t0;
@@ -81,7 +92,13 @@ lb_status lb_bench_run(const lb_train_cfg *cfg_in, int warmup, int steps, lb_ben
     res->img_per_s = (float)(c->batch / step);
     res->fwd_macs = lb_net_fwd_macs(r.net);
     res->gflops = (float)(6.0 * res->fwd_macs * res->img_per_s * 1e-9);
+    if (prof_fn)
+        for (int i = 1; i < r.net->nnodes; i++)
+            prof_fn(prof_ctx, &r.net->nodes[i], 1e3 * prof[2 * i] / steps,
+                    1e3 * prof[2 * i + 1] / steps);
 out:
+    if (r.net) r.net->prof = NULL;
+    free(prof);
     free(t);
     lb_run_free(&r);
     return st;
