@@ -112,9 +112,6 @@ typedef struct lb_int_model {
     float mean[3], std[3];
     size_t arena_bytes;   /* per image */
     size_t scratch_bytes; /* per thread, fast kernels */
-    size_t pool_elems[3]; /* export arenas (chars, int16, int32), in elements */
-    size_t acc_elems;     /* export: int32 accumulator plane */
-    size_t wbuf_elems;    /* export: unpacked weights of one output channel */
     /* workspaces of lb_int_run, grown on demand */
     unsigned char *ws;
     size_t ws_bytes;
@@ -176,7 +173,9 @@ lb_status lb_int_write_logits(const char *path, const int32_t *logits, int n, in
  * model uses, static buffers; no malloc, no float, no libm), main.c (host driver: idx file ->
  * one line per image, as lb_int_write_logits). Everything is written into a temporary directory
  * beside `dir` and renamed into place; an existing `dir` is replaced only if it holds a previous
- * export (its lowbit-export.txt), otherwise the call fails. `source` is recorded in the files. */
-lb_status lb_int_export(const lb_int_model *m, const char *dir, const char *source);
+ * export (its lowbit-export.txt), otherwise the call fails. `source` is recorded in the files;
+ * *static_bytes (may be NULL) receives the size of model.c's static buffers. */
+lb_status lb_int_export(const lb_int_model *m, const char *dir, const char *source,
+                        size_t *static_bytes);
 
 #endif

@@ -498,27 +498,28 @@ static void test_export_dir(void) {
     char root[] = "/tmp/lowbit_int.XXXXXX", p[256], q[300];
     CHECK(mkdtemp(root) != NULL, "mkdtemp");
     snprintf(p, sizeof p, "%s/out", root);
-    CHECK(lb_int_export(m, p, "test") == LB_OK, "export: %s", lb_error_msg());
+    CHECK(lb_int_export(m, p, "test", NULL) == LB_OK, "export: %s", lb_error_msg());
     const char *files[] = {"model.h", "model_data.h", "model.c", "main.c", "lowbit-export.txt"};
     for (int i = 0; i < 5; i++) {
         snprintf(q, sizeof q, "%s/%s", p, files[i]);
         CHECK(exists(q), "export wrote %s", files[i]);
     }
-    CHECK(lb_int_export(m, p, "again") == LB_OK, "re-export replaces: %s", lb_error_msg());
+    CHECK(lb_int_export(m, p, "again", NULL) == LB_OK, "re-export replaces: %s", lb_error_msg());
     /* a directory that is not an export is never replaced */
     snprintf(q, sizeof q, "%s/mine", root);
     mkdir(q, 0755);
     snprintf(p, sizeof p, "%s/mine/keep.txt", root);
     FILE *f = fopen(p, "w");
     if (f) fclose(f);
-    CHECK(lb_int_export(m, q, "test") == LB_EIO && strstr(lb_error_msg(), "not a lowbit export"),
+    CHECK(lb_int_export(m, q, "test", NULL) == LB_EIO &&
+              strstr(lb_error_msg(), "not a lowbit export"),
           "foreign directory refused: %s", lb_error_msg());
     CHECK(exists(p), "foreign directory untouched");
     snprintf(p, sizeof p, "%s/missing/out", root);
-    CHECK(lb_int_export(m, p, "test") == LB_EIO && strstr(lb_error_msg(), "does not exist"),
+    CHECK(lb_int_export(m, p, "test", NULL) == LB_EIO && strstr(lb_error_msg(), "does not exist"),
           "missing parent: %s", lb_error_msg());
     snprintf(p, sizeof p, "%s/mine/keep.txt/out", root);
-    CHECK(lb_int_export(m, p, "test") == LB_EIO, "parent is a file: %s", lb_error_msg());
+    CHECK(lb_int_export(m, p, "test", NULL) == LB_EIO, "parent is a file: %s", lb_error_msg());
     CHECK(leftovers(root) == 0, "no temporary directories left behind");
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);

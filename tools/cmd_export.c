@@ -56,9 +56,8 @@ int cmd_export(int argc, char **argv) {
     lb_status st = lb_int_from_net(n, mean, sd, &m);
     lb_net_free(n);
     if (st != LB_OK) cli_die(1, "export", "%s: cannot export: %s", file, lb_error_msg());
-    st = lb_int_export(m, out, file);
-    size_t ram = m->pool_elems[0] + 2 * m->pool_elems[1] + 4 * m->pool_elems[2] + 4 * m->acc_elems +
-                 m->wbuf_elems;
+    size_t ram = 0;
+    st = lb_int_export(m, out, file, &ram);
     lb_int_free(m);
     if (st != LB_OK) cli_die(1, "export", "%s", lb_error_msg());
     printf("exported %s (%s %s W%dA%d) to %s: model.h model_data.h model.c main.c, "

@@ -37,9 +37,8 @@ static void remove_tree(const char *dir) {
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static int write_manifest(FILE *f, const lb_int_model *m, const char *source) {
-    size_t ram = m->pool_elems[0] + 2 * m->pool_elems[1] + 4 * m->pool_elems[2] + 4 * m->acc_elems +
-                 m->wbuf_elems;
+static int write_manifest(FILE *f, const lb_int_model *m, const lb_export_plan *p,
+                          const char *source) {
     fprintf(f,
             "lowbit export\nsource: %s\ninput: %dx%dx%d uint8 pixels\nclasses: %d\n"
             "logit_frac_bits: %d\nstatic buffers: %zu bytes\n"
@@ -48,27 +47,28 @@ static int write_manifest(FILE *f, const lb_int_model *m, const char *source) {
             "          ./model t10k-images-idx3-ubyte [N]\n"
             "cortex-m4: arm-none-eabi-gcc -std=c99 -mcpu=cortex-m4 -mthumb -Os -c model.c\n"
             "          arm-none-eabi-size model.o\n",
-            source, m->in_c, m->in_h, m->in_w, m->classes, m->logit_frac_bits, ram);
+            source, m->in_c, m->in_h, m->in_w, m->classes, m->logit_frac_bits,
+            lb_export_plan_bytes(p));
     return 0;
 }
 
 static lb_status write_one(const char *dir, const char *name, const lb_int_model *m,
-                           const char *source) {
-    char p[8400];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    if (!f) return lb_error_set(LB_EIO, "%s: cannot create: %s", p, strerror(errno));
+                           const lb_export_plan *p, const char *source) {
+    char path[8400];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) return lb_error_set(LB_EIO, "%s: cannot create: %s", path, strerror(errno));
     int r;
     if (strcmp(name, "model.h") == 0)
         r = lb_emit_model_h(f, m, source);
     else if (strcmp(name, "model_data.h") == 0)
-        r = lb_emit_model_data_h(f, m, source);
+        r = lb_emit_model_data_h(f, m, p, source);
     else if (strcmp(name, "model.c") == 0)
-        r = lb_emit_model_c(f, m, source);
+        r = lb_emit_model_c(f, m, p, source);
     else if (strcmp(name, "main.c") == 0)
         r = lb_emit_main_c(f, m);
     else
-        r = write_manifest(f, m, source);
+        r = write_manifest(f, m, p, source);
     if (r != 0) {
         fclose(f);
         return LB_EINVAL; /* message set by the emitter */
@@ -76,7 +76,7 @@ static lb_status write_one(const char *dir, const char *name, const lb_int_model
     int bad = ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0;
     int e = errno;
     if (fclose(f) != 0 || bad)
-        return lb_error_set(LB_EIO, "%s: write failed: %s", p, strerror(bad ? e : errno));
+        return lb_error_set(LB_EIO, "%s: write failed: %s", path, strerror(bad ? e : errno));
     return LB_OK;
 }
 
@@ -91,7 +91,8 @@ static int dir_empty(const char *dir) {
     return n == 0;
 }
 
-lb_status lb_int_export(const lb_int_model *m, const char *dir, const char *source) {
+lb_status lb_int_export(const lb_int_model *m, const char *dir, const char *source,
+                        size_t *static_bytes) {
     char d[4096], parent[4096], tmp[8300], old[8300];
     size_t n = strlen(dir);
     if (n == 0 || n >= sizeof d) return lb_error_set(LB_EINVAL, "export: bad output directory");
@@ -134,9 +135,12 @@ lb_status lb_int_export(const lb_int_model *m, const char *dir, const char *sour
     if (!mkdtemp(tmp))
         return lb_error_set(LB_EIO, "%s: cannot create a temporary directory in '%s': %s", dir,
                             parent, strerror(errno));
-    lb_status s = LB_OK;
+    lb_export_plan plan;
+    lb_status s = lb_export_plan_make(m, &plan);
     /* the manifest last: a directory with it is complete */
-    for (int i = 0; i < NFILES && s == LB_OK; i++) s = write_one(tmp, g_files[i], m, source);
+    for (int i = 0; i < NFILES && s == LB_OK; i++) s = write_one(tmp, g_files[i], m, &plan, source);
+    if (static_bytes && s == LB_OK) *static_bytes = lb_export_plan_bytes(&plan);
+    lb_export_plan_free(&plan);
     if (s != LB_OK) {
         remove_export_dir(tmp);
         return s;

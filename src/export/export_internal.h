@@ -6,11 +6,30 @@
 
 #include "lb_int.h"
 
+/* How the exported code stores the model: a conv whose only reader is a max pool pools each
+ * output channel's plane as it is requantized (its full output never exists: on the cnn this
+ * takes its static RAM from 58 to 39 KB); tensors are overlapped by lifetime in one static arena
+ * per element type (0 chars, 1 int16, 2 int32), so no buffer is read through two types. */
+typedef struct lb_export_plan {
+    int *pool_of;  /* per op: a conv's absorbed max-pool op, else -1 */
+    int *absorbed; /* per op: 1 for a max pool done inside its conv */
+    int *arena;    /* per tensor: 0, 1, 2, or -1 when never stored */
+    size_t *off;   /* per tensor: offset in its arena, in elements */
+    size_t elems[3];
+    size_t acc;  /* int32 accumulator plane (largest conv output plane) */
+    size_t wbuf; /* one output channel's unpacked codes (largest K) */
+} lb_export_plan;
+
+lb_status lb_export_plan_make(const lb_int_model *m, lb_export_plan *p);
+void lb_export_plan_free(lb_export_plan *p);
+size_t lb_export_plan_bytes(const lb_export_plan *p); /* all static buffers */
+
 /* Each writes one file's text; they return 0, or -1 when the model has something they cannot
  * express (with lb_error_set). I/O errors are the caller's (ferror). */
 int lb_emit_model_h(FILE *f, const lb_int_model *m, const char *source);
-int lb_emit_model_data_h(FILE *f, const lb_int_model *m, const char *source);
-int lb_emit_model_c(FILE *f, const lb_int_model *m, const char *source);
+int lb_emit_model_data_h(FILE *f, const lb_int_model *m, const lb_export_plan *p,
+                         const char *source);
+int lb_emit_model_c(FILE *f, const lb_int_model *m, const lb_export_plan *p, const char *source);
 int lb_emit_main_c(FILE *f, const lb_int_model *m);
 
 /* Storage bits of packed weight codes: 2 (2-bit), 4 (3..4-bit) or 8 (5..8-bit). */

@@ -767,8 +767,11 @@ static lb_status pack_weights(lb_int_model *m) {
     return LB_OK;
 }
 
-/* Lifetimes, then first-fit offsets: per image in one arena (host), and per element type in
- * three arenas (export, so no buffer is accessed through two types). */
+/* Lifetimes, then first-fit offsets of every tensor in the per-image arena. */
+static size_t arena_need(const lb_int_tensor *t) {
+    return (lb_int_numel(t) * lb_int_type_size(t->type) + 63) / 64 * 64;
+}
+
 static void plan(lb_int_model *m) {
     for (int i = 0; i < m->nt; i++) m->t[i].def = m->t[i].last = -1;
     for (int i = 0; i < m->nops; i++) {
@@ -778,55 +781,31 @@ static void plan(lb_int_model *m) {
             if (op->in[j] >= 0) m->t[op->in[j]].last = i;
     }
     m->t[m->logits].last = m->nops;
+    m->arena_bytes = 0;
     for (int i = 0; i < m->nt; i++) {
         lb_int_tensor *t = &m->t[i];
         if (t->last < t->def) t->last = t->def;
-        t->pool = t->type == LB_IT_S32 ? 2 : t->type == LB_IT_S16 ? 1 : 0;
-    }
-    m->arena_bytes = 0;
-    memset(m->pool_elems, 0, sizeof m->pool_elems);
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < m->nt; i++) {
-            lb_int_tensor *t = &m->t[i];
-            size_t need = pass == 0 ? (lb_int_numel(t) * lb_int_type_size(t->type) + 63) / 64 * 64
-                                    : (lb_int_numel(t) + 3) / 4 * 4;
-            size_t off = 0;
-            for (int again = 1; again;) {
-                again = 0;
-                for (int j = 0; j < i; j++) {
-                    const lb_int_tensor *u = &m->t[j];
-                    if (pass == 1 && u->pool != t->pool) continue;
-                    if (u->last < t->def || t->last < u->def) continue;
-                    size_t uo = pass == 0 ? u->off : u->pool_off;
-                    size_t un = pass == 0
-                                    ? (lb_int_numel(u) * lb_int_type_size(u->type) + 63) / 64 * 64
-                                    : (lb_int_numel(u) + 3) / 4 * 4;
-                    if (off < uo + un && uo < off + need) {
-                        off = uo + un;
-                        again = 1;
-                    }
+        size_t need = arena_need(t), off = 0;
+        for (int again = 1; again;) {
+            again = 0;
+            for (int j = 0; j < i; j++) {
+                const lb_int_tensor *u = &m->t[j];
+                if (u->last < t->def || t->last < u->def) continue;
+                if (off < u->off + arena_need(u) && u->off < off + need) {
+                    off = u->off + arena_need(u);
+                    again = 1;
                 }
             }
-            if (pass == 0) {
-                t->off = off;
-                if (off + need > m->arena_bytes) m->arena_bytes = off + need;
-            } else {
-                t->pool_off = off;
-                if (off + need > m->pool_elems[t->pool]) m->pool_elems[t->pool] = off + need;
-            }
         }
+        t->off = off;
+        if (off + need > m->arena_bytes) m->arena_bytes = off + need;
     }
     m->scratch_bytes = 64;
-    m->acc_elems = m->wbuf_elems = 1;
     for (int i = 0; i < m->nops; i++) {
         const lb_int_op *op = &m->ops[i];
         size_t s = 64;
         if (op->kind == LB_IOP_CONV) {
             s = lb_int_conv_scratch(op);
-            size_t plane = (size_t)op->oh * op->ow;
-            if (plane > m->acc_elems) m->acc_elems = plane;
-            size_t K = (size_t)op->cin / op->groups * op->k * op->k;
-            if (K > m->wbuf_elems) m->wbuf_elems = K;
         } else if (op->kind == LB_IOP_ADD) {
             s = 2 * (lb_int_numel(&m->t[op->out]) * 4 + 64);
         }
