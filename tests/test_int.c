@@ -374,8 +374,65 @@ static lb_net *all_ops_net(int batch) {
     return n;
 }
 
+static int same_files(const char *a, const char *b) {
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    int same = fa && fb, ca, cb;
+    while (same && ((ca = fgetc(fa)) != EOF) | ((cb = fgetc(fb)) != EOF)) same = ca == cb;
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
+/* The exported C of net n, compiled with the host cc (-std=c99 -pedantic) and run through its
+ * main.c on `count` images, prints exactly what lb_int_run computes. */
+static void check_export_runs(const char *what, lb_net *n, const lb_dataset *d, int count) {
+    lb_int_model *m;
+    if (lb_int_from_net(n, g_mean, g_sd, &m) != LB_OK) {
+        CHECK(0, "%s: %s", what, lb_error_msg());
+        return;
+    }
+    char root[] = "/tmp/lowbit_intx.XXXXXX", p[512], q[512], cmd[2048];
+    if (!mkdtemp(root)) {
+        CHECK(0, "mkdtemp");
+        lb_int_free(m);
+        return;
+    }
+    snprintf(p, sizeof p, "%s/ex", root);
+    CHECK(lb_int_export(m, p, what, NULL) == LB_OK, "%s: export: %s", what, lb_error_msg());
+    /* raw idx of the first images */
+    snprintf(q, sizeof q, "%s/img.idx", root);
+    FILE *f = fopen(q, "wb");
+    unsigned char h[16] = {0, 0, 8, 3};
+    uint32_t dims[3] = {(uint32_t)count, (uint32_t)d->h, (uint32_t)d->w};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 4; j++) h[4 + 4 * i + j] = (unsigned char)(dims[i] >> (24 - 8 * j));
+    if (f) {
+        fwrite(h, 1, 16, f);
+        fwrite(d->images, 1, (size_t)count * d->h * d->w, f);
+        fclose(f);
+    }
+    int32_t *lg = malloc((size_t)count * m->classes * sizeof *lg);
+    lb_int_run(m, d->images, count, lg, NULL, LB_INT_AUTO, 2);
+    snprintf(q, sizeof q, "%s/ref.txt", root);
+    lb_int_write_logits(q, lg, count, m->classes);
+    snprintf(cmd, sizeof cmd,
+             "cd '%s/ex' && cc -std=c99 -O1 -Wall -Wextra -Werror -pedantic model.c main.c -o "
+             "model > cc.log 2>&1 && ./model ../img.idx > ../c.txt",
+             root);
+    int rc = system(cmd);
+    CHECK(rc == 0, "%s: exported C did not build or run (see %s/ex/cc.log)", what, root);
+    snprintf(p, sizeof p, "%s/c.txt", root);
+    CHECK(rc == 0 && same_files(p, q), "%s: exported C output differs from lb_int_run", what);
+    if (lbt_fail == 0) {
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+        CHECK(system(cmd) == 0, "cleanup");
+    }
+    free(lg);
+    lb_int_free(m);
+}
+
 static void test_models(const lb_dataset *d, int quick) {
-    int count = quick ? 32 : 400;
+    int count = quick ? 32 : 256;
     struct {
         const char *arch;
         int wb, ab, pc;
@@ -403,7 +460,8 @@ static void test_models(const lb_dataset *d, int quick) {
     CHECK(n != NULL, "all-ops net: %s", lb_error_msg());
     if (n) {
         warm_up(n, d, 32, quick);
-        check_model("all-ops net", n, d, quick ? 32 : 400, 0.95, 0.9);
+        check_model("all-ops net", n, d, quick ? 32 : 256, 0.95, 0.9);
+        check_export_runs("all-ops net", n, d, quick ? 8 : 64);
         const float *mean = g_mean, *sd = g_sd;
         lb_int_model *m;
         if (lb_int_from_net(n, mean, sd, &m) == LB_OK) {
