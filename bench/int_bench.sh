@@ -3,7 +3,7 @@
 # W2A2 (LSQ, first/last layer 8 bits), on all 10,000 Fashion-MNIST test images:
 #   - float QAT vs integer model: accuracies and prediction agreement (lowbit eval --integer
 #     --compare);
-#   - the exported C (cc -O2 -std=c99 -pedantic, its main.c) vs `lowbit eval --integer`: every
+#   - the exported C (cc -O3 -std=c99 -pedantic, its main.c) vs `lowbit eval --integer`: every
 #     logit of every image compared;
 #   - cnn W4A4 for a Cortex-M4 (arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -Os): flash and RAM;
 #   - speed at batch 128, 2 threads: integer (vnni / avx2 / scalar) vs lowbit's FP32 forward vs
@@ -44,7 +44,7 @@ ckpt() { # model, quant args..., -> path of a (trained if missing) checkpoint
 say "## Integer-only inference (bench/int_bench.sh, $(date -u +%Y-%m-%d), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
 say ""
 say "All 10,000 Fashion-MNIST test images. agreement = equal predictions of the float QAT model and"
-say "the integer model; exported C = logits of the compiled export (cc -O2) equal to"
+say "the integer model; exported C = logits of the compiled export (cc -std=c99 -pedantic -O3) equal to"
 say "\`lowbit eval --integer\` for every image and class."
 say ""
 say "| model | bits | float QAT acc | integer acc | agreement | exported C logits | integer img/s | float QAT img/s |"
@@ -67,7 +67,7 @@ for model in $MODELS; do
         ex="$OUT/ex_$name"
         cres="export failed"
         if "$L" export "$ck" -o "$ex" --data "$DATA" >"$OUT/$name.export" 2>&1 &&
-            cc -std=c99 -O2 -Wall -Wextra -Werror -pedantic "$ex/model.c" "$ex/main.c" \
+            cc -std=c99 -O3 -Wall -Wextra -Werror -pedantic "$ex/model.c" "$ex/main.c" \
                 -o "$ex/model" 2>"$OUT/$name.cc"; then
             "$ex/model" "$OUT/t10k.idx" >"$OUT/$name.c.out" 2>"$OUT/$name.c.err"
             if cmp -s "$OUT/$name.c.out" "$OUT/$name.int"; then
