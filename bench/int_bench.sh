@@ -10,7 +10,8 @@
 #     PyTorch 1.13 FP32 (the same architectures, eval mode, no_grad).
 # Checkpoints come from CKPT_DIR (<model>_w<b>a<b>.ckpt, plus <model>_fp32.ckpt for the FP32
 # timing); missing ones are trained with TRAIN_ARGS (default: 2 epochs on the full training set,
-# which takes a while on 2 cores). Prints a markdown summary, also written to OUT/summary.md.
+# which takes a while on 2 cores). MODELS, BITS and SPEED=0 select parts. Prints a markdown
+# summary, also written to OUT/summary.md.
 # Usage: bench/int_bench.sh [path/to/lowbit] [OUT]
 set -u
 L=${1:-build/release/lowbit}
@@ -20,6 +21,7 @@ DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
 TRAIN_ARGS=${TRAIN_ARGS:---epochs 2}
 MODELS=${MODELS:-cnn resnet20}
 BITS=${BITS:-8 4 2}
+SPEED=${SPEED:-1} # 0: skip the speed section
 PY=/usr/bin/python3
 mkdir -p "$OUT" "$CKPT_DIR" || exit 1
 [ -x "$L" ] || { echo "int_bench: $L not found (make BUILD=... cli)"; exit 1; }
@@ -95,6 +97,7 @@ else
 fi
 
 # ---- speed -----------------------------------------------------------------------------------
+[ "$SPEED" = 1 ] || exit 0
 say ""
 say "Speed, batch 128, 2 threads, forward only (images/s; the median of PyTorch's timed batches):"
 say ""
