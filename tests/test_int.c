@@ -377,7 +377,9 @@ static lb_net *all_ops_net(int batch) {
 static int same_files(const char *a, const char *b) {
     FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
     int same = fa && fb, ca, cb;
-    while (same && ((ca = fgetc(fa)) != EOF) | ((cb = fgetc(fb)) != EOF)) same = ca == cb;
+    /* both reads must happen every round: non-short-circuit | on ints */
+    while (same && ((int)((ca = fgetc(fa)) != EOF) | (int)((cb = fgetc(fb)) != EOF)))
+        same = ca == cb;
     if (fa) fclose(fa);
     if (fb) fclose(fb);
     return same;
