@@ -82,7 +82,7 @@ for model in $MODELS; do
     done
 done
 
-# ---- Cortex-M4 -----------------------------------------------------------------------------
+# ---- Cortex-M4 (when cnn W4A4 was part of the run) ------------------------------------------
 say ""
 ex="$OUT/ex_cnn_w4a4"
 if [ -f "$ex/model.c" ] && command -v arm-none-eabi-gcc >/dev/null &&
@@ -92,8 +92,8 @@ if [ -f "$ex/model.c" ] && command -v arm-none-eabi-gcc >/dev/null &&
     say "Exported cnn W4A4 on a Cortex-M4 (arm-none-eabi-gcc $(arm-none-eabi-gcc -dumpversion), -mcpu=cortex-m4 -mthumb -Os):"
     say "text $text, data $data, bss $bss bytes: **flash $((text + data)) bytes, RAM $((data + bss)) bytes**"
     say "(static buffers; stack not included)."
-else
-    say "Cortex-M4 build of cnn W4A4 not available (arm-none-eabi-gcc missing or export failed)."
+elif [ -f "$ex/model.c" ]; then
+    say "Cortex-M4 build of cnn W4A4 failed (is arm-none-eabi-gcc installed? scripts/deps.sh)."
 fi
 
 # ---- speed -----------------------------------------------------------------------------------
