@@ -43,7 +43,9 @@ typedef struct lb_backend {
     void (*avgpool_backward)(const lb_pool_desc *d, const float *dy, float *dx, int dx_acc);
     void (*gap_forward)(int n, int c, int hw, const float *x, float *y);
     void (*gap_backward)(int n, int c, int hw, const float *dy, float *dx, int dx_acc);
-    void (*add_forward)(size_t n, const float *a, const float *b, float *y);
+    void (*add_forward)(size_t n, int act, const float *a, const float *b, float *y);
+    void (*add_backward)(size_t n, int act, const float *y, float *dy, float *da, int da_acc,
+                         float *db, int db_acc);
     void (*shortcut_forward)(int n, int cin, int h, int w, int cout, int stride, const float *x,
                              float *y);
     void (*shortcut_backward)(int n, int cin, int h, int w, int cout, int stride, const float *dy,

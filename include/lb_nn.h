@@ -69,7 +69,7 @@ typedef struct lb_node {
     int consumers;        /* how many nodes read y */
     int alias;            /* y/dy share the producer's buffers (in-place ReLU, flatten, add) */
     int fused;            /* activation folded into its BN producer (which has act set) */
-    int act;              /* BN: activation applied on its output (lb_bn_desc.act) */
+    int act;              /* BN, add: activation fused on the output (0, 1 ReLU, 2 ReLU6) */
     int dy_written;       /* during backward: dy already holds a contribution */
 } lb_node;
 

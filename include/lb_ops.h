@@ -108,7 +108,15 @@ void lb_gap_backward(int n, int c, int hw, const float *dy, float *dx, int dx_ac
 
 /* ---- residual pieces --------------------------------------------------------------------------
  */
-void lb_add_forward(size_t n, const float *a, const float *b, float *y);
+/* y = act(a + b), act 0 (none), 1 (ReLU) or 2 (ReLU6) with lb_relu_forward's / lb_relu6_forward's
+ * comparisons, so a fused add+activation gives the bits of the two ops run apart. y may be a or b.
+ */
+void lb_add_forward(size_t n, int act, const float *a, const float *b, float *y);
+/* Backward of y = act(a + b) in one pass: g = dy masked by the activation (lb_relu_backward's
+ * rule on y); da and db receive g (or accumulate it with *_acc); either may be NULL. da may be dy
+ * itself (an add computed in place over a): then da_acc must be 0 and dy ends up holding g. */
+void lb_add_backward(size_t n, int act, const float *y, float *dy, float *da, int da_acc, float *db,
+                     int db_acc);
 /* ResNet option-A shortcut: x[n][cin][h][w] subsampled by `stride` and zero-padded to cout
  * channels (pad cin..: (cout-cin)/2 channels before, the rest after). y[n][cout][oh][ow]. */
 void lb_shortcut_forward(int n, int cin, int h, int w, int cout, int stride, const float *x,

@@ -429,12 +429,88 @@ static void test_gap(void) {
 static void test_add(void) {
     const size_t n = 200003;
     float *a = frand(n, 0, 1), *b = frand(n, 0, 1), *y = falloc(n), *b2 = fcopy(b, n);
-    lb_add_forward(n, a, b, y);
-    lb_add_forward(n, a, b2, b2);
+    lb_add_forward(n, 0, a, b, y);
+    lb_add_forward(n, 0, a, b2, b2);
     int ok = 1;
     for (size_t i = 0; i < n; i++) ok &= y[i] == a[i] + b[i] && b2[i] == y[i];
     CHECK(ok, "add values, in place");
     free(a), free(b), free(y), free(b2);
+}
+
+typedef struct {
+    int act;
+    const float *b;
+} addact_ctx;
+
+/* y = act(x + b) as the two separate ops */
+static void addact_sep(void *p, const float *x, float *y) {
+    addact_ctx *c = p;
+    size_t n = 40;
+    for (size_t i = 0; i < n; i++) y[i] = x[i] + c->b[i];
+    if (c->act == 1) lb_relu_forward(n, y, y);
+    if (c->act == 2) lb_relu6_forward(n, y, y);
+}
+
+/* The fused add+activation, both directions: the same bits as add then ReLU/ReLU6, the
+ * finite-difference gradient, accumulation, in place over operand a, and y = a + a. Large sizes
+ * also run the parallel paths against the small-size results. */
+static void test_add_act(int act) {
+    const size_t n = 40;
+    const float kinks[2] = {0, 6};
+    float a[40], b[40], y[40], ys[40], dy[40], da[40], db[40], pre[40], acc[40];
+    for (size_t i = 0; i < n; i++) {
+        b[i] = lb_rng_normal(&g_rng);
+        a[i] = away_from(-3, 9, kinks, 2, 0.05f) - b[i];
+        dy[i] = lb_rng_normal(&g_rng);
+        pre[i] = acc[i] = lb_rng_normal(&g_rng);
+    }
+    addact_ctx c = {act, b};
+    lb_add_forward(n, act, a, b, y);
+    addact_sep(&c, a, ys);
+    CHECK(!memcmp(y, ys, sizeof y), "add act %d forward = add then act", act);
+    float g[40];
+    memcpy(g, dy, sizeof g);
+    lb_add_backward(n, act, y, g, da, 0, db, 0);
+    CHECK(!memcmp(da, db, sizeof da), "add act %d: da == db", act);
+    fd_check("add act da (fd)", addact_sep, &c, a, n, n, dy, da);
+    float sep[40];
+    if (act == 1)
+        lb_relu_backward(n, y, dy, sep, 0);
+    else if (act == 2)
+        lb_relu6_backward(n, y, dy, sep, 0);
+    else
+        memcpy(sep, dy, sizeof sep);
+    CHECK(!memcmp(da, sep, sizeof da), "add act %d backward = the activation's backward", act);
+    CHECK(!memcmp(g, dy, sizeof g), "add act %d: dy read only unless da is dy", act);
+    memcpy(g, dy, sizeof g);
+    lb_add_backward(n, act, y, g, NULL, 0, acc, 1);
+    acc_check("add act db_acc", da, pre, acc, n);
+    /* in place over a: da is dy */
+    memcpy(g, dy, sizeof g);
+    lb_add_backward(n, act, y, g, g, 0, NULL, 0);
+    CHECK(!memcmp(g, da, sizeof g), "add act %d in place", act);
+    /* y = a + a: both contributions land in one buffer */
+    memcpy(g, dy, sizeof g);
+    lb_add_backward(n, act, y, g, acc, 0, acc, 1);
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) ok &= acc[i] == da[i] + da[i];
+    CHECK(ok, "add act %d: same operand twice", act);
+
+    const size_t N = 300007;
+    float *A = frand(N, 0, 2), *Bv = frand(N, 0, 2), *Y = falloc(N), *DY = frand(N, 0, 1);
+    float *DA = falloc(N), *DB = frand(N, 0, 1), *DB0 = fcopy(DB, N), *G = fcopy(DY, N);
+    lb_add_forward(N, act, A, Bv, Y);
+    lb_add_backward(N, act, Y, G, DA, 0, DB, 1);
+    ok = 1;
+    for (size_t i = 0; i < N; i++) {
+        float v = A[i] + Bv[i];
+        if (act) v = v < 0.0f ? 0.0f : v;
+        if (act == 2) v = v > 6.0f ? 6.0f : v;
+        float gi = act == 0 ? DY[i] : (v > 0.0f && (act == 1 || v < 6.0f)) ? DY[i] : 0.0f;
+        ok &= Y[i] == v && DA[i] == gi && DB[i] == DB0[i] + gi;
+    }
+    CHECK(ok, "add act %d: parallel sizes", act);
+    free(A), free(Bv), free(Y), free(DY), free(DA), free(DB), free(DB0), free(G);
 }
 
 typedef struct {
@@ -636,6 +712,7 @@ int main(void) {
     test_maxpool_ties();
     test_gap();
     test_add();
+    for (int act = 0; act < 3; act++) test_add_act(act);
     test_shortcut(4, 8, 2);
     test_shortcut(3, 8, 2);
     test_shortcut(4, 4, 1);

@@ -119,6 +119,10 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
     } else if (IS("--no-augment")) {
         c->aug.crop_pad = 0;
         c->aug.hflip = 0;
+    } else if (IS("--crop-pad")) {
+        c->aug.crop_pad = cli_int(cmd, o, VAL, 0, 16);
+    } else if (IS("--no-flip")) {
+        c->aug.hflip = 0;
     } else {
         return 0;
     }
@@ -146,7 +150,9 @@ void cli_train_usage(void) {
           "  --step-epochs N --gamma G  step schedule: multiply by G every N epochs\n"
           "  --qlr-scale S      quantizer parameters learn at lr*S (default 1)\n"
           "  --label-smoothing E  (default 0)\n"
-          "  --no-augment       no random crop (pad 2) / horizontal flip\n"
+          "  --crop-pad P       random crop after zero padding by P, 0 = no crop (default 2)\n"
+          "  --no-flip          no random horizontal flip\n"
+          "  --no-augment       neither (same as --crop-pad 0 --no-flip)\n"
           "  --seed S --threads T (default 1 / 2)\n"
           "  --train-limit N --test-limit N  use only the first N samples (0 = all)\n",
           stdout);

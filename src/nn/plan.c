@@ -124,8 +124,9 @@ lb_status lb_net_plan(lb_net *n, int max_batch, int nthreads) {
             d->alias = 1;
         /* BN followed by its only reader, a ReLU/ReLU6: one kernel applies both and masks the
          * gradient inside BN's backward passes. */
-        if (d->alias && (d->op == LB_OP_RELU || d->op == LB_OP_RELU6) && s->op == LB_OP_BN &&
-            !getenv("LOWBIT_NO_FUSE")) {
+        /* The same for an add (e.g. a residual block's output): one pass each way. */
+        if (d->alias && (d->op == LB_OP_RELU || d->op == LB_OP_RELU6) &&
+            (s->op == LB_OP_BN || s->op == LB_OP_ADD) && !getenv("LOWBIT_NO_FUSE")) {
             d->fused = 1;
             n->nodes[d->in[0]].act = d->op == LB_OP_RELU ? 1 : 2;
         }

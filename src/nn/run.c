@@ -86,7 +86,7 @@ const float *lb_net_forward(lb_net *n, const float *x, int B, int training) {
                                        S(n, d->svar), d->y);
             break;
         }
-        case LB_OP_RELU: /* fused: BN applied it */
+        case LB_OP_RELU: /* fused: BN or the add applied it */
             if (!d->fused) n->be->relu_forward(cnt, in, d->y);
             break;
         case LB_OP_RELU6:
@@ -111,7 +111,7 @@ const float *lb_net_forward(lb_net *n, const float *x, int B, int training) {
             n->be->gap_forward(B, s->c, s->h * s->w, in, d->y);
             break;
         case LB_OP_ADD:
-            n->be->add_forward(cnt, in, n->nodes[d->in[1]].y, d->y);
+            n->be->add_forward(cnt, d->act, in, n->nodes[d->in[1]].y, d->y);
             break;
         case LB_OP_SHORTCUT:
             n->be->shortcut_forward(B, s->c, s->h, s->w, d->c, d->stride, in, d->y);
@@ -212,7 +212,7 @@ lb_status lb_net_backward(lb_net *n, const float *dlogits) {
         case LB_OP_RELU:
         case LB_OP_RELU6:
             dx = grad_target(n, d->in[0], &acc);
-            if (!dx || d->fused) break; /* fused: BN's backward applies the mask */
+            if (!dx || d->fused) break; /* fused: BN's / the add's backward applies the mask */
             if (d->alias) acc = 0;      /* dx == dy: the sole consumer rewrites in place */
             if (d->op == LB_OP_RELU)
                 n->be->relu_backward(cnt, d->y, d->dy, dx, acc);
@@ -241,13 +241,15 @@ lb_status lb_net_backward(lb_net *n, const float *dlogits) {
             dx = grad_target(n, d->in[0], &acc);
             if (dx) n->be->gap_backward(B, s->c, s->h * s->w, d->dy, dx, acc);
             break;
-        case LB_OP_ADD:
-            for (int j = 0; j < 2; j++) {
-                dx = grad_target(n, d->in[j], &acc);
-                if (j == 0 && d->alias) continue; /* dx is d->dy already */
-                add_grad(dx, d->dy, cnt, acc);
-            }
+        case LB_OP_ADD: {
+            /* in place over operand 0: its gradient is d->dy itself (masked there if fused) */
+            int acc1;
+            float *da = grad_target(n, d->in[0], &acc);
+            float *db = grad_target(n, d->in[1], &acc1);
+            if (d->alias) da = d->dy, acc = 0;
+            n->be->add_backward(cnt, d->act, d->y, d->dy, da, acc, db, acc1);
             break;
+        }
         case LB_OP_SHORTCUT:
             dx = grad_target(n, d->in[0], &acc);
             if (dx) n->be->shortcut_backward(B, s->c, s->h, s->w, d->c, d->stride, d->dy, dx, acc);

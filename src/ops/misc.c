@@ -11,10 +11,86 @@
  * a vectorized multiply. */
 #define LB_DROPOUT_BLOCK 4096
 
-/* No restrict: y may be a or b (in place); the compiler checks the overlap at run time. */
-void lb_add_forward(size_t n, const float *a, const float *b, float *y) {
+/* No restrict: y may be a or b (in place); the compiler checks the overlap at run time. One loop
+ * per activation keeps each a plain vectorizable select. */
+void lb_add_forward(size_t n, int act, const float *a, const float *b, float *y) {
+    if (act == 1) {
 #pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
-    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+        for (size_t i = 0; i < n; i++) {
+            float v = a[i] + b[i];
+            y[i] = v < 0.0f ? 0.0f : v;
+        }
+    } else if (act == 2) {
+#pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
+        for (size_t i = 0; i < n; i++) {
+            float v = a[i] + b[i];
+            v = v < 0.0f ? 0.0f : v;
+            y[i] = v > 6.0f ? 6.0f : v;
+        }
+    } else {
+#pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
+        for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+    }
+}
+
+/* The mask of lb_relu_backward / lb_relu6_backward, by the output. */
+static inline float act_grad(int act, float y, float g) {
+    if (act == 1) return y > 0.0f ? g : 0.0f;
+    if (act == 2) return (y > 0.0f && y < 6.0f) ? g : 0.0f;
+    return g;
+}
+
+/* Element by element in order (da may be dy, or da == db for y = a + a: the second write then
+ * accumulates onto the first, as two separate gradient contributions would). */
+static inline __attribute__((always_inline)) void add_bwd_range(size_t i0, size_t i1, int act,
+                                                                const float *y, float *dy,
+                                                                float *da, int da_acc, float *db,
+                                                                int db_acc) {
+    for (size_t i = i0; i < i1; i++) {
+        float g = act_grad(act, y ? y[i] : 0.0f, dy[i]);
+        if (da) da[i] = da_acc ? da[i] + g : g;
+        if (db) db[i] = db_acc ? db[i] + g : g;
+    }
+}
+
+void lb_add_backward(size_t n, int act, const float *y, float *dy, float *da, int da_acc, float *db,
+                     int db_acc) {
+    assert(!(da == dy && da_acc));
+    if (da == dy && !act) da = NULL; /* already holds g */
+    if (!da && !db) {
+        if (act)
+            da = dy; /* still leave the masked gradient in dy, as documented */
+        else
+            return;
+    }
+    /* the common cases as straight loops the compiler vectorizes */
+    if (!act && da && db && da != db && !da_acc && !db_acc) {
+#pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
+        for (size_t i = 0; i < n; i++) da[i] = db[i] = dy[i];
+        return;
+    }
+    if (!act && !da && db && !db_acc) {
+#pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
+        for (size_t i = 0; i < n; i++) db[i] = dy[i];
+        return;
+    }
+    if (!act && !da && db) {
+#pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
+        for (size_t i = 0; i < n; i++) db[i] += dy[i];
+        return;
+    }
+    const size_t blk = 4096, nb = (n + blk - 1) / blk;
+#pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
+    for (size_t b = 0; b < nb; b++) {
+        size_t i1 = (b + 1) * blk < n ? (b + 1) * blk : n;
+        /* constant activations: one specialized loop each */
+        if (act == 1)
+            add_bwd_range(b * blk, i1, 1, y, dy, da, da_acc, db, db_acc);
+        else if (act == 2)
+            add_bwd_range(b * blk, i1, 2, y, dy, da, da_acc, db, db_acc);
+        else
+            add_bwd_range(b * blk, i1, 0, y, dy, da, da_acc, db, db_acc);
+    }
 }
 
 /* ---- option-A shortcut ----------------------------------------------------------------------- */
