@@ -40,56 +40,66 @@ static inline float act_grad(int act, float y, float g) {
     return g;
 }
 
-/* Element by element in order (da may be dy, or da == db for y = a + a: the second write then
- * accumulates onto the first, as two separate gradient contributions would). */
-static inline __attribute__((always_inline)) void add_bwd_range(size_t i0, size_t i1, int act,
-                                                                const float *y, float *dy,
-                                                                float *da, int da_acc, float *db,
-                                                                int db_acc) {
+#define AI static inline __attribute__((always_inline))
+
+/* The general case, element by element in order (da == db for y = a + a: the second write then
+ * accumulates onto the first, as two separate gradient contributions would). Rare: no restrict. */
+AI void add_bwd_any(size_t i0, size_t i1, int act, const float *y, float *dy, float *da, int da_acc,
+                    float *db, int db_acc) {
     for (size_t i = i0; i < i1; i++) {
-        float g = act_grad(act, y ? y[i] : 0.0f, dy[i]);
+        float g = act_grad(act, act ? y[i] : 0.0f, dy[i]);
         if (da) da[i] = da_acc ? da[i] + g : g;
         if (db) db[i] = db_acc ? db[i] + g : g;
     }
 }
 
+/* The residual block's case: the add ran in place over a (da is dy), db is another buffer. With
+ * constant act / wdy / dbm (0 none, 1 store, 2 add) and distinct buffers this is one vector
+ * loop; the generic loop above would fail the compiler's overlap check (da == dy) and run
+ * scalar. */
+AI void add_bwd_inplace(size_t i0, size_t i1, int act, const float *restrict y, float *restrict dy,
+                        int wdy, float *restrict db, int dbm) {
+    for (size_t i = i0; i < i1; i++) {
+        float g = act_grad(act, act ? y[i] : 0.0f, dy[i]);
+        if (wdy) dy[i] = g;
+        if (dbm == 1) db[i] = g;
+        if (dbm == 2) db[i] += g;
+    }
+}
+
+#define LB_ADD_BLK 4096
+
 void lb_add_backward(size_t n, int act, const float *y, float *dy, float *da, int da_acc, float *db,
                      int db_acc) {
     assert(!(da == dy && da_acc));
-    if (da == dy && !act) da = NULL; /* already holds g */
-    if (!da && !db) {
-        if (act)
-            da = dy; /* still leave the masked gradient in dy, as documented */
-        else
-            return;
-    }
-    /* the common cases as straight loops the compiler vectorizes */
-    if (!act && da && db && da != db && !da_acc && !db_acc) {
+    const size_t nb = (n + LB_ADD_BLK - 1) / LB_ADD_BLK;
+    if (da && da != dy) {
 #pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
-        for (size_t i = 0; i < n; i++) da[i] = db[i] = dy[i];
+        for (size_t b = 0; b < nb; b++) {
+            size_t e = (b + 1) * LB_ADD_BLK < n ? (b + 1) * LB_ADD_BLK : n;
+            add_bwd_any(b * LB_ADD_BLK, e, act, y, dy, da, da_acc, db, db_acc);
+        }
         return;
     }
-    if (!act && !da && db && !db_acc) {
-#pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
-        for (size_t i = 0; i < n; i++) db[i] = dy[i];
-        return;
-    }
-    if (!act && !da && db) {
-#pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
-        for (size_t i = 0; i < n; i++) db[i] += dy[i];
-        return;
-    }
-    const size_t blk = 4096, nb = (n + blk - 1) / blk;
+    /* da is dy (masked in place when there is an activation) or absent */
+    const int wdy = act != 0 && da == dy;
+    const int dbm = db ? (db_acc ? 2 : 1) : 0;
+    if (!wdy && !dbm) return;
+    const int sel = (act * 2 + wdy) * 3 + dbm;
 #pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
     for (size_t b = 0; b < nb; b++) {
-        size_t i1 = (b + 1) * blk < n ? (b + 1) * blk : n;
-        /* constant activations: one specialized loop each */
-        if (act == 1)
-            add_bwd_range(b * blk, i1, 1, y, dy, da, da_acc, db, db_acc);
-        else if (act == 2)
-            add_bwd_range(b * blk, i1, 2, y, dy, da, da_acc, db, db_acc);
-        else
-            add_bwd_range(b * blk, i1, 0, y, dy, da, da_acc, db, db_acc);
+        size_t i0 = b * LB_ADD_BLK, e = (b + 1) * LB_ADD_BLK < n ? (b + 1) * LB_ADD_BLK : n;
+        switch (sel) {
+#define K(A, W, M)                                                                                 \
+    case (A * 2 + W) * 3 + M:                                                                      \
+        add_bwd_inplace(i0, e, A, y, dy, W, db, M);                                                \
+        break;
+            K(0, 0, 1)
+            K(0, 0, 2) K(1, 0, 1) K(1, 0, 2) K(1, 1, 0) K(1, 1, 1) K(1, 1, 2) K(2, 0, 1) K(2, 0, 2)
+                K(2, 1, 0) K(2, 1, 1) K(2, 1, 2)
+#undef K
+                    default : break;
+        }
     }
 }
 
