@@ -198,6 +198,25 @@ static void test_bn_fast_vs_ref(int n, int c, int hw, float mu, float sd) {
     lb_bn_backward(&d, x, gamma, mr, isr, y2, y2, 0, NULL, NULL);
     CHECK(!memcmp(dx, y2, nx * sizeof *dx), "bn backward in place (dx == dy)");
 
+    /* Fused ReLU / ReLU6 gradient mask: equals masking dy first, then the unfused backward. */
+    for (int act = 1; act <= 2; act++) {
+        lb_bn_desc da = d;
+        da.act = act;
+        float *ya = falloc(nx), *ga = fcopy(dy, nx), *gm = fcopy(dy, nx), *dxa = falloc(nx);
+        for (size_t i = 0; i < nx; i++) ya[i] = 4.0f * x[i] - 4.0f * mu; /* both kinks hit */
+        if (act == 1)
+            lb_relu_backward(nx, ya, dy, gm, 0);
+        else
+            lb_relu6_backward(nx, ya, dy, gm, 0);
+        lb_bn_backward_act(&da, x, ya, gamma, mr, isr, ga, dxa, 0, NULL, NULL);
+        CHECK(!memcmp(ga, gm, nx * sizeof *ga), "bn act %d: dy left masked (%dx%dx%d)", act, n, c,
+              hw);
+        lb_bn_backward_ref(&d, x, gamma, mr, isr, gm, dxr, 0, NULL, NULL);
+        snprintf(what, sizeof what, "bn act %d fast==ref dx (%dx%dx%d)", act, n, c, hw);
+        lbt_close(dxa, dxr, nx, 2e-5, 1e-3, what);
+        free(ya), free(ga), free(gm), free(dxa);
+    }
+
     /* Eval: y = (x - run_mean)/sqrt(run_var + eps)*gamma + beta. */
     lb_bn_forward_eval(&d, x, gamma, beta, rmr, rvr, y);
     for (size_t i = 0; i < nx; i++) {
@@ -691,8 +710,9 @@ int main(void) {
     test_bn_fast_vs_ref(8, 16, 300, 0, 1);
     test_bn_fast_vs_ref(4, 3, 1000, 60, 1);
     test_bn_fast_vs_ref(3, 5, 7, -2, 3);
-    test_bn_fast_vs_ref(4, 300, 3, 1, 1); /* channel blocks beyond one stack group */
-    test_bn_fast_vs_ref(64, 10, 1, 0, 1); /* hw = 1: BN after a linear layer */
+    test_bn_fast_vs_ref(4, 300, 3, 1, 1);  /* channel blocks beyond one stack group */
+    test_bn_fast_vs_ref(64, 10, 1, 0, 1);  /* hw = 1: BN after a linear layer */
+    test_bn_fast_vs_ref(40, 6, 49, 30, 1); /* 7x7 planes: lanes flushed every 4 images, tails */
     if (!quick) test_bn_fast_vs_ref(32, 32, 196, 1, 2);
     test_act(0);
     test_act(1);

@@ -177,6 +177,112 @@ static void plane_dy_sums(const float *restrict x, const float *restrict dy, siz
     *sdyxc += d2;
 }
 
+/* Small planes (hw < LB_BN_CHUNK, e.g. 14x14 and 7x7): reducing every plane to double would cost
+ * more than its arithmetic, so a channel keeps 16 float lanes across images (element j of a plane
+ * goes to lane j % 16) and adds them into double every `k` images, k chosen so that no lane sums
+ * more than 16 elements in float: the same error bound as the chunked path above. */
+typedef struct lanes16 {
+    v4f v[4];
+} lanes16;
+
+typedef int v4i __attribute__((vector_size(16)));
+
+static int small_flush_every(size_t hw) {
+    const size_t per = (hw + 15) / 16; /* elements per lane per image */
+    return per >= 16 ? 1 : (int)(16 / per);
+}
+
+static inline void lanes_flush(lanes16 *a, double *s) {
+    *s += hsum(a->v);
+    memset(a, 0, sizeof *a);
+}
+
+/* s1/s2 += sums of (x - sh) and its square over channels g0..g0+G-1 of all N images. */
+static void small_moments(const float *x, int N, int C, int g0, int G, size_t hw, const float *sh,
+                          double *s1, double *s2, lanes16 *a1, lanes16 *a2) {
+    const int k = small_flush_every(hw);
+    memset(a1, 0, (size_t)G * sizeof *a1);
+    memset(a2, 0, (size_t)G * sizeof *a2);
+    for (int i = 0; i < N; i++) {
+        const float *xi = x + ((size_t)i * C + g0) * hw;
+        for (int g = 0; g < G; g++) {
+            const float *restrict p = xi + (size_t)g * hw;
+            const v4f s4 = {sh[g], sh[g], sh[g], sh[g]};
+            size_t j = 0;
+            for (; j + 16 <= hw; j += 16)
+                for (int l = 0; l < 4; l++) {
+                    v4f v = load4(p + j + 4 * l) - s4;
+                    a1[g].v[l] += v;
+                    a2[g].v[l] += v * v;
+                }
+            for (; j < hw; j++) {
+                float v = p[j] - sh[g];
+                a1[g].v[(j % 16) / 4][j % 4] += v;
+                a2[g].v[(j % 16) / 4][j % 4] += v * v;
+            }
+        }
+        if ((i + 1) % k == 0 || i == N - 1)
+            for (int g = 0; g < G; g++) {
+                lanes_flush(&a1[g], &s1[g]);
+                lanes_flush(&a2[g], &s2[g]);
+            }
+    }
+}
+
+/* The activation's mask as a lane mask (lb_relu_backward's rule: y > 0, and y < 6 for ReLU6). */
+static inline v4i act_mask4(v4f y, int act) {
+    const v4f z = {0, 0, 0, 0}, six = {6, 6, 6, 6};
+    v4i m = (v4i)(y > z);
+    if (act == 2) m &= (v4i)(y < six);
+    return m;
+}
+
+/* sdy/sdyxc += sums of g and g*(x - mean) over channels g0..g0+G-1 of all N images, where g is dy
+ * masked by the activation on yact (written back into dy, as plane_mask does) or dy itself. */
+static void small_dy_sums(const float *x, const float *yact, int act, float *dy, int N, int C,
+                          int g0, int G, size_t hw, const float *mean, double *sdy, double *sdyxc,
+                          lanes16 *a1, lanes16 *a2) {
+    const int k = small_flush_every(hw);
+    memset(a1, 0, (size_t)G * sizeof *a1);
+    memset(a2, 0, (size_t)G * sizeof *a2);
+    for (int i = 0; i < N; i++) {
+        const size_t o = ((size_t)i * C + g0) * hw;
+        for (int g = 0; g < G; g++) {
+            const float *restrict xp = x + o + (size_t)g * hw;
+            const float *restrict yp = yact ? yact + o + (size_t)g * hw : NULL;
+            float *restrict gp = dy + o + (size_t)g * hw;
+            const float mu = mean[g0 + g];
+            const v4f m4 = {mu, mu, mu, mu};
+            size_t j = 0;
+            for (; j + 16 <= hw; j += 16)
+                for (int l = 0; l < 4; l++) {
+                    v4f gv = load4(gp + j + 4 * l);
+                    if (yp) {
+                        gv = (v4f)((v4i)gv & act_mask4(load4(yp + j + 4 * l), act));
+                        memcpy(gp + j + 4 * l, &gv, sizeof gv);
+                    }
+                    a1[g].v[l] += gv;
+                    a2[g].v[l] += gv * (load4(xp + j + 4 * l) - m4);
+                }
+            for (; j < hw; j++) {
+                float gv = gp[j];
+                if (yp) {
+                    int pass = yp[j] > 0.0f && (act != 2 || yp[j] < 6.0f);
+                    gv = pass ? gv : 0.0f;
+                    gp[j] = gv;
+                }
+                a1[g].v[(j % 16) / 4][j % 4] += gv;
+                a2[g].v[(j % 16) / 4][j % 4] += gv * (xp[j] - mu);
+            }
+        }
+        if ((i + 1) % k == 0 || i == N - 1)
+            for (int g = 0; g < G; g++) {
+                lanes_flush(&a1[g], &sdy[g]);
+                lanes_flush(&a2[g], &sdyxc[g]);
+            }
+    }
+}
+
 /* y = (x - mu)*a + b. Centering first costs one subtract but keeps y accurate when |mu| >> std
  * (x*a + (b - mu*a) would cancel). Planes are short (64 floats at 8x8), so the common distinct
  * case takes restrict pointers (no run-time overlap checks); y == x (in place) has its own loop. */
@@ -234,10 +340,15 @@ void lb_bn_forward_train(const lb_bn_desc *d, const float *x, const float *gamma
                 s1[g] = s2[g] = 0;
                 sh[g] = x[(size_t)(g0 + g) * hw];
             }
-            for (int i = 0; i < N; i++) {
-                const float *xi = x + ((size_t)i * C + g0) * hw;
-                for (int g = 0; g < G; g++)
-                    plane_moments(xi + (size_t)g * hw, hw, sh[g], &s1[g], &s2[g]);
+            if (hw < LB_BN_CHUNK) {
+                lanes16 a1[LB_BN_GROUP], a2[LB_BN_GROUP];
+                small_moments(x, N, C, g0, G, hw, sh, s1, s2, a1, a2);
+            } else {
+                for (int i = 0; i < N; i++) {
+                    const float *xi = x + ((size_t)i * C + g0) * hw;
+                    for (int g = 0; g < G; g++)
+                        plane_moments(xi + (size_t)g * hw, hw, sh[g], &s1[g], &s2[g]);
+                }
             }
             for (int g = 0; g < G; g++) {
                 const int c = g0 + g;
@@ -339,15 +450,20 @@ static void bn_backward(const lb_bn_desc *d, const float *x, const float *yact, 
             double sdy[LB_BN_GROUP], sdyxc[LB_BN_GROUP];
             float k1[LB_BN_GROUP], k2[LB_BN_GROUP], k3[LB_BN_GROUP];
             for (int g = 0; g < G; g++) sdy[g] = sdyxc[g] = 0;
-            for (int i = 0; i < N; i++) {
-                const size_t o = ((size_t)i * C + g0) * hw;
-                for (int g = 0; g < G; g++) {
-                    if (yact)
-                        plane_mask(yact + o + (size_t)g * hw, dy + o + (size_t)g * hw, hw, d->act);
-                    plane_dy_sums(x + o + (size_t)g * hw, dy + o + (size_t)g * hw, hw, mean[g0 + g],
-                                  &sdy[g], &sdyxc[g]);
+            if (hw < LB_BN_CHUNK) {
+                lanes16 a1[LB_BN_GROUP], a2[LB_BN_GROUP];
+                small_dy_sums(x, yact, d->act, dy, N, C, g0, G, hw, mean, sdy, sdyxc, a1, a2);
+            } else
+                for (int i = 0; i < N; i++) {
+                    const size_t o = ((size_t)i * C + g0) * hw;
+                    for (int g = 0; g < G; g++) {
+                        if (yact)
+                            plane_mask(yact + o + (size_t)g * hw, dy + o + (size_t)g * hw, hw,
+                                       d->act);
+                        plane_dy_sums(x + o + (size_t)g * hw, dy + o + (size_t)g * hw, hw,
+                                      mean[g0 + g], &sdy[g], &sdyxc[g]);
+                    }
                 }
-            }
             for (int g = 0; g < G; g++) {
                 const int c = g0 + g;
                 const double is = invstd[c], gis = (double)gamma_of(gamma, c) * is;
