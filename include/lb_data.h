@@ -55,6 +55,23 @@ void lb_dataset_free(lb_dataset *d);
  * Entries for channels beyond d->c are mean 0, std 1. */
 void lb_dataset_norm(const lb_dataset *d, float mean[3], float std[3]);
 
+/* The input normalization a model was trained with: value = (pixel/255 - mean[c]) / std[c].
+ * It belongs to the model (lb_model_cfg.norm, recorded in checkpoints), not to the split being
+ * read: a model trained on one split's statistics must see the same constants on any other.
+ * set == 0 means unknown (a zeroed struct, or a checkpoint from before it was recorded); users
+ * then fall back to lb_dataset_norm of the data at hand. Channels beyond the image's are mean 0,
+ * std 1. */
+typedef struct lb_norm {
+    int set;
+    float mean[3], std[3];
+} lb_norm;
+
+/* n's constants when n != NULL and n->set, else lb_dataset_norm(d). */
+void lb_norm_resolve(const lb_norm *n, const lb_dataset *d, float mean[3], float std[3]);
+/* LB_EINVAL unless every mean is finite and every std finite and > 0 (all three channels; an
+ * unset n is valid). `what` names the source (file, option) at the start of the message. */
+lb_status lb_norm_check(const lb_norm *n, const char *what);
+
 typedef struct lb_augment {
     int crop_pad; /* random crop of the image zero-padded (in normalized black) by this; 0 = off */
     int hflip;    /* random horizontal flip */
@@ -69,6 +86,7 @@ typedef struct lb_loader_cfg {
     lb_augment aug;
     uint64_t seed;
     int prefetch; /* prepare the next batch on a background thread */
+    lb_norm norm; /* the model's normalization; unset (zeroed): lb_dataset_norm(d) */
 } lb_loader_cfg;
 
 /* Samples and their randomness, exactly (so tests and resumed runs can reproduce them):
@@ -78,7 +96,8 @@ typedef struct lb_loader_cfg {
  *    with crop_pad = P > 0, oy = lb_rng_below(r, 2P+1) then ox = lb_rng_below(r, 2P+1); then with
  *    hflip, flip = lb_rng_below(r, 2). Output pixel (c, y, x) is the source pixel
  *    (c, y + oy - P, (flip ? w-1-x : x) + ox - P), or 0 outside the image (crop, then flip);
- *  - value = (pixel/255 - mean[c]) / std[c] with lb_dataset_norm's constants.
+ *  - value = (pixel/255 - mean[c]) / std[c] with cfg->norm's constants, or lb_dataset_norm's
+ *    when cfg->norm is unset (LB_EINVAL when it is set but fails lb_norm_check).
  * The loader keeps a pointer to `d`, which must outlive it. d->c must be 1..3. The loader is
  * created at the start of epoch 0. All memory is allocated here; none per batch. */
 lb_status lb_loader_new(const lb_dataset *d, const lb_loader_cfg *cfg, lb_loader **out);

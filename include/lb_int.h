@@ -119,8 +119,8 @@ typedef struct lb_int_model {
 } lb_int_model;
 
 /* Derives the integer model of a planned network whose parameters and quantizer state are loaded
- * (eval semantics: BN running statistics, current steps). mean/std: the data set normalization
- * (lb_dataset_norm) the network was trained with, folded into the input table. Errors
+ * (eval semantics: BN running statistics, current steps). mean/std: the input normalization the
+ * network was trained with (its lb_model_cfg.norm), folded into the input table. Errors
  * (LB_EINVAL) name the layer and the reason: float weights or inputs, a quantizer kind without an
  * integer form, an op or arrangement with no integer rule, accumulators that could overflow. */
 lb_status lb_int_from_net(const lb_net *n, const float mean[3], const float std[3],
@@ -159,10 +159,12 @@ typedef struct lb_int_eval {
 
 /* Evaluates the integer model on the first `limit` (0 = all) images of d in batches of `batch`.
  * logits (may be NULL) receives [n][classes]. With fnet != NULL (planned for `batch`) the float
- * QAT model runs on the same images (normalized as the loader does) and predictions are compared.
- * The float pass also runs alone (m == NULL) to time it. */
-lb_status lb_int_evaluate(lb_int_model *m, lb_net *fnet, const lb_dataset *d, int limit, int batch,
-                          lb_int_impl impl, int nthreads, int32_t *logits, lb_int_eval *r);
+ * QAT model runs on the same images (normalized as the loader does, with `norm`: the model's, the
+ * same constants m was built with; NULL or unset: lb_dataset_norm(d)) and predictions are
+ * compared. The float pass also runs alone (m == NULL) to time it. */
+lb_status lb_int_evaluate(lb_int_model *m, lb_net *fnet, const lb_dataset *d, const lb_norm *norm,
+                          int limit, int batch, lb_int_impl impl, int nthreads, int32_t *logits,
+                          lb_int_eval *r);
 /* Writes one line per image: the prediction, then the logits, space separated (the format of
  * the exported main.c). */
 lb_status lb_int_write_logits(const char *path, const int32_t *logits, int n, int classes);

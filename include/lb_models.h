@@ -5,6 +5,7 @@
 #ifndef LB_MODELS_H
 #define LB_MODELS_H
 
+#include "lb_data.h"
 #include "lb_nn.h"
 #include "lb_quant.h"
 
@@ -21,9 +22,14 @@ typedef struct lb_model_cfg {
     char arch[32]; /* cnn | resnet20 | resnet18 */
     int in_c, in_h, in_w, classes;
     lb_quant_plan q;
+    /* The input normalization the model is trained with: a fresh training run sets it from
+     * the training split (lb_dataset_norm), a resumed or --init run takes the checkpoint's.
+     * Every evaluation and export uses it; unset only for checkpoints written before it was
+     * recorded (see lb_ckpt_info). */
+    lb_norm norm;
 } lb_model_cfg;
 
-/* Defaults: fp32 plan, first/last 8 bits, W4A4 body when kind is set. */
+/* Defaults: fp32 plan, first/last 8 bits, W4A4 body when kind is set, normalization unset. */
 void lb_model_cfg_default(lb_model_cfg *c);
 lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out);
 /* Applies cfg->q to an already built (unplanned) net. */

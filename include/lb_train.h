@@ -14,7 +14,8 @@ typedef struct lb_train_cfg {
     char data_dir[512];
     char out[512];     /* checkpoint path (written atomically after every epoch) */
     char resume[512];  /* checkpoint to continue from ("" = fresh start) */
-    char init[512];    /* checkpoint whose weights start a fresh run (fine-tuning), "" = none */
+    char init[512];    /* checkpoint whose weights (and normalization) start a fresh run
+                        * (fine-tuning), "" = none */
     char metrics[512]; /* JSON lines, one per epoch ("" = <out>.metrics.jsonl) */
     int epochs, batch, threads;
     int stop_after; /* stop (as if killed) after this epoch; 0 = run all */
@@ -47,13 +48,20 @@ typedef void (*lb_progress_fn)(void *ctx, const lb_progress *p);
  * test accuracy lands in *final_acc (may be NULL). */
 lb_status lb_train_run(const lb_train_cfg *cfg, lb_progress_fn fn, void *ctx, float *final_acc);
 
-/* Evaluation of a planned network on a data set (eval mode), batch by batch. */
-lb_status lb_evaluate(lb_net *n, const lb_dataset *d, int limit, int batch, float *loss,
-                      float *acc);
+/* Evaluation of a planned network on a data set (eval mode), batch by batch, the images
+ * normalized with `norm`: the model's (lb_model_cfg.norm); NULL or unset falls back to
+ * lb_dataset_norm(d), right only for models trained on data with the same statistics. */
+lb_status lb_evaluate(lb_net *n, const lb_dataset *d, const lb_norm *norm, int limit, int batch,
+                      float *loss, float *acc);
 
 /* Checkpoints. A checkpoint holds every parameter and state tensor by name, optimizer state
- * ("optim.m.<name>", "optim.v.<name>"), and metadata: the model config (lowbit.model, JSON), the
- * training config (lowbit.train, JSON), epoch, step, optimizer step count and the RNG state. */
+ * ("optim.m.<name>", "optim.v.<name>"), and metadata: the model config (lowbit.model, JSON,
+ * including the input normalization as "norm_mean"/"norm_std", 3 numbers each), the training
+ * config (lowbit.train, JSON), epoch, step, optimizer step count and the RNG state. Reading
+ * validates the normalization (finite, std > 0; LB_EFORMAT naming the file). Checkpoints written
+ * before it was recorded have none: model.norm comes back unset and evaluation, export and a
+ * resumed run fall back to lb_dataset_norm of the data they read (for resume, the training split,
+ * which is what those runs used). */
 typedef struct lb_ckpt_info {
     lb_model_cfg model;
     lb_train_cfg train; /* as recorded (paths excluded) */

@@ -600,7 +600,7 @@ static void test_loader(void) {
     lb_loader *l = NULL, *l2 = NULL;
 
     /* In order, no augmentation: batches 5,5,5,5,3 then 0, plain normalized pixels. */
-    lb_loader_cfg cfg = {5, 0, 0, {0, 0}, 1, 0};
+    lb_loader_cfg cfg = {5, 0, 0, {0, 0}, 1, 0, {0}};
     CHECK(lb_loader_new(&d, &cfg, &l) == LB_OK, "new: %s", lb_error_msg());
     CHECK(lb_loader_batches(l) == 5 && lb_loader_samples(l) == N, "batches %d samples %d",
           lb_loader_batches(l), lb_loader_samples(l));
@@ -618,7 +618,7 @@ static void test_loader(void) {
     lb_loader_free(l);
 
     /* Shuffled and augmented: order and per-sample draws exactly as documented. */
-    lb_loader_cfg ac = {4, 1, 0, {1, 1}, 77, 0};
+    lb_loader_cfg ac = {4, 1, 0, {1, 1}, 77, 0, {0}};
     lb_loader_cfg pc = ac;
     pc.prefetch = 1;
     CHECK(lb_loader_new(&d, &ac, &l) == LB_OK && lb_loader_new(&d, &pc, &l2) == LB_OK, "new aug");
@@ -703,7 +703,7 @@ static void test_loader(void) {
     lb_loader_free(NULL);
 
     /* limit, and a batch larger than the set */
-    lb_loader_cfg lc = {3, 1, 7, {0, 1}, 5, 1};
+    lb_loader_cfg lc = {3, 1, 7, {0, 1}, 5, 1, {0}};
     CHECK(lb_loader_new(&d, &lc, &l) == LB_OK, "new limit");
     CHECK(lb_loader_batches(l) == 3 && lb_loader_samples(l) == 7, "limit batches");
     got = run_epoch(l, 2, 3, chw, x, y, sizes);
@@ -723,7 +723,7 @@ static void test_loader(void) {
     int32_t tl[1] = {0};
     lb_dataset td = {1, 1, 2, 2, 1, tiny, tl};
     lb_dataset_norm(&td, mean, sd);
-    lb_loader_cfg tc = {1, 0, 0, {1, 1}, 3, 1};
+    lb_loader_cfg tc = {1, 0, 0, {1, 1}, 3, 1, {0}};
     CHECK(lb_loader_new(&td, &tc, &l) == LB_OK, "new tiny");
     static const uint8_t padded[4][4] = {
         {0, 0, 0, 0}, {0, 10, 20, 0}, {0, 30, 40, 0}, {0, 0, 0, 0}};
@@ -755,7 +755,7 @@ static void test_loader(void) {
     lb_loader_free(l);
 
     /* bad configurations */
-    lb_loader_cfg bc = {0, 0, 0, {0, 0}, 0, 0};
+    lb_loader_cfg bc = {0, 0, 0, {0, 0}, 0, 0, {0}};
     CHECK(lb_loader_new(&d, &bc, &l) == LB_EINVAL && l == NULL, "batch 0 rejected");
     bc.batch = 1;
     bc.aug.crop_pad = -1;
@@ -769,6 +769,69 @@ static void test_loader(void) {
     free(e);
 }
 
+/* Explicit normalization constants (the model's) replace the data set's own statistics. */
+static void test_loader_norm(void) {
+    enum { N = 6, C = 2, H = 3, W = 3 };
+    uint8_t img[N * C * H * W];
+    int32_t lab[N];
+    for (int i = 0; i < N; i++) {
+        lab[i] = i % 2;
+        for (int k = 0; k < C * H * W; k++) img[i * C * H * W + k] = (uint8_t)(i * 40 + k * 7);
+    }
+    lb_dataset d = {N, C, H, W, 2, img, lab};
+    const size_t chw = C * H * W;
+    float own_mean[3], own_sd[3], x[N * C * H * W], e[C * H * W];
+    int32_t y[N];
+    lb_dataset_norm(&d, own_mean, own_sd);
+    const lb_norm nm = {1, {0.5f, 0.25f, 0.125f}, {0.25f, 0.5f, 2.0f}};
+    CHECK(own_mean[0] != nm.mean[0] && own_sd[1] != nm.std[1],
+          "the constants differ from the data's");
+
+    lb_loader_cfg cfg = {4, 0, 0, {0, 0}, 1, 0, nm};
+    lb_loader *l = NULL;
+    CHECK(lb_loader_new(&d, &cfg, &l) == LB_OK, "new with norm: %s", lb_error_msg());
+    int got = run_epoch(l, 0, 4, chw, x, y, NULL), ok = got == N;
+    for (int i = 0; ok && i < N; i++) {
+        expect_sample(&d, i, 0, 0, 0, 0, nm.mean, nm.std, e);
+        ok &= memcmp(e, x + i * chw, sizeof e) == 0;
+    }
+    CHECK(ok, "loader values use the given mean/std, not the data's");
+    lb_loader_free(l);
+
+    /* lb_norm_resolve: the model's when set, else the data's */
+    float m[3], sd[3];
+    lb_norm_resolve(&nm, &d, m, sd);
+    CHECK(memcmp(m, nm.mean, sizeof m) == 0 && memcmp(sd, nm.std, sizeof sd) == 0, "resolve set");
+    lb_norm unset = {0, {9, 9, 9}, {9, 9, 9}};
+    lb_norm_resolve(&unset, &d, m, sd);
+    CHECK(memcmp(m, own_mean, sizeof m) == 0 && memcmp(sd, own_sd, sizeof sd) == 0,
+          "resolve unset falls back to lb_dataset_norm");
+    lb_norm_resolve(NULL, &d, m, sd);
+    CHECK(memcmp(m, own_mean, sizeof m) == 0, "resolve NULL falls back to lb_dataset_norm");
+    CHECK(lb_norm_check(&unset, "x") == LB_OK && lb_norm_check(NULL, "x") == LB_OK,
+          "unset is valid");
+
+    /* invalid constants are refused, naming the channel */
+    static const struct {
+        int ch;
+        float mean, sd;
+    } bad[] = {{0, 0.5f, 0.0f},     {1, 0.5f, -0.25f},    {2, NAN, 1.0f},
+               {1, 0.5f, INFINITY}, {0, -INFINITY, 1.0f}, {2, 0.5f, NAN}};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        lb_loader_cfg bc = cfg;
+        bc.norm.mean[bad[k].ch] = bad[k].mean;
+        bc.norm.std[bad[k].ch] = bad[k].sd;
+        l = (lb_loader *)&bc; /* must be reset to NULL */
+        lb_status st = lb_loader_new(&d, &bc, &l);
+        char ch[16];
+        snprintf(ch, sizeof ch, "channel %d", bad[k].ch);
+        CHECK(st == LB_EINVAL && l == NULL && strstr(lb_error_msg(), "normalization") &&
+                  strstr(lb_error_msg(), ch),
+              "bad norm %zu rejected: %s", k, lb_error_msg());
+        if (st == LB_OK) lb_loader_free(l);
+    }
+}
+
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -778,7 +841,7 @@ static double now(void) {
 /* The real set through the loader: prefetch on == off, and the loader's own speed. */
 static void test_loader_fashion(const lb_dataset *train) {
     if (train->n != 60000) return;
-    lb_loader_cfg cfg = {128, 1, g_quick ? 4096 : 0, {2, 1}, 11, 0};
+    lb_loader_cfg cfg = {128, 1, g_quick ? 4096 : 0, {2, 1}, 11, 0, {0}};
     lb_loader *a, *b;
     CHECK(lb_loader_new(train, &cfg, &a) == LB_OK, "fashion loader");
     cfg.prefetch = 1;
@@ -828,6 +891,7 @@ int main(void) {
     test_dirs();
     test_norm();
     test_loader();
+    test_loader_norm();
     lb_dataset train;
     test_fashion(&train);
     test_loader_fashion(&train);

@@ -278,7 +278,7 @@ static void check_model(const char *what, lb_net *n, const lb_dataset *d, int co
     int32_t *l0 = malloc((size_t)count * m->classes * sizeof *l0);
     int32_t *l1 = malloc((size_t)count * m->classes * sizeof *l1);
     lb_int_eval r;
-    st = lb_int_evaluate(m, n, d, count, 32, LB_INT_AUTO, 2, l0, &r);
+    st = lb_int_evaluate(m, n, d, NULL, count, 32, LB_INT_AUTO, 2, l0, &r);
     CHECK(st == LB_OK && r.n == count, "%s: evaluation: %s", what, lb_error_msg());
     double agree = (double)r.agree / count;
     CHECK(agree >= min_agree, "%s: integer and float predictions agree on %.4f < %.2f", what, agree,

@@ -11,8 +11,10 @@
 static int cmd_eval_integer(const char *file, lb_net *n, const lb_dataset *d,
                             const lb_ckpt_info *info, int integer, int compare, const char *dump,
                             lb_int_impl impl, int limit, int batch, int threads) {
+    /* the model's normalization (the data's own only for older checkpoints, see cmd_eval) */
+    const lb_norm *norm = &info->model.norm;
     float mean[3], sd[3];
-    lb_dataset_norm(d, mean, sd);
+    lb_norm_resolve(norm, d, mean, sd);
     lb_int_model *m = NULL;
     if (integer && lb_int_from_net(n, mean, sd, &m) != LB_OK)
         cli_die(1, "eval", "%s: %s", file, lb_error_msg());
@@ -20,7 +22,7 @@ static int cmd_eval_integer(const char *file, lb_net *n, const lb_dataset *d,
     int32_t *logits = dump ? malloc((size_t)cnt * info->model.classes * sizeof *logits) : NULL;
     if (dump && !logits) cli_die(1, "eval", "out of memory");
     lb_int_eval r;
-    lb_status st = lb_int_evaluate(m, (!integer || compare) ? n : NULL, d, limit, batch, impl,
+    lb_status st = lb_int_evaluate(m, (!integer || compare) ? n : NULL, d, norm, limit, batch, impl,
                                    threads, logits, &r);
     if (st == LB_OK && dump) st = lb_int_write_logits(dump, logits, r.n, info->model.classes);
     free(logits);
@@ -114,6 +116,11 @@ int cmd_eval(int argc, char **argv) {
                 "%s: data %dx%dx%d with %d classes does not fit the model (%dx%dx%d, %d)", data, dc,
                 dh, dw, dk, info.model.in_c, info.model.in_h, info.model.in_w, info.model.classes);
     }
+    if (!info.model.norm.set)
+        fprintf(stderr,
+                "lowbit eval: note: %s records no input normalization (older checkpoint); "
+                "using the statistics of %s's test split\n",
+                file, data);
     if (integer || timing) {
         int rc = cmd_eval_integer(file, n, &d, &info, integer, compare, dump, impl, limit, batch,
                                   threads);
@@ -122,7 +129,7 @@ int cmd_eval(int argc, char **argv) {
         return rc;
     }
     float loss, acc;
-    st = lb_evaluate(n, &d, limit, batch, &loss, &acc);
+    st = lb_evaluate(n, &d, &info.model.norm, limit, batch, &loss, &acc);
     lb_net_free(n);
     lb_dataset_free(&d);
     if (st != LB_OK) cli_die(1, "eval", "%s", lb_error_msg());
@@ -137,7 +144,7 @@ int cmd_info(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             puts("usage: lowbit info FILE\nDescribes checkpoint FILE: model, quantization, "
-                 "training state, tensors.");
+                 "input normalization, training state, tensors.");
             return 0;
         }
         if (argv[i][0] == '-') cli_die(2, "info", "unknown option '%s'", argv[i]);
@@ -154,6 +161,17 @@ int cmd_info(int argc, char **argv) {
     printf("quant: %s  W%dA%d  first %d  last %d  per_channel %d  layer_bits '%s'\n",
            lb_qkind_name(m->q.kind), m->q.wbits, m->q.abits, m->q.first_bits, m->q.last_bits,
            m->q.per_channel, m->q.overrides);
+    if (m->norm.set) {
+        int nc = m->in_c < 3 ? m->in_c : 3;
+        printf("norm: mean");
+        for (int c = 0; c < nc; c++) printf(" %.6g", (double)m->norm.mean[c]);
+        printf("  std");
+        for (int c = 0; c < nc; c++) printf(" %.6g", (double)m->norm.std[c]);
+        printf("  (applied to pixel/255)\n");
+    } else {
+        printf("norm: not recorded (older checkpoint): eval and export use the statistics of "
+               "the data they read\n");
+    }
     printf("epoch: %d/%d  step: %ld  test_acc: %.4f  seed: %llu  batch: %d  lr: %g\n", in.epoch,
            in.train.epochs, in.step, in.test_acc, (unsigned long long)in.train.seed, in.train.batch,
            in.train.sched.base);

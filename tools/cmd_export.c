@@ -15,8 +15,9 @@ int cmd_export(int argc, char **argv) {
                  "Writes the integer model of checkpoint FILE as C99 into DIR: model.h,\n"
                  "model_data.h, model.c (no malloc, no float, no libm) and a host main.c.\n"
                  "  -o DIR       output directory (created; a previous export there is replaced)\n"
-                 "  --data DIR   the data set whose normalization the model was trained with\n"
-                 "               (default /usr/share/datasets/fashion-mnist)\n"
+                 "  --data DIR   only for checkpoints that record no input normalization\n"
+                 "               (older files): the data set whose test split's statistics\n"
+                 "               stand in for it (default /usr/share/datasets/fashion-mnist)\n"
                  "Only fully quantized models (uniform lsq/fixed quantizers on every layer's\n"
                  "weights and on every input but the image) can be exported.");
             return 0;
@@ -38,20 +39,29 @@ int cmd_export(int argc, char **argv) {
     lb_ckpt_info info;
     if (lb_ckpt_open_model(file, 1, 1, &n, &info) != LB_OK)
         cli_die(1, "export", "%s", lb_error_msg());
+    /* The normalization is the model's; only older checkpoints, which do not record it, need a
+     * data set to stand in for it. */
     lb_dataset d;
-    if (lb_dataset_load_dir(data, 0, &d) != LB_OK) {
-        lb_net_free(n);
-        cli_die(1, "export", "%s (needed for the input normalization)", lb_error_msg());
+    memset(&d, 0, sizeof d);
+    if (!info.model.norm.set) {
+        if (lb_dataset_load_dir(data, 0, &d) != LB_OK) {
+            lb_net_free(n);
+            cli_die(1, "export", "%s (needed for the input normalization)", lb_error_msg());
+        }
+        if (d.c != info.model.in_c || d.h != info.model.in_h || d.w != info.model.in_w) {
+            lb_net_free(n);
+            lb_dataset_free(&d);
+            cli_die(1, "export", "%s: data set does not fit the model's %dx%dx%d input", data,
+                    info.model.in_c, info.model.in_h, info.model.in_w);
+        }
+        fprintf(stderr,
+                "lowbit export: note: %s records no input normalization (older checkpoint); "
+                "using the statistics of %s's test split\n",
+                file, data);
     }
     float mean[3], sd[3];
-    lb_dataset_norm(&d, mean, sd);
-    int fits = d.c == info.model.in_c && d.h == info.model.in_h && d.w == info.model.in_w;
+    lb_norm_resolve(&info.model.norm, &d, mean, sd);
     lb_dataset_free(&d);
-    if (!fits) {
-        lb_net_free(n);
-        cli_die(1, "export", "%s: data set does not fit the model's %dx%dx%d input", data,
-                info.model.in_c, info.model.in_h, info.model.in_w);
-    }
     lb_int_model *m;
     lb_status st = lb_int_from_net(n, mean, sd, &m);
     lb_net_free(n);

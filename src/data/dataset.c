@@ -165,3 +165,25 @@ void lb_dataset_norm(const lb_dataset *d, float mean[3], float std[3]) {
         }
     }
 }
+
+void lb_norm_resolve(const lb_norm *n, const lb_dataset *d, float mean[3], float std[3]) {
+    if (n && n->set) {
+        memcpy(mean, n->mean, 3 * sizeof *mean);
+        memcpy(std, n->std, 3 * sizeof *std);
+        return;
+    }
+    lb_dataset_norm(d, mean, std);
+}
+
+lb_status lb_norm_check(const lb_norm *n, const char *what) {
+    if (!n || !n->set) return LB_OK;
+    for (int c = 0; c < 3; c++) {
+        /* std <= 0 or non-finite would turn every input into inf/NaN without any other error */
+        if (!isfinite(n->mean[c]) || !isfinite(n->std[c]) || !(n->std[c] > 0))
+            return lb_error_set(LB_EINVAL,
+                                "%s: bad input normalization for channel %d: mean %g, std %g "
+                                "(need finite values and std > 0)",
+                                what, c, (double)n->mean[c], (double)n->std[c]);
+    }
+    return LB_OK;
+}

@@ -143,6 +143,9 @@ lb_status lb_loader_new(const lb_dataset *d, const lb_loader_cfg *cfg, lb_loader
         return lb_error_set(LB_EINVAL, "crop padding %d must be in [0, %d]", cfg->aug.crop_pad,
                             d->h < d->w ? d->h : d->w);
 
+    lb_status nst = lb_norm_check(&cfg->norm, "loader");
+    if (nst != LB_OK) return nst;
+
     lb_loader *l = calloc(1, sizeof *l);
     if (!l) return lb_error_set(LB_ENOMEM, "cannot allocate the loader");
     l->d = d;
@@ -152,7 +155,7 @@ lb_status lb_loader_new(const lb_dataset *d, const lb_loader_cfg *cfg, lb_loader
     l->chw = (size_t)d->c * d->h * d->w;
 
     float mean[3], sd[3];
-    lb_dataset_norm(d, mean, sd);
+    lb_norm_resolve(&cfg->norm, d, mean, sd);
     for (int c = 0; c < 3; c++)
         for (int v = 0; v < 256; v++) l->lut[c][v] = ((float)v / 255.0f - mean[c]) / sd[c];
 

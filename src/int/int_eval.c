@@ -22,10 +22,13 @@ static int argmax_f(const float *v, int n) {
     return best;
 }
 
-lb_status lb_int_evaluate(lb_int_model *m, lb_net *fnet, const lb_dataset *d, int limit, int batch,
-                          lb_int_impl impl, int nthreads, int32_t *logits, lb_int_eval *r) {
+lb_status lb_int_evaluate(lb_int_model *m, lb_net *fnet, const lb_dataset *d, const lb_norm *norm,
+                          int limit, int batch, lb_int_impl impl, int nthreads, int32_t *logits,
+                          lb_int_eval *r) {
     memset(r, 0, sizeof *r);
     if (!m && !fnet) return lb_error_set(LB_EINVAL, "evaluation: no model given");
+    lb_status st = lb_norm_check(norm, "evaluation");
+    if (st != LB_OK) return st;
     if (batch < 1) return lb_error_set(LB_EINVAL, "evaluation: batch %d must be >= 1", batch);
     if (fnet && fnet->max_batch < batch)
         return lb_error_set(LB_EINVAL, "evaluation: float net planned for batch %d < %d",
@@ -42,14 +45,13 @@ lb_status lb_int_evaluate(lb_int_model *m, lb_net *fnet, const lb_dataset *d, in
     int32_t *lg = malloc((size_t)batch * classes * sizeof *lg);
     int32_t *ipred = malloc((size_t)batch * sizeof *ipred);
     float *x = fnet ? malloc((size_t)batch * chw * sizeof *x) : NULL;
-    lb_status st = LB_OK;
     if (!lg || !ipred || (fnet && !x)) {
         st = lb_error_set(LB_ENOMEM, "out of memory for evaluation buffers");
         goto out;
     }
     /* the loader's normalization, exactly (no augmentation at evaluation) */
     float mean[3], sd[3], lut[3][256];
-    lb_dataset_norm(d, mean, sd);
+    lb_norm_resolve(norm, d, mean, sd);
     for (int c = 0; c < 3; c++)
         for (int v = 0; v < 256; v++) lut[c][v] = ((float)v / 255.0f - mean[c]) / sd[c];
     for (int b0 = 0; b0 < n && st == LB_OK; b0 += batch) {

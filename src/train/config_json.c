@@ -20,6 +20,12 @@ char *lb_model_cfg_to_json(const lb_model_cfg *m) {
     cJSON_AddNumberToObject(o, "last_bits", m->q.last_bits);
     cJSON_AddNumberToObject(o, "per_channel", m->q.per_channel);
     cJSON_AddStringToObject(o, "layer_bits", m->q.overrides);
+    if (m->norm.set) {
+        /* cJSON prints doubles so that they parse back exactly; a float survives the trip, so
+         * a resumed run normalizes bit for bit as the first one did */
+        cJSON_AddItemToObject(o, "norm_mean", cJSON_CreateFloatArray(m->norm.mean, 3));
+        cJSON_AddItemToObject(o, "norm_std", cJSON_CreateFloatArray(m->norm.std, 3));
+    }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -46,6 +52,41 @@ static int get_str(const cJSON *o, const char *k, char *dst, size_t n) {
     return 1;
 }
 
+/* An array of exactly 3 numbers into dst; 0 otherwise. */
+static int get_float3(const cJSON *o, const char *k, float dst[3]) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 3) return 0;
+    for (int i = 0; i < 3; i++) {
+        const cJSON *x = cJSON_GetArrayItem(a, i);
+        if (!cJSON_IsNumber(x)) return 0;
+        dst[i] = (float)x->valuedouble;
+    }
+    return 1;
+}
+
+/* norm_mean/norm_std: both absent in checkpoints written before the normalization was recorded
+ * (norm stays unset; evaluation then falls back to lb_dataset_norm of its data), else both
+ * arrays of 3 numbers, finite, std > 0 (checked as floats: 1e300 would become inf). */
+static lb_status get_norm(const cJSON *o, const char *path, lb_norm *n) {
+    memset(n, 0, sizeof *n);
+    int hm = cJSON_GetObjectItemCaseSensitive(o, "norm_mean") != NULL,
+        hs = cJSON_GetObjectItemCaseSensitive(o, "norm_std") != NULL;
+    if (!hm && !hs) return LB_OK;
+    if (!get_float3(o, "norm_mean", n->mean) || !get_float3(o, "norm_std", n->std))
+        return lb_error_set(LB_EFORMAT,
+                            "%s: metadata lowbit.model: norm_mean and norm_std must both be "
+                            "arrays of 3 numbers",
+                            path);
+    n->set = 1;
+    char what[600];
+    snprintf(what, sizeof what, "%.500s: metadata lowbit.model", path);
+    if (lb_norm_check(n, what) != LB_OK) {
+        memset(n, 0, sizeof *n);
+        return LB_EFORMAT; /* the message names the file, channel and values */
+    }
+    return LB_OK;
+}
+
 lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg *m) {
     cJSON *o = cJSON_Parse(js);
     if (!cJSON_IsObject(o)) {
@@ -62,7 +103,9 @@ lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg 
              get_int(o, "last_bits", &m->q.last_bits) &&
              get_int(o, "per_channel", &m->q.per_channel) &&
              get_str(o, "layer_bits", m->q.overrides, sizeof m->q.overrides);
+    lb_status nst = ok ? get_norm(o, path, &m->norm) : LB_OK;
     cJSON_Delete(o);
+    if (nst != LB_OK) return nst;
     if (!ok)
         return lb_error_set(LB_EFORMAT,
                             "%s: metadata lowbit.model lacks a field or has one "

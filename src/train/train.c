@@ -42,10 +42,11 @@ void lb_train_cfg_default(lb_train_cfg *c) {
     c->aug.hflip = 1;
 }
 
-lb_status lb_evaluate(lb_net *n, const lb_dataset *d, int limit, int batch, float *loss,
-                      float *acc) {
+lb_status lb_evaluate(lb_net *n, const lb_dataset *d, const lb_norm *norm, int limit, int batch,
+                      float *loss, float *acc) {
     int classes = lb_net_classes(n);
-    lb_loader_cfg lc = {batch, 0, limit, {0, 0}, 0, 1};
+    lb_loader_cfg lc = {batch, 0, limit, {0, 0}, 0, 1, {0}};
+    if (norm) lc.norm = *norm;
     lb_loader *l;
     lb_status st = lb_loader_new(d, &lc, &l);
     if (st != LB_OK) return st;
@@ -138,6 +139,15 @@ lb_status lb_run_setup(run *r, lb_train_cfg *c) {
     c->model.in_h = r->train.h;
     c->model.in_w = r->train.w;
     c->model.classes = r->train.classes;
+    /* The normalization belongs to the model: a fresh run takes the training split's; a resumed
+     * or fine-tuning run arrives with its checkpoint's (unset only for older files, whose runs
+     * used the training split's too, so a resume stays bit for bit). */
+    if (!c->model.norm.set) {
+        lb_dataset_norm(&r->train, c->model.norm.mean, c->model.norm.std);
+        c->model.norm.set = 1;
+    } else if ((st = lb_norm_check(&c->model.norm, "model config")) != LB_OK) {
+        return st;
+    }
     if ((st = lb_model_build(&c->model, &r->net)) != LB_OK) return st;
     if ((st = lb_net_plan(r->net, c->batch, c->threads)) != LB_OK) return st;
     lb_net_init(r->net, c->seed);
@@ -146,7 +156,7 @@ lb_status lb_run_setup(run *r, lb_train_cfg *c) {
     r->seg = lb_net_segments(r->net, &r->nseg);
     if (!r->opt_state || !r->seg) return lb_error_set(LB_ENOMEM, "out of memory (optimizer)");
     lb_optim_init(&r->opt, &c->opt, r->net->nparam, r->opt_state);
-    lb_loader_cfg lc = {c->batch, 1, c->train_limit, c->aug, c->seed, 1};
+    lb_loader_cfg lc = {c->batch, 1, c->train_limit, c->aug, c->seed, 1, c->model.norm};
     if ((st = lb_loader_new(&r->train, &lc, &r->loader)) != LB_OK) return st;
     int classes = lb_net_classes(r->net);
     size_t per = (size_t)r->train.c * r->train.h * r->train.w;
@@ -199,6 +209,12 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
     if (c->sched.base == 0) c->sched.base = lb_train_default_lr(c->model.arch);
     if ((st = check_cfg(c)) != LB_OK) return st;
     if (!c->metrics[0]) snprintf(c->metrics, sizeof c->metrics, "%.490s.metrics.jsonl", c->out);
+    if (c->init[0] && !c->resume[0]) {
+        /* fine-tuning keeps the normalization the initial weights were trained with */
+        lb_ckpt_info ii;
+        if ((st = lb_ckpt_peek(c->init, &ii)) != LB_OK) return st;
+        if (ii.model.norm.set) c->model.norm = ii.model.norm;
+    }
     lb_threads_set(c->threads);
     run r;
     memset(&r, 0, sizeof r);
@@ -247,7 +263,8 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         }
         double t_train = now_s() - t0;
         p.img_per_s = (float)((double)seen / t_train);
-        st = lb_evaluate(r.net, &r.test, c->test_limit, c->batch, &p.test_loss, &p.test_acc);
+        st = lb_evaluate(r.net, &r.test, &c->model.norm, c->test_limit, c->batch, &p.test_loss,
+                         &p.test_acc);
         if (st != LB_OK) goto out;
         p.epoch_s = (float)(now_s() - t0);
         p.done = 1;

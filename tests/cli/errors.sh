@@ -155,6 +155,11 @@ m = json.loads(h["__metadata__"]["lowbit.model"])
 m["arch"] = "resnet20"
 h["__metadata__"]["lowbit.model"] = json.dumps(m)
 save("claims_resnet20.ckpt", h)
+h = json.loads(json.dumps(head))
+m = json.loads(h["__metadata__"]["lowbit.model"])
+m["norm_std"] = [0.0]
+h["__metadata__"]["lowbit.model"] = json.dumps(m)
+save("bad_norm.ckpt", h)
 open(f"{out}/hdr_size.ckpt", "wb").write(struct.pack("<Q", 2 * len(raw)) + raw[8:])
 open(f"{out}/hdr_json.ckpt", "wb").write(raw[:8] + b"[" + raw[9:])
 EOF
@@ -166,6 +171,8 @@ EOF
         "$L" eval "$T/renamed.ckpt" --data "$T/good"
     expect_error "cnn checkpoint claiming resnet20" "$T/claims_resnet20.ckpt" 'shape|missing' \
         "$L" info "$T/claims_resnet20.ckpt"
+    expect_error "checkpoint with a malformed normalization" "$T/bad_norm.ckpt" 'norm_std' \
+        "$L" info "$T/bad_norm.ckpt"
     expect_error "resume from a checkpoint that does not fit" "$T/claims_resnet20.ckpt" \
         'shape|missing' "$L" "${TR[@]}" --data "$T/good" --resume "$T/claims_resnet20.ckpt"
     expect_error "data that does not fit the checkpoint" "$T/cifar" '3x32x32 with 100 classes' \

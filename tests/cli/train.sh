@@ -69,11 +69,13 @@ EOF
 last_acc=$(tail -n 1 "$T/metrics.out")
 
 # ---- info -------------------------------------------------------------------------------------
+# the normalization is the model's, recorded from the training split (Fashion-MNIST's constants)
 if "$L" info "$ck" >"$T/info.out" 2>"$T/info.err" && grep -q '^model: cnn' "$T/info.out" &&
-    grep -q '^epoch: 2/2' "$T/info.out" && grep -qE '^ +fc +linear' "$T/info.out"; then
+    grep -q '^epoch: 2/2' "$T/info.out" && grep -qE '^ +fc +linear' "$T/info.out" &&
+    grep -qE '^norm: mean 0\.286 +std 0\.353 ' "$T/info.out"; then
     ok
 else
-    bad "info" "exit status or content (model: cnn, epoch: 2/2, the fc layer)" "$T/info.out"
+    bad "info" "exit status or content (model: cnn, epoch: 2/2, the fc layer, norm)" "$T/info.out"
 fi
 
 # ---- eval: same data and batching as the run's own evaluation, so the same accuracy -----------
