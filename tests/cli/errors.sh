@@ -188,6 +188,7 @@ expect_error "--epochs 0" "--epochs" "'0'" "$L" "${TR[@]}" "${G[@]}" --epochs 0
 expect_error "--batch abc" "--batch" "'abc'" "$L" "${TR[@]}" "${G[@]}" --batch abc
 expect_error "--lr -1" "--lr" "'-1'" "$L" "${TR[@]}" "${G[@]}" --lr -1
 expect_error "--wbits 9" "--wbits" "'9'" "$L" "${TR[@]}" "${G[@]}" --wbits 9
+expect_error "--crop-pad 17" "--crop-pad" "'17'" "$L" "${TR[@]}" "${G[@]}" --crop-pad 17
 expect_error "--model foo" "--model" "'foo'" "$L" "${TR[@]}" "${G[@]}" --model foo
 expect_error "--quant bar" "--quant" "'bar'" "$L" "${TR[@]}" "${G[@]}" --quant bar
 expect_error "unknown option" "--frobnicate" 'unknown option' "$L" "${TR[@]}" "${G[@]}" --frobnicate
