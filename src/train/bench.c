@@ -1,5 +1,5 @@
-/* The training-speed benchmark behind `lowbit bench`: real data batches, warm-up, then timed
- * steps with forward, backward and update timed apart; medians reported. */
+/* The training-speed benchmark behind `lowbit bench`: real data batches (prepared untimed),
+ * warm-up, then timed steps with forward, backward and update timed apart; medians reported. */
 #include "train_internal.h"
 #include "lb_ops.h"
 
@@ -42,6 +42,10 @@ lb_status lb_bench_run(const lb_train_cfg *cfg_in, int warmup, int steps, lb_ben
     lb_threads_set(c->threads);
     run r;
     memset(&r, 0, sizeof r);
+    /* Batches are prepared before each timed step, not by a prefetch thread during it: on 2
+     * cores that thread would take a core from the compute threads mid-step, and the PyTorch
+     * peer's throughput script also prepares its batches outside the timed region. */
+    r.sync_loader = 1;
     double *prof = NULL;
     double *t = calloc((size_t)steps * 4, sizeof *t);
     lb_status st = t ? lb_run_setup(&r, c) : lb_error_set(LB_ENOMEM, "out of memory");

@@ -156,7 +156,8 @@ lb_status lb_run_setup(run *r, lb_train_cfg *c) {
     r->seg = lb_net_segments(r->net, &r->nseg);
     if (!r->opt_state || !r->seg) return lb_error_set(LB_ENOMEM, "out of memory (optimizer)");
     lb_optim_init(&r->opt, &c->opt, r->net->nparam, r->opt_state);
-    lb_loader_cfg lc = {c->batch, 1, c->train_limit, c->aug, c->seed, 1, c->model.norm};
+    lb_loader_cfg lc = {c->batch,     1, c->train_limit, c->aug, c->seed, !r->sync_loader,
+                        c->model.norm};
     if ((st = lb_loader_new(&r->train, &lc, &r->loader)) != LB_OK) return st;
     int classes = lb_net_classes(r->net);
     size_t per = (size_t)r->train.c * r->train.h * r->train.w;

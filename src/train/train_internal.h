@@ -20,6 +20,7 @@ typedef struct run {
     lb_loader *loader;
     float *x, *probs, *dlogits;
     int32_t *y;
+    int sync_loader; /* set before lb_run_setup: prepare batches in lb_loader_next, no thread */
 } run;
 
 lb_status lb_run_setup(run *r, lb_train_cfg *c);
