@@ -1,7 +1,9 @@
 /* Tests of lb_quant: names, parsing and config checks; grid bounds for 2..8 bits; round-half-even;
  * forward and straight-through backward against a scalar re-implementation; finite differences
- * on the smooth surrogate; LSQ init, FIXED steps, NONE; dx_acc; thread-count independence.
+ * on the smooth surrogate; LSQ init, FIXED steps, NONE; dx_acc; thread-count independence; the
+ * AVX2 / AVX-512 builds of the segment kernels against the baseline build, bit for bit.
  * Not the comparison with PyTorch (test_torch_quant.c). */
+#include "../src/quant/quant_seg.h"
 #include "lb_quant.h"
 #include "lb_test.h"
 
@@ -677,6 +679,72 @@ static void test_threads(int quick) {
     }
 }
 
+/* The ISA builds of the segment kernels (only those this CPU runs) give the baseline's bits for
+ * every element, on a mix of in-range, bound, tie, signed-zero and far-out values and lengths
+ * that leave every vector tail; the double step sum may differ in lane order only. */
+static void test_isa_tables(void) {
+    const lb_qseg_kernels *tabs[2] = {NULL, NULL};
+    const char *names[2] = {"avx2", "avx512"};
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) tabs[0] = &lb_qseg_avx2;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        tabs[1] = &lb_qseg_avx512;
+    const lb_qseg_kernels *b = &lb_qseg_base;
+    enum { N = 1000 };
+    float *x = malloc(N * sizeof *x), *dy = malloc(N * sizeof *dy);
+    float *y0 = malloc(N * sizeof *y0), *y1 = malloc(N * sizeof *y1);
+    uint64_t st = 7;
+    for (int i = 0; i < N; i++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        const float u = (float)((st >> 40) % 100000) / 100000.0f;
+        const int kind = (int)((st >> 20) % 8);
+        x[i] = kind == 0   ? 0.25f * (float)((int)((st >> 30) % 40) - 20) /* ties at s = 0.5 */
+               : kind == 1 ? -0.0f
+               : kind == 2 ? 1e6f * (u - 0.5f)
+                           : 8.0f * u - 4.0f;
+        dy[i] = (float)((st >> 10) % 2001) / 1000.0f - 1.0f;
+    }
+    const int lens[] = {1, 7, 15, 16, 17, 63, 64, 65, 999, 1000};
+    for (int t = 0; t < 2; t++) {
+        if (!tabs[t]) continue;
+        const lb_qseg_kernels *k = tabs[t];
+        int same_f = 1, same_b = 1, same_ds = 1, same_stat = 1, sum_ok = 1;
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            const size_t n = (size_t)lens[li];
+            for (int sg = 0; sg < 2; sg++) {
+                const float s = sg ? 0.5f : 0.37f, lo = sg ? -8.0f : 0.0f, hi = sg ? 7.0f : 15.0f;
+                b->forward(x, y0, n, s, lo, hi);
+                k->forward(x, y1, n, s, lo, hi);
+                same_f &= memcmp(y0, y1, n * sizeof *y0) == 0;
+                for (int acc = 0; acc < 2; acc++) {
+                    for (size_t i = 0; i < n; i++) y0[i] = y1[i] = dy[(i + 3) % N];
+                    b->backward(x, dy, y0, n, s, lo, hi, acc);
+                    k->backward(x, dy, y1, n, s, lo, hi, acc);
+                    same_b &= memcmp(y0, y1, n * sizeof *y0) == 0;
+                    for (size_t i = 0; i < n; i++) y0[i] = y1[i] = dy[(i + 3) % N];
+                    const double s0 = b->backward_ds(x, dy, y0, n, s, lo, hi, acc);
+                    const double s1 = k->backward_ds(x, dy, y1, n, s, lo, hi, acc);
+                    same_ds &= memcmp(y0, y1, n * sizeof *y0) == 0;
+                    double mag = 0;
+                    for (size_t i = 0; i < n; i++) mag += fabs((double)dy[i]) * 16.0;
+                    sum_ok &= fabs(s0 - s1) <= 1e-12 * (mag + 1.0);
+                }
+            }
+            same_stat &= b->absmax(x, n) == k->absmax(x, n);
+            same_stat &= fabs(b->abssum(x, n) - k->abssum(x, n)) <= 1e-9 * b->abssum(x, n);
+        }
+        CHECK(same_f, "%s forward differs from the baseline", names[t]);
+        CHECK(same_b, "%s backward differs from the baseline", names[t]);
+        CHECK(same_ds, "%s backward_ds dx differs from the baseline", names[t]);
+        CHECK(sum_ok, "%s step sum differs from the baseline beyond rounding", names[t]);
+        CHECK(same_stat, "%s absmax/abssum differ from the baseline", names[t]);
+    }
+    /* the dispatcher picks one of the three */
+    const lb_qseg_kernels *g = lb_qseg_get();
+    CHECK(g == &lb_qseg_base || g == &lb_qseg_avx2 || g == &lb_qseg_avx512, "lb_qseg_get");
+    free(x), free(dy), free(y0), free(y1);
+}
+
 int main(void) {
     const char *qe = getenv("LOWBIT_QUICK");
     int quick = qe && qe[0] && qe[0] != '0';
@@ -690,5 +758,6 @@ int main(void) {
     test_fixed();
     test_none();
     test_threads(quick);
+    test_isa_tables();
     TEST_MAIN_END("test_quant");
 }

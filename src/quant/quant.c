@@ -1,17 +1,14 @@
-/* Quantizer dispatch, binding, names and parsing, plus the uniform-grid kernels shared by the
- * kinds (fake-quant forward, straight-through backward with the step reduction, init statistics).
- * The kinds themselves (none.c, fixed.c, lsq.c) hold only their policy, not these loops. */
+/* Quantizer dispatch, binding, names and parsing, plus the uniform-grid passes shared by the kinds
+ * (fake-quant forward, straight-through backward with the step reduction, init statistics): the
+ * chunking and threading here, the per-segment loops in quant_seg_impl.h. The kinds themselves
+ * (none.c, fixed.c, lsq.c) hold only their policy, not these loops. */
 #include "lb_quant.h"
 
 #include <assert.h>
 #include <math.h>
 #include <string.h>
 
-/* `omp simd` is a request; clang turns an unmet one into a warning (an error under -Werror) at
- * -O1, where it does not vectorize at all (the sanitizer build). Scalar code is still correct. */
-#ifdef __clang__
-#pragma clang diagnostic ignored "-Wpass-failed"
-#endif
+#include "quant_seg.h"
 
 /* Work is split per channel into chunks of about LB_Q_CHUNK floats of that channel's
  * [outer][inner] elements; chunk bounds depend on the shape only, so the per-chunk partial sums
@@ -20,108 +17,6 @@
 #define LB_Q_CHUNK 16384
 #define LB_Q_MAXPART 256
 #define LB_Q_PAR_MIN 32768 /* fewer floats than this: no threads (overhead exceeds the work) */
-
-/* Adding then subtracting 1.5*2^23 rounds a float of magnitude < 2^22 to an integer under the
- * current (default: to nearest, ties to even) rounding mode, exactly as rintf/nearbyintf and
- * torch.round, but vectorizes with plain SSE2 (rintf would be a libm call per element without
- * SSE4.1). Inputs are clamped to [-128, 255] first. copysignf keeps rintf's sign of zero. */
-#define LB_Q_MAGIC 12582912.0f
-
-static inline float q_round(float c) {
-    float r = (c + LB_Q_MAGIC) - LB_Q_MAGIC;
-    return copysignf(r, c);
-}
-
-/* ---- contiguous segment kernels ------------------------------------------------------------
- * simdlen(8) on the double reductions: without it clang picks 2 lanes (the width of a double in
- * SSE2) and the backward runs about 2x slower; gcc is unaffected. */
-static void seg_forward(const float *x, float *y, size_t n, float s, float lo, float hi) {
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float t = x[i] / s;
-        t = t < lo ? lo : t;
-        t = t > hi ? hi : t;
-        y[i] = q_round(t) * s;
-    }
-}
-
-/* m = 1 inside [lo, hi] (bounds included, like clamp's gradient), else 0; dx = dy*m. The step
- * term is dy*(r - m*c): r - t inside, the bound r outside (c is the clamped quotient, equal to t
- * inside; using c keeps an infinite t from making 0*inf). */
-static double seg_backward_ds(const float *x, const float *dy, float *dx, size_t n, float s,
-                              float lo, float hi, int dx_acc) {
-    double acc = 0;
-    if (dx_acc) {
-#pragma omp simd simdlen(8) reduction(+ : acc)
-        for (size_t i = 0; i < n; i++) {
-            float t = x[i] / s;
-            float c = t < lo ? lo : t;
-            c = c > hi ? hi : c;
-            float r = q_round(c);
-            float m = (float)((t >= lo) & (t <= hi));
-            float g = dy[i];
-            dx[i] += g * m;
-            acc += (double)(g * (r - m * c));
-        }
-    } else {
-#pragma omp simd simdlen(8) reduction(+ : acc)
-        for (size_t i = 0; i < n; i++) {
-            float t = x[i] / s;
-            float c = t < lo ? lo : t;
-            c = c > hi ? hi : c;
-            float r = q_round(c);
-            float m = (float)((t >= lo) & (t <= hi));
-            float g = dy[i];
-            dx[i] = g * m;
-            acc += (double)(g * (r - m * c));
-        }
-    }
-    return acc;
-}
-
-static void seg_backward(const float *x, const float *dy, float *dx, size_t n, float s, float lo,
-                         float hi, int dx_acc) {
-    if (dx_acc) {
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) {
-            float t = x[i] / s;
-            dx[i] += dy[i] * (float)((t >= lo) & (t <= hi));
-        }
-    } else {
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) {
-            float t = x[i] / s;
-            dx[i] = dy[i] * (float)((t >= lo) & (t <= hi));
-        }
-    }
-}
-
-static double seg_abssum(const float *x, size_t n) {
-    double acc = 0;
-#pragma omp simd simdlen(8) reduction(+ : acc)
-    for (size_t i = 0; i < n; i++) acc += (double)fabsf(x[i]);
-    return acc;
-}
-
-/* Eight running maxima (no simd reduction pragma: clang cannot vectorize a max reduction with
- * NaN-preserving compares); the fixed-length inner loop is what both compilers vectorize. */
-static float seg_absmax(const float *x, size_t n) {
-    float mm[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        for (int j = 0; j < 8; j++) {
-            float a = fabsf(x[i + j]);
-            mm[j] = a > mm[j] ? a : mm[j];
-        }
-    }
-    for (; i < n; i++) {
-        float a = fabsf(x[i]);
-        mm[0] = a > mm[0] ? a : mm[0];
-    }
-    float m = 0;
-    for (int j = 0; j < 8; j++) m = mm[j] > m ? mm[j] : m;
-    return m;
-}
 
 /* ---- chunk plan ------------------------------------------------------------------------------ */
 typedef struct q_plan {
@@ -178,6 +73,7 @@ static int iter_next(q_iter *it, q_run *r) {
 /* ---- shared uniform kernels ------------------------------------------------------------------ */
 void lb_quant_uniform_forward(const lb_quant *q, size_t outer, const float *step, const float *x,
                               float *y) {
+    const lb_qseg_kernels *K = lb_qseg_get();
     q_plan p = plan_of(q, outer);
     float lo = (float)(-q->qn), hi = (float)q->qp;
 #pragma omp parallel for schedule(static) if (p.par)
@@ -185,12 +81,13 @@ void lb_quant_uniform_forward(const lb_quant *q, size_t outer, const float *step
         q_iter it = iter_of(q, &p, (size_t)t);
         float s = step[it.c];
         q_run r;
-        while (iter_next(&it, &r)) seg_forward(x + r.off, y + r.off, r.len, s, lo, hi);
+        while (iter_next(&it, &r)) K->forward(x + r.off, y + r.off, r.len, s, lo, hi);
     }
 }
 
 void lb_quant_uniform_backward(const lb_quant *q, size_t outer, const float *step, const float *x,
                                const float *dy, float *dx, int dx_acc, float *dstep, float dscale) {
+    const lb_qseg_kernels *K = lb_qseg_get();
     q_plan p = plan_of(q, outer);
     float lo = (float)(-q->qn), hi = (float)q->qp;
     if (!dstep) {
@@ -200,7 +97,7 @@ void lb_quant_uniform_backward(const lb_quant *q, size_t outer, const float *ste
             float s = step[it.c];
             q_run r;
             while (iter_next(&it, &r))
-                seg_backward(x + r.off, dy + r.off, dx + r.off, r.len, s, lo, hi, dx_acc);
+                K->backward(x + r.off, dy + r.off, dx + r.off, r.len, s, lo, hi, dx_acc);
         }
         return;
     }
@@ -212,7 +109,7 @@ void lb_quant_uniform_backward(const lb_quant *q, size_t outer, const float *ste
         double acc = 0;
         q_run r;
         while (iter_next(&it, &r))
-            acc += seg_backward_ds(x + r.off, dy + r.off, dx + r.off, r.len, s, lo, hi, dx_acc);
+            acc += K->backward_ds(x + r.off, dy + r.off, dx + r.off, r.len, s, lo, hi, dx_acc);
         if (p.groups == 1)
             dstep[it.c] = (float)(acc * dscale);
         else
@@ -228,6 +125,7 @@ void lb_quant_uniform_backward(const lb_quant *q, size_t outer, const float *ste
 }
 
 void lb_quant_absmean(const lb_quant *q, size_t outer, const float *x, float *out) {
+    const lb_qseg_kernels *K = lb_qseg_get();
     q_plan p = plan_of(q, outer);
     double part[LB_Q_MAXPART];
 #pragma omp parallel for schedule(static) if (p.par)
@@ -235,7 +133,7 @@ void lb_quant_absmean(const lb_quant *q, size_t outer, const float *x, float *ou
         q_iter it = iter_of(q, &p, (size_t)t);
         double acc = 0;
         q_run r;
-        while (iter_next(&it, &r)) acc += seg_abssum(x + r.off, r.len);
+        while (iter_next(&it, &r)) acc += K->abssum(x + r.off, r.len);
         if (p.groups == 1)
             out[it.c] = p.per_c ? (float)(acc / (double)p.per_c) : 0.0f;
         else
@@ -251,6 +149,7 @@ void lb_quant_absmean(const lb_quant *q, size_t outer, const float *x, float *ou
 }
 
 void lb_quant_absmax(const lb_quant *q, size_t outer, const float *x, float *out) {
+    const lb_qseg_kernels *K = lb_qseg_get();
     q_plan p = plan_of(q, outer);
     float part[LB_Q_MAXPART];
 #pragma omp parallel for schedule(static) if (p.par)
@@ -259,7 +158,7 @@ void lb_quant_absmax(const lb_quant *q, size_t outer, const float *x, float *out
         float m = 0;
         q_run r;
         while (iter_next(&it, &r)) {
-            float a = seg_absmax(x + r.off, r.len);
+            float a = K->absmax(x + r.off, r.len);
             m = a > m ? a : m;
         }
         if (p.groups == 1)

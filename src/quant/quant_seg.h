@@ -1,0 +1,26 @@
+/* Internal: the table of uniform-grid segment kernels (quant_seg_impl.h) and its run-time choice.
+ * Not a public header; quant.c and the tests use it. */
+#ifndef LB_QUANT_SEG_H
+#define LB_QUANT_SEG_H
+
+#include <stddef.h>
+
+typedef struct lb_qseg_kernels {
+    /* y = round(clamp(x/s, lo, hi))*s */
+    void (*forward)(const float *x, float *y, size_t n, float s, float lo, float hi);
+    /* dx (+)= dy*[lo <= x/s <= hi] */
+    void (*backward)(const float *x, const float *dy, float *dx, size_t n, float s, float lo,
+                     float hi, int dx_acc);
+    /* as backward, and returns sum dy*(round(c) - m*c), c = clamp(x/s), m the pass mask */
+    double (*backward_ds)(const float *x, const float *dy, float *dx, size_t n, float s, float lo,
+                          float hi, int dx_acc);
+    double (*abssum)(const float *x, size_t n);
+    float (*absmax)(const float *x, size_t n);
+} lb_qseg_kernels;
+
+extern const lb_qseg_kernels lb_qseg_base, lb_qseg_avx2, lb_qseg_avx512;
+
+/* The widest table this CPU runs; the baseline when LOWBIT_QUANT_SIMD=0. */
+const lb_qseg_kernels *lb_qseg_get(void);
+
+#endif
