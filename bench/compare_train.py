@@ -1,7 +1,9 @@
 """Training speed, lowbit against PyTorch 1.13 (the peer in ../shared/peer), side by side.
 
 For each configuration the two programs run alternately, each in its own process, `--rounds`
-times; the medians of their median step rates are compared. Usage (from the repository root):
+times; the medians of their median step rates are compared ("ratio"), and so are the two runs of
+each round ("paired": the median of the per-round ratios, which a slow phase of the shared host
+that lasts a few runs moves less). Usage (from the repository root):
     /usr/bin/python3 bench/compare_train.py [--rounds 3] [--steps 20] [--threads 2]
         [--configs cnn:fp32:128,cnn:lsq:128,...] [--lowbit build/release/lowbit]
 Prints a markdown table (img/s, ratio, GFLOP/s, fraction of the 193.7 GFLOP/s OpenBLAS 2-thread
@@ -67,15 +69,16 @@ def main():
                    torch_fwd=med(pt, "fwd_ms"), torch_bwd=med(pt, "bwd_ms"),
                    lowbit_rss=max(r["maxrss"] for r in lb), torch_rss=max(r["maxrss"] for r in pt))
         row["ratio"] = row["lowbit"] / row["torch"]
+        row["paired"] = statistics.median(l["img_per_s"] / t["img_per_s"] for l, t in zip(lb, pt))
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
-    print("| model | quant | batch | lowbit img/s | PyTorch img/s | ratio | lowbit GFLOP/s (% of "
+    print("| model | quant | batch | lowbit img/s | PyTorch img/s | ratio | paired ratio | lowbit GFLOP/s (% of "
           "sgemm ceiling) | PyTorch GFLOP/s | lowbit fwd/bwd ms | PyTorch fwd/bwd ms | "
           "peak RSS MiB lowbit / PyTorch | runs lowbit / PyTorch |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         print(f"| {r['model']} | {r['quant']} | {r['batch']} | {r['lowbit']:.0f} | {r['torch']:.0f} "
-              f"| {r['ratio']:.2f}x | {r['lowbit_gflops']:.1f} ({100 * r['lowbit_gflops'] / CEILING:.0f}%) "
+              f"| {r['ratio']:.2f}x | {r['paired']:.2f}x | {r['lowbit_gflops']:.1f} ({100 * r['lowbit_gflops'] / CEILING:.0f}%) "
               f"| {r['torch_gflops']:.1f} | {r['lowbit_fwd']:.1f} / {r['lowbit_bwd']:.1f} "
               f"| {r['torch_fwd']:.1f} / {r['torch_bwd']:.1f} | {r['lowbit_rss']:.0f} / "
               f"{r['torch_rss']:.0f} | {r['lowbit_all']} / {r['torch_all']} |")
