@@ -68,6 +68,7 @@ typedef struct lb_node {
     uint8_t *mask;        /* dropout */
     int consumers;        /* how many nodes read y */
     int alias;            /* y/dy share the producer's buffers (in-place ReLU, flatten, add) */
+    int dx_inplace;       /* BN: dy is also the producer's dy (backward writes dx over dy) */
     int fused;            /* activation folded into its BN producer (which has act set) */
     int act;              /* BN, add: activation fused on the output (0, 1 ReLU, 2 ReLU6) */
     int dy_written;       /* during backward: dy already holds a contribution */

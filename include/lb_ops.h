@@ -62,6 +62,7 @@ void lb_bn_forward_train(const lb_bn_desc *d, const float *x, const float *gamma
                          float *y, float *mean, float *invstd, float *run_mean, float *run_var);
 void lb_bn_forward_eval(const lb_bn_desc *d, const float *x, const float *gamma, const float *beta,
                         const float *run_mean, const float *run_var, float *y);
+/* dx may be dy itself when dx_acc is 0 (the graph runs BN's backward in place that way). */
 void lb_bn_backward(const lb_bn_desc *d, const float *x, const float *gamma, const float *mean,
                     const float *invstd, const float *dy, float *dx, int dx_acc, float *dgamma,
                     float *dbeta);

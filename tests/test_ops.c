@@ -211,6 +211,10 @@ static void test_bn_fast_vs_ref(int n, int c, int hw, float mu, float sd) {
         lb_bn_backward_act(&da, x, ya, gamma, mr, isr, ga, dxa, 0, NULL, NULL);
         CHECK(!memcmp(ga, gm, nx * sizeof *ga), "bn act %d: dy left masked (%dx%dx%d)", act, n, c,
               hw);
+        float *gi = fcopy(dy, nx); /* in place, as the graph runs it: dx over dy */
+        lb_bn_backward_act(&da, x, ya, gamma, mr, isr, gi, gi, 0, NULL, NULL);
+        CHECK(!memcmp(gi, dxa, nx * sizeof *gi), "bn act %d in place (dx == dy)", act);
+        free(gi);
         lb_bn_backward_ref(&d, x, gamma, mr, isr, gm, dxr, 0, NULL, NULL);
         snprintf(what, sizeof what, "bn act %d fast==ref dx (%dx%dx%d)", act, n, c, hw);
         lbt_close(dxa, dxr, nx, 2e-5, 1e-3, what);
