@@ -64,6 +64,8 @@ typedef struct lb_node {
     float *xq;            /* conv/linear: quantized input (saved for backward) */
     float *wqbuf;         /* conv/linear: quantized weights */
     float *mean, *invstd; /* BN saved statistics */
+    double *moments;      /* conv feeding a BN, and that BN: per-plane moments of the conv's output,
+                             written by the conv's training forward, read by BN's (NULL: none) */
     int32_t *argmax;      /* maxpool */
     uint8_t *mask;        /* dropout */
     int consumers;        /* how many nodes read y */

@@ -21,6 +21,10 @@ typedef struct lb_conv2d_desc {
     int cout, kh, kw;        /* weight w[cout][cin/groups][kh][kw] */
     int stride, pad, groups; /* same stride/pad on both axes */
     int oh, ow;              /* output y[n][cout][oh][ow], set by lb_conv2d_desc_init */
+    /* Optional (NULL after lb_conv2d_desc_init): the fast forward also writes the moments of
+     * every output plane (lb_bn_plane_moments) to moments[n][cout][2], while the plane is still
+     * in cache, for a batch norm that reads y next (lb_bn_desc.moments). */
+    double *moments;
 } lb_conv2d_desc;
 
 lb_status lb_conv2d_desc_init(lb_conv2d_desc *d, int n, int cin, int h, int w, int cout, int k,
@@ -54,7 +58,14 @@ typedef struct lb_bn_desc {
     float eps;      /* 1e-5 */
     float momentum; /* 0.1, PyTorch convention: run = (1-m)*run + m*batch, unbiased running var */
     int act;        /* activation fused on the output: 0 none, 1 ReLU, 2 ReLU6 (zero-init: none) */
+    /* Training forward: per-plane moments of x, [n][c][2] as lb_bn_plane_moments writes them
+     * (e.g. by the conv that produced x, lb_conv2d_desc.moments), or NULL to compute them. */
+    const double *moments;
 } lb_bn_desc;
+
+/* mean and M2 (sum of squared deviations from it) of one plane of hw floats, into out[0..1]. The
+ * fast training forward merges these per channel in image order, wherever they were computed. */
+void lb_bn_plane_moments(const float *p, size_t hw, double *out);
 
 /* Training mode: batch statistics; saves mean[c] and invstd[c] for backward and updates the
  * running statistics (run_mean/run_var may be NULL to skip). */

@@ -151,6 +151,26 @@ static void fast_vs_ref(const lb_conv2d_desc *d, int nt, const char *tag0) {
         lb_conv2d_forward(d, x, w, withb ? b : NULL, y1, sc);
         CMP(y1, y0, ny, withb ? "forward+bias" : "forward");
     }
+    /* moments for a following BN: exactly lb_bn_plane_moments of each output plane, and the
+     * output itself unchanged */
+    {
+        lb_conv2d_desc dm = *d;
+        const size_t planes = (size_t)d->n * d->cout, ohw = (size_t)d->oh * d->ow;
+        double *mo = malloc(planes * 2 * sizeof *mo), *mr = malloc(planes * 2 * sizeof *mr);
+        float *y2 = randn(ny);
+        for (size_t i = 0; i < planes * 2; i++) mo[i] = NAN;
+        dm.moments = mo;
+        lb_conv2d_forward(&dm, x, w, b, y2, sc);
+        for (size_t pl = 0; pl < planes; pl++) lb_bn_plane_moments(y2 + pl * ohw, ohw, mr + 2 * pl);
+        snprintf(what, sizeof what, "%s nt%d", tag, nt);
+        CHECK(!memcmp(y2, y1, ny * sizeof *y1), "%s: forward with moments changed y", what);
+        CHECK(!memcmp(mo, mr, planes * 2 * sizeof *mo), "%s: conv moments differ", what);
+        for (size_t i = 0; i < planes * 2; i++) mo[i] = NAN;
+        lb_conv2d_forward_ref(&dm, x, w, b, y0);
+        for (size_t pl = 0; pl < planes; pl++) lb_bn_plane_moments(y0 + pl * ohw, ohw, mr + 2 * pl);
+        CHECK(!memcmp(mo, mr, planes * 2 * sizeof *mo), "%s: reference conv moments differ", what);
+        free(mo), free(mr), free(y2);
+    }
     float *dx0 = randn(nx), *dw0 = randn(nw), *db0 = randn(d->cout);
     float *dx1 = randn(nx), *dw1 = randn(nw), *db1 = randn(d->cout);
     lb_conv2d_backward_ref(d, x, w, dy, dx0, 0, dw0, db0);

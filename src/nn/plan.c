@@ -79,6 +79,13 @@ static void carve(lb_net *n, size_t *scratch, size_t *dtmp, size_t *dwtmp) {
         case LB_OP_BN:
             d->mean = lb_arena_floats(a, (size_t)d->c);
             d->invstd = lb_arena_floats(a, (size_t)d->c);
+            /* A conv whose only reader is this BN hands over its output planes' moments, taken
+             * while each image's output is still in cache: BN's statistics pass over the whole
+             * tensor goes away. The bits are the same either way (lb_bn_plane_moments). */
+            if (s->op == LB_OP_CONV && s->consumers == 1 && !getenv("LOWBIT_NO_FUSE")) {
+                d->moments = lb_arena_alloc(a, (size_t)B * d->c * 2 * sizeof(double));
+                n->nodes[d->in[0]].moments = d->moments;
+            }
             break;
         case LB_OP_MAXPOOL:
             d->argmax = lb_arena_alloc(a, out * sizeof(int32_t));

@@ -67,6 +67,7 @@ const float *lb_net_forward(lb_net *n, const float *x, int B, int training) {
             quant_operands(n, d, B, in, &xin, &win);
             lb_conv2d_desc cd;
             conv_desc(n, d, B, &cd);
+            if (training) cd.moments = d->moments;
             n->be->conv2d_forward(&cd, xin, win, P(n, d->pb), d->y, n->scratch);
             break;
         }
@@ -77,7 +78,7 @@ const float *lb_net_forward(lb_net *n, const float *x, int B, int training) {
             break;
         }
         case LB_OP_BN: {
-            lb_bn_desc bd = {B, d->c, d->h * d->w, 1e-5f, 0.1f, d->act};
+            lb_bn_desc bd = {B, d->c, d->h * d->w, 1e-5f, 0.1f, d->act, d->moments};
             if (training)
                 n->be->bn_forward_train(&bd, in, P(n, d->pw), P(n, d->pb), d->y, d->mean, d->invstd,
                                         S(n, d->smean), S(n, d->svar));
@@ -199,7 +200,7 @@ lb_status lb_net_backward(lb_net *n, const float *dlogits) {
             break;
         }
         case LB_OP_BN: {
-            lb_bn_desc bd = {B, d->c, d->h * d->w, 1e-5f, 0.1f, d->act};
+            lb_bn_desc bd = {B, d->c, d->h * d->w, 1e-5f, 0.1f, d->act, NULL};
             dx = grad_target(n, d->in[0], &acc);
             if (d->act)
                 n->be->bn_backward_act(&bd, s->y, d->y, P(n, d->pw), d->mean, d->invstd, d->dy, dx,

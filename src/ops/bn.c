@@ -177,10 +177,11 @@ static void plane_dy_sums(const float *restrict x, const float *restrict dy, siz
     *sdyxc += d2;
 }
 
-/* Small planes (hw < LB_BN_CHUNK, e.g. 14x14 and 7x7): reducing every plane to double would cost
- * more than its arithmetic, so a channel keeps 16 float lanes across images (element j of a plane
- * goes to lane j % 16) and adds them into double every `k` images, k chosen so that no lane sums
- * more than 16 elements in float: the same error bound as the chunked path above. */
+/* Backward sums over small planes (hw < LB_BN_CHUNK, e.g. 14x14 and 7x7): reducing every plane to
+ * double would cost more than its arithmetic, so a channel keeps 16 float lanes across images
+ * (element j of a plane goes to lane j % 16) and adds them into double every `k` images, k chosen
+ * so that no lane sums more than 16 elements in float: the same error bound as the chunked path
+ * above. */
 typedef struct lanes16 {
     v4f v[4];
 } lanes16;
@@ -197,36 +198,28 @@ static inline void lanes_flush(lanes16 *a, double *s) {
     memset(a, 0, sizeof *a);
 }
 
-/* s1/s2 += sums of (x - sh) and its square over channels g0..g0+G-1 of all N images. */
-static void small_moments(const float *x, int N, int C, int g0, int G, size_t hw, const float *sh,
-                          double *s1, double *s2, lanes16 *a1, lanes16 *a2) {
-    const int k = small_flush_every(hw);
-    memset(a1, 0, (size_t)G * sizeof *a1);
-    memset(a2, 0, (size_t)G * sizeof *a2);
-    for (int i = 0; i < N; i++) {
-        const float *xi = x + ((size_t)i * C + g0) * hw;
-        for (int g = 0; g < G; g++) {
-            const float *restrict p = xi + (size_t)g * hw;
-            const v4f s4 = {sh[g], sh[g], sh[g], sh[g]};
-            size_t j = 0;
-            for (; j + 16 <= hw; j += 16)
-                for (int l = 0; l < 4; l++) {
-                    v4f v = load4(p + j + 4 * l) - s4;
-                    a1[g].v[l] += v;
-                    a2[g].v[l] += v * v;
-                }
-            for (; j < hw; j++) {
-                float v = p[j] - sh[g];
-                a1[g].v[(j % 16) / 4][j % 4] += v;
-                a2[g].v[(j % 16) / 4][j % 4] += v * v;
-            }
-        }
-        if ((i + 1) % k == 0 || i == N - 1)
-            for (int g = 0; g < G; g++) {
-                lanes_flush(&a1[g], &s1[g]);
-                lanes_flush(&a2[g], &s2[g]);
-            }
+/* Mean and M2 (sum of squared deviations) of one plane: sums shifted by the plane's first value
+ * (no cancellation when |mean| >> std), chunked as plane_moments. A pure function of the plane,
+ * so a conv that calls it on its freshly written output (lb_conv2d_desc.moments) gives BN the
+ * same bits as BN computing it here. */
+void lb_bn_plane_moments(const float *p, size_t hw, double *out) {
+    double s1 = 0, s2 = 0;
+    plane_moments(p, hw, p[0], &s1, &s2);
+    const double m = s1 / (double)hw, m2 = s2 - s1 * m;
+    out[0] = (double)p[0] + m;
+    out[1] = m2 > 0 ? m2 : 0;
+}
+
+/* Adds plane moments q (hw elements) to a channel's running (mean, M2) over the k planes before
+ * it (Chan et al.'s pairwise update; all parts have hw elements). */
+static inline void moments_merge(double *mean, double *m2, int k, const double *q, size_t hw) {
+    if (k == 0) {
+        *mean = q[0], *m2 = q[1];
+        return;
     }
+    const double delta = q[0] - *mean, w = 1.0 / (double)(k + 1);
+    *mean += delta * w;
+    *m2 += q[1] + delta * delta * (double)hw * (double)k * w;
 }
 
 /* The activation's mask as a lane mask (lb_relu_backward's rule: y > 0, and y < 6 for ReLU6). */
@@ -332,29 +325,25 @@ void lb_bn_forward_train(const lb_bn_desc *d, const float *x, const float *gamma
         my_channels(C, &c0, &c1);
         for (int g0 = c0; g0 < c1; g0 += LB_BN_GROUP) {
             const int G = c1 - g0 < LB_BN_GROUP ? c1 - g0 : LB_BN_GROUP;
-            double s1[LB_BN_GROUP], s2[LB_BN_GROUP];
-            float sh[LB_BN_GROUP], mu[LB_BN_GROUP], a[LB_BN_GROUP];
-            /* Sums shifted by the channel's first value: the one-pass variance does not cancel
-             * when |mean| >> std. */
-            for (int g = 0; g < G; g++) {
-                s1[g] = s2[g] = 0;
-                sh[g] = x[(size_t)(g0 + g) * hw];
-            }
-            if (hw < LB_BN_CHUNK) {
-                lanes16 a1[LB_BN_GROUP], a2[LB_BN_GROUP];
-                small_moments(x, N, C, g0, G, hw, sh, s1, s2, a1, a2);
-            } else {
-                for (int i = 0; i < N; i++) {
-                    const float *xi = x + ((size_t)i * C + g0) * hw;
-                    for (int g = 0; g < G; g++)
-                        plane_moments(xi + (size_t)g * hw, hw, sh[g], &s1[g], &s2[g]);
+            double mom[LB_BN_GROUP], m2[LB_BN_GROUP];
+            float mu[LB_BN_GROUP], a[LB_BN_GROUP];
+            /* per-plane moments (from the producing conv, or computed here), merged in image
+             * order: the same bits for any thread count and either source */
+            for (int i = 0; i < N; i++)
+                for (int g = 0; g < G; g++) {
+                    const size_t pl = (size_t)i * C + g0 + g;
+                    double q[2];
+                    if (d->moments)
+                        q[0] = d->moments[2 * pl], q[1] = d->moments[2 * pl + 1];
+                    else
+                        lb_bn_plane_moments(x + pl * hw, hw, q);
+                    moments_merge(&mom[g], &m2[g], i, q, hw);
                 }
-            }
             for (int g = 0; g < G; g++) {
                 const int c = g0 + g;
-                double dm = s1[g] / cnt, var = s2[g] / cnt - dm * dm;
+                double var = m2[g] / cnt;
                 if (var < 0) var = 0;
-                const double m = sh[g] + dm;
+                const double m = mom[g];
                 const float is = (float)(1.0 / sqrt(var + d->eps));
                 mu[g] = (float)m;
                 a[g] = gamma_of(gamma, c) * is;

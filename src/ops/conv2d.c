@@ -73,6 +73,7 @@ lb_status lb_conv2d_desc_init(lb_conv2d_desc *d, int n, int cin, int h, int w, i
     d->cout = cout, d->kh = k, d->kw = k;
     d->stride = stride, d->pad = pad, d->groups = groups;
     d->oh = (int)oh, d->ow = (int)ow;
+    d->moments = NULL;
     return LB_OK;
 }
 
@@ -319,6 +320,15 @@ static void pad_plane(const float *x, int h, int w, int pad, float *xp) {
 }
 
 /* Items are (image, channel) planes; worker t gets a contiguous range of them. */
+/* Moments of the output planes of images [n0, n1), taken right after they were written (in L1/L2)
+ * for the batch norm that reads y next; see lb_conv2d_desc.moments. */
+static void out_moments(const lb_conv2d_desc *d, const float *y, int n0, int n1) {
+    if (!d->moments) return;
+    const size_t ohw = (size_t)d->oh * d->ow;
+    for (size_t pl = (size_t)n0 * d->cout; pl < (size_t)n1 * d->cout; pl++)
+        lb_bn_plane_moments(y + pl * ohw, ohw, d->moments + 2 * pl);
+}
+
 static void dw_forward(const lb_conv2d_desc *d, const plan *p, const float *x, const float *w,
                        const float *b, float *y, float *scratch) {
     dw_fwd_fn fwd;
@@ -347,6 +357,8 @@ static void dw_forward(const lb_conv2d_desc *d, const plan *p, const float *x, c
             else
                 fwd(xp, pw, w + (size_t)c * p->kk, b ? b[c] : 0.0f, p->k, d->stride, d->oh, d->ow,
                     y + (size_t)i * p->ohw);
+            if (d->moments) /* plane i is image i / cin, channel c (cout == cin) */
+                lb_bn_plane_moments(y + (size_t)i * p->ohw, p->ohw, d->moments + 2 * i);
         }
     }
 }
@@ -678,6 +690,7 @@ static void direct_forward(const lb_conv2d_desc *d, const plan *p, const float *
                 lb_conv2d_direct_fwd_avx512(&j);
             }
             if (p->packed) unpack_images(ypk, d->cout, ohw, nb, g, ld, y, 0);
+            out_moments(d, y, nb, nb + g);
         }
     }
 }
@@ -847,8 +860,10 @@ void lb_conv2d_forward(const lb_conv2d_desc *d, const float *x, const float *w, 
         int n0, n1;
         image_range(d->n, t, T, &n0, &n1);
         float *col = worker_col(&p, scratch, t);
-        for (int n = n0; n < n1; n++)
+        for (int n = n0; n < n1; n++) {
             forward_image(d, &p, x + (size_t)n * xs, w, b, y + (size_t)n * ys, col);
+            out_moments(d, y, n, n + 1);
+        }
     }
 }
 

@@ -30,6 +30,9 @@ void lb_conv2d_forward_ref(const lb_conv2d_desc *d, const float *x, const float 
                     y[(((size_t)n * d->cout + co) * d->oh + oh) * d->ow + ow] = (float)s;
                 }
         }
+    if (d->moments) /* the same values as the fast path's (a pure function of each plane) */
+        for (size_t pl = 0; pl < (size_t)d->n * d->cout; pl++)
+            lb_bn_plane_moments(y + pl * d->oh * d->ow, (size_t)d->oh * d->ow, d->moments + 2 * pl);
 }
 
 void lb_conv2d_backward_ref(const lb_conv2d_desc *d, const float *x, const float *w,
