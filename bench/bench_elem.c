@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
         float *rm = par + 4 * C, *rv = par + 5 * C, *dg = par + 6 * C, *db = par + 7 * C;
         for (int c = 0; c < C; c++) gamma[c] = 1.0f, rv[c] = 1.0f;
         printf("%dx%dx%dx%d (%.1f MB a tensor), %d threads\n", N, C, H, H, B / 1e6, threads);
-        lb_bn_desc d = {N, C, H * H, 1e-5f, 0.1f, 1, NULL};
+        lb_bn_desc d = {.n = N, .c = C, .hw = H * H, .eps = 1e-5f, .momentum = 0.1f, .act = 1};
         TIME("bn fwd train+relu", 3.0 * B,
              lb_bn_forward_train(&d, x, gamma, beta, y, mean, invstd, rm, rv));
         TIME("bn bwd +relu mask", 6.0 * B,

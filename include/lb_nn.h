@@ -71,8 +71,10 @@ typedef struct lb_node {
     int consumers;        /* how many nodes read y */
     int alias;            /* y/dy share the producer's buffers (in-place ReLU, flatten, add) */
     int dx_inplace;       /* BN: dy is also the producer's dy (backward writes dx over dy) */
-    int fused;            /* activation folded into its BN producer (which has act set) */
+    int fused;            /* activation folded into its BN/add producer (which has act set), or
+                             an add (with its activation) folded into its BN operand (res set) */
     int act;              /* BN, add: activation fused on the output (0, 1 ReLU, 2 ReLU6) */
+    int res;              /* BN: node whose output its forward adds (an add folded in), 0 none */
     int dy_written;       /* during backward: dy already holds a contribution */
 } lb_node;
 

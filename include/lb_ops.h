@@ -61,6 +61,13 @@ typedef struct lb_bn_desc {
     /* Training forward: per-plane moments of x, [n][c][2] as lb_bn_plane_moments writes them
      * (e.g. by the conv that produced x, lb_conv2d_desc.moments), or NULL to compute them. */
     const double *moments;
+    /* A residual add folded in (ResNet's bn2 + identity, then ReLU): forward y = act(BN(x) + res)
+     * with lb_add_forward's arithmetic and comparisons; backward (act != 0 only) also writes the
+     * masked gradient to dres (adds it with dres_acc), as lb_add_backward gives its operand b.
+     * NULL: none. */
+    const float *res;
+    float *dres;
+    int dres_acc;
 } lb_bn_desc;
 
 /* mean and M2 (sum of squared deviations from it) of one plane of hw floats, into out[0..1]. The

@@ -123,12 +123,13 @@ static void backend_agree(const char *arch) {
     lb_net_free(r);
 }
 
-/* BN+ReLU fused into one kernel and the in-place add give the same bits as separate ops. */
-static void fusion_exact(const char *arch) {
+/* The fusions (BN+ReLU in one kernel, the in-place add, BN's residual add folded in, conv output
+ * moments handed to BN, BN's dx over its dy) give the same bits as separate ops. */
+static void fusion_exact(const char *arch, int lsq) {
     lb_model_cfg mc;
     lb_model_cfg_default(&mc);
     snprintf(mc.arch, sizeof mc.arch, "%s", arch);
-    mc.q.kind = LB_Q_LSQ;
+    mc.q.kind = lsq ? LB_Q_LSQ : LB_Q_NONE;
     lb_net *f = NULL, *u = NULL;
     CHECK(lb_model_build(&mc, &f) == LB_OK && lb_model_build(&mc, &u) == LB_OK, "build");
     CHECK(lb_net_plan(f, 4, 2) == LB_OK, "plan fused");
@@ -184,8 +185,9 @@ int main(void) {
         lb_net_free(q);
     }
 
-    fusion_exact("cnn");
-    fusion_exact("resnet20");
+    fusion_exact("cnn", 1);
+    fusion_exact("resnet20", 1);
+    fusion_exact("resnet20", 0);
     backend_agree("cnn");
     backend_agree("resnet20");
     CHECK(lb_backend_find("cpu-ref") == lb_backend_cpu_ref() && !lb_backend_find("gpu"),

@@ -234,6 +234,40 @@ static void test_bn_fast_vs_ref(int n, int c, int hw, float mu, float sd) {
         free(ya), free(ga), free(gm), free(dxa);
     }
 
+    /* A folded residual add (y = act(BN(x) + r)): the bits of BN, then lb_add_forward; backward:
+     * the bits of lb_add_backward (g to dy in place and to the residual's gradient), then BN's
+     * backward on g. Train and eval forward, stored and accumulated residual gradient. */
+    for (int act = 1; act <= 2; act++) {
+        lb_bn_desc da = d;
+        float *r = frand(nx, 0, 2), *ys = falloc(nx), *yf = falloc(nx);
+        lb_bn_forward_train(&d, x, gamma, beta, ys, m1, is1, NULL, NULL);
+        lb_add_forward(nx, act, ys, r, ys);
+        da.act = act, da.res = r;
+        lb_bn_forward_train(&da, x, gamma, beta, yf, m1, is1, NULL, NULL);
+        CHECK(!memcmp(ys, yf, nx * sizeof *ys), "bn+add act %d train forward (%dx%dx%d)", act, n, c,
+              hw);
+        for (int acc = 0; acc < 2; acc++) {
+            float *gs = fcopy(dy, nx), *gf = fcopy(dy, nx), *dxs = falloc(nx), *dxf = falloc(nx);
+            float *drs = frand(nx, 0, 1), *drf = fcopy(drs, nx);
+            lb_add_backward(nx, act, ys, gs, gs, 0, drs, acc);
+            lb_bn_backward(&d, x, gamma, mr, isr, gs, dxs, 0, dg, db);
+            float *dgf = falloc(c), *dbf = falloc(c);
+            da.dres = drf, da.dres_acc = acc;
+            lb_bn_backward_act(&da, x, ys, gamma, mr, isr, gf, dxf, 0, dgf, dbf);
+            da.dres = NULL;
+            CHECK(!memcmp(gs, gf, nx * sizeof *gs) && !memcmp(drs, drf, nx * sizeof *drs) &&
+                      !memcmp(dxs, dxf, nx * sizeof *dxs) && !memcmp(dg, dgf, c * sizeof *dg) &&
+                      !memcmp(db, dbf, c * sizeof *db),
+                  "bn+add act %d backward, residual acc %d (%dx%dx%d)", act, acc, n, c, hw);
+            free(gs), free(gf), free(dxs), free(dxf), free(drs), free(drf), free(dgf), free(dbf);
+        }
+        lb_bn_forward_eval(&d, x, gamma, beta, rmr, rvr, ys);
+        lb_add_forward(nx, act, ys, r, ys);
+        lb_bn_forward_eval(&da, x, gamma, beta, rmr, rvr, yf);
+        CHECK(!memcmp(ys, yf, nx * sizeof *ys), "bn+add act %d eval forward", act);
+        free(r), free(ys), free(yf);
+    }
+
     /* Eval: y = (x - run_mean)/sqrt(run_var + eps)*gamma + beta. */
     lb_bn_forward_eval(&d, x, gamma, beta, rmr, rvr, y);
     for (size_t i = 0; i < nx; i++) {

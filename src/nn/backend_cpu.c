@@ -28,6 +28,8 @@ static void bn_backward_act_ref(const lb_bn_desc *d, const float *x, const float
     size_t n = (size_t)d->n * d->c * d->hw;
     if (d->act == 1) lb_relu_backward(n, y, dy, dy, 0);
     if (d->act == 2) lb_relu6_backward(n, y, dy, dy, 0);
+    if (d->act && d->dres) /* a folded residual add: its operand's gradient */
+        for (size_t i = 0; i < n; i++) d->dres[i] = d->dres_acc ? d->dres[i] + dy[i] : dy[i];
     lb_bn_backward_ref(d, x, gamma, mean, invstd, dy, dx, dx_acc, dgamma, dbeta);
 }
 

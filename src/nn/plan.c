@@ -144,6 +144,19 @@ lb_status lb_net_plan(lb_net *n, int max_batch, int nthreads) {
             n->nodes[d->in[0]].act = d->op == LB_OP_RELU ? 1 : 2;
         }
     }
+    /* A residual add right after BN, of an earlier tensor, with an activation (ResNet's bn2 +
+     * identity + ReLU) folds into BN: its affine pass adds the residual and applies the
+     * activation, its backward masks once and hands the residual its gradient. The add and its
+     * ReLU become no-ops; the BN output buffer never holds the bare BN result. */
+    for (int i = 1; i + 1 < n->nnodes; i++) {
+        lb_node *b = &n->nodes[i], *a = &n->nodes[i + 1];
+        if (b->op == LB_OP_BN && b->act == 0 && a->op == LB_OP_ADD && a->alias && a->in[0] == i &&
+            a->in[1] > 0 && a->in[1] < i && a->act != 0 && !getenv("LOWBIT_NO_FUSE")) {
+            b->act = a->act;
+            b->res = a->in[1];
+            a->fused = 1;
+        }
+    }
     n->param = calloc(n->nparam ? n->nparam : 1, sizeof(float));
     n->grad = calloc(n->nparam ? n->nparam : 1, sizeof(float));
     n->state = calloc(n->nstate ? n->nstate : 1, sizeof(float));

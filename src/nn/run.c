@@ -78,7 +78,14 @@ const float *lb_net_forward(lb_net *n, const float *x, int B, int training) {
             break;
         }
         case LB_OP_BN: {
-            lb_bn_desc bd = {B, d->c, d->h * d->w, 1e-5f, 0.1f, d->act, d->moments};
+            const lb_bn_desc bd = {.n = B,
+                                   .c = d->c,
+                                   .hw = d->h * d->w,
+                                   .eps = 1e-5f,
+                                   .momentum = 0.1f,
+                                   .act = d->act,
+                                   .moments = d->moments,
+                                   .res = d->res ? n->nodes[d->res].y : NULL};
             if (training)
                 n->be->bn_forward_train(&bd, in, P(n, d->pw), P(n, d->pb), d->y, d->mean, d->invstd,
                                         S(n, d->smean), S(n, d->svar));
@@ -111,8 +118,8 @@ const float *lb_net_forward(lb_net *n, const float *x, int B, int training) {
         case LB_OP_GAP:
             n->be->gap_forward(B, s->c, s->h * s->w, in, d->y);
             break;
-        case LB_OP_ADD:
-            n->be->add_forward(cnt, d->act, in, n->nodes[d->in[1]].y, d->y);
+        case LB_OP_ADD: /* fused: its BN operand's forward did it */
+            if (!d->fused) n->be->add_forward(cnt, d->act, in, n->nodes[d->in[1]].y, d->y);
             break;
         case LB_OP_SHORTCUT:
             n->be->shortcut_forward(B, s->c, s->h, s->w, d->c, d->stride, in, d->y);
@@ -200,8 +207,14 @@ lb_status lb_net_backward(lb_net *n, const float *dlogits) {
             break;
         }
         case LB_OP_BN: {
-            lb_bn_desc bd = {B, d->c, d->h * d->w, 1e-5f, 0.1f, d->act, NULL};
+            lb_bn_desc bd = {.n = B,
+                             .c = d->c,
+                             .hw = d->h * d->w,
+                             .eps = 1e-5f,
+                             .momentum = 0.1f,
+                             .act = d->act};
             dx = grad_target(n, d->in[0], &acc);
+            if (d->res) bd.dres = grad_target(n, d->res, &bd.dres_acc);
             if (d->act)
                 n->be->bn_backward_act(&bd, s->y, d->y, P(n, d->pw), d->mean, d->invstd, d->dy, dx,
                                        acc, G(n, d->pw), G(n, d->pb));
@@ -243,6 +256,10 @@ lb_status lb_net_backward(lb_net *n, const float *dlogits) {
             if (dx) n->be->gap_backward(B, s->c, s->h * s->w, d->dy, dx, acc);
             break;
         case LB_OP_ADD: {
+            if (d->fused) { /* BN (operand 0, in place) masks dy and writes operand 1's gradient */
+                grad_target(n, d->in[0], &acc);
+                break;
+            }
             /* in place over operand 0: its gradient is d->dy itself (masked there if fused) */
             int acc1;
             float *da = grad_target(n, d->in[0], &acc);

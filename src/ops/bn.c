@@ -61,6 +61,7 @@ void lb_bn_forward_train_ref(const lb_bn_desc *d, const float *x, const float *g
             size_t o = ((size_t)i * d->c + c) * hw;
             for (size_t j = 0; j < hw; j++) {
                 float v = (x[o + j] - fm) * is * g + b;
+                if (d->res) v += d->res[o + j];
                 if (d->act) v = v > 0.0f ? v : 0.0f;
                 if (d->act == 2) v = v < 6.0f ? v : 6.0f;
                 y[o + j] = v;
@@ -222,6 +223,14 @@ static inline void moments_merge(double *mean, double *m2, int k, const double *
     *m2 += q[1] + delta * delta * (double)hw * (double)k * w;
 }
 
+/* The residual operand's gradient: the masked gradient g, stored or added. */
+static void plane_res_grad(const float *g, float *dr, size_t len, int acc) {
+    if (acc)
+        for (size_t j = 0; j < len; j++) dr[j] += g[j];
+    else
+        memcpy(dr, g, len * sizeof *dr);
+}
+
 /* The activation's mask as a lane mask (lb_relu_backward's rule: y > 0, and y < 6 for ReLU6). */
 static inline v4i act_mask4(v4f y, int act) {
     const v4f z = {0, 0, 0, 0}, six = {6, 6, 6, 6};
@@ -231,10 +240,11 @@ static inline v4i act_mask4(v4f y, int act) {
 }
 
 /* sdy/sdyxc += sums of g and g*(x - mean) over channels g0..g0+G-1 of all N images, where g is dy
- * masked by the activation on yact (written back into dy, as plane_mask does) or dy itself. */
-static void small_dy_sums(const float *x, const float *yact, int act, float *dy, int N, int C,
-                          int g0, int G, size_t hw, const float *mean, double *sdy, double *sdyxc,
-                          lanes16 *a1, lanes16 *a2) {
+ * masked by the activation on yact (written back into dy, as plane_mask does, and to dres when a
+ * residual add is folded in) or dy itself. */
+static void small_dy_sums(const float *x, const float *yact, int act, float *dy, float *dres,
+                          int dres_acc, int N, int C, int g0, int G, size_t hw, const float *mean,
+                          double *sdy, double *sdyxc, lanes16 *a1, lanes16 *a2) {
     const int k = small_flush_every(hw);
     memset(a1, 0, (size_t)G * sizeof *a1);
     memset(a2, 0, (size_t)G * sizeof *a2);
@@ -267,6 +277,7 @@ static void small_dy_sums(const float *x, const float *yact, int act, float *dy,
                 a1[g].v[(j % 16) / 4][j % 4] += gv;
                 a2[g].v[(j % 16) / 4][j % 4] += gv * (xp[j] - mu);
             }
+            if (yp && dres) plane_res_grad(gp, dres + o + (size_t)g * hw, hw, dres_acc);
         }
         if ((i + 1) % k == 0 || i == N - 1)
             for (int g = 0; g < G; g++) {
@@ -296,6 +307,24 @@ static void plane_act(float *y, size_t len, int act) {
         for (size_t j = 0; j < len; j++) y[j] = y[j] > 0.0f ? y[j] : 0.0f;
     else if (act == 2)
         for (size_t j = 0; j < len; j++) y[j] = y[j] > 0.0f ? (y[j] < 6.0f ? y[j] : 6.0f) : 0.0f;
+}
+
+/* y = act(y + r) for a folded residual add: lb_add_forward's sum and comparisons (which differ
+ * from plane_act's on -0), so the fused pair gives the bits of BN and the add run apart. */
+static void plane_res_act(float *y, const float *r, size_t len, int act) {
+    if (act == 1)
+        for (size_t j = 0; j < len; j++) {
+            const float v = y[j] + r[j];
+            y[j] = v < 0.0f ? 0.0f : v;
+        }
+    else if (act == 2)
+        for (size_t j = 0; j < len; j++) {
+            float v = y[j] + r[j];
+            v = v < 0.0f ? 0.0f : v;
+            y[j] = v > 6.0f ? 6.0f : v;
+        }
+    else
+        for (size_t j = 0; j < len; j++) y[j] = y[j] + r[j];
 }
 
 /* Fast kernels split the channels into one contiguous range per thread and walk each range
@@ -356,7 +385,11 @@ void lb_bn_forward_train(const lb_bn_desc *d, const float *x, const float *gamma
                 for (int g = 0; g < G; g++) {
                     plane_affine(x + o + (size_t)g * hw, y + o + (size_t)g * hw, hw, mu[g], a[g],
                                  beta_of(beta, g0 + g));
-                    plane_act(y + o + (size_t)g * hw, hw, d->act);
+                    if (d->res)
+                        plane_res_act(y + o + (size_t)g * hw, d->res + o + (size_t)g * hw, hw,
+                                      d->act);
+                    else
+                        plane_act(y + o + (size_t)g * hw, hw, d->act);
                 }
             }
         }
@@ -374,7 +407,10 @@ void lb_bn_forward_eval(const lb_bn_desc *d, const float *x, const float *gamma,
         float a = (float)(gamma_of(gamma, c) / sqrt((double)run_var[c] + d->eps));
         plane_affine(x + (size_t)pl * hw, y + (size_t)pl * hw, hw, run_mean[c], a,
                      beta_of(beta, c));
-        plane_act(y + (size_t)pl * hw, hw, d->act);
+        if (d->res)
+            plane_res_act(y + (size_t)pl * hw, d->res + (size_t)pl * hw, hw, d->act);
+        else
+            plane_act(y + (size_t)pl * hw, hw, d->act);
     }
 }
 
@@ -441,14 +477,19 @@ static void bn_backward(const lb_bn_desc *d, const float *x, const float *yact, 
             for (int g = 0; g < G; g++) sdy[g] = sdyxc[g] = 0;
             if (hw < LB_BN_CHUNK) {
                 lanes16 a1[LB_BN_GROUP], a2[LB_BN_GROUP];
-                small_dy_sums(x, yact, d->act, dy, N, C, g0, G, hw, mean, sdy, sdyxc, a1, a2);
+                small_dy_sums(x, yact, d->act, dy, d->dres, d->dres_acc, N, C, g0, G, hw, mean, sdy,
+                              sdyxc, a1, a2);
             } else
                 for (int i = 0; i < N; i++) {
                     const size_t o = ((size_t)i * C + g0) * hw;
                     for (int g = 0; g < G; g++) {
-                        if (yact)
+                        if (yact) {
                             plane_mask(yact + o + (size_t)g * hw, dy + o + (size_t)g * hw, hw,
                                        d->act);
+                            if (d->dres)
+                                plane_res_grad(dy + o + (size_t)g * hw,
+                                               d->dres + o + (size_t)g * hw, hw, d->dres_acc);
+                        }
                         plane_dy_sums(x + o + (size_t)g * hw, dy + o + (size_t)g * hw, hw,
                                       mean[g0 + g], &sdy[g], &sdyxc[g]);
                     }
