@@ -11,15 +11,16 @@
  *   A5="-mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma"; O=/tmp/bench_conv.d; mkdir -p $O
  *   gcc $F $A5 -c src/ops/conv2d_direct_avx512.c -o $O/a.o
  *   gcc $F $A5 -c src/ops/conv2d_dw_avx512.c -o $O/b.o
+ *   gcc $F $A5 -c src/ops/conv2d_wino_avx512.c -o $O/d.o
  *   gcc $F -mavx2 -mfma -c src/ops/conv2d_dw_avx2.c -o $O/c.o
  *   gcc $F bench/bench_conv.c src/core/arena.c src/core/error.c src/core/rng.c \
- *       src/core/threads.c src/ops/conv2d.c src/ops/conv2d_ref.c src/ops/linear.c $O/[abc].o \
+ *       src/core/threads.c src/ops/conv2d.c src/ops/conv2d_ref.c src/ops/linear.c $O/[abcd].o \
  *       -o /tmp/bench_conv $(pkg-config --libs openblas) -lm
  *   /tmp/bench_conv [threads [batch...]]     defaults: 2 threads, batches 128 and 32
  * Environment: BENCH_ONLY=<substring of a layer name>, BENCH_REPS=<timed calls per op>,
  * BENCH_CPU=1 (CPU time instead of wall time), BENCH_DW=1 (also MobileNet-style depthwise shapes),
- * LOWBIT_CONV_SIMD=0 (the GEMM formulation). Wall times are the best of the timed calls; on a
- * shared machine, run it several times. */
+ * LOWBIT_CONV_SIMD=0 (the GEMM formulation), LOWBIT_CONV_WINOGRAD=0 (direct kernels, no Winograd).
+ * Wall times are the best of the timed calls; on a shared machine, run it several times. */
 #include "lb_ops.h"
 
 #include <stdio.h>

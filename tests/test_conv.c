@@ -243,6 +243,11 @@ static void test_fast(int quick) {
         {1, 32, 20, 20, 6, 5, 1, 2, 1, "blocked forward/dW columns"},
         {1, 6, 20, 20, 32, 5, 1, 2, 1, "blocked dX columns"},
         {1, 64, 36, 36, 6, 5, 2, 2, 1, "blocked col2im"},
+        {3, 8, 7, 15, 16, 3, 1, 1, 1, "winograd odd sizes"},
+        {2, 16, 5, 35, 8, 3, 1, 1, 1, "winograd tile rows past 16 tiles"},
+        {11, 24, 3, 13, 8, 3, 1, 1, 1, "winograd many images per block, tail"},
+        {2, 8, 1, 14, 8, 3, 1, 1, 1, "winograd one-row image"},
+        {3, 32, 28, 28, 16, 3, 1, 1, 1, "winograd 28x28"},
     };
     char tag[128];
     for (size_t i = 0; i < sizeof sh / sizeof sh[0]; i++) {
@@ -253,6 +258,10 @@ static void test_fast(int quick) {
             continue;
         }
         for (int nt = 1; nt <= 2; nt++) fast_vs_ref(&d, nt, sh[i].name);
+        /* the direct kernels where Winograd would run */
+        setenv("LOWBIT_CONV_WINOGRAD", "0", 1);
+        fast_vs_ref(&d, 2, sh[i].name);
+        unsetenv("LOWBIT_CONV_WINOGRAD");
         /* the GEMM formulation and the baseline depthwise loops, whatever this CPU has */
         setenv("LOWBIT_CONV_SIMD", "0", 1);
         for (int nt = 1; nt <= 2; nt++) fast_vs_ref(&d, nt, sh[i].name);
@@ -328,6 +337,38 @@ static void test_linear(void) {
     free(dx1), free(dw1), free(db1), free(base), free(a0), free(a1), free(a2);
 }
 
+/* The Winograd path runs where it should: on an AVX-512 CPU a 3x3 stride-1 conv gives other last
+ * bits than the direct kernels (fewer products, other sums) while both stay within the reference
+ * tolerance (fast_vs_ref); a narrow image stays direct (same bits either way). */
+static void test_winograd_taken(void) {
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
+        !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512dq"))
+        return;
+    const int shapes[2][2] = {{28, 1}, {7, 0}}; /* image size, Winograd expected */
+    for (int i = 0; i < 2; i++) {
+        lb_conv2d_desc d;
+        const int hw = shapes[i][0];
+        if (lb_conv2d_desc_init(&d, 2, 16, hw, hw, 16, 3, 1, 1, 1) != LB_OK) {
+            CHECK(0, "winograd desc: %s", lb_error_msg());
+            continue;
+        }
+        lb_threads_set(2);
+        const size_t nx = (size_t)2 * 16 * hw * hw, nw = (size_t)16 * 16 * 9;
+        float *x = randn(nx), *w = randn(nw), *dy = randn(nx), *sc = scratch_for(&d, 2);
+        float *y0 = randn(nx), *y1 = randn(nx), *dx0 = randn(nx), *dx1 = randn(nx);
+        lb_conv2d_forward(&d, x, w, NULL, y0, sc);
+        lb_conv2d_backward(&d, x, w, dy, dx0, 0, NULL, NULL, sc);
+        setenv("LOWBIT_CONV_WINOGRAD", "0", 1);
+        lb_conv2d_forward(&d, x, w, NULL, y1, sc);
+        lb_conv2d_backward(&d, x, w, dy, dx1, 0, NULL, NULL, sc);
+        unsetenv("LOWBIT_CONV_WINOGRAD");
+        const int same = !memcmp(y0, y1, nx * sizeof *y0) && !memcmp(dx0, dx1, nx * sizeof *dx0);
+        CHECK(same != shapes[i][1], "%dx%d 16->16: Winograd %s", hw, hw,
+              shapes[i][1] ? "expected but not taken" : "taken for a narrow image");
+        free(x), free(w), free(dy), free(sc), free(y0), free(y1), free(dx0), free(dx1);
+    }
+}
+
 int main(void) {
     const char *q = getenv("LOWBIT_QUICK");
     const int quick = q && q[0] && q[0] != '0';
@@ -335,6 +376,7 @@ int main(void) {
     test_desc();
     test_fd();
     test_fast(quick);
+    test_winograd_taken();
     test_linear();
     lb_threads_set(1);
     TEST_MAIN_END("test_conv");

@@ -1,13 +1,16 @@
 /* conv2d: descriptor checks, scratch planning and the fast kernels. The scalar ground truth is
- * conv2d_ref.c. Three formulations, all parallel over images:
+ * conv2d_ref.c. Four formulations, all parallel over images:
  *  - direct (AVX-512, conv2d_direct_avx512.c): "same" convs (pad (k-1)/2, k in {1, 3, 5}) at
  *    stride 1 or 2; no im2col: masked shifted loads on the image planes (at stride 2 on the input's
  *    four phase planes); dX runs the same kernel on dY; ~100-115 GFLOP/s per core;
  *  - GEMM: per-image im2col + single-threaded sgemm, for everything else (other pads, strides,
  *    kernels) and for every conv on CPUs without AVX-512;
+ *  - Winograd F(2x2, 3x3) (AVX-512, conv2d_wino_avx512.c): forward and dX of direct-eligible 3x3
+ *    stride-1 pad-1 convs with channels in multiples of 8 and images >= 13 wide; dW stays direct;
  *  - depthwise (groups == cin == cout): direct plane loops (conv2d_dw_impl.h).
  * Setting LOWBIT_CONV_SIMD=0 in the environment forces the GEMM path and the baseline depthwise
- * loops (tests use it to cover both on any machine).
+ * loops (tests use it to cover both on any machine); LOWBIT_CONV_WINOGRAD=0 keeps 3x3 stride-1
+ * convs on the direct kernels.
  *
  * Why per image: a batch-wide column matrix (B*HW x K) streams from DRAM and caps sgemm at 53-100
  * GFLOP/s on the target machine, while one image's columns stay in its core's L2 and run at ~90
@@ -19,6 +22,7 @@
 #include "lb_ops.h"
 
 #include "conv2d_direct.h"
+#include "conv2d_wino.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -98,6 +102,11 @@ typedef struct plan {
     int dx_flip;         /* stride 1 and pad <= k-1: dX is a forward conv of dY (flipped w) */
     int rb;              /* output rows per column block (forward, dW, col2im dX) */
     int rbx;             /* input rows per column block (dX as flipped conv) */
+    int wino;            /* direct, 3x3 s1 p1: forward and dX by Winograd F(2x2,3x3) */
+    int wg;              /* wino: images per block */
+    size_t wldt;         /* wino: tile stride of the transformed planes */
+    size_t wU;           /* wino: offset in `shared` of the forward U (the dX U follows) */
+    size_t wofs;         /* wino: offset in a worker's `col` of its V and M planes */
     size_t ohw, hw;
     size_t shared; /* floats: repacked weights (+ masks and offsets for direct) */
     size_t wpack;  /* floats of `shared` that hold repacked weights */
@@ -108,6 +117,12 @@ typedef struct plan {
 
 static int simd_allowed(void) {
     const char *e = getenv("LOWBIT_CONV_SIMD");
+    return !(e && e[0] == '0');
+}
+
+/* LOWBIT_CONV_WINOGRAD=0 keeps 3x3 stride-1 convolutions on the direct kernels (A/B and tests) */
+static int wino_allowed(void) {
+    const char *e = getenv("LOWBIT_CONV_WINOGRAD");
     return !(e && e[0] == '0');
 }
 
@@ -127,7 +142,7 @@ static int direct_block(size_t hw) {
     return need;
 }
 
-static void make_plan(const lb_conv2d_desc *d, int nt, int simd, plan *p) {
+static void make_plan(const lb_conv2d_desc *d, int nt, int simd, int wino, plan *p) {
     memset(p, 0, sizeof *p);
     p->nt = nt < 1 ? 1 : nt;
     p->cig = d->cin / d->groups, p->cog = d->cout / d->groups;
@@ -173,6 +188,32 @@ static void make_plan(const lb_conv2d_desc *d, int nt, int simd, plan *p) {
         p->shared = p->wpack + round16(p->nvec * p->kk) + round16((size_t)2 * p->kk);
         /* per worker: x (phase planes), dy or y, dx (phase planes) */
         if (p->packed) p->col = round16(p->ld * ph * d->cin) * 2 + round16(p->ld * d->cout);
+        /* the transforms run a tile row per vector: below ~13 columns (7 tiles) most lanes idle
+         * and they cost what the fewer multiplications save (measured even at 7x7, 64 ch) */
+        p->wino = wino && d->stride == 1 && p->k == 3 && d->pad == 1 && d->groups == 1 &&
+                  d->cin % 8 == 0 && d->cout % 8 == 0 && d->w >= 13;
+        if (p->wino) {
+            /* images per block: >= 96 tiles for the GEMMs' register blocking (48 tiles a step),
+             * the fewest padding tiles up to twice that, while V and M of the block (16 planes
+             * per channel each) stay within ~896 KiB of the 1 MiB L2 */
+            const size_t T = (size_t)((d->h + 1) / 2) * ((d->w + 1) / 2);
+            const size_t chans = (size_t)d->cin + d->cout;
+            const int g0 = (int)((96 + T - 1) / T);
+            int g = 1;
+            double best = 2;
+            for (int c = g0; c <= 2 * g0; c++) {
+                const size_t ldt = round16(c * T);
+                const double waste = (double)(ldt - c * T) / (double)ldt;
+                if (c > 1 && 16 * chans * ldt * sizeof(float) > (896u << 10)) break;
+                if (waste < best - 1e-9) best = waste, g = c;
+            }
+            p->wg = g, p->wldt = round16(g * T);
+            p->wU = p->shared;
+            p->shared += 2 * round16((size_t)16 * d->cin * d->cout);
+            p->wofs = p->col;
+            const size_t cmax = (size_t)(d->cin > d->cout ? d->cin : d->cout);
+            p->col += 2 * 16 * lb_wino_xi_stride((int)cmax, p->wldt);
+        }
         return;
     }
     long rb = COL_BUDGET / ((long)p->kdim * d->ow);
@@ -196,8 +237,8 @@ static size_t plan_floats(const plan *p) {
 /* Covers every formulation, so LOWBIT_CONV_SIMD may change between sizing and use. */
 size_t lb_conv2d_scratch_floats(const lb_conv2d_desc *d, int nthreads) {
     plan a, b;
-    make_plan(d, nthreads, 1, &a);
-    make_plan(d, nthreads, 0, &b);
+    make_plan(d, nthreads, 1, 1, &a);
+    make_plan(d, nthreads, 0, 0, &b);
     const size_t fa = plan_floats(&a), fb = plan_floats(&b);
     return fa > fb ? fa : fb;
 }
@@ -695,6 +736,45 @@ static void direct_forward(const lb_conv2d_desc *d, const plan *p, const float *
     }
 }
 
+/* Winograd: images [n0, n1) of x into y (dX: dy into dx with the flipped weights' U), in blocks of
+ * p->wg images; V and M are this worker's planes. */
+static void wino_images(const lb_conv2d_desc *d, const plan *p, int fwd, const float *x,
+                        const float *U, const float *b, float *y, int acc, int n0, int n1,
+                        float *vm) {
+    const int ci = fwd ? d->cin : d->cout, co = fwd ? d->cout : d->cin;
+    const size_t hw = (size_t)d->h * d->w;
+    const size_t cmax = (size_t)(d->cin > d->cout ? d->cin : d->cout);
+    for (int nb = n0; nb < n1; nb += p->wg) {
+        lb_conv_wino j;
+        j.cin = ci, j.cout = co, j.h = d->h, j.w = d->w;
+        j.g = n1 - nb < p->wg ? n1 - nb : p->wg;
+        j.ldt = p->wldt;
+        j.x = x + (size_t)nb * ci * hw, j.y = y + (size_t)nb * co * hw;
+        j.U = U, j.bias = b, j.acc = acc;
+        j.V = vm, j.M = vm + 16 * lb_wino_xi_stride((int)cmax, p->wldt);
+        lb_conv2d_wino_avx512(&j);
+        if (fwd) out_moments(d, y, nb, nb + j.g);
+    }
+}
+
+static void wino_forward(const lb_conv2d_desc *d, const plan *p, const float *x, const float *w,
+                         const float *b, float *y, float *scratch) {
+    const int nt = workers(p, d->n);
+    float *U = scratch + p->wU;
+    lb_conv2d_wino_weights(w, d->cout, d->cin, 0, U);
+#pragma omp parallel num_threads(nt)
+    {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num(), T = omp_get_num_threads();
+#else
+        const int t = 0, T = 1;
+#endif
+        int n0, n1;
+        image_range(d->n, t, T, &n0, &n1);
+        wino_images(d, p, 1, x, U, b, y, 0, n0, n1, worker_col(p, scratch, t) + p->wofs);
+    }
+}
+
 static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float *x, const float *w,
                             const float *dy, float *dx, int dx_acc, float *dw, float *db,
                             float *scratch) {
@@ -711,8 +791,12 @@ static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float 
 #else
         const int t = 0, T = 1;
 #endif
-        if (t == 0) used = T, direct_setup(d, p, scratch, (dw ? 1 : 0) | (dx ? 2 : 0));
-        if (t == T - 1 && dx) pack_dx_weights(d, p, &geo, w);
+        /* with Winograd, dX runs on its own transformed weights instead of the direct passes */
+        float *const wdx = dx && p->wino ? dx : NULL, *const ddx = p->wino ? NULL : dx;
+        float *const Udx = scratch + p->wU + round16((size_t)16 * d->cin * d->cout);
+        if (t == 0) used = T, direct_setup(d, p, scratch, (dw ? 1 : 0) | (ddx ? 2 : 0));
+        if (t == T - 1 && ddx) pack_dx_weights(d, p, &geo, w);
+        if (t == T - 1 && wdx) lb_conv2d_wino_weights(w, d->cin, d->cout, 1, Udx);
 #pragma omp barrier
         int n0, n1;
         image_range(d->n, t, T, &n0, &n1);
@@ -726,12 +810,12 @@ static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float 
              * inside each tile (one reduction per tile), dX runs per image */
             const int npos = p->packed ? g * (int)ohw : (int)ohw, nimg = p->packed ? 1 : g;
             const float *xs = x + (size_t)nb * d->cin * hw, *dys = dy + (size_t)nb * d->cout * ohw;
-            float *dxs = dx ? dx + (size_t)nb * d->cin * hw : NULL;
+            float *dxs = ddx ? ddx + (size_t)nb * d->cin * hw : NULL;
             size_t ldx = hw, ldy = ohw;
             if (p->packed) {
                 if (dw && s == 2) pack_phases(d, p, x, nb, g, xpk);
                 if (dw && s == 1) pack_images(x, d->cin, hw, nb, g, ld, xpk);
-                if (dw || dx) pack_images(dy, d->cout, ohw, nb, g, ld, dypk);
+                if (dw || ddx) pack_images(dy, d->cout, ohw, nb, g, ld, dypk);
                 xs = xpk, dys = dypk, dxs = dxpk, ldx = xch, ldy = ld;
             }
             if (db)
@@ -749,7 +833,7 @@ static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float 
                     j.cin = cig, j.cout = cog;
                     if (gr == 0 && gn > 0) {
                         j.pf[0] = xn, j.pf_floats[0] = xnf;
-                        if (!dx) j.pf[1] = dyn, j.pf_floats[1] = dynf;
+                        if (!ddx) j.pf[1] = dyn, j.pf_floats[1] = dynf;
                     }
                     j.x = xs + (size_t)gr * cig * ldx, j.ldx = ldx;
                     j.dy = dys + (size_t)gr * cog * ldy, j.lddy = ldy;
@@ -757,7 +841,7 @@ static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float 
                     j.dw = pdw + (size_t)gr * cog * p->kdim, j.ldw = (size_t)p->kdim;
                     lb_conv2d_direct_dw_avx512(&j);
                 }
-                if (dx)
+                if (ddx)
                     for (int i = 0; i < nimg; i++)
                         for (int f = 0; f < geo.ndx; f++) {
                             const dpass *ps = &geo.dx[f];
@@ -780,7 +864,9 @@ static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float 
                             lb_conv2d_direct_fwd_avx512(&j);
                         }
             }
-            if (dx && p->packed) {
+            /* dy of these images is still in L2 from the dW pass */
+            if (wdx) wino_images(d, p, 0, dy, Udx, NULL, dx, dx_acc, nb, nb + g, xpk + p->wofs);
+            if (ddx && p->packed) {
                 if (s == 2)
                     unpack_phases(d, p, dxpk, nb, g, dx, dx_acc);
                 else
@@ -839,9 +925,13 @@ static void forward_image(const lb_conv2d_desc *d, const plan *p, const float *x
 void lb_conv2d_forward(const lb_conv2d_desc *d, const float *x, const float *w, const float *b,
                        float *y, float *scratch) {
     plan p;
-    make_plan(d, lb_threads_get(), simd_allowed(), &p);
+    make_plan(d, lb_threads_get(), simd_allowed(), wino_allowed(), &p);
     if (p.dw) {
         dw_forward(d, &p, x, w, b, y, scratch);
+        return;
+    }
+    if (p.wino) {
+        wino_forward(d, &p, x, w, b, y, scratch);
         return;
     }
     if (p.direct) {
@@ -938,7 +1028,7 @@ static void flip_weights(const lb_conv2d_desc *d, const plan *p, const float *w,
 void lb_conv2d_backward(const lb_conv2d_desc *d, const float *x, const float *w, const float *dy,
                         float *dx, int dx_acc, float *dw, float *db, float *scratch) {
     plan p;
-    make_plan(d, lb_threads_get(), simd_allowed(), &p);
+    make_plan(d, lb_threads_get(), simd_allowed(), wino_allowed(), &p);
     if (p.dw) {
         dw_backward(d, &p, x, w, dy, dx, dx_acc, dw, db, scratch);
         return;
