@@ -356,16 +356,23 @@ static void test_winograd_taken(void) {
         const size_t nx = (size_t)2 * 16 * hw * hw, nw = (size_t)16 * 16 * 9;
         float *x = randn(nx), *w = randn(nw), *dy = randn(nx), *sc = scratch_for(&d, 2);
         float *y0 = randn(nx), *y1 = randn(nx), *dx0 = randn(nx), *dx1 = randn(nx);
+        float *dw0 = randn(nw), *dw1 = randn(nw);
         lb_conv2d_forward(&d, x, w, NULL, y0, sc);
         lb_conv2d_backward(&d, x, w, dy, dx0, 0, NULL, NULL, sc);
+        lb_conv2d_backward(&d, x, w, dy, NULL, 0, dw0, NULL, sc);
         setenv("LOWBIT_CONV_WINOGRAD", "0", 1);
         lb_conv2d_forward(&d, x, w, NULL, y1, sc);
         lb_conv2d_backward(&d, x, w, dy, dx1, 0, NULL, NULL, sc);
+        lb_conv2d_backward(&d, x, w, dy, NULL, 0, dw1, NULL, sc);
         unsetenv("LOWBIT_CONV_WINOGRAD");
-        const int same = !memcmp(y0, y1, nx * sizeof *y0) && !memcmp(dx0, dx1, nx * sizeof *dx0);
-        CHECK(same != shapes[i][1], "%dx%d 16->16: Winograd %s", hw, hw,
-              shapes[i][1] ? "expected but not taken" : "taken for a narrow image");
+        const char *what[3] = {"forward", "dx", "dw"};
+        const int same[3] = {!memcmp(y0, y1, nx * sizeof *y0), !memcmp(dx0, dx1, nx * sizeof *dx0),
+                             !memcmp(dw0, dw1, nw * sizeof *dw0)};
+        for (int k = 0; k < 3; k++)
+            CHECK(same[k] != shapes[i][1], "%dx%d 16->16 %s: Winograd %s", hw, hw, what[k],
+                  shapes[i][1] ? "expected but not taken" : "taken for a narrow image");
         free(x), free(w), free(dy), free(sc), free(y0), free(y1), free(dx0), free(dx1);
+        free(dw0), free(dw1);
     }
 }
 

@@ -5,8 +5,8 @@
  *    four phase planes); dX runs the same kernel on dY; ~100-115 GFLOP/s per core;
  *  - GEMM: per-image im2col + single-threaded sgemm, for everything else (other pads, strides,
  *    kernels) and for every conv on CPUs without AVX-512;
- *  - Winograd F(2x2, 3x3) (AVX-512, conv2d_wino_avx512.c): forward and dX of direct-eligible 3x3
- *    stride-1 pad-1 convs with channels in multiples of 8 and images >= 13 wide; dW stays direct;
+ *  - Winograd F(2x2, 3x3) (AVX-512, conv2d_wino_avx512.c): forward, dX and dW of 3x3 stride-1
+ *    pad-1 convs with channels in multiples of 8 and images >= 13 wide;
  *  - depthwise (groups == cin == cout): direct plane loops (conv2d_dw_impl.h).
  * Setting LOWBIT_CONV_SIMD=0 in the environment forces the GEMM path and the baseline depthwise
  * loops (tests use it to cover both on any machine); LOWBIT_CONV_WINOGRAD=0 keeps 3x3 stride-1
@@ -103,7 +103,8 @@ typedef struct plan {
     int rb;              /* output rows per column block (forward, dW, col2im dX) */
     int rbx;             /* input rows per column block (dX as flipped conv) */
     int wino;            /* direct, 3x3 s1 p1: forward and dX by Winograd F(2x2,3x3) */
-    int wg;              /* wino: images per block */
+    int wg;              /* wino: images per block (forward, dX) */
+    int wgd;             /* wino: images per block of the weight gradient */
     size_t wldt;         /* wino: tile stride of the transformed planes */
     size_t wU;           /* wino: offset in `shared` of the forward U (the dX U follows) */
     size_t wofs;         /* wino: offset in a worker's `col` of its V and M planes */
@@ -140,6 +141,27 @@ static int direct_block(size_t hw) {
     for (int g = need; g <= 2 * need; g++)
         if ((g * hw) % 16 == 0) return g;
     return need;
+}
+
+/* Winograd images per block: at least `tiles` tiles (the GEMMs' blocking) where the L2 allows,
+ * with the fewest padding tiles up to twice that; V and M of the block (16 planes per channel
+ * each) stay within ~896 KiB of the 1 MiB L2 (one image at least) */
+static int wino_block(size_t T, size_t chans, size_t tiles) {
+    int fit = 1;
+    while (16 * chans * round16((size_t)(fit + 1) * T) * sizeof(float) <= (896u << 10) &&
+           fit < 4096)
+        fit++;
+    int lo = (int)((tiles + T - 1) / T), hi = 2 * lo;
+    if (hi > fit) hi = fit;
+    if (lo > hi) lo = (hi + 1) / 2;
+    int g = hi;
+    double best = 2;
+    for (int c = hi; c >= lo; c--) { /* ties go to the larger block */
+        const size_t ldt = round16((size_t)c * T);
+        const double waste = (double)(ldt - (size_t)c * T) / (double)ldt;
+        if (waste < best - 1e-9) best = waste, g = c;
+    }
+    return g;
 }
 
 static void make_plan(const lb_conv2d_desc *d, int nt, int simd, int wino, plan *p) {
@@ -197,22 +219,17 @@ static void make_plan(const lb_conv2d_desc *d, int nt, int simd, int wino, plan 
              * the fewest padding tiles up to twice that, while V and M of the block (16 planes
              * per channel each) stay within ~896 KiB of the 1 MiB L2 */
             const size_t T = (size_t)((d->h + 1) / 2) * ((d->w + 1) / 2);
-            const size_t chans = (size_t)d->cin + d->cout;
-            const int g0 = (int)((96 + T - 1) / T);
-            int g = 1;
-            double best = 2;
-            for (int c = g0; c <= 2 * g0; c++) {
-                const size_t ldt = round16(c * T);
-                const double waste = (double)(ldt - c * T) / (double)ldt;
-                if (c > 1 && 16 * chans * ldt * sizeof(float) > (896u << 10)) break;
-                if (waste < best - 1e-9) best = waste, g = c;
-            }
-            p->wg = g, p->wldt = round16(g * T);
+            p->wg = wino_block(T, (size_t)d->cin + d->cout, 96);
+            /* dW sums over tiles: longer blocks amortize the reduction of each 4x4 block of
+             * (co, ci) accumulators */
+            p->wgd = wino_block(T, (size_t)d->cin + d->cout, 384);
+            p->wldt = round16((size_t)(p->wg > p->wgd ? p->wg : p->wgd) * T);
             p->wU = p->shared;
             p->shared += 2 * round16((size_t)16 * d->cin * d->cout);
             p->wofs = p->col;
             const size_t cmax = (size_t)(d->cin > d->cout ? d->cin : d->cout);
-            p->col += 2 * 16 * lb_wino_xi_stride((int)cmax, p->wldt);
+            p->col += 2 * 16 * lb_wino_xi_stride((int)cmax, p->wldt) +
+                      round16(lb_wino_dw_acc_floats(d->cout, d->cin));
         }
         return;
     }
@@ -748,7 +765,7 @@ static void wino_images(const lb_conv2d_desc *d, const plan *p, int fwd, const f
         lb_conv_wino j;
         j.cin = ci, j.cout = co, j.h = d->h, j.w = d->w;
         j.g = n1 - nb < p->wg ? n1 - nb : p->wg;
-        j.ldt = p->wldt;
+        j.ldt = round16((size_t)j.g * ((d->h + 1) / 2) * ((d->w + 1) / 2));
         j.x = x + (size_t)nb * ci * hw, j.y = y + (size_t)nb * co * hw;
         j.U = U, j.bias = b, j.acc = acc;
         j.V = vm, j.M = vm + 16 * lb_wino_xi_stride((int)cmax, p->wldt);
@@ -772,6 +789,71 @@ static void wino_forward(const lb_conv2d_desc *d, const plan *p, const float *x,
         int n0, n1;
         image_range(d->n, t, T, &n0, &n1);
         wino_images(d, p, 1, x, U, b, y, 0, n0, n1, worker_col(p, scratch, t) + p->wofs);
+    }
+}
+
+/* Winograd for both gradients: per block of p->wgd images, dW accumulates in the transformed
+ * domain (per worker) and dX runs on the same images while their dy is in L2. */
+static void wino_backward(const lb_conv2d_desc *d, const plan *p, const float *x, const float *w,
+                          const float *dy, float *dx, int dx_acc, float *dw, float *db,
+                          float *scratch) {
+    const int nt = workers(p, d->n), T2 = ((d->h + 1) / 2) * ((d->w + 1) / 2);
+    const size_t hw = p->hw, nw = (size_t)d->cout * p->kdim, bofs = round16(nw);
+    const size_t cmax = (size_t)(d->cin > d->cout ? d->cin : d->cout);
+    const size_t plane = 16 * lb_wino_xi_stride((int)cmax, p->wldt);
+    float *const Udx = scratch + p->wU + round16((size_t)16 * d->cin * d->cout);
+    int used = nt;
+#pragma omp parallel num_threads(nt)
+    {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num(), T = omp_get_num_threads();
+#else
+        const int t = 0, T = 1;
+#endif
+        if (t == 0) used = T;
+        if (t == T - 1 && dx) lb_conv2d_wino_weights(w, d->cin, d->cout, 1, Udx);
+#pragma omp barrier
+        int n0, n1;
+        image_range(d->n, t, T, &n0, &n1);
+        float *vm = worker_col(p, scratch, t) + p->wofs, *Mw = vm + 2 * plane;
+        float *pdw = worker_part(p, scratch, t);
+        if (dw) memset(Mw, 0, lb_wino_dw_acc_floats(d->cout, d->cin) * sizeof *Mw);
+        if (db) memset(pdw + bofs, 0, (size_t)d->cout * sizeof *pdw);
+        for (int nb = n0; nb < n1; nb += p->wgd) {
+            const int g = n1 - nb < p->wgd ? n1 - nb : p->wgd;
+            if (db)
+                for (int i = nb; i < nb + g; i++)
+                    for (int c = 0; c < d->cout; c++)
+                        pdw[bofs + c] += sum_floats(dy + ((size_t)i * d->cout + c) * hw, hw);
+            if (dw) {
+                lb_conv_wino_dw jd;
+                memset(&jd, 0, sizeof jd);
+                jd.j.cin = d->cin, jd.j.cout = d->cout, jd.j.h = d->h, jd.j.w = d->w, jd.j.g = g;
+                jd.j.ldt = round16((size_t)g * T2);
+                jd.j.x = x + (size_t)nb * d->cin * hw, jd.dy = dy + (size_t)nb * d->cout * hw;
+                jd.j.V = vm, jd.j.M = vm + plane, jd.Mw = Mw;
+                lb_conv2d_wino_dw_avx512(&jd);
+            }
+            if (dx) wino_images(d, p, 0, dy, Udx, NULL, dx, dx_acc, nb, nb + g, vm);
+        }
+        if (dw) lb_conv2d_wino_dw_finish(Mw, d->cout, d->cin, pdw);
+#pragma omp barrier
+        if (dw) {
+#pragma omp for schedule(static)
+            for (size_t q = 0; q < nw; q++) {
+                float sum = 0;
+                for (int u = 0; u < used; u++) sum += worker_part(p, scratch, u)[q];
+                dw[q] = sum;
+            }
+        }
+        if (db) {
+#pragma omp for schedule(static)
+            for (int c = 0; c < d->cout; c++) {
+                float sum = 0;
+                for (int u = 0; u < used; u++) sum += worker_part(p, scratch, u)[bofs + c];
+                db[c] = sum;
+            }
+        }
     }
 }
 
@@ -1031,6 +1113,10 @@ void lb_conv2d_backward(const lb_conv2d_desc *d, const float *x, const float *w,
     make_plan(d, lb_threads_get(), simd_allowed(), wino_allowed(), &p);
     if (p.dw) {
         dw_backward(d, &p, x, w, dy, dx, dx_acc, dw, db, scratch);
+        return;
+    }
+    if (p.wino) {
+        wino_backward(d, &p, x, w, dy, dx, dx_acc, dw, db, scratch);
         return;
     }
     if (p.direct) {

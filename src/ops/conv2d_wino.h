@@ -6,9 +6,9 @@
  * computes each 2x2 output tile from a 4x4 input tile with 16 products per channel pair instead
  * of 36 (2.25x fewer), at the price of cheap add-only transforms and last-bit differences from the
  * direct sum (|error| ~1e-6 relative, well inside the conv tests' tolerance). Used for the
- * forward and the input gradient (a forward pass on dY with the flipped, transposed weights) of
- * 3x3 stride-1 pad-1 convolutions whose channel counts are multiples of 8; the weight gradient
- * stays direct. */
+ * forward, the input gradient (a forward pass on dY with the flipped, transposed weights) and the
+ * weight gradient (F(3x3, 2x2), below) of 3x3 stride-1 pad-1 convolutions whose channel counts
+ * are multiples of 8. */
 #ifndef LB_CONV2D_WINO_H
 #define LB_CONV2D_WINO_H
 
@@ -35,6 +35,24 @@ typedef struct lb_conv_wino {
 static inline size_t lb_wino_xi_stride(int c, size_t ldt) {
     return (size_t)c * ldt + 16;
 }
+
+/* Weight gradient by Winograd F(3x3, 2x2) over one block of images: the forward's bilinear form
+ * Y = A^T [(G g G^T) .* (B^T d B)] A gives dg = G^T [sum over tiles (A dy A^T) .* (B^T d B)] G, so
+ * the 16 transformed planes of x (V, as in the forward) and of dy (A dy A^T, in M) are multiplied
+ * and summed over tiles into Mw (16 GEMMs with the tiles as depth), and G^T . G runs once at the
+ * end (lb_conv2d_wino_dw_finish). Uses cin, cout, h, w, g, ldt, x, V, M of the job, plus: */
+typedef struct lb_conv_wino_dw {
+    lb_conv_wino j;
+    const float *dy; /* g images dy[g][cout][h][w] */
+    float *Mw;       /* accumulators, lb_wino_dw_acc_floats(cout, cin) */
+} lb_conv_wino_dw;
+
+static inline size_t lb_wino_dw_acc_floats(int cout, int cin) {
+    return (size_t)16 * cout * cin;
+}
+void lb_conv2d_wino_dw_avx512(const lb_conv_wino_dw *j);
+/* dw[co][ci][3][3] = G^T Mw G (overwrites dw) */
+void lb_conv2d_wino_dw_finish(const float *Mw, int cout, int cin, float *dw);
 
 /* U for a conv with `co` outputs and `ci` inputs. flip == 0: w[co][ci][3][3]; flip == 1: the dX
  * conv of a forward conv whose weights are w[ci][co][3][3] (transposed, rotated 180 degrees). */

@@ -1,6 +1,6 @@
 /* Winograd F(2x2, 3x3) stride-1 pad-1 convolution of one block of images (AVX-512): input
  * transform, 16 small GEMMs, output transform. Not the plan, the threading or the choice of when
- * to use it (conv2d.c), nor the weight gradient. See conv2d_wino.h for why.
+ * to use it (conv2d.c). The weight gradient reuses the input transform (see conv2d_wino.h).
  *
  * Matrices (Lavin & Gray): V = B^T d B, U = G g G^T, Y = A^T (U .* V) A with
  *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
@@ -201,4 +201,137 @@ void lb_conv2d_wino_avx512(const lb_conv_wino *j) {
             output_transform(j->M + (size_t)co * ldt, xi_ld_m, (size_t)i * T, h, w, tw, th,
                              j->bias ? j->bias[co] : 0.0f, j->y + ((size_t)i * j->cout + co) * hw,
                              j->acc);
+}
+
+/* ---- weight gradient ---------------------------------------------------------------------- */
+
+/* D[xi][co][i*T + t] = (A dy_t A^T) for every tile of dy plane [h][w]; A = [1 0; 1 1; 1 -1; 0 -1]
+ */
+static void dy_transform(const float *dy, int h, int w, int tw, int th, float *D, size_t xi_ld,
+                         size_t toff0) {
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512 z = _mm512_setzero_ps();
+    for (int tx0 = 0; tx0 < tw; tx0 += 16) {
+        const int nt = tw - tx0 < 16 ? tw - tx0 : 16, c0 = 2 * tx0;
+        const __mmask16 m0 = range_mask(c0, w), m1 = range_mask(c0 + 16, w);
+        const __mmask16 ms = (__mmask16)((1u << nt) - 1u);
+        for (int ty = 0; ty < th; ty++) {
+            __m512 hr[2][4];
+            for (int r = 0; r < 2; r++) {
+                const int row = 2 * ty + r;
+                if (row >= h) {
+                    for (int b = 0; b < 4; b++) hr[r][b] = z;
+                    continue;
+                }
+                const float *p = dy + (size_t)row * w + c0;
+                const __m512 a0 = _mm512_maskz_loadu_ps(m0, p),
+                             a1 = _mm512_maskz_loadu_ps(m1, p + 16);
+                const __m512 e = _mm512_permutex2var_ps(a0, ev, a1),
+                             o = _mm512_permutex2var_ps(a0, od, a1);
+                hr[r][0] = e;
+                hr[r][1] = _mm512_add_ps(e, o);
+                hr[r][2] = _mm512_sub_ps(e, o);
+                hr[r][3] = _mm512_sub_ps(z, o);
+            }
+            float *v = D + toff0 + (size_t)ty * tw + tx0;
+            for (int b = 0; b < 4; b++) {
+                _mm512_mask_storeu_ps(v + (size_t)(0 * 4 + b) * xi_ld, ms, hr[0][b]);
+                _mm512_mask_storeu_ps(v + (size_t)(1 * 4 + b) * xi_ld, ms,
+                                      _mm512_add_ps(hr[0][b], hr[1][b]));
+                _mm512_mask_storeu_ps(v + (size_t)(2 * 4 + b) * xi_ld, ms,
+                                      _mm512_sub_ps(hr[0][b], hr[1][b]));
+                _mm512_mask_storeu_ps(v + (size_t)(3 * 4 + b) * xi_ld, ms,
+                                      _mm512_sub_ps(z, hr[1][b]));
+            }
+        }
+    }
+}
+
+/* Lane L of reduce16's result is the full sum of acc[dw_lane[L]] (acc index = 4*co + ci) */
+static const int dw_lane[16] = {0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15};
+
+/* The 16 horizontal sums of acc[0..15] in one vector (order dw_lane): a transpose-and-add tree,
+ * ~45 operations instead of 16 separate reductions */
+static inline __m512 reduce16(const __m512 acc[16]) {
+    __m512 s1[8], s2[4], s3[2];
+    for (int k = 0; k < 8; k++)
+        s1[k] = _mm512_add_ps(_mm512_shuffle_f32x4(acc[k], acc[k + 8], 0x44),
+                              _mm512_shuffle_f32x4(acc[k], acc[k + 8], 0xEE));
+    for (int k = 0; k < 4; k++)
+        s2[k] = _mm512_add_ps(_mm512_shuffle_f32x4(s1[k], s1[k + 4], 0x88),
+                              _mm512_shuffle_f32x4(s1[k], s1[k + 4], 0xDD));
+    for (int k = 0; k < 2; k++)
+        s3[k] = _mm512_add_ps(_mm512_unpacklo_ps(s2[k], s2[k + 2]),
+                              _mm512_unpackhi_ps(s2[k], s2[k + 2]));
+    const __m512d a = _mm512_castps_pd(s3[0]), b = _mm512_castps_pd(s3[1]);
+    return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
+                         _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+}
+
+void lb_conv2d_wino_dw_avx512(const lb_conv_wino_dw *jd) {
+    const lb_conv_wino *j = &jd->j;
+    const int h = j->h, w = j->w, th = (h + 1) / 2, tw = (w + 1) / 2, cin = j->cin, cout = j->cout;
+    const size_t T = (size_t)th * tw, hw = (size_t)h * w, ldt = j->ldt, used = (size_t)j->g * T;
+    const size_t xv = lb_wino_xi_stride(cin, ldt), xd = lb_wino_xi_stride(cout, ldt);
+    for (int i = 0; i < j->g; i++) {
+        for (int ci = 0; ci < cin; ci++)
+            input_transform(j->x + ((size_t)i * cin + ci) * hw, h, w, tw, th,
+                            j->V + (size_t)ci * ldt, xv, (size_t)i * T);
+        for (int co = 0; co < cout; co++)
+            dy_transform(jd->dy + ((size_t)i * cout + co) * hw, h, w, tw, th,
+                         j->M + (size_t)co * ldt, xd, (size_t)i * T);
+    }
+    if (used < ldt)
+        for (int xi = 0; xi < 16; xi++) {
+            for (int ci = 0; ci < cin; ci++)
+                memset(j->V + xi * xv + (size_t)ci * ldt + used, 0, (ldt - used) * sizeof(float));
+            for (int co = 0; co < cout; co++)
+                memset(j->M + xi * xd + (size_t)co * ldt + used, 0, (ldt - used) * sizeof(float));
+        }
+    const size_t nv = ldt / 16;
+    /* Mw[xi][co/4][ci/4][16]: one vector per 4x4 block of (co, ci), lanes in dw_lane order */
+    for (int xi = 0; xi < 16; xi++) {
+        const float *D = j->M + xi * xd, *V = j->V + xi * xv;
+        float *Mx = jd->Mw + (size_t)xi * cout * cin;
+        for (int c4 = 0; c4 < cout / 4; c4++)
+            for (int i4 = 0; i4 < cin / 4; i4++) {
+                __m512 acc[16];
+                for (int k = 0; k < 16; k++) acc[k] = _mm512_setzero_ps();
+                const float *d0 = D + (size_t)c4 * 4 * ldt, *v0 = V + (size_t)i4 * 4 * ldt;
+                for (size_t v = 0; v < nv; v++) {
+                    __m512 dv[4], xv4[4];
+                    for (int a = 0; a < 4; a++) dv[a] = _mm512_loadu_ps(d0 + a * ldt + 16 * v);
+                    for (int b = 0; b < 4; b++) xv4[b] = _mm512_loadu_ps(v0 + b * ldt + 16 * v);
+                    for (int a = 0; a < 4; a++)
+                        for (int b = 0; b < 4; b++)
+                            acc[a * 4 + b] = _mm512_fmadd_ps(dv[a], xv4[b], acc[a * 4 + b]);
+                }
+                float *m = Mx + ((size_t)c4 * (cin / 4) + i4) * 16;
+                _mm512_storeu_ps(m, _mm512_add_ps(_mm512_loadu_ps(m), reduce16(acc)));
+            }
+    }
+}
+
+void lb_conv2d_wino_dw_finish(const float *Mw, int cout, int cin, float *dw) {
+    for (int co = 0; co < cout; co++)
+        for (int ci = 0; ci < cin; ci++) {
+            float m[4][4], t[3][4];
+            int lane = 0;
+            while (dw_lane[lane] != (co % 4) * 4 + ci % 4) lane++;
+            for (int xi = 0; xi < 16; xi++)
+                m[xi / 4][xi % 4] = Mw[(size_t)xi * cout * cin +
+                                       ((size_t)(co / 4) * (cin / 4) + ci / 4) * 16 + lane];
+            for (int c = 0; c < 4; c++) { /* G^T m: G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1] */
+                t[0][c] = m[0][c] + 0.5f * (m[1][c] + m[2][c]);
+                t[1][c] = 0.5f * (m[1][c] - m[2][c]);
+                t[2][c] = 0.5f * (m[1][c] + m[2][c]) + m[3][c];
+            }
+            float *o = dw + ((size_t)co * cin + ci) * 9;
+            for (int r = 0; r < 3; r++) { /* (G^T m) G */
+                o[r * 3 + 0] = t[r][0] + 0.5f * (t[r][1] + t[r][2]);
+                o[r * 3 + 1] = 0.5f * (t[r][1] - t[r][2]);
+                o[r * 3 + 2] = 0.5f * (t[r][1] + t[r][2]) + t[r][3];
+            }
+        }
 }
