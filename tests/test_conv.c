@@ -248,6 +248,8 @@ static void test_fast(int quick) {
         {11, 24, 3, 13, 8, 3, 1, 1, 1, "winograd many images per block, tail"},
         {2, 8, 1, 14, 8, 3, 1, 1, 1, "winograd one-row image"},
         {3, 32, 28, 28, 16, 3, 1, 1, 1, "winograd 28x28"},
+        {5, 16, 7, 7, 24, 3, 1, 1, 1, "winograd 7x7 side by side, empty slots"},
+        {9, 8, 2, 1, 8, 3, 1, 1, 1, "winograd 1-wide images side by side"},
     };
     char tag[128];
     for (size_t i = 0; i < sizeof sh / sizeof sh[0]; i++) {
@@ -339,21 +341,22 @@ static void test_linear(void) {
 
 /* The Winograd path runs where it should: on an AVX-512 CPU a 3x3 stride-1 conv gives other last
  * bits than the direct kernels (fewer products, other sums) while both stay within the reference
- * tolerance (fast_vs_ref); a narrow image stays direct (same bits either way). */
+ * tolerance (fast_vs_ref), narrow images included (laid side by side); channels that are not
+ * a multiple of 8 stay direct (same bits either way). */
 static void test_winograd_taken(void) {
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
         !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512dq"))
         return;
-    const int shapes[2][2] = {{28, 1}, {7, 0}}; /* image size, Winograd expected */
-    for (int i = 0; i < 2; i++) {
+    const int shapes[3][3] = {{28, 16, 1}, {7, 16, 1}, {14, 12, 0}}; /* size, channels, expected */
+    for (int i = 0; i < 3; i++) {
         lb_conv2d_desc d;
-        const int hw = shapes[i][0];
-        if (lb_conv2d_desc_init(&d, 2, 16, hw, hw, 16, 3, 1, 1, 1) != LB_OK) {
+        const int hw = shapes[i][0], c = shapes[i][1];
+        if (lb_conv2d_desc_init(&d, 2, c, hw, hw, c, 3, 1, 1, 1) != LB_OK) {
             CHECK(0, "winograd desc: %s", lb_error_msg());
             continue;
         }
         lb_threads_set(2);
-        const size_t nx = (size_t)2 * 16 * hw * hw, nw = (size_t)16 * 16 * 9;
+        const size_t nx = (size_t)2 * c * hw * hw, nw = (size_t)c * c * 9;
         float *x = randn(nx), *w = randn(nw), *dy = randn(nx), *sc = scratch_for(&d, 2);
         float *y0 = randn(nx), *y1 = randn(nx), *dx0 = randn(nx), *dx1 = randn(nx);
         float *dw0 = randn(nw), *dw1 = randn(nw);
@@ -369,8 +372,8 @@ static void test_winograd_taken(void) {
         const int same[3] = {!memcmp(y0, y1, nx * sizeof *y0), !memcmp(dx0, dx1, nx * sizeof *dx0),
                              !memcmp(dw0, dw1, nw * sizeof *dw0)};
         for (int k = 0; k < 3; k++)
-            CHECK(same[k] != shapes[i][1], "%dx%d 16->16 %s: Winograd %s", hw, hw, what[k],
-                  shapes[i][1] ? "expected but not taken" : "taken for a narrow image");
+            CHECK(same[k] != shapes[i][2], "%dx%d %d->%d %s: Winograd %s", hw, hw, c, c, what[k],
+                  shapes[i][2] ? "expected but not taken" : "taken for channels not /8");
         free(x), free(w), free(dy), free(sc), free(y0), free(y1), free(dx0), free(dx1);
         free(dw0), free(dw1);
     }

@@ -6,7 +6,7 @@
  *  - GEMM: per-image im2col + single-threaded sgemm, for everything else (other pads, strides,
  *    kernels) and for every conv on CPUs without AVX-512;
  *  - Winograd F(2x2, 3x3) (AVX-512, conv2d_wino_avx512.c): forward, dX and dW of 3x3 stride-1
- *    pad-1 convs with channels in multiples of 8 and images >= 13 wide;
+ *    pad-1 convs with channels in multiples of 8 (narrow images laid side by side);
  *  - depthwise (groups == cin == cout): direct plane loops (conv2d_dw_impl.h).
  * Setting LOWBIT_CONV_SIMD=0 in the environment forces the GEMM path and the baseline depthwise
  * loops (tests use it to cover both on any machine); LOWBIT_CONV_WINOGRAD=0 keeps 3x3 stride-1
@@ -103,8 +103,11 @@ typedef struct plan {
     int rb;              /* output rows per column block (forward, dW, col2im dX) */
     int rbx;             /* input rows per column block (dX as flipped conv) */
     int wino;            /* direct, 3x3 s1 p1: forward and dX by Winograd F(2x2,3x3) */
-    int wg;              /* wino: images per block (forward, dX) */
-    int wgd;             /* wino: images per block of the weight gradient */
+    int wgh;             /* wino: images side by side in one unit (a zero column between) */
+    int wW;              /* wino: width of a unit, wgh * (w + 1) - 1 */
+    int wg;              /* wino: units per block (forward, dX) */
+    int wgd;             /* wino: units per block of the weight gradient */
+    size_t wpk;          /* wino, wgh > 1: floats of each of a worker's 3 packed-unit buffers */
     size_t wldt;         /* wino: tile stride of the transformed planes */
     size_t wU;           /* wino: offset in `shared` of the forward U (the dX U follows) */
     size_t wofs;         /* wino: offset in a worker's `col` of its V and M planes */
@@ -164,6 +167,20 @@ static int wino_block(size_t T, size_t chans, size_t tiles) {
     return g;
 }
 
+/* Images of width w per Winograd unit: the count (up to 16) whose unit's tile row fills its
+ * 16-lane vectors best; wide images stand alone. */
+static int wino_side_by_side(int w) {
+    if (w >= 24) return 1;
+    int best = 1;
+    double bu = 0;
+    for (int g = 1; g <= 16; g++) {
+        const int tw = (g * (w + 1) - 1 + 1) / 2, vec = (tw + 15) / 16 * 16;
+        const double u = (double)tw / vec;
+        if (u > bu + 1e-9) bu = u, best = g;
+    }
+    return best;
+}
+
 static void make_plan(const lb_conv2d_desc *d, int nt, int simd, int wino, plan *p) {
     memset(p, 0, sizeof *p);
     p->nt = nt < 1 ? 1 : nt;
@@ -210,15 +227,15 @@ static void make_plan(const lb_conv2d_desc *d, int nt, int simd, int wino, plan 
         p->shared = p->wpack + round16(p->nvec * p->kk) + round16((size_t)2 * p->kk);
         /* per worker: x (phase planes), dy or y, dx (phase planes) */
         if (p->packed) p->col = round16(p->ld * ph * d->cin) * 2 + round16(p->ld * d->cout);
-        /* the transforms run a tile row per vector: below ~13 columns (7 tiles) most lanes idle
-         * and they cost what the fewer multiplications save (measured even at 7x7, 64 ch) */
         p->wino = wino && d->stride == 1 && p->k == 3 && d->pad == 1 && d->groups == 1 &&
-                  d->cin % 8 == 0 && d->cout % 8 == 0 && d->w >= 13;
+                  d->cin % 8 == 0 && d->cout % 8 == 0;
         if (p->wino) {
-            /* images per block: >= 96 tiles for the GEMMs' register blocking (48 tiles a step),
-             * the fewest padding tiles up to twice that, while V and M of the block (16 planes
-             * per channel each) stay within ~896 KiB of the 1 MiB L2 */
-            const size_t T = (size_t)((d->h + 1) / 2) * ((d->w + 1) / 2);
+            /* The transforms run a tile row (16 tiles) per vector, so narrow images would leave
+             * most lanes idle (7x7: 4 of 16). Narrow images are therefore laid side by side with
+             * one zero column between, which is exactly the padding each of them needs: the conv
+             * of such a unit is the conv of each image, whatever the tiling. */
+            p->wgh = wino_side_by_side(d->w), p->wW = p->wgh * (d->w + 1) - 1;
+            const size_t T = (size_t)((d->h + 1) / 2) * ((p->wW + 1) / 2);
             p->wg = wino_block(T, (size_t)d->cin + d->cout, 96);
             /* dW sums over tiles: longer blocks amortize the reduction of each 4x4 block of
              * (co, ci) accumulators */
@@ -230,6 +247,11 @@ static void make_plan(const lb_conv2d_desc *d, int nt, int simd, int wino, plan 
             const size_t cmax = (size_t)(d->cin > d->cout ? d->cin : d->cout);
             p->col += 2 * 16 * lb_wino_xi_stride((int)cmax, p->wldt) +
                       round16(lb_wino_dw_acc_floats(d->cout, d->cin));
+            if (p->wgh > 1) {
+                const int u = p->wg > p->wgd ? p->wg : p->wgd;
+                p->wpk = round16((size_t)u * cmax * d->h * p->wW);
+                p->col += 3 * p->wpk;
+            }
         }
         return;
     }
@@ -753,25 +775,70 @@ static void direct_forward(const lb_conv2d_desc *d, const plan *p, const float *
     }
 }
 
-/* Winograd: images [n0, n1) of x into y (dX: dy into dx with the flipped weights' U), in blocks of
- * p->wg images; V and M are this worker's planes. */
-static void wino_images(const lb_conv2d_desc *d, const plan *p, int fwd, const float *x,
-                        const float *U, const float *b, float *y, int acc, int n0, int n1,
-                        float *vm) {
-    const int ci = fwd ? d->cin : d->cout, co = fwd ? d->cout : d->cin;
-    const size_t hw = (size_t)d->h * d->w;
+/* Images [n0, n0 + nimg) of t (ch channels) as Winograd units [unit][ch][h][wW]: p->wgh images
+ * side by side, a zero column between, zero images past the end. */
+static void wino_pack(const lb_conv2d_desc *d, const plan *p, const float *t, int ch, int n0,
+                      int nimg, float *buf) {
+    const int G = p->wgh, W = p->wW, h = d->h, w = d->w, units = (nimg + G - 1) / G;
+    memset(buf, 0, (size_t)units * ch * h * W * sizeof *buf);
+    for (int i = 0; i < nimg; i++)
+        for (int c = 0; c < ch; c++)
+            for (int r = 0; r < h; r++)
+                memcpy(buf + (((size_t)(i / G) * ch + c) * h + r) * W + (size_t)(i % G) * (w + 1),
+                       t + ((size_t)(n0 + i) * ch + c) * p->hw + (size_t)r * w,
+                       (size_t)w * sizeof *buf);
+}
+
+/* The adjoint layout move: t[n0 + i] (+)= image i of the units (separator columns dropped). */
+static void wino_unpack(const lb_conv2d_desc *d, const plan *p, const float *buf, int ch, int n0,
+                        int nimg, float *t, int acc) {
+    const int G = p->wgh, W = p->wW, h = d->h, w = d->w;
+    for (int i = 0; i < nimg; i++)
+        for (int c = 0; c < ch; c++)
+            for (int r = 0; r < h; r++) {
+                const float *src =
+                    buf + (((size_t)(i / G) * ch + c) * h + r) * W + (size_t)(i % G) * (w + 1);
+                float *dst = t + ((size_t)(n0 + i) * ch + c) * p->hw + (size_t)r * w;
+                if (acc)
+                    for (int q = 0; q < w; q++) dst[q] += src[q];
+                else
+                    memcpy(dst, src, (size_t)w * sizeof *dst);
+            }
+}
+
+/* A worker's Winograd scratch: V and M planes, dW accumulators, packed units (x, y, dy). */
+typedef struct wino_ws {
+    float *V, *M, *Mw, *px, *py, *pdy;
+} wino_ws;
+
+static wino_ws wino_scratch(const lb_conv2d_desc *d, const plan *p, float *scratch, int t) {
     const size_t cmax = (size_t)(d->cin > d->cout ? d->cin : d->cout);
-    for (int nb = n0; nb < n1; nb += p->wg) {
-        lb_conv_wino j;
-        j.cin = ci, j.cout = co, j.h = d->h, j.w = d->w;
-        j.g = n1 - nb < p->wg ? n1 - nb : p->wg;
-        j.ldt = round16((size_t)j.g * ((d->h + 1) / 2) * ((d->w + 1) / 2));
-        j.x = x + (size_t)nb * ci * hw, j.y = y + (size_t)nb * co * hw;
-        j.U = U, j.bias = b, j.acc = acc;
-        j.V = vm, j.M = vm + 16 * lb_wino_xi_stride((int)cmax, p->wldt);
-        lb_conv2d_wino_avx512(&j);
-        if (fwd) out_moments(d, y, nb, nb + j.g);
+    const size_t plane = 16 * lb_wino_xi_stride((int)cmax, p->wldt);
+    wino_ws s;
+    s.V = worker_col(p, scratch, t) + p->wofs, s.M = s.V + plane, s.Mw = s.M + plane;
+    s.px = s.Mw + round16(lb_wino_dw_acc_floats(d->cout, d->cin));
+    s.py = s.px + p->wpk, s.pdy = s.py + p->wpk;
+    return s;
+}
+
+/* One Winograd conv over images [nb, nb + nimg) (at most a block): x (ci channels) into y (co
+ * channels), y (+)= as acc says; `xin` is x already packed into units, or NULL. */
+static void wino_conv(const lb_conv2d_desc *d, const plan *p, const wino_ws *ws, int ci, int co,
+                      const float *U, const float *b, const float *x, const float *xin, float *y,
+                      int acc, int nb, int nimg) {
+    const int G = p->wgh, units = (nimg + G - 1) / G;
+    lb_conv_wino j;
+    j.cin = ci, j.cout = co, j.h = d->h, j.w = p->wW, j.g = units;
+    j.ldt = round16((size_t)units * ((d->h + 1) / 2) * ((p->wW + 1) / 2));
+    j.U = U, j.bias = b, j.V = ws->V, j.M = ws->M;
+    if (G > 1) {
+        if (!xin) wino_pack(d, p, x, ci, nb, nimg, ws->px), xin = ws->px;
+        j.x = xin, j.y = ws->py, j.acc = 0;
+    } else {
+        j.x = x + (size_t)nb * ci * p->hw, j.y = y + (size_t)nb * co * p->hw, j.acc = acc;
     }
+    lb_conv2d_wino_avx512(&j);
+    if (G > 1) wino_unpack(d, p, ws->py, co, nb, nimg, y, acc);
 }
 
 static void wino_forward(const lb_conv2d_desc *d, const plan *p, const float *x, const float *w,
@@ -788,7 +855,13 @@ static void wino_forward(const lb_conv2d_desc *d, const plan *p, const float *x,
 #endif
         int n0, n1;
         image_range(d->n, t, T, &n0, &n1);
-        wino_images(d, p, 1, x, U, b, y, 0, n0, n1, worker_col(p, scratch, t) + p->wofs);
+        const wino_ws ws = wino_scratch(d, p, scratch, t);
+        const int per = p->wg * p->wgh;
+        for (int nb = n0; nb < n1; nb += per) {
+            const int nimg = n1 - nb < per ? n1 - nb : per;
+            wino_conv(d, p, &ws, d->cin, d->cout, U, b, x, NULL, y, 0, nb, nimg);
+            out_moments(d, y, nb, nb + nimg);
+        }
     }
 }
 
@@ -797,10 +870,8 @@ static void wino_forward(const lb_conv2d_desc *d, const plan *p, const float *x,
 static void wino_backward(const lb_conv2d_desc *d, const plan *p, const float *x, const float *w,
                           const float *dy, float *dx, int dx_acc, float *dw, float *db,
                           float *scratch) {
-    const int nt = workers(p, d->n), T2 = ((d->h + 1) / 2) * ((d->w + 1) / 2);
+    const int nt = workers(p, d->n), T2 = ((d->h + 1) / 2) * ((p->wW + 1) / 2);
     const size_t hw = p->hw, nw = (size_t)d->cout * p->kdim, bofs = round16(nw);
-    const size_t cmax = (size_t)(d->cin > d->cout ? d->cin : d->cout);
-    const size_t plane = 16 * lb_wino_xi_stride((int)cmax, p->wldt);
     float *const Udx = scratch + p->wU + round16((size_t)16 * d->cin * d->cout);
     int used = nt;
 #pragma omp parallel num_threads(nt)
@@ -815,12 +886,15 @@ static void wino_backward(const lb_conv2d_desc *d, const plan *p, const float *x
 #pragma omp barrier
         int n0, n1;
         image_range(d->n, t, T, &n0, &n1);
-        float *vm = worker_col(p, scratch, t) + p->wofs, *Mw = vm + 2 * plane;
-        float *pdw = worker_part(p, scratch, t);
+        const wino_ws ws = wino_scratch(d, p, scratch, t);
+        float *const Mw = ws.Mw, *pdw = worker_part(p, scratch, t);
+        const int G = p->wgh, per = p->wgd * G;
         if (dw) memset(Mw, 0, lb_wino_dw_acc_floats(d->cout, d->cin) * sizeof *Mw);
         if (db) memset(pdw + bofs, 0, (size_t)d->cout * sizeof *pdw);
-        for (int nb = n0; nb < n1; nb += p->wgd) {
-            const int g = n1 - nb < p->wgd ? n1 - nb : p->wgd;
+        for (int nb = n0; nb < n1; nb += per) {
+            const int g = n1 - nb < per ? n1 - nb : per, units = (g + G - 1) / G;
+            const float *dyin = NULL; /* dy of the block packed into units, when G > 1 */
+            if (G > 1 && (dw || dx)) wino_pack(d, p, dy, d->cout, nb, g, ws.pdy), dyin = ws.pdy;
             if (db)
                 for (int i = nb; i < nb + g; i++)
                     for (int c = 0; c < d->cout; c++)
@@ -828,13 +902,19 @@ static void wino_backward(const lb_conv2d_desc *d, const plan *p, const float *x
             if (dw) {
                 lb_conv_wino_dw jd;
                 memset(&jd, 0, sizeof jd);
-                jd.j.cin = d->cin, jd.j.cout = d->cout, jd.j.h = d->h, jd.j.w = d->w, jd.j.g = g;
-                jd.j.ldt = round16((size_t)g * T2);
-                jd.j.x = x + (size_t)nb * d->cin * hw, jd.dy = dy + (size_t)nb * d->cout * hw;
-                jd.j.V = vm, jd.j.M = vm + plane, jd.Mw = Mw;
+                jd.j.cin = d->cin, jd.j.cout = d->cout, jd.j.h = d->h, jd.j.w = p->wW;
+                jd.j.g = units, jd.j.ldt = round16((size_t)units * T2);
+                if (G > 1) {
+                    wino_pack(d, p, x, d->cin, nb, g, ws.px);
+                    jd.j.x = ws.px, jd.dy = dyin;
+                } else {
+                    jd.j.x = x + (size_t)nb * d->cin * hw, jd.dy = dy + (size_t)nb * d->cout * hw;
+                }
+                jd.j.V = ws.V, jd.j.M = ws.M, jd.Mw = Mw;
                 lb_conv2d_wino_dw_avx512(&jd);
             }
-            if (dx) wino_images(d, p, 0, dy, Udx, NULL, dx, dx_acc, nb, nb + g, vm);
+            /* on the same images while their dy is in L2 */
+            if (dx) wino_conv(d, p, &ws, d->cout, d->cin, Udx, NULL, dy, dyin, dx, dx_acc, nb, g);
         }
         if (dw) lb_conv2d_wino_dw_finish(Mw, d->cout, d->cin, pdw);
 #pragma omp barrier
@@ -873,12 +953,8 @@ static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float 
 #else
         const int t = 0, T = 1;
 #endif
-        /* with Winograd, dX runs on its own transformed weights instead of the direct passes */
-        float *const wdx = dx && p->wino ? dx : NULL, *const ddx = p->wino ? NULL : dx;
-        float *const Udx = scratch + p->wU + round16((size_t)16 * d->cin * d->cout);
-        if (t == 0) used = T, direct_setup(d, p, scratch, (dw ? 1 : 0) | (ddx ? 2 : 0));
-        if (t == T - 1 && ddx) pack_dx_weights(d, p, &geo, w);
-        if (t == T - 1 && wdx) lb_conv2d_wino_weights(w, d->cin, d->cout, 1, Udx);
+        if (t == 0) used = T, direct_setup(d, p, scratch, (dw ? 1 : 0) | (dx ? 2 : 0));
+        if (t == T - 1 && dx) pack_dx_weights(d, p, &geo, w);
 #pragma omp barrier
         int n0, n1;
         image_range(d->n, t, T, &n0, &n1);
@@ -892,12 +968,12 @@ static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float 
              * inside each tile (one reduction per tile), dX runs per image */
             const int npos = p->packed ? g * (int)ohw : (int)ohw, nimg = p->packed ? 1 : g;
             const float *xs = x + (size_t)nb * d->cin * hw, *dys = dy + (size_t)nb * d->cout * ohw;
-            float *dxs = ddx ? ddx + (size_t)nb * d->cin * hw : NULL;
+            float *dxs = dx ? dx + (size_t)nb * d->cin * hw : NULL;
             size_t ldx = hw, ldy = ohw;
             if (p->packed) {
                 if (dw && s == 2) pack_phases(d, p, x, nb, g, xpk);
                 if (dw && s == 1) pack_images(x, d->cin, hw, nb, g, ld, xpk);
-                if (dw || ddx) pack_images(dy, d->cout, ohw, nb, g, ld, dypk);
+                if (dw || dx) pack_images(dy, d->cout, ohw, nb, g, ld, dypk);
                 xs = xpk, dys = dypk, dxs = dxpk, ldx = xch, ldy = ld;
             }
             if (db)
@@ -915,7 +991,7 @@ static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float 
                     j.cin = cig, j.cout = cog;
                     if (gr == 0 && gn > 0) {
                         j.pf[0] = xn, j.pf_floats[0] = xnf;
-                        if (!ddx) j.pf[1] = dyn, j.pf_floats[1] = dynf;
+                        if (!dx) j.pf[1] = dyn, j.pf_floats[1] = dynf;
                     }
                     j.x = xs + (size_t)gr * cig * ldx, j.ldx = ldx;
                     j.dy = dys + (size_t)gr * cog * ldy, j.lddy = ldy;
@@ -923,7 +999,7 @@ static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float 
                     j.dw = pdw + (size_t)gr * cog * p->kdim, j.ldw = (size_t)p->kdim;
                     lb_conv2d_direct_dw_avx512(&j);
                 }
-                if (ddx)
+                if (dx)
                     for (int i = 0; i < nimg; i++)
                         for (int f = 0; f < geo.ndx; f++) {
                             const dpass *ps = &geo.dx[f];
@@ -946,9 +1022,7 @@ static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float 
                             lb_conv2d_direct_fwd_avx512(&j);
                         }
             }
-            /* dy of these images is still in L2 from the dW pass */
-            if (wdx) wino_images(d, p, 0, dy, Udx, NULL, dx, dx_acc, nb, nb + g, xpk + p->wofs);
-            if (ddx && p->packed) {
+            if (dx && p->packed) {
                 if (s == 2)
                     unpack_phases(d, p, dxpk, nb, g, dx, dx_acc);
                 else
