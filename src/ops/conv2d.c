@@ -299,6 +299,30 @@ static int workers(const plan *p, int n) {
     return p->nt < n ? p->nt : n;
 }
 
+/* dw[q] and db[c] from the `used` workers' partials (dW then db at round16(nw)), summed in
+ * worker order; called by the whole team inside its parallel region, after a barrier (the loops
+ * are split among the team). */
+static void reduce_partials(const plan *p, float *scratch, int used, size_t nw, int nb, float *dw,
+                            float *db) {
+    const size_t bofs = round16(nw);
+    if (dw) {
+#pragma omp for schedule(static)
+        for (size_t q = 0; q < nw; q++) {
+            float s = 0;
+            for (int u = 0; u < used; u++) s += worker_part(p, scratch, u)[q];
+            dw[q] = s;
+        }
+    }
+    if (db) {
+#pragma omp for schedule(static)
+        for (int c = 0; c < nb; c++) {
+            float s = 0;
+            for (int u = 0; u < used; u++) s += worker_part(p, scratch, u)[bofs + c];
+            db[c] = s;
+        }
+    }
+}
+
 /* ---- im2col / col2im over output rows [r0, r1) -------------------------------------------------
  * col[(c*k + kh)*k + kw][(oh - r0)*ow + ow] = x[c][oh*s - pad + kh][ow*s - pad + kw] (0 outside) */
 static void valid_cols(int w, int ow, int s, int pad, int kw, int *lo, int *hi) {
@@ -504,23 +528,7 @@ static void dw_backward(const lb_conv2d_desc *d, const plan *p, const float *x, 
         }
 #pragma omp barrier
         /* fixed-order reduction of the partials, split over the parameter index */
-        if (dw) {
-#pragma omp for schedule(static)
-            for (long q = 0; q < (long)C * kk; q++) {
-                float s = 0;
-                for (int u = 0; u < used; u++) s += worker_part(p, scratch, u)[q];
-                dw[q] = s;
-            }
-        }
-        if (db) {
-#pragma omp for schedule(static)
-            for (int c = 0; c < C; c++) {
-                float s = 0;
-                for (int u = 0; u < used; u++)
-                    s += worker_part(p, scratch, u)[round16((size_t)C * kk) + c];
-                db[c] = s;
-            }
-        }
+        reduce_partials(p, scratch, used, (size_t)C * kk, C, dw, db);
     }
 }
 
@@ -918,22 +926,7 @@ static void wino_backward(const lb_conv2d_desc *d, const plan *p, const float *x
         }
         if (dw) lb_conv2d_wino_dw_finish(Mw, d->cout, d->cin, pdw);
 #pragma omp barrier
-        if (dw) {
-#pragma omp for schedule(static)
-            for (size_t q = 0; q < nw; q++) {
-                float sum = 0;
-                for (int u = 0; u < used; u++) sum += worker_part(p, scratch, u)[q];
-                dw[q] = sum;
-            }
-        }
-        if (db) {
-#pragma omp for schedule(static)
-            for (int c = 0; c < d->cout; c++) {
-                float sum = 0;
-                for (int u = 0; u < used; u++) sum += worker_part(p, scratch, u)[bofs + c];
-                db[c] = sum;
-            }
-        }
+        reduce_partials(p, scratch, used, nw, d->cout, dw, db);
     }
 }
 
@@ -1030,22 +1023,7 @@ static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float 
             }
         }
 #pragma omp barrier
-        if (dw) {
-#pragma omp for schedule(static)
-            for (size_t q = 0; q < nw; q++) {
-                float sum = 0;
-                for (int u = 0; u < used; u++) sum += worker_part(p, scratch, u)[q];
-                dw[q] = sum;
-            }
-        }
-        if (db) {
-#pragma omp for schedule(static)
-            for (int c = 0; c < d->cout; c++) {
-                float sum = 0;
-                for (int u = 0; u < used; u++) sum += worker_part(p, scratch, u)[bofs + c];
-                db[c] = sum;
-            }
-        }
+        reduce_partials(p, scratch, used, nw, d->cout, dw, db);
     }
 }
 
@@ -1226,21 +1204,6 @@ void lb_conv2d_backward(const lb_conv2d_desc *d, const float *x, const float *w,
             if (dx) dx_image(d, &p, w, wt, dyn, dx + (size_t)n * xs, dx_acc, col);
         }
 #pragma omp barrier
-        if (dw) {
-#pragma omp for schedule(static)
-            for (size_t q = 0; q < nw; q++) {
-                float s = 0;
-                for (int u = 0; u < used; u++) s += worker_part(&p, scratch, u)[q];
-                dw[q] = s;
-            }
-        }
-        if (db) {
-#pragma omp for schedule(static)
-            for (int c = 0; c < d->cout; c++) {
-                float s = 0;
-                for (int u = 0; u < used; u++) s += worker_part(&p, scratch, u)[bofs + c];
-                db[c] = s;
-            }
-        }
+        reduce_partials(&p, scratch, used, nw, d->cout, dw, db);
     }
 }
