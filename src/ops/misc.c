@@ -89,17 +89,20 @@ void lb_add_backward(size_t n, int act, const float *y, float *dy, float *da, in
 #pragma omp parallel for schedule(static) if (n >= LB_MISC_PAR_MIN)
     for (size_t b = 0; b < nb; b++) {
         size_t i0 = b * LB_ADD_BLK, e = (b + 1) * LB_ADD_BLK < n ? (b + 1) * LB_ADD_BLK : n;
+        /* a table of macro cases, which clang-format 14 reflows differently on every pass */
+        /* clang-format off */
         switch (sel) {
 #define K(A, W, M)                                                                                 \
     case (A * 2 + W) * 3 + M:                                                                      \
         add_bwd_inplace(i0, e, A, y, dy, W, db, M);                                                \
         break;
-            K(0, 0, 1)
-            K(0, 0, 2) K(1, 0, 1) K(1, 0, 2) K(1, 1, 0) K(1, 1, 1) K(1, 1, 2) K(2, 0, 1) K(2, 0, 2)
-                K(2, 1, 0) K(2, 1, 1) K(2, 1, 2)
+            K(0, 0, 1) K(0, 0, 2)
+            K(1, 0, 1) K(1, 0, 2) K(1, 1, 0) K(1, 1, 1) K(1, 1, 2)
+            K(2, 0, 1) K(2, 0, 2) K(2, 1, 0) K(2, 1, 1) K(2, 1, 2)
 #undef K
-                    default : break;
+            default: break;
         }
+        /* clang-format on */
     }
 }
 
