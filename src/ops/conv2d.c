@@ -102,7 +102,7 @@ typedef struct plan {
     int dx_flip;         /* stride 1 and pad <= k-1: dX is a forward conv of dY (flipped w) */
     int rb;              /* output rows per column block (forward, dW, col2im dX) */
     int rbx;             /* input rows per column block (dX as flipped conv) */
-    int wino;            /* direct, 3x3 s1 p1: forward and dX by Winograd F(2x2,3x3) */
+    int wino;            /* direct, 3x3 s1 p1: forward, dX and dW by Winograd (conv2d_wino.h) */
     int wgh;             /* wino: images side by side in one unit (a zero column between) */
     int wW;              /* wino: width of a unit, wgh * (w + 1) - 1 */
     int wg;              /* wino: units per block (forward, dX) */
@@ -289,6 +289,15 @@ static float *worker_part(const plan *p, float *scratch, int t) {
     return scratch + p->shared + (size_t)p->nt * p->col + (size_t)t * p->part;
 }
 
+/* This worker's index and the team's size, inside a parallel region (0 of 1 without OpenMP). */
+static void team(int *t, int *T) {
+#ifdef _OPENMP
+    *t = omp_get_thread_num(), *T = omp_get_num_threads();
+#else
+    *t = 0, *T = 1;
+#endif
+}
+
 /* Worker t of nt gets images [*n0, *n1): contiguous, in order, as even as possible. */
 static void image_range(int n, int t, int nt, int *n0, int *n1) {
     *n0 = (int)((long)n * t / nt);
@@ -444,11 +453,8 @@ static void dw_forward(const lb_conv2d_desc *d, const plan *p, const float *x, c
     const size_t pl = (size_t)(d->h + 2 * d->pad) * pw;
 #pragma omp parallel num_threads(nt)
     {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), T = omp_get_num_threads();
-#else
-        const int t = 0, T = 1;
-#endif
+        int t, T;
+        team(&t, &T);
         float *xp = worker_col(p, scratch, t);
         memset(xp, 0, pl * sizeof *xp);
         const long i0 = items * t / T, i1 = items * (t + 1) / T;
@@ -480,11 +486,8 @@ static void dw_backward(const lb_conv2d_desc *d, const plan *p, const float *x, 
     int used = nt;
 #pragma omp parallel num_threads(nt)
     {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), T = omp_get_num_threads();
-#else
-        const int t = 0, T = 1;
-#endif
+        int t, T;
+        team(&t, &T);
 #pragma omp single
         used = T;
         float *xp = worker_col(p, scratch, t), *dxp = xp + p->col / 2;
@@ -731,11 +734,8 @@ static void direct_forward(const lb_conv2d_desc *d, const plan *p, const float *
     const size_t hw = p->hw, ohw = p->ohw, ld = p->ld, xch = (size_t)s * s * ld;
 #pragma omp parallel num_threads(nt)
     {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), T = omp_get_num_threads();
-#else
-        const int t = 0, T = 1;
-#endif
+        int t, T;
+        team(&t, &T);
         /* per-call setup split between the first and the last worker */
         if (t == 0) direct_setup(d, p, scratch, 1);
         if (t == T - 1) pack_fwd_weights(d, p, w, scratch);
@@ -788,13 +788,20 @@ static void direct_forward(const lb_conv2d_desc *d, const plan *p, const float *
 static void wino_pack(const lb_conv2d_desc *d, const plan *p, const float *t, int ch, int n0,
                       int nimg, float *buf) {
     const int G = p->wgh, W = p->wW, h = d->h, w = d->w, units = (nimg + G - 1) / G;
-    memset(buf, 0, (size_t)units * ch * h * W * sizeof *buf);
-    for (int i = 0; i < nimg; i++)
+    for (int u = 0; u < units; u++)
         for (int c = 0; c < ch; c++)
-            for (int r = 0; r < h; r++)
-                memcpy(buf + (((size_t)(i / G) * ch + c) * h + r) * W + (size_t)(i % G) * (w + 1),
-                       t + ((size_t)(n0 + i) * ch + c) * p->hw + (size_t)r * w,
-                       (size_t)w * sizeof *buf);
+            for (int r = 0; r < h; r++) {
+                float *dst = buf + (((size_t)u * ch + c) * h + r) * W;
+                for (int k = 0; k < G; k++, dst += w + 1) {
+                    const int i = u * G + k;
+                    if (i < nimg)
+                        memcpy(dst, t + ((size_t)(n0 + i) * ch + c) * p->hw + (size_t)r * w,
+                               (size_t)w * sizeof *buf);
+                    else
+                        memset(dst, 0, (size_t)w * sizeof *buf);
+                    if (k < G - 1) dst[w] = 0.0f;
+                }
+            }
 }
 
 /* The adjoint layout move: t[n0 + i] (+)= image i of the units (separator columns dropped). */
@@ -856,11 +863,8 @@ static void wino_forward(const lb_conv2d_desc *d, const plan *p, const float *x,
     lb_conv2d_wino_weights(w, d->cout, d->cin, 0, U);
 #pragma omp parallel num_threads(nt)
     {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), T = omp_get_num_threads();
-#else
-        const int t = 0, T = 1;
-#endif
+        int t, T;
+        team(&t, &T);
         int n0, n1;
         image_range(d->n, t, T, &n0, &n1);
         const wino_ws ws = wino_scratch(d, p, scratch, t);
@@ -884,11 +888,8 @@ static void wino_backward(const lb_conv2d_desc *d, const plan *p, const float *x
     int used = nt;
 #pragma omp parallel num_threads(nt)
     {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), T = omp_get_num_threads();
-#else
-        const int t = 0, T = 1;
-#endif
+        int t, T;
+        team(&t, &T);
         if (t == 0) used = T;
         if (t == T - 1 && dx) lb_conv2d_wino_weights(w, d->cin, d->cout, 1, Udx);
 #pragma omp barrier
@@ -941,11 +942,8 @@ static void direct_backward(const lb_conv2d_desc *d, const plan *p, const float 
     int used = nt;
 #pragma omp parallel num_threads(nt)
     {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), T = omp_get_num_threads();
-#else
-        const int t = 0, T = 1;
-#endif
+        int t, T;
+        team(&t, &T);
         if (t == 0) used = T, direct_setup(d, p, scratch, (dw ? 1 : 0) | (dx ? 2 : 0));
         if (t == T - 1 && dx) pack_dx_weights(d, p, &geo, w);
 #pragma omp barrier
@@ -1076,11 +1074,8 @@ void lb_conv2d_forward(const lb_conv2d_desc *d, const float *x, const float *w, 
     const size_t xs = (size_t)d->cin * p.hw, ys = (size_t)d->cout * p.ohw;
 #pragma omp parallel num_threads(nt)
     {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), T = omp_get_num_threads();
-#else
-        const int t = 0, T = 1;
-#endif
+        int t, T;
+        team(&t, &T);
         int n0, n1;
         image_range(d->n, t, T, &n0, &n1);
         float *col = worker_col(&p, scratch, t);
@@ -1183,11 +1178,8 @@ void lb_conv2d_backward(const lb_conv2d_desc *d, const float *x, const float *w,
     int used = nt;
 #pragma omp parallel num_threads(nt)
     {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), T = omp_get_num_threads();
-#else
-        const int t = 0, T = 1;
-#endif
+        int t, T;
+        team(&t, &T);
 #pragma omp single
         used = T;
         int n0, n1;

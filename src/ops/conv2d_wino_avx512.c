@@ -317,8 +317,7 @@ void lb_conv2d_wino_dw_finish(const float *Mw, int cout, int cin, float *dw) {
     for (int co = 0; co < cout; co++)
         for (int ci = 0; ci < cin; ci++) {
             float m[4][4], t[3][4];
-            int lane = 0;
-            while (dw_lane[lane] != (co % 4) * 4 + ci % 4) lane++;
+            const int lane = dw_lane[(co % 4) * 4 + ci % 4]; /* the order is its own inverse */
             for (int xi = 0; xi < 16; xi++)
                 m[xi / 4][xi % 4] = Mw[(size_t)xi * cout * cin +
                                        ((size_t)(co / 4) * (cin / 4) + ci / 4) * 16 + lane];

@@ -49,55 +49,53 @@ static void LB_QS(seg_forward)(const float *x, float *y, size_t n, float s, floa
     }
 }
 
-/* m = 1 inside [lo, hi] (bounds included, like clamp's gradient), else 0; dx = dy*m. The step
- * term is dy*(r - m*c): r - t inside, the bound r outside (c is the clamped quotient, equal to t
- * inside; using c keeps an infinite t from making 0*inf). */
-static double LB_QS(seg_backward_ds)(const float *x, const float *dy, float *dx, size_t n, float s,
-                                     float lo, float hi, int dx_acc) {
-    double acc = 0;
-    if (dx_acc) {
-#pragma omp simd simdlen(8) reduction(+ : acc)
-        for (size_t i = 0; i < n; i++) {
-            float t = x[i] / s;
-            float c = t < lo ? lo : t;
-            c = c > hi ? hi : c;
-            float r = LB_QS(q_round)(c);
-            float m = (float)((t >= lo) & (t <= hi));
-            float g = dy[i];
-            dx[i] += g * m;
-            acc += (double)(g * (r - m * c));
-        }
-    } else {
-#pragma omp simd simdlen(8) reduction(+ : acc)
-        for (size_t i = 0; i < n; i++) {
-            float t = x[i] / s;
-            float c = t < lo ? lo : t;
-            c = c > hi ? hi : c;
-            float r = LB_QS(q_round)(c);
-            float m = (float)((t >= lo) & (t <= hi));
-            float g = dy[i];
-            dx[i] = g * m;
-            acc += (double)(g * (r - m * c));
-        }
+/* The loop bodies below take dx_acc as a constant: inlined twice, each copy is one plain
+ * vector loop (a store, or a load-add-store) instead of a select inside the loop. */
+#define LB_QS_INLINE static inline __attribute__((always_inline))
+
+LB_QS_INLINE void LB_QS(bwd_loop)(const float *x, const float *dy, float *dx, size_t n, float s,
+                                  float lo, float hi, const int acc) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float t = x[i] / s;
+        float v = dy[i] * (float)((t >= lo) & (t <= hi));
+        dx[i] = acc ? dx[i] + v : v;
     }
-    return acc;
 }
 
 static void LB_QS(seg_backward)(const float *x, const float *dy, float *dx, size_t n, float s,
                                 float lo, float hi, int dx_acc) {
-    if (dx_acc) {
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) {
-            float t = x[i] / s;
-            dx[i] += dy[i] * (float)((t >= lo) & (t <= hi));
-        }
-    } else {
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) {
-            float t = x[i] / s;
-            dx[i] = dy[i] * (float)((t >= lo) & (t <= hi));
-        }
+    if (dx_acc)
+        LB_QS(bwd_loop)(x, dy, dx, n, s, lo, hi, 1);
+    else
+        LB_QS(bwd_loop)(x, dy, dx, n, s, lo, hi, 0);
+}
+
+/* m = 1 inside [lo, hi] (bounds included, like clamp's gradient), else 0; dx = dy*m. The step
+ * term is dy*(r - m*c): r - t inside, the bound r outside (c is the clamped quotient, equal to t
+ * inside; using c keeps an infinite t from making 0*inf). */
+LB_QS_INLINE double LB_QS(bwd_ds_loop)(const float *x, const float *dy, float *dx, size_t n,
+                                       float s, float lo, float hi, const int acc) {
+    double sum = 0;
+#pragma omp simd simdlen(8) reduction(+ : sum)
+    for (size_t i = 0; i < n; i++) {
+        float t = x[i] / s;
+        float c = t < lo ? lo : t;
+        c = c > hi ? hi : c;
+        float r = LB_QS(q_round)(c);
+        float m = (float)((t >= lo) & (t <= hi));
+        float g = dy[i];
+        float v = g * m;
+        dx[i] = acc ? dx[i] + v : v;
+        sum += (double)(g * (r - m * c));
     }
+    return sum;
+}
+
+static double LB_QS(seg_backward_ds)(const float *x, const float *dy, float *dx, size_t n, float s,
+                                     float lo, float hi, int dx_acc) {
+    return dx_acc ? LB_QS(bwd_ds_loop)(x, dy, dx, n, s, lo, hi, 1)
+                  : LB_QS(bwd_ds_loop)(x, dy, dx, n, s, lo, hi, 0);
 }
 
 static double LB_QS(seg_abssum)(const float *x, size_t n) {
@@ -135,6 +133,7 @@ const lb_qseg_kernels LB_QS_CAT(lb_qseg, LB_QS_SUFFIX) = {
     .absmax = LB_QS(seg_absmax),
 };
 
+#undef LB_QS_INLINE
 #undef LB_QS
 #undef LB_QS_CAT
 #undef LB_QS_CAT2
