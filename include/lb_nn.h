@@ -133,6 +133,10 @@ const float *lb_net_forward(lb_net *n, const float *x, int batch, int training);
 lb_status lb_net_backward(lb_net *n, const float *dlogits);
 /* Sum of quantizer regularization losses (adds their gradients); 0 for LSQ/fixed. */
 float lb_net_reg(lb_net *n);
+/* After each optimizer update: every quantizer's projection (lb_quant_project). Returns how many
+ * channels sit at a boundary (an LSQ step at its floor); the first such node in *node (0: none)
+ * and whether it was its weight quantizer in *is_weight (both may be NULL). */
+int lb_net_project(lb_net *n, int *node, int *is_weight);
 int lb_net_out(const lb_net *n); /* id of the output node */
 int lb_net_classes(const lb_net *n);
 /* Optimizer segments (one per parameter tensor); caller frees. */

@@ -16,10 +16,11 @@
  * other bounds (e.g. a number of states) in its reset hook.
  *
  * Calling order in a training step: forward(training = 1) -> backward (writes dx, OVERWRITES
- * dparam) -> reg (adds to dx and dparam). Eval forwards (training = 0) never change parameters or
- * state. Reductions (step gradients, init means, maxima) are split into chunks whose bounds depend
- * on the shape only, and the per-chunk double partials are summed in chunk order: results are
- * bitwise identical for any thread count.
+ * dparam) -> reg (adds to dx and dparam) -> the optimizer updates param -> project (puts the
+ * parameters back into their valid set: LSQ's step above its floor; ordered levels). Eval forwards
+ * (training = 0) never change parameters or state. Reductions (step gradients, init means, maxima)
+ * are split into chunks whose bounds depend on the shape only, and the per-chunk double partials
+ * are summed in chunk order: results are bitwise identical for any thread count.
  *
  * How the methods still to come map onto this interface (methods.md):
  * - Power-of-two scales (sec. 1, seed 003): a flag in lb_qcfg; the kind turns its learned s into
@@ -84,6 +85,11 @@ typedef struct lb_quant_vt {
     float (*step)(const lb_quant *q, int c);
     /* Sets parameters and state to the kind's defaults (and may set qn/qp). NULL: nothing. */
     void (*reset)(lb_quant *q);
+    /* After each optimizer update: moves the parameters back into their valid set (a projection,
+     * so gradients are untouched) and returns how many channels sit on its boundary afterwards
+     * (a step at its floor; 0: all strictly inside). A learned scale can never reach zero or
+     * change sign this way. NULL: nothing to keep. */
+    int (*project)(lb_quant *q);
 } lb_quant_vt;
 
 struct lb_quant {
@@ -101,7 +107,9 @@ struct lb_quant {
 };
 
 /* The built-in kinds. State layouts: NONE nothing; FIXED state[c] = step of channel c; LSQ
- * param[c] = step of channel c, state[0] = initialized flag (0 or 1). */
+ * param[c] = step of channel c, state[0] = initialized flag (0 or 1), state[1 + c] = the step
+ * channel c was initialized with (its floor is LB_LSQ_FLOOR times that). */
+#define LB_LSQ_FLOOR 0.01f
 extern const lb_quant_vt lb_quant_vt_none, lb_quant_vt_fixed, lb_quant_vt_lsq;
 
 const lb_quant_vt *lb_quant_vt_for(lb_qkind kind); /* NULL for an unknown kind */
@@ -127,6 +135,7 @@ void lb_quant_forward(lb_quant *q, size_t outer, const float *x, float *y, int t
 void lb_quant_backward(lb_quant *q, size_t outer, const float *x, const float *dy, float *dx,
                        int dx_acc);
 float lb_quant_reg(lb_quant *q, size_t outer, const float *x, float *dx); /* 0 without a hook */
+int lb_quant_project(lb_quant *q);             /* the kind's project hook; 0 without one */
 float lb_quant_step(const lb_quant *q, int c); /* 0 for LB_Q_NONE (not quantized) */
 
 /* ---- building blocks shared by the uniform kinds (and the ones to come) ------------------------

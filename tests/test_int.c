@@ -528,6 +528,14 @@ static void test_errors(void) {
             if (strcmp(n->nodes[i].name, "conv3") == 0) n->nodes[i].aq.param[0] = -0.5f;
         expect_error("negative activation step", n, "'conv3' (conv): activation step");
     }
+    /* a negative weight step: training never makes one (the step's floor), a damaged file may */
+    n = zoo("cnn", LB_Q_LSQ, 4, 4, 8, 8, 0, 1);
+    if (n) {
+        for (int i = 0; i < n->nnodes; i++)
+            if (strcmp(n->nodes[i].name, "fc") == 0) n->nodes[i].wq.param[0] = -3.88f;
+        expect_error("negative weight step", n,
+                     "'fc' (linear): weight step -3.88 is not a positive");
+    }
 }
 
 /* ---- export directory ---------------------------------------------------------------------- */

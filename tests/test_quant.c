@@ -171,9 +171,9 @@ static void test_names(void) {
     }
     /* counts */
     c = cfg_of(LB_Q_LSQ, 4, 1, 1);
-    CHECK(lb_quant_nparam(&c, 16) == 16 && lb_quant_nstate(&c, 16) == 1, "lsq per-channel");
+    CHECK(lb_quant_nparam(&c, 16) == 16 && lb_quant_nstate(&c, 16) == 17, "lsq per-channel");
     c.per_channel = 0;
-    CHECK(lb_quant_nparam(&c, 16) == 1 && lb_quant_nstate(&c, 16) == 1, "lsq per-tensor");
+    CHECK(lb_quant_nparam(&c, 16) == 1 && lb_quant_nstate(&c, 16) == 2, "lsq per-tensor");
     c = cfg_of(LB_Q_FIXED, 4, 1, 1);
     CHECK(lb_quant_nparam(&c, 16) == 0 && lb_quant_nstate(&c, 16) == 16, "fixed per-channel");
     c = cfg_of(LB_Q_NONE, 0, 0, 1);
@@ -196,7 +196,7 @@ static void test_names(void) {
     c = cfg_of(LB_Q_LSQ, 4, 1, 0);
     dp[0] = 5;
     CHECK(lb_quant_bind(&q, &c, 8, 10, 80, p, dp, st) == LB_OK, "bind lsq");
-    CHECK(q.ch == 1 && q.inner == 80 && q.nparam == 1 && q.nstate == 1, "folded %d %zu", q.ch,
+    CHECK(q.ch == 1 && q.inner == 80 && q.nparam == 1 && q.nstate == 2, "folded %d %zu", q.ch,
           q.inner);
     CHECK(p[0] == 1.0f && st[0] == 0.0f && dp[0] == 0.0f, "defaults");
     CHECK(q.qn == 8 && q.qp == 7 && fabsf(q.gscale - (float)(1 / sqrt(80.0 * 7))) < 1e-9f,
@@ -562,6 +562,48 @@ static void test_lsq_init(int quick) {
     }
 }
 
+/* LSQ's projection: nothing before the init; afterwards every step stays >= LB_LSQ_FLOOR times
+ * the step it was initialized with (a negative, zero or NaN step lands exactly on the floor), a
+ * step above the floor is untouched (bit for bit), and the count of channels at the floor is
+ * returned. */
+static void test_lsq_floor(void) {
+    tq t;
+    size_t inner = 50;
+    tq_bind(&t, cfg_of(LB_Q_LSQ, 4, 1, 1), 4, inner, inner);
+    float x[200], y[200];
+    for (int k = 0; k < 200; k++) x[k] = (float)((k * 37) % 101 - 50) * (0.01f + 0.01f * (k / 50));
+    t.p[0] = -3.0f;
+    CHECK(lb_quant_project(&t.q) == 0 && t.p[0] == -3.0f, "no projection before the init");
+    lb_quant_forward(&t.q, 1, x, y, 1);
+    float s0[4];
+    for (int c = 0; c < 4; c++) {
+        s0[c] = t.p[c];
+        CHECK(t.st[1 + c] == s0[c] && s0[c] > 0, "initial step %d recorded", c);
+    }
+    CHECK(lb_quant_project(&t.q) == 0, "fresh steps are inside");
+    t.p[0] = -3.88f;       /* the issue-10 collapse: a negative step */
+    t.p[1] = 0.0f;         /* zero */
+    t.p[2] = NAN;          /* a broken update */
+    t.p[3] = s0[3] * 0.5f; /* lower, but above the floor */
+    CHECK(lb_quant_project(&t.q) == 3, "three channels at the floor");
+    for (int c = 0; c < 3; c++)
+        CHECK(t.p[c] == LB_LSQ_FLOOR * s0[c], "channel %d on its floor: %g", c, t.p[c]);
+    CHECK(t.p[3] == s0[3] * 0.5f, "a valid step is untouched");
+    CHECK(lb_quant_project(&t.q) == 3, "a step sitting on its floor still counts");
+    /* a step at its floor quantizes with a positive grid: codes keep the sign of the input */
+    lb_quant_forward(&t.q, 1, x, y, 0);
+    int sign_ok = 1;
+    for (size_t k = 0; k < inner; k++)
+        sign_ok &= !(x[k] > 0 && y[k] < 0) && !(x[k] < 0 && y[k] > 0);
+    CHECK(sign_ok, "grid keeps the sign at the floor");
+    /* the fixed and none kinds have nothing to project */
+    tq f;
+    tq_bind(&f, cfg_of(LB_Q_FIXED, 4, 1, 0), 1, inner, inner);
+    CHECK(lb_quant_project(&f.q) == 0, "fixed: no projection");
+    tq_free(&f);
+    tq_free(&t);
+}
+
 /* FIXED: step = max|v|/Qp per channel on every training forward, kept by eval; the largest
  * element stays inside the range (keeps its gradient); no parameters. */
 static void test_fixed(void) {
@@ -755,6 +797,7 @@ int main(void) {
     test_random(quick);
     test_fd();
     test_lsq_init(quick);
+    test_lsq_floor();
     test_fixed();
     test_none();
     test_threads(quick);

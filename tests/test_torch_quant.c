@@ -51,7 +51,7 @@ static void run_case(const tcase *tc) {
     if (!(x && dy && s && y && dx && ds)) goto out;
 
     lb_qcfg cfg = {LB_Q_LSQ, tc->bits, tc->is_signed, tc->per_channel};
-    float p[16], dp[16], st[1];
+    float p[16], dp[16], st[17];
     lb_quant q;
     CHECK(lb_quant_bind(&q, &cfg, tc->ch, tc->inner, tc->n_grad, p, dp, st) == LB_OK, "%s bind",
           tc->name);

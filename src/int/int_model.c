@@ -181,15 +181,12 @@ static lb_status check_quant(const lb_node *d, const lb_qcfg *c, const lb_quant 
         return fail_layer(d, msg);
     }
     for (int ch = 0; ch < q->ch; ch++) {
-        /* a learned weight step may turn negative: the grid is the same up to the sign, which
-         * the requantization multiplier carries. An activation step may not: quantization would
-         * turn decreasing and no longer commute with ReLU and max pooling. */
+        /* learned steps are kept above a positive floor in training (lb_quant_vt.project), so a
+         * step that is not positive comes from a damaged or foreign checkpoint */
         float s = lb_quant_step(q, ch);
-        int weight = strcmp(what, "weight") == 0;
-        if (!(isfinite(s) && (weight ? s != 0 : s > 0))) {
+        if (!(isfinite(s) && s > 0)) {
             char msg[96];
-            snprintf(msg, sizeof msg, "%s step %g is not a %s number", what, s,
-                     weight ? "nonzero" : "positive");
+            snprintf(msg, sizeof msg, "%s step %g is not a positive number", what, s);
             return fail_layer(d, msg);
         }
     }

@@ -297,3 +297,19 @@ float lb_net_reg(lb_net *n) {
     }
     return r;
 }
+
+int lb_net_project(lb_net *n, int *node, int *is_weight) {
+    int at = 0;
+    if (node) *node = 0;
+    for (int i = 1; i < n->nnodes; i++) {
+        lb_node *d = &n->nodes[i];
+        if (d->op != LB_OP_CONV && d->op != LB_OP_LINEAR) continue;
+        int w = lb_quant_project(&d->wq), a = lb_quant_project(&d->aq);
+        if ((w || a) && node && !*node) {
+            *node = i;
+            if (is_weight) *is_weight = w > 0;
+        }
+        at += w + a;
+    }
+    return at;
+}

@@ -1,7 +1,13 @@
 /* LSQ (Esser et al. 2020): uniform quantizer with a learned step per channel or per tensor,
  * initialized from the data on the first training forward, step gradient scaled by
  * 1/sqrt(n_grad*Qp). Matches the PyTorch peer (shared/peer/peer_models.py) bit for bit in the
- * forward; the loops live in quant.c. */
+ * forward while the step stays above its floor; the loops live in quant.c.
+ *
+ * The step is kept valid by a projection after every optimizer update: s >= LB_LSQ_FLOOR * s0,
+ * s0 the step of the data-driven init (docs/design.md, "Learned scales stay valid"). Without it an
+ * early large update can push s through zero: the grid flips sign, every code rounds to 0 and no
+ * gradient brings it back (issue 10). A floor relative to s0 is unit-free (weights and
+ * activations differ by orders of magnitude) and leaves the gradient formulas untouched. */
 #include "lb_quant.h"
 
 #include <math.h>
@@ -15,12 +21,14 @@ static int lsq_nparam(const lb_qcfg *cfg, int ch) {
 
 static int lsq_nstate(const lb_qcfg *cfg, int ch) {
     (void)cfg;
-    (void)ch;
-    return 1; /* initialized flag, in state so checkpoints carry it */
+    return 1 + ch; /* initialized flag + initial steps (the floors), so checkpoints carry them */
 }
 
 static void lsq_reset(lb_quant *q) {
-    for (int c = 0; c < q->ch; c++) q->param[c] = 1.0f;
+    for (int c = 0; c < q->ch; c++) {
+        q->param[c] = 1.0f;
+        q->state[1 + c] = 1.0f;
+    }
     q->state[0] = 0.0f;
 }
 
@@ -32,8 +40,24 @@ static void lsq_init(lb_quant *q, size_t outer, const float *x) {
     for (int c = 0; c < q->ch; c++) {
         float s = 2.0f * q->param[c] / sq;
         q->param[c] = s > LB_Q_MIN_STEP ? s : LB_Q_MIN_STEP;
+        q->state[1 + c] = q->param[c];
     }
     q->state[0] = 1.0f;
+}
+
+/* Before the init (state[0] == 0) the floors are not known yet and nothing is moved. A NaN step
+ * (a broken update) is reset to the floor too: it is not a valid step either. */
+static int lsq_project(lb_quant *q) {
+    if (q->state[0] == 0.0f) return 0;
+    int at = 0;
+    for (int c = 0; c < q->ch; c++) {
+        float lo = LB_LSQ_FLOOR * q->state[1 + c];
+        if (!(q->param[c] > lo)) {
+            q->param[c] = lo;
+            at++;
+        }
+    }
+    return at;
 }
 
 static void lsq_forward(lb_quant *q, size_t outer, const float *x, float *y, int training) {
@@ -59,4 +83,5 @@ const lb_quant_vt lb_quant_vt_lsq = {
     .reg = NULL,
     .step = lsq_step,
     .reset = lsq_reset,
+    .project = lsq_project,
 };

@@ -300,6 +300,10 @@ float lb_quant_reg(lb_quant *q, size_t outer, const float *x, float *dx) {
     return q->vt->reg ? q->vt->reg(q, outer, x, dx) : 0.0f;
 }
 
+int lb_quant_project(lb_quant *q) {
+    return q->vt->project ? q->vt->project(q) : 0;
+}
+
 float lb_quant_step(const lb_quant *q, int c) {
     assert(c >= 0 && c < q->ch);
     return q->vt->step(q, c);

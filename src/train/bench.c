@@ -77,6 +77,7 @@ lb_status lb_bench_run(const lb_train_cfg *cfg_in, int warmup, int steps, lb_ben
         if ((st = lb_net_backward(r.net, r.dlogits)) != LB_OK) goto out;
         double t2 = now_s();
         lb_optim_step(&r.opt, r.net->param, r.net->grad, r.seg, r.nseg, lrs);
+        lb_net_project(r.net, NULL, NULL);
         double t3 = now_s();
         if (done + 1 == warmup) r.net->prof = prof; /* time the nodes of the timed steps */
         if (done >= warmup) {

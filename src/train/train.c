@@ -182,6 +182,7 @@ static lb_status train_step(run *r, const lb_train_cfg *c, int b, float lr, floa
     *loss += lb_net_reg(r->net);
     float lrs[LB_NGROUPS] = {lr, lr, lr * c->qlr_scale};
     lb_optim_step(&r->opt, r->net->param, r->net->grad, r->seg, r->nseg, lrs);
+    lb_net_project(r->net, NULL, NULL);
     return LB_OK;
 }
 

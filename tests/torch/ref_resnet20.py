@@ -125,13 +125,14 @@ def make_params(gen, arch, quant):
             first, last = i == 0, i == len(layers) - 1
             wb = 8 if first or last else 4
             ab = None if first else (8 if last else 4)
-            # lowbit's defaults before init: step 1, flag 0 (init on the first training forward)
+            # lowbit's defaults before init: step 1; state = [initialized flag 0, initial step 1]
+            # (init on the first training forward; the initial step sets the step's floor)
             param(f"{name}.wq.param", torch.ones(1), "quant")
-            S[f"{name}.wq.state"] = torch.zeros(1)
+            S[f"{name}.wq.state"] = torch.tensor([0.0, 1.0])
             Q[f"{name}.wq"] = Lsq(P[f"{name}.wq.param"], wb, True)
             if ab:
                 param(f"{name}.aq.param", torch.ones(1), "quant")
-                S[f"{name}.aq.state"] = torch.zeros(1)
+                S[f"{name}.aq.state"] = torch.tensor([0.0, 1.0])
                 Q[f"{name}.aq"] = Lsq(P[f"{name}.aq.param"], ab, False)
     return P, S, Q, groups
 
@@ -205,7 +206,8 @@ def run_case(out, tag, arch, quant, seed):
         save(out, f"{tag}_argmax.pool{k + 1}", idx.float())
     for k, q in Q.items():
         save(out, f"{tag}_init.{k}.param", q.init)
-        S[f"{k}.state"].fill_(1.0)  # lowbit's initialized flag
+        S[f"{k}.state"][0] = 1.0  # lowbit's initialized flag
+        S[f"{k}.state"][1:] = q.init  # and the initial step (its floor is 1% of it)
     loss = F.cross_entropy(logits, labels)
     loss.backward()
     save(out, f"{tag}_logits", logits)
