@@ -14,7 +14,8 @@ typedef enum lb_status {
     LB_EFORMAT, /* file exists but its content is malformed */
     LB_ENOMEM,  /* allocation failed */
     LB_ESHAPE,  /* shapes do not fit (e.g. checkpoint vs model) */
-    LB_ENUMERIC /* NaN/Inf trapped */
+    LB_ENUMERIC, /* NaN/Inf trapped */
+    LB_ECOLLAPSE /* training collapsed (stopped as --on-collapse stop asks) */
 } lb_status;
 
 /* Records a message (printf-style) for the calling thread and returns `st`, so library code can

@@ -9,6 +9,26 @@
 #include "lb_nn.h"
 #include "lb_optim.h"
 
+/* Defaults that adapt to the data (docs/robust.md). epochs == 0 means: at least
+ * LB_DEFAULT_EPOCHS epochs and at least LB_MIN_STEPS optimizer steps (so a 1,500-image set trains
+ * 84 epochs, Fashion-MNIST 15), at most LB_MAX_AUTO_EPOCHS; warmup_epochs < 0 means a linear
+ * warm-up over the first LB_WARMUP_PCT percent of the steps, at least LB_WARMUP_MIN steps (a
+ * tenth of a shorter run). */
+#define LB_DEFAULT_EPOCHS 15
+#define LB_MIN_STEPS 1000
+#define LB_MAX_AUTO_EPOCHS 1000
+#define LB_WARMUP_PCT 5
+#define LB_WARMUP_MIN 100 /* steps (or a tenth of a shorter run) */
+#define LB_LR_BATCH 128   /* the default rates are for this batch, scaled linearly */
+#define LB_STR_(x) #x
+#define LB_STR(x) LB_STR_(x)
+
+/* What the trainer does when it detects a collapse (docs/robust.md): stop after the first epoch
+ * that ends at chance (non-zero exit, LB_ECOLLAPSE), or only warn. Warnings are printed and
+ * recorded either way. */
+typedef enum lb_on_collapse { LB_ON_COLLAPSE_STOP = 0, LB_ON_COLLAPSE_WARN } lb_on_collapse;
+lb_status lb_on_collapse_parse(const char *s, lb_on_collapse *out);
+
 typedef struct lb_train_cfg {
     lb_model_cfg model;
     char data_dir[512];
@@ -17,21 +37,25 @@ typedef struct lb_train_cfg {
     char init[512];    /* checkpoint whose weights (and normalization) start a fresh run
                         * (fine-tuning), "" = none */
     char metrics[512]; /* JSON lines, one per epoch ("" = <out>.metrics.jsonl) */
-    int epochs, batch, threads;
+    int epochs;        /* 0: chosen from the data set's size (LB_DEFAULT_EPOCHS, LB_MIN_STEPS) */
+    int batch, threads;
     int stop_after; /* stop (as if killed) after this epoch; 0 = run all */
     int train_limit, test_limit;
     uint64_t seed;
     lb_opt_cfg opt;
     lb_sched sched;      /* base rate, kind, warm-up; total filled from epochs */
-    float warmup_epochs; /* converted to steps */
+    float warmup_epochs; /* converted to steps; < 0: LB_WARMUP_PCT percent of the run */
     float qlr_scale;     /* quantizer parameters' rate = lr * qlr_scale */
     float label_smoothing;
     lb_augment aug;
+    lb_on_collapse on_collapse;
+    int lr_given; /* sched.base came from the user (only for the printed summary) */
 } lb_train_cfg;
 
 void lb_train_cfg_default(lb_train_cfg *c);
-/* Learning rate used when the config leaves it 0: 0.02 for cnn, 0.1 for the ResNets. */
-float lb_train_default_lr(const char *arch);
+/* Learning rate used when the config leaves it 0: 0.02 for cnn, 0.1 for the ResNets, at batch
+ * LB_LR_BATCH, scaled linearly with the batch. */
+float lb_train_default_lr(const char *arch, int batch);
 
 typedef struct lb_progress {
     int epoch, epochs; /* 1-based */
@@ -40,12 +64,18 @@ typedef struct lb_progress {
     float img_per_s, eta_s;
     int done; /* 1 at the epoch's end, with test results filled */
     float test_loss, test_acc, epoch_s, lr;
+    /* Not NULL: a line for the user instead of progress (the schedule at the start; with
+     * warning set, a collapse warning, which starts with "collapse:"). */
+    const char *note;
+    int warning;
 } lb_progress;
 
 typedef void (*lb_progress_fn)(void *ctx, const lb_progress *p);
 
-/* Trains per cfg; writes the checkpoint after each epoch and a metrics line per epoch. The final
- * test accuracy lands in *final_acc (may be NULL). */
+/* Trains per cfg; writes the checkpoint after each epoch and a metrics line per epoch (collapse
+ * warnings as lines {"event":"collapse",...} between them). The final test accuracy lands in
+ * *final_acc (may be NULL). A collapse with LB_ON_COLLAPSE_STOP returns LB_ECOLLAPSE after that
+ * epoch's checkpoint and metrics are written. */
 lb_status lb_train_run(const lb_train_cfg *cfg, lb_progress_fn fn, void *ctx, float *final_acc);
 
 /* Evaluation of a planned network on a data set (eval mode), batch by batch, the images

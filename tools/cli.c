@@ -123,6 +123,11 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         c->aug.crop_pad = cli_int(cmd, o, VAL, 0, 16);
     } else if (IS("--no-flip")) {
         c->aug.hflip = 0;
+    } else if (IS("--flip")) {
+        c->aug.hflip = 1;
+    } else if (IS("--on-collapse")) {
+        if (lb_on_collapse_parse(VAL, &c->on_collapse) != LB_OK)
+            cli_die(2, cmd, "--on-collapse: expected warn or stop, got '%s'", argv[*i]);
     } else {
         return 0;
     }
@@ -135,7 +140,8 @@ void cli_train_usage(void) {
     fputs("  --model M          cnn | resnet20 | resnet18 (default cnn)\n"
           "  --data DIR         data set directory (default /usr/share/datasets/fashion-mnist):\n"
           "                     MNIST/Fashion-MNIST idx (.gz or raw), CIFAR-10/100 binary\n"
-          "  --epochs E         epochs (default 15)\n"
+          "  --epochs E         epochs (default: 15, more on small data sets so that the run\n"
+          "                     has at least 1000 optimizer steps; printed at the start)\n"
           "  --batch B          batch size (default 128)\n"
           "  --lr LR            peak learning rate (default 0.02 for cnn, 0.1 for resnets)\n"
           "  --quant Q          fp32 | lsq | fixed (default fp32)\n"
@@ -146,13 +152,18 @@ void cli_train_usage(void) {
           "  --optimizer O      sgd (momentum 0.9, Nesterov) | adamw (default sgd)\n"
           "  --momentum M --no-nesterov --wd WD (default 5e-4; never on BN, bias, quantizers)\n"
           "  --sched S          cosine | step | const (default cosine), per step\n"
-          "  --warmup E         linear warm-up epochs (default 0)\n"
+          "  --warmup E         linear warm-up epochs (default: the first 5% of the steps)\n"
           "  --step-epochs N --gamma G  step schedule: multiply by G every N epochs\n"
           "  --qlr-scale S      quantizer parameters learn at lr*S (default 1)\n"
           "  --label-smoothing E  (default 0)\n"
           "  --crop-pad P       random crop after zero padding by P, 0 = no crop (default 2)\n"
-          "  --no-flip          no random horizontal flip\n"
-          "  --no-augment       neither (same as --crop-pad 0 --no-flip)\n"
+          "  --flip             random horizontal flip (off by default: a flip changes the\n"
+          "                     class of digits and letters; on for Fashion-MNIST's recipes)\n"
+          "  --no-flip          no flip (the default)\n"
+          "  --no-augment       neither crop nor flip (same as --crop-pad 0 --no-flip)\n"
+          "  --on-collapse A    stop | warn: what to do when an epoch ends at chance after the\n"
+          "                     run collapsed (default stop, exit status 3); warnings are\n"
+          "                     printed and recorded in the metrics either way\n"
           "  --seed S --threads T (default 1 / 2)\n"
           "  --train-limit N --test-limit N  use only the first N samples (0 = all)\n",
           stdout);

@@ -13,7 +13,8 @@ static void usage(void) {
          "  --resume FILE      continue a run from its checkpoint, bit for bit\n"
          "  --init FILE        start from another run's weights (e.g. FP32 -> QAT fine-tuning)\n"
          "  --metrics PATH     metrics JSON lines\n"
-         "  --stop-after E     stop after epoch E (as if interrupted)");
+         "  --stop-after E     stop after epoch E (as if interrupted)\n"
+         "Exit status: 0 done, 1 error, 2 bad option, 3 stopped by a collapse (--on-collapse).");
     cli_train_usage();
 }
 
@@ -28,6 +29,13 @@ static void fmt_time(char *b, size_t n, float s) {
 
 static void progress(void *ctx, const lb_progress *p) {
     bar *b = ctx;
+    if (p->note) {
+        if (b->tty) fputs("\r\033[K", stderr);
+        fprintf(stderr, "%s%s%s\n", p->warning && b->tty ? "\033[1;31m" : "",
+                p->warning ? "WARNING: " : "", p->note);
+        if (p->warning && b->tty) fputs("\033[0m", stderr);
+        return;
+    }
     if (p->done) {
         if (b->tty) fputs("\r\033[K", stderr);
         fprintf(stderr,
@@ -45,6 +53,43 @@ static void progress(void *ctx, const lb_progress *p) {
     fmt_time(eta, sizeof eta, p->eta_s);
     fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %d/%d  loss %.4f  acc %.4f  %.0f img/s  ETA %s",
             p->epoch, p->epochs, bars, p->step, p->steps, p->loss, p->acc, p->img_per_s, eta);
+}
+
+/* With --resume the checkpoint decides the model and the training options: an option that would
+ * change any of them is an error (applied alone to the recorded config, it must change nothing).
+ * Only what does not alter the run itself may be given. */
+static void check_resume_options(int argc, char **argv, const char *path) {
+    lb_ckpt_info info;
+    if (lb_ckpt_peek(path, &info) != LB_OK) cli_die(1, "train", "%s", lb_error_msg());
+    lb_train_cfg rec = info.train;
+    rec.model = info.model;
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        int i0 = i;
+        lb_train_cfg t = rec;
+        if (!cli_train_option("train", argc, argv, &i, &t)) {
+            if (strcmp(o, "--init") == 0)
+                cli_die(2, "train",
+                        "--init cannot be combined with --resume (%s already holds "
+                        "the weights)",
+                        path);
+            continue;
+        }
+        /* what may differ: where the data lives, how many threads, more epochs, the test
+         * subset and what to do on a collapse */
+        memcpy(t.data_dir, rec.data_dir, sizeof t.data_dir);
+        t.threads = rec.threads;
+        t.epochs = rec.epochs;
+        t.test_limit = rec.test_limit;
+        t.on_collapse = rec.on_collapse;
+        if (memcmp(&t, &rec, sizeof t) != 0)
+            cli_die(2, "train",
+                    "%s%s%s contradicts the checkpoint %s, which records its own model and "
+                    "training options (lowbit info %s shows them); with --resume only --out, "
+                    "--data, --epochs (more), --threads, --test-limit, --metrics, --stop-after "
+                    "and --on-collapse may be given",
+                    o, i > i0 ? " " : "", i > i0 ? argv[i] : "", path, path);
+    }
 }
 
 int cmd_train(int argc, char **argv) {
@@ -73,10 +118,12 @@ int cmd_train(int argc, char **argv) {
             cli_die(2, "train", "unknown option '%s' (see lowbit train --help)", o);
     }
     if (!c.out[0]) cli_die(2, "train", "--out FILE is required (see lowbit train --help)");
+    if (c.resume[0]) check_resume_options(argc, argv, c.resume);
     if (c.resume[0] && !epochs_given) c.epochs = 0; /* take the recorded count */
     bar b = {isatty(2)};
     float acc = 0;
     lb_status st = lb_train_run(&c, progress, &b, &acc);
+    if (st == LB_ECOLLAPSE) cli_die(3, "train", "%s", lb_error_msg());
     if (st != LB_OK) cli_die(1, "train", "%s", lb_error_msg());
     printf("checkpoint: %s\naccuracy: %.4f\n", c.out, acc);
     return 0;

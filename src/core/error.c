@@ -34,6 +34,8 @@ const char *lb_status_name(lb_status st) {
         return "shape mismatch";
     case LB_ENUMERIC:
         return "non-finite value";
+    case LB_ECOLLAPSE:
+        return "training collapsed";
     }
     return "unknown status";
 }

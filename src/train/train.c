@@ -3,8 +3,10 @@
  * (seed, epoch); parameters, optimizer, quantizer and RNG state come from the file). */
 #include "train_internal.h"
 #include "lb_ops.h"
+#include "watch.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +22,7 @@ void lb_train_cfg_default(lb_train_cfg *c) {
     memset(c, 0, sizeof *c);
     lb_model_cfg_default(&c->model);
     snprintf(c->data_dir, sizeof c->data_dir, "/usr/share/datasets/fashion-mnist");
-    c->epochs = 15;
+    c->epochs = 0; /* from the data set's size (recipe.c) */
     c->batch = 128;
     c->threads = 2;
     c->seed = 1;
@@ -35,11 +37,11 @@ void lb_train_cfg_default(lb_train_cfg *c) {
     c->sched.base = 0; /* 0: the model's default (lb_train_default_lr) */
     c->sched.warmup_start = 0.1f;
     c->sched.gamma = 0.1f;
-    c->warmup_epochs = 0;
+    c->warmup_epochs = -1; /* LB_WARMUP_PCT percent of the run */
     c->qlr_scale = 1.0f;
     c->label_smoothing = 0;
     c->aug.crop_pad = 2;
-    c->aug.hflip = 1;
+    c->aug.hflip = 0; /* opt-in: a flip changes the class of digits and letters */
 }
 
 lb_status lb_evaluate(lb_net *n, const lb_dataset *d, const lb_norm *norm, int limit, int batch,
@@ -79,29 +81,37 @@ out:
     return st;
 }
 
+/* A JSON number, or null for NaN/Inf (a run whose every step was skipped has no loss). */
+static void json_num(FILE *f, const char *key, double v) {
+    if (isfinite(v))
+        fprintf(f, ",\"%s\":%.6f", key, v);
+    else
+        fprintf(f, ",\"%s\":null", key);
+}
+
 static lb_status append_metrics(const char *path, const lb_train_cfg *c, const lb_progress *p,
-                                float train_loss, float train_acc) {
+                                int collapses, long skipped) {
     FILE *f = fopen(path, "a");
     if (!f) return lb_error_set(LB_EIO, "%s: cannot append metrics: %s", path, strerror(errno));
     fprintf(f,
             "{\"epoch\":%d,\"epochs\":%d,\"model\":\"%s\",\"quant\":\"%s\",\"wbits\":%d,"
-            "\"abits\":%d,\"train_loss\":%.6f,\"train_acc\":%.6f,\"test_loss\":%.6f,"
-            "\"test_acc\":%.6f,\"img_per_s\":%.1f,\"epoch_s\":%.2f,\"lr\":%.6g}\n",
+            "\"abits\":%d",
             p->epoch, p->epochs, c->model.arch, lb_qkind_name(c->model.q.kind), c->model.q.wbits,
-            c->model.q.abits, train_loss, train_acc, p->test_loss, p->test_acc, p->img_per_s,
-            p->epoch_s, p->lr);
+            c->model.q.abits);
+    json_num(f, "train_loss", p->loss);
+    json_num(f, "train_acc", p->acc);
+    json_num(f, "test_loss", p->test_loss);
+    json_num(f, "test_acc", p->test_acc);
+    fprintf(f,
+            ",\"img_per_s\":%.1f,\"epoch_s\":%.2f,\"lr\":%.6g,\"collapse_warnings\":%d,"
+            "\"skipped_steps\":%ld}\n",
+            p->img_per_s, p->epoch_s, p->lr, collapses, skipped);
     if (fclose(f) != 0) return lb_error_set(LB_EIO, "%s: write failed: %s", path, strerror(errno));
     return LB_OK;
 }
 
-float lb_train_default_lr(const char *arch) {
-    /* The cnn's 3136->10 head has no BN behind it and diverges above ~0.03 (also in PyTorch,
-     * see ../shared/peer/RESULTS.md); the ResNets take the classic 0.1. */
-    return strcmp(arch, "cnn") == 0 ? 0.02f : 0.1f;
-}
-
 static lb_status check_cfg(const lb_train_cfg *c) {
-    if (c->epochs < 1) return lb_error_set(LB_EINVAL, "--epochs must be >= 1, got %d", c->epochs);
+    if (c->epochs < 0) return lb_error_set(LB_EINVAL, "--epochs must be >= 1, got %d", c->epochs);
     if (c->batch < 1 || c->batch > 65536)
         return lb_error_set(LB_EINVAL, "--batch must be 1..65536, got %d", c->batch);
     if (c->threads < 1 || c->threads > 1024)
@@ -113,6 +123,8 @@ static lb_status check_cfg(const lb_train_cfg *c) {
     if (!(c->label_smoothing >= 0 && c->label_smoothing < 1))
         return lb_error_set(LB_EINVAL, "--label-smoothing must be in [0, 1)");
     if (!(c->qlr_scale >= 0)) return lb_error_set(LB_EINVAL, "--qlr-scale must be >= 0");
+    if (c->on_collapse != LB_ON_COLLAPSE_STOP && c->on_collapse != LB_ON_COLLAPSE_WARN)
+        return lb_error_set(LB_EINVAL, "--on-collapse: expected warn or stop");
     if (!c->out[0]) return lb_error_set(LB_EINVAL, "--out FILE is required");
     return LB_OK;
 }
@@ -126,6 +138,7 @@ void lb_run_free(run *r) {
     free(r->probs);
     free(r->dlogits);
     free(r->y);
+    free(r->state_save);
     lb_dataset_free(&r->train);
     lb_dataset_free(&r->test);
 }
@@ -165,25 +178,121 @@ lb_status lb_run_setup(run *r, lb_train_cfg *c) {
     r->probs = malloc((size_t)c->batch * classes * sizeof(float));
     r->dlogits = malloc((size_t)c->batch * classes * sizeof(float));
     r->y = malloc((size_t)c->batch * sizeof(int32_t));
-    if (!r->x || !r->probs || !r->dlogits || !r->y)
+    r->state_save = malloc((r->net->nstate ? r->net->nstate : 1) * sizeof(float));
+    if (!r->x || !r->probs || !r->dlogits || !r->y || !r->state_save)
         return lb_error_set(LB_ENOMEM, "out of memory (batch buffers)");
     return LB_OK;
 }
 
-/* One optimization step on batch (x, y) of size b; returns the loss, counts hits in *nc. */
-static lb_status train_step(run *r, const lb_train_cfg *c, int b, float lr, float *loss, int *nc) {
+/* The first non-finite gradient's tensor name, or NULL when every gradient is finite. The sum
+ * over all gradients is one pass over the gradient array (small next to the activations); its
+ * finiteness is the whole test, the name is looked up only on failure. */
+static const char *nonfinite_grad(const lb_net *n) {
+    float acc = 0;
+    for (size_t i = 0; i < n->nparam; i++) acc += n->grad[i] * 0.0f;
+    if (acc == 0.0f) return NULL;
+    for (int t = 0; t < n->nparams; t++)
+        for (size_t i = 0; i < n->params[t].n; i++)
+            if (!isfinite(n->grad[n->params[t].off + i])) return n->params[t].name;
+    return "?";
+}
+
+/* A test hook (docs/robust.md): LOWBIT_POISON_STEP=k puts a NaN into the first pixel of the batch
+ * of optimizer step k, to show that a poisoned batch is detected and skipped. */
+static long poison_step(void) {
+    const char *e = getenv("LOWBIT_POISON_STEP");
+    return e && *e ? strtol(e, NULL, 10) : -1;
+}
+
+/* One optimization step on batch (x, y) of size b; returns the loss (NaN when the step was
+ * skipped) and counts hits in *nc. A step whose logits or gradients are not finite changes
+ * nothing: the state array (BN running statistics, quantizer flags) is restored and no update is
+ * applied; the watch hears of it. */
+static lb_status train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, int b, float lr,
+                            float *loss, int *nc) {
     int classes = lb_net_classes(r->net);
+    memcpy(r->state_save, r->net->state, r->net->nstate * sizeof(float));
     const float *logits = lb_net_forward(r->net, r->x, b, 1);
     lb_status st = lb_check_finite("logits", logits, (size_t)b * classes);
     if (st != LB_OK) return st;
     *loss = lb_xent_forward(b, classes, logits, r->y, c->label_smoothing, r->probs, nc);
+    if (!isfinite(*loss)) {
+        memcpy(r->net->state, r->state_save, r->net->nstate * sizeof(float));
+        lb_watch_nonfinite(w, step, NULL);
+        *nc = 0;
+        return LB_OK;
+    }
+    lb_watch_forward(w, r->net, b, step);
     lb_xent_backward(b, classes, r->probs, r->y, c->label_smoothing, r->dlogits);
     if ((st = lb_net_backward(r->net, r->dlogits)) != LB_OK) return st;
     *loss += lb_net_reg(r->net);
+    const char *bad = nonfinite_grad(r->net);
+    if (bad || !isfinite(*loss)) {
+        memcpy(r->net->state, r->state_save, r->net->nstate * sizeof(float));
+        lb_watch_nonfinite(w, step, bad ? bad : NULL);
+        *loss = NAN;
+        return LB_OK;
+    }
     float lrs[LB_NGROUPS] = {lr, lr, lr * c->qlr_scale};
     lb_optim_step(&r->opt, r->net->param, r->net->grad, r->seg, r->nseg, lrs);
-    lb_net_project(r->net, NULL, NULL);
+    int node = 0, is_w = 0, at = lb_net_project(r->net, &node, &is_w);
+    lb_watch_step(w, r->net, step, *loss, *nc, b, at, node, is_w);
     return LB_OK;
+}
+
+static void json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', f);
+        if ((unsigned char)*s >= 0x20) fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* Reports the watch's pending events: one metrics line each, then the progress callback. */
+static lb_status drain_events(lb_watch *w, const char *metrics, int epoch, lb_progress_fn fn,
+                              void *ctx) {
+    for (int i = 0; i < w->n; i++) {
+        const lb_collapse_event *e = &w->ev[i];
+        FILE *f = fopen(metrics, "a");
+        if (!f)
+            return lb_error_set(LB_EIO, "%s: cannot append metrics: %s", metrics, strerror(errno));
+        fprintf(f, "{\"event\":\"collapse\",\"kind\":\"%s\",\"epoch\":%d,\"step\":%ld,\"layer\":",
+                lb_collapse_kind_name(e->kind), epoch, e->step);
+        json_str(f, e->layer);
+        fputs(",\"message\":", f);
+        json_str(f, e->message);
+        fputs("}\n", f);
+        if (fclose(f) != 0)
+            return lb_error_set(LB_EIO, "%s: write failed: %s", metrics, strerror(errno));
+        if (fn) {
+            lb_progress p = {0};
+            p.epoch = epoch;
+            p.note = e->message;
+            p.warning = 1;
+            fn(ctx, &p);
+        }
+    }
+    w->n = 0;
+    return LB_OK;
+}
+
+/* The share of the most frequent label among the first `limit` (0: all) samples. */
+static double majority_share(const lb_dataset *d, int limit, long *count) {
+    long n = limit > 0 && limit < d->n ? limit : d->n, best = 0;
+    long *hist = calloc((size_t)(d->classes > 0 ? d->classes : 1), sizeof *hist);
+    if (!hist || n == 0) {
+        free(hist);
+        *count = n;
+        return 0;
+    }
+    for (long i = 0; i < n; i++) {
+        long k = ++hist[d->labels[i]];
+        best = k > best ? k : best;
+    }
+    free(hist);
+    *count = n;
+    return (double)best / (double)n;
 }
 
 lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx, float *final_acc) {
@@ -195,8 +304,9 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
     lb_status st;
     if (c->resume[0]) {
         if ((st = lb_ckpt_peek(c->resume, &info)) != LB_OK) return st;
-        /* The recorded run decides model and hyperparameters; paths, threads, the stop point
-         * and (if given) a larger epoch count come from the caller. */
+        /* The recorded run decides model and hyperparameters; paths, threads, the stop point,
+         * what to do on a collapse and (if given) a larger epoch count and another test subset
+         * come from the caller. */
         lb_train_cfg rec = info.train;
         rec.model = info.model;
         memcpy(rec.data_dir, c->data_dir, sizeof rec.data_dir);
@@ -205,10 +315,13 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         memcpy(rec.resume, c->resume, sizeof rec.resume);
         rec.threads = c->threads;
         rec.stop_after = c->stop_after;
+        if (c->test_limit) rec.test_limit = c->test_limit; /* 0: the recorded subset */
+        rec.on_collapse = c->on_collapse;
         if (c->epochs > rec.epochs) rec.epochs = c->epochs;
         *c = rec;
     }
-    if (c->sched.base == 0) c->sched.base = lb_train_default_lr(c->model.arch);
+    c->lr_given = c->sched.base != 0;
+    if (c->sched.base == 0) c->sched.base = lb_train_default_lr(c->model.arch, c->batch);
     if ((st = check_cfg(c)) != LB_OK) return st;
     if (!c->metrics[0]) snprintf(c->metrics, sizeof c->metrics, "%.490s.metrics.jsonl", c->out);
     if (c->init[0] && !c->resume[0]) {
@@ -220,7 +333,14 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
     lb_threads_set(c->threads);
     run r;
     memset(&r, 0, sizeof r);
+    lb_watch w;
+    memset(&w, 0, sizeof w);
     if ((st = lb_run_setup(&r, c)) != LB_OK) goto out;
+    int steps_per_epoch = lb_loader_batches(r.loader);
+    lb_sched sch;
+    char note[512];
+    st = lb_train_resolve(c, lb_loader_samples(r.loader), steps_per_epoch, &sch, note, sizeof note);
+    if (st != LB_OK) goto out;
     if (c->init[0] && !c->resume[0] && (st = lb_ckpt_load_weights(c->init, r.net)) != LB_OK)
         goto out;
     if (c->resume[0]) {
@@ -228,19 +348,28 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         start_epoch = info.epoch;
         step = info.step;
     }
-    int steps_per_epoch = lb_loader_batches(r.loader);
-    /* the schedule runs per step; the config counts epochs */
-    lb_sched sch = c->sched;
-    sch.total = (long)c->epochs * steps_per_epoch;
-    sch.warmup = (long)(c->warmup_epochs * (float)steps_per_epoch);
-    sch.step_every = c->sched.step_every * (long)steps_per_epoch;
+    if (fn) {
+        lb_progress p = {0};
+        p.note = note;
+        fn(ctx, &p);
+    }
+    /* a loss verdict looks at a tenth of the run (10..100 steps), after the warm-up */
+    long win = sch.total / 10;
+    win = win < 10 ? 10 : win > 100 ? 100 : win;
+    if ((st = lb_watch_init(&w, lb_net_classes(r.net), (int)win, sch.warmup + win, sch.base)) !=
+        LB_OK)
+        goto out;
+    long n_test;
+    double major = majority_share(&r.test, c->test_limit, &n_test);
+    long poison = poison_step();
     float acc_last = info.test_acc;
     if (!c->resume[0]) acc_last = 0;
     for (int e = start_epoch; e < c->epochs; e++) {
         double t0 = now_s();
         lb_loader_start(r.loader, e);
+        lb_watch_epoch_start(&w);
         double sum_loss = 0;
-        long hits = 0, seen = 0;
+        long hits = 0, seen = 0, counted = 0;
         lb_progress p = {0};
         p.epoch = e + 1;
         p.epochs = c->epochs;
@@ -249,13 +378,19 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         while ((b = lb_loader_next(r.loader, r.x, r.y)) > 0) {
             float lr = lb_sched_lr(&sch, step), loss;
             int nc;
-            if ((st = train_step(&r, c, b, lr, &loss, &nc)) != LB_OK) goto out;
+            if (step == poison) r.x[0] = NAN;
+            if ((st = train_step(&r, c, &w, step, b, lr, &loss, &nc)) != LB_OK) goto out;
+            if ((st = drain_events(&w, c->metrics, e + 1, fn, ctx)) != LB_OK) goto out;
             step++;
-            sum_loss += (double)loss * b;
+            /* a skipped step has no loss to average; its images count as missed */
+            if (isfinite(loss)) {
+                sum_loss += (double)loss * b;
+                counted += b;
+            }
             hits += nc;
             seen += b;
             p.step++;
-            p.loss = (float)(sum_loss / (double)seen);
+            p.loss = counted ? (float)(sum_loss / (double)counted) : NAN;
             p.acc = (float)hits / (float)seen;
             double dt = now_s() - t0;
             p.img_per_s = (float)((double)seen / dt);
@@ -268,6 +403,8 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         st = lb_evaluate(r.net, &r.test, &c->model.norm, c->test_limit, c->batch, &p.test_loss,
                          &p.test_acc);
         if (st != LB_OK) goto out;
+        int at_chance = lb_watch_epoch_end(&w, e + 1, step, p.test_acc, major, n_test);
+        if ((st = drain_events(&w, c->metrics, e + 1, fn, ctx)) != LB_OK) goto out;
         p.epoch_s = (float)(now_s() - t0);
         p.done = 1;
         acc_last = p.test_acc;
@@ -277,12 +414,22 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         info.step = step;
         info.test_acc = p.test_acc;
         if ((st = lb_ckpt_save(c->out, r.net, &r.opt, &info)) != LB_OK) goto out;
-        if ((st = append_metrics(c->metrics, c, &p, p.loss, p.acc)) != LB_OK) goto out;
+        if ((st = append_metrics(c->metrics, c, &p, w.epoch_events, w.nonfinite_epoch)) != LB_OK)
+            goto out;
         if (fn) fn(ctx, &p);
+        if (at_chance && c->on_collapse == LB_ON_COLLAPSE_STOP) {
+            st = lb_error_set(LB_ECOLLAPSE,
+                              "collapse: stopped after epoch %d at chance (test accuracy %.4f); "
+                              "the checkpoint %s holds that epoch. Try a lower --lr (now %g) or a "
+                              "longer --warmup; --on-collapse warn keeps training",
+                              e + 1, (double)p.test_acc, c->out, (double)sch.base);
+            goto out;
+        }
         if (c->stop_after && e + 1 >= c->stop_after) break;
     }
     if (final_acc) *final_acc = acc_last;
 out:
+    lb_watch_free(&w);
     lb_run_free(&r);
     return st;
 }

@@ -20,10 +20,16 @@ typedef struct run {
     lb_loader *loader;
     float *x, *probs, *dlogits;
     int32_t *y;
-    int sync_loader; /* set before lb_run_setup: prepare batches in lb_loader_next, no thread */
+    float *state_save; /* the state array before a step, restored when the step is skipped */
+    int sync_loader;   /* set before lb_run_setup: prepare batches in lb_loader_next, no thread */
 } run;
 
 lb_status lb_run_setup(run *r, lb_train_cfg *c);
+/* Resolves what the config leaves to the data (recipe.c): epochs (0), warm-up (< 0), and the
+ * per-step schedule; errors for a schedule that leaves nothing to train. note (may be NULL)
+ * gets a one-line summary. */
+lb_status lb_train_resolve(lb_train_cfg *c, int n_train, int steps_per_epoch, lb_sched *sch,
+                           char *note, size_t cap);
 void lb_run_free(run *r);
 
 #endif

@@ -198,6 +198,20 @@ expect_error "--layer-bits garbage" "--layer-bits" 'garbage' \
 expect_error "--layer-bits naming no layer" "--layer-bits" 'conv9' \
     "$L" "${TR[@]}" "${G[@]}" --quant lsq --layer-bits conv9=2/4
 expect_error "train without --out" "--out" 'required' "$L" train "${G[@]}"
+expect_error "--on-collapse maybe" "--on-collapse" "'maybe'" "$L" "${TR[@]}" "${G[@]}" \
+    --on-collapse maybe
+expect_error "--warmup longer than the run" "--warmup" 'not shorter than the run' \
+    "$L" "${TR[@]}" "${G[@]}" --warmup 2
+expect_error "--step-epochs that never steps" "--step-epochs" 'never lower' \
+    "$L" "${TR[@]}" "${G[@]}" --sched step --step-epochs 3 --epochs 2
+if [ -s "$T/cnn.ckpt" ]; then
+    expect_error "--resume with another --model" "--model resnet20" 'contradicts the checkpoint' \
+        "$L" train --resume "$T/cnn.ckpt" --out "$T/r.ckpt" "${G[@]}" --model resnet20
+    expect_error "--resume with another --lr" "--lr 0.5" 'contradicts' \
+        "$L" train --resume "$T/cnn.ckpt" --out "$T/r.ckpt" "${G[@]}" --lr 0.5
+    expect_error "--resume with --init" "--init" 'cannot be combined' \
+        "$L" train --resume "$T/cnn.ckpt" --out "$T/r.ckpt" "${G[@]}" --init "$T/cnn.ckpt"
+fi
 expect_error "bench --model foo" "--model" "'foo'" "$L" bench --model foo
 expect_error "bench --steps 0" "--steps" "'0'" "$L" bench --steps 0
 expect_error "eval --batch abc" "--batch" "'abc'" "$L" eval "$T/x.ckpt" --batch abc

@@ -1,0 +1,80 @@
+/* The defaults that adapt to the data (docs/robust.md): the epoch count sized so a small data set
+ * still gets enough optimizer steps, the linear warm-up, the per-model rate, and the checks that
+ * a schedule leaves something to train. Not the schedule arithmetic itself (optim/sched.c). */
+#include "train_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+float lb_train_default_lr(const char *arch, int batch) {
+    /* The cnn's 3136->10 head has no BN behind it and diverges above ~0.03 (also in PyTorch,
+     * see ../shared/peer/RESULTS.md); the ResNets take the classic 0.1. Both are rates for batch
+     * 128, scaled linearly with the batch (Goyal et al. 2017): at batch 32 the cnn's 0.02 blows
+     * its first steps up to losses of 4-7, its 0.005 does not. */
+    float base = strcmp(arch, "cnn") == 0 ? 0.02f : 0.1f;
+    return base * (float)batch / (float)LB_LR_BATCH;
+}
+
+lb_status lb_train_resolve(lb_train_cfg *c, int n_train, int steps_per_epoch, lb_sched *sch,
+                           char *note, size_t cap) {
+    int auto_epochs = c->epochs == 0;
+    if (auto_epochs) {
+        long need = (LB_MIN_STEPS + steps_per_epoch - 1) / steps_per_epoch;
+        c->epochs = need > LB_DEFAULT_EPOCHS ? (int)need : LB_DEFAULT_EPOCHS;
+        if (c->epochs > LB_MAX_AUTO_EPOCHS) c->epochs = LB_MAX_AUTO_EPOCHS;
+    }
+    *sch = c->sched;
+    sch->total = (long)c->epochs * steps_per_epoch;
+    int auto_warm = c->warmup_epochs < 0;
+    if (auto_warm) {
+        /* a share of the run, but never fewer than LB_WARMUP_MIN steps unless the run is short
+         * (then a tenth of it): the first steps are the wild ones whatever the run's length */
+        long share = (long)((double)LB_WARMUP_PCT / 100.0 * (double)sch->total);
+        long floor = sch->total / 10 < LB_WARMUP_MIN ? sch->total / 10 : LB_WARMUP_MIN;
+        sch->warmup = share > floor ? share : floor;
+    } else {
+        sch->warmup = (long)(c->warmup_epochs * (float)steps_per_epoch);
+    }
+    sch->step_every = c->sched.step_every * (long)steps_per_epoch;
+    if (sch->warmup >= sch->total)
+        return lb_error_set(LB_EINVAL,
+                            "--warmup %g epochs (%ld steps) is not shorter than the run (%d epochs "
+                            "x %d steps = %ld steps): nothing would train at the full rate",
+                            (double)c->warmup_epochs, sch->warmup, c->epochs, steps_per_epoch,
+                            sch->total);
+    if (sch->kind == LB_SCHED_STEP && c->sched.step_every >= c->epochs)
+        return lb_error_set(LB_EINVAL,
+                            "--step-epochs %ld is not shorter than the run (%d epochs): the step "
+                            "schedule would never lower the rate (use --sched const for that)",
+                            c->sched.step_every, c->epochs);
+    lb_status st = lb_sched_check(sch);
+    if (st != LB_OK) return st;
+    if (note)
+        snprintf(note, cap,
+                 "schedule: %d epochs x %d steps = %ld steps (%s), %s lr %g%s with %ld warm-up "
+                 "steps (%s), %d training images, batch %d",
+                 c->epochs, steps_per_epoch, sch->total,
+                 auto_epochs ? "default: at least " LB_STR(LB_DEFAULT_EPOCHS) " epochs and " LB_STR(
+                                   LB_MIN_STEPS) " steps"
+                             : "--epochs",
+                 lb_sched_name(sch->kind), (double)sch->base,
+                 c->lr_given ? "" : " (default for the model and batch)", sch->warmup,
+                 auto_warm ? "default: " LB_STR(LB_WARMUP_PCT) "% of the run, at least " LB_STR(
+                                 LB_WARMUP_MIN) " or a tenth"
+                           : "--warmup",
+                 n_train, c->batch);
+    return LB_OK;
+}
+
+lb_status lb_on_collapse_parse(const char *s, lb_on_collapse *out) {
+    if (s && strcmp(s, "stop") == 0) {
+        *out = LB_ON_COLLAPSE_STOP;
+        return LB_OK;
+    }
+    if (s && strcmp(s, "warn") == 0) {
+        *out = LB_ON_COLLAPSE_WARN;
+        return LB_OK;
+    }
+    return lb_error_set(LB_EINVAL, "--on-collapse: expected warn or stop, got '%s'",
+                        s ? s : "(null)");
+}

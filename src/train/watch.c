@@ -1,0 +1,188 @@
+/* Collapse detection (watch.h): the rules that call a run broken or stuck, and their wording. The
+ * thresholds are documented in docs/robust.md; the trainer owns reporting and stopping. */
+#include "watch.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../nn/nn_internal.h"
+
+/* A loss-window verdict: "at ln(classes)" within this share of it; "diverging" above this
+ * multiple of it (a constant prediction scores exactly ln(classes); above it is worse than
+ * guessing). */
+#define CHANCE_LOSS_TOL 0.05
+#define DIVERGE_LOSS_MULT 1.5
+
+static const char *const kind_names[LB_CK_COUNT] = {
+    [LB_CK_NONFINITE] = "nonfinite",         [LB_CK_CHANCE] = "chance",
+    [LB_CK_DIVERGING] = "diverging",         [LB_CK_FLOOR] = "step_floor",
+    [LB_CK_ZERO_CODES] = "zero_codes",       [LB_CK_DEAD] = "dead_layer",
+    [LB_CK_EPOCH_CHANCE] = "epoch_at_chance"};
+
+const char *lb_collapse_kind_name(lb_collapse_kind k) {
+    return (unsigned)k < LB_CK_COUNT ? kind_names[k] : "?";
+}
+
+lb_status lb_watch_init(lb_watch *w, int classes, int window, long quiet_until, float lr) {
+    memset(w, 0, sizeof *w);
+    w->classes = classes > 1 ? classes : 2;
+    w->ln_c = log((double)w->classes);
+    w->window = window > 0 ? window : 1;
+    w->quiet_until = quiet_until;
+    w->lr_hint = lr;
+    w->loss = calloc((size_t)w->window, sizeof *w->loss);
+    w->acc = calloc((size_t)w->window, sizeof *w->acc);
+    if (!w->loss || !w->acc) return lb_error_set(LB_ENOMEM, "out of memory (collapse watch)");
+    return LB_OK;
+}
+
+void lb_watch_free(lb_watch *w) {
+    free(w->loss);
+    free(w->acc);
+    w->loss = NULL;
+    w->acc = NULL;
+}
+
+void lb_watch_epoch_start(lb_watch *w) {
+    w->nonfinite_epoch = 0;
+    w->epoch_events = 0;
+    w->reported &= ~(1u << LB_CK_NONFINITE);
+}
+
+double lb_watch_chance_bound(int classes, double major, long n) {
+    double p = classes > 0 ? 1.0 / classes : 0.5;
+    if (major > p) p = major;
+    return p + 3.0 * sqrt(p * (1.0 - p) / (double)(n > 0 ? n : 1));
+}
+
+static void emit(lb_watch *w, lb_collapse_kind k, long step, const char *layer, const char *fmt,
+                 ...) __attribute__((format(printf, 5, 6)));
+static void emit(lb_watch *w, lb_collapse_kind k, long step, const char *layer, const char *fmt,
+                 ...) {
+    if (w->reported & (1u << k)) return;
+    w->reported |= 1u << k;
+    w->epoch_events++;
+    if (w->n >= LB_WATCH_MAX_EVENTS) return;
+    lb_collapse_event *e = &w->ev[w->n++];
+    e->kind = k;
+    e->step = step;
+    snprintf(e->layer, sizeof e->layer, "%s", layer ? layer : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+}
+
+static int all_zero(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (x[i] != 0.0f) return 0;
+    return 1;
+}
+
+void lb_watch_forward(lb_watch *w, const lb_net *n, int batch, long step) {
+    unsigned want = (1u << LB_CK_DEAD) | (1u << LB_CK_ZERO_CODES);
+    if ((w->reported & want) == want) return;
+    for (int i = 1; i < n->nnodes; i++) {
+        const lb_node *d = &n->nodes[i];
+        /* an aliased node shares its producer's buffer: the producer is reported instead */
+        if (d->alias || !d->y) continue;
+        if (all_zero(d->y, (size_t)batch * lb_node_size(d))) {
+            emit(w, LB_CK_DEAD, step, d->name,
+                 "collapse: layer '%s' (%s) outputs only zeros for a whole batch at step %ld "
+                 "(a dead layer: nothing after it can learn). Likely fix: a lower --lr (now %g) "
+                 "or a longer --warmup",
+                 d->name, lb_op_name(d->op), step, (double)w->lr_hint);
+            return;
+        }
+    }
+    for (int i = 1; i < n->nnodes; i++) {
+        const lb_node *d = &n->nodes[i];
+        if (d->op != LB_OP_CONV && d->op != LB_OP_LINEAR) continue;
+        const char *which = NULL;
+        if (d->wqcfg.kind != LB_Q_NONE && d->wqbuf && all_zero(d->wqbuf, n->params[d->pw].n))
+            which = "weight";
+        else if (d->aqcfg.kind != LB_Q_NONE && d->xq &&
+                 all_zero(d->xq, (size_t)batch * lb_node_size(&n->nodes[d->in[0]])))
+            which = "input-activation";
+        if (which) {
+            emit(w, LB_CK_ZERO_CODES, step, d->name,
+                 "collapse: every %s code of layer '%s' is 0 at step %ld (its quantizer passes "
+                 "nothing). Likely fix: a lower --lr (now %g) or --qlr-scale, a longer --warmup",
+                 which, d->name, step, (double)w->lr_hint);
+            return;
+        }
+    }
+}
+
+void lb_watch_nonfinite(lb_watch *w, long step, const char *layer) {
+    w->nonfinite_epoch++;
+    if (layer && layer[0])
+        emit(w, LB_CK_NONFINITE, step, layer,
+             "collapse: the gradient of '%s' is not finite at step %ld; the update was skipped "
+             "(every further one is too). Likely fix: a lower --lr (now %g) or a longer --warmup",
+             layer, step, (double)w->lr_hint);
+    else
+        emit(w, LB_CK_NONFINITE, step, "",
+             "collapse: the loss is not finite at step %ld (NaN/Inf logits); the update was "
+             "skipped (every further one is too). Likely fix: a lower --lr (now %g) or a longer "
+             "--warmup; check the data",
+             step, (double)w->lr_hint);
+}
+
+void lb_watch_step(lb_watch *w, const lb_net *n, long step, float loss, int hits, int seen, int at,
+                   int node, int is_weight) {
+    if (at > 0 && node > 0) {
+        const lb_node *d = &n->nodes[node];
+        emit(w, LB_CK_FLOOR, step, d->name,
+             "collapse: the learned %s step of layer '%s' is held at its floor (%g of its initial "
+             "step) at step %ld: training keeps pushing it towards zero. Likely fix: a lower "
+             "--lr (now %g) or --qlr-scale, a longer --warmup",
+             is_weight ? "weight" : "activation", d->name, (double)LB_LSQ_FLOOR, step,
+             (double)w->lr_hint);
+    }
+    w->loss[w->pos] = loss;
+    w->acc[w->pos] = seen > 0 ? (float)hits / (float)seen : 0;
+    w->pos = (w->pos + 1) % w->window;
+    if (w->fill < w->window) w->fill++;
+    if (w->fill < w->window || step < w->quiet_until) return;
+    double ml = 0, ma = 0;
+    for (int i = 0; i < w->window; i++) {
+        ml += w->loss[i];
+        ma += w->acc[i];
+    }
+    ml /= w->window;
+    ma /= w->window;
+    if (ml > DIVERGE_LOSS_MULT * w->ln_c) {
+        emit(w, LB_CK_DIVERGING, step, "",
+             "collapse: the training loss has averaged %.3f over the last %d steps (step %ld), "
+             "far above ln(%d) = %.3f, worse than guessing: training is diverging. Likely fix: "
+             "a lower --lr (now %g) or a longer --warmup",
+             ml, w->window, step, w->classes, w->ln_c, (double)w->lr_hint);
+    } else if (fabs(ml - w->ln_c) <= CHANCE_LOSS_TOL * w->ln_c &&
+               ma <= lb_watch_chance_bound(w->classes, 0, (long)w->window * (seen ? seen : 1))) {
+        emit(w, LB_CK_CHANCE, step, "",
+             "collapse: the training loss has stayed at ln(%d) = %.3f (mean %.4f) with chance "
+             "accuracy (%.4f) over the last %d steps (step %ld): the network has stopped "
+             "learning. Likely fix: a lower --lr (now %g) or a longer --warmup",
+             w->classes, w->ln_c, ml, ma, w->window, step, (double)w->lr_hint);
+    }
+}
+
+int lb_watch_epoch_end(lb_watch *w, int epoch, long step, float test_acc, double major,
+                       long n_test) {
+    if (step < w->quiet_until) return 0;
+    double bound = lb_watch_chance_bound(w->classes, major, n_test);
+    if (!(test_acc <= bound)) return 0;
+    /* reported every time it happens: with --on-collapse warn each such epoch is news */
+    w->reported &= ~(1u << LB_CK_EPOCH_CHANCE);
+    emit(w, LB_CK_EPOCH_CHANCE, step, "",
+         "collapse: epoch %d ends at chance: test accuracy %.4f (chance: %.4f for %d classes, "
+         "majority class %.4f; anything up to %.4f is chance on %ld images). Likely fix: a "
+         "lower --lr (now %g) or a longer --warmup",
+         epoch, (double)test_acc, 1.0 / w->classes, w->classes, major, bound, n_test,
+         (double)w->lr_hint);
+    return 1;
+}

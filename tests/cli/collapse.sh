@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Collapse detection end to end on real Fashion-MNIST (docs/robust.md): an absurd --lr is reported
+# ("collapse" on stderr, a {"event":"collapse"} line in the metrics) and, by default, stops the run
+# after its first epoch at chance with exit status 3 and that epoch's checkpoint written;
+# --on-collapse warn keeps training; a poisoned batch (a NaN pixel, LOWBIT_POISON_STEP) is reported
+# and skipped, and the run still learns. Not the option errors (errors.sh) or the detection rules
+# one by one (tests/test_train.c). Usage: collapse.sh path/to/lowbit.
+set -u
+L=${1:?usage: collapse.sh path/to/lowbit}
+DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+T=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_collapse.XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { # name, why, [file to show]
+    fail=$((fail + 1))
+    echo "FAIL $1: $2"
+    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/    /' "$3" | tail -5
+}
+check() { # name, condition (a command), why, [file]
+    local name=$1 why=$3 file=${4:-}
+    if eval "$2"; then ok; else bad "$name" "$why" "$file"; fi
+}
+# metrics NAME FILE EPOCHS EVENT_KIND: the JSONL parses, has EPOCHS epoch lines and a collapse
+# event of that kind (or none when EVENT_KIND is "-"); prints the last epoch's skipped_steps
+metrics() {
+    "$PY" - "$2" "$3" "$4" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]).read().splitlines()]
+epochs = [r for r in lines if "event" not in r]
+events = [r for r in lines if r.get("event") == "collapse"]
+assert len(epochs) == int(sys.argv[2]), f"{len(epochs)} epoch lines, expected {sys.argv[2]}"
+kind = sys.argv[3]
+if kind == "-":
+    assert not events, f"unexpected collapse events: {events}"
+else:
+    assert any(e["kind"] == kind for e in events), f"no '{kind}' event in {events}"
+    for e in events:
+        assert e["message"].startswith("collapse:") and isinstance(e["step"], int)
+print(sum(r["skipped_steps"] for r in epochs))
+PY
+}
+
+# 16 steps an epoch: the first epoch is long enough for a verdict (docs/robust.md). ASan/UBSan
+# runs about 15x slower: fewer test images.
+ntest=500
+if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then ntest=200; fi
+RUN=(train --data "$DATA" --train-limit 512 --test-limit "$ntest" --batch 32 --epochs 2 --threads 2)
+
+# ---- an absurd learning rate, default --on-collapse stop ---------------------------------------
+"$L" "${RUN[@]}" --lr 100 --warmup 0 --out "$T/lr.ckpt" >"$T/lr.out" 2>"$T/lr.err"
+rc=$?
+check "absurd lr: exit 3" '[ "$rc" -eq 3 ]' "exit $rc" "$T/lr.err"
+check "absurd lr: warning" 'grep -q "WARNING: collapse:" "$T/lr.err"' "no warning" "$T/lr.err"
+check "absurd lr: stop message" 'tail -n 1 "$T/lr.err" | grep -q "stopped after epoch 1 at chance"' \
+    "last line does not say it stopped" "$T/lr.err"
+check "absurd lr: checkpoint of epoch 1" '[ -s "$T/lr.ckpt" ]' "no checkpoint"
+if metrics lr "$T/lr.ckpt.metrics.jsonl" 1 epoch_at_chance >"$T/m.out" 2>&1; then ok; else
+    bad "absurd lr: metrics" "see below" "$T/m.out"
+fi
+
+# ---- the same with --on-collapse warn: warned, trained to the end, exit 0 -----------------------
+"$L" "${RUN[@]}" --lr 100 --warmup 0 --on-collapse warn --out "$T/w.ckpt" >"$T/w.out" 2>"$T/w.err"
+rc=$?
+check "warn: exit 0" '[ "$rc" -eq 0 ]' "exit $rc" "$T/w.err"
+check "warn: warnings" '[ "$(grep -c "WARNING: collapse:" "$T/w.err")" -ge 2 ]' "fewer than 2" "$T/w.err"
+if metrics warn "$T/w.ckpt.metrics.jsonl" 2 epoch_at_chance >"$T/m.out" 2>&1; then ok; else
+    bad "warn: metrics" "see below" "$T/m.out"
+fi
+
+# ---- a poisoned batch: reported, skipped, and the run goes on learning --------------------------
+LOWBIT_POISON_STEP=3 "$L" "${RUN[@]}" --out "$T/p.ckpt" >"$T/p.out" 2>"$T/p.err"
+rc=$?
+check "poisoned: exit 0" '[ "$rc" -eq 0 ]' "exit $rc" "$T/p.err"
+check "poisoned: warning names the step" \
+    'grep -qE "WARNING: collapse: the (loss|gradient of .*) is not finite at step 3" "$T/p.err"' \
+    "no warning" "$T/p.err"
+if skipped=$(metrics poisoned "$T/p.ckpt.metrics.jsonl" 2 nonfinite 2>"$T/m.out"); then
+    check "poisoned: one step skipped" '[ "$skipped" = 1 ]' "skipped_steps total $skipped"
+else
+    bad "poisoned: metrics" "see below" "$T/m.out"
+fi
+acc=$(tail -n 1 "$T/p.out" | sed -n 's/^accuracy: //p')
+check "poisoned: still learns" '"$PY" -c "import sys; sys.exit(not float(\"${acc:-0}\") > 0.5)"' \
+    "accuracy ${acc:-none}" "$T/p.out"
+# the run without the poison is not warned about
+"$L" "${RUN[@]}" --out "$T/c.ckpt" >"$T/c.out" 2>"$T/c.err"
+rc=$?
+check "clean: exit 0, no warning" '[ "$rc" -eq 0 ] && ! grep -q collapse "$T/c.err"' \
+    "exit $rc or a warning" "$T/c.err"
+
+echo "collapse.sh: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

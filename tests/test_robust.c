@@ -1,0 +1,208 @@
+/* Tests of the robustness rules (docs/robust.md): the collapse watch on hand-made loss streams
+ * and on real networks (a dead layer, all-zero codes, a step driven to its floor, non-finite
+ * steps), the chance bound, and the defaults that adapt to the data (epochs, warm-up, lr) with
+ * the schedule errors. End to end on the CLI: tests/cli/collapse.sh. */
+#include "../src/train/train_internal.h"
+#include "../src/train/watch.h"
+#include "lb_models.h"
+#include "lb_test.h"
+
+#include <math.h>
+#include <string.h>
+
+static int has_event(const lb_watch *w, lb_collapse_kind k, const char *layer, const char *word) {
+    for (int i = 0; i < w->n; i++)
+        if (w->ev[i].kind == k && (!layer || strcmp(w->ev[i].layer, layer) == 0) &&
+            strncmp(w->ev[i].message, "collapse:", 9) == 0 &&
+            (!word || strstr(w->ev[i].message, word)))
+            return 1;
+    return 0;
+}
+
+static void test_chance_bound(void) {
+    /* 10 balanced classes on 10,000 images: 0.1 + 3*sqrt(0.09/10000) = 0.109 */
+    CHECK_NEAR(lb_watch_chance_bound(10, 0.1, 10000), 0.109, 1e-12, 0, "10 classes");
+    /* a majority class of 30% raises the bar */
+    CHECK_NEAR(lb_watch_chance_bound(10, 0.3, 10000), 0.3 + 3 * sqrt(0.21 / 10000), 1e-12, 0,
+               "majority 0.3");
+    CHECK(lb_watch_chance_bound(10, 0.1, 297) > 0.15, "few images: a wide bound");
+}
+
+/* The loss window: a constant ln(C) with chance accuracy is "chance", a loss far above it
+ * "diverging", a learning run nothing; nothing before quiet_until; each kind reported once. */
+static void test_loss_window(void) {
+    lb_watch w;
+    float ln10 = (float)log(10.0);
+    CHECK(lb_watch_init(&w, 10, 20, 50, 0.02f) == LB_OK, "init");
+    for (long s = 0; s < 200; s++) {
+        lb_watch_step(&w, NULL, s, ln10, 13, 128, 0, 0, 0);
+        if (s < 50) CHECK(w.n == 0, "quiet before step 50 (step %ld)", s);
+    }
+    CHECK(w.n == 1 && has_event(&w, LB_CK_CHANCE, "", "ln(10)"), "chance reported once (%d)", w.n);
+    lb_watch_free(&w);
+
+    CHECK(lb_watch_init(&w, 10, 20, 0, 0.02f) == LB_OK, "init");
+    for (long s = 0; s < 40; s++) lb_watch_step(&w, NULL, s, 9.0f, 20, 128, 0, 0, 0);
+    CHECK(has_event(&w, LB_CK_DIVERGING, "", "diverging"), "diverging");
+    CHECK(!has_event(&w, LB_CK_CHANCE, NULL, NULL), "not also chance");
+    lb_watch_free(&w);
+
+    /* a run that learns: loss falling from ln 10, accuracy rising */
+    CHECK(lb_watch_init(&w, 10, 20, 0, 0.02f) == LB_OK, "init");
+    for (long s = 0; s < 300; s++)
+        lb_watch_step(&w, NULL, s, ln10 * (float)exp(-s / 50.0),
+                      (int)(12 + s / 3 > 128 ? 128 : 12 + s / 3), 128, 0, 0, 0);
+    CHECK(w.n == 0, "a learning run is not warned about (%d)", w.n);
+    /* non-finite steps: reported once per epoch, counted */
+    lb_watch_nonfinite(&w, 7, NULL);
+    lb_watch_nonfinite(&w, 8, "conv2.weight");
+    CHECK(w.n == 1 && has_event(&w, LB_CK_NONFINITE, "", "loss is not finite at step 7"),
+          "the first non-finite step is reported");
+    CHECK(w.nonfinite_epoch == 2, "both counted");
+    lb_watch_epoch_start(&w);
+    w.n = 0;
+    lb_watch_nonfinite(&w, 9, "conv2.weight");
+    CHECK(has_event(&w, LB_CK_NONFINITE, "conv2.weight", "gradient of 'conv2.weight'"),
+          "names the tensor, again in a new epoch");
+    /* epoch verdicts: at chance only after quiet_until */
+    w.n = 0;
+    w.quiet_until = 100;
+    CHECK(lb_watch_epoch_end(&w, 1, 50, 0.1f, 0.1, 10000) == 0, "too early for a verdict");
+    CHECK(lb_watch_epoch_end(&w, 2, 100, 0.1f, 0.1, 10000) == 1, "at chance");
+    CHECK(lb_watch_epoch_end(&w, 3, 150, 0.5f, 0.1, 10000) == 0, "not at chance");
+    CHECK(has_event(&w, LB_CK_EPOCH_CHANCE, "", "epoch 2 ends at chance"), "epoch event");
+    lb_watch_free(&w);
+}
+
+static lb_net *cnn(lb_qkind kind) {
+    lb_model_cfg mc;
+    lb_model_cfg_default(&mc);
+    mc.q.kind = kind;
+    lb_net *n = NULL;
+    if (lb_model_build(&mc, &n) != LB_OK || lb_net_plan(n, 8, 1) != LB_OK) {
+        lb_net_free(n);
+        return NULL;
+    }
+    lb_net_init(n, 3);
+    return n;
+}
+
+static int node_of(const lb_net *n, const char *name) {
+    for (int i = 0; i < n->nnodes; i++)
+        if (strcmp(n->nodes[i].name, name) == 0) return i;
+    return -1;
+}
+
+/* On the cnn: a healthy forward is quiet; an LSQ step pushed below zero lands on its floor and is
+ * reported with the layer's name; weights far inside half a step quantize to all-zero codes;
+ * zeroed conv weights kill the layer after them. */
+static void test_on_network(void) {
+    lb_net *n = cnn(LB_Q_LSQ);
+    CHECK(n != NULL, "cnn: %s", lb_error_msg());
+    if (!n) return;
+    float x[8 * 28 * 28];
+    for (int i = 0; i < 8 * 28 * 28; i++) x[i] = (float)((i * 7919) % 255) / 128.0f - 1.0f;
+    lb_watch w;
+    CHECK(lb_watch_init(&w, 10, 10, 0, 0.02f) == LB_OK, "init");
+    lb_net_forward(n, x, 8, 1);
+    lb_watch_forward(&w, n, 8, 0);
+    CHECK(w.n == 0, "a healthy forward is quiet (%s)", w.n ? w.ev[0].message : "");
+    int node = -1, isw = -1;
+    CHECK(lb_net_project(n, &node, &isw) == 0 && node == 0, "fresh steps inside");
+
+    /* the fc weight step driven below zero: projected to its floor, reported */
+    int fc = node_of(n, "fc");
+    float s0 = n->nodes[fc].wq.param[0];
+    n->nodes[fc].wq.param[0] = -3.88f;
+    int at = lb_net_project(n, &node, &isw);
+    CHECK(at == 1 && node == fc && isw == 1, "floor: %d channel at node %d (weight %d)", at, node,
+          isw);
+    CHECK(n->nodes[fc].wq.param[0] == LB_LSQ_FLOOR * s0, "fc step on its floor");
+    lb_watch_step(&w, n, 5, 2.0f, 30, 128, at, node, isw);
+    CHECK(has_event(&w, LB_CK_FLOOR, "fc", "weight step of layer 'fc'"), "floor event names fc");
+
+    /* fc weights far inside half a step: every weight code 0 */
+    n->nodes[fc].wq.param[0] = s0;
+    float *wfc = n->param + n->params[n->nodes[fc].pw].off;
+    size_t nw = n->params[n->nodes[fc].pw].n;
+    for (size_t i = 0; i < nw; i++) wfc[i] *= 1e-4f;
+    lb_net_forward(n, x, 8, 0);
+    lb_watch_forward(&w, n, 8, 6);
+    CHECK(has_event(&w, LB_CK_ZERO_CODES, "fc", "every weight code of layer 'fc' is 0"),
+          "zero codes in fc");
+
+    /* conv2's weights all zero: its BN sees a constant, its ReLU output is all zero */
+    w.reported = 0;
+    w.n = 0;
+    int c2 = node_of(n, "conv2");
+    float *wc = n->param + n->params[n->nodes[c2].pw].off;
+    memset(wc, 0, n->params[n->nodes[c2].pw].n * sizeof *wc);
+    lb_net_forward(n, x, 8, 1);
+    lb_watch_forward(&w, n, 8, 7);
+    CHECK(w.n >= 1 && w.ev[0].kind == LB_CK_DEAD && strstr(w.ev[0].message, "outputs only zeros"),
+          "dead layer after conv2: %s", w.n ? w.ev[0].message : "none");
+    lb_watch_free(&w);
+    lb_net_free(n);
+}
+
+/* Epochs from the data set's size, the warm-up share and floor, the lr for the model and batch,
+ * and the schedules that leave nothing to train. */
+static void test_resolve(void) {
+    lb_train_cfg c;
+    lb_sched s;
+    char note[512];
+    lb_train_cfg_default(&c);
+    c.sched.base = lb_train_default_lr("cnn", c.batch);
+    CHECK(c.epochs == 0 && c.warmup_epochs < 0 && c.aug.hflip == 0, "auto defaults, no flip");
+    /* Fashion-MNIST: 469 steps an epoch -> 15 epochs, warm-up 5% = 351 steps */
+    CHECK(lb_train_resolve(&c, 60000, 469, &s, note, sizeof note) == LB_OK, "fmnist: %s",
+          lb_error_msg());
+    CHECK(c.epochs == 15 && s.total == 7035 && s.warmup == 351, "fmnist %d %ld %ld", c.epochs,
+          s.total, s.warmup);
+    CHECK(strstr(note, "15 epochs x 469 steps") != NULL, "note: %s", note);
+    /* 1,500 images: 12 steps an epoch -> 84 epochs (1008 steps), warm-up at least 100 */
+    lb_train_cfg_default(&c);
+    c.sched.base = 0.02f;
+    CHECK(lb_train_resolve(&c, 1500, 12, &s, NULL, 0) == LB_OK, "digits");
+    CHECK(c.epochs == 84 && s.total == 1008 && s.warmup == 100, "digits %d %ld %ld", c.epochs,
+          s.total, s.warmup);
+    /* 10 images, one step an epoch: capped */
+    lb_train_cfg_default(&c);
+    c.sched.base = 0.02f;
+    CHECK(lb_train_resolve(&c, 10, 1, &s, NULL, 0) == LB_OK && c.epochs == LB_MAX_AUTO_EPOCHS,
+          "cap %d", c.epochs);
+    /* a short explicit run: a tenth of it as warm-up */
+    lb_train_cfg_default(&c);
+    c.sched.base = 0.02f;
+    c.epochs = 2;
+    CHECK(lb_train_resolve(&c, 512, 16, &s, NULL, 0) == LB_OK && s.warmup == 3, "short %ld",
+          s.warmup);
+    /* errors */
+    c.epochs = 2;
+    c.warmup_epochs = 2;
+    CHECK(lb_train_resolve(&c, 512, 16, &s, NULL, 0) == LB_EINVAL &&
+              strstr(lb_error_msg(), "--warmup"),
+          "warm-up as long as the run: %s", lb_error_msg());
+    c.warmup_epochs = 0;
+    c.sched.kind = LB_SCHED_STEP;
+    c.sched.step_every = 2;
+    CHECK(lb_train_resolve(&c, 512, 16, &s, NULL, 0) == LB_EINVAL &&
+              strstr(lb_error_msg(), "--step-epochs"),
+          "step schedule that never steps: %s", lb_error_msg());
+    /* the default rates, linear in the batch */
+    CHECK(lb_train_default_lr("cnn", 128) == 0.02f && lb_train_default_lr("cnn", 32) == 0.005f &&
+              lb_train_default_lr("resnet20", 256) == 0.2f,
+          "default rates");
+    lb_on_collapse oc;
+    CHECK(lb_on_collapse_parse("warn", &oc) == LB_OK && oc == LB_ON_COLLAPSE_WARN, "warn");
+    CHECK(lb_on_collapse_parse("stop", &oc) == LB_OK && oc == LB_ON_COLLAPSE_STOP, "stop");
+    CHECK(lb_on_collapse_parse("maybe", &oc) == LB_EINVAL, "maybe");
+}
+
+int main(void) {
+    test_chance_bound();
+    test_loss_window();
+    test_on_network();
+    test_resolve();
+    TEST_MAIN_END("test_robust");
+}
