@@ -1,6 +1,6 @@
 /* Quantizer dispatch, binding, names and parsing, plus the uniform-grid passes shared by the kinds
  * (fake-quant forward, straight-through backward with the step reduction, init statistics): the
- * chunking and threading here, the per-segment loops in quant_seg_impl.h. The kinds themselves
+ * threading here, the chunk plan in quant_chunk.h, the per-segment loops in quant_seg_impl.h. The kinds themselves
  * (none.c, fixed.c, lsq.c) hold only their policy, not these loops. */
 #include "lb_quant.h"
 
@@ -8,67 +8,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "quant_chunk.h"
 #include "quant_seg.h"
-
-/* Work is split per channel into chunks of about LB_Q_CHUNK floats of that channel's
- * [outer][inner] elements; chunk bounds depend on the shape only, so the per-chunk partial sums
- * (in double, added in chunk order) do not depend on the thread count. At most LB_Q_MAXPART
- * partials live on the stack; with ch >= LB_Q_MAXPART a chunk is a whole channel. */
-#define LB_Q_CHUNK 16384
-#define LB_Q_MAXPART 256
-#define LB_Q_PAR_MIN 32768 /* fewer floats than this: no threads (overhead exceeds the work) */
-
-/* ---- chunk plan ------------------------------------------------------------------------------ */
-typedef struct q_plan {
-    size_t per_c;  /* floats of one channel: outer * inner */
-    size_t groups; /* chunks per channel */
-    size_t tasks;  /* ch * groups */
-    int par;       /* use threads */
-} q_plan;
-
-static q_plan plan_of(const lb_quant *q, size_t outer) {
-    q_plan p;
-    size_t ch = (size_t)q->ch;
-    p.per_c = outer * q->inner;
-    size_t g = (p.per_c + LB_Q_CHUNK - 1) / LB_Q_CHUNK;
-    size_t gmax = ch >= LB_Q_MAXPART ? 1 : LB_Q_MAXPART / ch;
-    p.groups = g < 1 ? 1 : g > gmax ? gmax : g;
-    p.tasks = ch * p.groups;
-    p.par = p.per_c * ch >= LB_Q_PAR_MIN && p.tasks > 1;
-    return p;
-}
-
-/* A contiguous run of a chunk: element offset and length. */
-typedef struct q_run {
-    size_t off, len;
-} q_run;
-
-/* Iterator over the runs of a chunk: channel c, per-channel flat range [j, j1). */
-typedef struct q_iter {
-    size_t j, j1, inner, ch, c;
-} q_iter;
-
-static q_iter iter_of(const lb_quant *q, const q_plan *p, size_t task) {
-    q_iter it;
-    size_t c = task / p->groups, g = task % p->groups;
-    it.c = c;
-    it.ch = (size_t)q->ch;
-    it.inner = q->inner;
-    it.j = p->per_c * g / p->groups;
-    it.j1 = p->per_c * (g + 1) / p->groups;
-    return it;
-}
-
-static int iter_next(q_iter *it, q_run *r) {
-    if (it->j >= it->j1) return 0;
-    size_t o = it->j / it->inner, i = it->j % it->inner;
-    size_t len = it->inner - i;
-    if (len > it->j1 - it->j) len = it->j1 - it->j;
-    r->off = (o * it->ch + it->c) * it->inner + i;
-    r->len = len;
-    it->j += len;
-    return 1;
-}
 
 /* ---- shared uniform kernels ------------------------------------------------------------------ */
 void lb_quant_uniform_forward(const lb_quant *q, size_t outer, const float *step, const float *x,
