@@ -1,7 +1,7 @@
 /* Quantizer dispatch, binding, names and parsing, plus the uniform-grid passes shared by the kinds
  * (fake-quant forward, straight-through backward with the step reduction, init statistics): the
- * threading here, the chunk plan in quant_chunk.h, the per-segment loops in quant_seg_impl.h. The kinds themselves
- * (none.c, fixed.c, lsq.c) hold only their policy, not these loops. */
+ * threading here, the chunk plan in quant_chunk.h, the per-segment loops in quant_seg_impl.h. The
+ * kinds themselves (none.c, fixed.c, lsq.c, reg.c) hold only their policy, not these loops. */
 #include "lb_quant.h"
 
 #include <assert.h>
@@ -128,6 +128,8 @@ const lb_quant_vt *lb_quant_vt_for(lb_qkind kind) {
         return &lb_quant_vt_fixed;
     case LB_Q_LSQ:
         return &lb_quant_vt_lsq;
+    case LB_Q_REG:
+        return &lb_quant_vt_reg;
     default:
         return NULL;
     }
@@ -145,7 +147,8 @@ lb_status lb_qkind_parse(const char *s, lb_qkind *out) {
             return LB_OK;
         }
     }
-    return lb_error_set(LB_EINVAL, "unknown quantizer '%s' (none, fixed, lsq)", s ? s : "(null)");
+    return lb_error_set(LB_EINVAL, "unknown quantizer '%s' (none, fixed, lsq, reg)",
+                        s ? s : "(null)");
 }
 
 lb_status lb_qcfg_check(const lb_qcfg *cfg) {
@@ -153,6 +156,10 @@ lb_status lb_qcfg_check(const lb_qcfg *cfg) {
         return lb_error_set(LB_EINVAL, "unknown quantizer kind %d", (int)cfg->kind);
     if (cfg->kind != LB_Q_NONE && (cfg->bits < 2 || cfg->bits > 8))
         return lb_error_set(LB_EINVAL, "bits must be 2..8, got %d", cfg->bits);
+    if (cfg->kind == LB_Q_REG &&
+        ((unsigned)cfg->levels >= LB_REG_LEVELS_COUNT || (unsigned)cfg->form >= LB_REG_FORM_COUNT))
+        return lb_error_set(LB_EINVAL, "quantizer reg: unknown levels %d or form %d",
+                            (int)cfg->levels, (int)cfg->form);
     return LB_OK;
 }
 
@@ -166,7 +173,9 @@ int lb_quant_nstate(const lb_qcfg *cfg, int ch) {
     return vt ? vt->nstate(cfg, cfg->per_channel ? ch : 1) : 0;
 }
 
-/* Bounds and gradient scale from the bit count (kinds may override qn/qp in reset). */
+/* Bounds and gradient scale from the bit count (kinds may override qn/qp in reset). REG with a
+ * level table: codes 2k - (2^b-1) at half its step, so qn = qp = 2^b-1 (odd codes only); REG step
+ * kind: LSQ's signed grid. */
 static void set_bounds(lb_quant *q) {
     if (q->cfg.kind == LB_Q_NONE) {
         q->qn = q->qp = 0;
@@ -176,6 +185,7 @@ static void set_bounds(lb_quant *q) {
     int b = q->cfg.bits;
     q->qn = q->cfg.is_signed ? 1 << (b - 1) : 0;
     q->qp = q->cfg.is_signed ? (1 << (b - 1)) - 1 : (1 << b) - 1;
+    if (q->cfg.kind == LB_Q_REG && q->cfg.levels != LB_REG_STEP) q->qn = q->qp = (1 << b) - 1;
     q->gscale = (float)(1.0 / sqrt((double)q->n_grad * (double)q->qp));
 }
 
@@ -186,12 +196,14 @@ lb_status lb_quant_bind(lb_quant *q, const lb_qcfg *cfg, int ch, size_t inner, s
     if (ch < 1 || inner < 1)
         return lb_error_set(LB_EINVAL, "quantizer %s: bad shape ch %d, inner %zu",
                             lb_qkind_name(cfg->kind), ch, inner);
-    if (cfg->kind == LB_Q_LSQ && n_grad < 1)
-        return lb_error_set(LB_EINVAL, "quantizer lsq: n_grad must be >= 1");
+    if ((cfg->kind == LB_Q_LSQ || cfg->kind == LB_Q_REG) && n_grad < 1)
+        return lb_error_set(LB_EINVAL, "quantizer %s: n_grad must be >= 1",
+                            lb_qkind_name(cfg->kind));
     memset(q, 0, sizeof *q);
     q->vt = lb_quant_vt_for(cfg->kind);
     q->cfg = *cfg;
-    q->cfg.is_signed = cfg->is_signed != 0;
+    /* reg levels are symmetric: weights only, always signed */
+    q->cfg.is_signed = cfg->is_signed != 0 || cfg->kind == LB_Q_REG;
     q->cfg.per_channel = cfg->per_channel != 0;
     q->ch = q->cfg.per_channel ? ch : 1;
     q->inner = q->cfg.per_channel ? inner : inner * (size_t)ch;
@@ -218,6 +230,11 @@ lb_status lb_quant_set_bits(lb_quant *q, int bits) {
     lb_qcfg c = q->cfg;
     c.bits = bits;
     if (c.kind == LB_Q_NONE) return lb_error_set(LB_EINVAL, "quantizer none has no bit-width");
+    if (c.kind == LB_Q_REG && c.levels != LB_REG_STEP && bits != q->cfg.bits)
+        return lb_error_set(LB_EINVAL,
+                            "quantizer reg: the %s level table has b+1 entries per "
+                            "channel; its bit-width is fixed at bind",
+                            lb_reg_levels_name(c.levels));
     lb_status st = lb_qcfg_check(&c);
     if (st != LB_OK) return st;
     q->cfg = c;
