@@ -61,7 +61,7 @@ int main(int argc, char **argv) {
         TIME("bn bwd +relu mask", 6.0 * B,
              lb_bn_backward_act(&d, x, y, gamma, mean, invstd, dy, dx, 0, dg, db));
         lb_quant q;
-        lb_qcfg cfg = {LB_Q_LSQ, 4, 0, 0};
+        lb_qcfg cfg = {.kind = LB_Q_LSQ, .bits = 4, .is_signed = 0, .per_channel = 0};
         float qp[2] = {0}, qd[2] = {0}, qs[2] = {0};
         if (lb_quant_bind(&q, &cfg, C, (size_t)H * H, n, qp, qd, qs) != LB_OK) return 1;
         lb_quant_forward(&q, N, y, dx, 1); /* initializes the step */

@@ -10,12 +10,18 @@
 #include "lb_quant.h"
 
 typedef struct lb_quant_plan {
-    lb_qkind kind;       /* LB_Q_NONE: float32 */
+    lb_qkind kind;       /* LB_Q_NONE: float32; LB_Q_REG: weights reg, activations LSQ */
     int wbits, abits;    /* body */
     int first_bits;      /* first layer weights (its input, the image, stays float) */
     int last_bits;       /* last layer weights and input activation */
     int per_channel;     /* per-output-channel weight steps */
     char overrides[256]; /* "name=W/A,name=W/A": per-layer bits, e.g. "conv2=2/4" */
+    /* LB_Q_REG only (docs/reg.md): the weight quantizers' levels and regularizer form, and the
+     * lambda schedule the trainer applies (lb_reg_lambda: lambda0 until the fraction reg_ramp of
+     * the epochs, then geometric growth to reg_lambda_max in the last epoch). */
+    lb_reg_levels reg_levels;
+    lb_reg_form reg_form;
+    float reg_lambda0, reg_lambda_max, reg_ramp;
 } lb_quant_plan;
 
 typedef struct lb_model_cfg {
@@ -29,7 +35,8 @@ typedef struct lb_model_cfg {
     lb_norm norm;
 } lb_model_cfg;
 
-/* Defaults: fp32 plan, first/last 8 bits, W4A4 body when kind is set, normalization unset. */
+/* Defaults: fp32 plan, first/last 8 bits, W4A4 body when kind is set, normalization unset; reg:
+ * fixed levels, MSE, lambda 100 -> 1000 from half the run (methods.md's reference schedule). */
 void lb_model_cfg_default(lb_model_cfg *c);
 lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out);
 /* Applies cfg->q to an already built (unplanned) net. */

@@ -31,12 +31,10 @@
  *   step minimizing ||v - q(v)||^2 over candidates (every step or every K steps: a counter in
  *   state) instead of max|v|/Qp, then shares the uniform kernels and step export. Scale
  *   trajectories for the LSQ-vs-MSQE comparison are read through lb_quant_step.
- * - Regularization-based levels (sec. 2, seed 000): a kind whose training forward is the identity,
- *   whose eval forward rounds to the nearest level q_k = s*(k - (2^b-1)/2), whose parameters are
- *   s or the b+1 entries of R, and whose reg hook returns reg_weight * R(v) and adds its gradient
- *   to dx and dparam (reg_weight = the scheduled lambda, set by the trainer). Per-weight data of
- *   the fault and variability models (stuck bits, multipliers) belong to the fault module, which
- *   would attach them through a borrowed pointer added here then; they are not quantizer state.
+ * - Regularization-based levels (sec. 2, seed 000): built, LB_Q_REG below (docs/reg.md). Per-weight
+ *   data of the fault and variability models (stuck bits, multipliers) belong to the fault module,
+ *   which would attach them through a borrowed pointer added here then; they are not quantizer
+ *   state.
  * - Learned bit-widths (sec. 4): AdaQAT keeps its real-valued N outside and calls
  *   lb_quant_set_bits(q, ceil N) (bounds and gradient scale follow; parameters are kept). Seed
  *   004's slices are groups of contiguous channels (ch = number of slices, inner = channels per
@@ -55,14 +53,29 @@ typedef enum lb_qkind {
     LB_Q_NONE = 0, /* identity, no parameters */
     LB_Q_FIXED,    /* uniform, step = max|v| / Qp recomputed on every training forward */
     LB_Q_LSQ,      /* uniform, learned step (Esser et al. 2020) */
+    LB_Q_REG,      /* regularization-based levels (methods.md sec. 2; weights only) */
     LB_Q_COUNT
 } lb_qkind;
 
+/* LB_Q_REG: which levels (docs/reg.md). All have 2^b levels a_k = S[k] . R, k the stored index. */
+typedef enum lb_reg_levels {
+    LB_REG_FIXED = 0, /* R = s*[1, 2, .., 2^(b-1), (2^b-1)/2] frozen after the data-driven init */
+    LB_REG_STEP,      /* LSQ grid alpha*(k - 2^(b-1)), alpha learned through LSQ's forward */
+    LB_REG_LEARNED,   /* all b+1 entries of R learned (gradient from the regularizer only) */
+    LB_REG_LEVELS_COUNT
+} lb_reg_levels;
+
+/* LB_Q_REG: the regularizer, per layer, d = distance to the nearest level, N the layer's weights,
+ * Q = 2^b - 1: MSE L = (Q/N) sum d^2; GAUSS L = (Q/N) sum 1 - exp(-d^2/sigma^2), sigma one step. */
+typedef enum lb_reg_form { LB_REG_MSE = 0, LB_REG_GAUSS, LB_REG_FORM_COUNT } lb_reg_form;
+
 typedef struct lb_qcfg {
     lb_qkind kind;
-    int bits;        /* 2..8 (ignored for LB_Q_NONE) */
-    int is_signed;   /* signed: [-2^(b-1), 2^(b-1)-1]; unsigned: [0, 2^b-1] */
-    int per_channel; /* one step per `ch` */
+    int bits;             /* 2..8 (ignored for LB_Q_NONE) */
+    int is_signed;        /* signed: [-2^(b-1), 2^(b-1)-1]; unsigned: [0, 2^b-1] */
+    int per_channel;      /* one step per `ch` */
+    lb_reg_levels levels; /* LB_Q_REG only (0: fixed) */
+    lb_reg_form form;     /* LB_Q_REG only (0: mse) */
 } lb_qcfg;
 
 typedef struct lb_quant lb_quant;
@@ -103,19 +116,22 @@ struct lb_quant {
     float *param, *dparam; /* nparam learnable floats and their gradient */
     float *state;          /* nstate non-learned floats (checkpointed) */
     int nparam, nstate;
-    float reg_weight; /* lambda of a reg hook (0 after bind; no built-in kind has one) */
+    float reg_weight; /* lambda of a reg hook (0 after bind; set by the trainer, LB_Q_REG) */
 };
 
 /* The built-in kinds. State layouts: NONE nothing; FIXED state[c] = step of channel c; LSQ
  * param[c] = step of channel c, state[0] = initialized flag (0 or 1), state[1 + c] = the step
- * channel c was initialized with (its floor is LB_LSQ_FLOOR times that). */
+ * channel c was initialized with (its floor is LB_LSQ_FLOOR times that). REG, nb = b+1, state[0] =
+ * initialized flag in all three: fixed state[1 + c*nb + i] = R_i; step as LSQ (param[c] = alpha,
+ * state[1 + c] = initial alpha); learned param[c*nb + i] = R_i, state[1 + c] = initial s (R_i >=
+ * LB_LSQ_FLOOR * s * 2^i for i < b after project). */
 #define LB_LSQ_FLOOR 0.01f
-extern const lb_quant_vt lb_quant_vt_none, lb_quant_vt_fixed, lb_quant_vt_lsq;
+extern const lb_quant_vt lb_quant_vt_none, lb_quant_vt_fixed, lb_quant_vt_lsq, lb_quant_vt_reg;
 
 const lb_quant_vt *lb_quant_vt_for(lb_qkind kind); /* NULL for an unknown kind */
 /* LB_EINVAL for an unknown kind or (quantizing kinds) bits outside 2..8. */
 lb_status lb_qcfg_check(const lb_qcfg *cfg);
-const char *lb_qkind_name(lb_qkind kind); /* "none", "fixed", "lsq"; "?" when unknown */
+const char *lb_qkind_name(lb_qkind kind); /* "none", "fixed", "lsq", "reg"; "?" when unknown */
 lb_status lb_qkind_parse(const char *s, lb_qkind *out);
 /* Per-tensor (per_channel == 0) counts as one channel whatever `ch` is. */
 int lb_quant_nparam(const lb_qcfg *cfg, int ch);
@@ -123,20 +139,23 @@ int lb_quant_nstate(const lb_qcfg *cfg, int ch);
 /* Binds a quantizer to its storage; param/dparam/state point into the network's arenas (may be
  * NULL when the counts are 0). Sets defaults (steps 1, not initialized). `ch` is the tensor's
  * channel count; per-tensor folds it into inner (q->ch = 1, q->inner = ch * inner). n_grad must
- * be >= 1 for LSQ. */
+ * be >= 1 for LSQ and LB_Q_REG. */
 lb_status lb_quant_bind(lb_quant *q, const lb_qcfg *cfg, int ch, size_t inner, size_t n_grad,
                         float *param, float *dparam, float *state);
 /* Back to the defaults of bind (LSQ: steps 1, re-initializes on the next training forward). */
 void lb_quant_reset(lb_quant *q);
 /* Changes the bit-width of a bound quantizer (learned bit-widths): bounds and gradient scale
- * follow; parameters and state are kept. LB_EINVAL outside 2..8 or for LB_Q_NONE. */
+ * follow; parameters and state are kept. LB_EINVAL outside 2..8, for LB_Q_NONE and for LB_Q_REG
+ * with fixed or learned levels (their tensors have b+1 entries per channel). */
 lb_status lb_quant_set_bits(lb_quant *q, int bits);
 void lb_quant_forward(lb_quant *q, size_t outer, const float *x, float *y, int training);
 void lb_quant_backward(lb_quant *q, size_t outer, const float *x, const float *dy, float *dx,
                        int dx_acc);
 float lb_quant_reg(lb_quant *q, size_t outer, const float *x, float *dx); /* 0 without a hook */
-int lb_quant_project(lb_quant *q);             /* the kind's project hook; 0 without one */
-float lb_quant_step(const lb_quant *q, int c); /* 0 for LB_Q_NONE (not quantized) */
+int lb_quant_project(lb_quant *q); /* the kind's project hook; 0 without one */
+/* 0 for LB_Q_NONE (not quantized) and for LB_Q_REG with learned levels (not a uniform grid: read
+ * lb_quant_levels instead). */
+float lb_quant_step(const lb_quant *q, int c);
 
 /* ---- building blocks shared by the uniform kinds (and the ones to come) ------------------------
  * All take the layout of q (ch, inner, qn, qp) and an outer count; `step` holds q->ch steps. They
@@ -152,5 +171,51 @@ void lb_quant_uniform_backward(const lb_quant *q, size_t outer, const float *ste
 /* out[c] = mean |x| over channel c (summed in double), out[c] = max |x| over channel c. */
 void lb_quant_absmean(const lb_quant *q, size_t outer, const float *x, float *out);
 void lb_quant_absmax(const lb_quant *q, size_t outer, const float *x, float *out);
+
+/* ---- LB_Q_REG: regularization-based levels (src/quant/reg.c, reg_kern.c; docs/reg.md) ----------
+ * Levels a_k = sum_i bit_i(k) R_i - R_b for the stored index k in [0, 2^b), R = b+1 entries per
+ * channel; at init R = s*[2^0, .., 2^(b-1), (2^b-1)/2], s = 2*mean|w|/sqrt((2^b-1)/2) per channel
+ * rounded to 16 significant bits, so that every R_i and level is exact in float and the grid is
+ * exactly symmetric. Levels are computed in double from R and rounded to float once.
+ *  fixed:   R in state; training forward = identity; eval forward snaps; no parameters.
+ *           step() = s/2, codes 2k - (2^b-1) (odd, qn = qp = 2^b-1).
+ *  step:    param = alpha; forward (training and eval) = LSQ's signed fake-quant with alpha
+ *           (its levels alpha*(k - 2^(b-1)) ARE the grid; qn = 2^(b-1), qp = 2^(b-1)-1); the
+ *           regularizer pulls w onto that grid and gives alpha no gradient. step() = alpha.
+ *  learned: param = R; training forward = identity; eval forward snaps to the sorted table;
+ *           R gets gradient only from the regularizer; step() = 0 (read lb_quant_levels).
+ * Nearest level (table kinds): w is clamped into [a_min, a_max], the level with the smallest
+ * float |w - a| wins, ties go to the lower level and equal levels to the smaller k; a NaN weight
+ * stays NaN. Step kind: LSQ's rounding (half to even), i.e. exactly its forward. The distance
+ * d = w - a uses the unclamped w. sigma of the Gaussian form = R_0 (table kinds) or alpha, held
+ * constant in the gradient (a learned sigma would only widen the wells). */
+/* b+1 entries of R for channel c (step kind: alpha*[2^0, .., 2^(b-1), 2^(b-1)]); returns b+1,
+ * 0 for other kinds. */
+int lb_quant_reg_R(const lb_quant *q, int c, float *R);
+/* The 2^b levels of channel c indexed by k (not sorted); returns 2^b, 0 for other kinds. */
+int lb_quant_levels(const lb_quant *q, int c, float *out);
+/* The nearest-level index k of every element (what a memory stores). LB_EINVAL for other kinds. */
+lb_status lb_quant_reg_codes(const lb_quant *q, size_t outer, const float *x, unsigned char *k);
+/* Methods.md's clamping, for the trainer after each weight update: with the Gaussian form, w into
+ * [a_min, a_max] (fixed levels) or [a_min - step/2, a_max + step/2] (step and learned levels,
+ * step = alpha or R_0); nothing with MSE or other kinds. Returns how many weights moved. */
+size_t lb_quant_reg_clamp(const lb_quant *q, size_t outer, float *w);
+/* The scalar reference of the reg hook (a plain loop, linear search over the unsorted levels,
+ * double sums): what the fast hook is tested against. */
+float lb_quant_reg_ref(lb_quant *q, size_t outer, const float *x, float *dx);
+
+/* The lambda schedule (methods.md sec. 2), pure. epoch counts from 0, of `epochs`.
+ * E_s = lb_reg_ramp_epoch = round(ramp_start * epochs) (half away from zero, clamped to
+ * [0, epochs]); lambda = lambda0 for epoch < E_s, then lambda0 * (lambda_max/lambda0)^((epoch -
+ * E_s + 1)/(epochs - E_s)): multiplied by (lambda_max/lambda0)^(1/(E - E_s)) at the start of each
+ * epoch from E_s on, reaching lambda_max exactly in the last one (epoch E-1); epochs past the run
+ * stay at lambda_max. Needs lambda0 > 0 and lambda_max > 0 (otherwise returns lambda0). */
+int lb_reg_ramp_epoch(double ramp_start, int epochs);
+double lb_reg_lambda(double lambda0, double lambda_max, double ramp_start, int epoch, int epochs);
+
+const char *lb_reg_levels_name(lb_reg_levels l); /* "fixed", "step", "learned"; "?" */
+lb_status lb_reg_levels_parse(const char *s, lb_reg_levels *out);
+const char *lb_reg_form_name(lb_reg_form f); /* "mse", "gauss"; "?" */
+lb_status lb_reg_form_parse(const char *s, lb_reg_form *out);
 
 #endif

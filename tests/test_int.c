@@ -359,13 +359,21 @@ static lb_net *all_ops_net(int batch) {
     int c4 = lb_net_conv(n, "c4", ar, 16, 3, 1, 1, 1, 0);
     int a2 = lb_net_add(n, lb_net_bn(n, "b4", c4), ar);
     lb_net_linear(n, "fc", lb_net_gap(n, a2), 10, 1);
-    const lb_qcfg none = {LB_Q_NONE, 0, 0, 0};
-    lb_net_set_quant(n, c1, &(lb_qcfg){LB_Q_FIXED, 8, 1, 1}, &none);
-    lb_net_set_quant(n, c2, &(lb_qcfg){LB_Q_LSQ, 4, 1, 0}, &(lb_qcfg){LB_Q_LSQ, 4, 0, 0});
-    lb_net_set_quant(n, c3, &(lb_qcfg){LB_Q_LSQ, 3, 1, 1}, &(lb_qcfg){LB_Q_LSQ, 5, 0, 0});
-    lb_net_set_quant(n, c4, &(lb_qcfg){LB_Q_LSQ, 2, 1, 0}, &(lb_qcfg){LB_Q_LSQ, 4, 0, 0});
-    lb_net_set_quant(n, lb_net_out(n), &(lb_qcfg){LB_Q_LSQ, 8, 1, 0},
-                     &(lb_qcfg){LB_Q_LSQ, 6, 1, 0});
+    const lb_qcfg none = {.kind = LB_Q_NONE, .bits = 0, .is_signed = 0, .per_channel = 0};
+    lb_net_set_quant(
+        n, c1, &(lb_qcfg){.kind = LB_Q_FIXED, .bits = 8, .is_signed = 1, .per_channel = 1}, &none);
+    lb_net_set_quant(n, c2,
+                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 4, .is_signed = 1, .per_channel = 0},
+                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 4, .is_signed = 0, .per_channel = 0});
+    lb_net_set_quant(n, c3,
+                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 3, .is_signed = 1, .per_channel = 1},
+                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 5, .is_signed = 0, .per_channel = 0});
+    lb_net_set_quant(n, c4,
+                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 2, .is_signed = 1, .per_channel = 0},
+                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 4, .is_signed = 0, .per_channel = 0});
+    lb_net_set_quant(n, lb_net_out(n),
+                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 8, .is_signed = 1, .per_channel = 0},
+                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 6, .is_signed = 1, .per_channel = 0});
     if (lb_net_plan(n, batch, 2) != LB_OK) {
         lb_net_free(n);
         return NULL;
@@ -498,16 +506,21 @@ static void test_errors(void) {
     int c = lb_net_conv(n, "c", 0, 4, 3, 1, 1, 1, 0);
     int b = lb_net_bn(n, "late_bn", lb_net_pool(n, LB_OP_MAXPOOL, c, 2, 2, 0));
     lb_net_linear(n, "fc", b, 3, 1);
-    lb_net_set_quant(n, c, &(lb_qcfg){LB_Q_LSQ, 4, 1, 0}, &(lb_qcfg){LB_Q_NONE, 0, 0, 0});
-    lb_net_set_quant(n, lb_net_out(n), &(lb_qcfg){LB_Q_LSQ, 4, 1, 0},
-                     &(lb_qcfg){LB_Q_LSQ, 4, 1, 0});
+    lb_net_set_quant(n, c,
+                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 4, .is_signed = 1, .per_channel = 0},
+                     &(lb_qcfg){.kind = LB_Q_NONE, .bits = 0, .is_signed = 0, .per_channel = 0});
+    lb_net_set_quant(n, lb_net_out(n),
+                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 4, .is_signed = 1, .per_channel = 0},
+                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 4, .is_signed = 1, .per_channel = 0});
     lb_net_plan(n, 1, 1);
     expect_error("bn after pool", n, "'late_bn'");
     /* output not from a linear layer */
     n = lb_net_new(1, 8, 8);
     c = lb_net_conv(n, "c", 0, 4, 3, 1, 1, 1, 0);
     lb_net_gap(n, c);
-    lb_net_set_quant(n, c, &(lb_qcfg){LB_Q_LSQ, 4, 1, 0}, &(lb_qcfg){LB_Q_NONE, 0, 0, 0});
+    lb_net_set_quant(n, c,
+                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 4, .is_signed = 1, .per_channel = 0},
+                     &(lb_qcfg){.kind = LB_Q_NONE, .bits = 0, .is_signed = 0, .per_channel = 0});
     lb_net_plan(n, 1, 1);
     expect_error("gap output", n, "does not come from a conv/linear");
     /* the image read by two layers */
@@ -515,10 +528,15 @@ static void test_errors(void) {
     int c1 = lb_net_conv(n, "a", 0, 4, 3, 1, 1, 1, 0),
         c2 = lb_net_conv(n, "b", 0, 4, 3, 1, 1, 1, 0);
     lb_net_linear(n, "fc", lb_net_add(n, c1, c2), 3, 1);
-    lb_net_set_quant(n, c1, &(lb_qcfg){LB_Q_LSQ, 4, 1, 0}, &(lb_qcfg){LB_Q_NONE, 0, 0, 0});
-    lb_net_set_quant(n, c2, &(lb_qcfg){LB_Q_LSQ, 4, 1, 0}, &(lb_qcfg){LB_Q_NONE, 0, 0, 0});
-    lb_net_set_quant(n, lb_net_out(n), &(lb_qcfg){LB_Q_LSQ, 4, 1, 0},
-                     &(lb_qcfg){LB_Q_LSQ, 4, 1, 0});
+    lb_net_set_quant(n, c1,
+                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 4, .is_signed = 1, .per_channel = 0},
+                     &(lb_qcfg){.kind = LB_Q_NONE, .bits = 0, .is_signed = 0, .per_channel = 0});
+    lb_net_set_quant(n, c2,
+                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 4, .is_signed = 1, .per_channel = 0},
+                     &(lb_qcfg){.kind = LB_Q_NONE, .bits = 0, .is_signed = 0, .per_channel = 0});
+    lb_net_set_quant(n, lb_net_out(n),
+                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 4, .is_signed = 1, .per_channel = 0},
+                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 4, .is_signed = 1, .per_channel = 0});
     lb_net_plan(n, 1, 1);
     expect_error("image read twice", n, "image must feed exactly one");
     /* a negative activation step */

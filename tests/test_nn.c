@@ -28,7 +28,8 @@ static lb_net *small_net(int quant) {
     a = lb_net_gap(n, a);
     lb_net_linear(n, "fc", a, 3, 1);
     if (quant) {
-        lb_quant_plan q = {LB_Q_LSQ, 4, 4, 8, 8, 0, ""};
+        lb_quant_plan q = {
+            .kind = LB_Q_LSQ, .wbits = 4, .abits = 4, .first_bits = 8, .last_bits = 8};
         CHECK(lb_quant_plan_apply(&q, n) == LB_OK, "plan: %s", lb_error_msg());
     }
     return n;

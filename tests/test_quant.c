@@ -31,7 +31,7 @@ static void tq_free(tq *t) {
 }
 
 static lb_qcfg cfg_of(lb_qkind kind, int bits, int is_signed, int per_channel) {
-    lb_qcfg c = {kind, bits, is_signed, per_channel};
+    lb_qcfg c = {.kind = kind, .bits = bits, .is_signed = is_signed, .per_channel = per_channel};
     return c;
 }
 

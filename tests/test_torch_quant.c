@@ -50,7 +50,10 @@ static void run_case(const tcase *tc) {
     CHECK(x && dy && s && y && dx && ds, "%s: references present", tc->name);
     if (!(x && dy && s && y && dx && ds)) goto out;
 
-    lb_qcfg cfg = {LB_Q_LSQ, tc->bits, tc->is_signed, tc->per_channel};
+    lb_qcfg cfg = {.kind = LB_Q_LSQ,
+                   .bits = tc->bits,
+                   .is_signed = tc->is_signed,
+                   .per_channel = tc->per_channel};
     float p[16], dp[16], st[17];
     lb_quant q;
     CHECK(lb_quant_bind(&q, &cfg, tc->ch, tc->inner, tc->n_grad, p, dp, st) == LB_OK, "%s bind",

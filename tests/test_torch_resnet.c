@@ -238,7 +238,7 @@ static int align_pools(lb_net *n, const char *tag) {
 
 /* The wrapper itself must be able to tell a near-tie flip from a real mismatch. */
 static void check_instrumentation(void) {
-    lb_qcfg cfg = {LB_Q_LSQ, 4, 0, 0};
+    lb_qcfg cfg = {.kind = LB_Q_LSQ, .bits = 4, .is_signed = 0, .per_channel = 0};
     float p[1], dp[1], st[2];
     lb_quant q;
     CHECK(lb_quant_bind(&q, &cfg, 1, 4, 4, p, dp, st) == LB_OK, "bind: %s", lb_error_msg());

@@ -1,4 +1,7 @@
-/* Assigns quantizers to the conv/linear layers of a built network (the "quantization plan"). */
+/* Assigns quantizers to the conv/linear layers of a built network (the "quantization plan"). With
+ * --quant reg the weights get the reg quantizer (with the plan's levels and form) and the
+ * activations LSQ, as in methods.md sec. 2; the plan's lambda schedule is the trainer's to apply.
+ */
 #include "lb_models.h"
 
 #include <stdio.h>
@@ -43,7 +46,8 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
                             q->overrides);
     if (q->kind == LB_Q_NONE) {
         if (q->overrides[0])
-            return lb_error_set(LB_EINVAL, "--layer-bits needs a quantizer (--quant lsq|fixed)");
+            return lb_error_set(LB_EINVAL,
+                                "--layer-bits needs a quantizer (--quant lsq|fixed|reg)");
         return LB_OK;
     }
     int matched = 0;
@@ -59,8 +63,12 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
             ab = (i == first) ? 0 : oa;
             matched++;
         }
-        lb_qcfg w = {q->kind, wb, 1, q->per_channel};
-        lb_qcfg a = {ab > 0 ? q->kind : LB_Q_NONE, ab, !n->nodes[d->in[0]].nonneg, 0};
+        lb_qkind akind = q->kind == LB_Q_REG ? LB_Q_LSQ : q->kind;
+        lb_qcfg w = {.kind = q->kind, .bits = wb, .is_signed = 1, .per_channel = q->per_channel};
+        if (q->kind == LB_Q_REG) w.levels = q->reg_levels, w.form = q->reg_form;
+        lb_qcfg a = {.kind = ab > 0 ? akind : LB_Q_NONE,
+                     .bits = ab,
+                     .is_signed = !n->nodes[d->in[0]].nonneg};
         if (wb <= 0) w.kind = LB_Q_NONE;
         lb_net_set_quant(n, i, &w, &a);
     }

@@ -20,6 +20,11 @@ void lb_model_cfg_default(lb_model_cfg *c) {
     c->q.kind = LB_Q_NONE;
     c->q.wbits = c->q.abits = 4;
     c->q.first_bits = c->q.last_bits = 8;
+    c->q.reg_levels = LB_REG_FIXED;
+    c->q.reg_form = LB_REG_MSE;
+    c->q.reg_lambda0 = 100.0f;
+    c->q.reg_lambda_max = 1000.0f;
+    c->q.reg_ramp = 0.5f;
 }
 
 static int conv_bn(lb_net *n, const char *name, const char *bn, int x, int cout, int k, int s,

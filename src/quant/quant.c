@@ -1,74 +1,15 @@
 /* Quantizer dispatch, binding, names and parsing, plus the uniform-grid passes shared by the kinds
  * (fake-quant forward, straight-through backward with the step reduction, init statistics): the
- * chunking and threading here, the per-segment loops in quant_seg_impl.h. The kinds themselves
- * (none.c, fixed.c, lsq.c) hold only their policy, not these loops. */
+ * threading here, the chunk plan in quant_chunk.h, the per-segment loops in quant_seg_impl.h. The
+ * kinds themselves (none.c, fixed.c, lsq.c, reg.c) hold only their policy, not these loops. */
 #include "lb_quant.h"
 
 #include <assert.h>
 #include <math.h>
 #include <string.h>
 
+#include "quant_chunk.h"
 #include "quant_seg.h"
-
-/* Work is split per channel into chunks of about LB_Q_CHUNK floats of that channel's
- * [outer][inner] elements; chunk bounds depend on the shape only, so the per-chunk partial sums
- * (in double, added in chunk order) do not depend on the thread count. At most LB_Q_MAXPART
- * partials live on the stack; with ch >= LB_Q_MAXPART a chunk is a whole channel. */
-#define LB_Q_CHUNK 16384
-#define LB_Q_MAXPART 256
-#define LB_Q_PAR_MIN 32768 /* fewer floats than this: no threads (overhead exceeds the work) */
-
-/* ---- chunk plan ------------------------------------------------------------------------------ */
-typedef struct q_plan {
-    size_t per_c;  /* floats of one channel: outer * inner */
-    size_t groups; /* chunks per channel */
-    size_t tasks;  /* ch * groups */
-    int par;       /* use threads */
-} q_plan;
-
-static q_plan plan_of(const lb_quant *q, size_t outer) {
-    q_plan p;
-    size_t ch = (size_t)q->ch;
-    p.per_c = outer * q->inner;
-    size_t g = (p.per_c + LB_Q_CHUNK - 1) / LB_Q_CHUNK;
-    size_t gmax = ch >= LB_Q_MAXPART ? 1 : LB_Q_MAXPART / ch;
-    p.groups = g < 1 ? 1 : g > gmax ? gmax : g;
-    p.tasks = ch * p.groups;
-    p.par = p.per_c * ch >= LB_Q_PAR_MIN && p.tasks > 1;
-    return p;
-}
-
-/* A contiguous run of a chunk: element offset and length. */
-typedef struct q_run {
-    size_t off, len;
-} q_run;
-
-/* Iterator over the runs of a chunk: channel c, per-channel flat range [j, j1). */
-typedef struct q_iter {
-    size_t j, j1, inner, ch, c;
-} q_iter;
-
-static q_iter iter_of(const lb_quant *q, const q_plan *p, size_t task) {
-    q_iter it;
-    size_t c = task / p->groups, g = task % p->groups;
-    it.c = c;
-    it.ch = (size_t)q->ch;
-    it.inner = q->inner;
-    it.j = p->per_c * g / p->groups;
-    it.j1 = p->per_c * (g + 1) / p->groups;
-    return it;
-}
-
-static int iter_next(q_iter *it, q_run *r) {
-    if (it->j >= it->j1) return 0;
-    size_t o = it->j / it->inner, i = it->j % it->inner;
-    size_t len = it->inner - i;
-    if (len > it->j1 - it->j) len = it->j1 - it->j;
-    r->off = (o * it->ch + it->c) * it->inner + i;
-    r->len = len;
-    it->j += len;
-    return 1;
-}
 
 /* ---- shared uniform kernels ------------------------------------------------------------------ */
 void lb_quant_uniform_forward(const lb_quant *q, size_t outer, const float *step, const float *x,
@@ -187,6 +128,8 @@ const lb_quant_vt *lb_quant_vt_for(lb_qkind kind) {
         return &lb_quant_vt_fixed;
     case LB_Q_LSQ:
         return &lb_quant_vt_lsq;
+    case LB_Q_REG:
+        return &lb_quant_vt_reg;
     default:
         return NULL;
     }
@@ -204,7 +147,8 @@ lb_status lb_qkind_parse(const char *s, lb_qkind *out) {
             return LB_OK;
         }
     }
-    return lb_error_set(LB_EINVAL, "unknown quantizer '%s' (none, fixed, lsq)", s ? s : "(null)");
+    return lb_error_set(LB_EINVAL, "unknown quantizer '%s' (none, fixed, lsq, reg)",
+                        s ? s : "(null)");
 }
 
 lb_status lb_qcfg_check(const lb_qcfg *cfg) {
@@ -212,6 +156,10 @@ lb_status lb_qcfg_check(const lb_qcfg *cfg) {
         return lb_error_set(LB_EINVAL, "unknown quantizer kind %d", (int)cfg->kind);
     if (cfg->kind != LB_Q_NONE && (cfg->bits < 2 || cfg->bits > 8))
         return lb_error_set(LB_EINVAL, "bits must be 2..8, got %d", cfg->bits);
+    if (cfg->kind == LB_Q_REG &&
+        ((unsigned)cfg->levels >= LB_REG_LEVELS_COUNT || (unsigned)cfg->form >= LB_REG_FORM_COUNT))
+        return lb_error_set(LB_EINVAL, "quantizer reg: unknown levels %d or form %d",
+                            (int)cfg->levels, (int)cfg->form);
     return LB_OK;
 }
 
@@ -225,7 +173,9 @@ int lb_quant_nstate(const lb_qcfg *cfg, int ch) {
     return vt ? vt->nstate(cfg, cfg->per_channel ? ch : 1) : 0;
 }
 
-/* Bounds and gradient scale from the bit count (kinds may override qn/qp in reset). */
+/* Bounds and gradient scale from the bit count (kinds may override qn/qp in reset). REG with a
+ * level table: codes 2k - (2^b-1) at half its step, so qn = qp = 2^b-1 (odd codes only); REG step
+ * kind: LSQ's signed grid. */
 static void set_bounds(lb_quant *q) {
     if (q->cfg.kind == LB_Q_NONE) {
         q->qn = q->qp = 0;
@@ -235,6 +185,7 @@ static void set_bounds(lb_quant *q) {
     int b = q->cfg.bits;
     q->qn = q->cfg.is_signed ? 1 << (b - 1) : 0;
     q->qp = q->cfg.is_signed ? (1 << (b - 1)) - 1 : (1 << b) - 1;
+    if (q->cfg.kind == LB_Q_REG && q->cfg.levels != LB_REG_STEP) q->qn = q->qp = (1 << b) - 1;
     q->gscale = (float)(1.0 / sqrt((double)q->n_grad * (double)q->qp));
 }
 
@@ -245,12 +196,14 @@ lb_status lb_quant_bind(lb_quant *q, const lb_qcfg *cfg, int ch, size_t inner, s
     if (ch < 1 || inner < 1)
         return lb_error_set(LB_EINVAL, "quantizer %s: bad shape ch %d, inner %zu",
                             lb_qkind_name(cfg->kind), ch, inner);
-    if (cfg->kind == LB_Q_LSQ && n_grad < 1)
-        return lb_error_set(LB_EINVAL, "quantizer lsq: n_grad must be >= 1");
+    if ((cfg->kind == LB_Q_LSQ || cfg->kind == LB_Q_REG) && n_grad < 1)
+        return lb_error_set(LB_EINVAL, "quantizer %s: n_grad must be >= 1",
+                            lb_qkind_name(cfg->kind));
     memset(q, 0, sizeof *q);
     q->vt = lb_quant_vt_for(cfg->kind);
     q->cfg = *cfg;
-    q->cfg.is_signed = cfg->is_signed != 0;
+    /* reg levels are symmetric: weights only, always signed */
+    q->cfg.is_signed = cfg->is_signed != 0 || cfg->kind == LB_Q_REG;
     q->cfg.per_channel = cfg->per_channel != 0;
     q->ch = q->cfg.per_channel ? ch : 1;
     q->inner = q->cfg.per_channel ? inner : inner * (size_t)ch;
@@ -277,6 +230,11 @@ lb_status lb_quant_set_bits(lb_quant *q, int bits) {
     lb_qcfg c = q->cfg;
     c.bits = bits;
     if (c.kind == LB_Q_NONE) return lb_error_set(LB_EINVAL, "quantizer none has no bit-width");
+    if (c.kind == LB_Q_REG && c.levels != LB_REG_STEP && bits != q->cfg.bits)
+        return lb_error_set(LB_EINVAL,
+                            "quantizer reg: the %s level table has b+1 entries per "
+                            "channel; its bit-width is fixed at bind",
+                            lb_reg_levels_name(c.levels));
     lb_status st = lb_qcfg_check(&c);
     if (st != LB_OK) return st;
     q->cfg = c;

@@ -20,6 +20,13 @@ char *lb_model_cfg_to_json(const lb_model_cfg *m) {
     cJSON_AddNumberToObject(o, "last_bits", m->q.last_bits);
     cJSON_AddNumberToObject(o, "per_channel", m->q.per_channel);
     cJSON_AddStringToObject(o, "layer_bits", m->q.overrides);
+    if (m->q.kind == LB_Q_REG) { /* only then: other checkpoints keep their metadata unchanged */
+        cJSON_AddStringToObject(o, "reg_levels", lb_reg_levels_name(m->q.reg_levels));
+        cJSON_AddStringToObject(o, "reg_form", lb_reg_form_name(m->q.reg_form));
+        cJSON_AddNumberToObject(o, "reg_lambda0", m->q.reg_lambda0);
+        cJSON_AddNumberToObject(o, "reg_lambda_max", m->q.reg_lambda_max);
+        cJSON_AddNumberToObject(o, "reg_ramp", m->q.reg_ramp);
+    }
     if (m->norm.set) {
         /* cJSON prints doubles so that they parse back exactly; a float survives the trip, so
          * a resumed run normalizes bit for bit as the first one did */
@@ -87,6 +94,23 @@ static lb_status get_norm(const cJSON *o, const char *path, lb_norm *n) {
     return LB_OK;
 }
 
+/* The reg options: all five present (a reg model's checkpoint) or none (the defaults). */
+static lb_status get_reg(const cJSON *o, const char *path, lb_quant_plan *q) {
+    if (!cJSON_GetObjectItemCaseSensitive(o, "reg_levels")) return LB_OK;
+    char lv[16], fm[16];
+    double v[3];
+    if (!get_str(o, "reg_levels", lv, sizeof lv) || !get_str(o, "reg_form", fm, sizeof fm) ||
+        !get_num(o, "reg_lambda0", &v[0]) || !get_num(o, "reg_lambda_max", &v[1]) ||
+        !get_num(o, "reg_ramp", &v[2]) || lb_reg_levels_parse(lv, &q->reg_levels) != LB_OK ||
+        lb_reg_form_parse(fm, &q->reg_form) != LB_OK)
+        return lb_error_set(LB_EFORMAT, "%s: metadata lowbit.model: bad or missing reg_* field",
+                            path);
+    q->reg_lambda0 = (float)v[0];
+    q->reg_lambda_max = (float)v[1];
+    q->reg_ramp = (float)v[2];
+    return LB_OK;
+}
+
 lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg *m) {
     cJSON *o = cJSON_Parse(js);
     if (!cJSON_IsObject(o)) {
@@ -104,6 +128,7 @@ lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg 
              get_int(o, "per_channel", &m->q.per_channel) &&
              get_str(o, "layer_bits", m->q.overrides, sizeof m->q.overrides);
     lb_status nst = ok ? get_norm(o, path, &m->norm) : LB_OK;
+    if (nst == LB_OK && ok) nst = get_reg(o, path, &m->q);
     cJSON_Delete(o);
     if (nst != LB_OK) return nst;
     if (!ok)
