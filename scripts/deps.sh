@@ -9,9 +9,15 @@
 #   python3-torch python3-numpy  PyTorch 1.13 reference values in tests, the peer in bench/
 #   gcc-arm-none-eabi libnewlib-arm-none-eabi  compiling exported models for a Cortex-M4
 #   clang libclang-rt-14-dev  the clang -Werror build and the libFuzzer runs of the parsers
+# With BENCH=1 also what bench/robust/ needs (not the suite):
+#   python3-sklearn         the bundled digits set and the logistic-regression baseline
+#   python3-pil fonts-dejavu-core fonts-dejavu-extra  rendering the glyph set
+#   python3-matplotlib      the sweep's plots (SVG and PNG)
 set -eu
 pkgs="gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist
       python3-torch python3-numpy gcc-arm-none-eabi libnewlib-arm-none-eabi clang libclang-rt-14-dev"
+[ "${BENCH:-0}" = 1 ] &&
+    pkgs="$pkgs python3-sklearn python3-pil fonts-dejavu-core fonts-dejavu-extra python3-matplotlib"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
