@@ -5,6 +5,7 @@
 #include "../src/train/train_internal.h"
 #include "../src/train/watch.h"
 #include "lb_models.h"
+#include "lb_ops.h"
 #include "lb_test.h"
 
 #include <math.h>
@@ -126,6 +127,9 @@ static void test_on_network(void) {
     float *wfc = n->param + n->params[n->nodes[fc].pw].off;
     size_t nw = n->params[n->nodes[fc].pw].n;
     for (size_t i = 0; i < nw; i++) wfc[i] *= 1e-4f;
+    /* a nonzero bias, so the logits are not all zero (that would be a dead layer first) */
+    float *bfc = n->param + n->params[n->nodes[fc].pb].off;
+    for (int k = 0; k < n->nodes[fc].c; k++) bfc[k] = 0.1f * (float)(k + 1);
     lb_net_forward(n, x, 8, 0);
     lb_watch_forward(&w, n, 8, 6);
     CHECK(has_event(&w, LB_CK_ZERO_CODES, "fc", "every weight code of layer 'fc' is 0"),
@@ -142,6 +146,30 @@ static void test_on_network(void) {
     CHECK(w.n >= 1 && w.ev[0].kind == LB_CK_DEAD && strstr(w.ev[0].message, "outputs only zeros"),
           "dead layer after conv2: %s", w.n ? w.ev[0].message : "none");
     lb_watch_free(&w);
+    lb_net_free(n);
+}
+
+/* The classifier starts small with a zero bias: weights within LB_HEAD_INIT/sqrt(fan_in), the
+ * untrained cnn's loss on any batch within 0.01 of ln(10) (PyTorch's default init: ~0.25 above). */
+static void test_head_init(void) {
+    lb_net *n = cnn(LB_Q_NONE);
+    CHECK(n != NULL, "cnn");
+    if (!n) return;
+    const lb_node *fc = &n->nodes[lb_net_out(n)];
+    const lb_tensor_info *t = &n->params[fc->pw];
+    float bound = LB_HEAD_INIT / sqrtf((float)t->shape[1]), mx = 0;
+    for (size_t i = 0; i < t->n; i++) mx = fmaxf(mx, fabsf(n->param[t->off + i]));
+    CHECK(mx <= bound && mx > 0.9f * bound, "head weights within %g (max %g)", bound, mx);
+    int zero = 1;
+    for (int k = 0; k < fc->c; k++) zero &= n->param[n->params[fc->pb].off + k] == 0.0f;
+    CHECK(zero, "head bias zero");
+    float x[8 * 28 * 28], probs[80];
+    int32_t y[8];
+    for (int i = 0; i < 8 * 28 * 28; i++) x[i] = (float)((i * 7919) % 255) / 64.0f - 2.0f;
+    for (int i = 0; i < 8; i++) y[i] = i;
+    int nc;
+    float loss = lb_xent_forward(8, 10, lb_net_forward(n, x, 8, 1), y, 0, probs, &nc);
+    CHECK(fabs(loss - log(10.0)) < 0.01, "initial loss %g vs ln 10", loss);
     lb_net_free(n);
 }
 
@@ -203,6 +231,7 @@ int main(void) {
     test_chance_bound();
     test_loss_window();
     test_on_network();
+    test_head_init();
     test_resolve();
     TEST_MAIN_END("test_robust");
 }
