@@ -58,7 +58,9 @@ lb_status lb_bench_run(const lb_train_cfg *cfg_in, int warmup, int steps, lb_ben
             goto out;
         }
     }
-    float lrs[LB_NGROUPS] = {c->sched.base, c->sched.base, c->sched.base * c->qlr_scale};
+    /* the trainer's own step (with its checks), at the constant base rate */
+    lb_watch w;
+    if ((st = lb_watch_init(&w, classes, 100, 0, c->sched.base)) != LB_OK) goto out;
     int epoch = 0, done = 0;
     if (warmup == 0) r.net->prof = prof;
     lb_loader_start(r.loader, epoch);
@@ -68,17 +70,13 @@ lb_status lb_bench_run(const lb_train_cfg *cfg_in, int warmup, int steps, lb_ben
             lb_loader_start(r.loader, ++epoch);
             continue;
         }
-        double t0 = now_s();
-        const float *logits = lb_net_forward(r.net, r.x, b, 1);
+        double t0 = now_s(), tm[2] = {t0, t0}; /* a skipped step leaves them */
+        float loss;
         int nc;
-        lb_xent_forward(b, classes, logits, r.y, 0, r.probs, &nc);
-        lb_xent_backward(b, classes, r.probs, r.y, 0, r.dlogits);
-        double t1 = now_s();
-        if ((st = lb_net_backward(r.net, r.dlogits)) != LB_OK) goto out;
-        double t2 = now_s();
-        lb_optim_step(&r.opt, r.net->param, r.net->grad, r.seg, r.nseg, lrs);
-        lb_net_project(r.net, NULL, NULL);
-        double t3 = now_s();
+        st = lb_train_step(&r, c, &w, done, b, c->sched.base, &loss, &nc, tm);
+        w.n = 0; /* a benchmark does not report collapses */
+        if (st != LB_OK) break;
+        double t3 = now_s(), t1 = tm[0], t2 = tm[1];
         if (done + 1 == warmup) r.net->prof = prof; /* time the nodes of the timed steps */
         if (done >= warmup) {
             int k = done - warmup;
@@ -90,6 +88,8 @@ lb_status lb_bench_run(const lb_train_cfg *cfg_in, int warmup, int steps, lb_ben
         done++;
     }
     double step = median(t, steps);
+    lb_watch_free(&w);
+    if (st != LB_OK) goto out;
     res->step_ms = (float)(1e3 * step);
     res->fwd_ms = (float)(1e3 * median(t + steps, steps));
     res->bwd_ms = (float)(1e3 * median(t + 2 * steps, steps));

@@ -204,12 +204,8 @@ static long poison_step(void) {
     return e && *e ? strtol(e, NULL, 10) : -1;
 }
 
-/* One optimization step on batch (x, y) of size b; returns the loss (NaN when the step was
- * skipped) and counts hits in *nc. A step whose logits or gradients are not finite changes
- * nothing: the state array (BN running statistics, quantizer flags) is restored and no update is
- * applied; the watch hears of it. */
-static lb_status train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, int b, float lr,
-                            float *loss, int *nc) {
+lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, int b, float lr,
+                        float *loss, int *nc, double *tm) {
     int classes = lb_net_classes(r->net);
     memcpy(r->state_save, r->net->state, r->net->nstate * sizeof(float));
     const float *logits = lb_net_forward(r->net, r->x, b, 1);
@@ -224,8 +220,10 @@ static lb_status train_step(run *r, const lb_train_cfg *c, lb_watch *w, long ste
     }
     lb_watch_forward(w, r->net, b, step);
     lb_xent_backward(b, classes, r->probs, r->y, c->label_smoothing, r->dlogits);
+    if (tm) tm[0] = now_s();
     if ((st = lb_net_backward(r->net, r->dlogits)) != LB_OK) return st;
     *loss += lb_net_reg(r->net);
+    if (tm) tm[1] = now_s();
     const char *bad = nonfinite_grad(r->net);
     if (bad || !isfinite(*loss)) {
         memcpy(r->net->state, r->state_save, r->net->nstate * sizeof(float));
@@ -379,7 +377,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
             float lr = lb_sched_lr(&sch, step), loss;
             int nc;
             if (step == poison) r.x[0] = NAN;
-            if ((st = train_step(&r, c, &w, step, b, lr, &loss, &nc)) != LB_OK) goto out;
+            if ((st = lb_train_step(&r, c, &w, step, b, lr, &loss, &nc, NULL)) != LB_OK) goto out;
             if ((st = drain_events(&w, c->metrics, e + 1, fn, ctx)) != LB_OK) goto out;
             step++;
             /* a skipped step has no loss to average; its images count as missed */

@@ -3,6 +3,7 @@
 #define LB_TRAIN_INTERNAL_H
 
 #include "lb_train.h"
+#include "watch.h"
 
 char *lb_model_cfg_to_json(const lb_model_cfg *m); /* malloc'd (cJSON) */
 lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg *m);
@@ -25,6 +26,13 @@ typedef struct run {
 } run;
 
 lb_status lb_run_setup(run *r, lb_train_cfg *c);
+/* One optimization step on the batch in r->x, r->y (size b), the trainer's and the benchmark's:
+ * returns the loss (NaN when the step was skipped) and the hits in *nc. A step whose loss or
+ * gradients are not finite changes nothing: the state array (BN running statistics, quantizer
+ * flags) is restored and no update is applied; the watch hears of it, and of everything else it
+ * checks. tm (may be NULL) gets the clock after the forward and after the backward. */
+lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, int b, float lr,
+                        float *loss, int *nc, double *tm);
 /* Resolves what the config leaves to the data (recipe.c): epochs (0), warm-up (< 0), and the
  * per-step schedule; errors for a schedule that leaves nothing to train. note (may be NULL)
  * gets a one-line summary. */
