@@ -90,17 +90,41 @@ static lb_status read_info(const lb_st_file *f, const char *path, lb_ckpt_info *
     if ((st = lb_model_cfg_from_json(v, path, &info->model)) != LB_OK) return st;
     lb_train_cfg_default(&info->train);
     info->train.model = info->model;
-    if ((st = need_meta(f, path, "lowbit.train", &v)) != LB_OK) return st;
-    if ((st = lb_train_cfg_from_json(v, path, &info->train)) != LB_OK) return st;
-    if ((st = need_meta(f, path, "lowbit.epoch", &v)) != LB_OK) return st;
+    /* Without lowbit.train the file is weights-only (e.g. written from PyTorch): the training
+     * fields keep their defaults, epoch and step are 0, and it cannot be resumed. */
+    v = lb_st_meta_get(f, "lowbit.train");
+    info->weights_only = v == NULL;
+    if (v && (st = lb_train_cfg_from_json(v, path, &info->train)) != LB_OK) return st;
     char *end;
-    info->epoch = (int)strtol(v, &end, 10);
-    if (*end || info->epoch < 0)
-        return lb_error_set(LB_EFORMAT, "%s: bad lowbit.epoch '%s'", path, v);
-    if ((st = need_meta(f, path, "lowbit.step", &v)) != LB_OK) return st;
-    info->step = strtol(v, &end, 10);
-    if (*end || info->step < 0)
-        return lb_error_set(LB_EFORMAT, "%s: bad lowbit.step '%s'", path, v);
+    if ((v = lb_st_meta_get(f, "lowbit.epoch")) != NULL) {
+        long e = strtol(v, &end, 10);
+        if (!*v || *end || e < 0 || e > 1000000000L)
+            return lb_error_set(LB_EFORMAT,
+                                "%s: metadata lowbit.epoch is '%s', not a non-negative integer "
+                                "string",
+                                path, v);
+        info->epoch = (int)e;
+    } else if (!info->weights_only) {
+        return lb_error_set(LB_EFORMAT,
+                            "%s: metadata lowbit.epoch is missing (a checkpoint with lowbit.train "
+                            "needs lowbit.epoch and lowbit.step; leave all three out for a "
+                            "weights-only file)",
+                            path);
+    }
+    if ((v = lb_st_meta_get(f, "lowbit.step")) != NULL) {
+        info->step = strtol(v, &end, 10);
+        if (!*v || *end || info->step < 0)
+            return lb_error_set(LB_EFORMAT,
+                                "%s: metadata lowbit.step is '%s', not a non-negative integer "
+                                "string",
+                                path, v);
+    } else if (!info->weights_only) {
+        return lb_error_set(LB_EFORMAT,
+                            "%s: metadata lowbit.step is missing (a checkpoint with lowbit.train "
+                            "needs lowbit.epoch and lowbit.step; leave all three out for a "
+                            "weights-only file)",
+                            path);
+    }
     v = lb_st_meta_get(f, "lowbit.test_acc");
     info->test_acc = v ? strtof(v, NULL) : 0;
     return LB_OK;
@@ -152,6 +176,11 @@ lb_status lb_ckpt_load(const char *path, lb_net *n, lb_optim *o, lb_ckpt_info *i
     for (int i = 0; i < n->nstates && st == LB_OK; i++)
         st = load_tensor(f, path, n->states[i].name, &n->states[i], n->state + n->states[i].off);
     int nopt = 0;
+    if (o && st == LB_OK && info->weights_only)
+        st = lb_error_set(LB_EFORMAT,
+                          "%s: weights-only checkpoint (no lowbit.train metadata, no optimizer "
+                          "state): it cannot be resumed; start a run from it with --init",
+                          path);
     if (o && st == LB_OK) {
         nopt = o->cfg.kind == LB_OPT_ADAMW ? 2 : 1;
         char name[LB_NAME_MAX + 32];
@@ -178,13 +207,17 @@ lb_status lb_ckpt_load(const char *path, lb_net *n, lb_optim *o, lb_ckpt_info *i
         }
     }
     if (st == LB_OK) {
+        /* the dropout RNG matters only to a resumed run: optional for evaluation */
         const char *v = lb_st_meta_get(f, "lowbit.rng");
         unsigned long long s[4];
         if (v && strlen(v) == 64 &&
             sscanf(v, "%16llx%16llx%16llx%16llx", &s[0], &s[1], &s[2], &s[3]) == 4)
             for (int i = 0; i < 4; i++) n->rng.s[i] = s[i];
-        else
-            st = lb_error_set(LB_EFORMAT, "%s: bad or missing lowbit.rng", path);
+        else if (v || o)
+            st = lb_error_set(LB_EFORMAT,
+                              "%s: metadata lowbit.rng is %s (resuming needs the 64 hex digits "
+                              "lowbit writes)",
+                              path, v ? "malformed" : "missing");
     }
 out:
     lb_st_free(f);
