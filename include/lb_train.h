@@ -102,8 +102,9 @@ typedef struct lb_ckpt_info {
     int epoch;          /* epochs completed */
     long step;
     float test_acc;
-    int weights_only; /* the file has no lowbit.train (docs/checkpoint.md): no training state,
-                       * train holds the defaults; evaluation, export and --init only */
+    int weights_only; /* lowbit.train, lowbit.epoch or lowbit.step missing (docs/checkpoint.md):
+                       * no training state; absent training fields hold the defaults; for
+                       * evaluation, export and --init, not --resume */
 } lb_ckpt_info;
 
 lb_status lb_ckpt_save(const char *path, const lb_net *n, const lb_optim *o,
@@ -111,8 +112,9 @@ lb_status lb_ckpt_save(const char *path, const lb_net *n, const lb_optim *o,
 /* Reads the metadata only (to build the right model). */
 lb_status lb_ckpt_peek(const char *path, lb_ckpt_info *info);
 /* Loads tensors into a planned network built from the same config (and the optimizer state when
- * o != NULL); every tensor must be present with its exact shape. A weights-only file (only
- * lowbit.format and lowbit.model in its metadata, no optim.* tensors) loads with o == NULL;
+ * o != NULL); every tensor must be present with its exact shape. A weights-only file (no
+ * lowbit.train/epoch/step, no optim.* tensors; lowbit.format and lowbit.model suffice) loads with
+ * o == NULL;
  * with o != NULL (resuming) it is refused with a message saying so. */
 lb_status lb_ckpt_load(const char *path, lb_net *n, lb_optim *o, lb_ckpt_info *info);
 /* Initializes a planned network from another run's checkpoint (e.g. FP32 weights for QAT

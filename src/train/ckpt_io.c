@@ -90,40 +90,31 @@ static lb_status read_info(const lb_st_file *f, const char *path, lb_ckpt_info *
     if ((st = lb_model_cfg_from_json(v, path, &info->model)) != LB_OK) return st;
     lb_train_cfg_default(&info->train);
     info->train.model = info->model;
-    /* Without lowbit.train the file is weights-only (e.g. written from PyTorch): the training
-     * fields keep their defaults, epoch and step are 0, and it cannot be resumed. */
-    v = lb_st_meta_get(f, "lowbit.train");
-    info->weights_only = v == NULL;
-    if (v && (st = lb_train_cfg_from_json(v, path, &info->train)) != LB_OK) return st;
+    /* Training state is lowbit.train + lowbit.epoch + lowbit.step (+ lowbit.rng and the optim.*
+     * tensors, checked when resuming). A file lacking any of the three is weights-only (e.g.
+     * written from PyTorch): absent training fields keep their defaults, epoch and step are 0,
+     * and it cannot be resumed. Present fields must be valid either way. */
+    const char *tj = lb_st_meta_get(f, "lowbit.train"), *ej = lb_st_meta_get(f, "lowbit.epoch"),
+               *sj = lb_st_meta_get(f, "lowbit.step");
+    info->weights_only = !tj || !ej || !sj;
+    if (tj && (st = lb_train_cfg_from_json(tj, path, &info->train)) != LB_OK) return st;
     char *end;
-    if ((v = lb_st_meta_get(f, "lowbit.epoch")) != NULL) {
-        long e = strtol(v, &end, 10);
-        if (!*v || *end || e < 0 || e > 1000000000L)
+    if (ej) {
+        long e = strtol(ej, &end, 10);
+        if (!*ej || *end || e < 0 || e > 1000000000L)
             return lb_error_set(LB_EFORMAT,
                                 "%s: metadata lowbit.epoch is '%s', not a non-negative integer "
                                 "string",
-                                path, v);
+                                path, ej);
         info->epoch = (int)e;
-    } else if (!info->weights_only) {
-        return lb_error_set(LB_EFORMAT,
-                            "%s: metadata lowbit.epoch is missing (a checkpoint with lowbit.train "
-                            "needs lowbit.epoch and lowbit.step; leave all three out for a "
-                            "weights-only file)",
-                            path);
     }
-    if ((v = lb_st_meta_get(f, "lowbit.step")) != NULL) {
-        info->step = strtol(v, &end, 10);
-        if (!*v || *end || info->step < 0)
+    if (sj) {
+        info->step = strtol(sj, &end, 10);
+        if (!*sj || *end || info->step < 0)
             return lb_error_set(LB_EFORMAT,
                                 "%s: metadata lowbit.step is '%s', not a non-negative integer "
                                 "string",
-                                path, v);
-    } else if (!info->weights_only) {
-        return lb_error_set(LB_EFORMAT,
-                            "%s: metadata lowbit.step is missing (a checkpoint with lowbit.train "
-                            "needs lowbit.epoch and lowbit.step; leave all three out for a "
-                            "weights-only file)",
-                            path);
+                                path, sj);
     }
     v = lb_st_meta_get(f, "lowbit.test_acc");
     info->test_acc = v ? strtof(v, NULL) : 0;
@@ -178,8 +169,8 @@ lb_status lb_ckpt_load(const char *path, lb_net *n, lb_optim *o, lb_ckpt_info *i
     int nopt = 0;
     if (o && st == LB_OK && info->weights_only)
         st = lb_error_set(LB_EFORMAT,
-                          "%s: weights-only checkpoint (no lowbit.train metadata, no optimizer "
-                          "state): it cannot be resumed; start a run from it with --init",
+                          "%s: weights-only checkpoint (lowbit.train, lowbit.epoch or lowbit.step "
+                          "missing): it cannot be resumed; start a run from it with --init",
                           path);
     if (o && st == LB_OK) {
         nopt = o->cfg.kind == LB_OPT_ADAMW ? 2 : 1;
