@@ -25,8 +25,8 @@ finish() {
     [ "$fail" -eq 0 ]
     exit
 }
-nimg=300 quick=0
-if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then nimg=100 quick=1; fi
+nimg=300 nfp=1024 nq=512 quick=0
+if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then nimg=100 nfp=128 nq=64 quick=1; fi
 [ -d "$DATA" ] || { bad data "data set $DATA missing (scripts/deps.sh)"; finish; }
 "$PY" -c 'import torch, numpy' 2>"$T/py.err" || { bad python "$PY lacks torch/numpy" "$T/py.err"; finish; }
 
@@ -54,9 +54,9 @@ check() { # name, mode (exact|quant)
     fi
 }
 
-train fp --train-limit 1024 --batch 32 --lr 0.02
+train fp --train-limit "$nfp" --batch 32 --lr 0.02
 check fp exact
-train q --init "$T/fp.ckpt" --quant lsq --train-limit 512 --batch 32 --lr 0.02
+train q --init "$T/fp.ckpt" --quant lsq --train-limit "$nq" --batch 32 --lr 0.02
 check q quant
 if [ "$quick" = 0 ]; then
     train r --model resnet20 --train-limit 256 --batch 64
