@@ -83,6 +83,10 @@ lb_status lb_train_run(const lb_train_cfg *cfg, lb_progress_fn fn, void *ctx, fl
  * lb_dataset_norm(d), right only for models trained on data with the same statistics. */
 lb_status lb_evaluate(lb_net *n, const lb_dataset *d, const lb_norm *norm, int limit, int batch,
                       float *loss, float *acc);
+/* The same, also copying the logits of every image evaluated, in data order, into `logits`
+ * (min(limit, d->n) x classes floats; limit 0 = all; NULL = not wanted). */
+lb_status lb_evaluate_logits(lb_net *n, const lb_dataset *d, const lb_norm *norm, int limit,
+                             int batch, float *logits, float *loss, float *acc);
 
 /* Checkpoints. A checkpoint holds every parameter and state tensor by name, optimizer state
  * ("optim.m.<name>", "optim.v.<name>"), and metadata: the model config (lowbit.model, JSON,
@@ -98,6 +102,9 @@ typedef struct lb_ckpt_info {
     int epoch;          /* epochs completed */
     long step;
     float test_acc;
+    int weights_only; /* lowbit.train, lowbit.epoch or lowbit.step missing (docs/checkpoint.md):
+                       * no training state; absent training fields hold the defaults; for
+                       * evaluation, export and --init, not --resume */
 } lb_ckpt_info;
 
 lb_status lb_ckpt_save(const char *path, const lb_net *n, const lb_optim *o,
@@ -105,7 +112,10 @@ lb_status lb_ckpt_save(const char *path, const lb_net *n, const lb_optim *o,
 /* Reads the metadata only (to build the right model). */
 lb_status lb_ckpt_peek(const char *path, lb_ckpt_info *info);
 /* Loads tensors into a planned network built from the same config (and the optimizer state when
- * o != NULL); every tensor must be present with its exact shape. */
+ * o != NULL); every tensor must be present with its exact shape. A weights-only file (no
+ * lowbit.train/epoch/step, no optim.* tensors; lowbit.format and lowbit.model suffice) loads with
+ * o == NULL;
+ * with o != NULL (resuming) it is refused with a message saying so. */
 lb_status lb_ckpt_load(const char *path, lb_net *n, lb_optim *o, lb_ckpt_info *info);
 /* Initializes a planned network from another run's checkpoint (e.g. FP32 weights for QAT
  * fine-tuning): weights, biases, BN parameters and running statistics must all be present with

@@ -1,6 +1,8 @@
 /* `lowbit eval` and `lowbit info`: load a checkpoint, evaluate it (float, or its integer model)
- * or describe it. */
+ * or describe it (with --tensors, every tensor and metadata field). Not the file format (lb_ckpt)
+ * nor the mapping onto a network (src/train/ckpt_io.c). */
 #include "cli.h"
+#include "lb_ckpt.h"
 #include "lb_int.h"
 
 #include <stdio.h>
@@ -46,6 +48,23 @@ static int cmd_eval_integer(const char *file, lb_net *n, const lb_dataset *d,
     return 0;
 }
 
+/* --dump-logits for the float model: "prediction l0 l1 ..." per image, %.9g (enough digits for
+ * the float to parse back exactly). The prediction is the first maximum, as the accuracy counts. */
+static void write_float_logits(const char *path, const float *l, int n, int classes) {
+    FILE *f = fopen(path, "w");
+    if (!f) cli_die(1, "eval", "--dump-logits %s: cannot open for writing", path);
+    for (int i = 0; i < n; i++) {
+        const float *r = l + (size_t)i * classes;
+        int best = 0;
+        for (int k = 1; k < classes; k++)
+            if (r[k] > r[best]) best = k;
+        fprintf(f, "%d", best);
+        for (int k = 0; k < classes; k++) fprintf(f, " %.9g", (double)r[k]);
+        fputc('\n', f);
+    }
+    if (fclose(f) != 0) cli_die(1, "eval", "--dump-logits %s: write failed", path);
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *file = NULL;
     char data[512] = "";
@@ -60,7 +79,9 @@ int cmd_eval(int argc, char **argv) {
                  "Evaluates checkpoint FILE on the test split of DIR (default: Fashion-MNIST).\n"
                  "  --integer          run the integer-only model (docs/integer.md) instead\n"
                  "  --compare          also run the float QAT model: prediction agreement\n"
-                 "  --dump-logits OUT  integer logits, one line per image: prediction logits...\n"
+                 "  --dump-logits OUT  logits, one line per image: prediction logits... (the\n"
+                 "                     integer model's with --integer, else the float model's,\n"
+                 "                     printed with 9 significant digits)\n"
                  "  --impl I           auto | scalar | avx2 | vnni (default auto)\n"
                  "  --time             forward-only images/s\n"
                  "The last line is 'accuracy: 0.xxxx'.");
@@ -93,8 +114,9 @@ int cmd_eval(int argc, char **argv) {
             file = o;
     }
     if (!file) cli_die(2, "eval", "no checkpoint FILE given (see lowbit eval --help)");
-    if ((compare || dump) && !integer)
-        cli_die(2, "eval", "--compare and --dump-logits need --integer");
+    if (compare && !integer) cli_die(2, "eval", "--compare needs --integer");
+    if (dump && timing && !integer)
+        cli_die(2, "eval", "--dump-logits cannot be combined with --time");
     if (!data[0]) snprintf(data, sizeof data, "/usr/share/datasets/fashion-mnist");
     lb_threads_set(threads);
     lb_net *n;
@@ -129,25 +151,95 @@ int cmd_eval(int argc, char **argv) {
         return rc;
     }
     float loss, acc;
-    st = lb_evaluate(n, &d, &info.model.norm, limit, batch, &loss, &acc);
+    int cnt = limit > 0 && limit < d.n ? limit : d.n, classes = info.model.classes;
+    float *logits = dump ? malloc((size_t)cnt * classes * sizeof *logits) : NULL;
+    if (dump && !logits) cli_die(1, "eval", "out of memory");
+    st = lb_evaluate_logits(n, &d, &info.model.norm, limit, batch, logits, &loss, &acc);
     lb_net_free(n);
     lb_dataset_free(&d);
     if (st != LB_OK) cli_die(1, "eval", "%s", lb_error_msg());
+    if (dump) write_float_logits(dump, logits, cnt, classes);
+    free(logits);
     printf("model: %s  quant: %s W%dA%d  epoch: %d\nloss: %.4f\naccuracy: %.4f\n", info.model.arch,
            lb_qkind_name(info.model.q.kind), info.model.q.wbits, info.model.q.abits, info.epoch,
            loss, acc);
     return 0;
 }
 
+/* What a tensor of a lowbit checkpoint is, from its name (docs/checkpoint.md has the table). */
+static const char *tensor_role(const char *name, lb_qkind q, lb_opt_kind opt) {
+    const char *suffixes[][2] = {
+        {".wq.param", NULL},
+        {".wq.state", NULL},
+        {".aq.param", NULL},
+        {".aq.state", NULL},
+        {".running_mean", "BN running mean (eval mode)"},
+        {".running_var", "BN running variance, biased (eval mode, eps 1e-5)"},
+    };
+    if (strncmp(name, "optim.m.", 8) == 0)
+        return opt == LB_OPT_ADAMW ? "AdamW first moment" : "SGD momentum buffer";
+    if (strncmp(name, "optim.v.", 8) == 0) return "AdamW second moment";
+    size_t len = strlen(name);
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        size_t sl = strlen(suffixes[i][0]);
+        if (len <= sl || strcmp(name + len - sl, suffixes[i][0]) != 0) continue;
+        if (suffixes[i][1]) return suffixes[i][1];
+        int w = suffixes[i][0][1] == 'w', st = suffixes[i][0][4] == 's';
+        if (q == LB_Q_LSQ || (q == LB_Q_REG && !w))
+            return st ? (w ? "LSQ weights: [initialized 0/1, initial step per channel]"
+                           : "LSQ input: [initialized 0/1, initial step]")
+                      : (w ? "LSQ weight step per channel (or one)" : "LSQ input step");
+        if (q == LB_Q_FIXED)
+            return w ? "fixed weight step per channel (or one)" : "fixed input step";
+        return w ? "reg weight quantizer tensor" : "input quantizer tensor";
+    }
+    if (len > 7 && strcmp(name + len - 7, ".weight") == 0)
+        return "weight (conv OIHW / linear OI / BN gamma)";
+    if (len > 5 && strcmp(name + len - 5, ".bias") == 0) return "bias (linear / BN beta)";
+    return "?";
+}
+
+/* --tensors: every tensor of the file with dtype, shape and role, and every metadata key. */
+static void print_tensors(const char *file, const lb_ckpt_info *in) {
+    lb_st_file *f;
+    if (lb_st_read(file, &f) != LB_OK) cli_die(1, "info", "%s", lb_error_msg());
+    printf("metadata:\n");
+    for (int i = 0; i < lb_st_meta_count(f); i++) {
+        const lb_st_meta *m = lb_st_meta_at(f, i);
+        printf("  %-16s %s\n", m->key, m->value);
+    }
+    printf("tensors (%d, safetensors order):\n", lb_st_count(f));
+    for (int i = 0; i < lb_st_count(f); i++) {
+        const lb_st_tensor *t = lb_st_get(f, i);
+        char shape[96] = "";
+        for (int k = 0; k < t->ndim; k++)
+            snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", k ? "," : "",
+                     (long long)t->shape[k]);
+        int sl = (int)strlen(shape);
+        printf("  %-26s %-3s [%s]%*s %s\n", t->name, lb_dtype_name(t->dtype), shape,
+               sl < 14 ? 14 - sl : 0, "",
+               tensor_role(t->name, in->model.q.kind, in->train.opt.kind));
+    }
+    lb_st_free(f);
+}
+
 int cmd_info(int argc, char **argv) {
     const char *file = NULL;
+    int tensors = 0;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            puts("usage: lowbit info FILE\nDescribes checkpoint FILE: model, quantization, "
-                 "input normalization, training state, tensors.");
+            puts("usage: lowbit info FILE [--tensors]\nDescribes checkpoint FILE: model, "
+                 "quantization, input normalization, training state, layers.\n"
+                 "  --tensors   also every metadata field and tensor (name, dtype, shape, what it "
+                 "is;\n              docs/checkpoint.md explains them)");
             return 0;
         }
+        if (strcmp(argv[i], "--tensors") == 0) {
+            tensors = 1;
+            continue;
+        }
         if (argv[i][0] == '-') cli_die(2, "info", "unknown option '%s'", argv[i]);
+        if (file) cli_die(2, "info", "more than one checkpoint given ('%s', '%s')", file, argv[i]);
         file = argv[i];
     }
     if (!file) cli_die(2, "info", "no checkpoint FILE given (see lowbit info --help)");
@@ -172,9 +264,12 @@ int cmd_info(int argc, char **argv) {
         printf("norm: not recorded (older checkpoint): eval and export use the statistics of "
                "the data they read\n");
     }
-    printf("epoch: %d/%d  step: %ld  test_acc: %.4f  seed: %llu  batch: %d  lr: %g\n", in.epoch,
-           in.train.epochs, in.step, in.test_acc, (unsigned long long)in.train.seed, in.train.batch,
-           in.train.sched.base);
+    if (in.weights_only)
+        printf("training state: none (weights-only file: eval, export and --init, not --resume)\n");
+    else
+        printf("epoch: %d/%d  step: %ld  test_acc: %.4f  seed: %llu  batch: %d  lr: %g\n", in.epoch,
+               in.train.epochs, in.step, in.test_acc, (unsigned long long)in.train.seed,
+               in.train.batch, in.train.sched.base);
     printf("parameters: %zu floats in %d tensors; state: %zu floats in %d tensors\n", n->nparam,
            n->nparams, n->nstate, n->nstates);
     for (int i = 1; i < n->nnodes; i++) {
@@ -188,5 +283,6 @@ int cmd_info(int argc, char **argv) {
                d->aqcfg.kind ? lb_quant_step(&d->aq, 0) : 0.0);
     }
     lb_net_free(n);
+    if (tensors) print_tensors(file, &in);
     return 0;
 }

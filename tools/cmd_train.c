@@ -61,6 +61,11 @@ static void progress(void *ctx, const lb_progress *p) {
 static void check_resume_options(int argc, char **argv, const char *path) {
     lb_ckpt_info info;
     if (lb_ckpt_peek(path, &info) != LB_OK) cli_die(1, "train", "%s", lb_error_msg());
+    if (info.weights_only)
+        cli_die(2, "train",
+                "--resume %s: weights-only checkpoint (no training state): start a run from it "
+                "with --init instead",
+                path);
     lb_train_cfg rec = info.train;
     rec.model = info.model;
     for (int i = 0; i < argc; i++) {

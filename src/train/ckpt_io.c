@@ -90,17 +90,32 @@ static lb_status read_info(const lb_st_file *f, const char *path, lb_ckpt_info *
     if ((st = lb_model_cfg_from_json(v, path, &info->model)) != LB_OK) return st;
     lb_train_cfg_default(&info->train);
     info->train.model = info->model;
-    if ((st = need_meta(f, path, "lowbit.train", &v)) != LB_OK) return st;
-    if ((st = lb_train_cfg_from_json(v, path, &info->train)) != LB_OK) return st;
-    if ((st = need_meta(f, path, "lowbit.epoch", &v)) != LB_OK) return st;
+    /* Training state is lowbit.train + lowbit.epoch + lowbit.step (+ lowbit.rng and the optim.*
+     * tensors, checked when resuming). A file lacking any of the three is weights-only (e.g.
+     * written from PyTorch): absent training fields keep their defaults, epoch and step are 0,
+     * and it cannot be resumed. Present fields must be valid either way. */
+    const char *tj = lb_st_meta_get(f, "lowbit.train"), *ej = lb_st_meta_get(f, "lowbit.epoch"),
+               *sj = lb_st_meta_get(f, "lowbit.step");
+    info->weights_only = !tj || !ej || !sj;
+    if (tj && (st = lb_train_cfg_from_json(tj, path, &info->train)) != LB_OK) return st;
     char *end;
-    info->epoch = (int)strtol(v, &end, 10);
-    if (*end || info->epoch < 0)
-        return lb_error_set(LB_EFORMAT, "%s: bad lowbit.epoch '%s'", path, v);
-    if ((st = need_meta(f, path, "lowbit.step", &v)) != LB_OK) return st;
-    info->step = strtol(v, &end, 10);
-    if (*end || info->step < 0)
-        return lb_error_set(LB_EFORMAT, "%s: bad lowbit.step '%s'", path, v);
+    if (ej) {
+        long e = strtol(ej, &end, 10);
+        if (!*ej || *end || e < 0 || e > 1000000000L)
+            return lb_error_set(LB_EFORMAT,
+                                "%s: metadata lowbit.epoch is '%s', not a non-negative integer "
+                                "string",
+                                path, ej);
+        info->epoch = (int)e;
+    }
+    if (sj) {
+        info->step = strtol(sj, &end, 10);
+        if (!*sj || *end || info->step < 0)
+            return lb_error_set(LB_EFORMAT,
+                                "%s: metadata lowbit.step is '%s', not a non-negative integer "
+                                "string",
+                                path, sj);
+    }
     v = lb_st_meta_get(f, "lowbit.test_acc");
     info->test_acc = v ? strtof(v, NULL) : 0;
     return LB_OK;
@@ -152,6 +167,11 @@ lb_status lb_ckpt_load(const char *path, lb_net *n, lb_optim *o, lb_ckpt_info *i
     for (int i = 0; i < n->nstates && st == LB_OK; i++)
         st = load_tensor(f, path, n->states[i].name, &n->states[i], n->state + n->states[i].off);
     int nopt = 0;
+    if (o && st == LB_OK && info->weights_only)
+        st = lb_error_set(LB_EFORMAT,
+                          "%s: weights-only checkpoint (lowbit.train, lowbit.epoch or lowbit.step "
+                          "missing): it cannot be resumed; start a run from it with --init",
+                          path);
     if (o && st == LB_OK) {
         nopt = o->cfg.kind == LB_OPT_ADAMW ? 2 : 1;
         char name[LB_NAME_MAX + 32];
@@ -178,13 +198,17 @@ lb_status lb_ckpt_load(const char *path, lb_net *n, lb_optim *o, lb_ckpt_info *i
         }
     }
     if (st == LB_OK) {
+        /* the dropout RNG matters only to a resumed run: optional for evaluation */
         const char *v = lb_st_meta_get(f, "lowbit.rng");
         unsigned long long s[4];
         if (v && strlen(v) == 64 &&
             sscanf(v, "%16llx%16llx%16llx%16llx", &s[0], &s[1], &s[2], &s[3]) == 4)
             for (int i = 0; i < 4; i++) n->rng.s[i] = s[i];
-        else
-            st = lb_error_set(LB_EFORMAT, "%s: bad or missing lowbit.rng", path);
+        else if (v || o)
+            st = lb_error_set(LB_EFORMAT,
+                              "%s: metadata lowbit.rng is %s (resuming needs the 64 hex digits "
+                              "lowbit writes)",
+                              path, v ? "malformed" : "missing");
     }
 out:
     lb_st_free(f);

@@ -38,13 +38,6 @@ char *lb_model_cfg_to_json(const lb_model_cfg *m) {
     return s;
 }
 
-static int get_int(const cJSON *o, const char *k, int *v) {
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!cJSON_IsNumber(x)) return 0;
-    *v = x->valueint;
-    return 1;
-}
-
 static int get_num(const cJSON *o, const char *k, double *v) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
     if (!cJSON_IsNumber(x)) return 0;
@@ -111,6 +104,82 @@ static lb_status get_reg(const cJSON *o, const char *path, lb_quant_plan *q) {
     return LB_OK;
 }
 
+/* A field of a metadata object: required (absent is an error) or optional (absent keeps *v, the
+ * default); present with the wrong type or out of range is always an error. Each returns LB_OK
+ * or LB_EFORMAT with a message naming the file, the object and the field. */
+typedef struct jctx {
+    const cJSON *o;
+    const char *path, *obj; /* "lowbit.model" / "lowbit.train" */
+} jctx;
+
+static lb_status field_err(const jctx *j, const char *k, const char *what) {
+    return lb_error_set(LB_EFORMAT, "%s: metadata %s: field \"%s\" %s (docs/checkpoint.md)",
+                        j->path, j->obj, k, what);
+}
+
+static lb_status jint(const jctx *j, const char *k, int req, int lo, int hi, int *v) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(j->o, k);
+    if (!x) return req ? field_err(j, k, "is missing") : LB_OK;
+    if (!cJSON_IsNumber(x) || !(x->valuedouble >= lo && x->valuedouble <= hi) ||
+        x->valuedouble != (double)(int)x->valuedouble) {
+        char m[96];
+        snprintf(m, sizeof m, "must be an integer in [%d, %d]", lo, hi);
+        return field_err(j, k, m);
+    }
+    *v = (int)x->valuedouble;
+    return LB_OK;
+}
+
+static lb_status jnum(const jctx *j, const char *k, double *v) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(j->o, k);
+    if (!x) return LB_OK;
+    if (!cJSON_IsNumber(x)) return field_err(j, k, "must be a number");
+    *v = x->valuedouble;
+    return LB_OK;
+}
+
+static lb_status jfloat(const jctx *j, const char *k, float *v) {
+    double d = *v;
+    lb_status st = jnum(j, k, &d);
+    *v = (float)d;
+    return st;
+}
+
+static lb_status jstr(const jctx *j, const char *k, int req, char *dst, size_t n) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(j->o, k);
+    if (!x) return req ? field_err(j, k, "is missing") : LB_OK;
+    if (!cJSON_IsString(x)) return field_err(j, k, "must be a string");
+    if (strlen(x->valuestring) >= n) return field_err(j, k, "is too long");
+    snprintf(dst, n, "%s", x->valuestring);
+    return LB_OK;
+}
+
+/* An enum written as its integer (what lowbit writes) or its name (easier from other tools). */
+static lb_status jenum(const jctx *j, const char *k, const char *const *names, int *v) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(j->o, k);
+    if (!x) return LB_OK;
+    int cnt = 0;
+    while (names[cnt]) cnt++;
+    if (cJSON_IsString(x))
+        for (int i = 0; i < cnt; i++)
+            if (strcmp(x->valuestring, names[i]) == 0) {
+                *v = i;
+                return LB_OK;
+            }
+    if (cJSON_IsNumber(x) && x->valuedouble == (double)(int)x->valuedouble && x->valuedouble >= 0 &&
+        x->valuedouble < cnt) {
+        *v = (int)x->valuedouble;
+        return LB_OK;
+    }
+    char m[160] = "must be one of";
+    for (int i = 0; i < cnt; i++)
+        snprintf(m + strlen(m), sizeof m - strlen(m), "%s %d (\"%s\")", i ? "," : "", i, names[i]);
+    return field_err(j, k, m);
+}
+
+/* arch, in_c, in_h, in_w and classes are required (a default shape would silently build another
+ * model); the quantization fields default to an FP32 model's (quant "none"; wbits/abits/first_bits/
+ * last_bits are then ignored), layer_bits to "". */
 lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg *m) {
     cJSON *o = cJSON_Parse(js);
     if (!cJSON_IsObject(o)) {
@@ -118,26 +187,29 @@ lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg 
         return lb_error_set(LB_EFORMAT, "%s: metadata lowbit.model is not a JSON object", path);
     }
     lb_model_cfg_default(m);
-    char qk[16];
-    int ok = get_str(o, "arch", m->arch, sizeof m->arch) && get_int(o, "in_c", &m->in_c) &&
-             get_int(o, "in_h", &m->in_h) && get_int(o, "in_w", &m->in_w) &&
-             get_int(o, "classes", &m->classes) && get_str(o, "quant", qk, sizeof qk) &&
-             get_int(o, "wbits", &m->q.wbits) && get_int(o, "abits", &m->q.abits) &&
-             get_int(o, "first_bits", &m->q.first_bits) &&
-             get_int(o, "last_bits", &m->q.last_bits) &&
-             get_int(o, "per_channel", &m->q.per_channel) &&
-             get_str(o, "layer_bits", m->q.overrides, sizeof m->q.overrides);
-    lb_status nst = ok ? get_norm(o, path, &m->norm) : LB_OK;
-    if (nst == LB_OK && ok) nst = get_reg(o, path, &m->q);
+    jctx j = {o, path, "lowbit.model"};
+    char qk[16] = "none";
+    lb_status st = jstr(&j, "arch", 1, m->arch, sizeof m->arch);
+    if (st == LB_OK) st = jint(&j, "in_c", 1, 1, 3, &m->in_c);
+    if (st == LB_OK) st = jint(&j, "in_h", 1, 1, 1 << 16, &m->in_h);
+    if (st == LB_OK) st = jint(&j, "in_w", 1, 1, 1 << 16, &m->in_w);
+    if (st == LB_OK) st = jint(&j, "classes", 1, 1, 1 << 20, &m->classes);
+    if (st == LB_OK) st = jstr(&j, "quant", 0, qk, sizeof qk);
+    if (st == LB_OK) st = jint(&j, "wbits", 0, 0, 32, &m->q.wbits);
+    if (st == LB_OK) st = jint(&j, "abits", 0, 0, 32, &m->q.abits);
+    if (st == LB_OK) st = jint(&j, "first_bits", 0, 0, 32, &m->q.first_bits);
+    if (st == LB_OK) st = jint(&j, "last_bits", 0, 0, 32, &m->q.last_bits);
+    if (st == LB_OK) st = jint(&j, "per_channel", 0, 0, 1, &m->q.per_channel);
+    if (st == LB_OK) st = jstr(&j, "layer_bits", 0, m->q.overrides, sizeof m->q.overrides);
+    if (st == LB_OK) st = get_norm(o, path, &m->norm);
+    if (st == LB_OK) st = get_reg(o, path, &m->q);
     cJSON_Delete(o);
-    if (nst != LB_OK) return nst;
-    if (!ok)
-        return lb_error_set(LB_EFORMAT,
-                            "%s: metadata lowbit.model lacks a field or has one "
-                            "of the wrong type",
-                            path);
+    if (st != LB_OK) return st;
     if (lb_qkind_parse(qk, &m->q.kind) != LB_OK)
-        return lb_error_set(LB_EFORMAT, "%s: unknown quantizer '%s' in lowbit.model", path, qk);
+        return lb_error_set(LB_EFORMAT,
+                            "%s: metadata lowbit.model: field \"quant\" is '%s', not one of none, "
+                            "fixed, lsq, reg",
+                            path, qk);
     return LB_OK;
 }
 
@@ -173,49 +245,56 @@ char *lb_train_cfg_to_json(const lb_train_cfg *c) {
     return s;
 }
 
+/* Every field is optional: an absent one keeps the value already in *c (the caller passes
+ * lb_train_cfg_default's), so a file written by another tool needs none of them. A present field
+ * of the wrong type or range is an error naming it. */
 lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg *c) {
     cJSON *o = cJSON_Parse(js);
     if (!cJSON_IsObject(o)) {
         cJSON_Delete(o);
         return lb_error_set(LB_EFORMAT, "%s: metadata lowbit.train is not a JSON object", path);
     }
-    double v[16];
-    int kind = 0, sk = 0, nest = 0, crop = 0, flip = 0;
-    char seed[32];
-    int ok = get_int(o, "epochs", &c->epochs) && get_int(o, "batch", &c->batch) &&
-             get_int(o, "train_limit", &c->train_limit) &&
-             get_int(o, "test_limit", &c->test_limit) && get_str(o, "seed", seed, sizeof seed) &&
-             get_int(o, "optimizer", &kind) && get_num(o, "momentum", &v[0]) &&
-             get_int(o, "nesterov", &nest) && get_num(o, "weight_decay", &v[1]) &&
-             get_num(o, "beta1", &v[2]) && get_num(o, "beta2", &v[3]) && get_num(o, "eps", &v[4]) &&
-             get_int(o, "sched", &sk) && get_num(o, "lr", &v[5]) &&
-             get_num(o, "warmup_epochs", &v[6]) && get_num(o, "warmup_start", &v[7]) &&
-             get_num(o, "final_lr", &v[8]) && get_num(o, "gamma", &v[9]) &&
-             get_num(o, "step_every", &v[10]) && get_num(o, "qlr_scale", &v[11]) &&
-             get_num(o, "label_smoothing", &v[12]) && get_int(o, "crop_pad", &crop) &&
-             get_int(o, "hflip", &flip);
+    static const char *const opt_names[] = {"sgd", "adamw", NULL};
+    static const char *const sched_names[] = {"const", "cosine", "step", NULL};
+    jctx j = {o, path, "lowbit.train"};
+    int kind = (int)c->opt.kind, sk = (int)c->sched.kind;
+    double step_every = (double)c->sched.step_every;
+    char seed[32] = "";
+    lb_status st = jint(&j, "epochs", 0, 0, 1 << 30, &c->epochs);
+    if (st == LB_OK) st = jint(&j, "batch", 0, 1, 1 << 30, &c->batch);
+    if (st == LB_OK) st = jint(&j, "train_limit", 0, 0, 1 << 30, &c->train_limit);
+    if (st == LB_OK) st = jint(&j, "test_limit", 0, 0, 1 << 30, &c->test_limit);
+    if (st == LB_OK) st = jstr(&j, "seed", 0, seed, sizeof seed);
+    if (st == LB_OK && seed[0]) {
+        char *end;
+        unsigned long long v = strtoull(seed, &end, 10);
+        if (*end || seed[0] == '-')
+            st = field_err(&j, "seed", "must be a decimal string (a 64-bit seed, e.g. \"42\")");
+        else
+            c->seed = v;
+    }
+    if (st == LB_OK) st = jenum(&j, "optimizer", opt_names, &kind);
+    if (st == LB_OK) st = jfloat(&j, "momentum", &c->opt.momentum);
+    if (st == LB_OK) st = jint(&j, "nesterov", 0, 0, 1, &c->opt.nesterov);
+    if (st == LB_OK) st = jfloat(&j, "weight_decay", &c->opt.weight_decay);
+    if (st == LB_OK) st = jfloat(&j, "beta1", &c->opt.beta1);
+    if (st == LB_OK) st = jfloat(&j, "beta2", &c->opt.beta2);
+    if (st == LB_OK) st = jfloat(&j, "eps", &c->opt.eps);
+    if (st == LB_OK) st = jenum(&j, "sched", sched_names, &sk);
+    if (st == LB_OK) st = jfloat(&j, "lr", &c->sched.base);
+    if (st == LB_OK) st = jfloat(&j, "warmup_epochs", &c->warmup_epochs);
+    if (st == LB_OK) st = jfloat(&j, "warmup_start", &c->sched.warmup_start);
+    if (st == LB_OK) st = jfloat(&j, "final_lr", &c->sched.final);
+    if (st == LB_OK) st = jfloat(&j, "gamma", &c->sched.gamma);
+    if (st == LB_OK) st = jnum(&j, "step_every", &step_every);
+    if (st == LB_OK) st = jfloat(&j, "qlr_scale", &c->qlr_scale);
+    if (st == LB_OK) st = jfloat(&j, "label_smoothing", &c->label_smoothing);
+    if (st == LB_OK) st = jint(&j, "crop_pad", 0, 0, 1 << 16, &c->aug.crop_pad);
+    if (st == LB_OK) st = jint(&j, "hflip", 0, 0, 1, &c->aug.hflip);
     cJSON_Delete(o);
-    if (!ok || kind < 0 || kind > LB_OPT_ADAMW || sk < 0 || sk > LB_SCHED_STEP)
-        return lb_error_set(LB_EFORMAT, "%s: metadata lowbit.train lacks a field or has a bad one",
-                            path);
-    c->seed = strtoull(seed, NULL, 10);
+    if (st != LB_OK) return st;
     c->opt.kind = (lb_opt_kind)kind;
-    c->opt.momentum = (float)v[0];
-    c->opt.nesterov = nest;
-    c->opt.weight_decay = (float)v[1];
-    c->opt.beta1 = (float)v[2];
-    c->opt.beta2 = (float)v[3];
-    c->opt.eps = (float)v[4];
     c->sched.kind = (lb_sched_kind)sk;
-    c->sched.base = (float)v[5];
-    c->warmup_epochs = (float)v[6];
-    c->sched.warmup_start = (float)v[7];
-    c->sched.final = (float)v[8];
-    c->sched.gamma = (float)v[9];
-    c->sched.step_every = (long)v[10];
-    c->qlr_scale = (float)v[11];
-    c->label_smoothing = (float)v[12];
-    c->aug.crop_pad = crop;
-    c->aug.hflip = flip;
+    c->sched.step_every = (long)step_every;
     return LB_OK;
 }

@@ -46,6 +46,11 @@ void lb_train_cfg_default(lb_train_cfg *c) {
 
 lb_status lb_evaluate(lb_net *n, const lb_dataset *d, const lb_norm *norm, int limit, int batch,
                       float *loss, float *acc) {
+    return lb_evaluate_logits(n, d, norm, limit, batch, NULL, loss, acc);
+}
+
+lb_status lb_evaluate_logits(lb_net *n, const lb_dataset *d, const lb_norm *norm, int limit,
+                             int batch, float *out, float *loss, float *acc) {
     int classes = lb_net_classes(n);
     lb_loader_cfg lc = {batch, 0, limit, {0, 0}, 0, 1, {0}};
     if (norm) lc.norm = *norm;
@@ -66,6 +71,7 @@ lb_status lb_evaluate(lb_net *n, const lb_dataset *d, const lb_norm *norm, int l
     int b;
     while ((b = lb_loader_next(l, x, y)) > 0) {
         const float *logits = lb_net_forward(n, x, b, 0);
+        if (out) memcpy(out + (size_t)seen * classes, logits, (size_t)b * classes * sizeof *out);
         int nc = 0;
         tl += (double)lb_xent_forward(b, classes, logits, y, 0, probs, &nc) * b;
         correct += nc;
@@ -302,6 +308,11 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
     lb_status st;
     if (c->resume[0]) {
         if ((st = lb_ckpt_peek(c->resume, &info)) != LB_OK) return st;
+        if (info.weights_only)
+            return lb_error_set(LB_EINVAL,
+                                "--resume %s: weights-only checkpoint (no training state): start "
+                                "a run from it with --init instead",
+                                c->resume);
         /* The recorded run decides model and hyperparameters; paths, threads, the stop point,
          * what to do on a collapse and (if given) a larger epoch count and another test subset
          * come from the caller. */
