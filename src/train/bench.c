@@ -58,7 +58,8 @@ lb_status lb_bench_run(const lb_train_cfg *cfg_in, int warmup, int steps, lb_ben
             goto out;
         }
     }
-    float lrs[LB_NGROUPS] = {c->sched.base, c->sched.base, c->sched.base * c->qlr_scale};
+    float lrs[LB_NGROUPS] = {c->sched.base, c->sched.base, c->sched.base * c->qlr_scale,
+                             c->levels_lr};
     int epoch = 0, done = 0;
     if (warmup == 0) r.net->prof = prof;
     lb_loader_start(r.loader, epoch);

@@ -168,6 +168,8 @@ char *lb_train_cfg_to_json(const lb_train_cfg *c) {
     cJSON_AddNumberToObject(o, "label_smoothing", c->label_smoothing);
     cJSON_AddNumberToObject(o, "crop_pad", c->aug.crop_pad);
     cJSON_AddNumberToObject(o, "hflip", c->aug.hflip);
+    /* only reg runs have learned levels: other checkpoints keep their metadata unchanged */
+    if (c->model.q.kind == LB_Q_REG) cJSON_AddNumberToObject(o, "levels_lr", c->levels_lr);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -194,6 +196,8 @@ lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg 
              get_num(o, "step_every", &v[10]) && get_num(o, "qlr_scale", &v[11]) &&
              get_num(o, "label_smoothing", &v[12]) && get_int(o, "crop_pad", &crop) &&
              get_int(o, "hflip", &flip);
+    double llr = LB_LEVELS_LR; /* absent in checkpoints of other kinds */
+    if (ok && cJSON_GetObjectItemCaseSensitive(o, "levels_lr")) ok = get_num(o, "levels_lr", &llr);
     cJSON_Delete(o);
     if (!ok || kind < 0 || kind > LB_OPT_ADAMW || sk < 0 || sk > LB_SCHED_STEP)
         return lb_error_set(LB_EFORMAT, "%s: metadata lowbit.train lacks a field or has a bad one",
@@ -217,5 +221,6 @@ lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg 
     c->label_smoothing = (float)v[12];
     c->aug.crop_pad = crop;
     c->aug.hflip = flip;
+    c->levels_lr = (float)llr;
     return LB_OK;
 }
