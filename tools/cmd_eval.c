@@ -133,9 +133,12 @@ int cmd_eval(int argc, char **argv) {
     lb_net_free(n);
     lb_dataset_free(&d);
     if (st != LB_OK) cli_die(1, "eval", "%s", lb_error_msg());
-    printf("model: %s  quant: %s W%dA%d  epoch: %d\nloss: %.4f\naccuracy: %.4f\n", info.model.arch,
-           lb_qkind_name(info.model.q.kind), info.model.q.wbits, info.model.q.abits, info.epoch,
-           loss, acc);
+    printf("model: %s  quant: %s W%dA%d  epoch: %d\n", info.model.arch,
+           lb_qkind_name(info.model.q.kind), info.model.q.wbits, info.model.q.abits, info.epoch);
+    if (info.model.q.kind == LB_Q_REG) /* the eval forward snaps (docs/reg.md) */
+        printf("reg: %s levels, weights snapped to their nearest level\n",
+               lb_reg_levels_name(info.model.q.reg_levels));
+    printf("loss: %.4f\naccuracy: %.4f\n", loss, acc);
     return 0;
 }
 
