@@ -96,6 +96,7 @@ typedef struct lb_net {
     int max_batch, nthreads;
     int batch; /* batch of the last forward */
     int training;
+    int reg_float; /* eval forwards leave LB_Q_REG weights unsnapped (lb_net_reg_float) */
     lb_rng rng;    /* dropout */
     double *prof;  /* optional [2*nnodes] seconds per node (forward, backward), caller-owned */
     lb_status err; /* first error met while building (reported by lb_net_plan) */
@@ -139,6 +140,33 @@ float lb_net_reg(lb_net *n);
  * channels sit at a boundary (an LSQ step at its floor); the first such node in *node (0: none)
  * and whether it was its weight quantizer in *is_weight (both may be NULL). */
 int lb_net_project(lb_net *n, int *node, int *is_weight);
+
+/* ---- LB_Q_REG at the net level (src/nn/reg_net.c; docs/reg.md) ------------------------------
+ * Sets every reg weight quantizer's reg_weight (the trainer's per-epoch lambda); returns how many
+ * layers have one. */
+int lb_net_reg_set_lambda(lb_net *n, float lambda);
+/* methods.md's clamping after each weight update (lb_quant_reg_clamp on every reg weight
+ * quantizer: only the Gaussian form moves weights). Returns how many weights moved. */
+size_t lb_net_reg_clamp(lb_net *n);
+/* on != 0: eval forwards use the float (unsnapped) weights of the table kinds (fixed, learned),
+ * i.e. their training forward, for the float accuracy beside the snapped one; the step kind's
+ * forward is LSQ's fake-quant either way. Quantizers not yet initialized still snap. */
+void lb_net_reg_float(lb_net *n, int on);
+/* Where the weights stand against their levels, over all reg weight quantizers: the regularizer
+ * sum_l L_l without lambda (the loss term is lambda times it), the mean |w - nearest level| in
+ * level spacings (R_0 of the table kinds, alpha of the step kind) and the share of weights within
+ * a tenth of a spacing. Zeroes when the net has no initialized reg layer. */
+typedef struct lb_reg_stats {
+    int layers;
+    double reg, dist_steps, near_share;
+} lb_reg_stats;
+lb_status lb_net_reg_stats(const lb_net *n, lb_reg_stats *out);
+/* A loaded checkpoint's levels (initialized reg weight quantizers): every R entry and level
+ * finite, the bit weights R_0..R_{b-1} positive (what the projection keeps), and the fixed and
+ * step kinds' levels strictly increasing in k. LB_EFORMAT naming `path` and the layer otherwise.
+ * (Learned levels need not be in k order: every search sorts them, docs/reg.md.) */
+lb_status lb_net_reg_check(const lb_net *n, const char *path);
+
 int lb_net_out(const lb_net *n); /* id of the output node */
 int lb_net_classes(const lb_net *n);
 /* Optimizer segments (one per parameter tensor); caller frees. */

@@ -11,11 +11,14 @@
 
 typedef enum lb_opt_kind { LB_OPT_SGD = 0, LB_OPT_ADAMW } lb_opt_kind;
 
-/* Parameter groups. Weight decay is never applied to LB_GROUP_NODECAY or LB_GROUP_QUANT. */
+/* Parameter groups. Weight decay is applied to LB_GROUP_WEIGHT only. LB_GROUP_LEVELS holds the
+ * learned level vectors R of LB_Q_REG (methods.md sec. 2 trains them at their own tiny rate,
+ * --levels-lr), kept apart from the steps of LB_GROUP_QUANT. */
 typedef enum lb_group {
     LB_GROUP_WEIGHT = 0,
     LB_GROUP_NODECAY,
     LB_GROUP_QUANT,
+    LB_GROUP_LEVELS,
     LB_NGROUPS
 } lb_group;
 

@@ -18,8 +18,9 @@
 #define LB_MIN_STEPS 1000
 #define LB_MAX_AUTO_EPOCHS 1000
 #define LB_WARMUP_PCT 5
-#define LB_WARMUP_MIN 100 /* steps (or a tenth of a shorter run) */
-#define LB_LR_BATCH 128   /* the default rates are for this batch, scaled linearly */
+#define LB_WARMUP_MIN 100  /* steps (or a tenth of a shorter run) */
+#define LB_LR_BATCH 128    /* the default rates are for this batch, scaled linearly */
+#define LB_LEVELS_LR 1e-6f /* methods.md sec. 2: R trains at 1e-6 (momentum 0.9, cosine) */
 #define LB_STR_(x) #x
 #define LB_STR(x) LB_STR_(x)
 
@@ -46,6 +47,7 @@ typedef struct lb_train_cfg {
     lb_sched sched;      /* base rate, kind, warm-up; total filled from epochs */
     float warmup_epochs; /* converted to steps; < 0: LB_WARMUP_PCT percent of the run */
     float qlr_scale;     /* quantizer parameters' rate = lr * qlr_scale */
+    float levels_lr;     /* peak rate of learned reg levels R (LB_GROUP_LEVELS), same schedule */
     float label_smoothing;
     lb_augment aug;
     lb_on_collapse on_collapse;

@@ -46,8 +46,46 @@ void cli_copy(const char *cmd, const char *opt, char *dst, size_t n, const char 
     memcpy(dst, v, strlen(v) + 1);
 }
 
+/* The first reg option seen (they mean nothing without --quant reg; cli_reg_check). */
+static const char *g_reg_opt;
+
+void cli_reg_check(const char *cmd, const lb_train_cfg *c) {
+    if (g_reg_opt && c->model.q.kind != LB_Q_REG)
+        cli_die(2, cmd, "%s needs --quant reg (the regularization-based quantizer)", g_reg_opt);
+}
+
+/* The reg options; 0 when argv[*i] is none of them. */
+static int reg_option(const char *cmd, int argc, char **argv, int *i, lb_train_cfg *c) {
+    const char *o = argv[*i];
+    lb_quant_plan *q = &c->model.q;
+#define IS(s) (strcmp(o, s) == 0)
+#define VAL cli_value(cmd, argc, argv, i)
+    if (IS("--levels")) {
+        if (lb_reg_levels_parse(VAL, &q->reg_levels) != LB_OK)
+            cli_die(2, cmd, "--levels: expected fixed, step or learned, got '%s'", argv[*i]);
+    } else if (IS("--reg-kind")) {
+        if (lb_reg_form_parse(VAL, &q->reg_form) != LB_OK)
+            cli_die(2, cmd, "--reg-kind: expected mse or gauss, got '%s'", argv[*i]);
+    } else if (IS("--reg-lambda")) {
+        q->reg_lambda0 = cli_float(cmd, o, VAL, 0, 1e9);
+    } else if (IS("--reg-lambda-max")) {
+        q->reg_lambda_max = cli_float(cmd, o, VAL, 0, 1e9);
+    } else if (IS("--reg-ramp-start")) {
+        q->reg_ramp = cli_float(cmd, o, VAL, 0, 1);
+    } else if (IS("--levels-lr")) {
+        c->levels_lr = cli_float(cmd, o, VAL, 0, 1);
+    } else {
+        return 0;
+    }
+#undef IS
+#undef VAL
+    if (!g_reg_opt) g_reg_opt = o;
+    return 1;
+}
+
 int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cfg *c) {
     const char *o = argv[*i];
+    if (reg_option(cmd, argc, argv, i, c)) return 1;
 #define IS(s) (strcmp(o, s) == 0)
 #define VAL cli_value(cmd, argc, argv, i)
     if (IS("--model")) {
@@ -69,7 +107,7 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         if (strcmp(v, "fp32") == 0)
             c->model.q.kind = LB_Q_NONE;
         else if (lb_qkind_parse(v, &c->model.q.kind) != LB_OK || c->model.q.kind == LB_Q_NONE)
-            cli_die(2, cmd, "--quant: expected fp32, lsq or fixed, got '%s'", v);
+            cli_die(2, cmd, "--quant: expected fp32, lsq, fixed or reg, got '%s'", v);
     } else if (IS("--wbits")) {
         c->model.q.wbits = cli_int(cmd, o, VAL, 2, 8);
     } else if (IS("--abits")) {
@@ -144,7 +182,14 @@ void cli_train_usage(void) {
           "                     has at least 1000 optimizer steps; printed at the start)\n"
           "  --batch B          batch size (default 128)\n"
           "  --lr LR            peak learning rate (default 0.02 for cnn, 0.1 for resnets)\n"
-          "  --quant Q          fp32 | lsq | fixed (default fp32)\n"
+          "  --quant Q          fp32 | lsq | fixed | reg (default fp32); reg: weights pulled\n"
+          "                     onto levels by a regularizer, LSQ activations (docs/reg.md)\n"
+          "  --levels L         reg levels: fixed | step | learned (default fixed)\n"
+          "  --reg-kind K       reg regularizer: mse | gauss (default mse)\n"
+          "  --reg-lambda X --reg-lambda-max Y --reg-ramp-start F  lambda X until the fraction\n"
+          "                     F of the epochs, then geometric growth to Y in the last epoch\n"
+          "                     (default 100, 1000, 0.5)\n"
+          "  --levels-lr R      peak rate of learned levels, same schedule (default 1e-6)\n"
           "  --wbits W --abits A  body bits 2..8 (default 4/4)\n"
           "  --first-bits N --last-bits N  first/last layer bits, 0 = float (default 8)\n"
           "  --per-channel      per-output-channel weight steps\n"

@@ -16,6 +16,9 @@ void cli_copy(const char *cmd, const char *opt, char *dst, size_t n, const char 
  * argv[*i] was one of them (advancing *i past its value). */
 int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cfg *c);
 void cli_train_usage(void);
+/* After parsing: a reg option (--levels, --reg-kind, --reg-lambda, ...) without --quant reg
+ * exits 2 naming it. */
+void cli_reg_check(const char *cmd, const lb_train_cfg *c);
 
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

@@ -160,9 +160,12 @@ int cmd_eval(int argc, char **argv) {
     if (st != LB_OK) cli_die(1, "eval", "%s", lb_error_msg());
     if (dump) write_float_logits(dump, logits, cnt, classes);
     free(logits);
-    printf("model: %s  quant: %s W%dA%d  epoch: %d\nloss: %.4f\naccuracy: %.4f\n", info.model.arch,
-           lb_qkind_name(info.model.q.kind), info.model.q.wbits, info.model.q.abits, info.epoch,
-           loss, acc);
+    printf("model: %s  quant: %s W%dA%d  epoch: %d\n", info.model.arch,
+           lb_qkind_name(info.model.q.kind), info.model.q.wbits, info.model.q.abits, info.epoch);
+    if (info.model.q.kind == LB_Q_REG) /* the eval forward snaps (docs/reg.md) */
+        printf("reg: %s levels, weights snapped to their nearest level\n",
+               lb_reg_levels_name(info.model.q.reg_levels));
+    printf("loss: %.4f\naccuracy: %.4f\n", loss, acc);
     return 0;
 }
 
@@ -223,6 +226,19 @@ static void print_tensors(const char *file, const lb_ckpt_info *in) {
     lb_st_free(f);
 }
 
+/* The levels of a reg weight quantizer, channel 0 (and how many channels have their own). */
+static void print_reg_levels(const lb_node *d) {
+    float lv[256];
+    int nl = lb_quant_levels(&d->wq, 0, lv);
+    printf("  %-14s reg %s/%s levels (by index k%s):", d->name, lb_reg_levels_name(d->wqcfg.levels),
+           lb_reg_form_name(d->wqcfg.form), d->wq.ch > 1 ? ", channel 0" : "");
+    if (d->wq.state[0] == 0.0f) nl = 0; /* never trained: no levels yet */
+    for (int k = 0; k < nl; k++) printf(" %.6g", (double)lv[k]);
+    if (!nl) printf(" not initialized");
+    if (d->wq.ch > 1) printf("  (%d channels)", d->wq.ch);
+    putchar('\n');
+}
+
 int cmd_info(int argc, char **argv) {
     const char *file = NULL;
     int tensors = 0;
@@ -253,6 +269,11 @@ int cmd_info(int argc, char **argv) {
     printf("quant: %s  W%dA%d  first %d  last %d  per_channel %d  layer_bits '%s'\n",
            lb_qkind_name(m->q.kind), m->q.wbits, m->q.abits, m->q.first_bits, m->q.last_bits,
            m->q.per_channel, m->q.overrides);
+    if (m->q.kind == LB_Q_REG)
+        printf("reg: levels %s  form %s  lambda %g -> %g from %g of the run  levels_lr %g\n",
+               lb_reg_levels_name(m->q.reg_levels), lb_reg_form_name(m->q.reg_form),
+               (double)m->q.reg_lambda0, (double)m->q.reg_lambda_max, (double)m->q.reg_ramp,
+               (double)in.train.levels_lr);
     if (m->norm.set) {
         int nc = m->in_c < 3 ? m->in_c : 3;
         printf("norm: mean");
@@ -281,6 +302,7 @@ int cmd_info(int argc, char **argv) {
                lb_qkind_name(d->aqcfg.kind), d->aqcfg.bits,
                d->aqcfg.kind ? (d->aqcfg.is_signed ? " signed" : " unsigned") : "",
                d->aqcfg.kind ? lb_quant_step(&d->aq, 0) : 0.0);
+        if (d->wqcfg.kind == LB_Q_REG) print_reg_levels(d);
     }
     lb_net_free(n);
     if (tensors) print_tensors(file, &in);

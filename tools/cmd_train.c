@@ -123,7 +123,10 @@ int cmd_train(int argc, char **argv) {
             cli_die(2, "train", "unknown option '%s' (see lowbit train --help)", o);
     }
     if (!c.out[0]) cli_die(2, "train", "--out FILE is required (see lowbit train --help)");
-    if (c.resume[0]) check_resume_options(argc, argv, c.resume);
+    if (c.resume[0])
+        check_resume_options(argc, argv, c.resume);
+    else
+        cli_reg_check("train", &c);
     if (c.resume[0] && !epochs_given) c.epochs = 0; /* take the recorded count */
     bar b = {isatty(2)};
     float acc = 0;

@@ -44,8 +44,14 @@ static int is_pass(lb_op op) {
     return op == LB_OP_MAXPOOL || op == LB_OP_FLATTEN || op == LB_OP_DROPOUT || op == LB_OP_RELU ||
            op == LB_OP_RELU6;
 }
-static int is_uniform(lb_qkind k) {
-    return k == LB_Q_LSQ || k == LB_Q_FIXED;
+/* A uniform grid with a step: lsq, fixed, and reg's fixed levels (s/2 with odd codes) and step
+ * levels (LSQ's grid); reg's learned levels are a table, not a grid. */
+static int is_uniform(const lb_qcfg *c) {
+    if (c->kind == LB_Q_REG) return c->levels == LB_REG_FIXED || c->levels == LB_REG_STEP;
+    return c->kind == LB_Q_LSQ || c->kind == LB_Q_FIXED;
+}
+static int is_reg_fixed(const lb_qcfg *c) {
+    return c->kind == LB_Q_REG && c->levels == LB_REG_FIXED;
 }
 
 static int cons_n(const build *b, int v) {
@@ -173,7 +179,15 @@ static lb_status fail_layer(const lb_node *d, const char *why) {
 
 static lb_status check_quant(const lb_node *d, const lb_qcfg *c, const lb_quant *q,
                              const char *what) {
-    if (!is_uniform(c->kind)) {
+    if (c->kind == LB_Q_REG && c->levels == LB_REG_LEARNED)
+        return fail_layer(d, "learned reg levels (--levels learned) are not a uniform grid and "
+                             "have no integer form yet (docs/integer.md); fixed and step levels "
+                             "do");
+    if (is_reg_fixed(c) && c->bits > 7)
+        return fail_layer(d, "8-bit fixed reg levels: their codes 2k-255 need 9 bits, more than "
+                             "the int8 weights of the integer model; train with --first-bits "
+                             "and --last-bits (and --wbits) 2..7 (docs/integer.md)");
+    if (!is_uniform(c)) {
         char msg[160];
         snprintf(msg, sizeof msg,
                  "%s quantizer '%s' has no integer form (only the uniform grids lsq and fixed do)",
@@ -398,17 +412,29 @@ static int8_t *weight_codes(const lb_net *n, const lb_node *d, int K, double *su
     int8_t *w = malloc((size_t)d->c * K);
     if (!w) return NULL;
     const float *wf = P(n, d->pw);
+    /* Fixed reg levels s*(k - (2^b-1)/2) are the odd codes 2k - (2^b-1) at step s/2; k is the
+     * float eval's own nearest level (its tie rule: the lower level), not a rounding of w/step. */
+    unsigned char *kx = NULL;
+    if (is_reg_fixed(&d->wqcfg)) {
+        if (!(kx = malloc((size_t)d->c * K)) || lb_quant_reg_codes(&d->wq, 1, wf, kx) != LB_OK) {
+            free(kx);
+            free(w);
+            return NULL;
+        }
+    }
     *sumabs = 0;
     for (int co = 0; co < d->c; co++) {
         float s = lb_quant_step(&d->wq, d->wq.ch > 1 ? co : 0);
         double sa = 0;
         for (int k = 0; k < K; k++) {
-            int32_t c = qcode(wf[(size_t)co * K + k], s, d->wq.qn, d->wq.qp);
+            size_t j = (size_t)co * K + k;
+            int32_t c = kx ? 2 * (int32_t)kx[j] - d->wq.qp : qcode(wf[j], s, d->wq.qn, d->wq.qp);
             w[(size_t)co * K + k] = (int8_t)c;
             sa += abs(c);
         }
         if (sa > *sumabs) *sumabs = sa;
     }
+    free(kx);
     return w;
 }
 
@@ -558,7 +584,8 @@ static lb_status make_conv(build *b, int i) {
     op->cout = d->c;
     op->oh = op->linear ? 1 : d->h;
     op->ow = op->linear ? 1 : d->w;
-    op->wbits = d->wqcfg.bits;
+    /* the odd codes of b-bit fixed reg levels span [-(2^b-1), 2^b-1]: b+1 bits signed */
+    op->wbits = d->wqcfg.bits + is_reg_fixed(&d->wqcfg);
     int K = op->cin / op->groups * op->k * op->k;
     double sumabs;
     if (!(op->w = weight_codes(n, d, K, &sumabs))) return oom();

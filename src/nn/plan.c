@@ -12,7 +12,11 @@ static void add_quant_tensors(lb_net *n, int id) {
     int cout = d->c;
     int np = lb_quant_nparam(&d->wqcfg, d->wqcfg.per_channel ? cout : 1);
     int ns = lb_quant_nstate(&d->wqcfg, d->wqcfg.per_channel ? cout : 1);
-    if (np > 0) d->pwq = lb_net_add_param(n, id, "wq.param", 1, &np, LB_GROUP_QUANT);
+    /* learned reg levels R train at their own rate (LB_GROUP_LEVELS), other parameters of a
+     * weight quantizer are steps */
+    lb_group g = d->wqcfg.kind == LB_Q_REG && d->wqcfg.levels == LB_REG_LEARNED ? LB_GROUP_LEVELS
+                                                                                : LB_GROUP_QUANT;
+    if (np > 0) d->pwq = lb_net_add_param(n, id, "wq.param", 1, &np, g);
     if (ns > 0) d->swq = lb_net_add_state(n, id, "wq.state", 1, &ns);
     np = lb_quant_nparam(&d->aqcfg, 1);
     ns = lb_quant_nstate(&d->aqcfg, 1);

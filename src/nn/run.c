@@ -44,7 +44,10 @@ static void quant_operands(lb_net *n, lb_node *d, int B, const float *x, const f
         *xin = d->xq;
     }
     if (d->wqcfg.kind != LB_Q_NONE) {
-        lb_quant_forward(&d->wq, 1, *win, d->wqbuf, n->training);
+        /* the float accuracy of a reg model: its training forward without the snap, once its
+         * levels exist (an uninitialized quantizer must not initialize in an eval forward) */
+        int tr = n->training || (n->reg_float && d->wqcfg.kind == LB_Q_REG && d->wq.state[0] != 0);
+        lb_quant_forward(&d->wq, 1, *win, d->wqbuf, tr);
         *win = d->wqbuf;
     }
 }

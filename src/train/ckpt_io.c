@@ -197,6 +197,7 @@ lb_status lb_ckpt_load(const char *path, lb_net *n, lb_optim *o, lb_ckpt_info *i
             break;
         }
     }
+    if (st == LB_OK) st = lb_net_reg_check(n, path); /* levels a damaged file could carry */
     if (st == LB_OK) {
         /* the dropout RNG matters only to a resumed run: optional for evaluation */
         const char *v = lb_st_meta_get(f, "lowbit.rng");
@@ -224,7 +225,7 @@ lb_status lb_ckpt_load_weights(const char *path, lb_net *n) {
     /* weights, biases, BN affine and running statistics; quantizer tensors keep their defaults
      * so they initialize from data on the first batch */
     for (int i = 0; i < n->nparams && st == LB_OK; i++)
-        if (n->params[i].group != LB_GROUP_QUANT)
+        if (n->params[i].group != LB_GROUP_QUANT && n->params[i].group != LB_GROUP_LEVELS)
             st =
                 load_tensor(f, path, n->params[i].name, &n->params[i], n->param + n->params[i].off);
     for (int i = 0; i < n->nstates && st == LB_OK; i++)

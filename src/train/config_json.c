@@ -240,6 +240,8 @@ char *lb_train_cfg_to_json(const lb_train_cfg *c) {
     cJSON_AddNumberToObject(o, "label_smoothing", c->label_smoothing);
     cJSON_AddNumberToObject(o, "crop_pad", c->aug.crop_pad);
     cJSON_AddNumberToObject(o, "hflip", c->aug.hflip);
+    /* only reg runs have learned levels: other checkpoints keep their metadata unchanged */
+    if (c->model.q.kind == LB_Q_REG) cJSON_AddNumberToObject(o, "levels_lr", c->levels_lr);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -291,6 +293,7 @@ lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg 
     if (st == LB_OK) st = jfloat(&j, "label_smoothing", &c->label_smoothing);
     if (st == LB_OK) st = jint(&j, "crop_pad", 0, 0, 1 << 16, &c->aug.crop_pad);
     if (st == LB_OK) st = jint(&j, "hflip", 0, 0, 1, &c->aug.hflip);
+    if (st == LB_OK) st = jfloat(&j, "levels_lr", &c->levels_lr); /* reg runs only */
     cJSON_Delete(o);
     if (st != LB_OK) return st;
     c->opt.kind = (lb_opt_kind)kind;

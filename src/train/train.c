@@ -39,6 +39,7 @@ void lb_train_cfg_default(lb_train_cfg *c) {
     c->sched.gamma = 0.1f;
     c->warmup_epochs = -1; /* LB_WARMUP_PCT percent of the run */
     c->qlr_scale = 1.0f;
+    c->levels_lr = LB_LEVELS_LR;
     c->label_smoothing = 0;
     c->aug.crop_pad = 2;
     c->aug.hflip = 0; /* opt-in: a flip changes the class of digits and letters */
@@ -96,7 +97,7 @@ static void json_num(FILE *f, const char *key, double v) {
 }
 
 static lb_status append_metrics(const char *path, const lb_train_cfg *c, const lb_progress *p,
-                                int collapses, long skipped) {
+                                int collapses, long skipped, const char *extra) {
     FILE *f = fopen(path, "a");
     if (!f) return lb_error_set(LB_EIO, "%s: cannot append metrics: %s", path, strerror(errno));
     fprintf(f,
@@ -110,8 +111,8 @@ static lb_status append_metrics(const char *path, const lb_train_cfg *c, const l
     json_num(f, "test_acc", p->test_acc);
     fprintf(f,
             ",\"img_per_s\":%.1f,\"epoch_s\":%.2f,\"lr\":%.6g,\"collapse_warnings\":%d,"
-            "\"skipped_steps\":%ld}\n",
-            p->img_per_s, p->epoch_s, p->lr, collapses, skipped);
+            "\"skipped_steps\":%ld%s}\n",
+            p->img_per_s, p->epoch_s, p->lr, collapses, skipped, extra);
     if (fclose(f) != 0) return lb_error_set(LB_EIO, "%s: write failed: %s", path, strerror(errno));
     return LB_OK;
 }
@@ -132,7 +133,7 @@ static lb_status check_cfg(const lb_train_cfg *c) {
     if (c->on_collapse != LB_ON_COLLAPSE_STOP && c->on_collapse != LB_ON_COLLAPSE_WARN)
         return lb_error_set(LB_EINVAL, "--on-collapse: expected warn or stop");
     if (!c->out[0]) return lb_error_set(LB_EINVAL, "--out FILE is required");
-    return LB_OK;
+    return lb_reg_cfg_check(c);
 }
 
 void lb_run_free(run *r) {
@@ -228,6 +229,7 @@ lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, i
     lb_xent_backward(b, classes, r->probs, r->y, c->label_smoothing, r->dlogits);
     if (tm) tm[0] = now_s();
     if ((st = lb_net_backward(r->net, r->dlogits)) != LB_OK) return st;
+    float ce = *loss; /* the watch judges the task loss: ln(C) means chance whatever lambda is */
     *loss += lb_net_reg(r->net);
     if (tm) tm[1] = now_s();
     const char *bad = nonfinite_grad(r->net);
@@ -237,10 +239,11 @@ lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, i
         *loss = NAN;
         return LB_OK;
     }
-    float lrs[LB_NGROUPS] = {lr, lr, lr * c->qlr_scale};
+    float lrs[LB_NGROUPS] = {lr, lr, lr * c->qlr_scale, lb_reg_levels_rate(c, lr)};
     lb_optim_step(&r->opt, r->net->param, r->net->grad, r->seg, r->nseg, lrs);
     int node = 0, is_w = 0, at = lb_net_project(r->net, &node, &is_w);
-    lb_watch_step(w, r->net, step, *loss, *nc, b, at, node, is_w);
+    lb_net_reg_clamp(r->net); /* Gaussian form only (methods.md): weights into the levels' span */
+    lb_watch_step(w, r->net, step, ce, *nc, b, at, node, is_w);
     return LB_OK;
 }
 
@@ -377,6 +380,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         double t0 = now_s();
         lb_loader_start(r.loader, e);
         lb_watch_epoch_start(&w);
+        float lambda = lb_reg_epoch_start(&r, c, e);
         double sum_loss = 0;
         long hits = 0, seen = 0, counted = 0;
         lb_progress p = {0};
@@ -423,7 +427,11 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         info.step = step;
         info.test_acc = p.test_acc;
         if ((st = lb_ckpt_save(c->out, r.net, &r.opt, &info)) != LB_OK) goto out;
-        if ((st = append_metrics(c->metrics, c, &p, w.epoch_events, w.nonfinite_epoch)) != LB_OK)
+        char regm[256];
+        if ((st = lb_reg_epoch_metrics(&r, c, lambda, p.test_acc, regm, sizeof regm)) != LB_OK)
+            goto out;
+        if ((st = append_metrics(c->metrics, c, &p, w.epoch_events, w.nonfinite_epoch, regm)) !=
+            LB_OK)
             goto out;
         if (fn) fn(ctx, &p);
         if (at_chance && c->on_collapse == LB_ON_COLLAPSE_STOP) {

@@ -40,4 +40,15 @@ lb_status lb_train_resolve(lb_train_cfg *c, int n_train, int steps_per_epoch, lb
                            char *note, size_t cap);
 void lb_run_free(run *r);
 
+/* --quant reg in the trainer (reg_sched.c): the options' check (LB_EINVAL naming the option);
+ * each epoch's lambda (lb_reg_lambda over the run's epochs), set on every reg weight quantizer
+ * and returned (0 for other runs); the learned levels' rate at a step whose rate is lr; and the
+ * metrics fields of an epoch (lambda, reg, level_dist_steps, near_level_share, snapped_acc,
+ * float_acc; "" for other runs) as a JSON fragment starting with a comma. */
+lb_status lb_reg_cfg_check(const lb_train_cfg *c);
+float lb_reg_epoch_start(run *r, const lb_train_cfg *c, int epoch);
+float lb_reg_levels_rate(const lb_train_cfg *c, float lr);
+lb_status lb_reg_epoch_metrics(run *r, const lb_train_cfg *c, float lambda, float test_acc,
+                               char *buf, size_t cap);
+
 #endif

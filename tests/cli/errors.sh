@@ -198,6 +198,27 @@ expect_error "--layer-bits garbage" "--layer-bits" 'garbage' \
 expect_error "--layer-bits naming no layer" "--layer-bits" 'conv9' \
     "$L" "${TR[@]}" "${G[@]}" --quant lsq --layer-bits conv9=2/4
 expect_error "train without --out" "--out" 'required' "$L" train "${G[@]}"
+# --quant reg's options (docs/reg.md)
+expect_error "--levels without --quant reg" "--levels" 'needs --quant reg' \
+    "$L" "${TR[@]}" "${G[@]}" --quant lsq --levels fixed
+expect_error "--reg-lambda without --quant" "--reg-lambda" 'needs --quant reg' \
+    "$L" "${TR[@]}" "${G[@]}" --reg-lambda 10
+expect_error "--levels foo" "--levels" "'foo'" "$L" "${TR[@]}" "${G[@]}" --quant reg --levels foo
+expect_error "--reg-kind l1" "--reg-kind" "'l1'" "$L" "${TR[@]}" "${G[@]}" --quant reg --reg-kind l1
+expect_error "--reg-lambda -1" "--reg-lambda" "'-1'" "$L" "${TR[@]}" "${G[@]}" --quant reg \
+    --reg-lambda -1
+expect_error "--reg-lambda-max nan" "--reg-lambda-max" "'nan'" "$L" "${TR[@]}" "${G[@]}" \
+    --quant reg --reg-lambda-max nan
+expect_error "--levels-lr inf" "--levels-lr" "'inf'" "$L" "${TR[@]}" "${G[@]}" --quant reg \
+    --levels learned --levels-lr inf
+expect_error "--levels-lr -1e-6" "--levels-lr" "'-1e-6'" "$L" "${TR[@]}" "${G[@]}" --quant reg \
+    --levels-lr -1e-6
+expect_error "--reg-ramp-start 1.5" "--reg-ramp-start" "'1.5'" "$L" "${TR[@]}" "${G[@]}" \
+    --quant reg --reg-ramp-start 1.5
+expect_error "--quant reg --wbits 1" "--wbits" "'1'" "$L" "${TR[@]}" "${G[@]}" --quant reg \
+    --wbits 1
+expect_error "bench --levels without --quant reg" "--levels" 'needs --quant reg' \
+    "$L" bench --levels step
 expect_error "--on-collapse maybe" "--on-collapse" "'maybe'" "$L" "${TR[@]}" "${G[@]}" \
     --on-collapse maybe
 expect_error "--warmup longer than the run" "--warmup" 'not shorter than the run' \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `lowbit export` end to end on real Fashion-MNIST: tiny checkpoints (cnn W4A4, cnn W8A8 with
-# per-channel weights, resnet20 W2A2) are trained, evaluated with `lowbit eval --integer
+# per-channel weights, resnet20 W2A2, cnn with reg fixed and step levels) are trained, evaluated with `lowbit eval --integer
 # --dump-logits`, exported, compiled with `cc -std=c99 -Wall -Wextra -Werror -pedantic` with the
 # exported main.c, run on the first test images, and their output must equal the dump byte for
 # byte. model.c must build for a Cortex-M4 (arm-none-eabi-gcc) and hold no float, double, malloc
@@ -95,6 +95,10 @@ check_model() { # name, train options...
 check_model cnn4 --model cnn --quant lsq --wbits 4 --abits 4
 [ "$quick" = 1 ] || check_model cnn8pc --model cnn --quant lsq --wbits 8 --abits 8 --per-channel
 check_model r20w2 --model resnet20 --quant lsq --wbits 2 --abits 2
+# reg (docs/reg.md): fixed levels are odd codes at half a step (5-bit storage for 4-bit levels,
+# 7-bit first/last: 8-bit fixed levels have 9-bit codes); step levels are LSQ's grid
+check_model regfx --model cnn --quant reg --levels fixed --first-bits 7 --last-bits 7
+[ "$quick" = 1 ] || check_model regst --model cnn --quant reg --levels step --wbits 3 --per-channel
 
 # ---- errors -----------------------------------------------------------------------------------
 expect_fail() { # name, pattern in stderr, command...
