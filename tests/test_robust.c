@@ -68,10 +68,13 @@ static void test_loss_window(void) {
     /* epoch verdicts: at chance only after quiet_until */
     w.n = 0;
     w.quiet_until = 100;
-    CHECK(lb_watch_epoch_end(&w, 1, 50, 0.1f, 0.1, 10000) == 0, "too early for a verdict");
-    CHECK(lb_watch_epoch_end(&w, 2, 100, 0.1f, 0.1, 10000) == 1, "at chance");
-    CHECK(lb_watch_epoch_end(&w, 3, 150, 0.5f, 0.1, 10000) == 0, "not at chance");
+    CHECK(lb_watch_epoch_end(&w, 1, 50, 0.1f, 0.1, 10000, 0.1f, 60000) == 0, "too early");
+    CHECK(lb_watch_epoch_end(&w, 2, 100, 0.1f, 0.1, 10000, 0.1f, 60000) == 1, "at chance");
+    CHECK(lb_watch_epoch_end(&w, 3, 150, 0.5f, 0.1, 10000, 0.1f, 60000) == 0, "not at chance");
     CHECK(has_event(&w, LB_CK_EPOCH_CHANCE, "", "epoch 2 ends at chance"), "epoch event");
+    /* a training epoch at 99% with a test at chance: an evaluation problem, warned, no stop */
+    CHECK(lb_watch_epoch_end(&w, 4, 200, 0.106f, 0.1, 500, 0.99f, 500) == 0, "eval mismatch");
+    CHECK(has_event(&w, LB_CK_EVAL_CHANCE, "", "training accuracy is 0.9900"), "eval event");
     lb_watch_free(&w);
 }
 

@@ -416,7 +416,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         st = lb_evaluate(r.net, &r.test, &c->model.norm, c->test_limit, c->batch, &p.test_loss,
                          &p.test_acc);
         if (st != LB_OK) goto out;
-        int at_chance = lb_watch_epoch_end(&w, e + 1, step, p.test_acc, major, n_test);
+        int at_chance = lb_watch_epoch_end(&w, e + 1, step, p.test_acc, major, n_test, p.acc, seen);
         if ((st = drain_events(&w, c->metrics, e + 1, fn, ctx)) != LB_OK) goto out;
         p.epoch_s = (float)(now_s() - t0);
         p.done = 1;

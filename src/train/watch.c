@@ -17,10 +17,10 @@
 #define DIVERGE_LOSS_MULT 1.5
 
 static const char *const kind_names[LB_CK_COUNT] = {
-    [LB_CK_NONFINITE] = "nonfinite",         [LB_CK_CHANCE] = "chance",
-    [LB_CK_DIVERGING] = "diverging",         [LB_CK_FLOOR] = "step_floor",
-    [LB_CK_ZERO_CODES] = "zero_codes",       [LB_CK_DEAD] = "dead_layer",
-    [LB_CK_EPOCH_CHANCE] = "epoch_at_chance"};
+    [LB_CK_NONFINITE] = "nonfinite",          [LB_CK_CHANCE] = "chance",
+    [LB_CK_DIVERGING] = "diverging",          [LB_CK_FLOOR] = "step_floor",
+    [LB_CK_ZERO_CODES] = "zero_codes",        [LB_CK_DEAD] = "dead_layer",
+    [LB_CK_EPOCH_CHANCE] = "epoch_at_chance", [LB_CK_EVAL_CHANCE] = "eval_at_chance"};
 
 const char *lb_collapse_kind_name(lb_collapse_kind k) {
     return (unsigned)k < LB_CK_COUNT ? kind_names[k] : "?";
@@ -171,18 +171,31 @@ void lb_watch_step(lb_watch *w, const lb_net *n, long step, float loss, int hits
     }
 }
 
-int lb_watch_epoch_end(lb_watch *w, int epoch, long step, float test_acc, double major,
-                       long n_test) {
+int lb_watch_epoch_end(lb_watch *w, int epoch, long step, float test_acc, double major, long n_test,
+                       float train_acc, long n_train) {
     if (step < w->quiet_until) return 0;
     double bound = lb_watch_chance_bound(w->classes, major, n_test);
     if (!(test_acc <= bound)) return 0;
+    /* chance on the training side uses 1/classes: the training split's majority is not known
+     * here, and a constant predictor on a balanced set is what the glyph runs showed */
+    double tbound = lb_watch_chance_bound(w->classes, 0, n_train);
+    if (train_acc > tbound) {
+        w->reported &= ~(1u << LB_CK_EVAL_CHANCE);
+        emit(w, LB_CK_EVAL_CHANCE, step, "",
+             "collapse: epoch %d's test accuracy %.4f is at chance (up to %.4f on %ld images) "
+             "while its training accuracy is %.4f: the model learns but its evaluation disagrees "
+             "(batch-norm running statistics or activation steps unsettled). Not stopping; "
+             "likely fix: a lower --lr (now %g) or more epochs",
+             epoch, (double)test_acc, bound, n_test, (double)train_acc, (double)w->lr_hint);
+        return 0;
+    }
     /* reported every time it happens: with --on-collapse warn each such epoch is news */
     w->reported &= ~(1u << LB_CK_EPOCH_CHANCE);
     emit(w, LB_CK_EPOCH_CHANCE, step, "",
-         "collapse: epoch %d ends at chance: test accuracy %.4f (chance: %.4f for %d classes, "
-         "majority class %.4f; anything up to %.4f is chance on %ld images). Likely fix: a "
-         "lower --lr (now %g) or a longer --warmup",
-         epoch, (double)test_acc, 1.0 / w->classes, w->classes, major, bound, n_test,
-         (double)w->lr_hint);
+         "collapse: epoch %d ends at chance: test accuracy %.4f and training accuracy %.4f "
+         "(chance: %.4f for %d classes, majority class %.4f; anything up to %.4f is chance on "
+         "%ld test images). Likely fix: a lower --lr (now %g) or a longer --warmup",
+         epoch, (double)test_acc, (double)train_acc, 1.0 / w->classes, w->classes, major, bound,
+         n_test, (double)w->lr_hint);
     return 1;
 }

@@ -14,7 +14,8 @@ typedef enum lb_collapse_kind {
     LB_CK_FLOOR,         /* a learned quantizer step held at its floor */
     LB_CK_ZERO_CODES,    /* every code of a weight or input-activation quantizer is 0 */
     LB_CK_DEAD,          /* a layer's output is all zero for a whole batch */
-    LB_CK_EPOCH_CHANCE,  /* an epoch ends with test accuracy at chance */
+    LB_CK_EPOCH_CHANCE,  /* an epoch ends with training and test accuracy at chance */
+    LB_CK_EVAL_CHANCE,   /* test accuracy at chance while training accuracy is not */
     LB_CK_COUNT
 } lb_collapse_kind;
 
@@ -66,9 +67,12 @@ void lb_watch_nonfinite(lb_watch *w, long step, const char *layer);
  * node/is_weight as lb_net_project returns them). */
 void lb_watch_step(lb_watch *w, const lb_net *n, long step, float loss, int hits, int seen, int at,
                    int node, int is_weight);
-/* At an epoch's end: returns 1 (and queues an event) when test accuracy is at chance and the run
- * has had its fair share of steps (at least quiet_until). */
-int lb_watch_epoch_end(lb_watch *w, int epoch, long step, float test_acc, double major,
-                       long n_test);
+/* At an epoch's end, once the run has had its fair share of steps (at least quiet_until): returns
+ * 1 (and queues an epoch_at_chance event) when both the epoch's training accuracy (over n_train
+ * images) and the test accuracy are at chance; a test accuracy at chance after a training epoch
+ * that was not queues an eval_at_chance warning and returns 0 (the model learns; its evaluation
+ * disagrees, e.g. batch-norm running statistics). */
+int lb_watch_epoch_end(lb_watch *w, int epoch, long step, float test_acc, double major, long n_test,
+                       float train_acc, long n_train);
 
 #endif
