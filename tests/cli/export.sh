@@ -141,5 +141,9 @@ if [ -f "$T/cnn4.ckpt" ]; then
     [ "$left" -eq 0 ] && ok || bad "temporaries" "$left temporary directories left" "$T/left"
 fi
 expect_fail "no -o" "no output directory" "$L" export "$T/cnn4.ckpt"
-expect_fail "dump without --integer" "need --integer" "$L" eval "$T/cnn4.ckpt" --dump-logits x
+# float logits can be dumped too (issue 16): a line per image, the prediction then 10 logits
+if "$L" eval "$T/cnn4.ckpt" --data "$DATA" --test-limit 8 --dump-logits "$T/f.txt" >/dev/null 2>&1 &&
+    [ "$(awk 'NF == 11' "$T/f.txt" | wc -l)" = 8 ]; then ok; else
+    bad "float --dump-logits" "no 8 lines of a prediction and 10 logits"
+fi
 finish
