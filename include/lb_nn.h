@@ -125,11 +125,7 @@ void lb_net_set_quant(lb_net *n, int node, const lb_qcfg *w, const lb_qcfg *a);
  * run with that many threads (they call lb_threads_set when the global count differs). */
 lb_status lb_net_plan(lb_net *n, int max_batch, int nthreads);
 /* Default initialization (Kaiming-normal fan_out for convs, PyTorch's default uniform for linear,
- * the output layer at LB_HEAD_INIT of that with a zero bias, BN gamma 1 beta 0, running var 1),
- * deterministic from seed. */
-#ifndef LB_HEAD_INIT
-#define LB_HEAD_INIT 0.1f
-#endif
+ * BN gamma 1 beta 0, running var 1), deterministic from seed. */
 void lb_net_init(lb_net *n, uint64_t seed);
 /* x[batch][c][h][w] -> logits (returned pointer into the last node's output). */
 const float *lb_net_forward(lb_net *n, const float *x, int batch, int training);

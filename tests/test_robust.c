@@ -152,30 +152,6 @@ static void test_on_network(void) {
     lb_net_free(n);
 }
 
-/* The classifier starts small with a zero bias: weights within LB_HEAD_INIT/sqrt(fan_in), the
- * untrained cnn's loss on any batch within 0.01 of ln(10) (PyTorch's default init: ~0.25 above). */
-static void test_head_init(void) {
-    lb_net *n = cnn(LB_Q_NONE);
-    CHECK(n != NULL, "cnn");
-    if (!n) return;
-    const lb_node *fc = &n->nodes[lb_net_out(n)];
-    const lb_tensor_info *t = &n->params[fc->pw];
-    float bound = LB_HEAD_INIT / sqrtf((float)t->shape[1]), mx = 0;
-    for (size_t i = 0; i < t->n; i++) mx = fmaxf(mx, fabsf(n->param[t->off + i]));
-    CHECK(mx <= bound && mx > 0.9f * bound, "head weights within %g (max %g)", bound, mx);
-    int zero = 1;
-    for (int k = 0; k < fc->c; k++) zero &= n->param[n->params[fc->pb].off + k] == 0.0f;
-    CHECK(zero, "head bias zero");
-    float x[8 * 28 * 28], probs[80];
-    int32_t y[8];
-    for (int i = 0; i < 8 * 28 * 28; i++) x[i] = (float)((i * 7919) % 255) / 64.0f - 2.0f;
-    for (int i = 0; i < 8; i++) y[i] = i;
-    int nc;
-    float loss = lb_xent_forward(8, 10, lb_net_forward(n, x, 8, 1), y, 0, probs, &nc);
-    CHECK(fabs(loss - log(10.0)) < 0.01, "initial loss %g vs ln 10", loss);
-    lb_net_free(n);
-}
-
 /* Epochs from the data set's size, the warm-up share and floor, the lr for the model and batch,
  * and the schedules that leave nothing to train. */
 static void test_resolve(void) {
@@ -234,7 +210,6 @@ int main(void) {
     test_chance_bound();
     test_loss_window();
     test_on_network();
-    test_head_init();
     test_resolve();
     TEST_MAIN_END("test_robust");
 }
