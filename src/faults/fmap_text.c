@@ -100,7 +100,7 @@ static lb_status pass1(const ctx *c, int ln, const line *l, void *arg) {
         if (l->ntok != 2 || h->seen_arch || strlen(l->tok[1]) >= LB_FNAME_MAX)
             return lb_error_set(LB_EFORMAT, "%s:%d: 'arch <name>' once, name < %d bytes", c->fn, ln,
                                 LB_FNAME_MAX);
-        snprintf(h->arch, sizeof h->arch, "%s", l->tok[1]);
+        memcpy(h->arch, l->tok[1], strlen(l->tok[1]) + 1); /* length checked above */
         h->seen_arch = 1;
         return LB_OK;
     }
@@ -120,7 +120,7 @@ static lb_status pass1(const ctx *c, int ln, const line *l, void *arg) {
             return lb_error_set(LB_EFORMAT, "%s:%d: layer name longer than %d bytes", c->fn, ln,
                                 LB_FNAME_MAX - 1);
         lb_flayer_spec *s = &h->specs[h->nl];
-        snprintf(s->name, sizeof s->name, "%s", l->tok[1]);
+        memcpy(s->name, l->tok[1], strlen(l->tok[1]) + 1); /* length checked above */
         s->n = n;
         s->bits = b > LB_FMAX_BITS ? LB_FMAX_BITS + 1 : (int)b;
         s->enc = enc;
