@@ -147,9 +147,6 @@ lb_status lb_fmap_draw_faults(lb_fmap *m, double rate, double sa1_share, uint64_
 }
 
 static lb_status alloc_var(lb_fmap *m) {
-    size_t total = 0;
-    for (int i = 0; i < m->nlayers; i++)
-        total += (size_t)m->layers[i].spec.n * (size_t)m->layers[i].spec.bits;
     /* Rebuild the block with multipliers: same layout as lb_fmap_create(.., with_var = 1). */
     lb_fmap t;
     lb_flayer_spec *specs = malloc((m->nlayers ? (size_t)m->nlayers : 1) * sizeof *specs);
@@ -166,7 +163,6 @@ static lb_status alloc_var(lb_fmap *m) {
     t.prov = m->prov;
     lb_fmap_free(m);
     *m = t;
-    (void)total;
     return LB_OK;
 }
 
