@@ -13,7 +13,8 @@ out=build/fuzz
 CC=${FUZZ_CC:-clang}
 # UBSan recovers by default, which libFuzzer would not count as a crash: make every report fatal.
 FLAGS=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
-    -fno-sanitize-recover=all -fno-omit-frame-pointer -Iinclude)
+    -fno-sanitize-recover=all -fno-omit-frame-pointer -Iinclude
+    -DLB_FMAX_WEIGHTS=1048576) # fault maps: keep what a text map may allocate inside -rss_limit_mb
 LIBS=(-lz -lcjson -lm -lpthread)
 
 can_build() { # clang present and its libFuzzer runtime links
@@ -39,8 +40,8 @@ if ! can_build; then
 fi
 rm -f "$out/.probe"
 
-# The parsers and what they use: core, data, ckpt (no OpenMP, no BLAS).
-SRC=(src/core/*.c src/data/*.c src/ckpt/*.c)
+# The parsers and what they use: core, data, ckpt, the fault-map files (no OpenMP, no BLAS).
+SRC=(src/core/*.c src/data/*.c src/ckpt/*.c src/faults/fmap*.c)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_fuzz.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0

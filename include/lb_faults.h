@@ -1,0 +1,191 @@
+/* lb_faults: stuck-at faults and device variability of the memory cells that store coded weights
+ * (methods.md sec. 3): per-chip fault maps (drawn, converted from a measured text form, saved and
+ * loaded in a checksummed binary file), fault application and reachable levels, per-weight
+ * variability levels, and the fault-aware, variability-aware and QFALT regularizers. It is not the
+ * trainer's use of them nor the CLI; docs/faults.md has the model, the file format and the why.
+ *
+ * The model. A coded weight tensor stores, per weight, a b-bit pattern p in [0, 2^b), one memory
+ * cell per bit. What p means is the layer's encoding:
+ *  - LB_FENC_INDEX (default): p is the level index k of the reg quantizer (offset binary, the
+ *    seed's S matrix); its value is a_k = sum_j bit_j(k) R_j - R_b.
+ *  - LB_FENC_TWOS: p is the b-bit two's complement pattern of a signed code c in
+ *    [-2^(b-1), 2^(b-1)-1] (LSQ, fixed uniform); c = p - 2^b * bit_{b-1}(p). A uniform grid of
+ *    step s is the same sum with R = s*[2^0, .., 2^(b-2), -2^(b-1)] and R_b = 0 (lb_fault_R_twos).
+ * So everything below works on the pattern p and a b+1 vector R, whatever the quantizer.
+ * Per weight the map holds sa0 and sa1 masks (bit j set: cell j stuck at 0 / at 1; never both) and
+ * optionally b variability multipliers v_j (a stored 1 conducts R_j * v_j; a 0 contributes 0; the
+ * offset R_b does not vary). The chip holds p' = (p & ~sa0) | sa1; p is reachable iff
+ * (p & sa0) == 0 && (p & sa1) == sa1. */
+#ifndef LB_FAULTS_H
+#define LB_FAULTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lb_core.h"
+
+#define LB_FNAME_MAX 64 /* layer and architecture names, bytes including the NUL */
+#define LB_FMAX_BITS 8  /* stored bits per weight */
+#define LB_FMAX_LAYERS 4096
+#define LB_FMAP_VERSION 1 /* of the binary file (docs/faults.md) */
+/* Weights per map, all layers together: a bound on what a file may make lowbit allocate (10x
+ * the largest zoo model; the fuzz build lowers it to stay inside libFuzzer's memory limit). */
+#ifndef LB_FMAX_WEIGHTS
+#define LB_FMAX_WEIGHTS ((uint64_t)1 << 28)
+#endif
+
+typedef enum lb_fenc { LB_FENC_INDEX = 0, LB_FENC_TWOS = 1, LB_FENC_COUNT } lb_fenc;
+
+/* Variability multipliers (methods.md sec. 3; docs/faults.md): GAUSS v = 1 + r*N(0,1) (reference,
+ * not clipped: may be <= 0 for large r); LOGNORMAL v = exp(N(-s^2/2, s^2)), s^2 = ln(1 + r^2), so
+ * E[v] = 1 and std(v)/E[v] = r exactly (our design), r = sigma/mu. */
+typedef enum lb_fvar { LB_FVAR_NONE = 0, LB_FVAR_GAUSS, LB_FVAR_LOGNORMAL, LB_FVAR_COUNT } lb_fvar;
+
+/* The identity of one coded weight tensor: what a map must match. */
+typedef struct lb_flayer_spec {
+    char name[LB_FNAME_MAX];
+    uint64_t n; /* weights */
+    int bits;   /* 1..LB_FMAX_BITS */
+    lb_fenc enc;
+} lb_flayer_spec;
+
+/* One layer of a map. In memory the masks are one byte per weight (the file packs them). */
+typedef struct lb_flayer {
+    lb_flayer_spec spec;
+    uint8_t *sa0, *sa1; /* n each */
+    float *var;         /* n * bits (weight-major: var[w*bits + j]) or NULL: all 1 */
+} lb_flayer;
+
+/* How a map was made (saved in the file, informative only; a measured map has kind 0). */
+typedef struct lb_fprov {
+    uint64_t fault_seed, var_seed;
+    double rate, sa1_share, var_ratio;
+    lb_fvar var_kind;
+} lb_fprov;
+
+typedef struct lb_fmap {
+    char arch[LB_FNAME_MAX];
+    int nlayers;
+    lb_flayer *layers;
+    lb_fprov prov;
+    void *mem; /* one block holding every layer's arrays */
+} lb_fmap;
+
+/* ---- maps (src/faults/fmap.c) ------------------------------------------------------------------
+ * A healthy map (no faults, no multipliers unless with_var: then all 1) for a model: arch name and
+ * layer specs (unique non-empty names shorter than LB_FNAME_MAX, bits 1..8, known encoding).
+ * LB_EINVAL naming the layer otherwise. Free with lb_fmap_free (also after a failed create). */
+lb_status lb_fmap_create(lb_fmap *m, const char *arch, const lb_flayer_spec *specs, int nlayers,
+                         int with_var);
+void lb_fmap_free(lb_fmap *m);
+lb_flayer *lb_fmap_find(const lb_fmap *m, const char *name); /* NULL when absent */
+/* Draws stuck-at faults: each cell of each weight independently faulty with probability `rate`,
+ * a faulty cell stuck at 1 with probability `sa1_share` (0: the reference's SA0 only). Replaces
+ * the masks. Deterministic in the seed: layer `name`'s stream is lb_rng_derive(seed, hash(name),
+ * chunk) per chunk of LB_FCHUNK weights, so a map depends on neither thread count nor the other
+ * layers. rate and sa1_share in [0, 1] else LB_EINVAL. */
+#define LB_FCHUNK 4096
+lb_status lb_fmap_draw_faults(lb_fmap *m, double rate, double sa1_share, uint64_t seed);
+/* Draws the variability multipliers (allocating them when the map has none), kind and ratio
+ * r = sigma/mu >= 0 (finite); r == 0 or LB_FVAR_NONE sets all to exactly 1. */
+lb_status lb_fmap_draw_var(lb_fmap *m, lb_fvar kind, double ratio, uint64_t seed);
+/* Does the map fit this model? Same arch, same layers in the same order with the same names,
+ * counts, bits and encodings. LB_ESHAPE with a message naming `file` and the first difference. */
+lb_status lb_fmap_check_model(const lb_fmap *m, const char *file, const char *arch,
+                              const lb_flayer_spec *specs, int nlayers);
+const char *lb_fenc_name(lb_fenc e); /* "index", "twos", "?" */
+lb_status lb_fenc_parse(const char *s, lb_fenc *out);
+const char *lb_fvar_name(lb_fvar v); /* "none", "gauss", "lognormal", "?" */
+lb_status lb_fvar_parse(const char *s, lb_fvar *out);
+
+/* ---- files (src/faults/fmap_io.c, fmap_text.c; format in docs/faults.md) ----------------------
+ * Binary: writes atomically (temporary file, fsync, rename, fsync of the directory); LB_EIO on an
+ * i/o failure (any existing file is left intact). The readers validate everything (magic, version,
+ * sizes, CRC32 of the payload, names, bits, encodings, sa0 & sa1 == 0, finite multipliers) and
+ * return LB_EFORMAT (LB_EIO: cannot read) with a message naming the file and the problem; on error
+ * *out is left empty (safe to lb_fmap_free). */
+lb_status lb_fmap_write(const char *path, const lb_fmap *m);
+lb_status lb_fmap_read(const char *path, lb_fmap *out);
+lb_status lb_fmap_parse(const char *name_for_errors, const void *buf, size_t n, lb_fmap *out);
+/* Reads and checks against a model (lb_fmap_check_model): the usual entry point. */
+lb_status lb_fmap_read_for(const char *path, const char *arch, const lb_flayer_spec *specs,
+                           int nlayers, lb_fmap *out);
+/* The text form a user writes from chip measurements (docs/faults.md): a header line
+ * "lowbit-faults 1", "arch <name>", then per layer "layer <name> <n> <bits> <index|twos>"
+ * followed by its faulty cells "<weight> <bit> sa0|sa1" and multipliers "var <weight> <bit> <v>";
+ * '#' starts a comment. Unlisted cells are healthy, unlisted multipliers 1. */
+lb_status lb_fmap_parse_text(const char *name_for_errors, const char *buf, size_t n, lb_fmap *out);
+lb_status lb_fmap_read_text(const char *path, lb_fmap *out);
+
+/* ---- fault application and reachable levels (src/faults/fapply.c) ------------------------------
+ * Scalar references. Masks and patterns are b-bit values (bits above b ignored). */
+static inline unsigned lb_fault_apply(unsigned p, unsigned sa0, unsigned sa1) {
+    return (p & ~sa0) | sa1;
+}
+static inline int lb_fault_reachable(unsigned p, unsigned sa0, unsigned sa1) {
+    return (p & sa0) == 0 && (p & sa1) == sa1;
+}
+/* Pattern <-> code value of an encoding: index k = p; twos c = p - 2^b * bit_{b-1}(p). */
+int lb_fault_value(unsigned p, int bits, lb_fenc enc);
+unsigned lb_fault_pattern(int code, int bits, lb_fenc enc); /* code in the encoding's range */
+/* The code the chip holds for `code` (an index or a signed code, by enc). */
+int lb_fault_code(int code, int bits, lb_fenc enc, unsigned sa0, unsigned sa1);
+/* The reachable code nearest to `code` in value (ties to the lower). sa0 & sa1 must be 0 (then
+ * the set is never empty: the faulty code itself is reachable). */
+int lb_fault_nearest_code(int code, int bits, lb_fenc enc, unsigned sa0, unsigned sa1);
+/* The 2^b reachable flags of a mask pair: out[p] = 1 when reachable; returns how many. */
+int lb_fault_reachable_set(int bits, unsigned sa0, unsigned sa1, uint8_t *out);
+/* R of a signed uniform grid of step s as a two's complement sum: s*2^j (j < b-1), -s*2^(b-1),
+ * offset 0. Then lb_fault_levels gives a[p] = s * c(p). */
+void lb_fault_R_twos(float s, int bits, float *R);
+/* a[p] = sum_j bit_j(p) R_j v_j - R_b for p in [0, 2^b), summed in double (j ascending), rounded
+ * to float once; v NULL means all 1 (then equal, bit for bit, to the reg quantizer's levels). */
+void lb_fault_levels(const float *R, int bits, const float *v, float *a);
+/* The reachable level nearest to w among a[0..2^b): w clamped into the reachable range, smallest
+ * float |w - a| wins, ties to the lower level, equal levels to the smaller p (reg's rule). Returns
+ * p; NaN w gives the reachable p of the lowest level. */
+int lb_fault_nearest_level(float w, const float *a, int bits, unsigned sa0, unsigned sa1);
+/* Fast path over a tensor slice of a layer: out[i] = the faulty pattern of in[i] for weights
+ * off..off+n of layer L (index codes as uint8; two's complement codes as int8, sign-extended
+ * from b bits). out may equal in. */
+void lb_fault_apply_u8(const lb_flayer *L, size_t off, size_t n, const uint8_t *in, uint8_t *out);
+void lb_fault_apply_i8(const lb_flayer *L, size_t off, size_t n, const int8_t *in, int8_t *out);
+
+/* ---- regularizers (src/faults/freg.c) -----------------------------------------------------------
+ * Over the weights w[0..n) of a slice of a layer with N weights in all (loss normalisation) and
+ * one level vector R (b+1; a per-channel quantizer calls once per channel), with the map slice
+ * `mk` (sa0/sa1/var pointers already offset to the slice's first weight; any may be NULL:
+ * NULL masks = no faults, NULL var = no variability). Each weight's level set is its own:
+ * a_{w,p} = sum_j bit_j(p) R_j v_{w,j} - R_b over the patterns p reachable under its masks.
+ * The losses are returned (double), gradients ADDED to dw (may be NULL) and dR (b+1 doubles,
+ * may be NULL). Single-threaded and deterministic; the trainer parallelizes over layers/channels.
+ *
+ * lb_freg_mse: lambda * (Q/N) * sum_w d(w)^2, Q = 2^b - 1, d(w) = w - (nearest reachable own
+ * level, lb_fault_nearest_level's rule). Masks only: fault-aware; var only: variability-aware;
+ * both: both. dw = lambda*2Q/N*d; dR_j = -lambda*2Q/N*sum d*bit_j(p*)*v_j; dR_b = +lambda*2Q/N*sum
+ * d. lb_freg_qfalt: QFALT's baseline, methods.md literally: -lambda * sum_w sum_p V_{w,p} exp(-(w -
+ * a_{w,p})^2/sigma^2), V_{w,p} = 1 when p is reachable for w (else 0), over ALL levels (no
+ * nearest-level selection, no Q/N); sigma a constant of the call (the caller's schedule). */
+typedef struct lb_fslice {
+    const uint8_t *sa0, *sa1;
+    const float *var; /* n * bits */
+} lb_fslice;
+lb_fslice lb_fslice_of(const lb_flayer *L, size_t off); /* L NULL: all NULL (healthy) */
+double lb_freg_mse(const float *w, size_t n, size_t n_layer, const float *R, int bits, lb_fslice mk,
+                   double lambda, float *dw, double *dR);
+double lb_freg_qfalt(const float *w, size_t n, const float *R, int bits, lb_fslice mk,
+                     double lambda, double sigma, float *dw, double *dR);
+/* The reference of lb_freg_mse: a plain linear search over every pattern of every weight (no
+ * healthy-weight table). lb_freg_mse must agree with it bit for bit in dw and in the loss. */
+double lb_freg_mse_ref(const float *w, size_t n, size_t n_layer, const float *R, int bits,
+                       lb_fslice mk, double lambda, float *dw, double *dR);
+
+/* ---- networks (src/faults/fattach.c) ------------------------------------------------------------
+ * The coded weight tensors of a planned network, in node order: conv/linear layers whose weight
+ * quantizer stores codes (LB_Q_REG: index encoding; LSQ and fixed: two's complement when signed,
+ * index when unsigned), named after the layer. Writes at most cap specs, returns the count in *n.
+ */
+struct lb_net;
+lb_status lb_fmap_specs_of_net(const struct lb_net *net, lb_flayer_spec *specs, int cap, int *n);
+
+#endif
