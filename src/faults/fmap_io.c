@@ -327,8 +327,9 @@ lb_status lb_fmap_parse(const char *fn, const void *data, size_t size, lb_fmap *
     return LB_OK;
 }
 
-lb_status lb_fmap_read(const char *path, lb_fmap *out) {
-    memset(out, 0, sizeof *out);
+lb_status lb_fmap_slurp(const char *path, unsigned char **data, size_t *len) {
+    *data = NULL;
+    *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return lb_error_set(LB_EIO, "%s: cannot open: %s", path, strerror(errno));
     unsigned char *buf = NULL;
@@ -354,7 +355,18 @@ lb_status lb_fmap_read(const char *path, lb_fmap *out) {
         free(buf);
         return lb_error_set(LB_EIO, "%s: read error", path);
     }
-    lb_status st = lb_fmap_parse(path, buf, n, out);
+    *data = buf;
+    *len = n;
+    return LB_OK;
+}
+
+lb_status lb_fmap_read(const char *path, lb_fmap *out) {
+    memset(out, 0, sizeof *out);
+    unsigned char *buf;
+    size_t n;
+    lb_status st = lb_fmap_slurp(path, &buf, &n);
+    if (st != LB_OK) return st;
+    st = lb_fmap_parse(path, buf, n, out);
     free(buf);
     return st;
 }

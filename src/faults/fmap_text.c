@@ -215,29 +215,11 @@ lb_status lb_fmap_parse_text(const char *fn, const char *buf, size_t n, lb_fmap 
 
 lb_status lb_fmap_read_text(const char *path, lb_fmap *out) {
     memset(out, 0, sizeof *out);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return lb_error_set(LB_EIO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            size_t nc = cap ? 2 * cap : 65536;
-            char *nb = realloc(buf, nc);
-            if (!nb) {
-                free(buf);
-                fclose(fp);
-                return lb_error_set(LB_ENOMEM, "%s: out of memory", path);
-            }
-            buf = nb, cap = nc;
-        }
-        size_t k = fread(buf + n, 1, cap - n, fp);
-        n += k;
-        if (k == 0) break;
-    }
-    int bad = ferror(fp);
-    fclose(fp);
-    lb_status st =
-        bad ? lb_error_set(LB_EIO, "%s: read error", path) : lb_fmap_parse_text(path, buf, n, out);
+    unsigned char *buf;
+    size_t n;
+    lb_status st = lb_fmap_slurp(path, &buf, &n);
+    if (st != LB_OK) return st;
+    st = lb_fmap_parse_text(path, (const char *)buf, n, out);
     free(buf);
     return st;
 }
