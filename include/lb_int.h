@@ -81,15 +81,20 @@ typedef struct lb_int_op {
     int cin, ih, iw;
     int cout, oh, ow;
     int k, stride, pad, groups, linear;
-    int wbits;      /* conv: weight code bits (2..8) */
-    int8_t *w;      /* conv: codes [cout][cin/groups][k][k] */
-    lb_int_rq *rq;  /* conv: [cout]; quant: [1]; add: [2] (one per branch) */
-    int rq_id[2];   /* add: branch already at the output scale (no requantization) */
-    int32_t lo, hi; /* output clamp */
-    int16_t *lut;   /* input: [c][256] */
+    int wbits;  /* conv: weight code bits (2..8; 16: learned reg levels' fine codes) */
+    int16_t *w; /* conv: codes [cout][cin/groups][k][k], int8 range unless wbits > 8 */
+    /* conv with reg fixed/learned levels: the memory holds the ibits-bit level index widx and
+     * w = wtab[table][widx] (table = the output channel when ntab > 1, else 0); ibits 0: none */
+    int ibits, ntab;
+    unsigned char *widx; /* [cout][cin/groups][k][k] */
+    int16_t *wtab;       /* [ntab][2^ibits] */
+    lb_int_rq *rq;       /* conv: [cout]; quant: [1]; add: [2] (one per branch) */
+    int rq_id[2];        /* add: branch already at the output scale (no requantization) */
+    int32_t lo, hi;      /* output clamp */
+    int16_t *lut;        /* input: [c][256] */
     /* fast paths (packed at derivation, read only) */
     int kq, k2;    /* K = cin/groups*k*k rounded up to a multiple of 4 / of 2 */
-    int8_t *w4;    /* [cout][kq] s8, zero padded (VNNI) */
+    int8_t *w4;    /* [cout][kq] s8, zero padded (VNNI; unused when wbits > 8) */
     int16_t *w2;   /* [cout][k2] s16, zero padded (AVX2) */
     int32_t *wsum; /* [cout] sum of codes (VNNI: signed inputs are shifted by 128) */
 } lb_int_op;

@@ -182,8 +182,15 @@ void lb_quant_absmax(const lb_quant *q, size_t outer, const float *x, float *out
  *  step:    param = alpha; forward (training and eval) = LSQ's signed fake-quant with alpha
  *           (its levels alpha*(k - 2^(b-1)) ARE the grid; qn = 2^(b-1), qp = 2^(b-1)-1); the
  *           regularizer pulls w onto that grid and gives alpha no gradient. step() = alpha.
- *  learned: param = R; training forward = identity; eval forward snaps to the sorted table;
- *           R gets gradient only from the regularizer; step() = 0 (read lb_quant_levels).
+ *  learned: param = R; training forward = identity; eval forward snaps to the sorted table of
+ *           the DEPLOYED levels (below); R gets gradient only from the regularizer; step() = 0
+ *           (read lb_quant_levels_deployed).
+ * Deployed levels (learned kind only; the other kinds deploy their levels as they are): R
+ * rounded (half to even) to multiples of g = 2^(e - LB_REG_DEPLOY_BITS), 2^e the smallest power
+ * of two >= sum_i |R_i|, so that every level is an integer multiple of g of magnitude <= about
+ * 2^LB_REG_DEPLOY_BITS: the integer model holds those integers, exactly the levels the float
+ * eval snaps to (docs/integer.md). The regularizer and the training see R itself; the rounding
+ * moves a level by at most (b+1) g / 2, under 2^-12 of the level span.
  * Nearest level (table kinds): w is clamped into [a_min, a_max], the level with the smallest
  * float |w - a| wins, ties go to the lower level and equal levels to the smaller k; a NaN weight
  * stays NaN. Step kind: LSQ's rounding (half to even), i.e. exactly its forward. The distance
@@ -192,8 +199,13 @@ void lb_quant_absmax(const lb_quant *q, size_t outer, const float *x, float *out
 /* b+1 entries of R for channel c (step kind: alpha*[2^0, .., 2^(b-1), 2^(b-1)]); returns b+1,
  * 0 for other kinds. */
 int lb_quant_reg_R(const lb_quant *q, int c, float *R);
-/* The 2^b levels of channel c indexed by k (not sorted); returns 2^b, 0 for other kinds. */
+/* The 2^b levels of channel c indexed by k (not sorted), as the regularizer sees them; returns
+ * 2^b, 0 for other kinds. _deployed: as the eval forward, the indices and the integer model see
+ * them (differs for learned levels only); *g (may be NULL) receives the grid they lie on (0: not
+ * on a grid of LB_REG_DEPLOY_BITS). */
+#define LB_REG_DEPLOY_BITS 12
 int lb_quant_levels(const lb_quant *q, int c, float *out);
+int lb_quant_levels_deployed(const lb_quant *q, int c, float *out, double *g);
 /* The nearest-level index k of every element (what a memory stores). LB_EINVAL for other kinds. */
 lb_status lb_quant_reg_codes(const lb_quant *q, size_t outer, const float *x, unsigned char *k);
 /* Methods.md's clamping, for the trainer after each weight update: with the Gaussian form, w into

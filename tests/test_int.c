@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -124,7 +125,10 @@ static void fill_rq(lb_int_op *op) {
     }
 }
 
-static int compare_conv(const shape *sh, lb_int_type xt, lb_int_type yt, lb_int_impl impl) {
+/* wide: int16 weight codes as large as the accumulator allows (learned reg levels' tables, up to
+ * about 2^12), which the VNNI path hands to AVX2 (wbits > 8). */
+static int compare_conv(const shape *sh, lb_int_type xt, lb_int_type yt, lb_int_impl impl,
+                        int wide) {
     lb_int_op op;
     memset(&op, 0, sizeof op);
     op.kind = LB_IOP_CONV;
@@ -141,10 +145,17 @@ static int compare_conv(const shape *sh, lb_int_type xt, lb_int_type yt, lb_int_
     op.ow = (op.iw + 2 * op.pad - op.k) / op.stride + 1;
     int K = op.cin / op.groups * op.k * op.k;
     size_t nx = (size_t)op.cin * op.ih * op.iw, ny = (size_t)op.cout * op.oh * op.ow;
-    op.w = malloc((size_t)op.cout * K);
+    op.w = malloc((size_t)op.cout * K * sizeof *op.w);
     op.rq = malloc((size_t)op.cout * sizeof *op.rq);
     int wmax = xt == LB_IT_S16 ? 7 : 127;
-    for (size_t i = 0; i < (size_t)op.cout * K; i++) op.w[i] = (int8_t)rnd_in(-wmax - 1, wmax);
+    op.wbits = 8;
+    if (wide) {
+        double xmax = xt == LB_IT_U8 ? 255 : xt == LB_IT_S8 ? 128 : 32767;
+        double lim = floor(2147483647.0 / (xmax * K)) - 1;
+        wmax = lim < 4100 ? (int)lim : 4100;
+        op.wbits = 16;
+    }
+    for (size_t i = 0; i < (size_t)op.cout * K; i++) op.w[i] = (int16_t)rnd_in(-wmax - 1, wmax);
     if (rnd() % 2)
         for (size_t i = 0; i < (size_t)op.cout * K; i += 3) op.w[i] = 0; /* zero codes */
     fill_rq(&op);
@@ -166,7 +177,7 @@ static int compare_conv(const shape *sh, lb_int_type xt, lb_int_type yt, lb_int_
     unsigned char *scratch = aligned_alloc(64, (sb + 63) / 64 * 64);
     memset(scratch, 0xA5, (sb + 63) / 64 * 64); /* stale scratch must not matter */
     lb_int_kernels_ref.conv(&op, xt, x, yt, y0, scratch);
-    if (impl == LB_INT_AVX2)
+    if (impl == LB_INT_AVX2 || wide)
         lb_int_conv_avx2(&op, xt, x, yt, y1, scratch);
     else
         lb_int_conv_vnni(&op, xt, x, yt, y1, scratch);
@@ -213,11 +224,21 @@ static void test_kernels(int quick) {
                 for (int b = 0; b < 3; b++) {
                     int big = shapes[i].cin * shapes[i].h * shapes[i].w * shapes[i].cout > 400000;
                     if (quick && (a != b || (big && a != 0))) continue;
-                    bad += !compare_conv(&shapes[i], xts[a], yts[b], impl);
+                    bad += !compare_conv(&shapes[i], xts[a], yts[b], impl, 0);
                     n++;
                 }
         CHECK(bad == 0, "%s conv/linear: %d of %d cases differ from the reference",
               lb_int_impl_name(impl), bad, n);
+        if (impl == LB_INT_AVX2) {
+            bad = n = 0;
+            for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+                for (int a = 0; a < 3; a++) {
+                    if (quick && a != 0) continue;
+                    bad += !compare_conv(&shapes[i], xts[a], yts[a], impl, 1);
+                    n++;
+                }
+            CHECK(bad == 0, "avx2 conv/linear, int16 weight codes: %d of %d cases differ", bad, n);
+        }
         /* requantization rows: every length around the vector widths */
         bad = 0;
         for (int len = 1; len < 70; len++)

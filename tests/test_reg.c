@@ -187,6 +187,31 @@ static double ref_loss(const double *w, size_t n, const double *R, int b, const 
     return L * Q / (double)n;
 }
 
+/* The regularizer's nearest index of each weight (its levels, not the deployed ones that
+ * lb_quant_reg_codes stores): linear search with lb_quant_reg_ref's rule. Step kind: the codes. */
+static void reg_nearest(const lb_quant *q, const float *w, size_t n, unsigned char *k) {
+    if (q->cfg.levels == LB_REG_STEP) {
+        lb_quant_reg_codes(q, 1, w, k);
+        return;
+    }
+    int L = 1 << q->cfg.bits;
+    size_t per = n / (size_t)q->ch;
+    for (int c = 0; c < q->ch; c++) {
+        float a[256], lo = INFINITY, hi = -INFINITY;
+        lb_quant_levels(q, c, a);
+        for (int j = 0; j < L; j++) lo = fminf(lo, a[j]), hi = fmaxf(hi, a[j]);
+        for (size_t i = (size_t)c * per; i < (size_t)(c + 1) * per; i++) {
+            float wc = w[i] < lo ? lo : w[i] > hi ? hi : w[i], bd = INFINITY;
+            int best = 0;
+            for (int kk = 0; kk < L; kk++) {
+                float dd = fabsf(wc - a[kk]);
+                if (dd < bd || (dd == bd && a[kk] < a[best])) bd = dd, best = kk;
+            }
+            k[i] = (unsigned char)best;
+        }
+    }
+}
+
 static void grad_case(lb_reg_levels lv, lb_reg_form fm, int b, int ch, int pc) {
     size_t inner = 300, n = inner * (size_t)ch;
     rq r;
@@ -201,7 +226,7 @@ static void grad_case(lb_reg_levels lv, lb_reg_form fm, int b, int ch, int pc) {
     memset(r.dp, 0, sizeof r.dp);
     float loss = lb_quant_reg(&r.q, 1, w, dx);
     unsigned char *k = malloc(n);
-    lb_quant_reg_codes(&r.q, 1, w, k);
+    reg_nearest(&r.q, w, n, k);
     double *wd = malloc(n * sizeof *wd);
     for (size_t j = 0; j < n; j++) wd[j] = w[j];
     char what[128];
@@ -291,8 +316,8 @@ static void test_project(void) {
     /* levels out of k order still snap to the nearest: compare with a brute-force search */
     const float Rx[] = {0.3f, 0.1f, 0.05f, 0.2f}; /* not superincreasing */
     set_R(&r, 0, Rx);
-    float a[8], w[20], y[20]; /* 2 channels of 10: channel 0 is compared */
-    lb_quant_levels(&r.q, 0, a);
+    float a[8], w[20], y[20];                   /* 2 channels of 10: channel 0 is compared */
+    lb_quant_levels_deployed(&r.q, 0, a, NULL); /* the eval snaps to the deployed levels */
     int ok = 1;
     for (int t = 0; t < 200; t++) {
         for (int j = 0; j < 20; j++) w[j] = nrand(0.3f);
@@ -474,8 +499,59 @@ static void test_plan(void) {
     CHECK(lb_qkind_parse("reg", &k) == LB_OK && k == LB_Q_REG, "kind name");
 }
 
+/* Deployed learned levels: on their power-of-two grid with integer codes of at most about
+ * 2^LB_REG_DEPLOY_BITS, within (b+1) g / 2 of the regularizer's levels; the eval snap and the
+ * stored indices use them; fixed and step levels deploy unchanged. */
+static void test_deployed(void) {
+    for (int b = 2; b <= 8; b++)
+        for (int t = 0; t < 20; t++) {
+            rq r;
+            bind(&r, LB_REG_LEARNED, LB_REG_MSE, b, 1, 64, 0);
+            float R[9], w[64], y[64];
+            for (int i = 0; i <= b; i++) R[i] = ldexpf(0.01f, i) * (float)(0.5 + urand());
+            set_R(&r, 0, R);
+            int L = 1 << b, on = 1, near = 1;
+            float a[256], ad[256];
+            double g;
+            lb_quant_levels(&r.q, 0, a);
+            CHECK(lb_quant_levels_deployed(&r.q, 0, ad, &g) == L && g > 0, "b%d: deployed", b);
+            double m = 0;
+            for (int i = 0; i <= b; i++) m += fabs((double)R[i]);
+            CHECK(g >= m / ldexp(1.0, LB_REG_DEPLOY_BITS) &&
+                      g < 2 * m / ldexp(1.0, LB_REG_DEPLOY_BITS),
+                  "b%d: grid %g for sum|R| %g", b, g, m);
+            for (int k = 0; k < L; k++) {
+                double c = ad[k] / g;
+                on &= c == rint(c) && fabs(c) <= ldexp(1.0, LB_REG_DEPLOY_BITS) + b + 1;
+                near &= fabs((double)ad[k] - (double)a[k]) <= (b + 1) * g / 2 + 1e-7 * fabs(a[k]);
+            }
+            CHECK(on && near, "b%d try %d: deployed levels on the grid (%d), near R's (%d)", b, t,
+                  on, near);
+            unsigned char k[64];
+            for (int j = 0; j < 64; j++) w[j] = nrand(ldexpf(0.01f, b - 1));
+            lb_quant_forward(&r.q, 1, w, y, 0);
+            lb_quant_reg_codes(&r.q, 1, w, k);
+            int same = 1;
+            for (int j = 0; j < 64; j++) same &= y[j] == ad[k[j]];
+            CHECK(same, "b%d: eval snap = deployed level of the stored index", b);
+        }
+    for (lb_reg_levels lv = LB_REG_FIXED; lv <= LB_REG_STEP; lv++) {
+        rq r;
+        bind(&r, lv, LB_REG_MSE, 4, 1, 64, 0);
+        float w[64], y[64], a[16], ad[16];
+        for (int j = 0; j < 64; j++) w[j] = nrand(0.1f);
+        lb_quant_forward(&r.q, 1, w, y, 1);
+        double g = 1;
+        lb_quant_levels(&r.q, 0, a);
+        lb_quant_levels_deployed(&r.q, 0, ad, &g);
+        CHECK(memcmp(a, ad, sizeof a) == 0 && g == 0, "%s levels deploy unchanged",
+              lb_reg_levels_name(lv));
+    }
+}
+
 int main(void) {
     omp_set_num_threads(2);
+    test_deployed();
     test_levels();
     test_nearest();
     test_grads();

@@ -151,15 +151,16 @@ static void emit_u8_array(FILE *f, const char *name, const unsigned char *v, siz
 
 /* Codes of one layer, packed little-endian within bytes: 8-bit as bytes (two's complement),
  * 4-bit two per byte (low nibble first), 2-bit four per byte (lowest bits first). */
-static unsigned char *pack_codes(const int8_t *w, size_t n, int sbits, size_t *bytes) {
+static unsigned char *pack_codes(const int16_t *w, const unsigned char *idx, size_t n, int sbits,
+                                 size_t *bytes) {
     int per = 8 / sbits;
     *bytes = (n + (size_t)per - 1) / (size_t)per;
     unsigned char *p = calloc(*bytes ? *bytes : 1, 1);
     if (!p) return NULL;
     unsigned mask = (1u << sbits) - 1;
     for (size_t i = 0; i < n; i++)
-        p[i / (size_t)per] |=
-            (unsigned char)(((unsigned)w[i] & mask) << ((i % (size_t)per) * sbits));
+        p[i / (size_t)per] |= (unsigned char)((((unsigned)(w ? w[i] : idx[i])) & mask)
+                                              << ((i % (size_t)per) * sbits));
     return p;
 }
 
@@ -183,6 +184,9 @@ int lb_emit_model_data_h(FILE *f, const lb_int_model *m, const lb_export_plan *p
         "    int cin, ih, iw, cout, oh, ow, k, stride, pad, groups;\n"
         "    int bits; /* storage bits of a packed weight code: 2, 4 or 8 */\n"
         "    const unsigned char *w; /* codes [cout][cin/groups][k][k] */\n"
+        "    /* tab != 0: w holds unsigned level indices and the code of index v in output\n"
+        "     * channel co is tab[(tabs > 1 ? co : 0) * tabn + v] */\n"
+        "    const int16_t *tab;\n    int tabs, tabn;\n"
         "    const int32_t *m;\n    const signed char *s;\n    const int64_t *b;\n"
         "    int32_t lo, hi;\n"
         "    int yt; /* output: 0 unsigned codes, 1 signed codes, 3 int32 */\n"
@@ -201,20 +205,35 @@ int lb_emit_model_data_h(FILE *f, const lb_int_model *m, const lb_export_plan *p
             fputs("\n};\n\n", f);
         }
         if (op->kind != LB_IOP_CONV) continue;
-        int K = op->cin / op->groups * op->k * op->k, sb = lb_emit_storage_bits(op->wbits);
+        int K = op->cin / op->groups * op->k * op->k;
+        int sb = lb_emit_storage_bits(op->ibits ? op->ibits : op->wbits);
         size_t nb;
-        unsigned char *pk = pack_codes(op->w, (size_t)op->cout * K, sb, &nb);
+        unsigned char *pk = pack_codes(op->ibits ? NULL : op->w, op->ibits ? op->widx : NULL,
+                                       (size_t)op->cout * K, sb, &nb);
         if (!pk) {
             lb_error_set(LB_ENOMEM, "out of memory packing '%s'", op->name);
             return -1;
         }
-        fprintf(f, "/* %s: %s %dx%dx%dx%d, %d-bit weight codes in %d-bit storage */\n", op->name,
-                op->linear ? "linear" : "conv", op->cout, op->cin / op->groups, op->k, op->k,
-                op->wbits, sb);
+        if (op->ibits)
+            fprintf(f, "/* %s: %s %dx%dx%dx%d, %d-bit level indices in %d-bit storage */\n",
+                    op->name, op->linear ? "linear" : "conv", op->cout, op->cin / op->groups, op->k,
+                    op->k, op->ibits, sb);
+        else
+            fprintf(f, "/* %s: %s %dx%dx%dx%d, %d-bit weight codes in %d-bit storage */\n",
+                    op->name, op->linear ? "linear" : "conv", op->cout, op->cin / op->groups, op->k,
+                    op->k, op->wbits, sb);
         char name[32];
         snprintf(name, sizeof name, "lbm_w%d", i);
         emit_u8_array(f, name, pk, nb);
         free(pk);
+        int tabn = op->ibits ? 1 << op->ibits : 0;
+        if (op->ibits) {
+            fprintf(f, "/* the code of each level index, per table */\n");
+            fprintf(f, "static const int16_t lbm_t%d[%d] = {", i, op->ntab * tabn);
+            for (int j = 0; j < op->ntab * tabn; j++)
+                fprintf(f, "%s%d,", j % 16 ? " " : "\n    ", op->wtab[j]);
+            fputs("\n};\n", f);
+        }
         fprintf(f, "static const int32_t lbm_m%d[%d] = {", i, op->cout);
         for (int c = 0; c < op->cout; c++)
             fprintf(f, "%s%" PRId32 ",", c % 8 ? " " : "\n    ", op->rq[c].m);
@@ -229,9 +248,14 @@ int lb_emit_model_data_h(FILE *f, const lb_int_model *m, const lb_export_plan *p
         int yt = to->type == LB_IT_U8 ? 0 : to->type == LB_IT_S8 ? 1 : 3;
         fprintf(f,
                 "static const lbm_conv lbm_c%d = {%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, "
-                "lbm_w%d, lbm_m%d, lbm_s%d, lbm_b%d, ",
+                "lbm_w%d, ",
                 i, op->cin, op->ih, op->iw, op->cout, op->oh, op->ow, op->k, op->stride, op->pad,
-                op->groups, sb, i, i, i, i);
+                op->groups, sb, i);
+        if (op->ibits)
+            fprintf(f, "lbm_t%d, %d, %d, ", i, op->ntab, tabn);
+        else
+            fputs("0, 0, 0, ", f);
+        fprintf(f, "lbm_m%d, lbm_s%d, lbm_b%d, ", i, i, i);
         char lo[24], hi[24];
         lit32(lo, sizeof lo, op->lo);
         lit32(hi, sizeof hi, op->hi);
@@ -266,9 +290,10 @@ static const char *k_common =
     "}\n\n";
 
 static const char *k_unpack =
-    "/* codes start..start+n-1 of a packed array (two's complement, little-endian in bytes) */\n"
+    "/* codes start..start+n-1 of a packed array (little-endian in bytes): two's complement, or\n"
+    " * (tab != 0) unsigned level indices looked up in tab */\n"
     "static void lbm_unpack(const unsigned char *src, int bits, long start, int n,\n"
-    "                       signed char *dst) {\n"
+    "                       const int16_t *tab, lbm_w_t *dst) {\n"
     "    int i;\n"
     "    for (i = 0; i < n; i++) {\n"
     "        long j = start + i;\n"
@@ -279,8 +304,14 @@ static const char *k_unpack =
     "            int per = 8 / bits;\n"
     "            v = (src[j / per] >> ((int)(j % per) * bits)) & ((1 << bits) - 1);\n"
     "        }\n"
-    "        dst[i] = (signed char)(v >= (1 << (bits - 1)) ? v - (1 << bits) : v);\n"
+    "        if (tab)\n"
+    "            dst[i] = (lbm_w_t)tab[v];\n"
+    "        else\n"
+    "            dst[i] = (lbm_w_t)(v >= (1 << (bits - 1)) ? v - (1 << bits) : v);\n"
     "    }\n"
+    "}\n\n"
+    "static const int16_t *lbm_tab(const lbm_conv *c, int co) {\n"
+    "    return c->tab ? c->tab + (long)(c->tabs > 1 ? co : 0) * c->tabn : 0;\n"
     "}\n\n";
 
 /* %1$s: suffix, %2$s: element type. Written with two substitutions by hand below. */
@@ -295,7 +326,7 @@ static const char *k_conv =
     "    long p;\n"
     "    for (co = 0; co < c->cout; co++) {\n"
     "        const int g = co / cout_g;\n"
-    "        lbm_unpack(c->w, c->bits, (long)co * K, K, lbm_wbuf);\n"
+    "        lbm_unpack(c->w, c->bits, (long)co * K, K, lbm_tab(c, co), lbm_wbuf);\n"
     "        for (p = 0; p < plane; p++) lbm_acc[p] = 0;\n"
     "        for (ci = 0; ci < cin_g; ci++) {\n"
     "            const @T *xc = x + (long)(g * cin_g + ci) * c->ih * c->iw;\n"
@@ -360,7 +391,7 @@ static const char *k_linear =
     "    int co, k;\n"
     "    for (co = 0; co < c->cout; co++) {\n"
     "        int32_t acc = 0;\n"
-    "        lbm_unpack(c->w, c->bits, (long)co * c->cin, c->cin, lbm_wbuf);\n"
+    "        lbm_unpack(c->w, c->bits, (long)co * c->cin, c->cin, lbm_tab(c, co), lbm_wbuf);\n"
     "        for (k = 0; k < c->cin; k++) acc += (int32_t)lbm_wbuf[k] * x[k];\n"
     "        lbm_store(y, c->yt, co, lbm_rq(acc, c->m[co], c->s[co], c->b[co], c->lo, c->hi));\n"
     "    }\n"
@@ -569,8 +600,11 @@ int lb_emit_model_c(FILE *f, const lb_int_model *m, const lb_export_plan *p, con
     for (int t = 0; t < 4; t++) any_conv |= conv[t] | lin[t];
     if (any_conv) {
         fprintf(f, "static int32_t lbm_acc[%zu]; /* one output plane of accumulators */\n", p->acc);
-        fprintf(f, "static signed char lbm_wbuf[%zu]; /* one output channel's codes */\n\n",
-                p->wbuf);
+        int wide = 0; /* learned reg levels' codes need int16 */
+        for (int i = 0; i < m->nops; i++)
+            wide |= m->ops[i].kind == LB_IOP_CONV && m->ops[i].wbits > 8;
+        fprintf(f, "typedef %s lbm_w_t; /* a weight code */\n", wide ? "int16_t" : "signed char");
+        fprintf(f, "static lbm_w_t lbm_wbuf[%zu]; /* one output channel's codes */\n\n", p->wbuf);
     }
     fputs(k_common, f);
     if (any_conv) fputs(k_unpack, f);

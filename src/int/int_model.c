@@ -45,7 +45,7 @@ static int is_pass(lb_op op) {
            op == LB_OP_RELU6;
 }
 /* A uniform grid with a step: lsq, fixed, and reg's fixed levels (s/2 with odd codes) and step
- * levels (LSQ's grid); reg's learned levels are a table, not a grid. */
+ * levels (LSQ's grid); reg's learned levels are a table (weight_tables), not a grid. */
 static int is_uniform(const lb_qcfg *c) {
     if (c->kind == LB_Q_REG) return c->levels == LB_REG_FIXED || c->levels == LB_REG_STEP;
     return c->kind == LB_Q_LSQ || c->kind == LB_Q_FIXED;
@@ -158,6 +158,8 @@ void lb_int_free(lb_int_model *m) {
     for (int i = 0; i < m->nops; i++) {
         lb_int_op *op = &m->ops[i];
         free(op->w);
+        free(op->widx);
+        free(op->wtab);
         free(op->rq);
         free(op->lut);
         free(op->w4);
@@ -179,10 +181,7 @@ static lb_status fail_layer(const lb_node *d, const char *why) {
 
 static lb_status check_quant(const lb_node *d, const lb_qcfg *c, const lb_quant *q,
                              const char *what) {
-    if (c->kind == LB_Q_REG && c->levels == LB_REG_LEARNED)
-        return fail_layer(d, "learned reg levels (--levels learned) are not a uniform grid and "
-                             "have no integer form yet (docs/integer.md); fixed and step levels "
-                             "do");
+    if (c->kind == LB_Q_REG && c->levels == LB_REG_LEARNED) return LB_OK; /* weight_tables */
     if (is_reg_fixed(c) && c->bits > 7)
         return fail_layer(d, "8-bit fixed reg levels: their codes 2k-255 need 9 bits, more than "
                              "the int8 weights of the integer model; train with --first-bits "
@@ -407,39 +406,109 @@ static int32_t rne_code(double v) {
     return r > 2147483647.0 ? INT32_MAX : r < -2147483648.0 ? INT32_MIN : (int32_t)r;
 }
 
-/* Weight codes of conv/linear d: [cout][K] and the max over channels of sum |code|. */
-static int8_t *weight_codes(const lb_net *n, const lb_node *d, int K, double *sumabs) {
-    int8_t *w = malloc((size_t)d->c * K);
-    if (!w) return NULL;
-    const float *wf = P(n, d->pw);
-    /* Fixed reg levels s*(k - (2^b-1)/2) are the odd codes 2k - (2^b-1) at step s/2; k is the
-     * float eval's own nearest level (its tie rule: the lower level), not a rounding of w/step. */
-    unsigned char *kx = NULL;
-    if (is_reg_fixed(&d->wqcfg)) {
-        if (!(kx = malloc((size_t)d->c * K)) || lb_quant_reg_codes(&d->wq, 1, wf, kx) != LB_OK) {
-            free(kx);
-            free(w);
-            return NULL;
+static lb_status oom(void) {
+    return lb_error_set(LB_ENOMEM, "out of memory deriving the integer model");
+}
+
+/* Weight codes of conv/linear d. Uniform grids (lsq, fixed, reg step levels): the quantizer's
+ * codes at its step. Reg fixed and learned levels are stored as their b-bit level index k (what
+ * the memory holds, methods.md sec. 2) and become integer codes through a table per weight
+ * channel: fixed levels s(k - (2^b-1)/2) are exactly the odd codes 2k - (2^b-1) at step s/2;
+ * learned levels a_k are rounded onto the finest int8 grid of their channel, step max|a|/127
+ * (docs/integer.md: the error this adds). k is the float eval's own nearest level (its tie rule),
+ * never a rounding of w/step. */
+typedef struct wcodes {
+    int16_t *w;         /* [cout][K] codes */
+    double *sw;         /* [cout] real value of one code step */
+    unsigned char *idx; /* [cout][K] stored level index (table kinds), else NULL */
+    int16_t *tab;       /* [ntab][2^ibits] code of each index, else NULL */
+    int ntab, ibits;
+    double sumabs; /* max over channels of sum |code| */
+} wcodes;
+
+static void wcodes_free(wcodes *o) {
+    free(o->w);
+    free(o->sw);
+    free(o->idx);
+    free(o->tab);
+    memset(o, 0, sizeof *o);
+}
+
+static int has_table(const lb_qcfg *c) {
+    return c->kind == LB_Q_REG && c->levels != LB_REG_STEP;
+}
+
+/* Learned levels are deployed on a power-of-two grid g (lb_quant_levels_deployed): the code of
+ * level a_k is the integer a_k / g (|code| <= about 2^LB_REG_DEPLOY_BITS, int16), exactly the
+ * level the float eval snaps to. Rounding the levels onto a finer int8 or int16 grid instead
+ * changed 1-5% of a cnn's predictions against the snapped float model (docs/integer.md). */
+static lb_status weight_tables(const lb_node *d, wcodes *o) {
+    const lb_quant *q = &d->wq;
+    int L = 1 << q->cfg.bits;
+    o->ibits = q->cfg.bits;
+    o->ntab = q->ch;
+    float a[256];
+    if (!(o->tab = malloc((size_t)o->ntab * L * sizeof *o->tab))) return oom();
+    for (int t = 0; t < o->ntab; t++) {
+        int16_t *tab = o->tab + (size_t)t * L;
+        if (is_reg_fixed(&d->wqcfg)) {
+            for (int k = 0; k < L; k++) tab[k] = (int16_t)(2 * k - (L - 1));
+            continue;
+        }
+        double g;
+        if (lb_quant_levels_deployed(q, t, a, &g) != L || !(g > 0))
+            return fail_layer(d, "learned reg levels are not on their deployment grid");
+        for (int k = 0; k < L; k++) {
+            double code = (double)a[k] / g;
+            if (!(fabs(code) <= 32767.0) || code != rint(code))
+                return fail_layer(d, "a learned reg level is not finite or not on its grid");
+            tab[k] = (int16_t)code;
         }
     }
-    *sumabs = 0;
+    return LB_OK;
+}
+
+static lb_status weight_codes(const lb_net *n, const lb_node *d, int K, wcodes *o) {
+    memset(o, 0, sizeof *o);
+    const float *wf = P(n, d->pw);
+    lb_status st = LB_OK;
+    if (!(o->w = malloc((size_t)d->c * K * sizeof *o->w)) ||
+        !(o->sw = malloc((size_t)d->c * sizeof *o->sw))) {
+        st = oom();
+        goto out;
+    }
+    int table = has_table(&d->wqcfg);
+    if (table) {
+        if (!(o->idx = malloc((size_t)d->c * K))) {
+            st = oom();
+            goto out;
+        }
+        if ((st = lb_quant_reg_codes(&d->wq, 1, wf, o->idx)) != LB_OK) goto out;
+        if ((st = weight_tables(d, o)) != LB_OK) goto out;
+    }
+    int L = 1 << d->wqcfg.bits;
     for (int co = 0; co < d->c; co++) {
-        float s = lb_quant_step(&d->wq, d->wq.ch > 1 ? co : 0);
+        int qc = d->wq.ch > 1 ? co : 0;
+        float s = lb_quant_step(&d->wq, qc);
+        const int16_t *tab = table ? o->tab + (size_t)qc * L : NULL;
+        if (table && d->wqcfg.levels == LB_REG_LEARNED) {
+            float a[256];
+            lb_quant_levels_deployed(&d->wq, qc, a, &o->sw[co]);
+        } else {
+            o->sw[co] = s;
+        }
         double sa = 0;
         for (int k = 0; k < K; k++) {
             size_t j = (size_t)co * K + k;
-            int32_t c = kx ? 2 * (int32_t)kx[j] - d->wq.qp : qcode(wf[j], s, d->wq.qn, d->wq.qp);
-            w[(size_t)co * K + k] = (int8_t)c;
+            int32_t c = tab ? tab[o->idx[j]] : qcode(wf[j], s, d->wq.qn, d->wq.qp);
+            o->w[j] = (int16_t)c;
             sa += abs(c);
         }
-        if (sa > *sumabs) *sumabs = sa;
+        if (sa > o->sumabs) o->sumabs = sa;
     }
-    free(kx);
-    return w;
-}
-
-static lb_status oom(void) {
-    return lb_error_set(LB_ENOMEM, "out of memory deriving the integer model");
+out:
+    if (st != LB_OK) wcodes_free(o);
+    return st;
 }
 
 /* The image: raw uint8 pixels through a per-channel table. Float first-layer input: int16 at
@@ -474,10 +543,11 @@ static lb_status make_input(build *b) {
         t = code_tensor(m, "input", in->c, in->h, in->w, c);
     } else {
         int K = (int)(n->params[c->pw].n / (size_t)c->c);
-        double sumabs;
-        int8_t *w = weight_codes(n, c, K, &sumabs);
-        if (!w) return oom();
-        free(w);
+        wcodes wc;
+        lb_status st = weight_codes(n, c, K, &wc);
+        if (st != LB_OK) return st;
+        double sumabs = wc.sumabs;
+        wcodes_free(&wc);
         /* Candidates: the rounded table at the largest scale E int16 allows, and, when every
          * channel has the same std, the affine codes D*p - Z[c] at E = 255*std*D (D = 1..128),
          * exact up to the zero point's rounding (Fashion-MNIST: D = 100, Z = 7293, an error of
@@ -584,17 +654,31 @@ static lb_status make_conv(build *b, int i) {
     op->cout = d->c;
     op->oh = op->linear ? 1 : d->h;
     op->ow = op->linear ? 1 : d->w;
-    /* the odd codes of b-bit fixed reg levels span [-(2^b-1), 2^b-1]: b+1 bits signed */
-    op->wbits = d->wqcfg.bits + is_reg_fixed(&d->wqcfg);
     int K = op->cin / op->groups * op->k * op->k;
-    double sumabs;
-    if (!(op->w = weight_codes(n, d, K, &sumabs))) return oom();
+    wcodes wc;
+    lb_status st = weight_codes(n, d, K, &wc);
+    if (st != LB_OK) return st;
+    double sumabs = wc.sumabs;
+    /* code bits: the odd codes of b-bit fixed reg levels span [-(2^b-1), 2^b-1], b+1 bits
+     * signed; learned levels' table codes use int8; the memory holds the b-bit index (ibits) */
+    op->wbits = d->wqcfg.bits + is_reg_fixed(&d->wqcfg);
+    if (has_table(&d->wqcfg) && d->wqcfg.levels == LB_REG_LEARNED) op->wbits = 16;
+    op->w = wc.w;
+    op->widx = wc.idx;
+    op->wtab = wc.tab;
+    op->ntab = wc.ntab;
+    op->ibits = wc.ibits;
+    double *sw = wc.sw;
     const lb_int_tensor *ti = &m->t[tin];
     double xmax = fmax(fabs((double)ti->lo), fabs((double)ti->hi));
     double accmax = sumabs * xmax;
     if (accmax > ACC_LIMIT) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "accumulator could reach %.3g, beyond int32", accmax);
+        char msg[256];
+        snprintf(msg, sizeof msg, "accumulator could reach %.3g, beyond int32%s", accmax,
+                 op->wbits > 8 ? " (learned reg levels are int16 codes: give this layer 7 or "
+                                 "fewer bits, e.g. --first-bits/--last-bits 7)"
+                               : "");
+        free(sw);
         return fail_layer(d, msg);
     }
     /* per channel: real output = alpha*acc + beta */
@@ -603,13 +687,13 @@ static lb_status make_conv(build *b, int i) {
     if (!alpha || !beta || !(op->rq = malloc((size_t)d->c * sizeof *op->rq))) {
         free(alpha);
         free(beta);
+        free(sw);
         return oom();
     }
     const float *bias = P(n, d->pb);
     const lb_node *bn = b->bn[i] >= 0 ? &n->nodes[b->bn[i]] : NULL;
     for (int co = 0; co < d->c; co++) {
-        double sw = lb_quant_step(&d->wq, d->wq.ch > 1 ? co : 0);
-        alpha[co] = ti->scale * sw;
+        alpha[co] = ti->scale * sw[co];
         beta[co] = bias ? bias[co] : 0.0;
         if (bn) {
             /* the factor exactly as lb_bn_forward_eval rounds it */
@@ -620,6 +704,7 @@ static lb_status make_conv(build *b, int i) {
             beta[co] = a * (beta[co] - mu) + bt;
         }
     }
+    free(sw);
     /* output domain */
     int relu = b->relu[i];
     char tname[LB_NAME_MAX + 8];
@@ -666,7 +751,6 @@ static lb_status make_conv(build *b, int i) {
     op->out = to;
     op->lo = t->lo;
     op->hi = t->hi;
-    lb_status st = LB_OK;
     for (int co = 0; co < d->c && st == LB_OK; co++)
         st = lb_int_rq_from_real(alpha[co] / t->scale, beta[co] / t->scale, &op->rq[co]);
     free(alpha);
@@ -774,8 +858,8 @@ lb_status lb_int_op_pack(lb_int_op *op) {
     if (!op->w4 || !op->w2 || !op->wsum) return oom();
     for (int co = 0; co < op->cout; co++)
         for (int k = 0; k < K; k++) {
-            int8_t w = op->w[(size_t)co * K + k];
-            op->w4[(size_t)co * op->kq + k] = w;
+            int16_t w = op->w[(size_t)co * K + k];
+            op->w4[(size_t)co * op->kq + k] = (int8_t)(op->wbits > 8 ? 0 : w);
             op->w2[(size_t)co * op->k2 + k] = w;
             op->wsum[co] += w;
         }

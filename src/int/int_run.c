@@ -11,7 +11,7 @@
 /* acc[oh][ow] of output channel co: each weight times the input it meets, in-bounds taps only
  * (padding is code 0). One function per input type. */
 #define CONV_ACC_FN(NAME, T)                                                                       \
-    static void NAME(const lb_int_op *op, const T *x, const int8_t *w, int g, int32_t *acc) {      \
+    static void NAME(const lb_int_op *op, const T *x, const int16_t *w, int g, int32_t *acc) {     \
         const int cin_g = op->cin / op->groups, k = op->k, s = op->stride, pad = op->pad;          \
         memset(acc, 0, (size_t)op->oh * op->ow * sizeof *acc);                                     \
         for (int ci = 0; ci < cin_g; ci++) {                                                       \
@@ -47,7 +47,7 @@ static void conv_ref(const lb_int_op *op, lb_int_type xt, const void *x, lb_int_
     const size_t plane = (size_t)op->oh * op->ow;
     int32_t *acc = (int32_t *)scratch;
     for (int co = 0; co < op->cout; co++) {
-        const int8_t *w = op->w + (size_t)co * K;
+        const int16_t *w = op->w + (size_t)co * K;
         int g = co / cout_g;
         if (xt == LB_IT_U8)
             acc_u8(op, x, w, g, acc);
@@ -243,7 +243,11 @@ static void run_image(const lb_int_model *m, const lb_int_kernels *kf, const uin
             break;
         }
         case LB_IOP_CONV:
-            kf->conv(op, ti->type, x, to->type, y, scratch);
+            /* VNNI multiplies int8 weights: wider codes (learned reg levels) take AVX2's int16 */
+            if (op->wbits > 8 && kf == &kernels_vnni)
+                kernels_avx2.conv(op, ti->type, x, to->type, y, scratch);
+            else
+                kf->conv(op, ti->type, x, to->type, y, scratch);
             break;
         case LB_IOP_MAXPOOL:
             maxpool(op, to->type, x, y);

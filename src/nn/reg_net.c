@@ -58,7 +58,7 @@ lb_status lb_net_reg_stats(const lb_net *n, lb_reg_stats *out) {
         double L = 0;
         for (int c = 0; c < q->ch; c++) {
             float lv[256], R[9];
-            lb_quant_levels(q, c, lv);
+            lb_quant_levels_deployed(q, c, lv, NULL); /* the levels the indices refer to */
             lb_quant_reg_R(q, c, R);
             double sp = R[0]; /* level spacing, also the Gaussian sigma */
             for (size_t j = (size_t)c * q->inner; j < (size_t)(c + 1) * q->inner; j++) {

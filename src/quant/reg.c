@@ -168,6 +168,12 @@ int lb_quant_levels(const lb_quant *q, int c, float *out) {
     return 1 << q->cfg.bits;
 }
 
+int lb_quant_levels_deployed(const lb_quant *q, int c, float *out, double *g) {
+    if (q->cfg.kind != LB_Q_REG || c < 0 || c >= q->ch) return 0;
+    lb_reg_levels_deployed(q, c, out, g);
+    return 1 << q->cfg.bits;
+}
+
 /* ---- the lambda schedule --------------------------------------------------------------------- */
 int lb_reg_ramp_epoch(double ramp_start, int epochs) {
     if (epochs < 0) epochs = 0;

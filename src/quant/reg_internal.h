@@ -26,8 +26,11 @@ static inline float *reg_R(const lb_quant *q, int c) {
 /* a[k] for k in [0, 2^b): S[k] . R summed in double, rounded to float once (step kind:
  * (k - 2^(b-1)) * alpha in float, the values of LSQ's forward). */
 void lb_reg_levels_of(const lb_quant *q, int c, float *a);
-/* The levels of channel c sorted ascending by (value, k): t[j] and its index ix[j]. */
-void lb_reg_table(const lb_quant *q, int c, float *t, unsigned char *ix);
+/* The deployed levels (lb_quant.h); *g the grid of learned levels, 0 for the other kinds. */
+void lb_reg_levels_deployed(const lb_quant *q, int c, float *a, double *g);
+/* The levels of channel c sorted ascending by (value, k): t[j] and its index ix[j]; deployed:
+ * the deployed levels (eval, indices), else the regularizer's. */
+void lb_reg_table(const lb_quant *q, int c, int deployed, float *t, unsigned char *ix);
 /* Eval forward of the table kinds: y = the nearest level of each x (y may equal x). */
 void lb_reg_snap(const lb_quant *q, size_t outer, const float *x, float *y);
 /* The reg hook (all kinds): returns reg_weight * L, adds the gradient to dx and (learned levels)

@@ -32,10 +32,37 @@ void lb_reg_levels_of(const lb_quant *q, int c, float *a) {
     }
 }
 
-void lb_reg_table(const lb_quant *q, int c, float *t, unsigned char *ix) {
+void lb_reg_levels_deployed(const lb_quant *q, int c, float *a, double *g) {
+    if (g) *g = 0;
+    if (q->cfg.levels != LB_REG_LEARNED) {
+        lb_reg_levels_of(q, c, a);
+        return;
+    }
+    int b = q->cfg.bits, n = 1 << b;
+    const float *R = reg_R(q, c);
+    double m = 0, Rd[LB_REG_MAXNB];
+    for (int i = 0; i <= b; i++) m += fabs((double)R[i]);
+    int e;
+    double fr = frexp(m, &e); /* m = fr * 2^e, fr in [0.5, 1): 2^(e-1) < m <= 2^e unless fr = .5 */
+    if (fr == 0.5) e--;
+    double gr = ldexp(1.0, e - LB_REG_DEPLOY_BITS);
+    for (int i = 0; i <= b; i++) Rd[i] = rint((double)R[i] / gr) * gr;
+    for (int k = 0; k < n; k++) { /* multiples of gr below 2^(BITS+1) gr: exact in float */
+        double acc = 0;
+        for (int i = 0; i < b; i++)
+            if ((k >> i) & 1) acc += Rd[i];
+        a[k] = (float)(acc - Rd[b]);
+    }
+    if (g) *g = gr;
+}
+
+void lb_reg_table(const lb_quant *q, int c, int deployed, float *t, unsigned char *ix) {
     float a[LB_REG_MAXL];
     int n = 1 << q->cfg.bits;
-    lb_reg_levels_of(q, c, a);
+    if (deployed)
+        lb_reg_levels_deployed(q, c, a, NULL);
+    else
+        lb_reg_levels_of(q, c, a);
     for (int k = 0; k < n; k++) { /* stable: equal values stay in k order */
         int j = k;
         while (j > 0 && t[j - 1] > a[k]) {
@@ -81,7 +108,7 @@ void lb_reg_snap(const lb_quant *q, size_t outer, const float *x, float *y) {
         q_iter it = iter_of(q, &p, (size_t)t);
         float tab[LB_REG_MAXL];
         unsigned char ix[LB_REG_MAXL];
-        lb_reg_table(q, (int)it.c, tab, ix);
+        lb_reg_table(q, (int)it.c, 1, tab, ix);
         q_run r;
         while (iter_next(&it, &r))
             for (size_t j = r.off; j < r.off + r.len; j++) {
@@ -157,7 +184,7 @@ static double reg_chunk(const lb_quant *q, const q_plan *p, size_t task, size_t 
     float tab[LB_REG_MAXL];
     unsigned char ix[LB_REG_MAXL];
     double sg[LB_REG_MAXL];
-    lb_reg_table(q, c, tab, ix);
+    lb_reg_table(q, c, 0, tab, ix);
     int learned = q->cfg.levels == LB_REG_LEARNED;
     if (learned) memset(sg, 0, (size_t)n * sizeof *sg);
     while (iter_next(&it, &r))
@@ -261,7 +288,7 @@ lb_status lb_quant_reg_codes(const lb_quant *q, size_t outer, const float *x, un
         unsigned char ix[LB_REG_MAXL];
         int step = q->cfg.levels == LB_REG_STEP;
         float s = step ? q->param[it.c] : 0, lo = (float)(-q->qn), hi = (float)q->qp;
-        if (!step) lb_reg_table(q, (int)it.c, tab, ix);
+        if (!step) lb_reg_table(q, (int)it.c, 1, tab, ix);
         q_run r;
         while (iter_next(&it, &r))
             for (size_t j = r.off; j < r.off + r.len; j++) {

@@ -95,10 +95,18 @@ check_model() { # name, train options...
 check_model cnn4 --model cnn --quant lsq --wbits 4 --abits 4
 [ "$quick" = 1 ] || check_model cnn8pc --model cnn --quant lsq --wbits 8 --abits 8 --per-channel
 check_model r20w2 --model resnet20 --quant lsq --wbits 2 --abits 2
-# reg (docs/reg.md): fixed levels are odd codes at half a step (5-bit storage for 4-bit levels,
-# 7-bit first/last: 8-bit fixed levels have 9-bit codes); step levels are LSQ's grid
+# reg (docs/reg.md): fixed levels are odd codes at half a step, stored as their b-bit index
+# (7-bit first/last: 8-bit fixed levels have 9-bit codes); step levels are LSQ's grid; learned
+# levels are int16 codes on their deployment grid, stored as the b-bit index
 check_model regfx --model cnn --quant reg --levels fixed --first-bits 7 --last-bits 7
+if grep -q '^/\* conv2: conv 32x32x3x3, 4-bit level indices in 4-bit storage' \
+    "$T/ex_regfx/model_data.h"; then ok; else
+    bad "regfx storage" "4-bit fixed levels not stored as 4-bit indices" "$T/ex_regfx/model_data.h"
+fi
 [ "$quick" = 1 ] || check_model regst --model cnn --quant reg --levels step --wbits 3 --per-channel
+check_model regln --model cnn --quant reg --levels learned --levels-lr 1e-4
+[ "$quick" = 1 ] || check_model regln3pc --model resnet20 --quant reg --levels learned --wbits 3 \
+    --per-channel
 
 # ---- errors -----------------------------------------------------------------------------------
 expect_fail() { # name, pattern in stderr, command...

@@ -44,6 +44,24 @@ def levels(R, bits):
     return (R.double() @ S.t()).float()
 
 
+DEPLOY_BITS = 12
+
+
+def deployed(R):
+    """Learned levels as deployed (eval snap, stored indices, integer model): R rounded half to
+    even onto multiples of g = 2^(e - 12), 2^e the smallest power of two >= sum_i |R_i|, per
+    channel (lowbit's lb_quant.h)."""
+    out = []
+    for Rc in R.double():
+        m = float(Rc.abs().sum())
+        fr, e = math.frexp(m)
+        if fr == 0.5:
+            e -= 1
+        g = math.ldexp(1.0, e - DEPLOY_BITS)
+        out.append(torch.round(Rc / g) * g)
+    return torch.stack(out).float()
+
+
 def nearest(wc, a_c):
     """Index k of the nearest level of each weight of one channel (see the module doc)."""
     t, perm = torch.sort(a_c, stable=True)
@@ -73,7 +91,10 @@ def case(out, name, w, bits, kind, form, lam, per_channel=False, R=None, alpha=N
         a = levels(Rp, bits)  # [ch, 2^b], differentiable in R
         ks = torch.stack([nearest(x.detach()[c], a.detach()[c]) for c in range(ch)])
         lev = torch.gather(a, 1, ks)
-        y = torch.where(torch.isnan(x.detach()), x.detach(), lev.detach())
+        # the eval snap: deployed levels for the learned kind (the regularizer uses R itself)
+        ad = levels(deployed(R), bits) if kind == "learned" else a.detach()
+        kd = torch.stack([nearest(x.detach()[c], ad[c]) for c in range(ch)])
+        y = torch.where(torch.isnan(x.detach()), x.detach(), torch.gather(ad, 1, kd))
         sig = Rp.detach()[:, :1]
         Rsave = R
     d = x - lev
