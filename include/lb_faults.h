@@ -1,8 +1,9 @@
 /* lb_faults: stuck-at faults and device variability of the memory cells that store coded weights
  * (methods.md sec. 3): per-chip fault maps (drawn, converted from a measured text form, saved and
  * loaded in a checksummed binary file), fault application and reachable levels, per-weight
- * variability levels, and the fault-aware, variability-aware and QFALT regularizers. It is not the
- * trainer's use of them nor the CLI; docs/faults.md has the model, the file format and the why.
+ * variability levels, the fault-aware, variability-aware and QFALT regularizers, and a chip
+ * attached to a network (its eval forward, the snap of the weights). It is not the trainer's use
+ * of them nor the CLI; docs/faults.md has the model, the file format and the why.
  *
  * The model. A coded weight tensor stores, per weight, a b-bit pattern p in [0, 2^b), one memory
  * cell per bit. What p means is the layer's encoding:

@@ -104,11 +104,9 @@ int lb_fmap_has_var(const lb_fmap *m, int *layer, uint64_t *weight, int *bit) {
     return 0;
 }
 
-lb_status lb_chip_attach(lb_chip *c, lb_net *net, const char *arch, const lb_fmap *map,
-                         const char *name, int nearest) {
-    lb_fmap own = c->own; /* lb_chip_open moves its map in before attaching */
-    memset(c, 0, sizeof *c);
-    c->own = own;
+/* lb_chip_attach on a chip whose `own` map may already be set (lb_chip_open). */
+static lb_status attach(lb_chip *c, lb_net *net, const char *arch, const lb_fmap *map,
+                        const char *name, int nearest) {
     if (!net->param) return lb_error_set(LB_EINVAL, "chip %s: the network is not planned", name);
     if (net->wq_hook)
         return lb_error_set(LB_EINVAL, "chip %s: the network has a chip already", name);
@@ -150,6 +148,12 @@ lb_status lb_chip_attach(lb_chip *c, lb_net *net, const char *arch, const lb_fma
     return LB_OK;
 }
 
+lb_status lb_chip_attach(lb_chip *c, lb_net *net, const char *arch, const lb_fmap *map,
+                         const char *name, int nearest) {
+    memset(c, 0, sizeof *c);
+    return attach(c, net, arch, map, name, nearest);
+}
+
 lb_status lb_chip_open(lb_chip *c, lb_net *net, const char *arch, const char *path, int nearest) {
     memset(c, 0, sizeof *c);
     lb_flayer_spec *specs = malloc(LB_FMAX_LAYERS * sizeof *specs);
@@ -157,10 +161,10 @@ lb_status lb_chip_open(lb_chip *c, lb_net *net, const char *arch, const char *pa
     int ns = 0;
     lb_status st = lb_fmap_specs_of_net(net, specs, LB_FMAX_LAYERS, &ns);
     /* a float model first: its message says more than "0 coded layers" */
-    if (st == LB_OK && ns == 0) st = lb_chip_attach(c, net, arch, &c->own, path, nearest);
+    if (st == LB_OK && ns == 0) st = attach(c, net, arch, &c->own, path, nearest);
     if (st == LB_OK) st = lb_fmap_read_for(path, arch, specs, ns, &c->own);
     free(specs);
-    if (st == LB_OK) st = lb_chip_attach(c, net, arch, &c->own, path, nearest);
+    if (st == LB_OK) st = attach(c, net, arch, &c->own, path, nearest);
     if (st == LB_OK) return LB_OK;
     lb_chip_detach(c);
     return st;
