@@ -174,6 +174,17 @@ static void test_kind(lb_qcfg wq2, const char *name) {
     CHECK(lb_chip_attach(&c, n, "tiny", &m, "var", 0) == LB_OK, "attach");
     snprintf(what, sizeof what, "%s faults+var", name);
     check_values(n, &c, x, 0, what);
+    /* the snap with multipliers: every coded weight becomes its own level, as the eval uses it */
+    float *eval_w = malloc(n->nparam * sizeof *eval_w);
+    memcpy(eval_w, n->param, n->nparam * sizeof *eval_w);
+    for (int i = 0; i < n->nnodes; i++)
+        if (c.layer[i] >= 0)
+            memcpy(eval_w + n->params[n->nodes[i].pw].off, n->nodes[i].wqbuf,
+                   n->params[n->nodes[i].pw].n * sizeof *eval_w);
+    CHECK(lb_chip_snap_weights(&c) == LB_OK, "snap");
+    CHECK(!memcmp(eval_w, n->param, n->nparam * sizeof *eval_w),
+          "%s: snapped weights = the eval forward's weights", what);
+    free(eval_w);
     lb_chip_detach(&c);
     lb_fmap_free(&m);
     free(w0);
