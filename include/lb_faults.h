@@ -1,8 +1,9 @@
 /* lb_faults: stuck-at faults and device variability of the memory cells that store coded weights
  * (methods.md sec. 3): per-chip fault maps (drawn, converted from a measured text form, saved and
  * loaded in a checksummed binary file), fault application and reachable levels, per-weight
- * variability levels, and the fault-aware, variability-aware and QFALT regularizers. It is not the
- * trainer's use of them nor the CLI; docs/faults.md has the model, the file format and the why.
+ * variability levels, the fault-aware, variability-aware and QFALT regularizers, and a chip
+ * attached to a network (its eval forward, the snap of the weights). It is not the trainer's use
+ * of them nor the CLI; docs/faults.md has the model, the file format and the why.
  *
  * The model. A coded weight tensor stores, per weight, a b-bit pattern p in [0, 2^b), one memory
  * cell per bit. What p means is the layer's encoding:
@@ -187,5 +188,46 @@ double lb_freg_mse_ref(const float *w, size_t n, size_t n_layer, const float *R,
  */
 struct lb_net;
 lb_status lb_fmap_specs_of_net(const struct lb_net *net, lb_flayer_spec *specs, int cap, int *n);
+/* Does the map carry a multiplier other than exactly 1? Returns 1 and the first such cell
+ * (any out pointer may be NULL), else 0. Such a cell's value is not an integer code. */
+int lb_fmap_has_var(const lb_fmap *m, int *layer, uint64_t *weight, int *bit);
+
+/* ---- a chip on a network (src/faults/fnet.c; docs/faults.md "Evaluation on a chip") ------------
+ * Attaching a map to a planned network makes every eval forward (training == 0) use the weights
+ * as that chip holds them, through the net's eval weight hook (lb_net.wq_hook): per coded weight
+ * the stored code is the quantizer's own (LSQ/fixed: the signed code round(clip(w/s)) of its
+ * channel's step, stored as a b-bit two's complement pattern, or as itself when unsigned; reg
+ * kinds: the level index k of the nearest level, lb_quant_reg_codes), the chip holds p' = (p &
+ * ~sa0) | sa1 (or, with `nearest`, the reachable code nearest to p in value: methods.md's option
+ * "nearest reachable level"), and the weight's value is level p' of its own level set
+ * (lb_fault_levels with its multipliers; LSQ/fixed R = lb_fault_R_twos(step)). A weight whose
+ * value comes out equal to the quantizer's keeps the quantizer's bits, so a healthy map (no
+ * faults, no multiplier other than 1) changes nothing, bit for bit. Training forwards are not
+ * touched (fine-tuning decides what it does with the chip). One chip per net. */
+typedef struct lb_chip {
+    struct lb_net *net;
+    const lb_fmap *map; /* borrowed (lb_chip_attach) or &own (lb_chip_open) */
+    lb_fmap own;
+    int nearest;      /* 1: nearest reachable code instead of the faulty one */
+    int *layer;       /* per node: its layer in the map, -1 for none */
+    unsigned char *k; /* scratch: reg level indices of the largest coded tensor */
+} lb_chip;
+/* Checks the map against the network's coded tensors (lb_fmap_check_model, `name` names the
+ * map in messages; arch the model's architecture) and installs the hook. LB_EINVAL naming the
+ * model when it has no coded weights (float / unquantized). The map must outlive the chip. */
+lb_status lb_chip_attach(lb_chip *c, struct lb_net *net, const char *arch, const lb_fmap *map,
+                         const char *name, int nearest);
+/* lb_fmap_read_for(path) then lb_chip_attach; the chip owns the map. */
+lb_status lb_chip_open(lb_chip *c, struct lb_net *net, const char *arch, const char *path,
+                       int nearest);
+/* Removes the hook and frees what the chip owns (safe on a zeroed or failed chip). */
+void lb_chip_detach(lb_chip *c);
+/* Replaces the float weights of every coded layer by the values the chip holds (the eval
+ * forward's weights; methods.md's "quantized, faulty copy" of the periodic reset). Afterwards
+ * the codes the quantizers derive from the weights are the chip's codes (fault application is
+ * idempotent), which is how the integer model and export get them (docs/faults.md). */
+lb_status lb_chip_snap_weights(lb_chip *c);
+/* Over all coded weights: how many hold another code than the one stored (*changed) of *total. */
+void lb_chip_count(const lb_chip *c, uint64_t *changed, uint64_t *total);
 
 #endif

@@ -98,6 +98,12 @@ typedef struct lb_net {
     int training;
     int reg_float; /* eval forwards leave LB_Q_REG weights unsnapped (lb_net_reg_float) */
     lb_rng rng;    /* dropout */
+    /* Eval-forward weight hook (borrowed, NULL: none): in an eval forward (training == 0), after
+     * a conv/linear node with a weight quantizer has quantized its weights into wq (the node's
+     * params[pw].n floats), wq_hook may rewrite them. The one place the fault module enters the
+     * engine: a chip puts the weights as it holds them here (lb_chip_attach, lb_faults.h). */
+    void (*wq_hook)(void *ctx, const struct lb_net *n, int node, float *wq);
+    void *wq_hook_ctx;
     double *prof;  /* optional [2*nnodes] seconds per node (forward, backward), caller-owned */
     lb_status err; /* first error met while building (reported by lb_net_plan) */
 } lb_net;

@@ -1,8 +1,9 @@
-/* `lowbit eval` and `lowbit info`: load a checkpoint, evaluate it (float, or its integer model)
- * or describe it (with --tensors, every tensor and metadata field). Not the file format (lb_ckpt)
- * nor the mapping onto a network (src/train/ckpt_io.c). */
+/* `lowbit eval` and `lowbit info`: load a checkpoint, evaluate it (float, or its integer model;
+ * either on a faulty chip with --chip) or describe it (with --tensors, every tensor and metadata
+ * field). Not the file format (lb_ckpt) nor the mapping onto a network (src/train/ckpt_io.c). */
 #include "cli.h"
 #include "lb_ckpt.h"
+#include "lb_faults.h"
 #include "lb_int.h"
 
 #include <stdio.h>
@@ -48,6 +49,36 @@ static int cmd_eval_integer(const char *file, lb_net *n, const lb_dataset *d,
     return 0;
 }
 
+/* --chip: the map, checked against the model, on the network; for --integer the float weights
+ * become the chip's values, so the integer model derives the chip's codes (docs/faults.md). */
+static void open_chip(const char *file, const char *map, lb_net *n, const lb_ckpt_info *info,
+                      int integer, int nearest, lb_chip *chip) {
+    if (lb_chip_open(chip, n, info->model.arch, map, nearest) != LB_OK) {
+        lb_net_free(n);
+        cli_die(1, "eval", "%s: %s", file, lb_error_msg());
+    }
+    int l, bit;
+    uint64_t w;
+    if (integer && lb_fmap_has_var(chip->map, &l, &w, &bit)) {
+        char name[LB_FNAME_MAX];
+        snprintf(name, sizeof name, "%s", chip->map->layers[l].spec.name);
+        float v = chip->map->layers[l].var[w * (uint64_t)chip->map->layers[l].spec.bits + bit];
+        lb_chip_detach(chip);
+        lb_net_free(n);
+        cli_die(1, "eval",
+                "--chip %s: layer '%s' weight %llu bit %d has variability multiplier %g: a "
+                "varying cell's value is not an integer code, so there is no integer model of "
+                "this chip (evaluate it without --integer; docs/faults.md)",
+                map, name, (unsigned long long)w, bit, (double)v);
+    }
+    uint64_t changed, total;
+    lb_chip_count(chip, &changed, &total); /* before the snap: then stored = held */
+    if (integer) lb_chip_snap_weights(chip);
+    printf("chip: %s  %llu of %llu coded weights hold another code%s\n", map,
+           (unsigned long long)changed, (unsigned long long)total,
+           nearest ? " (nearest reachable)" : "");
+}
+
 /* --dump-logits for the float model: "prediction l0 l1 ..." per image, %.9g (enough digits for
  * the float to parse back exactly). The prediction is the first maximum, as the accuracy counts. */
 static void write_float_logits(const char *path, const float *l, int n, int classes) {
@@ -69,7 +100,8 @@ int cmd_eval(int argc, char **argv) {
     const char *file = NULL;
     char data[512] = "";
     int limit = 0, batch = 128, threads = 2, integer = 0, compare = 0, timing = 0;
-    const char *dump = NULL;
+    const char *dump = NULL, *chip_map = NULL;
+    int nearest = 0;
     lb_int_impl impl = LB_INT_AUTO;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
@@ -84,6 +116,11 @@ int cmd_eval(int argc, char **argv) {
                  "                     printed with 9 significant digits)\n"
                  "  --impl I           auto | scalar | avx2 | vnni (default auto)\n"
                  "  --time             forward-only images/s\n"
+                 "  --chip MAP         evaluate the model as the chip of fault map MAP holds it\n"
+                 "                     (lowbit faults map; docs/faults.md): float, or with\n"
+                 "                     --integer the integer model with the chip's codes\n"
+                 "  --nearest-reachable  on the chip, each weight takes the reachable code\n"
+                 "                     nearest to its own instead of the faulty one\n"
                  "The last line is 'accuracy: 0.xxxx'.");
             return 0;
         }
@@ -103,6 +140,10 @@ int cmd_eval(int argc, char **argv) {
             timing = 1;
         else if (strcmp(o, "--dump-logits") == 0)
             dump = cli_value("eval", argc, argv, &i);
+        else if (strcmp(o, "--chip") == 0)
+            chip_map = cli_value("eval", argc, argv, &i);
+        else if (strcmp(o, "--nearest-reachable") == 0)
+            nearest = 1;
         else if (strcmp(o, "--impl") == 0) {
             if (lb_int_impl_parse(cli_value("eval", argc, argv, &i), &impl) != LB_OK)
                 cli_die(2, "eval", "--impl: %s", lb_error_msg());
@@ -115,6 +156,7 @@ int cmd_eval(int argc, char **argv) {
     }
     if (!file) cli_die(2, "eval", "no checkpoint FILE given (see lowbit eval --help)");
     if (compare && !integer) cli_die(2, "eval", "--compare needs --integer");
+    if (nearest && !chip_map) cli_die(2, "eval", "--nearest-reachable needs --chip MAP");
     if (dump && timing && !integer)
         cli_die(2, "eval", "--dump-logits cannot be combined with --time");
     if (!data[0]) snprintf(data, sizeof data, "/usr/share/datasets/fashion-mnist");
@@ -123,15 +165,20 @@ int cmd_eval(int argc, char **argv) {
     lb_ckpt_info info;
     lb_status st = lb_ckpt_open_model(file, batch, threads, &n, &info);
     if (st != LB_OK) cli_die(1, "eval", "%s", lb_error_msg());
+    lb_chip chip;
+    memset(&chip, 0, sizeof chip);
+    if (chip_map) open_chip(file, chip_map, n, &info, integer, nearest, &chip);
     lb_dataset d;
     st = lb_dataset_load_dir(data, 0, &d);
     if (st != LB_OK) {
+        lb_chip_detach(&chip);
         lb_net_free(n);
         cli_die(1, "eval", "%s", lb_error_msg());
     }
     if (d.c != info.model.in_c || d.h != info.model.in_h || d.w != info.model.in_w ||
         d.classes != info.model.classes) {
         int dc = d.c, dh = d.h, dw = d.w, dk = d.classes; /* freed below, printed after */
+        lb_chip_detach(&chip);
         lb_net_free(n);
         lb_dataset_free(&d);
         cli_die(1, "eval",
@@ -146,6 +193,7 @@ int cmd_eval(int argc, char **argv) {
     if (integer || timing) {
         int rc = cmd_eval_integer(file, n, &d, &info, integer, compare, dump, impl, limit, batch,
                                   threads);
+        lb_chip_detach(&chip);
         lb_net_free(n);
         lb_dataset_free(&d);
         return rc;
@@ -155,6 +203,7 @@ int cmd_eval(int argc, char **argv) {
     float *logits = dump ? malloc((size_t)cnt * classes * sizeof *logits) : NULL;
     if (dump && !logits) cli_die(1, "eval", "out of memory");
     st = lb_evaluate_logits(n, &d, &info.model.norm, limit, batch, logits, &loss, &acc);
+    lb_chip_detach(&chip);
     lb_net_free(n);
     lb_dataset_free(&d);
     if (st != LB_OK) cli_die(1, "eval", "%s", lb_error_msg());

@@ -1,29 +1,69 @@
-/* `lowbit export`: a checkpoint's integer model as self-contained C99 (docs/integer.md). */
+/* `lowbit export`: a checkpoint's integer model as self-contained C99 (docs/integer.md), also as
+ * a faulty chip holds it (--chip, docs/faults.md). */
 #include "cli.h"
+#include "lb_faults.h"
 #include "lb_int.h"
 
 #include <stdio.h>
 #include <string.h>
 
+/* --chip: the float weights become the values the chip holds, so the integer model derives the
+ * chip's codes (fault application is idempotent; docs/faults.md). Exits before anything is
+ * written on a map that does not fit or has variability (not integer codes). */
+static void put_on_chip(const char *file, const char *map, lb_net *n, const lb_ckpt_info *info,
+                        int nearest) {
+    lb_chip chip;
+    if (lb_chip_open(&chip, n, info->model.arch, map, nearest) != LB_OK) {
+        lb_net_free(n);
+        cli_die(1, "export", "%s: %s", file, lb_error_msg());
+    }
+    int l, bit;
+    uint64_t w;
+    if (lb_fmap_has_var(chip.map, &l, &w, &bit)) {
+        char name[LB_FNAME_MAX];
+        snprintf(name, sizeof name, "%s", chip.map->layers[l].spec.name);
+        lb_chip_detach(&chip);
+        lb_net_free(n);
+        cli_die(1, "export",
+                "--chip %s: layer '%s' weight %llu bit %d has a variability multiplier other "
+                "than 1: a varying cell's value is not an integer code, so this chip has no "
+                "integer model to export (docs/faults.md)",
+                map, name, (unsigned long long)w, bit);
+    }
+    lb_chip_snap_weights(&chip);
+    lb_chip_detach(&chip);
+}
+
 int cmd_export(int argc, char **argv) {
-    const char *file = NULL, *out = NULL;
+    const char *file = NULL, *out = NULL, *chip_map = NULL;
+    int nearest = 0;
     char data[512] = "/usr/share/datasets/fashion-mnist";
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
         if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
-            puts("usage: lowbit export FILE -o DIR [--data DIR]\n"
-                 "Writes the integer model of checkpoint FILE as C99 into DIR: model.h,\n"
-                 "model_data.h, model.c (no malloc, no float, no libm) and a host main.c.\n"
-                 "  -o DIR       output directory (created; a previous export there is replaced)\n"
-                 "  --data DIR   only for checkpoints that record no input normalization\n"
-                 "               (older files): the data set whose test split's statistics\n"
-                 "               stand in for it (default /usr/share/datasets/fashion-mnist)\n"
-                 "Only fully quantized models (uniform lsq/fixed quantizers on every layer's\n"
-                 "weights and on every input but the image) can be exported.");
+            puts(
+                "usage: lowbit export FILE -o DIR [--data DIR]\n"
+                "Writes the integer model of checkpoint FILE as C99 into DIR: model.h,\n"
+                "model_data.h, model.c (no malloc, no float, no libm) and a host main.c.\n"
+                "  -o DIR       output directory (created; a previous export there is replaced)\n"
+                "  --data DIR   only for checkpoints that record no input normalization\n"
+                "               (older files): the data set whose test split's statistics\n"
+                "               stand in for it (default /usr/share/datasets/fashion-mnist)\n"
+                "  --chip MAP   export the codes as the chip of fault map MAP holds them (its\n"
+                "               logits equal lowbit eval --integer --chip MAP); a map with\n"
+                "               variability multipliers has no integer form and is refused\n"
+                "  --nearest-reachable  with --chip: each weight takes the reachable code nearest\n"
+                "               to its own instead of the faulty one\n"
+                "Only fully quantized models (uniform lsq/fixed quantizers on every layer's\n"
+                "weights and on every input but the image) can be exported.");
             return 0;
         }
         if (strcmp(o, "-o") == 0 || strcmp(o, "--out") == 0)
             out = cli_value("export", argc, argv, &i);
+        else if (strcmp(o, "--chip") == 0)
+            chip_map = cli_value("export", argc, argv, &i);
+        else if (strcmp(o, "--nearest-reachable") == 0)
+            nearest = 1;
         else if (strcmp(o, "--data") == 0)
             cli_copy("export", o, data, sizeof data, cli_value("export", argc, argv, &i));
         else if (o[0] == '-')
@@ -35,10 +75,18 @@ int cmd_export(int argc, char **argv) {
     }
     if (!file) cli_die(2, "export", "no checkpoint FILE given (see lowbit export --help)");
     if (!out) cli_die(2, "export", "no output directory given (-o DIR)");
+    if (nearest && !chip_map) cli_die(2, "export", "--nearest-reachable needs --chip MAP");
     lb_net *n;
     lb_ckpt_info info;
     if (lb_ckpt_open_model(file, 1, 1, &n, &info) != LB_OK)
         cli_die(1, "export", "%s", lb_error_msg());
+    char source[1100];
+    snprintf(source, sizeof source, "%s", file);
+    if (chip_map) {
+        put_on_chip(file, chip_map, n, &info, nearest);
+        snprintf(source, sizeof source, "%s on chip %s%s", file, chip_map,
+                 nearest ? " (nearest reachable)" : "");
+    }
     /* The normalization is the model's; only older checkpoints, which do not record it, need a
      * data set to stand in for it. */
     lb_dataset d;
@@ -67,12 +115,12 @@ int cmd_export(int argc, char **argv) {
     lb_net_free(n);
     if (st != LB_OK) cli_die(1, "export", "%s: cannot export: %s", file, lb_error_msg());
     size_t ram = 0;
-    st = lb_int_export(m, out, file, &ram);
+    st = lb_int_export(m, out, source, &ram);
     lb_int_free(m);
     if (st != LB_OK) cli_die(1, "export", "%s", lb_error_msg());
     printf("exported %s (%s %s W%dA%d) to %s: model.h model_data.h model.c main.c, "
            "static buffers %zu bytes\n",
-           file, info.model.arch, lb_qkind_name(info.model.q.kind), info.model.q.wbits,
+           source, info.model.arch, lb_qkind_name(info.model.q.kind), info.model.q.wbits,
            info.model.q.abits, out, ram);
     return 0;
 }

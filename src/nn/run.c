@@ -48,6 +48,9 @@ static void quant_operands(lb_net *n, lb_node *d, int B, const float *x, const f
          * levels exist (an uninitialized quantizer must not initialize in an eval forward) */
         int tr = n->training || (n->reg_float && d->wqcfg.kind == LB_Q_REG && d->wq.state[0] != 0);
         lb_quant_forward(&d->wq, 1, *win, d->wqbuf, tr);
+        /* a chip (lb_chip_attach) replaces the quantized weights by the ones it holds */
+        if (!n->training && n->wq_hook)
+            n->wq_hook(n->wq_hook_ctx, n, (int)(d - n->nodes), d->wqbuf);
         *win = d->wqbuf;
     }
 }

@@ -1,0 +1,210 @@
+/* A chip on a network: a checked fault map attached to a planned lb_net so that its eval forward
+ * uses the weights as that chip holds them, and the snap of the float weights to those values.
+ * Not the map files (fmap*.c), not the regularizers (freg.c), not fine-tuning. Rules in
+ * lb_faults.h; the why in docs/faults.md. */
+#include "lb_faults.h"
+#include "lb_nn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The uniform quantizers' code of w (lb_quant_uniform_forward's rule: true division, clamp,
+ * round half to even), so the stored code is exactly the one the float eval and the integer
+ * model use. A NaN weight stores the lowest code, as a reg quantizer's NaN stores its lowest
+ * level. */
+static int uniform_code(float w, float s, int qn, int qp) {
+    float t = w / s, lo = (float)-qn, hi = (float)qp;
+    if (t != t) return -qn;
+    t = t < lo ? lo : t > hi ? hi : t;
+    return (int)rintf(t);
+}
+
+/* Level p of one weight: lb_fault_levels's sum for that p alone (same order, one rounding). */
+static float level_at(const float *R, int bits, const float *v, unsigned p) {
+    double acc = 0;
+    for (int j = 0; j < bits; j++)
+        if ((p >> j) & 1) acc += (double)R[j] * (double)v[j];
+    return (float)(acc - (double)R[bits]);
+}
+
+/* R of the quantizer of node d, channel ch, in layer L's encoding. An unsigned uniform grid
+ * (index encoding) is s * [2^0, .., 2^(b-1)] with no offset: its code is its own index. */
+static void R_of(const lb_node *d, const lb_flayer *L, int ch, float *R) {
+    const lb_quant *q = &d->wq;
+    if (d->wqcfg.kind == LB_Q_REG) {
+        lb_quant_reg_R(q, ch, R);
+        return;
+    }
+    float s = lb_quant_step(q, ch);
+    int b = L->spec.bits;
+    if (L->spec.enc == LB_FENC_TWOS) {
+        lb_fault_R_twos(s, b, R);
+    } else {
+        for (int j = 0; j < b; j++) R[j] = ldexpf(s, j);
+        R[b] = 0.0f;
+    }
+}
+
+/* One coded layer: from the float weights w, the chip's values into wq where they differ from
+ * what wq holds (wq may be NULL: count only). Returns how many weights hold another code. */
+static uint64_t layer_pass(const lb_chip *c, const lb_node *d, const lb_flayer *L, const float *w,
+                           float *wq) {
+    const lb_quant *q = &d->wq;
+    int b = L->spec.bits, reg = d->wqcfg.kind == LB_Q_REG;
+    lb_fenc enc = L->spec.enc;
+    if (reg) lb_quant_reg_codes(q, 1, w, c->k); /* cannot fail: the kind is reg */
+    uint64_t changed = 0;
+    for (int ch = 0; ch < q->ch; ch++) {
+        float R[LB_FMAX_BITS + 1], a[1 << LB_FMAX_BITS];
+        R_of(d, L, ch, R);
+        lb_fault_levels(R, b, NULL, a);
+        float s = reg ? 0 : lb_quant_step(q, ch);
+        for (size_t i = (size_t)ch * q->inner; i < (size_t)(ch + 1) * q->inner; i++) {
+            int code = reg ? c->k[i] : uniform_code(w[i], s, q->qn, q->qp);
+            unsigned p = lb_fault_pattern(code, b, enc), s0 = L->sa0[i], s1 = L->sa1[i], ph = p;
+            if (s0 | s1)
+                ph = c->nearest
+                         ? lb_fault_pattern(lb_fault_nearest_code(code, b, enc, s0, s1), b, enc)
+                         : lb_fault_apply(p, s0, s1);
+            changed += ph != p;
+            if (!wq) continue;
+            float v = L->var ? level_at(R, b, L->var + i * (size_t)b, ph) : a[ph];
+            if (v != wq[i]) wq[i] = v; /* equal: keep the quantizer's bits (the sign of a 0) */
+        }
+    }
+    return changed;
+}
+
+static const float *weights_of(const lb_net *n, const lb_node *d) {
+    return n->param + n->params[d->pw].off;
+}
+
+static void chip_hook(void *ctx, const lb_net *n, int node, float *wq) {
+    const lb_chip *c = ctx;
+    int li = c->layer[node];
+    if (li < 0) return;
+    const lb_node *d = &n->nodes[node];
+    layer_pass(c, d, &c->map->layers[li], weights_of(n, d), wq);
+}
+
+int lb_fmap_has_var(const lb_fmap *m, int *layer, uint64_t *weight, int *bit) {
+    for (int l = 0; l < m->nlayers; l++) {
+        const lb_flayer *L = &m->layers[l];
+        if (!L->var) continue;
+        size_t nv = (size_t)L->spec.n * (size_t)L->spec.bits;
+        for (size_t i = 0; i < nv; i++)
+            if (L->var[i] != 1.0f) {
+                if (layer) *layer = l;
+                if (weight) *weight = i / (size_t)L->spec.bits;
+                if (bit) *bit = (int)(i % (size_t)L->spec.bits);
+                return 1;
+            }
+    }
+    return 0;
+}
+
+/* lb_chip_attach on a chip whose `own` map may already be set (lb_chip_open). */
+static lb_status attach(lb_chip *c, lb_net *net, const char *arch, const lb_fmap *map,
+                        const char *name, int nearest) {
+    if (!net->param) return lb_error_set(LB_EINVAL, "chip %s: the network is not planned", name);
+    if (net->wq_hook)
+        return lb_error_set(LB_EINVAL, "chip %s: the network has a chip already", name);
+    lb_flayer_spec *specs = malloc(LB_FMAX_LAYERS * sizeof *specs);
+    if (!specs) return lb_error_set(LB_ENOMEM, "out of memory (chip %s)", name);
+    int ns = 0;
+    lb_status st = lb_fmap_specs_of_net(net, specs, LB_FMAX_LAYERS, &ns);
+    if (st == LB_OK && ns == 0)
+        st = lb_error_set(LB_EINVAL,
+                          "model '%s' has no coded weights (a float, unquantized model): there is "
+                          "nothing for chip %s to hold",
+                          arch, name);
+    if (st == LB_OK) st = lb_fmap_check_model(map, name, arch, specs, ns);
+    free(specs);
+    if (st != LB_OK) return st;
+    size_t maxn = 1;
+    c->layer = malloc((size_t)net->nnodes * sizeof *c->layer);
+    if (!c->layer) return lb_error_set(LB_ENOMEM, "out of memory (chip %s)", name);
+    /* specs_of_net lists the coded nodes in node order, and the map matched it layer by layer */
+    int li = 0;
+    for (int i = 0; i < net->nnodes; i++) {
+        const lb_node *d = &net->nodes[i];
+        lb_qkind k = d->wqcfg.kind;
+        int coded = (d->op == LB_OP_CONV || d->op == LB_OP_LINEAR) && d->pw >= 0 &&
+                    (k == LB_Q_REG || k == LB_Q_LSQ || k == LB_Q_FIXED);
+        c->layer[i] = coded ? li++ : -1;
+        if (coded && net->params[d->pw].n > maxn) maxn = net->params[d->pw].n;
+    }
+    if (!(c->k = malloc(maxn))) {
+        free(c->layer);
+        c->layer = NULL;
+        return lb_error_set(LB_ENOMEM, "out of memory (chip %s)", name);
+    }
+    c->net = net;
+    c->map = map;
+    c->nearest = nearest != 0;
+    net->wq_hook = chip_hook;
+    net->wq_hook_ctx = c;
+    return LB_OK;
+}
+
+lb_status lb_chip_attach(lb_chip *c, lb_net *net, const char *arch, const lb_fmap *map,
+                         const char *name, int nearest) {
+    memset(c, 0, sizeof *c);
+    return attach(c, net, arch, map, name, nearest);
+}
+
+lb_status lb_chip_open(lb_chip *c, lb_net *net, const char *arch, const char *path, int nearest) {
+    memset(c, 0, sizeof *c);
+    lb_flayer_spec *specs = malloc(LB_FMAX_LAYERS * sizeof *specs);
+    if (!specs) return lb_error_set(LB_ENOMEM, "out of memory (chip %s)", path);
+    int ns = 0;
+    lb_status st = lb_fmap_specs_of_net(net, specs, LB_FMAX_LAYERS, &ns);
+    /* a float model first: its message says more than "0 coded layers" */
+    if (st == LB_OK && ns == 0) st = attach(c, net, arch, &c->own, path, nearest);
+    if (st == LB_OK) st = lb_fmap_read_for(path, arch, specs, ns, &c->own);
+    free(specs);
+    if (st == LB_OK) st = attach(c, net, arch, &c->own, path, nearest);
+    if (st == LB_OK) return LB_OK;
+    lb_chip_detach(c);
+    return st;
+}
+
+void lb_chip_detach(lb_chip *c) {
+    if (c->net && c->net->wq_hook_ctx == c) {
+        c->net->wq_hook = NULL;
+        c->net->wq_hook_ctx = NULL;
+    }
+    free(c->layer);
+    free(c->k);
+    lb_fmap_free(&c->own);
+    memset(c, 0, sizeof *c);
+}
+
+lb_status lb_chip_snap_weights(lb_chip *c) {
+    lb_net *n = c->net;
+    if (!n) return lb_error_set(LB_EINVAL, "chip not attached");
+    for (int i = 0; i < n->nnodes; i++) {
+        if (c->layer[i] < 0) continue;
+        lb_node *d = &n->nodes[i];
+        float *w = n->param + n->params[d->pw].off;
+        size_t cnt = n->params[d->pw].n;
+        /* the node's quantized-weight buffer is rewritten by every forward: free scratch here */
+        lb_quant_forward(&d->wq, 1, w, d->wqbuf, 0);
+        layer_pass(c, d, &c->map->layers[c->layer[i]], w, d->wqbuf);
+        memcpy(w, d->wqbuf, cnt * sizeof *w);
+    }
+    return LB_OK;
+}
+
+void lb_chip_count(const lb_chip *c, uint64_t *changed, uint64_t *total) {
+    *changed = *total = 0;
+    const lb_net *n = c->net;
+    if (!n) return;
+    for (int i = 0; i < n->nnodes; i++) {
+        if (c->layer[i] < 0) continue;
+        const lb_node *d = &n->nodes[i];
+        *changed += layer_pass(c, d, &c->map->layers[c->layer[i]], weights_of(n, d), NULL);
+        *total += n->params[d->pw].n;
+    }
+}
