@@ -199,6 +199,9 @@ void lb_quant_absmax(const lb_quant *q, size_t outer, const float *x, float *out
 /* b+1 entries of R for channel c (step kind: alpha*[2^0, .., 2^(b-1), 2^(b-1)]); returns b+1,
  * 0 for other kinds. */
 int lb_quant_reg_R(const lb_quant *q, int c, float *R);
+/* The same as deployed (learned kind: on its grid; the other kinds: lb_quant_reg_R). Levels
+ * summed from it in double and rounded once are lb_quant_levels_deployed's, bit for bit. */
+int lb_quant_reg_R_deployed(const lb_quant *q, int c, float *R);
 /* The 2^b levels of channel c indexed by k (not sorted), as the regularizer sees them; returns
  * 2^b, 0 for other kinds. _deployed: as the eval forward, the indices and the integer model see
  * them (differs for learned levels only); *g (may be NULL) receives the grid they lie on (0: not

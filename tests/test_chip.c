@@ -70,8 +70,8 @@ static float expect_value(const lb_node *d, const lb_flayer *L, size_t i, float 
                        : lb_fault_code(code, b, L->spec.enc, L->sa0[i], L->sa1[i]);
     *code_out = code, *held_out = held;
     float R[9], a[256];
-    if (reg)
-        lb_quant_reg_R(q, ch, R);
+    if (reg) /* the deployed levels: what the eval snaps to and the indices index */
+        lb_quant_reg_R_deployed(q, ch, R);
     else
         lb_fault_R_twos(s, b, R);
     lb_fault_levels(R, b, L->var ? L->var + i * (size_t)b : NULL, a);

@@ -33,7 +33,7 @@ static float level_at(const float *R, int bits, const float *v, unsigned p) {
 static void R_of(const lb_node *d, const lb_flayer *L, int ch, float *R) {
     const lb_quant *q = &d->wq;
     if (d->wqcfg.kind == LB_Q_REG) {
-        lb_quant_reg_R(q, ch, R);
+        lb_quant_reg_R_deployed(q, ch, R); /* the levels the eval snaps to and the indices index */
         return;
     }
     float s = lb_quant_step(q, ch);

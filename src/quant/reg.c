@@ -162,6 +162,16 @@ int lb_quant_reg_R(const lb_quant *q, int c, float *R) {
     return b + 1;
 }
 
+int lb_quant_reg_R_deployed(const lb_quant *q, int c, float *R) {
+    int nb = lb_quant_reg_R(q, c, R);
+    if (nb && q->cfg.levels == LB_REG_LEARNED) {
+        double Rd[LB_REG_MAXNB];
+        lb_reg_R_deployed(q, c, Rd);
+        for (int i = 0; i < nb; i++) R[i] = (float)Rd[i];
+    }
+    return nb;
+}
+
 int lb_quant_levels(const lb_quant *q, int c, float *out) {
     if (q->cfg.kind != LB_Q_REG || c < 0 || c >= q->ch) return 0;
     lb_reg_levels_of(q, c, out);

@@ -26,6 +26,8 @@ static inline float *reg_R(const lb_quant *q, int c) {
 /* a[k] for k in [0, 2^b): S[k] . R summed in double, rounded to float once (step kind:
  * (k - 2^(b-1)) * alpha in float, the values of LSQ's forward). */
 void lb_reg_levels_of(const lb_quant *q, int c, float *a);
+/* Learned kind: R of channel c on its deployment grid (lb_quant.h); returns the grid. */
+double lb_reg_R_deployed(const lb_quant *q, int c, double *Rd);
 /* The deployed levels (lb_quant.h); *g the grid of learned levels, 0 for the other kinds. */
 void lb_reg_levels_deployed(const lb_quant *q, int c, float *a, double *g);
 /* The levels of channel c sorted ascending by (value, k): t[j] and its index ix[j]; deployed:

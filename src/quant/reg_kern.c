@@ -32,6 +32,19 @@ void lb_reg_levels_of(const lb_quant *q, int c, float *a) {
     }
 }
 
+double lb_reg_R_deployed(const lb_quant *q, int c, double *Rd) {
+    int b = q->cfg.bits;
+    const float *R = reg_R(q, c);
+    double m = 0;
+    for (int i = 0; i <= b; i++) m += fabs((double)R[i]);
+    int e;
+    double fr = frexp(m, &e); /* m = fr * 2^e, fr in [0.5, 1): 2^(e-1) < m <= 2^e unless fr = .5 */
+    if (fr == 0.5) e--;
+    double gr = ldexp(1.0, e - LB_REG_DEPLOY_BITS);
+    for (int i = 0; i <= b; i++) Rd[i] = rint((double)R[i] / gr) * gr; /* exact in float too */
+    return gr;
+}
+
 void lb_reg_levels_deployed(const lb_quant *q, int c, float *a, double *g) {
     if (g) *g = 0;
     if (q->cfg.levels != LB_REG_LEARNED) {
@@ -39,14 +52,7 @@ void lb_reg_levels_deployed(const lb_quant *q, int c, float *a, double *g) {
         return;
     }
     int b = q->cfg.bits, n = 1 << b;
-    const float *R = reg_R(q, c);
-    double m = 0, Rd[LB_REG_MAXNB];
-    for (int i = 0; i <= b; i++) m += fabs((double)R[i]);
-    int e;
-    double fr = frexp(m, &e); /* m = fr * 2^e, fr in [0.5, 1): 2^(e-1) < m <= 2^e unless fr = .5 */
-    if (fr == 0.5) e--;
-    double gr = ldexp(1.0, e - LB_REG_DEPLOY_BITS);
-    for (int i = 0; i <= b; i++) Rd[i] = rint((double)R[i] / gr) * gr;
+    double Rd[LB_REG_MAXNB], gr = lb_reg_R_deployed(q, c, Rd);
     for (int k = 0; k < n; k++) { /* multiples of gr below 2^(BITS+1) gr: exact in float */
         double acc = 0;
         for (int i = 0; i < b; i++)
