@@ -95,6 +95,9 @@ typedef struct lb_image_opts {
 lb_status lb_imgdir_load(const char *dir, int train, const lb_image_opts *opts, lb_dataset *out);
 /* 1 when dir looks like an image folder (DIR/train/ exists, or DIR has a visible subfolder). */
 int lb_imgdir_detect(const char *dir);
+/* 1 when lb_dataset_load_dir would read dir as an image folder (no idx or CIFAR file of either
+ * split there, and lb_imgdir_detect). */
+int lb_dataset_dir_images(const char *dir);
 /* lb_dataset_load_dir with options for image folders (NULL: defaults). For the other formats
  * opts must be NULL or all zero (LB_EINVAL naming the directory otherwise). */
 lb_status lb_dataset_load_dir_opts(const char *dir, int train, const lb_image_opts *opts,

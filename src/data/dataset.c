@@ -76,6 +76,26 @@ static lb_status no_opts(const char *dir, const lb_image_opts *o, lb_status st) 
     return st;
 }
 
+int lb_dataset_dir_images(const char *dir) {
+    char p[PATH_CAP];
+    static const char *const files[] = {"train-images-idx3-ubyte.gz",
+                                        "train-images-idx3-ubyte",
+                                        "t10k-images-idx3-ubyte.gz",
+                                        "t10k-images-idx3-ubyte",
+                                        "data_batch_1.bin",
+                                        "test_batch.bin",
+                                        "cifar-10-batches-bin/data_batch_1.bin",
+                                        "cifar-10-batches-bin/test_batch.bin",
+                                        "train.bin",
+                                        "test.bin",
+                                        "cifar-100-binary/train.bin",
+                                        "cifar-100-binary/test.bin"};
+    if (!dir || strlen(dir) > PATH_CAP - 64) return 0;
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+        if (path_fmt(p, "%s/%s", dir, files[i]) && is_file(p)) return 0;
+    return lb_imgdir_detect(dir);
+}
+
 lb_status lb_dataset_load_dir(const char *dir, int train, lb_dataset *out) {
     return lb_dataset_load_dir_opts(dir, train, NULL, out);
 }
