@@ -5,8 +5,8 @@
 # the same accuracy exactly (same pixels, same order, same normalization: the same run). Then
 # eval, info and predict on the PNG model (predict's top class must equal eval's prediction), an
 # RGB JPEG folder without test/ (held-out split), and every bad input: one stderr line naming the
-# file, non-zero exit, no crash. Usage: imgdir.sh path/to/lowbit. Not the decoder unit tests
-# (tests/test_imgdir.c).
+# file, non-zero exit, no crash. Usage: imgdir.sh path/to/lowbit. With a sanitizer build (or
+# LOWBIT_QUICK=1) fewer images. Not the decoder unit tests (tests/test_imgdir.c).
 set -u
 L=${1:?usage: imgdir.sh path/to/lowbit}
 PY=/usr/bin/python3
@@ -14,6 +14,8 @@ PY=/usr/bin/python3
 FM=/usr/share/datasets/fashion-mnist
 T=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_imgdir.XXXXXX") || exit 1
 trap 'rm -rf "$T"' EXIT
+ntrain=1000 ntest=250 njpg=300
+if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then ntrain=256 ntest=64 njpg=120; fi
 pass=0 fail=0
 ok() { pass=$((pass + 1)); }
 bad() {
@@ -22,11 +24,12 @@ bad() {
     [ -f "$T/err" ] && sed 's/^/    stderr: /' "$T/err" | head -5
 }
 
-"$PY" - "$FM" "$T" <<'EOF' || { echo "FAIL: cannot write the image trees (numpy, PIL)"; exit 1; }
+"$PY" - "$FM" "$T" "$ntrain" "$ntest" "$njpg" <<'EOF' || { echo "FAIL: cannot write the image trees (numpy, PIL)"; exit 1; }
 import gzip, os, sys
 import numpy as np
 from PIL import Image
 fm, out = sys.argv[1], sys.argv[2]
+ntrain, ntest, njpg = (int(a) for a in sys.argv[3:6])
 names = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
          "ankle_boot"]
 def idx(kind, split, n):
@@ -36,7 +39,7 @@ def idx(kind, split, n):
         return np.frombuffer(b, np.uint8, offset=16)[: n * 784].reshape(n, 28, 28)
     return np.frombuffer(b, np.uint8, offset=8)[:n]
 os.makedirs(f"{out}/idx")
-for split, n in (("train", 1000), ("t10k", 250)):
+for split, n in (("train", ntrain), ("t10k", ntest)):
     x, y = idx("images-idx3", split, n), idx("labels-idx1", split, n)
     with open(f"{out}/idx/{split}-images-idx3-ubyte", "wb") as f:
         f.write(np.array([0x803, n, 28, 28], ">u4").tobytes() + x.tobytes())
@@ -48,8 +51,8 @@ for split, n in (("train", 1000), ("t10k", 250)):
         os.makedirs(d, exist_ok=True)
         Image.fromarray(x[i], "L").save(f"{d}/{i:05d}.png")
 # RGB JPEGs, 36x30 (not the model's size), no test/ folder: a held-out split
-x, y = idx("images-idx3", "train", 300), idx("labels-idx1", "train", 300)
-for i in range(300):
+x, y = idx("images-idx3", "train", njpg), idx("labels-idx1", "train", njpg)
+for i in range(njpg):
     d = f"{out}/jpg/{names[y[i]]}"
     os.makedirs(d, exist_ok=True)
     rgb = np.stack([x[i], x[i] // 2, 255 - x[i]], -1)
@@ -66,7 +69,7 @@ acc_of() { sed -n 's/^accuracy: //p' "$1" | tail -1; }
     bad "train on the PNG tree" "exit $?"
 a=$(acc_of "$T/idx.out") b=$(acc_of "$T/png.out")
 if [ -n "$a" ] && [ "$a" = "$b" ]; then ok; else bad "idx vs PNG accuracy" "'$a' vs '$b'"; fi
-grep -q "image folder .*1000 training, 250 test images as 28x28 grey (the most common size)" \
+grep -q "image folder .*$ntrain training, $ntest test images as 28x28 grey (the most common size)" \
     "$T/err" && ok || bad "train note" "no data line naming size and counts"
 
 # ---- eval / info / predict ---------------------------------------------------------------------
@@ -101,7 +104,7 @@ grep -q "image folder .* test images as 32x32 RGB (as given)" "$T/err" && ok ||
 "$L" eval "$T/jpg.ckpt" --data "$T/jpg" >"$T/ev3.out" 2>"$T/err" &&
     [ "$(acc_of "$T/ev3.out")" = "$(acc_of "$T/jpg.out")" ] && ok ||
     bad "eval uses the recorded split" "$(acc_of "$T/ev3.out") vs $(acc_of "$T/jpg.out")"
-j=$(ls "$T"/jpg/bag/*.jpg | head -1)
+j=$(ls "$T"/jpg/*/*.jpg | head -1)
 "$L" predict "$T/jpg.ckpt" "$j" --top 2 >"$T/p2.out" 2>"$T/err" &&
     grep -qE "^$j: [a-z_-]+ [01]\.[0-9]{4}, [a-z_-]+ [01]\.[0-9]{4}$" "$T/p2.out" && ok ||
     bad "predict a JPEG" "$(cat "$T/p2.out")"
