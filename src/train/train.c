@@ -163,6 +163,11 @@ lb_status lb_run_setup(run *r, lb_train_cfg *c) {
     }
     const lb_image_opts *use = lb_dataset_dir_images(c->data_dir) ? &io : &c->img;
     lb_status st = lb_dataset_load_dir_opts(c->data_dir, 1, use, &r->train);
+    if (st == LB_OK && use == &io) { /* the defaults are resolved: no second pass over headers */
+        io.h = r->train.h;
+        io.w = r->train.w;
+        io.c = r->train.c;
+    }
     if (st == LB_OK) st = lb_dataset_load_dir_opts(c->data_dir, 0, use, &r->test);
     if (st != LB_OK) return st;
     c->model.in_c = r->train.c;
