@@ -59,6 +59,21 @@ for i in range(njpg):
     Image.fromarray(rgb, "RGB").resize((30, 36)).save(f"{d}/{i:04d}.jpg", quality=90)
 EOF
 
+expect_error() { # name, what (fixed string), cmd...
+    local name=$1 what=$2 rc
+    shift 2
+    "$@" >"$T/out" 2>"$T/err"
+    rc=$?
+    if grep -qE 'Sanitizer|runtime error' "$T/err"; then
+        bad "$name" "sanitizer report"
+    elif [ "$rc" -eq 0 ] || [ "$rc" -ge 128 ]; then
+        bad "$name" "exit $rc"
+    elif [ "$(awk 'END { print NR }' "$T/err")" -ne 1 ] || ! grep -qF -- "$what" "$T/err"; then
+        bad "$name" "expected one line naming '$what'"
+    else
+        ok
+    fi
+}
 G=(--epochs 1 --seed 3 --threads 2 --batch 64 --lr 0.005)
 acc_of() { sed -n 's/^accuracy: //p' "$1" | tail -1; }
 
@@ -97,34 +112,28 @@ for i in 0 1 2 3 4; do
 done
 
 # ---- RGB JPEGs, odd size, held-out split ----------------------------------------------------------
-"$L" train --data "$T/jpg" --epochs 1 --seed 5 --threads 2 --batch 32 --test-split 0.25 \
-    --image-size 32x32 --out "$T/jpg.ckpt" >"$T/jpg.out" 2>"$T/err" || bad "train on JPEGs" "exit $?"
+J=(--data "$T/jpg" --epochs 2 --seed 5 --threads 2 --batch 32 --test-split 0.25 --image-size 32x32)
+"$L" train "${J[@]}" --out "$T/jpg.ckpt" >"$T/jpg.out" 2>"$T/err" || bad "train on JPEGs" "exit $?"
+# interrupted after epoch 1 and resumed: the same run (size and split from the checkpoint)
+"$L" train "${J[@]}" --stop-after 1 --out "$T/r.ckpt" >/dev/null 2>"$T/err" &&
+    "$L" train --resume "$T/r.ckpt" --data "$T/jpg" --out "$T/r.ckpt" >"$T/r.out" 2>"$T/err" &&
+    [ "$(acc_of "$T/r.out")" = "$(acc_of "$T/jpg.out")" ] && ok ||
+    bad "resume on an image folder" "$(acc_of "$T/r.out") vs $(acc_of "$T/jpg.out")"
 grep -q "image folder .* test images as 32x32 RGB (as given)" "$T/err" && ok ||
     bad "JPEG note" "no '32x32 RGB'"
 "$L" eval "$T/jpg.ckpt" --data "$T/jpg" >"$T/ev3.out" 2>"$T/err" &&
     [ "$(acc_of "$T/ev3.out")" = "$(acc_of "$T/jpg.out")" ] && ok ||
     bad "eval uses the recorded split" "$(acc_of "$T/ev3.out") vs $(acc_of "$T/jpg.out")"
 j=$(ls "$T"/jpg/*/*.jpg | head -1)
+mv "$T/jpg/bag" "$T/jpg/bags"
+expect_error "resume with renamed class folders" "class folders changed" "$L" train \
+    --resume "$T/r.ckpt" --data "$T/jpg" --out "$T/r2.ckpt"
+mv "$T/jpg/bags" "$T/jpg/bag"
 "$L" predict "$T/jpg.ckpt" "$j" --top 2 >"$T/p2.out" 2>"$T/err" &&
     grep -qE "^$j: [a-z_-]+ [01]\.[0-9]{4}, [a-z_-]+ [01]\.[0-9]{4}$" "$T/p2.out" && ok ||
     bad "predict a JPEG" "$(cat "$T/p2.out")"
 
-# ---- bad input: one line naming the file, exit 1 ------------------------------------------------
-expect_error() { # name, what (fixed string), cmd...
-    local name=$1 what=$2 rc
-    shift 2
-    "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-    if grep -qE 'Sanitizer|runtime error' "$T/err"; then
-        bad "$name" "sanitizer report"
-    elif [ "$rc" -eq 0 ] || [ "$rc" -ge 128 ]; then
-        bad "$name" "exit $rc"
-    elif [ "$(awk 'END { print NR }' "$T/err")" -ne 1 ] || ! grep -qF -- "$what" "$T/err"; then
-        bad "$name" "expected one line naming '$what'"
-    else
-        ok
-    fi
-}
+# ---- bad input ------------------------------------------------------------------------------------
 mkdir -p "$T/b1/train/a" "$T/b1/train/b"
 cp "${files[0]}" "$T/b1/train/a/1.png"
 expect_error "empty class folder" "b1/train/b: empty class folder" "$L" train --data "$T/b1" \
