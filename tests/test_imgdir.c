@@ -2,8 +2,10 @@
  * channel conversion and area/bilinear resizing, folder layouts (train/test, a held-out split),
  * default size and channels, sample order, and every bad input the reader names. The images are
  * written here with libpng and libjpeg. Not the CLI (tests/cli/imgdir.sh). */
+#include "lb_ckpt.h"
 #include "lb_data.h"
 #include "lb_test.h"
+#include "lb_train.h"
 
 #include <ftw.h>
 #include <stdint.h>
@@ -361,6 +363,45 @@ static void test_bad(void) {
     CHECK(lb_imgdir_load(tp("e1"), 1, &o, &d) == LB_EINVAL, "2 channels refused");
 }
 
+/* lowbit.data in a checkpoint: class names back in order; malformed fields named. */
+static void test_ckpt_names(void) {
+    const char *model = "{\"arch\":\"cnn\",\"in_c\":1,\"in_h\":28,\"in_w\":28,\"classes\":3}";
+    const char *datas[] = {
+        "{\"format\":\"imgdir\",\"classes\":[\"cat\",\"dog\",\"emu\"],\"test_split\":0.25}",
+        "{\"classes\":[\"cat\",\"dog\"]}",
+        "{\"classes\":[\"cat\",\"dog\",3]}",
+        "{\"classes\":[\"a\",\"b\",\"c\"],\"test_split\":1.5}",
+        "[1]",
+        NULL};
+    float one = 1;
+    lb_st_tensor t = {"w", LB_F32, 1, {1}, &one};
+    for (int k = 0; k < 6; k++) {
+        lb_st_meta meta[3] = {
+            {"lowbit.format", "1"}, {"lowbit.model", model}, {"lowbit.data", datas[k]}};
+        CHECK(lb_st_write(tp("m.safetensors"), &t, 1, meta, datas[k] ? 3 : 2) == LB_OK, "%s",
+              lb_error_msg());
+        char **names = NULL;
+        int n = -1;
+        lb_status st = lb_ckpt_class_names(tp("m.safetensors"), &names, &n);
+        if (k == 0) {
+            CHECK(st == LB_OK && n == 3 && names && !strcmp(names[0], "cat") &&
+                      !strcmp(names[2], "emu"),
+                  "names: %s", lb_error_msg());
+            lb_ckpt_info info;
+            CHECK(lb_ckpt_peek(tp("m.safetensors"), &info) == LB_OK &&
+                      info.train.img.test_split == 0.25f,
+                  "test_split read back");
+        } else if (k == 5) {
+            CHECK(st == LB_OK && !names && n == 0, "no lowbit.data: no names");
+        } else {
+            CHECK(st == LB_EFORMAT && strstr(lb_error_msg(), "m.safetensors") &&
+                      strstr(lb_error_msg(), "lowbit.data") && !names,
+                  "bad lowbit.data %d: %s", k, lb_error_msg());
+        }
+        free(names);
+    }
+}
+
 int main(void) {
     const char *tmp = getenv("TMPDIR");
     snprintf(g_dir, sizeof g_dir, "%s/lbimgXXXXXX", tmp && strlen(tmp) < 40 ? tmp : "/tmp");
@@ -373,6 +414,7 @@ int main(void) {
     test_layout_split();
     test_layout_flat();
     test_bad();
+    test_ckpt_names();
     nftw(g_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     TEST_MAIN_END("test_imgdir");
 }

@@ -194,13 +194,13 @@ static lb_status collect(const char *root, const strs *classes, items *out) {
 
 /* Without a test folder: per class, a Fisher-Yates shuffle from (seed, class) of the class's
  * images in name order, the first round(frac * n) of it held out. Keeps the split's items. */
-static void hold_out(items *s, int classes, float frac, uint64_t seed, int train) {
+static lb_status hold_out(items *s, int classes, float frac, uint64_t seed, int train) {
     int *idx = malloc((size_t)s->n * sizeof *idx);
     char *test = calloc((size_t)s->n + 1, 1);
-    if (!idx || !test) { /* only reachable at the edge of memory: keep everything */
+    if (!idx || !test) {
         free(idx);
         free(test);
-        return;
+        return lb_error_set(LB_ENOMEM, "out of memory splitting %d images", s->n);
     }
     for (int c = 0; c < classes; c++) {
         int n = 0;
@@ -226,6 +226,7 @@ static void hold_out(items *s, int classes, float frac, uint64_t seed, int train
     s->n = k;
     free(idx);
     free(test);
+    return LB_OK;
 }
 
 typedef struct size_count {
@@ -346,7 +347,7 @@ lb_status lb_imgdir_load(const char *dir, int train, const lb_image_opts *opts, 
             tr = te;
             te = t;
         }
-        hold_out(s, cls.n, o.test_split, o.seed, train);
+        st = hold_out(s, cls.n, o.test_split, o.seed, train);
     }
     if (!st && s->n == 0 && train)
         st = lb_error_set(LB_EFORMAT, "%s: no training images left after holding out %g", L.root,

@@ -162,5 +162,9 @@ expect_error "eval: other class folders" "class 0 is '0_t-shirt' in the checkpoi
 expect_error "--image-size on idx" "image folders only" "$L" train --data "$T/idx" "${G[@]}" \
     --image-size 32 --out "$T/x.ckpt"
 
+expect_error "predict without an image" "IMAGE" "$L" predict "$T/png.ckpt"
+"$L" predict --help >"$T/out" 2>"$T/err" && grep -q usage "$T/out" && ! [ -s "$T/err" ] && ok ||
+    bad "predict --help" "exit or output"
+
 echo "imgdir.sh: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
