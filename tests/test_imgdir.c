@@ -356,6 +356,18 @@ static void test_bad(void) {
     mk("e2/test");
     CHECK(write_grey("e2/stray.png", 4, 4, 1), "write");
     expect_fail("e2", 1, "no class folders", "folder with no images");
+    mk("e4");
+    mk("e4/caf\xe9"); /* Latin-1, not UTF-8 */
+    CHECK(write_grey("e4/caf\xe9/1.png", 4, 4, 1), "write");
+    expect_fail("e4", 1, "class folder name is not UTF-8", "non-UTF-8 class name");
+    mk("e5");
+    mk("e5/caf\xc3\xa9"); /* UTF-8 is fine */
+    CHECK(write_grey("e5/caf\xc3\xa9/1.png", 4, 4, 1), "write");
+    CHECK(write_grey("e5/caf\xc3\xa9/2.png", 4, 4, 1), "write");
+    lb_dataset u;
+    CHECK(lb_dataset_load_dir(tp("e5"), 1, &u) == LB_OK && u.n == 2, "UTF-8 class: %s",
+          lb_error_msg());
+    lb_dataset_free(&u);
     mk("e3");
     expect_fail("e3", 1, "no training data set found", "empty folder");
     lb_image_opts o = {0, 0, 2, 0, 0};

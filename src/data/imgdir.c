@@ -155,6 +155,26 @@ int lb_imgdir_detect(const char *dir) {
     return n > 0;
 }
 
+/* Class names go into checkpoint metadata, a JSON string that other tools (Python's safetensors)
+ * parse strictly: only well-formed UTF-8 is accepted. */
+static int utf8_ok(const unsigned char *p) {
+    while (*p) {
+        int n = *p < 0x80             ? 0
+                : (*p & 0xe0) == 0xc0 ? 1
+                : (*p & 0xf0) == 0xe0 ? 2
+                : (*p & 0xf8) == 0xf0 ? 3
+                                      : -1;
+        if (n < 0 || (n == 1 && *p < 0xc2) || *p > 0xf4) return 0; /* overlong, > U+10FFFF */
+        for (int k = 1; k <= n; k++)
+            if ((p[k] & 0xc0) != 0x80) return 0;
+        if ((*p == 0xe0 && p[1] < 0xa0) || (*p == 0xed && p[1] >= 0xa0) || /* overlong, UTF-16 */
+            (*p == 0xf0 && p[1] < 0x90) || (*p == 0xf4 && p[1] >= 0x90))   /* surrogates, range */
+            return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
 /* Every image of every class folder under root, labelled by its index in `classes` (the training
  * split's folders; a test folder outside them is an error). */
 static lb_status collect(const char *root, const strs *classes, items *out) {
@@ -319,6 +339,15 @@ lb_status lb_imgdir_load(const char *dir, int train, const lb_image_opts *opts, 
         return lb_error_set(LB_EFORMAT, "%s: no class folders (expected %s/<class>/*.png|jpg)",
                             L.root, L.root);
     }
+    for (int i = 0; i < cls.n; i++)
+        if (!utf8_ok((const unsigned char *)cls.v[i])) {
+            st = lb_error_set(LB_EFORMAT,
+                              "%s/%s: class folder name is not UTF-8 (it is recorded in the "
+                              "checkpoint as JSON): rename it",
+                              L.root, cls.v[i]);
+            strs_free(&cls);
+            return st;
+        }
     st = collect(L.root, &cls, &tr);
     if (!st && L.test[0]) st = collect(L.test, &cls, &te);
     if (!st && !o.h) {
