@@ -167,8 +167,9 @@ static int utf8_ok(const unsigned char *p) {
         if (n < 0 || (n == 1 && *p < 0xc2) || *p > 0xf4) return 0; /* overlong, > U+10FFFF */
         for (int k = 1; k <= n; k++)
             if ((p[k] & 0xc0) != 0x80) return 0;
-        if ((*p == 0xe0 && p[1] < 0xa0) || (*p == 0xed && p[1] >= 0xa0) || /* overlong, UTF-16 */
-            (*p == 0xf0 && p[1] < 0x90) || (*p == 0xf4 && p[1] >= 0x90))   /* surrogates, range */
+        /* overlong 3- and 4-byte forms, UTF-16 surrogates, past U+10FFFF */
+        if ((*p == 0xe0 && p[1] < 0xa0) || (*p == 0xed && p[1] >= 0xa0) ||
+            (*p == 0xf0 && p[1] < 0x90) || (*p == 0xf4 && p[1] >= 0x90))
             return 0;
         p += n + 1;
     }

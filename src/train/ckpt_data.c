@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Written with the data; a reader of another version would see "resize" change. */
+/* For the record (people, other tools): lowbit itself applies its one rule and does not parse
+ * these; a different rule in some later version would be written here under the same keys. */
 #define RESIZE_RULE "area when shrinking, bilinear when growing, per axis"
 #define GREY_RULE "(299 R + 587 G + 114 B + 500) / 1000"
 
