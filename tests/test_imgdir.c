@@ -39,7 +39,9 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw
 }
 
 /* A PNG of color type ct (PNG_COLOR_TYPE_*), depth 8 or 16, from interleaved samples px (for
- * 16-bit, big-endian pairs; for a palette, indices into a 4-entry grey-ish palette). */
+ * 16-bit, big-endian pairs; for a palette, indices into a 4-entry palette); Adam7-interlaced
+ * when g_interlace is set. */
+static int g_interlace;
 static int write_png(const char *path, int w, int h, int ct, int depth, const uint8_t *px) {
     FILE *f = fopen(path, "wb");
     if (!f) return 0;
@@ -51,7 +53,8 @@ static int write_png(const char *path, int w, int h, int ct, int depth, const ui
         return 0;
     }
     png_init_io(png, f);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, ct, PNG_INTERLACE_NONE,
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, ct,
+                 g_interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     if (ct == PNG_COLOR_TYPE_PALETTE) {
         png_color pal[4] = {{0, 0, 0}, {255, 0, 0}, {0, 255, 0}, {10, 20, 30}};
@@ -60,7 +63,9 @@ static int write_png(const char *path, int w, int h, int ct, int depth, const ui
     png_write_info(png, info);
     int ch = ct == PNG_COLOR_TYPE_RGB ? 3 : ct == PNG_COLOR_TYPE_RGBA ? 4 : ct == 4 ? 2 : 1;
     size_t rb = (size_t)w * ch * (depth / 8);
-    for (int y = 0; y < h; y++) png_write_row(png, px + y * rb);
+    int passes = png_set_interlace_handling(png);
+    for (int pass = 0; pass < passes; pass++)
+        for (int y = 0; y < h; y++) png_write_row(png, px + y * rb);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     return fclose(f) == 0;
@@ -143,6 +148,22 @@ static void test_decode(void) {
     CHECK(lb_image_load(tp("pal.png"), 0, &im) == LB_OK, "%s", lb_error_msg());
     CHECK(im.c == 3 && im.px[3] == 255 && im.px[4] == 0 && im.px[9] == 10 && im.px[11] == 30,
           "palette PNG to RGB");
+    lb_image_free(&im);
+
+    /* grey + alpha, and Adam7 interlacing (RGB) */
+    uint8_t ga[5 * 7 * 2], rgb[9 * 6 * 3];
+    for (int i = 0; i < 35; i++) ga[2 * i] = g[i], ga[2 * i + 1] = (uint8_t)(i * 7);
+    for (int i = 0; i < 162; i++) rgb[i] = (uint8_t)(i * 13 + 5);
+    CHECK(write_png(tp("ga.png"), 5, 7, PNG_COLOR_TYPE_GRAY_ALPHA, 8, ga), "write");
+    g_interlace = 1;
+    CHECK(write_png(tp("il.png"), 9, 6, PNG_COLOR_TYPE_RGB, 8, rgb), "write");
+    g_interlace = 0;
+    CHECK(lb_image_load(tp("ga.png"), 0, &im) == LB_OK && im.c == 1 && !memcmp(im.px, g, 35),
+          "grey+alpha PNG: alpha dropped: %s", lb_error_msg());
+    lb_image_free(&im);
+    CHECK(lb_image_load(tp("il.png"), 0, &im) == LB_OK && im.c == 3 && im.w == 9 && im.h == 6 &&
+              !memcmp(im.px, rgb, sizeof rgb),
+          "interlaced RGB PNG exact: %s", lb_error_msg());
     lb_image_free(&im);
 
     /* JPEG: lossy, so a smooth image and a tolerance */
