@@ -250,6 +250,18 @@ static lb_status hold_out(items *s, int classes, float frac, uint64_t seed, int 
     return LB_OK;
 }
 
+/* Errors are set per thread (lb_error_set is thread-local): the first failing file in sample
+ * order is read again on the calling thread for its message, so the error is the same for any
+ * thread count. c == 0: a header-only probe; else a decode and conversion into dst. */
+static lb_status first_error(const char *path, int c, int h, int w, uint8_t *dst) {
+    lb_image im;
+    lb_status st = lb_image_load(path, c == 0, &im);
+    if (st == LB_OK && c) st = lb_image_convert(&im, c, h, w, dst);
+    lb_image_free(&im);
+    if (st != LB_OK) return st;
+    return lb_error_set(LB_EIO, "%s: failed to read, then read fine (did the file change?)", path);
+}
+
 typedef struct size_count {
     int h, w;
 } size_count;
@@ -265,17 +277,21 @@ static int cmp_size(const void *a, const void *b) {
 static lb_status probe_defaults(const items *all, int *h, int *w, int *c) {
     size_count *sz = malloc((size_t)all->n * sizeof *sz);
     if (!sz) return lb_error_set(LB_ENOMEM, "out of memory probing %d images", all->n);
-    int colour = 0;
+    int colour = 0, bad = all->n;
+#pragma omp parallel for schedule(dynamic, 64) reduction(| : colour) reduction(min : bad)
     for (int i = 0; i < all->n; i++) {
         lb_image im;
-        lb_status st = lb_image_load(all->v[i].path, 1, &im);
-        if (st) {
-            free(sz);
-            return st;
+        if (lb_image_load(all->v[i].path, 1, &im) != LB_OK) {
+            bad = i < bad ? i : bad;
+            continue;
         }
         sz[i].h = im.h;
         sz[i].w = im.w;
         colour |= im.c == 3;
+    }
+    if (bad < all->n) {
+        free(sz);
+        return first_error(all->v[bad].path, 0, 0, 0, NULL);
     }
     qsort(sz, (size_t)all->n, sizeof *sz, cmp_size);
     int best = 0, bestn = 0;
@@ -398,12 +414,19 @@ lb_status lb_imgdir_load(const char *dir, int train, const lb_image_opts *opts, 
             st = lb_error_set(LB_ENOMEM, "%s: cannot allocate %d images of %dx%dx%d", dir, s->n,
                               o.c, o.h, o.w);
     }
-    for (int i = 0; !st && i < s->n; i++) {
-        lb_image im;
-        if ((st = lb_image_load(s->v[i].path, 0, &im))) break;
-        st = lb_image_convert(&im, o.c, o.h, o.w, out->images + (size_t)i * per);
-        lb_image_free(&im);
-        out->labels[i] = s->v[i].label;
+    if (!st) { /* decoding dominates start-up: in parallel, each image into its own slot */
+        int bad = s->n;
+#pragma omp parallel for schedule(dynamic, 16) reduction(min : bad)
+        for (int i = 0; i < s->n; i++) {
+            lb_image im;
+            uint8_t *dst = out->images + (size_t)i * per;
+            lb_status e = lb_image_load(s->v[i].path, 0, &im);
+            if (e == LB_OK) e = lb_image_convert(&im, o.c, o.h, o.w, dst);
+            lb_image_free(&im);
+            out->labels[i] = s->v[i].label;
+            if (e != LB_OK) bad = i < bad ? i : bad;
+        }
+        if (bad < s->n) st = first_error(s->v[bad].path, o.c, o.h, o.w, out->images);
     }
     if (!st) {
         out->n = s->n;
