@@ -366,6 +366,13 @@ static void test_bad(void) {
     CHECK(write_grey("e1/train/b/2.png", 4, 4, 2), "write");
     CHECK(copy_bytes(tp("g.png"), tp("e1/train/b/3.png"), 45), "copy");
     expect_fail("e1", 1, "e1/train/b/3.png: corrupt PNG", "image that does not decode");
+    /* several broken files: the first in sample order is named, for any thread timing */
+    CHECK(copy_bytes(tp("g.png"), tp("e1/train/a/9.png"), 45), "copy");
+    CHECK(copy_bytes(tp("g.png"), tp("e1/train/a/0.png"), 30), "copy");
+    for (int k = 0; k < 4; k++)
+        expect_fail("e1", 1, "e1/train/a/0.png: corrupt PNG", "first broken file named");
+    remove(tp("e1/train/a/0.png"));
+    remove(tp("e1/train/a/9.png"));
     remove(tp("e1/train/b/3.png"));
     mk("e1/test");
     mk("e1/test/zebra");
