@@ -8,7 +8,7 @@ BLAS_INC := $(shell pkg-config --cflags-only-I openblas 2>/dev/null || pkg-confi
 BLAS_LIB := $(shell pkg-config --libs openblas 2>/dev/null || echo -lcblas)
 CFLAGS  ?=
 CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp -Iinclude $(BLAS_INC) $(SAN)
-LDLIBS  := $(BLAS_LIB) -lcjson -lz -lm -lpthread
+LDLIBS  := $(BLAS_LIB) -lcjson -lpng -ljpeg -lz -lm -lpthread
 LDFLAGS += -fopenmp $(SAN)
 
 # SIMD kernels live in their own files and are chosen at run time; only they get ISA flags.

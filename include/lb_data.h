@@ -15,6 +15,9 @@ typedef struct lb_dataset {
     int classes;
     uint8_t *images;
     int32_t *labels; /* [n], each in [0, classes) */
+    /* Image folders only (NULL for idx/CIFAR): class_names[k] names label k (its folder). One
+     * allocation, freed by lb_dataset_free. */
+    char **class_names;
 } lb_dataset;
 
 /* idx files (magic 0x00000803 images / 0x00000801 labels); ".gz" files or any gzip content
@@ -39,11 +42,66 @@ lb_status lb_cifar_parse_mem(const char *name, const uint8_t *buf, size_t len, i
                              lb_dataset *out);
 /* A data directory: MNIST/Fashion-MNIST idx ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz],
  * the .gz name preferred), CIFAR-10 (data_batch_1..5.bin / test_batch.bin, optionally under
- * cifar-10-batches-bin/) or CIFAR-100 (train.bin / test.bin, optionally under cifar-100-binary/),
- * tried in that order. A missing directory or one with none of these gives LB_EIO with a message
- * naming the directory and listing what was looked for. */
+ * cifar-10-batches-bin/), CIFAR-100 (train.bin / test.bin, optionally under cifar-100-binary/)
+ * or an image folder (lb_imgdir_load with default options), tried in that order. A missing
+ * directory or one with none of these gives LB_EIO with a message naming the directory and listing
+ * what was looked for. */
 lb_status lb_dataset_load_dir(const char *dir, int train, lb_dataset *out);
 void lb_dataset_free(lb_dataset *d);
+
+/* ---- image folders (docs/data.md) ---------------------------------------------------------- */
+/* A decoded image, interleaved rows (HWC): c = 1 (grey) or 3 (RGB); alpha is dropped. */
+typedef struct lb_image {
+    int h, w, c;
+    uint8_t *px;
+} lb_image;
+
+#define LB_IMG_MAX_SIDE 16384        /* larger images are refused (LB_EFORMAT) */
+#define LB_IMG_MAX_PIXELS (1u << 26) /* and so are those with more pixels than this */
+#define LB_IMG_TEST_SPLIT 0.2f       /* default held-out fraction of a folder without test/ */
+
+/* PNG (any bit depth, palette, interlace; 16-bit rounded to 8) or JPEG (baseline/progressive,
+ * grey or YCbCr), told apart by their magic bytes, not by the file name. header_only fills h, w
+ * and c and leaves px NULL. Anything libpng or libjpeg complains about, warnings included
+ * (truncation, bad CRC of a critical chunk, corrupt entropy data), is LB_EFORMAT naming `name`
+ * and the library's message. On error *out is zeroed and nothing is allocated. */
+lb_status lb_image_decode_mem(const char *name, const uint8_t *buf, size_t len, int header_only,
+                              lb_image *out);
+/* The same from a file (LB_EIO naming it when it cannot be read). */
+lb_status lb_image_load(const char *path, int header_only, lb_image *out);
+void lb_image_free(lb_image *im);
+/* Writes im as dst[c][h][w] (uint8, CHW): grey from RGB by the BT.601 luma
+ * (299 R + 587 G + 114 B + 500) / 1000, RGB from grey by copying; then each axis resized on its
+ * own: area averaging when it shrinks, bilinear (pixel centres, edges clamped) when it grows,
+ * an exact copy when it keeps its size; rounded to nearest. c must be 1 or 3. */
+lb_status lb_image_convert(const lb_image *im, int c, int h, int w, uint8_t *dst);
+
+/* How an image folder becomes a data set. Zero fields take the defaults below. */
+typedef struct lb_image_opts {
+    int h, w;         /* output size; 0: the most common size among all images of the folder
+                       * (both splits; ties: the larger area) */
+    int c;            /* 1 or 3; 0: 3 if any image of the folder has colour, else 1 */
+    float test_split; /* layout without test/: held-out fraction per class (0: LB_IMG_TEST_SPLIT) */
+    uint64_t seed;    /* layout without test/: which images are held out */
+} lb_image_opts;
+
+/* An image folder: DIR/train/<class>/ and DIR/test/<class>/, or DIR/<class>/ alone (also
+ * DIR/train/ without DIR/test/), split per class by opts->test_split and seed. Classes are the
+ * training split's folder names, sorted bytewise; a test folder must name one of them; a class
+ * may have no test folder. Images are the *.png, *.jpg, *.jpeg files (any case) of a class
+ * folder; hidden entries, other files and subfolders are skipped. Samples are ordered by file
+ * name, then class. Errors name the file or folder: one that does not decode, an empty class
+ * folder, a split without class folders, a test class unknown to train. */
+lb_status lb_imgdir_load(const char *dir, int train, const lb_image_opts *opts, lb_dataset *out);
+/* 1 when dir looks like an image folder (DIR/train/ exists, or DIR has a visible subfolder). */
+int lb_imgdir_detect(const char *dir);
+/* 1 when lb_dataset_load_dir would read dir as an image folder (no idx or CIFAR file of either
+ * split there, and lb_imgdir_detect). */
+int lb_dataset_dir_images(const char *dir);
+/* lb_dataset_load_dir with options for image folders (NULL: defaults). For the other formats
+ * opts must be NULL or all zero (LB_EINVAL naming the directory otherwise). */
+lb_status lb_dataset_load_dir_opts(const char *dir, int train, const lb_image_opts *opts,
+                                   lb_dataset *out);
 
 /* Per-channel normalization constants (for pixel/255): the data's own mean and (population) std
  * per channel, std 1 where a channel is constant; except for the Fashion-MNIST training or test

@@ -33,6 +33,8 @@ lb_status lb_on_collapse_parse(const char *s, lb_on_collapse *out);
 typedef struct lb_train_cfg {
     lb_model_cfg model;
     char data_dir[512];
+    lb_image_opts img; /* image folders: size, channels, held-out fraction (seed: .seed); zero
+                        * fields take lb_imgdir_load's defaults, or on --resume the model's */
     char out[512];     /* checkpoint path (written atomically after every epoch) */
     char resume[512];  /* checkpoint to continue from ("" = fresh start) */
     char init[512];    /* checkpoint whose weights (and normalization) start a fresh run
@@ -107,6 +109,9 @@ typedef struct lb_ckpt_info {
     int weights_only; /* lowbit.train, lowbit.epoch or lowbit.step missing (docs/checkpoint.md):
                        * no training state; absent training fields hold the defaults; for
                        * evaluation, export and --init, not --resume */
+    /* lb_ckpt_save: the data's class names (image folders; borrowed, model.classes of them) or
+     * NULL, recorded as metadata lowbit.data. Reading leaves it NULL: lb_ckpt_class_names. */
+    char *const *class_names;
 } lb_ckpt_info;
 
 lb_status lb_ckpt_save(const char *path, const lb_net *n, const lb_optim *o,
@@ -123,6 +128,10 @@ lb_status lb_ckpt_load(const char *path, lb_net *n, lb_optim *o, lb_ckpt_info *i
  * fine-tuning): weights, biases, BN parameters and running statistics must all be present with
  * matching shapes; quantizer parameters are left to their data-driven initialization. */
 lb_status lb_ckpt_load_weights(const char *path, lb_net *n);
+/* The class names a checkpoint records (models trained on image folders): *names is one
+ * allocation (free() it), or NULL with *n = 0 when the file records none. A malformed lowbit.data
+ * or a count other than the model's classes is LB_EFORMAT naming the file. */
+lb_status lb_ckpt_class_names(const char *path, char ***names, int *n);
 /* Loads a checkpoint into a freshly built and planned network for inference. */
 lb_status lb_ckpt_open_model(const char *path, int max_batch, int threads, lb_net **out,
                              lb_ckpt_info *info);

@@ -4,20 +4,23 @@
 #   libopenblas-dev         CBLAS sgemm inside the conv/linear kernels (any CBLAS links)
 #   zlib1g-dev              reading the gzip'd idx files of (Fashion-)MNIST
 #   libcjson-dev            the JSON header of safetensors checkpoints
+#   libpng-dev libjpeg62-turbo-dev  decoding image folders (PNG, JPEG); docs/data.md
 #   libgomp (gcc)           OpenMP: per-image parallel loops
 #   dataset-fashion-mnist   the default data set, /usr/share/datasets/fashion-mnist
 #   python3-torch python3-numpy  PyTorch 1.13 reference values in tests, the peer in bench/
+#   python3-pil             tests/cli/imgdir.sh writes a PNG/JPEG folder tree from Fashion-MNIST
 #   gcc-arm-none-eabi libnewlib-arm-none-eabi  compiling exported models for a Cortex-M4
 #   clang libclang-rt-14-dev  the clang -Werror build and the libFuzzer runs of the parsers
 # With BENCH=1 also what bench/robust/ needs (not the suite):
 #   python3-sklearn         the bundled digits set and the logistic-regression baseline
-#   python3-pil fonts-dejavu-core fonts-dejavu-extra  rendering the glyph set
+#   fonts-dejavu-core fonts-dejavu-extra  rendering the glyph set
 #   python3-matplotlib      the sweep's plots (SVG and PNG)
 set -eu
-pkgs="gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev dataset-fashion-mnist
-      python3-torch python3-numpy gcc-arm-none-eabi libnewlib-arm-none-eabi clang libclang-rt-14-dev"
+pkgs="gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev libpng-dev libjpeg62-turbo-dev
+      dataset-fashion-mnist
+      python3-torch python3-numpy python3-pil gcc-arm-none-eabi libnewlib-arm-none-eabi clang libclang-rt-14-dev"
 [ "${BENCH:-0}" = 1 ] &&
-    pkgs="$pkgs python3-sklearn python3-pil fonts-dejavu-core fonts-dejavu-extra python3-matplotlib"
+    pkgs="$pkgs python3-sklearn fonts-dejavu-core fonts-dejavu-extra python3-matplotlib"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -15,7 +15,7 @@ CC=${FUZZ_CC:-clang}
 FLAGS=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
     -fno-sanitize-recover=all -fno-omit-frame-pointer -Iinclude
     -DLB_FMAX_WEIGHTS=1048576) # fault maps: keep what a text map may allocate inside -rss_limit_mb
-LIBS=(-lz -lcjson -lm -lpthread)
+LIBS=(-lpng -ljpeg -lz -lcjson -lm -lpthread)
 
 can_build() { # clang present and its libFuzzer runtime links
     command -v "$CC" >/dev/null 2>&1 || return 1
@@ -31,7 +31,7 @@ if ! can_build; then
     export DEBIAN_FRONTEND=noninteractive
     $sudo apt-get update -qq &&
         $sudo apt-get install -y -qq --no-install-recommends clang libclang-rt-14-dev \
-            zlib1g-dev libcjson-dev >/dev/null
+            zlib1g-dev libcjson-dev libpng-dev libjpeg62-turbo-dev >/dev/null
     if ! can_build; then
         echo "FAIL cannot build libFuzzer targets with $CC (clang + libclang-rt-14-dev needed)"
         echo "fuzz.sh: 0 passed, 1 failed"

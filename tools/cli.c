@@ -83,6 +83,29 @@ static int reg_option(const char *cmd, int argc, char **argv, int *i, lb_train_c
     return 1;
 }
 
+int cli_image_option(const char *cmd, int argc, char **argv, int *i, lb_image_opts *img) {
+    const char *o = argv[*i];
+    if (strcmp(o, "--image-size") == 0) {
+        const char *v = cli_value(cmd, argc, argv, i);
+        char *end;
+        long h = strtol(v, &end, 10), w = h;
+        if (*end == 'x') w = strtol(end + 1, &end, 10);
+        if (*end || h < 1 || w < 1 || h > 4096 || w > 4096)
+            cli_die(2, cmd, "--image-size: expected HxW (or N for NxN), sides 1..4096, got '%s'",
+                    v);
+        img->h = (int)h;
+        img->w = (int)w;
+    } else if (strcmp(o, "--channels") == 0) {
+        img->c = cli_int(cmd, o, cli_value(cmd, argc, argv, i), 1, 3);
+        if (img->c == 2) cli_die(2, cmd, "--channels: 1 (grey) or 3 (RGB)");
+    } else if (strcmp(o, "--test-split") == 0) {
+        img->test_split = cli_float(cmd, o, cli_value(cmd, argc, argv, i), 0.001, 0.999);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cfg *c) {
     const char *o = argv[*i];
     if (reg_option(cmd, argc, argv, i, c)) return 1;
@@ -96,6 +119,7 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         cli_copy(cmd, o, c->model.arch, sizeof c->model.arch, v);
     } else if (IS("--data")) {
         cli_copy(cmd, o, c->data_dir, sizeof c->data_dir, VAL);
+    } else if (cli_image_option(cmd, argc, argv, i, &c->img)) {
     } else if (IS("--epochs")) {
         c->epochs = cli_int(cmd, o, VAL, 1, 100000);
     } else if (IS("--batch")) {
@@ -177,7 +201,14 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
 void cli_train_usage(void) {
     fputs("  --model M          cnn | resnet20 | resnet18 (default cnn)\n"
           "  --data DIR         data set directory (default /usr/share/datasets/fashion-mnist):\n"
-          "                     MNIST/Fashion-MNIST idx (.gz or raw), CIFAR-10/100 binary\n"
+          "                     MNIST/Fashion-MNIST idx (.gz or raw), CIFAR-10/100 binary,\n"
+          "                     or image folders DIR/{train,test}/<class>/*.png|jpg or\n"
+          "                     DIR/<class>/*.png|jpg (docs/data.md)\n"
+          "  --image-size HxW   image folders: resize to HxW (default: the most common size)\n"
+          "  --channels C       image folders: 1 grey | 3 RGB (default: 3 if any image has\n"
+          "                     colour)\n"
+          "  --test-split F     image folders without test/: hold out F of each class\n"
+          "                     (default 0.2, chosen by --seed)\n"
           "  --epochs E         epochs (default: 15, more on small data sets so that the run\n"
           "                     has at least 1000 optimizer steps; printed at the start)\n"
           "  --batch B          batch size (default 128)\n"

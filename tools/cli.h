@@ -16,6 +16,8 @@ void cli_copy(const char *cmd, const char *opt, char *dst, size_t n, const char 
  * argv[*i] was one of them (advancing *i past its value). */
 int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cfg *c);
 void cli_train_usage(void);
+/* --image-size HxW, --channels 1|3, --test-split F (image folders); 1 if argv[*i] was one. */
+int cli_image_option(const char *cmd, int argc, char **argv, int *i, lb_image_opts *img);
 /* After parsing: a reg option (--levels, --reg-kind, --reg-lambda, ...) without --quant reg
  * exits 2 naming it. */
 void cli_reg_check(const char *cmd, const lb_train_cfg *c);
@@ -26,5 +28,6 @@ int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_faults(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 #endif

@@ -96,6 +96,13 @@ static void write_float_logits(const char *path, const float *l, int n, int clas
     if (fclose(f) != 0) cli_die(1, "eval", "--dump-logits %s: write failed", path);
 }
 
+/* "classes: a b c" for models trained on image folders (lowbit.data). */
+static void print_classes(char *const *names, int n) {
+    printf("classes (%d):", n);
+    for (int k = 0; k < n; k++) printf(" %s", names[k]);
+    putchar('\n');
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *file = NULL;
     char data[512] = "";
@@ -109,6 +116,8 @@ int cmd_eval(int argc, char **argv) {
             puts("usage: lowbit eval FILE [--data DIR] [--test-limit N] [--batch B] [--threads T]\n"
                  "       [--integer [--compare] [--dump-logits OUT] [--impl I]] [--time]\n"
                  "Evaluates checkpoint FILE on the test split of DIR (default: Fashion-MNIST).\n"
+                 "Image folders are resized to the model's input, and a folder without test/\n"
+                 "is split with the checkpoint's fraction and seed (docs/data.md).\n"
                  "  --integer          run the integer-only model (docs/integer.md) instead\n"
                  "  --compare          also run the float QAT model: prediction agreement\n"
                  "  --dump-logits OUT  logits, one line per image: prediction logits... (the\n"
@@ -168,13 +177,34 @@ int cmd_eval(int argc, char **argv) {
     lb_chip chip;
     memset(&chip, 0, sizeof chip);
     if (chip_map) open_chip(file, chip_map, n, &info, integer, nearest, &chip);
-    lb_dataset d;
-    st = lb_dataset_load_dir(data, 0, &d);
-    if (st != LB_OK) {
+    char **names;
+    int nnames;
+    if (lb_ckpt_class_names(file, &names, &nnames) != LB_OK) {
         lb_chip_detach(&chip);
         lb_net_free(n);
         cli_die(1, "eval", "%s", lb_error_msg());
     }
+    /* an image folder is seen as in training: the model's size and channels, the recorded
+     * held-out fraction and seed */
+    lb_image_opts io = {info.model.in_h, info.model.in_w, info.model.in_c,
+                        info.train.img.test_split, info.train.seed};
+    lb_dataset d;
+    st = lb_dataset_load_dir_opts(data, 0, lb_dataset_dir_images(data) ? &io : NULL, &d);
+    for (int k = 0; st == LB_OK && names && d.class_names && k < nnames && k < d.classes; k++)
+        if (strcmp(names[k], d.class_names[k]) != 0)
+            st = lb_error_set(LB_EINVAL,
+                              "%s: class %d is '%s' in the checkpoint but '%s' in %s: the class "
+                              "folders differ from training",
+                              file, k, names[k], d.class_names[k], data);
+    if (st != LB_OK) {
+        lb_chip_detach(&chip);
+        lb_net_free(n);
+        free(names);
+        lb_dataset_free(&d);
+        cli_die(1, "eval", "%s", lb_error_msg());
+    }
+    if (names) print_classes(names, nnames);
+    free(names);
     if (d.c != info.model.in_c || d.h != info.model.in_h || d.w != info.model.in_w ||
         d.classes != info.model.classes) {
         int dc = d.c, dh = d.h, dw = d.w, dk = d.classes; /* freed below, printed after */
@@ -315,6 +345,17 @@ int cmd_info(int argc, char **argv) {
     const lb_model_cfg *m = &in.model;
     printf("file: %s\nmodel: %s  input %dx%dx%d  classes %d\n", file, m->arch, m->in_c, m->in_h,
            m->in_w, m->classes);
+    char **names;
+    int nnames;
+    if (lb_ckpt_class_names(file, &names, &nnames) != LB_OK)
+        cli_die(1, "info", "%s", lb_error_msg());
+    if (names) {
+        print_classes(names, nnames);
+        printf("data: image folder, resized to %dx%d %s (area down, bilinear up), held-out "
+               "fraction %g without test/\n",
+               m->in_h, m->in_w, m->in_c == 1 ? "grey" : "RGB", (double)in.train.img.test_split);
+    }
+    free(names);
     printf("quant: %s  W%dA%d  first %d  last %d  per_channel %d  layer_bits '%s'\n",
            lb_qkind_name(m->q.kind), m->q.wbits, m->q.abits, m->q.first_bits, m->q.last_bits,
            m->q.per_channel, m->q.overrides);

@@ -13,6 +13,7 @@ static void usage(FILE *f) {
           "  bench   measure training speed\n"
           "  export  write a checkpoint's integer model as C99\n"
           "  faults  fault maps of chips: map, convert, info (docs/faults.md)\n"
+          "  predict classify image files with a checkpoint\n"
           "'lowbit <command> --help' describes each.\n",
           f);
 }
@@ -33,6 +34,7 @@ int main(int argc, char **argv) {
     if (strcmp(c, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
     if (strcmp(c, "export") == 0) return cmd_export(argc - 2, argv + 2);
     if (strcmp(c, "faults") == 0) return cmd_faults(argc - 2, argv + 2);
+    if (strcmp(c, "predict") == 0) return cmd_predict(argc - 2, argv + 2);
     fprintf(stderr, "lowbit: unknown command '%s'\n", c);
     usage(stderr);
     return 2;

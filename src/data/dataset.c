@@ -1,5 +1,5 @@
 /* Data directories (format detection by file names), freeing, and normalization constants; the
- * file parsers themselves are in idx.c and cifar.c. */
+ * file parsers themselves are in idx.c, cifar.c and imgdir.c. */
 #include "lb_data.h"
 
 #include <errno.h>
@@ -62,7 +62,46 @@ static lb_status load_cifar100(const char *base, int train, int *found, lb_datas
     return lb_cifar_load(&p, 1, 1, out);
 }
 
+static int opts_given(const lb_image_opts *o) {
+    return o && (o->h || o->w || o->c || o->test_split != 0);
+}
+
+/* The idx/CIFAR files have one size and no split to choose: image options would be ignored. */
+static lb_status no_opts(const char *dir, const lb_image_opts *o, lb_status st) {
+    if (st == LB_OK && opts_given(o))
+        return lb_error_set(LB_EINVAL,
+                            "%s: image size, channels and test split apply to image folders "
+                            "only, not to idx or CIFAR files",
+                            dir);
+    return st;
+}
+
+int lb_dataset_dir_images(const char *dir) {
+    char p[PATH_CAP];
+    static const char *const files[] = {"train-images-idx3-ubyte.gz",
+                                        "train-images-idx3-ubyte",
+                                        "t10k-images-idx3-ubyte.gz",
+                                        "t10k-images-idx3-ubyte",
+                                        "data_batch_1.bin",
+                                        "test_batch.bin",
+                                        "cifar-10-batches-bin/data_batch_1.bin",
+                                        "cifar-10-batches-bin/test_batch.bin",
+                                        "train.bin",
+                                        "test.bin",
+                                        "cifar-100-binary/train.bin",
+                                        "cifar-100-binary/test.bin"};
+    if (!dir || strlen(dir) > PATH_CAP - 64) return 0;
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+        if (path_fmt(p, "%s/%s", dir, files[i]) && is_file(p)) return 0;
+    return lb_imgdir_detect(dir);
+}
+
 lb_status lb_dataset_load_dir(const char *dir, int train, lb_dataset *out) {
+    return lb_dataset_load_dir_opts(dir, train, NULL, out);
+}
+
+lb_status lb_dataset_load_dir_opts(const char *dir, int train, const lb_image_opts *opts,
+                                   lb_dataset *out) {
     if (!out) return lb_error_set(LB_EINVAL, "lb_dataset_load_dir: out is NULL");
     memset(out, 0, sizeof *out);
     if (!dir || !dir[0]) return lb_error_set(LB_EINVAL, "lb_dataset_load_dir: no directory given");
@@ -77,7 +116,11 @@ lb_status lb_dataset_load_dir(const char *dir, int train, lb_dataset *out) {
     char img[PATH_CAP], lab[PATH_CAP], base[PATH_CAP];
     int hi = find_idx(img, dir, split, "images-idx3"),
         hl = find_idx(lab, dir, split, "labels-idx1");
-    if (hi && hl) return lb_idx_load(img, lab, out);
+    if (hi && hl) {
+        lb_status st = no_opts(dir, opts, lb_idx_load(img, lab, out));
+        if (st) lb_dataset_free(out);
+        return st;
+    }
     if (hi || hl)
         return lb_error_set(LB_EIO, "%s: found %s but no %s-%s-ubyte[.gz]", dir, hi ? img : lab,
                             split, hi ? "labels-idx1" : "images-idx3");
@@ -88,19 +131,27 @@ lb_status lb_dataset_load_dir(const char *dir, int train, lb_dataset *out) {
         int found;
         path_fmt(base, "%s%s", dir, sub10[i]);
         lb_status st = load_cifar10(base, train, &found, out);
-        if (st || found) return st;
+        if (st || found) {
+            if ((st = no_opts(dir, opts, st))) lb_dataset_free(out);
+            return st;
+        }
     }
     for (int i = 0; i < 2; i++) {
         int found;
         path_fmt(base, "%s%s", dir, sub100[i]);
         lb_status st = load_cifar100(base, train, &found, out);
-        if (st || found) return st;
+        if (st || found) {
+            if ((st = no_opts(dir, opts, st))) lb_dataset_free(out);
+            return st;
+        }
     }
+    if (lb_imgdir_detect(dir)) return lb_imgdir_load(dir, train, opts, out);
     return lb_error_set(LB_EIO,
                         "%s: no %s data set found; looked for %s-images-idx3-ubyte[.gz] and "
                         "%s-labels-idx1-ubyte[.gz] (MNIST/Fashion-MNIST idx), %s (CIFAR-10, also "
                         "under cifar-10-batches-bin/), %s (CIFAR-100, also under "
-                        "cifar-100-binary/)",
+                        "cifar-100-binary/), or image folders (train/<class>/*.png|jpg or "
+                        "<class>/*.png|jpg)",
                         dir, train ? "training" : "test", split, split,
                         train ? "data_batch_1..5.bin" : "test_batch.bin",
                         train ? "train.bin" : "test.bin");
@@ -110,6 +161,7 @@ void lb_dataset_free(lb_dataset *d) {
     if (!d) return;
     free(d->images);
     free(d->labels);
+    free(d->class_names);
     memset(d, 0, sizeof *d);
 }
 

@@ -62,7 +62,23 @@ lb_status lb_ckpt_save(const char *path, const lb_net *n, const lb_optim *o,
                          {"lowbit.optim_t", ot},
                          {"lowbit.rng", rng},
                          {"lowbit.test_acc", acc}};
-    st = lb_st_write(path, t, k, meta, (int)(sizeof meta / sizeof meta[0]));
+    int nmeta = (int)(sizeof meta / sizeof meta[0]);
+    char *dj = lb_ckpt_data_json(info); /* image folders only: other files stay as they were */
+    if (info->class_names && !dj) {
+        st = lb_error_set(LB_ENOMEM, "%s: out of memory preparing checkpoint", path);
+        goto out;
+    }
+    lb_st_meta *all = calloc((size_t)nmeta + 1, sizeof *all);
+    if (!all) {
+        free(dj);
+        st = lb_error_set(LB_ENOMEM, "%s: out of memory preparing checkpoint", path);
+        goto out;
+    }
+    memcpy(all, meta, sizeof meta);
+    if (dj) all[nmeta++] = (lb_st_meta){"lowbit.data", dj};
+    st = lb_st_write(path, t, k, all, nmeta);
+    free(all);
+    free(dj);
 out:
     free(t);
     free(names);
@@ -118,7 +134,7 @@ static lb_status read_info(const lb_st_file *f, const char *path, lb_ckpt_info *
     }
     v = lb_st_meta_get(f, "lowbit.test_acc");
     info->test_acc = v ? strtof(v, NULL) : 0;
-    return LB_OK;
+    return lb_ckpt_data_read(f, path, info);
 }
 
 lb_status lb_ckpt_peek(const char *path, lb_ckpt_info *info) {

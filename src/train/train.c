@@ -152,8 +152,23 @@ void lb_run_free(run *r) {
 
 /* Everything a run needs, planned once: data, model, optimizer, batch buffers. */
 lb_status lb_run_setup(run *r, lb_train_cfg *c) {
-    lb_status st = lb_dataset_load_dir(c->data_dir, 1, &r->train);
-    if (st == LB_OK) st = lb_dataset_load_dir(c->data_dir, 0, &r->test);
+    /* Image folders: a resumed run sees its images as the first run did (the model's size and
+     * channels, the recorded held-out fraction and seed) */
+    lb_image_opts io = c->img;
+    io.seed = c->seed;
+    if (c->resume[0] && lb_dataset_dir_images(c->data_dir)) {
+        io.h = c->model.in_h;
+        io.w = c->model.in_w;
+        io.c = c->model.in_c;
+    }
+    const lb_image_opts *use = lb_dataset_dir_images(c->data_dir) ? &io : &c->img;
+    lb_status st = lb_dataset_load_dir_opts(c->data_dir, 1, use, &r->train);
+    if (st == LB_OK && use == &io) { /* the defaults are resolved: no second pass over headers */
+        io.h = r->train.h;
+        io.w = r->train.w;
+        io.c = r->train.c;
+    }
+    if (st == LB_OK) st = lb_dataset_load_dir_opts(c->data_dir, 0, use, &r->test);
     if (st != LB_OK) return st;
     c->model.in_c = r->train.c;
     c->model.in_h = r->train.h;
@@ -302,6 +317,43 @@ static double majority_share(const lb_dataset *d, int limit, long *count) {
     return (double)best / (double)n;
 }
 
+/* One line on an image folder: what was found and how it is seen. */
+static const char *data_note(const run *r, const lb_train_cfg *c, char *b, size_t cap) {
+    int k =
+        snprintf(b, cap,
+                 "data: image folder %s: %d training, %d test images as %dx%d %s (%s), %d "
+                 "classes:",
+                 c->data_dir, r->train.n, r->test.n, r->train.h, r->train.w,
+                 r->train.c == 1 ? "grey" : "RGB",
+                 c->img.h || c->resume[0] ? "as given" : "the most common size", r->train.classes);
+    for (int i = 0; i < r->train.classes && k > 0 && (size_t)k < cap - 8; i++) {
+        int m = snprintf(b + k, cap - k, " %s", r->train.class_names[i]);
+        if (m < 0 || (size_t)(k + m) >= cap - 8) {
+            snprintf(b + k, cap - k, " ...");
+            break;
+        }
+        k += m;
+    }
+    return b;
+}
+
+/* A resumed image-folder run must see the classes its checkpoint was trained on. */
+static lb_status check_classes(const run *r, const lb_train_cfg *c) {
+    if (!c->resume[0] || !r->train.class_names) return LB_OK;
+    char **names;
+    int n;
+    lb_status st = lb_ckpt_class_names(c->resume, &names, &n);
+    if (st != LB_OK) return st;
+    for (int i = 0; names && i < n && st == LB_OK; i++)
+        if (strcmp(names[i], r->train.class_names[i]) != 0)
+            st = lb_error_set(LB_EINVAL,
+                              "--resume %s: class %d is '%s' there but '%s' in %s: the class "
+                              "folders changed",
+                              c->resume, i, names[i], r->train.class_names[i], c->data_dir);
+    free(names);
+    return st;
+}
+
 lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx, float *final_acc) {
     lb_train_cfg cfg = *cfg_in, *c = &cfg;
     lb_ckpt_info info;
@@ -341,6 +393,11 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         lb_ckpt_info ii;
         if ((st = lb_ckpt_peek(c->init, &ii)) != LB_OK) return st;
         if (ii.model.norm.set) c->model.norm = ii.model.norm;
+        if (!c->img.h && lb_dataset_dir_images(c->data_dir)) { /* the weights' input size */
+            c->img.h = ii.model.in_h;
+            c->img.w = ii.model.in_w;
+        }
+        if (!c->img.c && lb_dataset_dir_images(c->data_dir)) c->img.c = ii.model.in_c;
     }
     lb_threads_set(c->threads);
     run r;
@@ -359,6 +416,13 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         if ((st = lb_ckpt_load(c->resume, r.net, &r.opt, &info)) != LB_OK) goto out;
         start_epoch = info.epoch;
         step = info.step;
+    }
+    if ((st = check_classes(&r, c)) != LB_OK) goto out;
+    if (fn && r.train.class_names) {
+        char dn[1024];
+        lb_progress p = {0};
+        p.note = data_note(&r, c, dn, sizeof dn);
+        fn(ctx, &p);
     }
     if (fn) {
         lb_progress p = {0};
@@ -426,6 +490,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         info.epoch = e + 1;
         info.step = step;
         info.test_acc = p.test_acc;
+        info.class_names = r.train.class_names;
         if ((st = lb_ckpt_save(c->out, r.net, &r.opt, &info)) != LB_OK) goto out;
         char regm[256];
         if ((st = lb_reg_epoch_metrics(&r, c, lambda, p.test_acc, regm, sizeof regm)) != LB_OK)

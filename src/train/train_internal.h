@@ -9,6 +9,11 @@ char *lb_model_cfg_to_json(const lb_model_cfg *m); /* malloc'd (cJSON) */
 lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg *m);
 char *lb_train_cfg_to_json(const lb_train_cfg *c);
 lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg *c);
+/* lowbit.data (ckpt_data.c): the JSON for info->class_names (NULL when there are none), and
+ * reading it back into info->train.img.test_split (absent: nothing changes). */
+char *lb_ckpt_data_json(const lb_ckpt_info *info);
+struct lb_st_file;
+lb_status lb_ckpt_data_read(const struct lb_st_file *f, const char *path, lb_ckpt_info *info);
 
 /* A run's planned resources (shared by the trainer and the benchmark). */
 typedef struct run {
