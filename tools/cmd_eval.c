@@ -269,6 +269,10 @@ int cmd_info(int argc, char **argv) {
     printf("quant: %s  W%dA%d  first %d  last %d  per_channel %d  layer_bits '%s'\n",
            lb_qkind_name(m->q.kind), m->q.wbits, m->q.abits, m->q.first_bits, m->q.last_bits,
            m->q.per_channel, m->q.overrides);
+    if (m->q.wquant || m->q.aquant || m->q.kind == LB_Q_DOREFA)
+        printf("quantizers: weights %s  activations %s (--wquant/--aquant)\n",
+               lb_qkind_name(lb_quant_plan_wkind(&m->q)),
+               lb_qkind_name(lb_quant_plan_akind(&m->q)));
     if (m->q.kind == LB_Q_REG)
         printf("reg: levels %s  form %s  lambda %g -> %g from %g of the run  levels_lr %g\n",
                lb_reg_levels_name(m->q.reg_levels), lb_reg_form_name(m->q.reg_form),

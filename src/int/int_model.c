@@ -44,11 +44,13 @@ static int is_pass(lb_op op) {
     return op == LB_OP_MAXPOOL || op == LB_OP_FLATTEN || op == LB_OP_DROPOUT || op == LB_OP_RELU ||
            op == LB_OP_RELU6;
 }
-/* A uniform grid with a step: lsq, fixed, and reg's fixed levels (s/2 with odd codes) and step
- * levels (LSQ's grid); reg's learned levels are a table, not a grid. */
+/* A uniform grid with a step: lsq, fixed, pact (step alpha/(2^b-1), unsigned), dorefa (odd codes
+ * at step 1/(2^b-1)), and reg's fixed levels (s/2 with odd codes) and step levels (LSQ's grid);
+ * reg's learned levels are a table, not a grid. */
 static int is_uniform(const lb_qcfg *c) {
     if (c->kind == LB_Q_REG) return c->levels == LB_REG_FIXED || c->levels == LB_REG_STEP;
-    return c->kind == LB_Q_LSQ || c->kind == LB_Q_FIXED;
+    return c->kind == LB_Q_LSQ || c->kind == LB_Q_FIXED || c->kind == LB_Q_DOREFA ||
+           c->kind == LB_Q_PACT;
 }
 static int is_reg_fixed(const lb_qcfg *c) {
     return c->kind == LB_Q_REG && c->levels == LB_REG_FIXED;
@@ -187,6 +189,11 @@ static lb_status check_quant(const lb_node *d, const lb_qcfg *c, const lb_quant 
         return fail_layer(d, "8-bit fixed reg levels: their codes 2k-255 need 9 bits, more than "
                              "the int8 weights of the integer model; train with --first-bits "
                              "and --last-bits (and --wbits) 2..7 (docs/integer.md)");
+    if (c->kind == LB_Q_DOREFA && c->bits > 7)
+        return fail_layer(d, "8-bit DoReFa weights: their odd codes -255..255 need 9 bits, more "
+                             "than the int8 weights of the integer model; train with "
+                             "--first-bits and --last-bits (and --wbits) 2..7 "
+                             "(docs/quantizers.md)");
     if (!is_uniform(c)) {
         char msg[160];
         snprintf(msg, sizeof msg,
@@ -421,6 +428,20 @@ static int8_t *weight_codes(const lb_net *n, const lb_node *d, int K, double *su
             free(w);
             return NULL;
         }
+    }
+    /* DoReFa: the forward's own odd codes 2j - (2^b-1) at step 1/(2^b-1) (not a rounding of w) */
+    if (d->wqcfg.kind == LB_Q_DOREFA) {
+        *sumabs = 0;
+        if (lb_quant_dorefa_codes(&d->wq, 1, wf, (signed char *)w) != LB_OK) {
+            free(w);
+            return NULL;
+        }
+        for (int co = 0; co < d->c; co++) {
+            double sa = 0;
+            for (int k = 0; k < K; k++) sa += abs(w[(size_t)co * K + k]);
+            if (sa > *sumabs) *sumabs = sa;
+        }
+        return w;
     }
     *sumabs = 0;
     for (int co = 0; co < d->c; co++) {
