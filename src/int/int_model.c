@@ -606,7 +606,8 @@ static lb_status make_conv(build *b, int i) {
     op->oh = op->linear ? 1 : d->h;
     op->ow = op->linear ? 1 : d->w;
     /* the odd codes of b-bit fixed reg levels span [-(2^b-1), 2^b-1]: b+1 bits signed */
-    op->wbits = d->wqcfg.bits + is_reg_fixed(&d->wqcfg);
+    /* odd codes -(2^b-1)..2^b-1 (fixed reg levels, DoReFa) need b+1 bits */
+    op->wbits = d->wqcfg.bits + (is_reg_fixed(&d->wqcfg) || d->wqcfg.kind == LB_Q_DOREFA);
     int K = op->cin / op->groups * op->k * op->k;
     double sumabs;
     if (!(op->w = weight_codes(n, d, K, &sumabs))) return oom();

@@ -106,6 +106,11 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
         lb_qcfg a = {.kind = ab > 0 ? akind : LB_Q_NONE,
                      .bits = ab,
                      .is_signed = !n->nodes[d->in[0]].nonneg};
+        /* DoReFa weights span [-1, 1] whatever the fan-in: harmless before a BN, but the last
+         * layer feeds the softmax directly and its logits would start ~sqrt(fan-in) too large
+         * (cnn: loss 13, collapse within 40 steps). DoReFa's authors keep that layer float;
+         * lowbit keeps it quantized for the integer model, with LSQ (docs/quantizers.md). */
+        if (i == last && wkind == LB_Q_DOREFA) w.kind = LB_Q_LSQ;
         if (wb <= 0) w.kind = LB_Q_NONE;
         lb_net_set_quant(n, i, &w, &a);
     }
