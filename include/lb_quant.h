@@ -31,6 +31,8 @@
  *   step minimizing ||v - q(v)||^2 over candidates (every step or every K steps: a counter in
  *   state) instead of max|v|/Qp, then shares the uniform kernels and step export. Scale
  *   trajectories for the LSQ-vs-MSQE comparison are read through lb_quant_step.
+ * - DoReFa weights, PACT activations (sec. 1): built, LB_Q_DOREFA and LB_Q_PACT below
+ *   (docs/quantizers.md); AdaQAT changes their bits through lb_quant_set_bits.
  * - Regularization-based levels (sec. 2, seed 000): built, LB_Q_REG below (docs/reg.md). Per-weight
  *   data of the fault and variability models (stuck bits, multipliers) belong to the fault module,
  *   which would attach them through a borrowed pointer added here then; they are not quantizer

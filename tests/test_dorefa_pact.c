@@ -2,6 +2,7 @@
  * formulas, finite-difference checks of the straight-through gradients (input, through tanh and
  * the max, and PACT's alpha) in double, codes, the alpha floor, and the plan's choice and refusal
  * of quantizers per side. Not the PyTorch comparison (test_torch_dorefa_pact.c). */
+#include "../src/train/train_internal.h"
 #include "lb_models.h"
 #include "lb_quant.h"
 #include "lb_test.h"
@@ -214,11 +215,50 @@ static void test_plan(void) {
     CHECK(lb_qkind_parse("dorefa2", &k) == LB_EINVAL, "unknown name");
 }
 
+/* The selection in the checkpoint's model config: written only when given, read back; a config
+ * without the keys (every older checkpoint) still loads as before; nonsense is refused. */
+static void test_config(void) {
+    lb_model_cfg m, back;
+    lb_model_cfg_default(&m);
+    snprintf(m.arch, sizeof m.arch, "cnn");
+    m.in_c = 1;
+    m.in_h = m.in_w = 28;
+    m.q.kind = LB_Q_LSQ;
+    char *js = lb_model_cfg_to_json(&m);
+    CHECK(js && !strstr(js, "wquant") && !strstr(js, "aquant"), "no keys unless chosen: %s", js);
+    free(js);
+    m.q.kind = LB_Q_DOREFA;
+    m.q.aquant = 1 + LB_Q_LSQ;
+    js = lb_model_cfg_to_json(&m);
+    CHECK(js && strstr(js, "\"aquant\":\"lsq\"") && !strstr(js, "wquant"), "aquant written: %s",
+          js);
+    CHECK(lb_model_cfg_from_json(js, "rt", &back) == LB_OK && back.q.kind == LB_Q_DOREFA &&
+              back.q.wquant == 0 && back.q.aquant == 1 + LB_Q_LSQ,
+          "selection round trip: %s", lb_error_msg());
+    free(js);
+    const char *old = "{\"arch\":\"cnn\",\"in_c\":1,\"in_h\":28,\"in_w\":28,\"classes\":10,"
+                      "\"quant\":\"lsq\",\"wbits\":4,\"abits\":4}";
+    CHECK(lb_model_cfg_from_json(old, "old", &back) == LB_OK && back.q.wquant == 0 &&
+              back.q.aquant == 0 && lb_quant_plan_akind(&back.q) == LB_Q_LSQ,
+          "older config loads: %s", lb_error_msg());
+    const char *bad = "{\"arch\":\"cnn\",\"in_c\":1,\"in_h\":28,\"in_w\":28,\"classes\":10,"
+                      "\"quant\":\"lsq\",\"wquant\":\"pact\"}";
+    CHECK(lb_model_cfg_from_json(bad, "bad.ckpt", &back) == LB_EFORMAT &&
+              strstr(lb_error_msg(), "bad.ckpt") && strstr(lb_error_msg(), "--wquant pact"),
+          "pact weights in a config refused: %s", lb_error_msg());
+    bad = "{\"arch\":\"cnn\",\"in_c\":1,\"in_h\":28,\"in_w\":28,\"classes\":10,"
+          "\"aquant\":\"relu\"}";
+    CHECK(lb_model_cfg_from_json(bad, "bad2.ckpt", &back) == LB_EFORMAT &&
+              strstr(lb_error_msg(), "aquant"),
+          "unknown aquant refused: %s", lb_error_msg());
+}
+
 int main(void) {
     for (int pc = 0; pc < 2; pc++)
         for (int b = 2; b <= 8; b += 3) test_dorefa(pc, b); /* 2, 5, 8 */
     test_dorefa_edges();
     for (int b = 2; b <= 8; b += 2) test_pact(b);
     test_plan();
+    test_config();
     TEST_MAIN_END("test_dorefa_pact");
 }
