@@ -78,7 +78,7 @@ if "$L" export "$T/d.ckpt" -o "$T/ex" --data "$DATA" >"$T/d.export" 2>&1 &&
 fi
 
 # ---- each side alone ------------------------------------------------------------------------
-for sel in "wd --wquant dorefa --aquant lsq" "ap --quant lsq --aquant pact"; do
+for sel in "wd --wquant dorefa --aquant lsq --per-channel" "ap --quant lsq --aquant pact"; do
     read -r name opts <<<"$sel"
     # shellcheck disable=SC2086
     if "$L" train "${C[@]}" --out "$T/$name.ckpt" $opts --first-bits 7 --last-bits 7 \
