@@ -112,6 +112,10 @@ static void test_dorefa_edges(void) {
     for (int i = 0; i < 4; i++) sgt += gt[i] * tanh(wt[i]);
     double e0 = (gt[0] / m - 0.5 * sgt / (m * m)) * (1 - t * t);
     CHECK_NEAR(d2[0], e0, 1e-6, 1e-5, "tied maxima split the max gradient evenly");
+    /* learned bit-widths (AdaQAT, methods.md sec. 4) change the grid in place */
+    CHECK(lb_quant_set_bits(&q, 3) == LB_OK && q.qn == 7 && q.qp == 7 &&
+              lb_quant_step(&q, 0) == 1.0f / 7.0f,
+          "dorefa set_bits");
     cfg.bits = 8;
     lb_quant_bind(&q, &cfg, 1, 4, 4, NULL, NULL, NULL);
     signed char c[4];
@@ -183,6 +187,9 @@ static void test_pact(int bits) {
     CHECK(lb_quant_project(&q) == 1 && p[0] == LB_LSQ_FLOOR * a0, "pact NaN alpha to the floor");
     p[0] = 2.0f;
     CHECK(lb_quant_project(&q) == 0 && p[0] == 2.0f, "pact alpha inside is kept");
+    CHECK(lb_quant_set_bits(&q, 3) == LB_OK && q.qn == 0 && q.qp == 7 &&
+              lb_quant_step(&q, 0) == 2.0f / 7.0f && p[0] == 2.0f,
+          "pact set_bits keeps alpha");
     cfg.per_channel = 1;
     CHECK(lb_quant_bind(&q, &cfg, 4, IN, IN, p, dp, st) == LB_EINVAL, "pact per channel refused");
 }
