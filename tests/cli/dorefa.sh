@@ -77,6 +77,11 @@ if "$L" export "$T/d.ckpt" -o "$T/ex" --data "$DATA" >"$T/d.export" 2>&1 &&
         "$T/d.export"
 fi
 
+if grep -nwE 'float|double|malloc|calloc|free|math\.h' "$T/ex/model.c" "$T/ex/model_data.h" \
+    >"$T/d.grep"; then
+    bad "dorefa no float/malloc" "found in the inference source" "$T/d.grep"
+else ok; fi
+
 # ---- each side alone ------------------------------------------------------------------------
 for sel in "wd --wquant dorefa --aquant lsq --per-channel" "ap --quant lsq --aquant pact"; do
     read -r name opts <<<"$sel"
