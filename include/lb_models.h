@@ -10,7 +10,11 @@
 #include "lb_quant.h"
 
 typedef struct lb_quant_plan {
-    lb_qkind kind;       /* LB_Q_NONE: float32; LB_Q_REG: weights reg, activations LSQ */
+    lb_qkind kind; /* --quant: LB_Q_NONE float32; REG: weights reg, activations LSQ; DOREFA:
+                    * weights DoReFa, activations PACT; other kinds: both */
+    /* --wquant / --aquant: 0 follows `kind`, else 1 + the lb_qkind of the weights / activations
+     * (lb_quant_plan_wkind/_akind resolve them) */
+    int wquant, aquant;
     int wbits, abits;    /* body */
     int first_bits;      /* first layer weights (its input, the image, stays float) */
     int last_bits;       /* last layer weights and input activation */
@@ -39,7 +43,13 @@ typedef struct lb_model_cfg {
  * fixed levels, MSE, lambda 100 -> 1000 from half the run (methods.md's reference schedule). */
 void lb_model_cfg_default(lb_model_cfg *c);
 lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out);
-/* Applies cfg->q to an already built (unplanned) net. */
+/* The weight and activation quantizers the plan gives the body (LB_Q_NONE: float). */
+lb_qkind lb_quant_plan_wkind(const lb_quant_plan *q);
+lb_qkind lb_quant_plan_akind(const lb_quant_plan *q);
+/* LB_EINVAL naming the option for a quantizer on the wrong side: pact on weights; dorefa or reg
+ * on activations; reg weights without --quant reg (its lambda schedule belongs to --quant reg). */
+lb_status lb_quant_plan_check(const lb_quant_plan *q);
+/* Applies cfg->q to an already built (unplanned) net (lb_quant_plan_check first). */
 lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n);
 /* Names of the architectures, NULL-terminated. */
 const char *const *lb_model_archs(void);

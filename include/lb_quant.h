@@ -31,6 +31,8 @@
  *   step minimizing ||v - q(v)||^2 over candidates (every step or every K steps: a counter in
  *   state) instead of max|v|/Qp, then shares the uniform kernels and step export. Scale
  *   trajectories for the LSQ-vs-MSQE comparison are read through lb_quant_step.
+ * - DoReFa weights, PACT activations (sec. 1): built, LB_Q_DOREFA and LB_Q_PACT below
+ *   (docs/quantizers.md); AdaQAT changes their bits through lb_quant_set_bits.
  * - Regularization-based levels (sec. 2, seed 000): built, LB_Q_REG below (docs/reg.md). Per-weight
  *   data of the fault and variability models (stuck bits, multipliers) belong to the fault module,
  *   which would attach them through a borrowed pointer added here then; they are not quantizer
@@ -54,6 +56,8 @@ typedef enum lb_qkind {
     LB_Q_FIXED,    /* uniform, step = max|v| / Qp recomputed on every training forward */
     LB_Q_LSQ,      /* uniform, learned step (Esser et al. 2020) */
     LB_Q_REG,      /* regularization-based levels (methods.md sec. 2; weights only) */
+    LB_Q_DOREFA,   /* DoReFa weights: tanh, normalize by max|tanh|, uniform on [-1,1] (weights) */
+    LB_Q_PACT,     /* PACT activations: clip to [0, alpha], alpha learned (activations) */
     LB_Q_COUNT
 } lb_qkind;
 
@@ -127,11 +131,18 @@ struct lb_quant {
  * LB_LSQ_FLOOR * s * 2^i for i < b after project). */
 #define LB_LSQ_FLOOR 0.01f
 extern const lb_quant_vt lb_quant_vt_none, lb_quant_vt_fixed, lb_quant_vt_lsq, lb_quant_vt_reg;
+/* DOREFA (docs/quantizers.md): no parameters, no state; qn = qp = 2^b-1, codes 2j-(2^b-1) (odd)
+ * at step 1/(2^b-1), the max |tanh w| per channel (or per tensor) taken on every forward. PACT:
+ * param[0] = alpha (per tensor only), state[0] = initialized flag, state[1] = the alpha of the
+ * data-driven init (its floor is LB_LSQ_FLOOR times that); unsigned, qn = 0, qp = 2^b-1, step
+ * alpha/(2^b-1). */
+extern const lb_quant_vt lb_quant_vt_dorefa, lb_quant_vt_pact;
 
 const lb_quant_vt *lb_quant_vt_for(lb_qkind kind); /* NULL for an unknown kind */
 /* LB_EINVAL for an unknown kind or (quantizing kinds) bits outside 2..8. */
 lb_status lb_qcfg_check(const lb_qcfg *cfg);
-const char *lb_qkind_name(lb_qkind kind); /* "none", "fixed", "lsq", "reg"; "?" when unknown */
+/* "none", "fixed", "lsq", "reg", "dorefa", "pact"; "?" when unknown */
+const char *lb_qkind_name(lb_qkind kind);
 lb_status lb_qkind_parse(const char *s, lb_qkind *out);
 /* Per-tensor (per_channel == 0) counts as one channel whatever `ch` is. */
 int lb_quant_nparam(const lb_qcfg *cfg, int ch);
@@ -171,6 +182,13 @@ void lb_quant_uniform_backward(const lb_quant *q, size_t outer, const float *ste
 /* out[c] = mean |x| over channel c (summed in double), out[c] = max |x| over channel c. */
 void lb_quant_absmean(const lb_quant *q, size_t outer, const float *x, float *out);
 void lb_quant_absmax(const lb_quant *q, size_t outer, const float *x, float *out);
+
+/* ---- LB_Q_DOREFA -------------------------------------------------------------------------------
+ * The integer codes of the forward's values, c = 2*round((2^b-1)*w') - (2^b-1) in [-(2^b-1),
+ * 2^b-1] (odd): the forward's value is c/(2^b-1) up to the last bit. The max |tanh| is that of x
+ * itself (as the forward). LB_EINVAL for other kinds and for b > 7 (codes of 8 bits need 9). */
+lb_status lb_quant_dorefa_codes(const lb_quant *q, size_t outer, const float *x,
+                                signed char *codes);
 
 /* ---- LB_Q_REG: regularization-based levels (src/quant/reg.c, reg_kern.c; docs/reg.md) ----------
  * Levels a_k = sum_i bit_i(k) R_i - R_b for the stored index k in [0, 2^b), R = b+1 entries per

@@ -52,6 +52,8 @@ static const char *g_reg_opt;
 void cli_reg_check(const char *cmd, const lb_train_cfg *c) {
     if (g_reg_opt && c->model.q.kind != LB_Q_REG)
         cli_die(2, cmd, "%s needs --quant reg (the regularization-based quantizer)", g_reg_opt);
+    /* a quantizer on the wrong side (pact weights, dorefa activations): before any data is read */
+    if (lb_quant_plan_check(&c->model.q) != LB_OK) cli_die(2, cmd, "%s", lb_error_msg());
 }
 
 /* The reg options; 0 when argv[*i] is none of them. */
@@ -131,7 +133,14 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         if (strcmp(v, "fp32") == 0)
             c->model.q.kind = LB_Q_NONE;
         else if (lb_qkind_parse(v, &c->model.q.kind) != LB_OK || c->model.q.kind == LB_Q_NONE)
-            cli_die(2, cmd, "--quant: expected fp32, lsq, fixed or reg, got '%s'", v);
+            cli_die(2, cmd, "--quant: expected fp32, lsq, fixed, reg or dorefa, got '%s'", v);
+    } else if (IS("--wquant") || IS("--aquant")) {
+        const char *v = VAL;
+        lb_qkind k;
+        if (lb_qkind_parse(v, &k) != LB_OK)
+            cli_die(2, cmd, "%s: expected none, fixed, lsq, %s, got '%s'", o,
+                    o[2] == 'w' ? "dorefa" : "pact", v);
+        *(o[2] == 'w' ? &c->model.q.wquant : &c->model.q.aquant) = 1 + (int)k;
     } else if (IS("--wbits")) {
         c->model.q.wbits = cli_int(cmd, o, VAL, 2, 8);
     } else if (IS("--abits")) {
@@ -213,8 +222,15 @@ void cli_train_usage(void) {
           "                     has at least 1000 optimizer steps; printed at the start)\n"
           "  --batch B          batch size (default 128)\n"
           "  --lr LR            peak learning rate (default 0.02 for cnn, 0.1 for resnets)\n"
-          "  --quant Q          fp32 | lsq | fixed | reg (default fp32); reg: weights pulled\n"
-          "                     onto levels by a regularizer, LSQ activations (docs/reg.md)\n"
+          "  --quant Q          fp32 | lsq | fixed | reg | dorefa (default fp32); reg:\n"
+          "                     weights pulled onto levels by a regularizer, LSQ\n"
+          "                     activations (docs/reg.md)\n"
+          "  --quant dorefa     DoReFa weights (tanh, max-normalized) with PACT activations\n"
+          "                     (learned clip alpha), docs/quantizers.md\n"
+          "  --wquant K --aquant K  weight / activation quantizer on its own, overriding\n"
+          "                     --quant for that side: weights none|fixed|lsq|dorefa,\n"
+          "                     activations none|fixed|lsq|pact (bits, --layer-bits and\n"
+          "                     first/last bits apply as with --quant)\n"
           "  --levels L         reg levels: fixed | step | learned (default fixed)\n"
           "  --reg-kind K       reg regularizer: mse | gauss (default mse)\n"
           "  --reg-lambda X --reg-lambda-max Y --reg-ramp-start F  lambda X until the fraction\n"

@@ -249,7 +249,8 @@ int cmd_eval(int argc, char **argv) {
 }
 
 /* What a tensor of a lowbit checkpoint is, from its name (docs/checkpoint.md has the table). */
-static const char *tensor_role(const char *name, lb_qkind q, lb_opt_kind opt) {
+static const char *tensor_role(const char *name, const lb_quant_plan *plan, lb_opt_kind opt) {
+    lb_qkind q = plan->kind;
     const char *suffixes[][2] = {
         {".wq.param", NULL},
         {".wq.state", NULL},
@@ -267,6 +268,11 @@ static const char *tensor_role(const char *name, lb_qkind q, lb_opt_kind opt) {
         if (len <= sl || strcmp(name + len - sl, suffixes[i][0]) != 0) continue;
         if (suffixes[i][1]) return suffixes[i][1];
         int w = suffixes[i][0][1] == 'w', st = suffixes[i][0][4] == 's';
+        if (!w && lb_quant_plan_akind(plan) == LB_Q_PACT)
+            return st ? "PACT input: [initialized 0/1, initial alpha]" : "PACT input clip alpha";
+        if (!w && plan->aquant) q = lb_quant_plan_akind(plan);
+        if (w && plan->wquant) q = lb_quant_plan_wkind(plan);
+        if (w && q == LB_Q_DOREFA) q = LB_Q_LSQ; /* DoReFa has none: the last layer's LSQ */
         if (q == LB_Q_LSQ || (q == LB_Q_REG && !w))
             return st ? (w ? "LSQ weights: [initialized 0/1, initial step per channel]"
                            : "LSQ input: [initialized 0/1, initial step]")
@@ -299,8 +305,7 @@ static void print_tensors(const char *file, const lb_ckpt_info *in) {
                      (long long)t->shape[k]);
         int sl = (int)strlen(shape);
         printf("  %-26s %-3s [%s]%*s %s\n", t->name, lb_dtype_name(t->dtype), shape,
-               sl < 14 ? 14 - sl : 0, "",
-               tensor_role(t->name, in->model.q.kind, in->train.opt.kind));
+               sl < 14 ? 14 - sl : 0, "", tensor_role(t->name, &in->model.q, in->train.opt.kind));
     }
     lb_st_free(f);
 }
@@ -359,6 +364,10 @@ int cmd_info(int argc, char **argv) {
     printf("quant: %s  W%dA%d  first %d  last %d  per_channel %d  layer_bits '%s'\n",
            lb_qkind_name(m->q.kind), m->q.wbits, m->q.abits, m->q.first_bits, m->q.last_bits,
            m->q.per_channel, m->q.overrides);
+    if (m->q.wquant || m->q.aquant || m->q.kind == LB_Q_DOREFA)
+        printf("quantizers: weights %s  activations %s (--wquant/--aquant)\n",
+               lb_qkind_name(lb_quant_plan_wkind(&m->q)),
+               lb_qkind_name(lb_quant_plan_akind(&m->q)));
     if (m->q.kind == LB_Q_REG)
         printf("reg: levels %s  form %s  lambda %g -> %g from %g of the run  levels_lr %g\n",
                lb_reg_levels_name(m->q.reg_levels), lb_reg_form_name(m->q.reg_form),

@@ -44,11 +44,13 @@ static int is_pass(lb_op op) {
     return op == LB_OP_MAXPOOL || op == LB_OP_FLATTEN || op == LB_OP_DROPOUT || op == LB_OP_RELU ||
            op == LB_OP_RELU6;
 }
-/* A uniform grid with a step: lsq, fixed, and reg's fixed levels (s/2 with odd codes) and step
- * levels (LSQ's grid); reg's learned levels are a table (weight_tables), not a grid. */
+/* A uniform grid with a step: lsq, fixed, pact (step alpha/(2^b-1), unsigned), dorefa (odd codes
+ * at step 1/(2^b-1)), and reg's fixed levels (s/2 with odd codes) and step levels (LSQ's grid);
+ * reg's learned levels are a table (weight_tables), not a grid. */
 static int is_uniform(const lb_qcfg *c) {
     if (c->kind == LB_Q_REG) return c->levels == LB_REG_FIXED || c->levels == LB_REG_STEP;
-    return c->kind == LB_Q_LSQ || c->kind == LB_Q_FIXED;
+    return c->kind == LB_Q_LSQ || c->kind == LB_Q_FIXED || c->kind == LB_Q_DOREFA ||
+           c->kind == LB_Q_PACT;
 }
 static int is_reg_fixed(const lb_qcfg *c) {
     return c->kind == LB_Q_REG && c->levels == LB_REG_FIXED;
@@ -186,6 +188,11 @@ static lb_status check_quant(const lb_node *d, const lb_qcfg *c, const lb_quant 
         return fail_layer(d, "8-bit fixed reg levels: their codes 2k-255 need 9 bits, more than "
                              "the int8 weights of the integer model; train with --first-bits "
                              "and --last-bits (and --wbits) 2..7 (docs/integer.md)");
+    if (c->kind == LB_Q_DOREFA && c->bits > 7)
+        return fail_layer(d, "8-bit DoReFa weights: their odd codes -255..255 need 9 bits, more "
+                             "than the int8 weights of the integer model; train with "
+                             "--first-bits and --last-bits (and --wbits) 2..7 "
+                             "(docs/quantizers.md)");
     if (!is_uniform(c)) {
         char msg[160];
         snprintf(msg, sizeof msg,
@@ -410,13 +417,13 @@ static lb_status oom(void) {
     return lb_error_set(LB_ENOMEM, "out of memory deriving the integer model");
 }
 
-/* Weight codes of conv/linear d. Uniform grids (lsq, fixed, reg step levels): the quantizer's
- * codes at its step. Reg fixed and learned levels are stored as their b-bit level index k (what
- * the memory holds, methods.md sec. 2) and become integer codes through a table per weight
- * channel: fixed levels s(k - (2^b-1)/2) are exactly the odd codes 2k - (2^b-1) at step s/2;
- * learned levels a_k are rounded onto the finest int8 grid of their channel, step max|a|/127
- * (docs/integer.md: the error this adds). k is the float eval's own nearest level (its tie rule),
- * never a rounding of w/step. */
+/* Weight codes of conv/linear d. Uniform grids (lsq, fixed, pact, reg step levels): the
+ * quantizer's codes at its step. Reg fixed and learned levels and DoReFa are stored as their b-bit
+ * level index k (what the memory holds, methods.md sec. 2) and become integer codes through a
+ * table per weight channel: fixed levels s(k - (2^b-1)/2) and DoReFa's (2k - (2^b-1))/(2^b-1)
+ * are exactly the odd codes 2k - (2^b-1); learned levels are their deployed values a_k = g *
+ * integer (weight_tables). k is the float eval's own choice (its tie rule), never a rounding of
+ * w/step. */
 typedef struct wcodes {
     int16_t *w;         /* [cout][K] codes */
     double *sw;         /* [cout] real value of one code step */
@@ -435,7 +442,7 @@ static void wcodes_free(wcodes *o) {
 }
 
 static int has_table(const lb_qcfg *c) {
-    return c->kind == LB_Q_REG && c->levels != LB_REG_STEP;
+    return (c->kind == LB_Q_REG && c->levels != LB_REG_STEP) || c->kind == LB_Q_DOREFA;
 }
 
 /* Learned levels are deployed on a power-of-two grid g (lb_quant_levels_deployed): the code of
@@ -451,7 +458,7 @@ static lb_status weight_tables(const lb_node *d, wcodes *o) {
     if (!(o->tab = malloc((size_t)o->ntab * L * sizeof *o->tab))) return oom();
     for (int t = 0; t < o->ntab; t++) {
         int16_t *tab = o->tab + (size_t)t * L;
-        if (is_reg_fixed(&d->wqcfg)) {
+        if (is_reg_fixed(&d->wqcfg) || d->wqcfg.kind == LB_Q_DOREFA) {
             for (int k = 0; k < L; k++) tab[k] = (int16_t)(2 * k - (L - 1));
             continue;
         }
@@ -483,7 +490,15 @@ static lb_status weight_codes(const lb_net *n, const lb_node *d, int K, wcodes *
             st = oom();
             goto out;
         }
-        if ((st = lb_quant_reg_codes(&d->wq, 1, wf, o->idx)) != LB_OK) goto out;
+        if (d->wqcfg.kind == LB_Q_DOREFA) {
+            /* the forward's own odd codes 2j - (2^b-1) (not a rounding of w): stored as j */
+            signed char *c8 = (signed char *)o->idx;
+            if ((st = lb_quant_dorefa_codes(&d->wq, 1, wf, c8)) != LB_OK) goto out;
+            for (size_t j = 0; j < (size_t)d->c * K; j++)
+                o->idx[j] = (unsigned char)(((int)c8[j] + (1 << d->wqcfg.bits) - 1) / 2);
+        } else if ((st = lb_quant_reg_codes(&d->wq, 1, wf, o->idx)) != LB_OK) {
+            goto out;
+        }
         if ((st = weight_tables(d, o)) != LB_OK) goto out;
     }
     int L = 1 << d->wqcfg.bits;
@@ -659,9 +674,9 @@ static lb_status make_conv(build *b, int i) {
     lb_status st = weight_codes(n, d, K, &wc);
     if (st != LB_OK) return st;
     double sumabs = wc.sumabs;
-    /* code bits: the odd codes of b-bit fixed reg levels span [-(2^b-1), 2^b-1], b+1 bits
-     * signed; learned levels' table codes use int8; the memory holds the b-bit index (ibits) */
-    op->wbits = d->wqcfg.bits + is_reg_fixed(&d->wqcfg);
+    /* code bits: the odd codes of b-bit fixed reg levels and DoReFa span [-(2^b-1), 2^b-1], b+1
+     * bits signed; learned levels' codes are int16; the memory holds the b-bit index (ibits) */
+    op->wbits = d->wqcfg.bits + (is_reg_fixed(&d->wqcfg) || d->wqcfg.kind == LB_Q_DOREFA);
     if (has_table(&d->wqcfg) && d->wqcfg.levels == LB_REG_LEARNED) op->wbits = 16;
     op->w = wc.w;
     op->widx = wc.idx;

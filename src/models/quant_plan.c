@@ -1,7 +1,8 @@
 /* Assigns quantizers to the conv/linear layers of a built network (the "quantization plan"). With
  * --quant reg the weights get the reg quantizer (with the plan's levels and form) and the
  * activations LSQ, as in methods.md sec. 2; the plan's lambda schedule is the trainer's to apply.
- */
+ * --quant dorefa gives DoReFa weights and PACT activations (AdaQAT's pair, methods.md sec. 4);
+ * --wquant / --aquant choose each side on its own. */
 #include "lb_models.h"
 
 #include <stdio.h>
@@ -34,7 +35,44 @@ static int find_override(const char *ov, const char *name, int *wb, int *ab) {
     return 0;
 }
 
+lb_qkind lb_quant_plan_wkind(const lb_quant_plan *q) {
+    return q->wquant ? (lb_qkind)(q->wquant - 1) : q->kind;
+}
+
+lb_qkind lb_quant_plan_akind(const lb_quant_plan *q) {
+    if (q->aquant) return (lb_qkind)(q->aquant - 1);
+    if (q->kind == LB_Q_REG) return LB_Q_LSQ;
+    if (q->kind == LB_Q_DOREFA) return LB_Q_PACT;
+    return q->kind;
+}
+
+lb_status lb_quant_plan_check(const lb_quant_plan *q) {
+    if (q->wquant < 0 || q->wquant > LB_Q_COUNT || q->aquant < 0 || q->aquant > LB_Q_COUNT ||
+        (unsigned)q->kind >= LB_Q_COUNT)
+        return lb_error_set(LB_EINVAL, "quantization plan: unknown quantizer kind");
+    lb_qkind w = lb_quant_plan_wkind(q), a = lb_quant_plan_akind(q);
+    if (q->kind == LB_Q_PACT && !q->wquant)
+        return lb_error_set(LB_EINVAL, "--quant pact: PACT quantizes activations only; use "
+                                       "--aquant pact (or --quant dorefa: DoReFa weights, PACT "
+                                       "activations)");
+    if (w == LB_Q_PACT)
+        return lb_error_set(LB_EINVAL, "--wquant pact: PACT quantizes activations (a clip at 0 and "
+                                       "alpha), not weights; weights: none, fixed, lsq, dorefa");
+    if (a == LB_Q_DOREFA || a == LB_Q_REG)
+        return lb_error_set(LB_EINVAL,
+                            "--aquant %s: %s quantizes weights only; activations: none, fixed, "
+                            "lsq, pact",
+                            lb_qkind_name(a), lb_qkind_name(a));
+    if (w == LB_Q_REG && q->kind != LB_Q_REG)
+        return lb_error_set(LB_EINVAL, "--wquant reg: use --quant reg (its regularizer schedule "
+                                       "comes with it; --aquant then picks the activations)");
+    return LB_OK;
+}
+
 lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
+    lb_status st = lb_quant_plan_check(q);
+    if (st != LB_OK) return st;
+    lb_qkind wkind = lb_quant_plan_wkind(q), akind = lb_quant_plan_akind(q);
     int first = -1, last = -1;
     for (int i = 1; i < n->nnodes; i++)
         if (n->nodes[i].op == LB_OP_CONV || n->nodes[i].op == LB_OP_LINEAR) {
@@ -44,10 +82,10 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
     if (find_override(q->overrides, "", &(int){0}, &(int){0}) < 0)
         return lb_error_set(LB_EINVAL, "--layer-bits '%s': expected name=W/A[,name=W/A...]",
                             q->overrides);
-    if (q->kind == LB_Q_NONE) {
+    if (wkind == LB_Q_NONE && akind == LB_Q_NONE) {
         if (q->overrides[0])
-            return lb_error_set(LB_EINVAL,
-                                "--layer-bits needs a quantizer (--quant lsq|fixed|reg)");
+            return lb_error_set(LB_EINVAL, "--layer-bits needs a quantizer (--quant, --wquant or "
+                                           "--aquant)");
         return LB_OK;
     }
     int matched = 0;
@@ -63,12 +101,16 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
             ab = (i == first) ? 0 : oa;
             matched++;
         }
-        lb_qkind akind = q->kind == LB_Q_REG ? LB_Q_LSQ : q->kind;
-        lb_qcfg w = {.kind = q->kind, .bits = wb, .is_signed = 1, .per_channel = q->per_channel};
-        if (q->kind == LB_Q_REG) w.levels = q->reg_levels, w.form = q->reg_form;
+        lb_qcfg w = {.kind = wkind, .bits = wb, .is_signed = 1, .per_channel = q->per_channel};
+        if (wkind == LB_Q_REG) w.levels = q->reg_levels, w.form = q->reg_form;
         lb_qcfg a = {.kind = ab > 0 ? akind : LB_Q_NONE,
                      .bits = ab,
                      .is_signed = !n->nodes[d->in[0]].nonneg};
+        /* DoReFa weights span [-1, 1] whatever the fan-in: harmless before a BN, but the last
+         * layer feeds the softmax directly and its logits would start ~sqrt(fan-in) too large
+         * (cnn: loss 13, collapse within 40 steps). DoReFa's authors keep that layer float;
+         * lowbit keeps it quantized for the integer model, with LSQ (docs/quantizers.md). */
+        if (i == last && wkind == LB_Q_DOREFA) w.kind = LB_Q_LSQ;
         if (wb <= 0) w.kind = LB_Q_NONE;
         lb_net_set_quant(n, i, &w, &a);
     }

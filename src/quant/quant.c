@@ -1,7 +1,8 @@
 /* Quantizer dispatch, binding, names and parsing, plus the uniform-grid passes shared by the kinds
  * (fake-quant forward, straight-through backward with the step reduction, init statistics): the
  * threading here, the chunk plan in quant_chunk.h, the per-segment loops in quant_seg_impl.h. The
- * kinds themselves (none.c, fixed.c, lsq.c, reg.c) hold only their policy, not these loops. */
+ * kinds themselves (none.c, fixed.c, lsq.c, reg.c, dorefa.c, pact.c) hold only their policy, not
+ * these loops. */
 #include "lb_quant.h"
 
 #include <assert.h>
@@ -130,6 +131,10 @@ const lb_quant_vt *lb_quant_vt_for(lb_qkind kind) {
         return &lb_quant_vt_lsq;
     case LB_Q_REG:
         return &lb_quant_vt_reg;
+    case LB_Q_DOREFA:
+        return &lb_quant_vt_dorefa;
+    case LB_Q_PACT:
+        return &lb_quant_vt_pact;
     default:
         return NULL;
     }
@@ -147,7 +152,7 @@ lb_status lb_qkind_parse(const char *s, lb_qkind *out) {
             return LB_OK;
         }
     }
-    return lb_error_set(LB_EINVAL, "unknown quantizer '%s' (none, fixed, lsq, reg)",
+    return lb_error_set(LB_EINVAL, "unknown quantizer '%s' (none, fixed, lsq, reg, dorefa, pact)",
                         s ? s : "(null)");
 }
 
@@ -160,6 +165,9 @@ lb_status lb_qcfg_check(const lb_qcfg *cfg) {
         ((unsigned)cfg->levels >= LB_REG_LEVELS_COUNT || (unsigned)cfg->form >= LB_REG_FORM_COUNT))
         return lb_error_set(LB_EINVAL, "quantizer reg: unknown levels %d or form %d",
                             (int)cfg->levels, (int)cfg->form);
+    if (cfg->kind == LB_Q_PACT && cfg->per_channel)
+        return lb_error_set(LB_EINVAL, "quantizer pact: one alpha per tensor (as the paper), "
+                                       "not per channel");
     return LB_OK;
 }
 
@@ -186,6 +194,7 @@ static void set_bounds(lb_quant *q) {
     q->qn = q->cfg.is_signed ? 1 << (b - 1) : 0;
     q->qp = q->cfg.is_signed ? (1 << (b - 1)) - 1 : (1 << b) - 1;
     if (q->cfg.kind == LB_Q_REG && q->cfg.levels != LB_REG_STEP) q->qn = q->qp = (1 << b) - 1;
+    if (q->cfg.kind == LB_Q_DOREFA) q->qn = q->qp = (1 << b) - 1; /* odd codes at step 1/(2^b-1) */
     q->gscale = (float)(1.0 / sqrt((double)q->n_grad * (double)q->qp));
 }
 
@@ -202,8 +211,9 @@ lb_status lb_quant_bind(lb_quant *q, const lb_qcfg *cfg, int ch, size_t inner, s
     memset(q, 0, sizeof *q);
     q->vt = lb_quant_vt_for(cfg->kind);
     q->cfg = *cfg;
-    /* reg levels are symmetric: weights only, always signed */
-    q->cfg.is_signed = cfg->is_signed != 0 || cfg->kind == LB_Q_REG;
+    /* reg and dorefa levels are symmetric (weights, always signed); pact clips at 0 (unsigned) */
+    q->cfg.is_signed = (cfg->is_signed != 0 || cfg->kind == LB_Q_REG || cfg->kind == LB_Q_DOREFA) &&
+                       cfg->kind != LB_Q_PACT;
     q->cfg.per_channel = cfg->per_channel != 0;
     q->ch = q->cfg.per_channel ? ch : 1;
     q->inner = q->cfg.per_channel ? inner : inner * (size_t)ch;

@@ -20,6 +20,11 @@ char *lb_model_cfg_to_json(const lb_model_cfg *m) {
     cJSON_AddNumberToObject(o, "last_bits", m->q.last_bits);
     cJSON_AddNumberToObject(o, "per_channel", m->q.per_channel);
     cJSON_AddStringToObject(o, "layer_bits", m->q.overrides);
+    /* only when chosen apart from --quant: other checkpoints keep their metadata unchanged */
+    if (m->q.wquant)
+        cJSON_AddStringToObject(o, "wquant", lb_qkind_name(lb_quant_plan_wkind(&m->q)));
+    if (m->q.aquant)
+        cJSON_AddStringToObject(o, "aquant", lb_qkind_name(lb_quant_plan_akind(&m->q)));
     if (m->q.kind == LB_Q_REG) { /* only then: other checkpoints keep their metadata unchanged */
         cJSON_AddStringToObject(o, "reg_levels", lb_reg_levels_name(m->q.reg_levels));
         cJSON_AddStringToObject(o, "reg_form", lb_reg_form_name(m->q.reg_form));
@@ -188,7 +193,7 @@ lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg 
     }
     lb_model_cfg_default(m);
     jctx j = {o, path, "lowbit.model"};
-    char qk[16] = "none";
+    char qk[16] = "none", wq[16] = "", aq[16] = "";
     lb_status st = jstr(&j, "arch", 1, m->arch, sizeof m->arch);
     if (st == LB_OK) st = jint(&j, "in_c", 1, 1, 3, &m->in_c);
     if (st == LB_OK) st = jint(&j, "in_h", 1, 1, 1 << 16, &m->in_h);
@@ -201,6 +206,8 @@ lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg 
     if (st == LB_OK) st = jint(&j, "last_bits", 0, 0, 32, &m->q.last_bits);
     if (st == LB_OK) st = jint(&j, "per_channel", 0, 0, 1, &m->q.per_channel);
     if (st == LB_OK) st = jstr(&j, "layer_bits", 0, m->q.overrides, sizeof m->q.overrides);
+    if (st == LB_OK) st = jstr(&j, "wquant", 0, wq, sizeof wq); /* absent: as "quant" */
+    if (st == LB_OK) st = jstr(&j, "aquant", 0, aq, sizeof aq);
     if (st == LB_OK) st = get_norm(o, path, &m->norm);
     if (st == LB_OK) st = get_reg(o, path, &m->q);
     cJSON_Delete(o);
@@ -208,8 +215,24 @@ lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg 
     if (lb_qkind_parse(qk, &m->q.kind) != LB_OK)
         return lb_error_set(LB_EFORMAT,
                             "%s: metadata lowbit.model: field \"quant\" is '%s', not one of none, "
-                            "fixed, lsq, reg",
+                            "fixed, lsq, reg, dorefa, pact",
                             path, qk);
+    const char *side[2] = {wq, aq};
+    int *sel[2] = {&m->q.wquant, &m->q.aquant};
+    for (int i = 0; i < 2; i++) {
+        lb_qkind k;
+        if (!side[i][0]) continue;
+        if (lb_qkind_parse(side[i], &k) != LB_OK)
+            return lb_error_set(LB_EFORMAT,
+                                "%s: metadata lowbit.model: field \"%s\" is '%s', not a quantizer",
+                                path, i ? "aquant" : "wquant", side[i]);
+        *sel[i] = 1 + (int)k;
+    }
+    if (lb_quant_plan_check(&m->q) != LB_OK) {
+        char why[256]; /* lb_error_msg() is the buffer lb_error_set writes */
+        snprintf(why, sizeof why, "%s", lb_error_msg());
+        return lb_error_set(LB_EFORMAT, "%s: metadata lowbit.model: %s", path, why);
+    }
     return LB_OK;
 }
 
