@@ -44,6 +44,11 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
     if (find_override(q->overrides, "", &(int){0}, &(int){0}) < 0)
         return lb_error_set(LB_EINVAL, "--layer-bits '%s': expected name=W/A[,name=W/A...]",
                             q->overrides);
+    if (q->po2 && q->kind != LB_Q_LSQ)
+        return lb_error_set(LB_EINVAL,
+                            "--po2: --quant %s has no learned scale to make a power of two (use "
+                            "--quant lsq)",
+                            q->kind == LB_Q_NONE ? "fp32" : lb_qkind_name(q->kind));
     if (q->kind == LB_Q_NONE) {
         if (q->overrides[0])
             return lb_error_set(LB_EINVAL,
@@ -64,12 +69,17 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
             matched++;
         }
         lb_qkind akind = q->kind == LB_Q_REG ? LB_Q_LSQ : q->kind;
-        lb_qcfg w = {.kind = q->kind, .bits = wb, .is_signed = 1, .per_channel = q->per_channel};
+        lb_qcfg w = {.kind = q->kind,
+                     .bits = wb,
+                     .is_signed = 1,
+                     .per_channel = q->per_channel,
+                     .po2 = q->po2};
         if (q->kind == LB_Q_REG) w.levels = q->reg_levels, w.form = q->reg_form;
         lb_qcfg a = {.kind = ab > 0 ? akind : LB_Q_NONE,
                      .bits = ab,
-                     .is_signed = !n->nodes[d->in[0]].nonneg};
-        if (wb <= 0) w.kind = LB_Q_NONE;
+                     .is_signed = !n->nodes[d->in[0]].nonneg,
+                     .po2 = ab > 0 && q->po2};
+        if (wb <= 0) w.kind = LB_Q_NONE, w.po2 = 0;
         lb_net_set_quant(n, i, &w, &a);
     }
     /* every override must name a real layer */
