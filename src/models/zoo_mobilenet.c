@@ -41,7 +41,7 @@ void lb_build_mobilenetv1(lb_net *n, int classes, float wm, int h, int w) {
     int small = small_input(h, w);
     int x = cbr(n, "", "conv1", 0, lb_mobilenet_ch(32, wm), 3, small ? 1 : 2, 1, 1);
     for (int b = 0; b < 13; b++) {
-        char p[16];
+        char p[32];
         snprintf(p, sizeof p, "b%d.", b + 1);
         int s = (small && b == 11) ? 1 : st[b];
         x = cbr(n, p, "dw", x, n->nodes[x].c, 3, s, n->nodes[x].c, 1);
@@ -64,7 +64,7 @@ void lb_build_mobilenetv2(lb_net *n, int classes, float wm, int h, int w) {
     for (int s = 0; s < 7; s++) {
         int cout = lb_mobilenet_ch(cfg[s][1], wm);
         for (int b = 0; b < cfg[s][2]; b++) {
-            char p[16];
+            char p[32];
             snprintf(p, sizeof p, "s%d.b%d.", s + 1, b);
             int stride = b == 0 ? ((small && s == 1) ? 1 : cfg[s][3]) : 1;
             int cin = n->nodes[x].c, hid = cin * cfg[s][0];
