@@ -376,11 +376,14 @@ class ResNet(_Net):
 # ---------------------------------------------------------------------------- entry points
 def build(cfg):
     """A fresh module for a lowbit.model dict (model_cfg() makes one)."""
+    if cfg.get("po2", 0):  # not modelled here: refuse rather than give another model's logits
+        raise ValueError("power-of-two steps (po2) are not supported by lowbit_ckpt yet")
     if cfg["arch"] == "cnn":
         return CNN(cfg)
     if cfg["arch"] in ("resnet20", "resnet18"):
         return ResNet(cfg)
-    raise ValueError("unknown model %r (cnn, resnet20, resnet18)" % cfg["arch"])
+    raise ValueError("unknown model %r (cnn, resnet20, resnet18; the MobileNets are not in "
+                     "lowbit_ckpt yet)" % cfg["arch"])
 
 
 def to_torch(spec, **kw):
