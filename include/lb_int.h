@@ -146,6 +146,14 @@ lb_status lb_int_impl_parse(const char *s, lb_int_impl *out);
 /* ---- primitives (exposed for tests and for the exporter, which writes the same rules in C) --- */
 /* floor(t / 2^s + 1/2) with ties to even; s in [1, 62]; t + 2^(s-1) must not overflow. */
 int64_t lb_int_rshift_rne(int64_t t, int s);
+/* How many requantizations are pure shifts (every multiplier m of the op a power of two; with
+ * --po2 scales, docs/integer.md): conv/linear ops, and the others that requantize (add branches
+ * not already at the output scale, QUANT). */
+typedef struct lb_int_shift_stats {
+    int convs, conv_shift;  /* conv/linear ops, those whose every channel's m is 2^k */
+    int other, other_shift; /* add and quant ops, those whose every m is 2^k */
+} lb_int_shift_stats;
+void lb_int_shift_count(const lb_int_model *m, lb_int_shift_stats *out);
 /* round(sum / n) with ties to even, n >= 1. */
 int64_t lb_int_div_rne(int64_t sum, int64_t n);
 /* clamp(rshift_rne((int64)v*m + b, s), lo, hi). */

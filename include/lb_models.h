@@ -1,7 +1,8 @@
-/* lb_models: the model zoo as lb_nn graphs (cnn, resnet20, resnet18; 1 or 3 input channels, any
- * input size from 28) and the quantization plan that assigns quantizers to their conv/linear
- * layers: W/A bits for the body, separate bits for the first and last layer, per-layer overrides,
- * signed or unsigned activations decided by whether the layer input is known non-negative. */
+/* lb_models: the model zoo as lb_nn graphs (cnn, resnet20, resnet18, mobilenetv1/v2; 1 or 3 input
+ * channels, any input size from 28) and the quantization plan that assigns quantizers to their
+ * conv/linear layers: W/A bits for the body, separate bits for the first and last layer, per-layer
+ * overrides, signed or unsigned activations decided by whether the layer input is known
+ * non-negative. */
 #ifndef LB_MODELS_H
 #define LB_MODELS_H
 
@@ -19,6 +20,7 @@ typedef struct lb_quant_plan {
     int first_bits;      /* first layer weights (its input, the image, stays float) */
     int last_bits;       /* last layer weights and input activation */
     int per_channel;     /* per-output-channel weight steps */
+    int po2;             /* --po2: LSQ weight and activation steps are powers of two */
     char overrides[256]; /* "name=W/A,name=W/A": per-layer bits, e.g. "conv2=2/4" */
     /* LB_Q_REG only (docs/reg.md): the weight quantizers' levels and regularizer form, and the
      * lambda schedule the trainer applies (lb_reg_lambda: lambda0 until the fraction reg_ramp of
@@ -29,8 +31,9 @@ typedef struct lb_quant_plan {
 } lb_quant_plan;
 
 typedef struct lb_model_cfg {
-    char arch[32]; /* cnn | resnet20 | resnet18 */
+    char arch[32]; /* cnn | resnet20 | resnet18 | mobilenetv1 | mobilenetv2 */
     int in_c, in_h, in_w, classes;
+    float width_mult; /* MobileNets' channel multiplier (docs/models.md); 1 for the others */
     lb_quant_plan q;
     /* The input normalization the model is trained with: a fresh training run sets it from
      * the training split (lb_dataset_norm), a resumed or --init run takes the checkpoint's.

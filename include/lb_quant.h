@@ -23,10 +23,11 @@
  * are summed in chunk order: results are bitwise identical for any thread count.
  *
  * How the methods still to come map onto this interface (methods.md):
- * - Power-of-two scales (sec. 1, seed 003): a flag in lb_qcfg; the kind turns its learned s into
- *   s_eff = 2^round(log2 s) per channel, runs lb_quant_uniform_forward/_backward with s_eff (they
- *   take a step array for exactly this), then scales dparam[c] by s_eff/s (straight-through for the
- *   rounding of log2 s); step() returns s_eff, so integer export sees shifts.
+ * - Power-of-two scales (sec. 1b, seed 003): BUILT for LSQ as lb_qcfg.po2 (lb_po2_step below):
+ *   the learned s becomes s_eff = 2^round(log2 s) per channel, lb_quant_uniform_forward/_backward
+ *   run with s_eff, then dparam[c] is scaled by s_eff/s (straight-through for the rounding of
+ *   log2 s); step() returns s_eff, so integer export sees powers of two. The grid bounds stay
+ *   LSQ's ([-2^(b-1), 2^(b-1)-1] signed). Other kinds refuse the flag (lb_qcfg_check).
  * - MSQE scales (seed 003): a FIXED-like kind (no parameters) whose training forward searches the
  *   step minimizing ||v - q(v)||^2 over candidates (every step or every K steps: a counter in
  *   state) instead of max|v|/Qp, then shares the uniform kernels and step export. Scale
@@ -80,6 +81,7 @@ typedef struct lb_qcfg {
     int per_channel;      /* one step per `ch` */
     lb_reg_levels levels; /* LB_Q_REG only (0: fixed) */
     lb_reg_form form;     /* LB_Q_REG only (0: mse) */
+    int po2;              /* LB_Q_LSQ only: power-of-two effective steps (below) */
 } lb_qcfg;
 
 typedef struct lb_quant lb_quant;
@@ -139,7 +141,8 @@ extern const lb_quant_vt lb_quant_vt_none, lb_quant_vt_fixed, lb_quant_vt_lsq, l
 extern const lb_quant_vt lb_quant_vt_dorefa, lb_quant_vt_pact;
 
 const lb_quant_vt *lb_quant_vt_for(lb_qkind kind); /* NULL for an unknown kind */
-/* LB_EINVAL for an unknown kind or (quantizing kinds) bits outside 2..8. */
+/* LB_EINVAL for an unknown kind, (quantizing kinds) bits outside 2..8, or po2 with a kind other
+ * than LSQ (no learned scale to constrain). */
 lb_status lb_qcfg_check(const lb_qcfg *cfg);
 /* "none", "fixed", "lsq", "reg", "dorefa", "pact"; "?" when unknown */
 const char *lb_qkind_name(lb_qkind kind);
@@ -164,6 +167,11 @@ void lb_quant_backward(lb_quant *q, size_t outer, const float *x, const float *d
                        int dx_acc);
 float lb_quant_reg(lb_quant *q, size_t outer, const float *x, float *dx); /* 0 without a hook */
 int lb_quant_project(lb_quant *q); /* the kind's project hook; 0 without one */
+/* 2^round(log2 s) for s > 0, computed exactly from the binary exponent (s = m 2^e, m in [0.5, 1):
+ * 2^e when m >= sqrt(1/2), else 2^(e-1); no float log2 whose rounding could move the boundary).
+ * s <= 0 or NaN is returned as it is. At most LB_PO2_MAX_CH channels per po2 quantizer. */
+float lb_po2_step(float s);
+#define LB_PO2_MAX_CH 8192
 /* 0 for LB_Q_NONE (not quantized) and for LB_Q_REG with learned levels (not a uniform grid: read
  * lb_quant_levels instead). */
 float lb_quant_step(const lb_quant *q, int c);

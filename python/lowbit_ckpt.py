@@ -4,7 +4,7 @@ Not a trainer, not a general safetensors library, no dependency on lowbit's C co
 and every tensor and metadata field are described in docs/checkpoint.md.
 
     import lowbit_ckpt as lc
-    model = lc.to_torch("run.ckpt")              # cnn / resnet20 / resnet18, FP32 or lsq/fixed QAT
+    model = lc.to_torch("run.ckpt")              # the zoo, FP32 or lsq/fixed QAT (also --po2)
     x = lc.preprocess(images_u8, model.lowbit_cfg)  # pixel/255, then the recorded mean/std
     logits = model(x)                            # eval mode: lowbit's float evaluation
     lc.save("mine.ckpt", model)                  # `lowbit eval mine.ckpt` / export / --init
@@ -152,15 +152,25 @@ def _round_pass(x):
     return (torch.round(x) - x).detach() + x
 
 
+def _po2(s):
+    """lowbit's --po2 step 2^round(log2 s) (exact, from the binary exponent: docs/quantizers.md),
+    straight-through for the rounding: the value is exactly 2^E, the gradient 2^E / s."""
+    m, e = torch.frexp(s.detach())
+    e = torch.where(m.double() * m.double() >= 0.5, e, e - 1)
+    se = torch.ldexp(torch.ones_like(s.detach()), e)
+    t = s * (se / s.detach())
+    return se + (t - t.detach())
+
+
 class Quantizer(nn.Module):
     """lowbit's uniform fake quantizer, kind "lsq" or "fixed": y = round(clip(x / s, -Qn, Qp)) * s,
     round half to even, s one step per channel (dimension 0 of a weight) or one per tensor.
     Tensors as lowbit names them: lsq has `param` (the learned steps) and `state` = [initialized
     flag, initial step per channel]; fixed has only `state` (the steps, max|x|/Qp)."""
 
-    def __init__(self, kind, bits, signed, ch):
+    def __init__(self, kind, bits, signed, ch, po2=False):
         super().__init__()
-        self.kind, self.bits, self.signed, self.ch = kind, bits, signed, ch
+        self.kind, self.bits, self.signed, self.ch, self.po2 = kind, bits, signed, ch, po2
         self.qn = 2 ** (bits - 1) if signed else 0
         self.qp = 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1
         if kind == "lsq":
@@ -192,8 +202,11 @@ class Quantizer(nn.Module):
                 self.state.copy_(torch.clamp(s, min=_MIN_STEP))
         s = self.step()
         if self.training and self.kind == "lsq":
-            s = _grad_scale(s, 1.0 / math.sqrt(n_grad * self.qp)).reshape(view)
+            s = _grad_scale(s, 1.0 / math.sqrt(n_grad * self.qp))
+            s = (_po2(s) if self.po2 else s).reshape(view)
             return _round_pass(torch.clamp(x / s, -self.qn, self.qp)) * s
+        if self.po2:
+            s = _po2(s)
         s = s.detach().reshape(view) if self.kind == "fixed" else s.reshape(view)
         t = torch.clamp(x / s, -self.qn, self.qp)
         if self.training:  # fixed: straight-through inside the range
@@ -220,10 +233,10 @@ class QLayer(nn.Module):
     """A conv (no bias, OIHW weight) or linear (weight OI + bias) layer with optional weight (`wq`)
     and input (`aq`) quantizers: y = layer(aq(x), wq(w)), as lowbit computes it."""
 
-    def __init__(self, kind, cin, cout, k=3, stride=1, wq=None, aq=None):
+    def __init__(self, kind, cin, cout, k=3, stride=1, wq=None, aq=None, groups=1):
         super().__init__()
-        self.kind, self.stride, self.pad = kind, stride, k // 2
-        shape = (cout, cin, k, k) if kind == "conv" else (cout, cin)
+        self.kind, self.stride, self.pad, self.groups = kind, stride, k // 2, groups
+        shape = (cout, cin // groups, k, k) if kind == "conv" else (cout, cin)
         self.weight = nn.Parameter(torch.empty(shape))
         nn.init.kaiming_normal_(self.weight, nonlinearity="relu")
         if kind == "linear":
@@ -238,7 +251,7 @@ class QLayer(nn.Module):
             x = self.aq(x, x[0].numel())
         w = self.wq(self.weight, self.weight.numel()) if hasattr(self, "wq") else self.weight
         if self.kind == "conv":
-            return F.conv2d(x, w, None, self.stride, self.pad)
+            return F.conv2d(x, w, None, self.stride, self.pad, 1, self.groups)
         return F.linear(x, w, self.bias)
 
 
@@ -274,16 +287,18 @@ class _Net(nn.Module):
             raise NotImplementedError("lowbit_ckpt does not model the reg quantizer")
         self._bits = _layer_bits(cfg, layer_names) if cfg.get("quant", "none") != "none" else {}
 
-    def _layer(self, name, kind, cin, cout, k=3, stride=1):
+    def _layer(self, name, kind, cin, cout, k=3, stride=1, groups=1, signed_in=False):
         wq = aq = None
         if name in self._bits:
             wb, ab = self._bits[name]
             q = self.lowbit_cfg["quant"]
+            po2 = bool(self.lowbit_cfg.get("po2", 0))
             if wb > 0:
-                wq = Quantizer(q, wb, True, cout if self.lowbit_cfg.get("per_channel") else 1)
-            if ab > 0:  # every quantized input in the zoo follows a ReLU: unsigned
-                aq = Quantizer("lsq" if q == "reg" else q, ab, False, 1)
-        return QLayer(kind, cin, cout, k, stride, wq, aq)
+                wq = Quantizer(q, wb, True, cout if self.lowbit_cfg.get("per_channel") else 1,
+                               po2)
+            if ab > 0:  # unsigned after a ReLU; MobileNetV2's linear bottlenecks are signed
+                aq = Quantizer("lsq" if q == "reg" else q, ab, signed_in, 1, po2)
+        return QLayer(kind, cin, cout, k, stride, wq, aq, groups)
 
     def project(self):
         """Applies every LSQ step's floor (call after each optimizer step when training)."""
@@ -373,6 +388,89 @@ class ResNet(_Net):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+def _ch(c, wm):
+    """c * wm rounded to a multiple of 8, at least 8, never 10% below c * wm (docs/models.md)."""
+    v = c * wm
+    r = max(8, int(v + 4) // 8 * 8)
+    return r + 8 if r < 0.9 * v else r
+
+
+class MobileNet(_Net):
+    """lowbit's mobilenetv1 / mobilenetv2 (docs/models.md): conv + `<conv>_bn` + ReLU6 units,
+    V1 blocks b<i>.dw/.pw, V2 blocks s<stage>.b<i>.expand/.dw/.project with residual adds,
+    conv_last, global average pool, fc; stride 8 in total below 112 pixels, else 32."""
+
+    V1 = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + \
+        [(1024, 2), (1024, 1)]
+    V2 = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+          (6, 160, 3, 2), (6, 320, 1, 1)]
+
+    def __init__(self, cfg):
+        wm, small = cfg.get("width_mult", 1.0), cfg["in_h"] < 112 and cfg["in_w"] < 112
+        units, blocks = [], []  # (name, cin, cout, k, stride, groups, relu6, signed input)
+        c0 = _ch(32, wm)
+        units.append(("conv1", cfg["in_c"], c0, 3, 1 if small else 2, 1, True, True))
+        cin = c0
+        if cfg["arch"] == "mobilenetv1":
+            for b, (c, st) in enumerate(self.V1):
+                st = 1 if small and b == 11 else st
+                cout = _ch(c, wm)
+                units.append(("b%d.dw" % (b + 1), cin, cin, 3, st, cin, True, False))
+                units.append(("b%d.pw" % (b + 1), cin, cout, 1, 1, 1, True, False))
+                cin = cout
+        else:
+            for s, (t, c, n, st0) in enumerate(self.V2):
+                cout = _ch(c, wm)
+                for b in range(n):
+                    p = "s%d.b%d." % (s + 1, b)
+                    st = (1 if small and s == 1 else st0) if b == 0 else 1
+                    first = len(units)
+                    if t != 1:  # the block input is a linear bottleneck: signed
+                        units.append((p + "expand", cin, cin * t, 1, 1, 1, True, s > 0))
+                    h = cin * t
+                    units.append((p + "dw", h, h, 3, st, h, True, t == 1 and s > 0))
+                    units.append((p + "project", h, cout, 1, 1, 1, False, False))
+                    if st == 1 and cin == cout:
+                        blocks.append((first, len(units)))
+                    cin = cout
+            last = _ch(1280, wm) if wm > 1 else 1280
+            units.append(("conv_last", cin, last, 1, 1, 1, True, True))
+            cin = last
+        super().__init__(cfg, [u[0] for u in units] + ["fc"])
+        self.units, self.res = [u[0] for u in units], dict(blocks)
+        self.relu6 = {u[0]: u[6] for u in units}
+        for (name, ci, co, k, st, g, _, sig) in units:
+            parent = self
+            parts = name.split(".")
+            for part in parts[:-1]:
+                if not hasattr(parent, part):
+                    setattr(parent, part, nn.Module())
+                parent = getattr(parent, part)
+            setattr(parent, parts[-1], self._layer(name, "conv", ci, co, k, st, g, sig))
+            setattr(parent, parts[-1] + "_bn", BN(co))
+        self.fc = self._layer("fc", "linear", cin, cfg["classes"])
+
+    def _get(self, name):
+        m = self
+        for part in name.split("."):
+            m = getattr(m, part)
+        return m
+
+    def forward(self, x):
+        i, keep = 0, {}
+        while i < len(self.units):
+            if i in self.res:
+                keep[self.res[i]] = x
+            name = self.units[i]
+            x = self._get(name + "_bn")(self._get(name)(x))
+            if self.relu6[name]:
+                x = F.relu6(x)
+            i += 1
+            if i in keep:
+                x = x + keep.pop(i)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
 # ---------------------------------------------------------------------------- entry points
 def build(cfg):
     """A fresh module for a lowbit.model dict (model_cfg() makes one)."""
@@ -380,7 +478,10 @@ def build(cfg):
         return CNN(cfg)
     if cfg["arch"] in ("resnet20", "resnet18"):
         return ResNet(cfg)
-    raise ValueError("unknown model %r (cnn, resnet20, resnet18)" % cfg["arch"])
+    if cfg["arch"] in ("mobilenetv1", "mobilenetv2"):
+        return MobileNet(cfg)
+    raise ValueError("unknown model %r (cnn, resnet20, resnet18, mobilenetv1, mobilenetv2)"
+                     % cfg["arch"])
 
 
 def to_torch(spec, **kw):
@@ -389,7 +490,8 @@ def to_torch(spec, **kw):
     with model_cfg(spec, **kw)) or a lowbit.model dict (fresh)."""
     if isinstance(spec, dict):
         return build(spec)
-    if not os.path.exists(spec) and spec in ("cnn", "resnet20", "resnet18"):
+    if not os.path.exists(spec) and spec in ("cnn", "resnet20", "resnet18", "mobilenetv1",
+                                             "mobilenetv2"):
         return build(model_cfg(spec, **kw))
     tensors, meta = load(spec)
     if "lowbit.model" not in meta:

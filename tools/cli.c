@@ -117,8 +117,14 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         const char *v = VAL;
         int ok = 0;
         for (const char *const *a = lb_model_archs(); *a; a++) ok |= strcmp(*a, v) == 0;
-        if (!ok) cli_die(2, cmd, "--model: unknown model '%s' (cnn, resnet20, resnet18)", v);
+        if (!ok)
+            cli_die(2, cmd,
+                    "--model: unknown model '%s' (cnn, resnet20, resnet18, mobilenetv1, "
+                    "mobilenetv2)",
+                    v);
         cli_copy(cmd, o, c->model.arch, sizeof c->model.arch, v);
+    } else if (IS("--width-mult")) {
+        c->model.width_mult = cli_float(cmd, o, VAL, 0.25, 4);
     } else if (IS("--data")) {
         cli_copy(cmd, o, c->data_dir, sizeof c->data_dir, VAL);
     } else if (cli_image_option(cmd, argc, argv, i, &c->img)) {
@@ -153,6 +159,8 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         if (c->model.q.last_bits == 1) cli_die(2, cmd, "--last-bits: 0 (float) or 2..8");
     } else if (IS("--per-channel")) {
         c->model.q.per_channel = 1;
+    } else if (IS("--po2")) {
+        c->model.q.po2 = 1;
     } else if (IS("--layer-bits")) {
         cli_copy(cmd, o, c->model.q.overrides, sizeof c->model.q.overrides, VAL);
     } else if (IS("--seed")) {
@@ -208,7 +216,9 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
 }
 
 void cli_train_usage(void) {
-    fputs("  --model M          cnn | resnet20 | resnet18 (default cnn)\n"
+    fputs("  --model M          cnn | resnet20 | resnet18 | mobilenetv1 | mobilenetv2\n"
+          "                     (default cnn; docs/models.md)\n"
+          "  --width-mult X     MobileNets: channel multiplier 0.25..4 (default 1)\n"
           "  --data DIR         data set directory (default /usr/share/datasets/fashion-mnist):\n"
           "                     MNIST/Fashion-MNIST idx (.gz or raw), CIFAR-10/100 binary,\n"
           "                     or image folders DIR/{train,test}/<class>/*.png|jpg or\n"
@@ -240,6 +250,8 @@ void cli_train_usage(void) {
           "  --wbits W --abits A  body bits 2..8 (default 4/4)\n"
           "  --first-bits N --last-bits N  first/last layer bits, 0 = float (default 8)\n"
           "  --per-channel      per-output-channel weight steps\n"
+          "  --po2              lsq: power-of-two steps 2^round(log2 s), weights and\n"
+          "                     activations (docs/quantizers.md)\n"
           "  --layer-bits L     per-layer bits, e.g. conv2=2/4,conv3=8/8\n"
           "  --optimizer O      sgd (momentum 0.9, Nesterov) | adamw (default sgd)\n"
           "  --momentum M --no-nesterov --wd WD (default 5e-4; never on BN, bias, quantizers)\n"

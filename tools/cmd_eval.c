@@ -348,8 +348,10 @@ int cmd_info(int argc, char **argv) {
     lb_status st = lb_ckpt_open_model(file, 1, 1, &n, &in);
     if (st != LB_OK) cli_die(1, "info", "%s", lb_error_msg());
     const lb_model_cfg *m = &in.model;
-    printf("file: %s\nmodel: %s  input %dx%dx%d  classes %d\n", file, m->arch, m->in_c, m->in_h,
+    printf("file: %s\nmodel: %s  input %dx%dx%d  classes %d", file, m->arch, m->in_c, m->in_h,
            m->in_w, m->classes);
+    if (m->width_mult != 1.0f) printf("  width_mult %g", (double)m->width_mult);
+    printf("\n");
     char **names;
     int nnames;
     if (lb_ckpt_class_names(file, &names, &nnames) != LB_OK)
@@ -368,6 +370,7 @@ int cmd_info(int argc, char **argv) {
         printf("quantizers: weights %s  activations %s (--wquant/--aquant)\n",
                lb_qkind_name(lb_quant_plan_wkind(&m->q)),
                lb_qkind_name(lb_quant_plan_akind(&m->q)));
+    if (m->q.po2) printf("po2: 1 (steps used as 2^round(log2 s); the steps below are those)\n");
     if (m->q.kind == LB_Q_REG)
         printf("reg: levels %s  form %s  lambda %g -> %g from %g of the run  levels_lr %g\n",
                lb_reg_levels_name(m->q.reg_levels), lb_reg_form_name(m->q.reg_form),

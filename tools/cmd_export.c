@@ -115,6 +115,8 @@ int cmd_export(int argc, char **argv) {
     lb_net_free(n);
     if (st != LB_OK) cli_die(1, "export", "%s: cannot export: %s", file, lb_error_msg());
     size_t ram = 0;
+    lb_int_shift_stats sh;
+    lb_int_shift_count(m, &sh);
     st = lb_int_export(m, out, source, &ram);
     lb_int_free(m);
     if (st != LB_OK) cli_die(1, "export", "%s", lb_error_msg());
@@ -122,5 +124,8 @@ int cmd_export(int argc, char **argv) {
            "static buffers %zu bytes\n",
            source, info.model.arch, lb_qkind_name(info.model.q.kind), info.model.q.wbits,
            info.model.q.abits, out, ram);
+    printf("requantization by a power of two (a shift): %d of %d conv/linear layers, %d of %d "
+           "add/quant ops (docs/integer.md)\n",
+           sh.conv_shift, sh.convs, sh.other_shift, sh.other);
     return 0;
 }

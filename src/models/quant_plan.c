@@ -82,6 +82,13 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
     if (find_override(q->overrides, "", &(int){0}, &(int){0}) < 0)
         return lb_error_set(LB_EINVAL, "--layer-bits '%s': expected name=W/A[,name=W/A...]",
                             q->overrides);
+    /* po2 makes LSQ's learned steps powers of two: the weights must be LSQ (activations become
+     * po2 where they are LSQ too) */
+    if (q->po2 && wkind != LB_Q_LSQ)
+        return lb_error_set(LB_EINVAL,
+                            "--po2: %s weights have no learned scale to make a power of two (use "
+                            "--quant lsq or --wquant lsq)",
+                            wkind == LB_Q_NONE ? "fp32" : lb_qkind_name(wkind));
     if (wkind == LB_Q_NONE && akind == LB_Q_NONE) {
         if (q->overrides[0])
             return lb_error_set(LB_EINVAL, "--layer-bits needs a quantizer (--quant, --wquant or "
@@ -101,17 +108,22 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
             ab = (i == first) ? 0 : oa;
             matched++;
         }
-        lb_qcfg w = {.kind = wkind, .bits = wb, .is_signed = 1, .per_channel = q->per_channel};
+        lb_qcfg w = {.kind = wkind,
+                     .bits = wb,
+                     .is_signed = 1,
+                     .per_channel = q->per_channel,
+                     .po2 = q->po2 && wkind == LB_Q_LSQ};
         if (wkind == LB_Q_REG) w.levels = q->reg_levels, w.form = q->reg_form;
         lb_qcfg a = {.kind = ab > 0 ? akind : LB_Q_NONE,
                      .bits = ab,
-                     .is_signed = !n->nodes[d->in[0]].nonneg};
+                     .is_signed = !n->nodes[d->in[0]].nonneg,
+                     .po2 = ab > 0 && q->po2 && akind == LB_Q_LSQ};
         /* DoReFa weights span [-1, 1] whatever the fan-in: harmless before a BN, but the last
          * layer feeds the softmax directly and its logits would start ~sqrt(fan-in) too large
          * (cnn: loss 13, collapse within 40 steps). DoReFa's authors keep that layer float;
          * lowbit keeps it quantized for the integer model, with LSQ (docs/quantizers.md). */
         if (i == last && wkind == LB_Q_DOREFA) w.kind = LB_Q_LSQ;
-        if (wb <= 0) w.kind = LB_Q_NONE;
+        if (wb <= 0) w.kind = LB_Q_NONE, w.po2 = 0;
         lb_net_set_quant(n, i, &w, &a);
     }
     /* every override must name a real layer */

@@ -1,11 +1,13 @@
 /* The model zoo: builds each architecture as an lb_nn graph. Shapes only; quantizers are assigned
  * by quant_plan.c and memory by lb_net_plan. */
 #include "lb_models.h"
+#include "zoo_internal.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static const char *const g_archs[] = {"cnn", "resnet20", "resnet18", NULL};
+static const char *const g_archs[] = {"cnn",         "resnet20",    "resnet18",
+                                      "mobilenetv1", "mobilenetv2", NULL};
 
 const char *const *lb_model_archs(void) {
     return g_archs;
@@ -17,6 +19,7 @@ void lb_model_cfg_default(lb_model_cfg *c) {
     c->in_c = 1;
     c->in_h = c->in_w = 28;
     c->classes = 10;
+    c->width_mult = 1.0f;
     c->q.kind = LB_Q_NONE;
     c->q.wbits = c->q.abits = 4;
     c->q.first_bits = c->q.last_bits = 8;
@@ -91,6 +94,12 @@ lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out) {
                             cfg->in_w);
     if (cfg->classes < 2)
         return lb_error_set(LB_EINVAL, "need at least 2 classes, got %d", cfg->classes);
+    int mobile = strncmp(cfg->arch, "mobilenetv", 10) == 0;
+    if (!(cfg->width_mult >= 0.25f && cfg->width_mult <= 4.0f) ||
+        (!mobile && cfg->width_mult != 1.0f))
+        return lb_error_set(
+            LB_EINVAL, "--width-mult %g: only the MobileNets take one, in [0.25, 4] (model %s)",
+            (double)cfg->width_mult, cfg->arch);
     lb_net *n = lb_net_new(cfg->in_c, cfg->in_h, cfg->in_w);
     if (!n) return lb_error_set(LB_ENOMEM, "out of memory building %s", cfg->arch);
     if (strcmp(cfg->arch, "cnn") == 0) {
@@ -101,9 +110,15 @@ lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out) {
     } else if (strcmp(cfg->arch, "resnet18") == 0) {
         static const int w[] = {64, 128, 256, 512};
         build_resnet(n, cfg->classes, w, 4, 2, 1);
+    } else if (strcmp(cfg->arch, "mobilenetv1") == 0) {
+        lb_build_mobilenetv1(n, cfg->classes, cfg->width_mult, cfg->in_h, cfg->in_w);
+    } else if (strcmp(cfg->arch, "mobilenetv2") == 0) {
+        lb_build_mobilenetv2(n, cfg->classes, cfg->width_mult, cfg->in_h, cfg->in_w);
     } else {
         lb_net_free(n);
-        return lb_error_set(LB_EINVAL, "unknown model '%s' (cnn, resnet20, resnet18)", cfg->arch);
+        return lb_error_set(
+            LB_EINVAL, "unknown model '%s' (cnn, resnet20, resnet18, mobilenetv1, mobilenetv2)",
+            cfg->arch);
     }
     lb_status st = n->err;
     if (st == LB_OK) st = lb_quant_plan_apply(&cfg->q, n);

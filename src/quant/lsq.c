@@ -7,7 +7,12 @@
  * s0 the step of the data-driven init (docs/design.md, "Learned scales stay valid"). Without it an
  * early large update can push s through zero: the grid flips sign, every code rounds to 0 and no
  * gradient brings it back (issue 10). A floor relative to s0 is unit-free (weights and
- * activations differ by orders of magnitude) and leaves the gradient formulas untouched. */
+ * activations differ by orders of magnitude) and leaves the gradient formulas untouched.
+ *
+ * With cfg.po2 (methods.md 1b, "LSQ with a power-of-two constraint") the forward and backward use
+ * s_eff = lb_po2_step(s) per channel and the step gradient is multiplied by s_eff/s, the
+ * derivative of s_eff = 2^(log2 s + stopgrad(round(log2 s) - log2 s)); init, floor and the
+ * parameter itself stay those of plain LSQ, so s moves continuously and s_eff jumps by octaves. */
 #include "lb_quant.h"
 
 #include <math.h>
@@ -60,18 +65,39 @@ static int lsq_project(lb_quant *q) {
     return at;
 }
 
+float lb_po2_step(float s) {
+    if (!(s > 0.0f) || isinf(s)) return s;
+    int e;
+    float m = frexpf(s, &e);
+    /* m*m is exact in double (24-bit mantissas); never exactly 0.5 */
+    return ldexpf(1.0f, (double)m * m >= 0.5 ? e : e - 1);
+}
+
+/* The steps the grid uses: the parameters, or their power-of-two versions in buf (the caller's,
+ * LB_PO2_MAX_CH floats, checked at bind). */
+static const float *lsq_steps(const lb_quant *q, float *buf) {
+    if (!q->cfg.po2) return q->param;
+    for (int c = 0; c < q->ch; c++) buf[c] = lb_po2_step(q->param[c]);
+    return buf;
+}
+
 static void lsq_forward(lb_quant *q, size_t outer, const float *x, float *y, int training) {
+    float buf[LB_PO2_MAX_CH];
     if (training && q->state[0] == 0.0f) lsq_init(q, outer, x);
-    lb_quant_uniform_forward(q, outer, q->param, x, y);
+    lb_quant_uniform_forward(q, outer, lsq_steps(q, buf), x, y);
 }
 
 static void lsq_backward(lb_quant *q, size_t outer, const float *x, const float *dy, float *dx,
                          int dx_acc) {
-    lb_quant_uniform_backward(q, outer, q->param, x, dy, dx, dx_acc, q->dparam, q->gscale);
+    float buf[LB_PO2_MAX_CH];
+    const float *s = lsq_steps(q, buf);
+    lb_quant_uniform_backward(q, outer, s, x, dy, dx, dx_acc, q->dparam, q->gscale);
+    if (q->cfg.po2)
+        for (int c = 0; c < q->ch; c++) q->dparam[c] *= s[c] / q->param[c];
 }
 
 static float lsq_step(const lb_quant *q, int c) {
-    return q->param[c];
+    return q->cfg.po2 ? lb_po2_step(q->param[c]) : q->param[c];
 }
 
 const lb_quant_vt lb_quant_vt_lsq = {

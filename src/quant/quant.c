@@ -168,6 +168,11 @@ lb_status lb_qcfg_check(const lb_qcfg *cfg) {
     if (cfg->kind == LB_Q_PACT && cfg->per_channel)
         return lb_error_set(LB_EINVAL, "quantizer pact: one alpha per tensor (as the paper), "
                                        "not per channel");
+    if (cfg->po2 && cfg->kind != LB_Q_LSQ)
+        return lb_error_set(LB_EINVAL,
+                            "--po2: quantizer %s has no learned scale to make a power of two "
+                            "(use --quant lsq)",
+                            lb_qkind_name(cfg->kind));
     return LB_OK;
 }
 
@@ -208,6 +213,9 @@ lb_status lb_quant_bind(lb_quant *q, const lb_qcfg *cfg, int ch, size_t inner, s
     if ((cfg->kind == LB_Q_LSQ || cfg->kind == LB_Q_REG) && n_grad < 1)
         return lb_error_set(LB_EINVAL, "quantizer %s: n_grad must be >= 1",
                             lb_qkind_name(cfg->kind));
+    if (cfg->po2 && cfg->per_channel && ch > LB_PO2_MAX_CH)
+        return lb_error_set(LB_EINVAL, "quantizer lsq --po2: %d channels, at most %d", ch,
+                            LB_PO2_MAX_CH);
     memset(q, 0, sizeof *q);
     q->vt = lb_quant_vt_for(cfg->kind);
     q->cfg = *cfg;

@@ -13,6 +13,8 @@ char *lb_model_cfg_to_json(const lb_model_cfg *m) {
     cJSON_AddNumberToObject(o, "in_h", m->in_h);
     cJSON_AddNumberToObject(o, "in_w", m->in_w);
     cJSON_AddNumberToObject(o, "classes", m->classes);
+    if (m->width_mult != 1.0f) /* only then: older readers and checkpoints see no change */
+        cJSON_AddNumberToObject(o, "width_mult", m->width_mult);
     cJSON_AddStringToObject(o, "quant", lb_qkind_name(m->q.kind));
     cJSON_AddNumberToObject(o, "wbits", m->q.wbits);
     cJSON_AddNumberToObject(o, "abits", m->q.abits);
@@ -25,6 +27,7 @@ char *lb_model_cfg_to_json(const lb_model_cfg *m) {
         cJSON_AddStringToObject(o, "wquant", lb_qkind_name(lb_quant_plan_wkind(&m->q)));
     if (m->q.aquant)
         cJSON_AddStringToObject(o, "aquant", lb_qkind_name(lb_quant_plan_akind(&m->q)));
+    if (m->q.po2) cJSON_AddNumberToObject(o, "po2", 1); /* absent: 0, as older checkpoints */
     if (m->q.kind == LB_Q_REG) { /* only then: other checkpoints keep their metadata unchanged */
         cJSON_AddStringToObject(o, "reg_levels", lb_reg_levels_name(m->q.reg_levels));
         cJSON_AddStringToObject(o, "reg_form", lb_reg_form_name(m->q.reg_form));
@@ -199,12 +202,16 @@ lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg 
     if (st == LB_OK) st = jint(&j, "in_h", 1, 1, 1 << 16, &m->in_h);
     if (st == LB_OK) st = jint(&j, "in_w", 1, 1, 1 << 16, &m->in_w);
     if (st == LB_OK) st = jint(&j, "classes", 1, 1, 1 << 20, &m->classes);
+    if (st == LB_OK) st = jfloat(&j, "width_mult", &m->width_mult); /* absent: 1 */
+    if (st == LB_OK && !(m->width_mult >= 0.25f && m->width_mult <= 4.0f))
+        st = field_err(&j, "width_mult", "must be in [0.25, 4]");
     if (st == LB_OK) st = jstr(&j, "quant", 0, qk, sizeof qk);
     if (st == LB_OK) st = jint(&j, "wbits", 0, 0, 32, &m->q.wbits);
     if (st == LB_OK) st = jint(&j, "abits", 0, 0, 32, &m->q.abits);
     if (st == LB_OK) st = jint(&j, "first_bits", 0, 0, 32, &m->q.first_bits);
     if (st == LB_OK) st = jint(&j, "last_bits", 0, 0, 32, &m->q.last_bits);
     if (st == LB_OK) st = jint(&j, "per_channel", 0, 0, 1, &m->q.per_channel);
+    if (st == LB_OK) st = jint(&j, "po2", 0, 0, 1, &m->q.po2);
     if (st == LB_OK) st = jstr(&j, "layer_bits", 0, m->q.overrides, sizeof m->q.overrides);
     if (st == LB_OK) st = jstr(&j, "wquant", 0, wq, sizeof wq); /* absent: as "quant" */
     if (st == LB_OK) st = jstr(&j, "aquant", 0, aq, sizeof aq);

@@ -197,6 +197,12 @@ expect_error "--layer-bits garbage" "--layer-bits" 'garbage' \
     "$L" "${TR[@]}" "${G[@]}" --quant lsq --layer-bits garbage
 expect_error "--layer-bits naming no layer" "--layer-bits" 'conv9' \
     "$L" "${TR[@]}" "${G[@]}" --quant lsq --layer-bits conv9=2/4
+expect_error "--po2 without a learned scale" "--po2" 'no learned scale' \
+    "$L" "${TR[@]}" "${G[@]}" --po2
+expect_error "--po2 with reg" "--po2" 'reg' "$L" "${TR[@]}" "${G[@]}" --quant reg --po2
+expect_error "--width-mult on a resnet" "--width-mult" 'MobileNets' \
+    "$L" "${TR[@]}" "${G[@]}" --model resnet20 --width-mult 0.5
+expect_error "--width-mult 0.1" "--width-mult" "'0.1'" "$L" "${TR[@]}" "${G[@]}" --width-mult 0.1
 expect_error "train without --out" "--out" 'required' "$L" train "${G[@]}"
 # --quant reg's options (docs/reg.md)
 expect_error "--levels without --quant reg" "--levels" 'needs --quant reg' \

@@ -108,6 +108,21 @@ check_model regln --model cnn --quant reg --levels learned --levels-lr 1e-4
 [ "$quick" = 1 ] || check_model regln3pc --model resnet20 --quant reg --levels learned --wbits 3 \
     --per-channel
 
+# MobileNets (depthwise convs, ReLU6, linear bottlenecks, residual adds) with power-of-two
+# steps: every add/quant requantization is then a shift, and the fc (no BN folded in)
+shifts() { # name: the export's count line says all add/quant ops and at least the fc
+    if grep -qE 'shift\): [1-9][0-9]* of [0-9]+ conv/linear layers, ([0-9]+) of \1 add/quant' \
+        "$T/$1.export"; then ok; else
+        bad "$1 po2 shifts" "not every add/quant requantization is a shift" "$T/$1.export"
+    fi
+}
+check_model mn1po2 --model mobilenetv1 --width-mult 0.25 --quant lsq --po2 --per-channel
+shifts mn1po2
+if [ "$quick" = 0 ]; then
+    check_model mn2po2 --model mobilenetv2 --width-mult 0.25 --quant lsq --po2 --per-channel
+    shifts mn2po2
+fi
+
 # ---- errors -----------------------------------------------------------------------------------
 expect_fail() { # name, pattern in stderr, command...
     local name=$1 pat=$2

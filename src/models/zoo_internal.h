@@ -1,0 +1,12 @@
+/* Builders shared inside the model zoo (zoo.c dispatches to them); not a public interface. */
+#ifndef LB_ZOO_INTERNAL_H
+#define LB_ZOO_INTERNAL_H
+
+#include "lb_models.h"
+
+/* c * wm rounded to a multiple of 8 (at least 8, never 10% below c * wm). */
+int lb_mobilenet_ch(int c, float wm);
+void lb_build_mobilenetv1(lb_net *n, int classes, float wm, int h, int w);
+void lb_build_mobilenetv2(lb_net *n, int classes, float wm, int h, int w);
+
+#endif
