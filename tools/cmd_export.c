@@ -114,13 +114,15 @@ int cmd_export(int argc, char **argv) {
     lb_status st = lb_int_from_net(n, mean, sd, &m);
     lb_net_free(n);
     if (st != LB_OK) cli_die(1, "export", "%s: cannot export: %s", file, lb_error_msg());
-    size_t ram = 0;
-    st = lb_int_export(m, out, source, &ram);
+    size_t ram = 0, wbytes = 0, abytes = 0;
+    st = lb_int_export_bytes(m, &wbytes, &abytes);
+    if (st == LB_OK) st = lb_int_export(m, out, source, &ram);
     lb_int_free(m);
     if (st != LB_OK) cli_die(1, "export", "%s", lb_error_msg());
     printf("exported %s (%s %s W%dA%d) to %s: model.h model_data.h model.c main.c, "
            "static buffers %zu bytes\n",
            source, info.model.arch, lb_qkind_name(info.model.q.kind), info.model.q.wbits,
            info.model.q.abits, out, ram);
+    printf("weight_bytes: %zu\nactivation_bytes: %zu\n", wbytes, abytes);
     return 0;
 }
