@@ -44,15 +44,20 @@ int lb_bitwidth_bits(const lb_bitwidth *b); /* ceil(n) */
 /* lambda, or lambda/2 once the weights have settled: every weight width frozen (as AdaQAT's code
  * switches 0.02 -> 0.01 when its list of layers still learning weight widths is empty). */
 float lb_adaqat_lambda(const lb_adaqat *s);
-/* One update from the losses of the normal forward (L), the one with every probed weight width
- * at b-1 (Lw) and the one with every probed activation width at b-1 (La). probed_w[p] / probed_a[p]
- * say whether pair p was lowered in that forward (0: its difference counts as 0, e.g. frozen or at
- * b = 2, where a 1-bit probe does not exist). Weights first: g_w = (L - Lw) + lambda * b_a, then
- * activations with the updated b_w: g_a = (L - La) + lambda * b_w; N <- clamp(N - lr * g,
- * floor, 8); a rise of b from v counts in rises[v], the 11th freezes the width (at v+1).
- * Non-finite losses change nothing. Pure: no net, no I/O (unit-tested on a stub loss). */
-void lb_adaqat_update(lb_adaqat *s, double L, double Lw, double La, const int *probed_w,
-                      const int *probed_a);
+/* Which pair a step probes and updates: step mod npairs (net scope: always 0). Per layer, a
+ * finite difference needs its own lowered forward; to keep AdaQAT's three forwards per step, the
+ * layers take turns (as AdaQAT's code re-picks the layer to update every step), so each layer's
+ * width moves once every npairs steps. Derived from the step count: nothing to checkpoint. */
+int lb_adaqat_turn(const lb_adaqat *s, long step);
+/* One update of pair `turn` from the losses of the normal forward (L), the one with that pair's
+ * weight width at b-1 (Lw) and the one with its activation width at b-1 (La). probed_w/probed_a
+ * 0: that side was not lowered (frozen, or b = 2, where a 1-bit probe does not exist) and its
+ * difference counts as 0. Weights first: g_w = (L - Lw) + lambda * b_a, then activations with the
+ * updated b_w: g_a = (L - La) + lambda * b_w; N <- clamp(N - lr * g, floor, 8); a rise of b from v
+ * counts in rises[v], the 11th freezes the width (at v+1). A non-finite loss skips its side.
+ * Pure: no net, no I/O (unit-tested on a stub loss). */
+void lb_adaqat_update(lb_adaqat *s, int turn, double L, double Lw, double La, int probed_w,
+                      int probed_a);
 
 /* The learned layers of a planned net (quantized weights and activations of a uniform kind:
  * lsq, fixed, dorefa, pact), widths starting at their quantizers' bits. LB_EINVAL when none. */
@@ -60,12 +65,12 @@ lb_status lb_adaqat_init(lb_adaqat *s, const lb_net *n, lb_bits_scope scope, flo
                          float lambda);
 /* Sets every learned quantizer to b = ceil(N). */
 lb_status lb_adaqat_apply(const lb_adaqat *s, lb_net *n);
-/* The two extra forwards (training mode, same batch, same dropout masks; the state array and RNG
- * are restored after each, so only the normal forward moves BN statistics): *Lw and *La, NaN when
- * that side had nothing to probe; probed_w/probed_a as lb_adaqat_update wants them. state_save
- * holds n->nstate floats, probs b * classes (scratch). Ends with the widths applied. */
-lb_status lb_adaqat_probe(const lb_adaqat *s, lb_net *n, const float *x, const int32_t *y, int b,
-                          float label_smoothing, float *probs, float *state_save, double *Lw,
+/* The two extra forwards for pair `turn` (training mode, same batch, same dropout masks; the
+ * state array and RNG are restored after each, so only the normal forward moves BN statistics):
+ * *Lw and *La, NaN when that side is not probed (*probed_w / *probed_a 0). state_save holds
+ * n->nstate floats, probs b * classes (scratch). Ends with the widths applied. */
+lb_status lb_adaqat_probe(const lb_adaqat *s, lb_net *n, int turn, const float *x, const int32_t *y,
+                          int b, float label_smoothing, float *probs, float *state_save, double *Lw,
                           double *La, int *probed_w, int *probed_a);
 /* "name=W/A,..." for every conv/linear of the net as it is now (a model config's layer_bits:
  * the checkpointed model builds with the learned bits). LB_EINVAL when cap is too small. */

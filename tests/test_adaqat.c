@@ -28,7 +28,7 @@ static void run_toy(lb_adaqat *s, double cw, double ca, float nw, float na, int 
         int pw = !s->w[0].frozen && bw > 2, pa = !s->a[0].frozen && ba > 2;
         double L = stub(cw, ca, bw, ba);
         double Lw = pw ? stub(cw, ca, bw - 1, ba) : NAN, La = pa ? stub(cw, ca, bw, ba - 1) : NAN;
-        lb_adaqat_update(s, L, Lw, La, &pw, &pa);
+        lb_adaqat_update(s, 0, L, Lw, La, pw, pa);
     }
 }
 
@@ -65,17 +65,22 @@ static void test_toy(void) {
     s.lambda = 0.02f;
     s.w[0].n = 3.05f;
     s.a[0].n = 4.0f;
-    int one = 1;
-    lb_adaqat_update(&s, 1.0, 0.5, 0.9, &one, &one); /* g_w = 0.5 + 0.08 -> N_w = 2.992 */
+    lb_adaqat_update(&s, 0, 1.0, 0.5, 0.9, 1, 1); /* g_w = 0.5 + 0.08 -> N_w = 2.992 */
     CHECK(s.w[0].n == (float)(3.05f - 0.1 * (0.5 + 0.02 * 4)), "N_w after one step: %.9g",
           (double)s.w[0].n);
     CHECK(s.a[0].n == (float)(4.0 - 0.1 * (0.1 + 0.02 * 3)), "N_a uses the new b_w = 3: %.9g",
           (double)s.a[0].n);
     /* non-finite losses change nothing */
     float w0 = s.w[0].n;
-    lb_adaqat_update(&s, NAN, 0.5, 0.9, &one, &one);
-    lb_adaqat_update(&s, 1.0, INFINITY, NAN, &one, &one);
+    lb_adaqat_update(&s, 0, NAN, 0.5, 0.9, 1, 1);
+    lb_adaqat_update(&s, 0, 1.0, INFINITY, NAN, 1, 1);
     CHECK(s.w[0].n == w0, "NaN losses skip the update");
+    /* layer scope: only the pair whose turn it is moves */
+    s.npairs = s.nlayers = 3;
+    s.w[1].n = s.w[2].n = s.a[1].n = s.a[2].n = 5;
+    CHECK(lb_adaqat_turn(&s, 7) == 1, "turn = step mod pairs");
+    lb_adaqat_update(&s, 1, 1.0, 0.5, 0.9, 1, 1);
+    CHECK(s.w[1].n < 5 && s.w[2].n == 5 && s.w[0].n == w0 && s.a[2].n == 5, "one pair moves");
 }
 
 static void test_net(void) {

@@ -61,21 +61,20 @@ static void step_width(lb_bitwidth *w, double g, float lr) {
     if (now > old && ++w->rises[old] > LB_ADAQAT_RISES) w->frozen = 1;
 }
 
-void lb_adaqat_update(lb_adaqat *s, double L, double Lw, double La, const int *probed_w,
-                      const int *probed_a) {
-    if (!isfinite(L)) return;
+int lb_adaqat_turn(const lb_adaqat *s, long step) {
+    return (int)(step % s->npairs);
+}
+
+void lb_adaqat_update(lb_adaqat *s, int turn, double L, double Lw, double La, int probed_w,
+                      int probed_a) {
+    if (!isfinite(L) || turn < 0 || turn >= s->npairs) return;
     /* both use the lambda from before this update: "settled" is judged once per step */
     double lam = lb_adaqat_lambda(s);
-    for (int p = 0; p < s->npairs; p++) {
-        double d = probed_w[p] ? L - Lw : 0;
-        if (probed_w[p] && !isfinite(Lw)) continue;
-        step_width(&s->w[p], d + lam * lb_bitwidth_bits(&s->a[p]), s->lr);
-    }
-    for (int p = 0; p < s->npairs; p++) {
-        double d = probed_a[p] ? L - La : 0;
-        if (probed_a[p] && !isfinite(La)) continue;
-        step_width(&s->a[p], d + lam * lb_bitwidth_bits(&s->w[p]), s->lr);
-    }
+    lb_bitwidth *w = &s->w[turn], *a = &s->a[turn];
+    if (!probed_w || isfinite(Lw))
+        step_width(w, (probed_w ? L - Lw : 0) + lam * lb_bitwidth_bits(a), s->lr);
+    if (!probed_a || isfinite(La))
+        step_width(a, (probed_a ? L - La : 0) + lam * lb_bitwidth_bits(w), s->lr);
 }
 
 static int learnable(const lb_quant *q) {
@@ -122,14 +121,16 @@ static int pair_of(const lb_adaqat *s, int i) {
     return s->npairs > 1 ? i : 0;
 }
 
-/* Sets bits ceil(N) - lower[side] on every learned quantizer of that side. */
-static lb_status set_bits(const lb_adaqat *s, lb_net *n, int lower_w, int lower_a) {
+/* Sets bits ceil(N) on every learned quantizer, one less on pair `turn`'s weights (lower_w) or
+ * activations (lower_a) where that pair can be probed. */
+static lb_status set_bits(const lb_adaqat *s, lb_net *n, int turn, int lower_w, int lower_a) {
     for (int i = 0; i < s->nlayers; i++) {
         lb_node *d = &n->nodes[s->node[i]];
-        const lb_bitwidth *w = &s->w[pair_of(s, i)], *a = &s->a[pair_of(s, i)];
+        int p = pair_of(s, i);
+        const lb_bitwidth *w = &s->w[p], *a = &s->a[p];
         int bw = lb_bitwidth_bits(w), ba = lb_bitwidth_bits(a);
-        if (lower_w && !w->frozen && bw > 2) bw--;
-        if (lower_a && !a->frozen && ba > 2) ba--;
+        if (p == turn && lower_w && !w->frozen && bw > 2) bw--;
+        if (p == turn && lower_a && !a->frozen && ba > 2) ba--;
         lb_status st = lb_quant_set_bits(&d->wq, bw);
         if (st == LB_OK) st = lb_quant_set_bits(&d->aq, ba);
         if (st != LB_OK) return st;
@@ -138,14 +139,14 @@ static lb_status set_bits(const lb_adaqat *s, lb_net *n, int lower_w, int lower_
 }
 
 lb_status lb_adaqat_apply(const lb_adaqat *s, lb_net *n) {
-    return set_bits(s, n, 0, 0);
+    return set_bits(s, n, -1, 0, 0);
 }
 
 /* One training-mode forward at lowered widths; state and RNG put back afterwards. */
-static double probe_loss(const lb_adaqat *s, lb_net *n, int lw, int la, const float *x,
+static double probe_loss(const lb_adaqat *s, lb_net *n, int turn, int lw, int la, const float *x,
                          const int32_t *y, int b, float ls, float *probs, float *state_save,
                          lb_status *st) {
-    if ((*st = set_bits(s, n, lw, la)) != LB_OK) return NAN;
+    if ((*st = set_bits(s, n, turn, lw, la)) != LB_OK) return NAN;
     memcpy(state_save, n->state, n->nstate * sizeof(float));
     lb_rng rng = n->rng;
     const float *logits = lb_net_forward(n, x, b, 1);
@@ -156,21 +157,17 @@ static double probe_loss(const lb_adaqat *s, lb_net *n, int lw, int la, const fl
     return L;
 }
 
-lb_status lb_adaqat_probe(const lb_adaqat *s, lb_net *n, const float *x, const int32_t *y, int b,
-                          float label_smoothing, float *probs, float *state_save, double *Lw,
+lb_status lb_adaqat_probe(const lb_adaqat *s, lb_net *n, int turn, const float *x, const int32_t *y,
+                          int b, float label_smoothing, float *probs, float *state_save, double *Lw,
                           double *La, int *probed_w, int *probed_a) {
-    int any_w = 0, any_a = 0;
-    for (int p = 0; p < s->npairs; p++) {
-        probed_w[p] = !s->w[p].frozen && lb_bitwidth_bits(&s->w[p]) > 2;
-        probed_a[p] = !s->a[p].frozen && lb_bitwidth_bits(&s->a[p]) > 2;
-        any_w |= probed_w[p];
-        any_a |= probed_a[p];
-    }
+    *probed_w = !s->w[turn].frozen && lb_bitwidth_bits(&s->w[turn]) > 2;
+    *probed_a = !s->a[turn].frozen && lb_bitwidth_bits(&s->a[turn]) > 2;
     lb_status st = LB_OK;
     *Lw = *La = NAN;
-    if (any_w) *Lw = probe_loss(s, n, 1, 0, x, y, b, label_smoothing, probs, state_save, &st);
-    if (st == LB_OK && any_a)
-        *La = probe_loss(s, n, 0, 1, x, y, b, label_smoothing, probs, state_save, &st);
+    if (*probed_w)
+        *Lw = probe_loss(s, n, turn, 1, 0, x, y, b, label_smoothing, probs, state_save, &st);
+    if (st == LB_OK && *probed_a)
+        *La = probe_loss(s, n, turn, 0, 1, x, y, b, label_smoothing, probs, state_save, &st);
     lb_status st2 = lb_adaqat_apply(s, n);
     return st != LB_OK ? st : st2;
 }

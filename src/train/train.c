@@ -235,10 +235,10 @@ lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, i
                         float *loss, int *nc, double *tm) {
     int classes = lb_net_classes(r->net);
     double Lw = NAN, La = NAN;
-    int pw[LB_ADAQAT_MAX], pa[LB_ADAQAT_MAX];
+    int pw = 0, pa = 0, turn = r->ada ? lb_adaqat_turn(r->ada, step) : 0;
     lb_status st;
-    if (r->ada && (st = lb_adaqat_probe(r->ada, r->net, r->x, r->y, b, c->label_smoothing, r->probs,
-                                        r->state_save, &Lw, &La, pw, pa)) != LB_OK)
+    if (r->ada && (st = lb_adaqat_probe(r->ada, r->net, turn, r->x, r->y, b, c->label_smoothing,
+                                        r->probs, r->state_save, &Lw, &La, &pw, &pa)) != LB_OK)
         return st;
     memcpy(r->state_save, r->net->state, r->net->nstate * sizeof(float));
     const float *logits = lb_net_forward(r->net, r->x, b, 1);
@@ -271,7 +271,7 @@ lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, i
     lb_net_reg_clamp(r->net); /* Gaussian form only (methods.md): weights into the levels' span */
     lb_watch_step(w, r->net, step, ce, *nc, b, at, node, is_w);
     if (r->ada) { /* the widths move after the weights, from this batch's three losses */
-        lb_adaqat_update(r->ada, ce, Lw, La, pw, pa);
+        lb_adaqat_update(r->ada, turn, ce, Lw, La, pw, pa);
         return lb_adaqat_apply(r->ada, r->net);
     }
     return LB_OK;
