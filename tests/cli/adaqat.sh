@@ -3,9 +3,10 @@
 # whose accuracy stays above a floor; `lowbit info` prints the widths and the byte figures; two
 # identical runs give the same bytes; --stop-after + --resume ends in the byte-identical
 # checkpoint; the mixed-precision model exports bit-exact (exported C == lowbit eval --integer),
-# and weight_bytes / activation_bytes equal the arrays model_data.h / model.c declare (also for a
-# uniform model). Then bad input: --learn-bits with fp32 or reg, unknown method or scope, widths
-# and rates out of range. Usage: adaqat.sh path/to/lowbit
+# and weight_bytes / activation_bytes equal the arrays model_data.h / model.c declare and the
+# symbol sizes of the compiled model.c (also for a uniform model and one with learned reg levels).
+# Then bad input: --learn-bits with fp32 or reg, unknown method or scope, widths and rates out of
+# range. Usage: adaqat.sh path/to/lowbit
 set -u
 L=${1:?usage: adaqat.sh path/to/lowbit}
 DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
@@ -84,7 +85,11 @@ declared() { # file, 1 for const arrays (model_data.h) or 0 for buffers (model.c
         }
         END { print total + 0 }' "$1"
 }
-for m in a u; do
+# learned reg levels: level tables and int16 codes (a wider unpack row) count too
+"$L" train --data "$DATA" --out "$T/g.ckpt" --train-limit 128 --test-limit 16 --epochs 1 \
+    --batch 64 --quant reg --levels learned --levels-lr 1e-4 --on-collapse warn >"$T/g.log" 2>&1 ||
+    bad "reg train" "exit" "$T/g.log"
+for m in a u g; do
     ex="$T/ex_$m"
     if "$L" eval "$T/$m.ckpt" --data "$DATA" --integer --test-limit "$nimg" \
         --dump-logits "$T/$m.int" >"$T/$m.eval" 2>&1 &&
@@ -101,6 +106,19 @@ for m in a u; do
     if [ -n "$wb" ] && [ "$wb" = "$dw" ] && [ "$ab" = "$da" ]; then ok; else
         bad "$m bytes" "export says weight_bytes $wb activation_bytes $ab, files declare $dw / $da"
     fi
+    # the same from the compiled object: symbol sizes of the constant tables and the buffers
+    if cc -std=c99 -O0 -c "$ex/model.c" -o "$ex/model.o" 2>"$T/$m.cc0"; then
+        na=$(nm -S "$ex/model.o" | awk '$3 ~ /^[bB]$/ { n = n " " $2 } END { print n }')
+        sa=0
+        for h in $na; do sa=$((sa + 16#$h)); done
+        sw=0
+        for h in $(nm -S "$ex/model.o" | awk '$3 ~ /^[rR]$/ && $4 ~ /^lbm_([wtmsb][0-9]+|lut)$/ { print $2 }'); do
+            sw=$((sw + 16#$h))
+        done
+        if [ "$sw" = "$wb" ] && [ "$sa" = "$ab" ]; then ok; else
+            bad "$m nm -S" "object holds $sw bytes of tables, $sa of buffers; export says $wb / $ab"
+        fi
+    else bad "$m cc -c" "model.c does not compile" "$T/$m.cc0"; fi
     "$L" info "$T/$m.ckpt" >"$T/$m.info2" 2>&1
     if grep -qx "weight_bytes: $wb" "$T/$m.info2" && grep -qx "activation_bytes: $ab" "$T/$m.info2"; then
         ok
