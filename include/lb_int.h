@@ -192,5 +192,13 @@ lb_status lb_int_write_logits(const char *path, const int32_t *logits, int n, in
  * *static_bytes (may be NULL) receives the size of model.c's static buffers. */
 lb_status lb_int_export(const lb_int_model *m, const char *dir, const char *source,
                         size_t *static_bytes);
+/* The two byte figures of the exported model (docs/mixed.md), from the exporter's own numbers:
+ * *weight_bytes = every constant array model_data.h declares (packed weight codes, level tables,
+ * requantization multipliers, shifts and offsets, the input table); *activation_bytes = every
+ * static buffer model.c declares (the activation arenas as planned from the tensors' lifetimes,
+ * the accumulator plane, the unpacked-codes row): the peak RAM of one inference. Descriptor
+ * structs (a few dozen bytes a layer, ABI-dependent) are not counted. */
+lb_status lb_int_export_bytes(const lb_int_model *m, size_t *weight_bytes,
+                              size_t *activation_bytes);
 
 #endif

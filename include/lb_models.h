@@ -16,12 +16,14 @@ typedef struct lb_quant_plan {
     /* --wquant / --aquant: 0 follows `kind`, else 1 + the lb_qkind of the weights / activations
      * (lb_quant_plan_wkind/_akind resolve them) */
     int wquant, aquant;
-    int wbits, abits;    /* body */
-    int first_bits;      /* first layer weights (its input, the image, stays float) */
-    int last_bits;       /* last layer weights and input activation */
-    int per_channel;     /* per-output-channel weight steps */
-    int po2;             /* --po2: LSQ weight and activation steps are powers of two */
-    char overrides[256]; /* "name=W/A,name=W/A": per-layer bits, e.g. "conv2=2/4" */
+    int wbits, abits; /* body */
+    int first_bits;   /* first layer weights (its input, the image, stays float) */
+    int last_bits;    /* last layer weights and input activation */
+    int per_channel;  /* per-output-channel weight steps */
+    int po2;          /* --po2: LSQ weight and activation steps are powers of two */
+    /* "name=W/A,name=W/A": per-layer bits, e.g. "conv2=2/4"; learned bit-widths record every
+     * layer's here (docs/mixed.md), hence the room for resnet18's 21 layers */
+    char overrides[1024];
     /* LB_Q_REG only (docs/reg.md): the weight quantizers' levels and regularizer form, and the
      * lambda schedule the trainer applies (lb_reg_lambda: lambda0 until the fraction reg_ramp of
      * the epochs, then geometric growth to reg_lambda_max in the last epoch). */

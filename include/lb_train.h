@@ -54,6 +54,10 @@ typedef struct lb_train_cfg {
     lb_augment aug;
     lb_on_collapse on_collapse;
     int lr_given; /* sched.base came from the user (only for the printed summary) */
+    /* --learn-bits (docs/mixed.md): 0 none, 1 AdaQAT; scope 0 per layer, 1 one pair for the net;
+     * the widths' learning rate and cost weight lambda (halved once the weights settle) */
+    int learn_bits, bits_scope;
+    float bits_lr, bits_lambda;
 } lb_train_cfg;
 
 void lb_train_cfg_default(lb_train_cfg *c);
@@ -112,6 +116,9 @@ typedef struct lb_ckpt_info {
     /* lb_ckpt_save: the data's class names (image folders; borrowed, model.classes of them) or
      * NULL, recorded as metadata lowbit.data. Reading leaves it NULL: lb_ckpt_class_names. */
     char *const *class_names;
+    /* lb_ckpt_save: JSON recorded as metadata lowbit.adaqat (borrowed) or NULL. Reading leaves it
+     * NULL: lb_ckpt_meta. */
+    const char *adaqat_json;
 } lb_ckpt_info;
 
 lb_status lb_ckpt_save(const char *path, const lb_net *n, const lb_optim *o,
@@ -132,6 +139,8 @@ lb_status lb_ckpt_load_weights(const char *path, lb_net *n);
  * allocation (free() it), or NULL with *n = 0 when the file records none. A malformed lowbit.data
  * or a count other than the model's classes is LB_EFORMAT naming the file. */
 lb_status lb_ckpt_class_names(const char *path, char ***names, int *n);
+/* A metadata value of a checkpoint: *value is a malloc'd copy, or NULL when the key is absent. */
+lb_status lb_ckpt_meta(const char *path, const char *key, char **value);
 /* Loads a checkpoint into a freshly built and planned network for inference. */
 lb_status lb_ckpt_open_model(const char *path, int max_batch, int threads, lb_net **out,
                              lb_ckpt_info *info);

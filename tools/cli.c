@@ -1,5 +1,6 @@
 /* Option parsing for the lowbit CLI: every value is checked and a bad one names the option. */
 #include "cli.h"
+#include "lb_adaqat.h"
 
 #include <errno.h>
 #include <math.h>
@@ -161,6 +162,18 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         c->model.q.per_channel = 1;
     } else if (IS("--po2")) {
         c->model.q.po2 = 1;
+    } else if (IS("--learn-bits")) {
+        lb_learn_bits m;
+        if (lb_learn_bits_parse(VAL, &m) != LB_OK) cli_die(2, cmd, "%s", lb_error_msg());
+        c->learn_bits = (int)m;
+    } else if (IS("--learn-bits-scope")) {
+        lb_bits_scope sc;
+        if (lb_bits_scope_parse(VAL, &sc) != LB_OK) cli_die(2, cmd, "%s", lb_error_msg());
+        c->bits_scope = (int)sc;
+    } else if (IS("--bits-lr")) {
+        c->bits_lr = cli_float(cmd, o, VAL, 1e-6, 10);
+    } else if (IS("--bits-lambda")) {
+        c->bits_lambda = cli_float(cmd, o, VAL, 0, 10);
     } else if (IS("--layer-bits")) {
         cli_copy(cmd, o, c->model.q.overrides, sizeof c->model.q.overrides, VAL);
     } else if (IS("--seed")) {
@@ -253,6 +266,11 @@ void cli_train_usage(void) {
           "  --po2              lsq: power-of-two steps 2^round(log2 s), weights and\n"
           "                     activations (docs/quantizers.md)\n"
           "  --layer-bits L     per-layer bits, e.g. conv2=2/4,conv3=8/8\n"
+          "  --learn-bits adaqat  learn per-layer W/A bit-widths (AdaQAT, docs/mixed.md),\n"
+          "                     starting from --wbits/--abits; first/last layers stay fixed\n"
+          "  --learn-bits-scope layer|net  a width pair per layer or one for the net\n"
+          "  --bits-lr R --bits-lambda L  width rate (0.1) and cost weight (0.02, halved\n"
+          "                     once every weight width is frozen)\n"
           "  --optimizer O      sgd (momentum 0.9, Nesterov) | adamw (default sgd)\n"
           "  --momentum M --no-nesterov --wd WD (default 5e-4; never on BN, bias, quantizers)\n"
           "  --sched S          cosine | step | const (default cosine), per step\n"

@@ -2,6 +2,7 @@
  * either on a faulty chip with --chip) or describe it (with --tensors, every tensor and metadata
  * field). Not the file format (lb_ckpt) nor the mapping onto a network (src/train/ckpt_io.c). */
 #include "cli.h"
+#include "lb_adaqat.h"
 #include "lb_ckpt.h"
 #include "lb_faults.h"
 #include "lb_int.h"
@@ -323,6 +324,47 @@ static void print_reg_levels(const lb_node *d) {
     putchar('\n');
 }
 
+/* --learn-bits runs: the real-valued widths behind the layers' bits (docs/mixed.md). */
+static void print_widths(const char *file, const lb_net *n, const lb_ckpt_info *in) {
+    if (!in->train.learn_bits) return;
+    char *js;
+    lb_adaqat s;
+    if (lb_ckpt_meta(file, "lowbit.adaqat", &js) != LB_OK || !js ||
+        lb_adaqat_init(&s, n, (lb_bits_scope)in->train.bits_scope, in->train.bits_lr,
+                       in->train.bits_lambda) != LB_OK ||
+        lb_adaqat_from_json(js, file, n, &s) != LB_OK) {
+        free(js);
+        cli_die(1, "info", "%s: learned bit-widths unreadable: %s", file,
+                js ? lb_error_msg() : "no lowbit.adaqat metadata");
+    }
+    free(js);
+    printf("learned bits: %s, scope %s, bits_lr %g, lambda %g (now %g)\n",
+           lb_learn_bits_name(in->train.learn_bits), lb_bits_scope_name(s.scope), (double)s.lr,
+           (double)s.lambda, (double)lb_adaqat_lambda(&s));
+    for (int i = 0; i < s.nlayers; i++) {
+        const lb_bitwidth *w = &s.w[s.npairs > 1 ? i : 0], *a = &s.a[s.npairs > 1 ? i : 0];
+        printf("  %-14s N_w %.4f -> W%d%s  N_a %.4f -> A%d%s\n", n->nodes[s.node[i]].name,
+               (double)w->n, lb_bitwidth_bits(w), w->frozen ? " (frozen)" : "", (double)a->n,
+               lb_bitwidth_bits(a), a->frozen ? " (frozen)" : "");
+    }
+}
+
+/* The two byte figures of the exported integer model (lb_int_export_bytes), when it has one. */
+static void print_bytes(const lb_net *n, const lb_model_cfg *mc) {
+    float mean[3] = {0, 0, 0}, sd[3] = {1, 1, 1}; /* sizes do not depend on the values */
+    if (mc->norm.set)
+        for (int c = 0; c < 3; c++) mean[c] = mc->norm.mean[c], sd[c] = mc->norm.std[c];
+    lb_int_model *im;
+    size_t wb, ab;
+    if (lb_int_from_net(n, mean, sd, &im) != LB_OK) {
+        printf("integer export: none (%s)\n", lb_error_msg());
+        return;
+    }
+    if (lb_int_export_bytes(im, &wb, &ab) == LB_OK)
+        printf("weight_bytes: %zu\nactivation_bytes: %zu\n", wb, ab);
+    lb_int_free(im);
+}
+
 int cmd_info(int argc, char **argv) {
     const char *file = NULL;
     int tensors = 0;
@@ -406,6 +448,8 @@ int cmd_info(int argc, char **argv) {
                d->aqcfg.kind ? lb_quant_step(&d->aq, 0) : 0.0);
         if (d->wqcfg.kind == LB_Q_REG) print_reg_levels(d);
     }
+    print_widths(file, n, &in);
+    print_bytes(n, m);
     lb_net_free(n);
     if (tensors) print_tensors(file, &in);
     return 0;

@@ -114,10 +114,11 @@ int cmd_export(int argc, char **argv) {
     lb_status st = lb_int_from_net(n, mean, sd, &m);
     lb_net_free(n);
     if (st != LB_OK) cli_die(1, "export", "%s: cannot export: %s", file, lb_error_msg());
-    size_t ram = 0;
+    size_t ram = 0, wbytes = 0, abytes = 0;
     lb_int_shift_stats sh;
     lb_int_shift_count(m, &sh);
-    st = lb_int_export(m, out, source, &ram);
+    st = lb_int_export_bytes(m, &wbytes, &abytes);
+    if (st == LB_OK) st = lb_int_export(m, out, source, &ram);
     lb_int_free(m);
     if (st != LB_OK) cli_die(1, "export", "%s", lb_error_msg());
     printf("exported %s (%s %s W%dA%d) to %s: model.h model_data.h model.c main.c, "
@@ -127,5 +128,6 @@ int cmd_export(int argc, char **argv) {
     printf("requantization by a power of two (a shift): %d of %d conv/linear layers, %d of %d "
            "add/quant ops (docs/integer.md)\n",
            sh.conv_shift, sh.convs, sh.other_shift, sh.other);
+    printf("weight_bytes: %zu\nactivation_bytes: %zu\n", wbytes, abytes);
     return 0;
 }

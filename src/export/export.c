@@ -172,3 +172,31 @@ lb_status lb_int_export(const lb_int_model *m, const char *dir, const char *sour
     if (exists) remove_tree(old);
     return LB_OK;
 }
+
+lb_status lb_int_export_bytes(const lb_int_model *m, size_t *weight_bytes,
+                              size_t *activation_bytes) {
+    lb_export_plan p;
+    lb_status st = lb_export_plan_make(m, &p);
+    if (st != LB_OK) return st;
+    /* the same sizes emit_c.c writes into the array declarations */
+    size_t wb = 0;
+    int any_conv = 0, wide = 0;
+    for (int i = 0; i < m->nops; i++) {
+        const lb_int_op *op = &m->ops[i];
+        if (op->kind == LB_IOP_INPUT) wb += 2 * (size_t)op->cin * 256;
+        if (op->kind != LB_IOP_CONV) continue;
+        any_conv = 1;
+        wide |= op->wbits > 8;
+        size_t K = (size_t)op->cin / op->groups * op->k * op->k;
+        size_t per = (size_t)(8 / lb_emit_storage_bits(op->ibits ? op->ibits : op->wbits));
+        wb += ((size_t)op->cout * K + per - 1) / per;
+        if (op->ibits) wb += 2 * (size_t)op->ntab * ((size_t)1 << op->ibits);
+        wb += (size_t)op->cout * (4 + 1 + 8); /* int32 m, signed char s, int64 b */
+    }
+    size_t ab = p.elems[0] + 2 * p.elems[1] + 4 * p.elems[2];
+    if (any_conv) ab += 4 * p.acc + p.wbuf * (wide ? 2 : 1);
+    lb_export_plan_free(&p);
+    *weight_bytes = wb;
+    *activation_bytes = ab;
+    return LB_OK;
+}

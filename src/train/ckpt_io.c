@@ -68,7 +68,7 @@ lb_status lb_ckpt_save(const char *path, const lb_net *n, const lb_optim *o,
         st = lb_error_set(LB_ENOMEM, "%s: out of memory preparing checkpoint", path);
         goto out;
     }
-    lb_st_meta *all = calloc((size_t)nmeta + 1, sizeof *all);
+    lb_st_meta *all = calloc((size_t)nmeta + 2, sizeof *all);
     if (!all) {
         free(dj);
         st = lb_error_set(LB_ENOMEM, "%s: out of memory preparing checkpoint", path);
@@ -76,6 +76,7 @@ lb_status lb_ckpt_save(const char *path, const lb_net *n, const lb_optim *o,
     }
     memcpy(all, meta, sizeof meta);
     if (dj) all[nmeta++] = (lb_st_meta){"lowbit.data", dj};
+    if (info->adaqat_json) all[nmeta++] = (lb_st_meta){"lowbit.adaqat", info->adaqat_json};
     st = lb_st_write(path, t, k, all, nmeta);
     free(all);
     free(dj);
@@ -249,6 +250,17 @@ lb_status lb_ckpt_load_weights(const char *path, lb_net *n) {
             st =
                 load_tensor(f, path, n->states[i].name, &n->states[i], n->state + n->states[i].off);
 out:
+    lb_st_free(f);
+    return st;
+}
+
+lb_status lb_ckpt_meta(const char *path, const char *key, char **value) {
+    *value = NULL;
+    lb_st_file *f;
+    lb_status st = lb_st_read(path, &f);
+    if (st != LB_OK) return st;
+    const char *v = lb_st_meta_get(f, key);
+    if (v && !(*value = strdup(v))) st = lb_error_set(LB_ENOMEM, "%s: out of memory", path);
     lb_st_free(f);
     return st;
 }

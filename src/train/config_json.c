@@ -1,5 +1,6 @@
 /* Model and training configurations to and from the JSON kept in checkpoint metadata. */
 #include "train_internal.h"
+#include "lb_adaqat.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -272,6 +273,12 @@ char *lb_train_cfg_to_json(const lb_train_cfg *c) {
     cJSON_AddNumberToObject(o, "hflip", c->aug.hflip);
     /* only reg runs have learned levels: other checkpoints keep their metadata unchanged */
     if (c->model.q.kind == LB_Q_REG) cJSON_AddNumberToObject(o, "levels_lr", c->levels_lr);
+    if (c->learn_bits) { /* likewise only runs that learn bit-widths */
+        cJSON_AddStringToObject(o, "learn_bits", lb_learn_bits_name(c->learn_bits));
+        cJSON_AddStringToObject(o, "learn_bits_scope", lb_bits_scope_name(c->bits_scope));
+        cJSON_AddNumberToObject(o, "bits_lr", c->bits_lr);
+        cJSON_AddNumberToObject(o, "bits_lambda", c->bits_lambda);
+    }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -324,6 +331,12 @@ lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg 
     if (st == LB_OK) st = jint(&j, "crop_pad", 0, 0, 1 << 16, &c->aug.crop_pad);
     if (st == LB_OK) st = jint(&j, "hflip", 0, 0, 1, &c->aug.hflip);
     if (st == LB_OK) st = jfloat(&j, "levels_lr", &c->levels_lr); /* reg runs only */
+    static const char *const lb_names[] = {"none", "adaqat", NULL}, *const sc_names[] = {
+                                                                        "layer", "net", NULL};
+    if (st == LB_OK) st = jenum(&j, "learn_bits", lb_names, &c->learn_bits);
+    if (st == LB_OK) st = jenum(&j, "learn_bits_scope", sc_names, &c->bits_scope);
+    if (st == LB_OK) st = jfloat(&j, "bits_lr", &c->bits_lr);
+    if (st == LB_OK) st = jfloat(&j, "bits_lambda", &c->bits_lambda);
     cJSON_Delete(o);
     if (st != LB_OK) return st;
     c->opt.kind = (lb_opt_kind)kind;

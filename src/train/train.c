@@ -43,6 +43,8 @@ void lb_train_cfg_default(lb_train_cfg *c) {
     c->label_smoothing = 0;
     c->aug.crop_pad = 2;
     c->aug.hflip = 0; /* opt-in: a flip changes the class of digits and letters */
+    c->bits_lr = LB_ADAQAT_LR;
+    c->bits_lambda = LB_ADAQAT_LAMBDA;
 }
 
 lb_status lb_evaluate(lb_net *n, const lb_dataset *d, const lb_norm *norm, int limit, int batch,
@@ -118,6 +120,7 @@ static lb_status append_metrics(const char *path, const lb_train_cfg *c, const l
 }
 
 static lb_status check_cfg(const lb_train_cfg *c) {
+    lb_status st;
     if (c->epochs < 0) return lb_error_set(LB_EINVAL, "--epochs must be >= 1, got %d", c->epochs);
     if (c->batch < 1 || c->batch > 65536)
         return lb_error_set(LB_EINVAL, "--batch must be 1..65536, got %d", c->batch);
@@ -133,6 +136,7 @@ static lb_status check_cfg(const lb_train_cfg *c) {
     if (c->on_collapse != LB_ON_COLLAPSE_STOP && c->on_collapse != LB_ON_COLLAPSE_WARN)
         return lb_error_set(LB_EINVAL, "--on-collapse: expected warn or stop");
     if (!c->out[0]) return lb_error_set(LB_EINVAL, "--out FILE is required");
+    if ((st = lb_adaqat_cfg_check(c)) != LB_OK) return st;
     return lb_reg_cfg_check(c);
 }
 
@@ -146,6 +150,7 @@ void lb_run_free(run *r) {
     free(r->dlogits);
     free(r->y);
     free(r->state_save);
+    free(r->ada);
     lb_dataset_free(&r->train);
     lb_dataset_free(&r->test);
 }
@@ -229,9 +234,15 @@ static long poison_step(void) {
 lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, int b, float lr,
                         float *loss, int *nc, double *tm) {
     int classes = lb_net_classes(r->net);
+    double Lw = NAN, La = NAN;
+    int pw = 0, pa = 0, turn = r->ada ? lb_adaqat_turn(r->ada, step) : 0;
+    lb_status st;
+    if (r->ada && (st = lb_adaqat_probe(r->ada, r->net, turn, r->x, r->y, b, c->label_smoothing,
+                                        r->probs, r->state_save, &Lw, &La, &pw, &pa)) != LB_OK)
+        return st;
     memcpy(r->state_save, r->net->state, r->net->nstate * sizeof(float));
     const float *logits = lb_net_forward(r->net, r->x, b, 1);
-    lb_status st = lb_check_finite("logits", logits, (size_t)b * classes);
+    st = lb_check_finite("logits", logits, (size_t)b * classes);
     if (st != LB_OK) return st;
     *loss = lb_xent_forward(b, classes, logits, r->y, c->label_smoothing, r->probs, nc);
     if (!isfinite(*loss)) {
@@ -259,6 +270,10 @@ lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, i
     int node = 0, is_w = 0, at = lb_net_project(r->net, &node, &is_w);
     lb_net_reg_clamp(r->net); /* Gaussian form only (methods.md): weights into the levels' span */
     lb_watch_step(w, r->net, step, ce, *nc, b, at, node, is_w);
+    if (r->ada) { /* the widths move after the weights, from this batch's three losses */
+        lb_adaqat_update(r->ada, turn, ce, Lw, La, pw, pa);
+        return lb_adaqat_apply(r->ada, r->net);
+    }
     return LB_OK;
 }
 
@@ -417,6 +432,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         start_epoch = info.epoch;
         step = info.step;
     }
+    if ((st = lb_adaqat_setup(&r, c)) != LB_OK) goto out;
     if ((st = check_classes(&r, c)) != LB_OK) goto out;
     if (fn && r.train.class_names) {
         char dn[1024];
@@ -491,10 +507,24 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         info.step = step;
         info.test_acc = p.test_acc;
         info.class_names = r.train.class_names;
-        if ((st = lb_ckpt_save(c->out, r.net, &r.opt, &info)) != LB_OK) goto out;
-        char regm[256];
+        char *aj = NULL; /* the learned bits go into the model's layer_bits, the widths beside */
+        if (r.ada && (st = lb_adaqat_layer_bits(r.net, c->model.q.overrides,
+                                                sizeof c->model.q.overrides)) != LB_OK)
+            goto out;
+        if (r.ada && !(aj = lb_adaqat_to_json(r.ada, r.net))) {
+            st = lb_error_set(LB_ENOMEM, "out of memory (checkpoint)");
+            goto out;
+        }
+        info.model = c->model;
+        info.train = *c;
+        info.adaqat_json = aj;
+        st = lb_ckpt_save(c->out, r.net, &r.opt, &info);
+        free(aj);
+        if (st != LB_OK) goto out;
+        char regm[8192];
         if ((st = lb_reg_epoch_metrics(&r, c, lambda, p.test_acc, regm, sizeof regm)) != LB_OK)
             goto out;
+        lb_adaqat_metrics(r.ada, r.net, regm + strlen(regm), sizeof regm - strlen(regm));
         if ((st = append_metrics(c->metrics, c, &p, w.epoch_events, w.nonfinite_epoch, regm)) !=
             LB_OK)
             goto out;

@@ -2,6 +2,7 @@
 #ifndef LB_TRAIN_INTERNAL_H
 #define LB_TRAIN_INTERNAL_H
 
+#include "lb_adaqat.h"
 #include "lb_train.h"
 #include "watch.h"
 
@@ -28,6 +29,7 @@ typedef struct run {
     int32_t *y;
     float *state_save; /* the state array before a step, restored when the step is skipped */
     int sync_loader;   /* set before lb_run_setup: prepare batches in lb_loader_next, no thread */
+    lb_adaqat *ada;    /* --learn-bits adaqat: the widths (NULL otherwise) */
 } run;
 
 lb_status lb_run_setup(run *r, lb_train_cfg *c);
@@ -44,6 +46,12 @@ lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, i
 lb_status lb_train_resolve(lb_train_cfg *c, int n_train, int steps_per_epoch, lb_sched *sch,
                            char *note, size_t cap);
 void lb_run_free(run *r);
+
+/* --learn-bits in the trainer (adaqat_train.c): the options' check (LB_EINVAL naming the option),
+ * and the widths of a planned run: from the model's quantizers on a fresh run, from the
+ * checkpoint's lowbit.adaqat on --resume (r->ada stays NULL without --learn-bits). */
+lb_status lb_adaqat_cfg_check(const lb_train_cfg *c);
+lb_status lb_adaqat_setup(run *r, const lb_train_cfg *c);
 
 /* --quant reg in the trainer (reg_sched.c): the options' check (LB_EINVAL naming the option);
  * each epoch's lambda (lb_reg_lambda over the run's epochs), set on every reg weight quantizer
