@@ -151,4 +151,57 @@ lb_status lb_bench_run(const lb_train_cfg *cfg, int warmup, int steps, lb_bench_
                        lb_bench_profile_fn prof_fn, void *prof_ctx);
 double lb_net_fwd_macs(const lb_net *n); /* conv + linear MACs per image */
 
+/* ---- fine-tuning for a chip (src/train/finetune.c, ft_reg.c; docs/faults.md "Fine-tuning") -----
+ * Methods (methods.md sec. 3): LOWBIT the fault-/variability-aware regularizer to each weight's
+ * nearest reachable own level (lb_freg_mse) in place of the plain reg regularizer, plus the
+ * periodic reset to the chip's quantized faulty copy; INJECT plain QAT whose training forwards
+ * see a fresh random map per epoch (the chip's rate and SA1 share); QFALT the all-reachable-levels
+ * Gaussian regularizer (sigma shrinking, lambda growing over the first half), weights clamped to
+ * the outer levels, periodic reset with a fresh optimizer. Every evaluation is the chip's. */
+typedef enum lb_ft_method { LB_FT_LOWBIT = 0, LB_FT_INJECT, LB_FT_QFALT, LB_FT_COUNT } lb_ft_method;
+const char *lb_ft_method_name(lb_ft_method m); /* "lowbit", "inject", "qfalt"; "?" */
+lb_status lb_ft_method_parse(const char *s, lb_ft_method *out);
+
+#define LB_FT_LAMBDA 1000.0f     /* lowbit's regularizer weight (the reg quantizer's lambda_max) */
+#define LB_FT_QFALT_LAMBDA 1e-4f /* QFALT's final lambda (its loss has no Q/N: per weight) */
+#define LB_FT_RESET_UNITS 20     /* the run is cut into this many units for the reset schedule */
+#define LB_FT_RESET_F1 5         /* methods.md's reference periods, in units */
+#define LB_FT_RESET_F2 4
+
+typedef struct lb_ft_cfg {
+    char ckpt[512], chip[512], out[512];
+    char metrics[512]; /* "" = <out>.metrics.jsonl */
+    char data_dir[512];
+    lb_image_opts img;
+    lb_ft_method method;
+    int epochs; /* >= 1 (0 with eval_only) */
+    int batch, threads, train_limit, test_limit;
+    uint64_t seed;
+    float lr;     /* 0: a tenth of lb_train_default_lr (a fine-tune starts from a trained model) */
+    float lambda; /* LOWBIT: lambda of lb_freg_mse; QFALT: its final lambda */
+    int reset_units; /* 0: one unit per epoch (the reference's epoch ends) */
+    int reset_f1, reset_f2;
+    int nearest;   /* evaluate with the nearest reachable code (lb_chip_attach's option) */
+    int eval_only; /* evaluate CKPT on the chip and stop (no training, nothing written) */
+} lb_ft_cfg;
+void lb_ft_cfg_default(lb_ft_cfg *c); /* lambda 0 = the method's default */
+
+/* The periodic reset (methods.md): at the end of unit u of `units`, when u % f1 == f1 - 1 in the
+ * first half (2u < units) and u % f2 == f2 - 1 in the second. Pure. */
+int lb_ft_reset_due(int unit, int units, int f1, int f2);
+/* The step at whose end unit u of `units` ends, of a run of `total` steps (u+1)*total/units - 1. */
+long lb_ft_unit_end(int unit, int units, long total);
+
+typedef struct lb_ft_result {
+    float acc_before, acc_after; /* on the chip, the test subset */
+    double reg;                  /* the last epoch's mean regularizer value */
+    int resets;
+    double seconds;          /* fine-tuning wall time (without the evaluation before) */
+    uint64_t changed, total; /* coded weights whose chip code differs, before fine-tuning */
+} lb_ft_result;
+/* Fine-tunes cfg->ckpt for the chip cfg->chip: writes cfg->out atomically after every epoch
+ * (the trainer's checkpoint writer) and a metrics line per epoch (chip_acc, reg, lambda,
+ * resets). `lowbit eval OUT --chip MAP` gives acc_after. */
+lb_status lb_ft_run(const lb_ft_cfg *cfg, lb_progress_fn fn, void *ctx, lb_ft_result *res);
+
 #endif
