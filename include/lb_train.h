@@ -5,6 +5,7 @@
 #define LB_TRAIN_H
 
 #include "lb_data.h"
+#include "lb_faults.h"
 #include "lb_models.h"
 #include "lb_nn.h"
 #include "lb_optim.h"
@@ -203,5 +204,31 @@ typedef struct lb_ft_result {
  * (the trainer's checkpoint writer) and a metrics line per epoch (chip_acc, reg, lambda,
  * resets). `lowbit eval OUT --chip MAP` gives acc_after. */
 lb_status lb_ft_run(const lb_ft_cfg *cfg, lb_progress_fn fn, void *ctx, lb_ft_result *res);
+
+/* ---- sweeps over chips (src/train/sweep.c; docs/faults.md "Sweeps") ----------------------------
+ * Per point (rate x variability) and chip: the map (seed ft.seed + chip, so one chip's maps are
+ * nested in the rate), the chip's accuracy before fine-tuning (method "before") and after each
+ * method. One small result file per cell (DIR/cells/<cell>.json, written atomically): a cell
+ * that has one is not redone. Then DIR/sweep.csv and DIR/sweep.json (atomically). */
+#define LB_SWEEP_MAX_POINTS 64
+typedef struct lb_sweep_cfg {
+    lb_ft_cfg ft; /* ckpt, data, limits, threads, seed, lr, lambda; epochs = fine-tune epochs */
+    char dir[512];
+    double rates[LB_SWEEP_MAX_POINTS], vars[LB_SWEEP_MAX_POINTS];
+    int nrates, nvars, chips;
+    double sa1_share;
+    lb_fvar var_kind;
+    lb_ft_method methods[LB_FT_COUNT];
+    int nmethods;
+    int keep; /* keep the fine-tuned checkpoints (DIR/ckpt/) */
+} lb_sweep_cfg;
+typedef struct lb_sweep_progress {
+    int done, total, reused; /* cells; reused: found finished on disk */
+    double eta_s;            /* < 0: unknown yet */
+    const char *cell;        /* the cell just finished */
+    float acc;
+} lb_sweep_progress;
+typedef void (*lb_sweep_fn)(void *ctx, const lb_sweep_progress *p);
+lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx);
 
 #endif
