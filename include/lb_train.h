@@ -182,7 +182,11 @@ typedef struct lb_ft_cfg {
     float lambda; /* LOWBIT: lambda of lb_freg_mse; QFALT: its final lambda */
     int reset_units; /* 0: one unit per epoch (the reference's epoch ends) */
     int reset_f1, reset_f2;
-    int nearest;   /* evaluate with the nearest reachable code (lb_chip_attach's option) */
+    int nearest; /* evaluate with the nearest reachable code (lb_chip_attach's option) */
+    /* LOWBIT: start from the weights snapped to their nearest reachable codes, the point the
+     * regularizer pulls to, so a short run does not spend its steps getting there (our design;
+     * lb_ft_cfg_default sets it, --no-start-snap clears it) */
+    int start_snap;
     int eval_only; /* evaluate CKPT on the chip and stop (no training, nothing written) */
 } lb_ft_cfg;
 void lb_ft_cfg_default(lb_ft_cfg *c); /* lambda 0 = the method's default */

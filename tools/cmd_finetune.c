@@ -173,6 +173,8 @@ int cmd_finetune(int argc, char **argv) {
             c.reset_f2 = cli_int(cmd, o, VAL, 1, 1000000);
         else if (IS("--nearest-reachable"))
             c.nearest = 1;
+        else if (IS("--no-start-snap"))
+            c.start_snap = 0;
         else if (IS("--train-limit"))
             c.train_limit = cli_int(cmd, o, VAL, 0, 100000000);
         else if (IS("--test-limit"))

@@ -45,6 +45,7 @@ void lb_ft_cfg_default(lb_ft_cfg *c) {
     c->reset_units = LB_FT_RESET_UNITS;
     c->reset_f1 = LB_FT_RESET_F1;
     c->reset_f2 = LB_FT_RESET_F2;
+    c->start_snap = 1;
 }
 
 int lb_ft_reset_due(int unit, int units, int f1, int f2) {
@@ -197,6 +198,15 @@ lb_status lb_ft_run(const lb_ft_cfg *f, lb_progress_fn fn, void *ctx, lb_ft_resu
     lb_net_reg_set_lambda(r.net, f->method == LB_FT_INJECT ? plain_lambda(&info) : 0);
     s.lambda = f->method == LB_FT_INJECT ? 0 : lambda;
     if (f->method == LB_FT_QFALT) qfalt_sched(&s, lambda, 0);
+    if (f->method == LB_FT_LOWBIT && f->start_snap) {
+        /* the nearest reachable code of every weight: reachable codes are their own faulty
+         * code, so from here the chip holds what the weights say */
+        int keep = chip.nearest;
+        chip.nearest = 1;
+        st = lb_chip_snap_weights(&chip);
+        chip.nearest = keep;
+        if (st != LB_OK) goto out;
+    }
     r.reg_hook = lb_ft_hook;
     r.reg_hook_ctx = &s;
     long win = sch.total / 10;

@@ -25,7 +25,7 @@ finish() {
     exit
 }
 
-ntrain=1024 nft=256 ntest=300
+ntrain=768 nft=128 ntest=200
 if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then ntrain=256 nft=64 ntest=64; fi
 if [ ! -d "$DATA" ]; then
     bad "data" "data set $DATA missing (scripts/deps.sh installs dataset-fashion-mnist)"
