@@ -60,7 +60,7 @@ def figure(cells, xkey, panels, title, out_base):
         ax.set_title(("variability %g%%" if xkey == "rate" else "bit-fault rate %g%%") % (100 * p))
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     for ext in ("svg", "png"):
         tmp = "%s.tmp.%d.%s" % (out_base, os.getpid(), ext)
@@ -78,7 +78,7 @@ def main():
         sys.exit("plot_sweep: %s/sweep.csv has no rows" % d)
     vars_ = sorted({k[0] for k in cells})
     rates = sorted({k[1] for k in cells})
-    title = "lowbit faults sweep: mean across chips, band min..max, bars 1 std"
+    title = "chip accuracy: mean of chips, band min..max, bars 1 std"
     made = [os.path.join(d, "sweep_rate")]
     figure(cells, "rate", vars_, title, made[0])
     if len(vars_) > 1:
