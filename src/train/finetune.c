@@ -198,13 +198,20 @@ lb_status lb_ft_run(const lb_ft_cfg *f, lb_progress_fn fn, void *ctx, lb_ft_resu
     lb_net_reg_set_lambda(r.net, f->method == LB_FT_INJECT ? plain_lambda(&info) : 0);
     s.lambda = f->method == LB_FT_INJECT ? 0 : lambda;
     if (f->method == LB_FT_QFALT) qfalt_sched(&s, lambda, 0);
+    if (f->method == LB_FT_LOWBIT && lb_fmap_has_var(chip.map, NULL, NULL, NULL) &&
+        (st = lb_ft_chip_forward(&s, c.model.arch)) != LB_OK)
+        goto out;
+    /* With multipliers a weight snapped to its own level is not where the eval's rounding on
+     * the healthy grid finds its code again, so the snaps then use the stuck cells alone (the
+     * healthy level of the chip's code: the code survives, the chip adds its multipliers) */
+    lb_chip *snap = s.chip_fwd ? &s.mask_chip : &chip;
     if (f->method == LB_FT_LOWBIT && f->start_snap) {
         /* the nearest reachable code of every weight: reachable codes are their own faulty
          * code, so from here the chip holds what the weights say */
-        int keep = chip.nearest;
-        chip.nearest = 1;
-        st = lb_chip_snap_weights(&chip);
-        chip.nearest = keep;
+        int keep = snap->nearest;
+        snap->nearest = 1;
+        st = lb_chip_snap_weights(snap);
+        snap->nearest = keep;
         if (st != LB_OK) goto out;
     }
     r.reg_hook = lb_ft_hook;
@@ -241,7 +248,8 @@ lb_status lb_ft_run(const lb_ft_cfg *f, lb_progress_fn fn, void *ctx, lb_ft_resu
             lr = lb_sched_lr(&sch, step);
             float loss;
             int nc;
-            if (f->method == LB_FT_INJECT && (st = lb_ft_inject_begin(&s)) != LB_OK) goto out;
+            if ((f->method == LB_FT_INJECT || s.chip_fwd) && (st = lb_ft_inject_begin(&s)) != LB_OK)
+                goto out;
             st = lb_train_step(&r, &c, &w, step, b, lr, &loss, &nc, NULL);
             lb_ft_inject_end(&s); /* a skipped step never reached the hook */
             if (st != LB_OK) goto out;
@@ -253,7 +261,7 @@ lb_status lb_ft_run(const lb_ft_cfg *f, lb_progress_fn fn, void *ctx, lb_ft_resu
                     f->method != LB_FT_INJECT) {
                     /* methods.md: the float weights become the chip's quantized faulty copy;
                      * QFALT also starts its optimizer afresh */
-                    if ((st = lb_chip_snap_weights(&chip)) != LB_OK) goto out;
+                    if ((st = lb_chip_snap_weights(snap)) != LB_OK) goto out;
                     if (f->method == LB_FT_QFALT)
                         lb_optim_init(&r.opt, &c.opt, r.net->nparam, r.opt_state);
                     resets++;
