@@ -341,6 +341,30 @@ static void test_runs(int quick) {
               "%s: eval of OUT = reported", lb_ft_method_name(g.method));
     }
 
+    /* a chip with multipliers: the chip in the training forward (docs/faults.md), resets on its
+     * stuck cells; deterministic, and eval of OUT = the reported figure */
+    CHECK(lb_fmap_create(&map, "cnn", sp, ns, 0) == LB_OK, "var map");
+    CHECK(lb_fmap_draw_faults(&map, 0.05, 0, 4) == LB_OK, "draw");
+    CHECK(lb_fmap_draw_var(&map, LB_FVAR_LOGNORMAL, 0.3, 4) == LB_OK, "draw var");
+    char vchip[300];
+    snprintf(vchip, sizeof vchip, "%s/var.lbmap", g_dir);
+    CHECK(lb_fmap_write(vchip, &map) == LB_OK, "write var map");
+    lb_fmap_free(&map);
+    lb_ft_cfg v = f;
+    snprintf(v.chip, sizeof v.chip, "%s", vchip);
+    lb_ft_result v1, v2;
+    snprintf(v.out, sizeof v.out, "%s/v1.ckpt", g_dir);
+    CHECK(lb_ft_run(&v, NULL, NULL, &v1) == LB_OK, "lowbit, variability: %s", lb_error_msg());
+    snprintf(v.out, sizeof v.out, "%s/v2.ckpt", g_dir);
+    CHECK(lb_ft_run(&v, NULL, NULL, &v2) == LB_OK, "again: %s", lb_error_msg());
+    snprintf(e.ckpt, sizeof e.ckpt, "%s/v1.ckpt", g_dir);
+    snprintf(e.chip, sizeof e.chip, "%s", vchip);
+    CHECK(same_file(e.ckpt, v.out) && v1.resets >= 1, "variability: deterministic, resets %d",
+          v1.resets);
+    CHECK(lb_ft_run(&e, NULL, NULL, &re) == LB_OK && re.acc_after == v1.acc_after,
+          "variability: eval of OUT %g = reported %g", re.acc_after, v1.acc_after);
+    snprintf(e.chip, sizeof e.chip, "%s", chip);
+
     /* errors */
     lb_ft_cfg b = f;
     b.epochs = 0;
