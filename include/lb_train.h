@@ -153,12 +153,14 @@ lb_status lb_bench_run(const lb_train_cfg *cfg, int warmup, int steps, lb_bench_
 double lb_net_fwd_macs(const lb_net *n); /* conv + linear MACs per image */
 
 /* ---- fine-tuning for a chip (src/train/finetune.c, ft_reg.c; docs/faults.md "Fine-tuning") -----
- * Methods (methods.md sec. 3): LOWBIT the fault-/variability-aware regularizer to each weight's
- * nearest reachable own level (lb_freg_mse) in place of the plain reg regularizer, plus the
- * periodic reset to the chip's quantized faulty copy; INJECT plain QAT whose training forwards
- * see a fresh random map per epoch (the chip's rate and SA1 share); QFALT the all-reachable-levels
- * Gaussian regularizer (sigma shrinking, lambda growing over the first half), weights clamped to
- * the outer levels, periodic reset with a fresh optimizer. Every evaluation is the chip's. */
+ * Methods (methods.md sec. 3): LOWBIT the fault-aware regularizer to each weight's nearest
+ * reachable level (lb_freg_mse) in place of the plain reg regularizer, plus the periodic reset to
+ * the chip's quantized faulty copy, from the nearest reachable snap (start_snap); with
+ * multipliers the chip is in the training forward and the snaps keep codes (docs/faults.md); INJECT
+ * plain QAT whose training forwards see a fresh random map per epoch (the chip's rate and SA1
+ * share); QFALT the all-reachable-levels Gaussian regularizer (sigma shrinking, lambda growing over
+ * the first half), weights clamped to the outer levels, periodic reset with a fresh optimizer.
+ * Every evaluation is the chip's. */
 typedef enum lb_ft_method { LB_FT_LOWBIT = 0, LB_FT_INJECT, LB_FT_QFALT, LB_FT_COUNT } lb_ft_method;
 const char *lb_ft_method_name(lb_ft_method m); /* "lowbit", "inject", "qfalt"; "?" */
 lb_status lb_ft_method_parse(const char *s, lb_ft_method *out);
