@@ -112,11 +112,12 @@ static lb_status run_cell(const lb_sweep_cfg *c, const cell *k, const char *map,
     int n = snprintf(buf, sizeof buf,
                      "{\"rate\":%.17g,\"variability\":%.17g,\"chip\":%d,\"seed\":%llu,"
                      "\"method\":\"%s\",\"accuracy\":%.6f,\"accuracy_before\":%.6f,"
-                     "\"changed\":%llu,\"total\":%llu,\"epochs\":%d,\"seconds\":%.2f}\n",
+                     "\"changed\":%llu,\"total\":%llu,\"epochs\":%d,\"seconds\":%.2f,"
+                     "\"train_limit\":%d,\"test_limit\":%d}\n",
                      k->rate, k->var, k->chip, (unsigned long long)(c->ft.seed + k->chip),
                      method_of(k->method), (double)r.acc_after, (double)r.acc_before,
                      (unsigned long long)r.changed, (unsigned long long)r.total,
-                     k->method < 0 ? 0 : f.epochs, r.seconds);
+                     k->method < 0 ? 0 : f.epochs, r.seconds, c->ft.train_limit, c->ft.test_limit);
     return write_atomic(path, buf, (size_t)n);
 }
 
@@ -232,7 +233,21 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
         cell_name(&cells[i], name, sizeof name);
         snprintf(path, sizeof path, "%s/cells/%s.json", c->dir, name);
         cJSON *j = read_cell(path);
-        if (j) { /* finished before: not redone */
+        if (j) { /* finished before: not redone, if it was made with these settings */
+#define NUM(k) cJSON_GetNumberValue(cJSON_GetObjectItem(j, k))
+            int ep = cells[i].method < 0 ? 0 : c->ft.epochs;
+            if (NUM("epochs") != ep || NUM("train_limit") != c->ft.train_limit ||
+                NUM("test_limit") != c->ft.test_limit) {
+                st = lb_error_set(LB_EINVAL,
+                                  "%s: made with other settings (epochs %g, train limit %g, test "
+                                  "limit %g; now %d, %d, %d): give another -o DIR or delete "
+                                  "that sweep's cells",
+                                  path, NUM("epochs"), NUM("train_limit"), NUM("test_limit"), ep,
+                                  c->ft.train_limit, c->ft.test_limit);
+                cJSON_Delete(j);
+                goto out;
+            }
+#undef NUM
             p.acc = (float)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "accuracy"));
             cJSON_Delete(j);
             p.reused++;

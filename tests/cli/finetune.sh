@@ -106,6 +106,12 @@ else bad "sweep resume" "cells redone" "$T/sw2.err"; fi
 ls -l --time-style=full-iso "$T/sw/cells" | diff -q - "$T/cells.1" >/dev/null && ok ||
     bad "sweep resume" "cell files rewritten"
 cmp -s "$T/sw/sweep.csv" "$T/csv.1" && ok || bad "sweep resume" "another table"
+S2=("${S[@]}")
+S2[10]=2 # --finetune-epochs 2: the finished cells were made with 1
+if [ "${S2[9]}" = --finetune-epochs ] && ! "$L" "${S2[@]}" >/dev/null 2>"$T/sw3.err" &&
+    grep -q "other settings" "$T/sw3.err"; then ok; else
+    bad "sweep resume, other settings" "accepted or no message" "$T/sw3.err"
+fi
 
 # ---- bad input: a clear message, a non-zero exit, nothing written ----------------------------
 fails() { # name, expected exit, grep pattern, command...
