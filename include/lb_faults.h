@@ -217,6 +217,10 @@ typedef struct lb_chip {
  * model when it has no coded weights (float / unquantized). The map must outlive the chip. */
 lb_status lb_chip_attach(lb_chip *c, struct lb_net *net, const char *arch, const lb_fmap *map,
                          const char *name, int nearest);
+/* The same checks and tables without the eval hook: a second chip on a net that has one (fault
+ * injection while training, whose snap alone is used). lb_chip_detach leaves the net's hook. */
+lb_status lb_chip_bind(lb_chip *c, struct lb_net *net, const char *arch, const lb_fmap *map,
+                       const char *name, int nearest);
 /* lb_fmap_read_for(path) then lb_chip_attach; the chip owns the map. */
 lb_status lb_chip_open(lb_chip *c, struct lb_net *net, const char *arch, const char *path,
                        int nearest);

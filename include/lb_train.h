@@ -5,6 +5,7 @@
 #define LB_TRAIN_H
 
 #include "lb_data.h"
+#include "lb_faults.h"
 #include "lb_models.h"
 #include "lb_nn.h"
 #include "lb_optim.h"
@@ -159,5 +160,90 @@ typedef void (*lb_bench_profile_fn)(void *ctx, const lb_node *node, double fwd_m
 lb_status lb_bench_run(const lb_train_cfg *cfg, int warmup, int steps, lb_bench_result *r,
                        lb_bench_profile_fn prof_fn, void *prof_ctx);
 double lb_net_fwd_macs(const lb_net *n); /* conv + linear MACs per image */
+
+/* ---- fine-tuning for a chip (src/train/finetune.c, ft_reg.c; docs/faults.md "Fine-tuning") -----
+ * Methods (methods.md sec. 3): LOWBIT the fault-aware regularizer to each weight's nearest
+ * reachable level (lb_freg_mse) in place of the plain reg regularizer, plus the periodic reset to
+ * the chip's quantized faulty copy, from the nearest reachable snap (start_snap); with
+ * multipliers the chip is in the training forward and the snaps keep codes (docs/faults.md); INJECT
+ * plain QAT whose training forwards see a fresh random map per epoch (the chip's rate and SA1
+ * share); QFALT the all-reachable-levels Gaussian regularizer (sigma shrinking, lambda growing over
+ * the first half), weights clamped to the outer levels, periodic reset with a fresh optimizer.
+ * Every evaluation is the chip's. */
+typedef enum lb_ft_method { LB_FT_LOWBIT = 0, LB_FT_INJECT, LB_FT_QFALT, LB_FT_COUNT } lb_ft_method;
+const char *lb_ft_method_name(lb_ft_method m); /* "lowbit", "inject", "qfalt"; "?" */
+lb_status lb_ft_method_parse(const char *s, lb_ft_method *out);
+
+#define LB_FT_LAMBDA 1000.0f     /* lowbit's regularizer weight (the reg quantizer's lambda_max) */
+#define LB_FT_QFALT_LAMBDA 1e-4f /* QFALT's final lambda (its loss has no Q/N: per weight) */
+#define LB_FT_RESET_UNITS 20     /* the run is cut into this many units for the reset schedule */
+#define LB_FT_RESET_F1 5         /* methods.md's reference periods, in units */
+#define LB_FT_RESET_F2 4
+
+typedef struct lb_ft_cfg {
+    char ckpt[512], chip[512], out[512];
+    char metrics[512]; /* "" = <out>.metrics.jsonl */
+    char data_dir[512];
+    lb_image_opts img;
+    lb_ft_method method;
+    int epochs; /* >= 1 (0 with eval_only) */
+    int batch, threads, train_limit, test_limit;
+    uint64_t seed;
+    float lr;     /* 0: a tenth of lb_train_default_lr (a fine-tune starts from a trained model) */
+    float lambda; /* LOWBIT: lambda of lb_freg_mse; QFALT: its final lambda */
+    int reset_units; /* 0: one unit per epoch (the reference's epoch ends) */
+    int reset_f1, reset_f2;
+    int nearest; /* evaluate with the nearest reachable code (lb_chip_attach's option) */
+    /* LOWBIT: start from the weights snapped to their nearest reachable codes, the point the
+     * regularizer pulls to, so a short run does not spend its steps getting there (our design;
+     * lb_ft_cfg_default sets it, --no-start-snap clears it) */
+    int start_snap;
+    int eval_only; /* evaluate CKPT on the chip and stop (no training, nothing written) */
+} lb_ft_cfg;
+void lb_ft_cfg_default(lb_ft_cfg *c); /* lambda 0 = the method's default */
+
+/* The periodic reset (methods.md): at the end of unit u of `units`, when u % f1 == f1 - 1 in the
+ * first half (2u < units) and u % f2 == f2 - 1 in the second. Pure. */
+int lb_ft_reset_due(int unit, int units, int f1, int f2);
+/* The step at whose end unit u of `units` ends, of a run of `total` steps (u+1)*total/units - 1. */
+long lb_ft_unit_end(int unit, int units, long total);
+
+typedef struct lb_ft_result {
+    float acc_before, acc_after; /* on the chip, the test subset */
+    double reg;                  /* the last epoch's mean regularizer value */
+    int resets;
+    double seconds;          /* fine-tuning wall time (without the evaluation before) */
+    uint64_t changed, total; /* coded weights whose chip code differs, before fine-tuning */
+} lb_ft_result;
+/* Fine-tunes cfg->ckpt for the chip cfg->chip: writes cfg->out atomically after every epoch
+ * (the trainer's checkpoint writer) and a metrics line per epoch (chip_acc, reg, lambda,
+ * resets). `lowbit eval OUT --chip MAP` gives acc_after. */
+lb_status lb_ft_run(const lb_ft_cfg *cfg, lb_progress_fn fn, void *ctx, lb_ft_result *res);
+
+/* ---- sweeps over chips (src/train/sweep.c; docs/faults.md "Sweeps") ----------------------------
+ * Per point (rate x variability) and chip: the map (seed ft.seed + chip, so one chip's maps are
+ * nested in the rate), the chip's accuracy before fine-tuning (method "before") and after each
+ * method. One small result file per cell (DIR/cells/<cell>.json, written atomically): a cell
+ * that has one is not redone. Then DIR/sweep.csv and DIR/sweep.json (atomically). */
+#define LB_SWEEP_MAX_POINTS 64
+typedef struct lb_sweep_cfg {
+    lb_ft_cfg ft; /* ckpt, data, limits, threads, seed, lr, lambda; epochs = fine-tune epochs */
+    char dir[512];
+    double rates[LB_SWEEP_MAX_POINTS], vars[LB_SWEEP_MAX_POINTS];
+    int nrates, nvars, chips;
+    double sa1_share;
+    lb_fvar var_kind;
+    lb_ft_method methods[LB_FT_COUNT];
+    int nmethods;
+    int keep; /* keep the fine-tuned checkpoints (DIR/ckpt/) */
+} lb_sweep_cfg;
+typedef struct lb_sweep_progress {
+    int done, total, reused; /* cells; reused: found finished on disk */
+    double eta_s;            /* < 0: unknown yet */
+    const char *cell;        /* the cell just finished */
+    float acc;
+} lb_sweep_progress;
+typedef void (*lb_sweep_fn)(void *ctx, const lb_sweep_progress *p);
+lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx);
 
 #endif

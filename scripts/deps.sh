@@ -11,16 +11,17 @@
 #   python3-pil             tests/cli/imgdir.sh writes a PNG/JPEG folder tree from Fashion-MNIST
 #   gcc-arm-none-eabi libnewlib-arm-none-eabi  compiling exported models for a Cortex-M4
 #   clang libclang-rt-14-dev  the clang -Werror build and the libFuzzer runs of the parsers
+#   python3-matplotlib      the plots of `lowbit faults sweep` (SVG and PNG; tests/cli/finetune.sh)
 # With BENCH=1 also what bench/robust/ needs (not the suite):
 #   python3-sklearn         the bundled digits set and the logistic-regression baseline
 #   fonts-dejavu-core fonts-dejavu-extra  rendering the glyph set
-#   python3-matplotlib      the sweep's plots (SVG and PNG)
 set -eu
 pkgs="gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev libpng-dev libjpeg62-turbo-dev
       dataset-fashion-mnist
-      python3-torch python3-numpy python3-pil gcc-arm-none-eabi libnewlib-arm-none-eabi clang libclang-rt-14-dev"
+      python3-torch python3-numpy python3-pil gcc-arm-none-eabi libnewlib-arm-none-eabi clang libclang-rt-14-dev
+      python3-matplotlib"
 [ "${BENCH:-0}" = 1 ] &&
-    pkgs="$pkgs python3-sklearn fonts-dejavu-core fonts-dejavu-extra python3-matplotlib"
+    pkgs="$pkgs python3-sklearn fonts-dejavu-core fonts-dejavu-extra"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

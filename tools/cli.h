@@ -29,5 +29,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_faults(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
+int cmd_faults_sweep(int argc, char **argv); /* lowbit faults sweep (cmd_sweep.c) */
 
 #endif

@@ -221,10 +221,11 @@ static int faults_info(int argc, char **argv) {
 int cmd_faults(int argc, char **argv) {
     const char *sub = argc > 0 ? argv[0] : NULL;
     if (!sub || strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-        fputs("usage: lowbit faults map|convert|info ...\n"
+        fputs("usage: lowbit faults map|convert|info|sweep ...\n"
               "  map      draw a chip's fault map (stuck bits, variability) for a checkpoint\n"
               "  convert  a map measured on a chip, text form -> binary map file\n"
               "  info     describe a map\n"
+              "  sweep    chips per fault rate/variability, before and after fine-tuning\n"
               "A chip is used with 'lowbit eval CKPT --chip MAP' and 'lowbit export CKPT --chip\n"
               "MAP' (docs/faults.md). 'lowbit faults <sub> --help' describes each.\n",
               sub ? stdout : stderr);
@@ -233,5 +234,6 @@ int cmd_faults(int argc, char **argv) {
     if (strcmp(sub, "map") == 0) return faults_map(argc - 1, argv + 1);
     if (strcmp(sub, "convert") == 0) return faults_convert(argc - 1, argv + 1);
     if (strcmp(sub, "info") == 0) return faults_info(argc - 1, argv + 1);
-    cli_die(2, "faults", "unknown subcommand '%s' (map, convert, info)", sub);
+    if (strcmp(sub, "sweep") == 0) return cmd_faults_sweep(argc - 1, argv + 1);
+    cli_die(2, "faults", "unknown subcommand '%s' (map, convert, info, sweep)", sub);
 }

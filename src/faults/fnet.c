@@ -106,9 +106,9 @@ int lb_fmap_has_var(const lb_fmap *m, int *layer, uint64_t *weight, int *bit) {
 
 /* lb_chip_attach on a chip whose `own` map may already be set (lb_chip_open). */
 static lb_status attach(lb_chip *c, lb_net *net, const char *arch, const lb_fmap *map,
-                        const char *name, int nearest) {
+                        const char *name, int nearest, int hook) {
     if (!net->param) return lb_error_set(LB_EINVAL, "chip %s: the network is not planned", name);
-    if (net->wq_hook)
+    if (hook && net->wq_hook)
         return lb_error_set(LB_EINVAL, "chip %s: the network has a chip already", name);
     lb_flayer_spec *specs = malloc(LB_FMAX_LAYERS * sizeof *specs);
     if (!specs) return lb_error_set(LB_ENOMEM, "out of memory (chip %s)", name);
@@ -143,6 +143,7 @@ static lb_status attach(lb_chip *c, lb_net *net, const char *arch, const lb_fmap
     c->net = net;
     c->map = map;
     c->nearest = nearest != 0;
+    if (!hook) return LB_OK;
     net->wq_hook = chip_hook;
     net->wq_hook_ctx = c;
     return LB_OK;
@@ -151,7 +152,13 @@ static lb_status attach(lb_chip *c, lb_net *net, const char *arch, const lb_fmap
 lb_status lb_chip_attach(lb_chip *c, lb_net *net, const char *arch, const lb_fmap *map,
                          const char *name, int nearest) {
     memset(c, 0, sizeof *c);
-    return attach(c, net, arch, map, name, nearest);
+    return attach(c, net, arch, map, name, nearest, 1);
+}
+
+lb_status lb_chip_bind(lb_chip *c, lb_net *net, const char *arch, const lb_fmap *map,
+                       const char *name, int nearest) {
+    memset(c, 0, sizeof *c);
+    return attach(c, net, arch, map, name, nearest, 0);
 }
 
 lb_status lb_chip_open(lb_chip *c, lb_net *net, const char *arch, const char *path, int nearest) {
@@ -161,10 +168,10 @@ lb_status lb_chip_open(lb_chip *c, lb_net *net, const char *arch, const char *pa
     int ns = 0;
     lb_status st = lb_fmap_specs_of_net(net, specs, LB_FMAX_LAYERS, &ns);
     /* a float model first: its message says more than "0 coded layers" */
-    if (st == LB_OK && ns == 0) st = attach(c, net, arch, &c->own, path, nearest);
+    if (st == LB_OK && ns == 0) st = attach(c, net, arch, &c->own, path, nearest, 1);
     if (st == LB_OK) st = lb_fmap_read_for(path, arch, specs, ns, &c->own);
     free(specs);
-    if (st == LB_OK) st = attach(c, net, arch, &c->own, path, nearest);
+    if (st == LB_OK) st = attach(c, net, arch, &c->own, path, nearest, 1);
     if (st == LB_OK) return LB_OK;
     lb_chip_detach(c);
     return st;

@@ -256,6 +256,7 @@ lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, i
     if (tm) tm[0] = now_s();
     if ((st = lb_net_backward(r->net, r->dlogits)) != LB_OK) return st;
     float ce = *loss; /* the watch judges the task loss: ln(C) means chance whatever lambda is */
+    if (r->reg_hook) *loss += (float)r->reg_hook(r->reg_hook_ctx, r->net);
     *loss += lb_net_reg(r->net);
     if (tm) tm[1] = now_s();
     const char *bad = nonfinite_grad(r->net);

@@ -30,6 +30,12 @@ typedef struct run {
     float *state_save; /* the state array before a step, restored when the step is skipped */
     int sync_loader;   /* set before lb_run_setup: prepare batches in lb_loader_next, no thread */
     lb_adaqat *ada;    /* --learn-bits adaqat: the widths (NULL otherwise) */
+    /* Fine-tuning for a chip (finetune.c), NULL otherwise: called in every step right after the
+     * backward, before the quantizers' own regularizers and the update; returns a loss to add and
+     * adds its gradients to net->grad (the fault-aware regularizers; the end of a fault
+     * injection, which puts the float weights back under the gradient of the faulty ones). */
+    double (*reg_hook)(void *ctx, lb_net *n);
+    void *reg_hook_ctx;
 } run;
 
 lb_status lb_run_setup(run *r, lb_train_cfg *c);

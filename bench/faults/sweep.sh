@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The faulty-chip sweep of issue 12 ("Must show: the sweep"): Fashion-MNIST cnn and resnet20,
+# W4A4 with reg learned levels (the base model) and LSQ, bit-fault rates 0..20% and variability
+# 0..40%, 5 chips a point, before fine-tuning and after each method (lowbit, inject, qfalt), one
+# epoch of the training set per chip and method. Not run by the suite (hours of CPU); the table
+# and plots go to bench/RESULTS.md by hand, with this command.
+#
+# usage: bench/faults/sweep.sh [RUNDIR]          (RUNDIR default: $RUNDIR, else bench/faults/runs)
+#
+# Environment (all optional):
+#   DATA     Fashion-MNIST directory          (default /usr/share/datasets/fashion-mnist)
+#   MODELS   "cnn resnet20"
+#   QUANTS   "reg lsq"     reg: --quant reg --levels learned; lsq: --quant lsq (both W4A4)
+#   RATES    "0,0.01,0.02,0.05,0.1,0.15,0.2"   the rate sweep (variability 0)
+#   VARS     "0,0.1,0.2,0.3,0.4"               the variability sweep (rate 0, --var-dist gauss)
+#   CHIPS    5
+#   FT_EPOCHS 1                                 epochs per chip and method (the issue allows 2)
+#   METHODS  "lowbit,inject,qfalt"
+#   THREADS  2
+#   EXTRA    ""   appended to every lowbit command (smoke tests only, e.g. "--train-limit 512
+#                 --test-limit 256"); keep smoke runs in their own RUNDIR
+#   LOWBIT   the binary (default <repo>/build/release/lowbit)
+#   DRY_RUN  1: print the commands, run nothing
+#
+# Layout of RUNDIR, per model and quant <m>_<q>:
+#   <m>_<q>.safetensors (+ .metrics.jsonl, .log)   the base model, default training recipe;
+#       <m>_<q>.done marks a finished training (an interrupted one is resumed with --resume)
+#   <m>_<q>_rates/   lowbit faults sweep over RATES: sweep.csv, sweep.json, sweep_rate.svg/.png
+#   <m>_<q>_var/     lowbit faults sweep over VARS: sweep.csv, sweep.json, sweep_var.svg/.png
+# Both sweeps are resumable (finished cells are not redone): rerun the same command.
+set -u -o pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+RUNDIR=${1:-${RUNDIR:-$here/runs}}
+DATA=${DATA:-/usr/share/datasets/fashion-mnist}
+MODELS=${MODELS:-cnn resnet20}
+QUANTS=${QUANTS:-reg lsq}
+RATES=${RATES:-0,0.01,0.02,0.05,0.1,0.15,0.2}
+VARS=${VARS:-0,0.1,0.2,0.3,0.4}
+CHIPS=${CHIPS:-5}
+FT_EPOCHS=${FT_EPOCHS:-1}
+METHODS=${METHODS:-lowbit,inject,qfalt}
+THREADS=${THREADS:-2}
+EXTRA=${EXTRA:-}
+LOWBIT=${LOWBIT:-$repo/build/release/lowbit}
+DRY_RUN=${DRY_RUN:-0}
+
+run() { # prints the command; runs it unless DRY_RUN
+    echo "+ $*"
+    [ "$DRY_RUN" = 1 ] && return 0
+    "$@"
+}
+
+[ "$DRY_RUN" = 1 ] || [ -x "$LOWBIT" ] || { echo "no $LOWBIT: run make first" >&2; exit 1; }
+mkdir -p "$RUNDIR"
+# shellcheck disable=SC2206
+extra=($EXTRA)
+for m in $MODELS; do
+    for q in $QUANTS; do
+        case $q in
+        reg) qopt=(--quant reg --levels learned --wbits 4 --abits 4) ;;
+        lsq) qopt=(--quant lsq --wbits 4 --abits 4) ;;
+        *) echo "unknown quant '$q' (reg, lsq)" >&2; exit 2 ;;
+        esac
+        base="$RUNDIR/${m}_$q"
+        if [ ! -e "$base.done" ]; then
+            if [ -e "$base.safetensors" ]; then
+                run "$LOWBIT" train --resume "$base.safetensors" --out "$base.safetensors" \
+                    --data "$DATA" --threads "$THREADS" 2>&1 | tee -a "$base.log" || exit 1
+            else
+                run "$LOWBIT" train --model "$m" "${qopt[@]}" --data "$DATA" --threads "$THREADS" \
+                    --out "$base.safetensors" "${extra[@]}" 2>&1 | tee "$base.log" || exit 1
+            fi
+            [ "$DRY_RUN" = 1 ] || touch "$base.done"
+        fi
+        common=(--chips "$CHIPS" --finetune-epochs "$FT_EPOCHS" --methods "$METHODS"
+            --data "$DATA" --threads "$THREADS" "${extra[@]}")
+        run "$LOWBIT" faults sweep "$base.safetensors" --rates "$RATES" --variability 0 \
+            "${common[@]}" -o "${base}_rates" || exit 1
+        run "$LOWBIT" faults sweep "$base.safetensors" --rates 0 --variability "$VARS" \
+            --var-dist gauss "${common[@]}" -o "${base}_var" || exit 1
+    done
+done
+echo "done: tables and plots in $RUNDIR/*_rates and $RUNDIR/*_var"

@@ -1,0 +1,200 @@
+/* The per-step side of fine-tuning for a chip (methods.md sec. 3): the fault- and
+ * variability-aware regularizer (lowbit), QFALT's Gaussian one and its clamp, and fault injection
+ * (a random map's faulty weights under the gradient). Not the run's schedule or files
+ * (finetune.c), not the regularizers' math (src/faults/freg.c). */
+#include "ft_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const lb_node *node_of(const ft_state *s, int i) {
+    return &s->net->nodes[s->sl[i].node];
+}
+
+/* R of slice i as the regularizer sees it, and the level spacing (QFALT's sigma unit). Reg kinds:
+ * the layer's own R (training sees R itself, docs/reg.md); LSQ and fixed: their step's grid in the
+ * layer's encoding (lb_fault_R_twos, or s*2^j without offset for an unsigned grid). */
+static float slice_R(const ft_state *s, int i, float *R) {
+    const lb_node *d = node_of(s, i);
+    const lb_flayer *L = &s->chip->map->layers[s->sl[i].layer];
+    int b = L->spec.bits, ch = s->sl[i].ch;
+    if (d->wqcfg.kind == LB_Q_REG) {
+        lb_quant_reg_R(&d->wq, ch, R);
+        return R[0];
+    }
+    float st = lb_quant_step(&d->wq, ch);
+    if (L->spec.enc == LB_FENC_TWOS) {
+        lb_fault_R_twos(st, b, R);
+    } else {
+        for (int j = 0; j < b; j++) R[j] = ldexpf(st, j);
+        R[b] = 0.0f;
+    }
+    return st;
+}
+
+lb_status lb_ft_state_init(ft_state *s, lb_ft_method m, lb_net *net, const lb_chip *chip,
+                           const char *arch) {
+    memset(s, 0, sizeof *s);
+    s->method = m;
+    s->net = net;
+    s->chip = chip;
+    s->sigma = 1;
+    int n = 0;
+    for (int i = 0; i < net->nnodes; i++)
+        if (chip->layer[i] >= 0) n += net->nodes[i].wq.ch;
+    s->sl = malloc((size_t)(n ? n : 1) * sizeof *s->sl);
+    s->loss = malloc((size_t)(n ? n : 1) * sizeof *s->loss);
+    s->dR = malloc((size_t)(n ? n : 1) * (LB_FMAX_BITS + 1) * sizeof *s->dR);
+    if (!s->sl || !s->loss || !s->dR) return lb_error_set(LB_ENOMEM, "out of memory (fine-tune)");
+    for (int i = 0; i < net->nnodes; i++)
+        for (int c = 0; chip->layer[i] >= 0 && c < net->nodes[i].wq.ch; c++)
+            s->sl[s->nsl++] = (ft_slice){i, chip->layer[i], c};
+    if (m != LB_FT_INJECT) return LB_OK;
+    /* the injected maps: the chip's layers, drawn at its measured rate and SA1 share (a measured
+     * map records no rate), with its variability when it has any */
+    const lb_fmap *cm = chip->map;
+    lb_flayer_spec *specs = malloc((size_t)cm->nlayers * sizeof *specs);
+    s->saved = malloc(net->nparam * sizeof *s->saved);
+    if (!specs || !s->saved) {
+        free(specs);
+        return lb_error_set(LB_ENOMEM, "out of memory (fault injection)");
+    }
+    double cells = 0, stuck = 0, sa1 = 0, vs = 0, vs2 = 0, nv = 0;
+    for (int l = 0; l < cm->nlayers; l++) {
+        const lb_flayer *L = &cm->layers[l];
+        specs[l] = L->spec;
+        for (uint64_t w = 0; w < L->spec.n; w++) {
+            stuck += __builtin_popcount(L->sa0[w] | L->sa1[w]);
+            sa1 += __builtin_popcount(L->sa1[w]);
+            for (int j = 0; L->var && j < L->spec.bits; j++) {
+                double v = L->var[w * (uint64_t)L->spec.bits + j];
+                vs += v, vs2 += v * v, nv++;
+            }
+        }
+        cells += (double)L->spec.n * L->spec.bits;
+    }
+    s->inj_rate = cells > 0 ? stuck / cells : 0;
+    s->inj_share = stuck > 0 ? sa1 / stuck : 0;
+    s->inj_kind = LB_FVAR_NONE;
+    if (cm->prov.var_kind != LB_FVAR_NONE && cm->prov.var_ratio > 0) {
+        s->inj_kind = cm->prov.var_kind;
+        s->inj_var = cm->prov.var_ratio;
+    } else if (nv > 0) { /* measured multipliers: their spread as a Gaussian ratio */
+        double mu = vs / nv, var = vs2 / nv - mu * mu;
+        s->inj_kind = LB_FVAR_GAUSS;
+        s->inj_var = var > 0 && mu > 0 ? sqrt(var) / mu : 0;
+    }
+    lb_status st = lb_fmap_create(&s->inj_map, arch, specs, cm->nlayers, 0);
+    free(specs);
+    if (st == LB_OK) st = lb_chip_bind(&s->inj, net, arch, &s->inj_map, "injected faults", 0);
+    return st;
+}
+
+lb_status lb_ft_chip_forward(ft_state *s, const char *arch) {
+    if (!(s->saved = malloc(s->net->nparam * sizeof *s->saved)))
+        return lb_error_set(LB_ENOMEM, "out of memory (fine-tune)");
+    s->chip_fwd = 1;
+    const lb_fmap *cm = s->chip->map;
+    lb_flayer_spec *specs = malloc((size_t)cm->nlayers * sizeof *specs);
+    if (!specs) return lb_error_set(LB_ENOMEM, "out of memory (fine-tune)");
+    for (int l = 0; l < cm->nlayers; l++) specs[l] = cm->layers[l].spec;
+    lb_status st = lb_fmap_create(&s->mask_map, arch, specs, cm->nlayers, 0);
+    free(specs);
+    for (int l = 0; st == LB_OK && l < cm->nlayers; l++) {
+        memcpy(s->mask_map.layers[l].sa0, cm->layers[l].sa0, cm->layers[l].spec.n);
+        memcpy(s->mask_map.layers[l].sa1, cm->layers[l].sa1, cm->layers[l].spec.n);
+    }
+    if (st == LB_OK) st = lb_chip_bind(&s->mask_chip, s->net, arch, &s->mask_map, "stuck cells", 0);
+    if (st != LB_OK) return st;
+    return lb_chip_bind(&s->inj, s->net, arch, cm, "chip forward", s->chip->nearest);
+}
+
+void lb_ft_state_free(ft_state *s) {
+    lb_chip_detach(&s->inj);
+    lb_chip_detach(&s->mask_chip);
+    lb_fmap_free(&s->mask_map);
+    lb_fmap_free(&s->inj_map);
+    free(s->sl);
+    free(s->loss);
+    free(s->dR);
+    free(s->saved);
+    memset(s, 0, sizeof *s);
+}
+
+lb_status lb_ft_inject_draw(ft_state *s, uint64_t seed) {
+    lb_status st = lb_fmap_draw_faults(&s->inj_map, s->inj_rate, s->inj_share, seed);
+    if (st == LB_OK && s->inj_kind != LB_FVAR_NONE && s->inj_var > 0)
+        st = lb_fmap_draw_var(&s->inj_map, s->inj_kind, s->inj_var, seed);
+    return st;
+}
+
+lb_status lb_ft_inject_begin(ft_state *s) {
+    memcpy(s->saved, s->net->param, s->net->nparam * sizeof *s->saved);
+    s->snapped = 1;
+    return lb_chip_snap_weights(&s->inj);
+}
+
+void lb_ft_inject_end(ft_state *s) {
+    if (!s->snapped) return;
+    /* only coded weights changed since begin (the update comes after the hook) */
+    memcpy(s->net->param, s->saved, s->net->nparam * sizeof *s->saved);
+    s->snapped = 0;
+}
+
+double lb_ft_hook(void *ctx, lb_net *n) {
+    ft_state *s = ctx;
+    lb_ft_inject_end(s); /* the gradient of the faulty weights lands on the floats */
+    if (s->method == LB_FT_INJECT) return 0;
+    const int nb = LB_FMAX_BITS + 1;
+    /* slices write disjoint parts of the gradient; losses and dR are per slice, summed below in
+     * slice order, so the result does not depend on the thread count */
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int i = 0; i < s->nsl; i++) {
+        const lb_node *d = node_of(s, i);
+        const lb_flayer *L = &s->chip->map->layers[s->sl[i].layer];
+        size_t inner = d->wq.inner, off = (size_t)s->sl[i].ch * inner, N = n->params[d->pw].n;
+        const float *w = n->param + n->params[d->pw].off + off;
+        float *dw = n->grad + n->params[d->pw].off + off, R[LB_FMAX_BITS + 1];
+        double *dR = s->dR + (size_t)i * nb;
+        memset(dR, 0, nb * sizeof *dR);
+        float sp = slice_R(s, i, R);
+        lb_fslice mk = lb_fslice_of(L, off);
+        if (s->chip_fwd) mk.var = NULL; /* see lb_ft_chip_forward's caller */
+        if (s->method == LB_FT_LOWBIT)
+            s->loss[i] = lb_freg_mse(w, inner, N, R, L->spec.bits, mk, s->lambda, dw, dR);
+        else
+            s->loss[i] = lb_freg_qfalt(w, inner, R, L->spec.bits, mk, s->lambda,
+                                       s->sigma * (double)sp, dw, dR);
+    }
+    double loss = 0;
+    for (int i = 0; i < s->nsl; i++) {
+        loss += s->loss[i];
+        const lb_node *d = node_of(s, i);
+        /* learned levels get their gradient from the regularizer alone (docs/reg.md); the other
+         * kinds' levels are not trained by it (fixed R, or a step the regularizer leaves be) */
+        if (d->wqcfg.kind != LB_Q_REG || d->wqcfg.levels != LB_REG_LEARNED) continue;
+        int b = d->wqcfg.bits;
+        float *g = d->wq.dparam + (size_t)s->sl[i].ch * (b + 1);
+        for (int j = 0; j <= b; j++) g[j] += (float)s->dR[(size_t)i * nb + j];
+    }
+    s->reg_sum += loss;
+    s->reg_steps++;
+    return loss;
+}
+
+void lb_ft_clamp(ft_state *s) {
+    lb_net *n = s->net;
+    for (int i = 0; i < s->nsl; i++) {
+        const lb_node *d = node_of(s, i);
+        int b = s->chip->map->layers[s->sl[i].layer].spec.bits;
+        float R[LB_FMAX_BITS + 1], a[1 << LB_FMAX_BITS];
+        slice_R(s, i, R);
+        lb_fault_levels(R, b, NULL, a);
+        float lo = a[0], hi = a[0];
+        for (int p = 1; p < (1 << b); p++) lo = fminf(lo, a[p]), hi = fmaxf(hi, a[p]);
+        size_t inner = d->wq.inner;
+        float *w = n->param + n->params[d->pw].off + (size_t)s->sl[i].ch * inner;
+        for (size_t k = 0; k < inner; k++) w[k] = w[k] < lo ? lo : w[k] > hi ? hi : w[k];
+    }
+}

@@ -1,0 +1,279 @@
+/* Sweeps of chips (issue 12, docs/faults.md "Sweeps"): per fault rate, variability and chip the
+ * map, the chip's accuracy before fine-tuning and after each method, one result file per cell
+ * (resumable), then the table as CSV and JSON. Not the fine-tuning (finetune.c) nor the plots
+ * (scripts/plot_sweep.py, run by the CLI). */
+#include "lb_faults.h"
+#include "lb_train.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Temporary file, fsync, rename: a reader never sees half a table or half a cell. */
+static lb_status write_atomic(const char *path, const char *buf, size_t n) {
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return lb_error_set(LB_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+    int bad = fwrite(buf, 1, n, f) != n || fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return lb_error_set(LB_EIO, "%s: cannot write: %s", path, strerror(e));
+    }
+    return LB_OK;
+}
+
+static lb_status mkdir_p(const char *d) {
+    if (mkdir(d, 0777) != 0 && errno != EEXIST)
+        return lb_error_set(LB_EIO, "%s: cannot create directory: %s", d, strerror(errno));
+    return LB_OK;
+}
+
+typedef struct cell {
+    double rate, var;
+    int chip;
+    int method; /* -1: before fine-tuning */
+} cell;
+
+static const char *method_of(int m) {
+    return m < 0 ? "before" : lb_ft_method_name((lb_ft_method)m);
+}
+
+static void cell_name(const cell *k, char *b, size_t cap) {
+    snprintf(b, cap, "r%g_v%g_c%d_%s", k->rate, k->var, k->chip, method_of(k->method));
+}
+
+/* A finished cell's JSON (NULL when absent or unreadable: then it is redone). */
+static cJSON *read_cell(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    cJSON *j = cJSON_Parse(buf);
+    if (j && !cJSON_IsNumber(cJSON_GetObjectItem(j, "accuracy"))) {
+        cJSON_Delete(j);
+        j = NULL;
+    }
+    return j;
+}
+
+/* The map of (rate, var, chip) on disk, drawn when missing (the same seed gives the same file). */
+static lb_status ensure_map(const lb_sweep_cfg *c, const cell *k, const char *arch,
+                            const lb_flayer_spec *specs, int ns, const char *path) {
+    if (access(path, R_OK) == 0) return LB_OK;
+    lb_fmap m;
+    uint64_t seed = c->ft.seed + (uint64_t)k->chip;
+    lb_status st = lb_fmap_create(&m, arch, specs, ns, 0);
+    if (st == LB_OK) st = lb_fmap_draw_faults(&m, k->rate, c->sa1_share, seed);
+    if (st == LB_OK && k->var > 0) st = lb_fmap_draw_var(&m, c->var_kind, k->var, seed);
+    if (st == LB_OK) st = lb_fmap_write(path, &m);
+    lb_fmap_free(&m);
+    return st;
+}
+
+static lb_status run_cell(const lb_sweep_cfg *c, const cell *k, const char *map, const char *name,
+                          const char *path) {
+    lb_ft_cfg f = c->ft;
+    if (snprintf(f.chip, sizeof f.chip, "%s", map) >= (int)sizeof f.chip)
+        return lb_error_set(LB_EINVAL, "%s: path too long", map);
+    char ck[1100] = "";
+    if (k->method < 0) {
+        f.eval_only = 1;
+    } else {
+        f.method = (lb_ft_method)k->method;
+        snprintf(ck, sizeof ck, "%s/ckpt/%s.ckpt", c->dir, name);
+        int a = snprintf(f.out, sizeof f.out, "%s", ck);
+        int b = snprintf(f.metrics, sizeof f.metrics, "%.300s/cells/%.180s.metrics.jsonl", c->dir,
+                         name);
+        if (a >= (int)sizeof f.out || b >= (int)sizeof f.metrics)
+            return lb_error_set(LB_EINVAL, "%s: path too long", c->dir);
+    }
+    lb_ft_result r;
+    lb_status st = lb_ft_run(&f, NULL, NULL, &r);
+    if (st != LB_OK) return st;
+    if (ck[0] && !c->keep) remove(ck);
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf,
+                     "{\"rate\":%.17g,\"variability\":%.17g,\"chip\":%d,\"seed\":%llu,"
+                     "\"method\":\"%s\",\"accuracy\":%.6f,\"accuracy_before\":%.6f,"
+                     "\"changed\":%llu,\"total\":%llu,\"epochs\":%d,\"seconds\":%.2f,"
+                     "\"train_limit\":%d,\"test_limit\":%d}\n",
+                     k->rate, k->var, k->chip, (unsigned long long)(c->ft.seed + k->chip),
+                     method_of(k->method), (double)r.acc_after, (double)r.acc_before,
+                     (unsigned long long)r.changed, (unsigned long long)r.total,
+                     k->method < 0 ? 0 : f.epochs, r.seconds, c->ft.train_limit, c->ft.test_limit);
+    return write_atomic(path, buf, (size_t)n);
+}
+
+static lb_status check(const lb_sweep_cfg *c) {
+    if (!c->dir[0]) return lb_error_set(LB_EINVAL, "-o DIR is required");
+    if (c->nrates < 1 || c->nvars < 1) return lb_error_set(LB_EINVAL, "no rates/variabilities");
+    for (int i = 0; i < c->nrates; i++)
+        if (!(c->rates[i] >= 0 && c->rates[i] <= 1))
+            return lb_error_set(LB_EINVAL, "--rates: %g is outside [0, 1]", c->rates[i]);
+    for (int i = 0; i < c->nvars; i++)
+        if (!(c->vars[i] >= 0 && isfinite(c->vars[i])))
+            return lb_error_set(LB_EINVAL, "--variability: %g is not >= 0", c->vars[i]);
+    if (!(c->sa1_share >= 0 && c->sa1_share <= 1))
+        return lb_error_set(LB_EINVAL, "--sa1-share must be in [0, 1]");
+    if (c->chips < 1 || c->chips > 10000) return lb_error_set(LB_EINVAL, "--chips must be >= 1");
+    if (c->ft.epochs < 1) return lb_error_set(LB_EINVAL, "--finetune-epochs must be >= 1");
+    return LB_OK;
+}
+
+/* The table from the cell files: one CSV row and one JSON object per cell, point by point. */
+static lb_status write_tables(const lb_sweep_cfg *c, const cell *cells, int n) {
+    size_t cap = (size_t)n * 160 + 256, len = 0;
+    char *csv = malloc(cap);
+    cJSON *root = cJSON_CreateObject(), *arr = cJSON_CreateArray();
+    if (!csv || !root || !arr) {
+        free(csv);
+        cJSON_Delete(root);
+        cJSON_Delete(arr);
+        return lb_error_set(LB_ENOMEM, "out of memory (sweep tables)");
+    }
+    len += (size_t)snprintf(csv, cap,
+                            "rate,variability,chip,seed,method,accuracy,accuracy_before,changed,"
+                            "total,epochs,seconds\n");
+    cJSON_AddStringToObject(root, "checkpoint", c->ft.ckpt);
+    cJSON_AddNumberToObject(root, "chips", c->chips);
+    cJSON_AddNumberToObject(root, "finetune_epochs", c->ft.epochs);
+    cJSON_AddNumberToObject(root, "sa1_share", c->sa1_share);
+    cJSON_AddStringToObject(root, "var_dist", lb_fvar_name(c->var_kind));
+    cJSON_AddItemToObject(root, "cells", arr);
+    lb_status st = LB_OK;
+    for (int i = 0; i < n && st == LB_OK; i++) {
+        char name[256], path[1400];
+        cell_name(&cells[i], name, sizeof name);
+        snprintf(path, sizeof path, "%s/cells/%s.json", c->dir, name);
+        cJSON *j = read_cell(path);
+        if (!j) {
+            st = lb_error_set(LB_EIO, "%s: missing or unreadable", path);
+            break;
+        }
+#define NUM(k) cJSON_GetNumberValue(cJSON_GetObjectItem(j, k))
+        len += (size_t)snprintf(
+            csv + len, cap - len, "%g,%g,%d,%.0f,%s,%.6f,%.6f,%.0f,%.0f,%.0f,%.2f\n", cells[i].rate,
+            cells[i].var, cells[i].chip, NUM("seed"), method_of(cells[i].method), NUM("accuracy"),
+            NUM("accuracy_before"), NUM("changed"), NUM("total"), NUM("epochs"), NUM("seconds"));
+#undef NUM
+        cJSON_AddItemToArray(arr, j);
+    }
+    char p[1100];
+    if (st == LB_OK) {
+        snprintf(p, sizeof p, "%s/sweep.csv", c->dir);
+        st = write_atomic(p, csv, len);
+    }
+    char *js = st == LB_OK ? cJSON_Print(root) : NULL;
+    if (st == LB_OK && !js) st = lb_error_set(LB_ENOMEM, "out of memory (sweep.json)");
+    if (st == LB_OK) {
+        snprintf(p, sizeof p, "%s/sweep.json", c->dir);
+        st = write_atomic(p, js, strlen(js));
+    }
+    free(js);
+    free(csv);
+    cJSON_Delete(root);
+    return st;
+}
+
+lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
+    lb_status st = check(c);
+    if (st != LB_OK) return st;
+    lb_net *net;
+    lb_ckpt_info info;
+    if ((st = lb_ckpt_open_model(c->ft.ckpt, 1, 1, &net, &info)) != LB_OK) return st;
+    lb_flayer_spec *specs = malloc(LB_FMAX_LAYERS * sizeof *specs);
+    int ns = 0;
+    st = specs ? lb_fmap_specs_of_net(net, specs, LB_FMAX_LAYERS, &ns)
+               : lb_error_set(LB_ENOMEM, "out of memory");
+    lb_net_free(net);
+    if (st == LB_OK && ns == 0)
+        st = lb_error_set(LB_EINVAL,
+                          "%s: a float (unquantized) checkpoint has no coded weights: nothing for "
+                          "a chip to hold",
+                          c->ft.ckpt);
+    int per = 1 + c->nmethods, total = c->nrates * c->nvars * c->chips * per;
+    cell *cells = st == LB_OK ? malloc((size_t)total * sizeof *cells) : NULL;
+    if (st == LB_OK && !cells) st = lb_error_set(LB_ENOMEM, "out of memory");
+    char sub[1100];
+    const char *dirs[] = {"", "/cells", "/maps", "/ckpt"};
+    for (int i = 0; i < 4 && st == LB_OK; i++) {
+        snprintf(sub, sizeof sub, "%s%s", c->dir, dirs[i]);
+        st = mkdir_p(sub);
+    }
+    if (st != LB_OK) goto out;
+    int n = 0;
+    for (int v = 0; v < c->nvars; v++)
+        for (int r = 0; r < c->nrates; r++)
+            for (int k = 0; k < c->chips; k++)
+                for (int m = -1; m < c->nmethods; m++)
+                    cells[n++] =
+                        (cell){c->rates[r], c->vars[v], k, m < 0 ? -1 : (int)c->methods[m]};
+    double t0 = now_s();
+    int computed = 0;
+    lb_sweep_progress p = {0, total, 0, -1, NULL, 0};
+    for (int i = 0; i < n; i++) {
+        char name[256], path[1400], map[1400];
+        cell_name(&cells[i], name, sizeof name);
+        snprintf(path, sizeof path, "%s/cells/%s.json", c->dir, name);
+        cJSON *j = read_cell(path);
+        if (j) { /* finished before: not redone, if it was made with these settings */
+#define NUM(k) cJSON_GetNumberValue(cJSON_GetObjectItem(j, k))
+            int ep = cells[i].method < 0 ? 0 : c->ft.epochs;
+            if (NUM("epochs") != ep || NUM("train_limit") != c->ft.train_limit ||
+                NUM("test_limit") != c->ft.test_limit) {
+                st = lb_error_set(LB_EINVAL,
+                                  "%s: made with other settings (epochs %g, train limit %g, test "
+                                  "limit %g; now %d, %d, %d): give another -o DIR or delete "
+                                  "that sweep's cells",
+                                  path, NUM("epochs"), NUM("train_limit"), NUM("test_limit"), ep,
+                                  c->ft.train_limit, c->ft.test_limit);
+                cJSON_Delete(j);
+                goto out;
+            }
+#undef NUM
+            p.acc = (float)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "accuracy"));
+            cJSON_Delete(j);
+            p.reused++;
+        } else {
+            cell mk = cells[i];
+            mk.method = -1;
+            char mname[256];
+            cell_name(&mk, mname, sizeof mname);
+            mname[strlen(mname) - strlen("_before")] = 0;
+            snprintf(map, sizeof map, "%s/maps/%s.lbmap", c->dir, mname);
+            if ((st = ensure_map(c, &cells[i], info.model.arch, specs, ns, map)) != LB_OK) goto out;
+            if ((st = run_cell(c, &cells[i], map, name, path)) != LB_OK) goto out;
+            computed++;
+            cJSON *d = read_cell(path);
+            p.acc = d ? (float)cJSON_GetNumberValue(cJSON_GetObjectItem(d, "accuracy")) : 0;
+            cJSON_Delete(d);
+        }
+        p.done = i + 1;
+        p.cell = name;
+        /* the cells left, at this session's mean time per computed cell */
+        p.eta_s = computed ? (now_s() - t0) / computed * (n - p.done) : -1;
+        if (fn) fn(ctx, &p);
+    }
+    st = write_tables(c, cells, n);
+out:
+    free(cells);
+    free(specs);
+    return st;
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Fine-tuning for a chip and sweeps of chips end to end on a Fashion-MNIST subset
+# (docs/faults.md): short W4A4 cnn trainings (reg learned levels, LSQ), a 10% chip each,
+# `lowbit finetune` with every method for one epoch: lowbit's chip accuracy after >= before (fixed
+# seeds), `eval OUT --chip` = the reported figure, metrics lines; a tiny `faults sweep` (2 rates x
+# 2 chips, 1 method) writes csv/json/svg/png and a rerun redoes no cell; then the bad input:
+# unknown method, a chip of another model, --epochs 0, rates outside [0, 1], each a clear error,
+# a non-zero exit and nothing written.
+# Usage: finetune.sh path/to/lowbit. With a sanitizer build (or LOWBIT_QUICK=1) fewer samples.
+set -u
+L=${1:?usage: finetune.sh path/to/lowbit}
+DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
+T=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_finetune.XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { # name, why, [file to show]
+    fail=$((fail + 1))
+    echo "FAIL $1: $2"
+    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/    /' "$3" | tail -5
+}
+finish() {
+    echo "finetune.sh: $pass passed, $fail failed"
+    [ "$fail" -eq 0 ]
+    exit
+}
+
+ntrain=768 nft=128 ntest=200
+if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then ntrain=256 nft=64 ntest=64; fi
+if [ ! -d "$DATA" ]; then
+    bad "data" "data set $DATA missing (scripts/deps.sh installs dataset-fashion-mnist)"
+    finish
+fi
+# a subset as raw idx files (count patched): every command decodes kilobytes, not 60,000 images
+D="$T/data"
+mkdir -p "$D"
+sub() { # name, count, bytes per sample
+    local hdr=16
+    [ "$3" = 1 ] && hdr=8
+    { gunzip -c "$DATA/$1.gz" | head -c 4; printf "%08x" "$2" | xxd -r -p
+      gunzip -c "$DATA/$1.gz" | head -c $((hdr + $2 * $3)) | tail -c +9; } >"$D/$1"
+}
+sub train-images-idx3-ubyte "$ntrain" 784
+sub train-labels-idx1-ubyte "$ntrain" 1
+sub t10k-images-idx3-ubyte "$ntest" 784
+sub t10k-labels-idx1-ubyte "$ntest" 1
+
+train() { # name, options...
+    local name=$1
+    shift
+    "$L" train --data "$D" --out "$T/$name.ckpt" --epochs 2 --batch 64 --lr 0.02 --seed 2 "$@" \
+        >"$T/$name.train" 2>&1
+}
+acc() { sed -n 's/^accuracy: //p' "$1" | tail -1; }
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
+
+for q in reg lsq; do
+    if [ $q = reg ]; then
+        train reg --model cnn --quant reg --levels learned --wbits 4 --abits 4 || bad "train reg" "exit $?" "$T/reg.train"
+    else
+        train lsq --model cnn --quant lsq --wbits 4 --abits 4 || bad "train lsq" "exit $?" "$T/lsq.train"
+    fi
+    "$L" faults map "$T/$q.ckpt" --rate 0.1 --seed 3 -o "$T/$q.lbmap" >/dev/null 2>&1 ||
+        bad "map $q" "failed"
+    for m in lowbit inject qfalt; do
+        o="$T/${q}_$m"
+        if "$L" finetune "$T/$q.ckpt" --chip "$T/$q.lbmap" --method $m --epochs 1 --data "$D" \
+            --train-limit "$nft" --batch 32 --seed 1 -o "$o.ckpt" >"$o.out" 2>"$o.err"; then
+            ok
+        else
+            bad "finetune $q $m" "exit $?" "$o.err"
+            continue
+        fi
+        before=$(sed -n 's/^accuracy before: //p' "$o.out")
+        after=$(acc "$o.out")
+        "$L" eval "$o.ckpt" --data "$D" --chip "$T/$q.lbmap" >"$o.eval" 2>&1
+        [ -n "$after" ] && [ "$(acc "$o.eval")" = "$after" ] && ok ||
+            bad "eval --chip $q $m" "eval gives $(acc "$o.eval"), finetune reported $after" "$o.eval"
+        [ "$(grep -c '"chip_acc"' "$o.ckpt.metrics.jsonl" 2>/dev/null)" = 1 ] && ok ||
+            bad "metrics $q $m" "no chip_acc line" "$o.ckpt.metrics.jsonl"
+        if [ $m = lowbit ]; then
+            ge "$after" "$before" && ok || bad "lowbit $q" "chip accuracy $before -> $after" "$o.out"
+        fi
+        echo "  $q $m: chip accuracy $before -> $after"
+    done
+done
+
+# ---- a tiny sweep, then its resumption -------------------------------------------------------
+S=(faults sweep "$T/lsq.ckpt" --rates 0,0.1 --chips 2 --methods lowbit --finetune-epochs 1
+    --data "$D" --train-limit 64 --test-limit 64 --batch 32 -o "$T/sw")
+if "$L" "${S[@]}" >"$T/sw.out" 2>"$T/sw.err"; then ok; else bad "sweep" "exit $?" "$T/sw.err"; fi
+[ "$(wc -l <"$T/sw/sweep.csv")" = 9 ] && grep -q '"cells"' "$T/sw/sweep.json" && ok ||
+    bad "sweep table" "expected 8 rows" "$T/sw/sweep.csv"
+grep -q "ETA" "$T/sw.err" && ok || bad "sweep progress" "no ETA on stderr" "$T/sw.err"
+if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+    [ -s "$T/sw/sweep_rate.svg" ] && [ -s "$T/sw/sweep_rate.png" ] && ok ||
+        bad "sweep plots" "no svg/png" "$T/sw.err"
+else
+    grep -q "plots: NOT made" "$T/sw.err" && ok || bad "sweep plots" "no notice" "$T/sw.err"
+fi
+ls -l --time-style=full-iso "$T/sw/cells" >"$T/cells.1"
+cp "$T/sw/sweep.csv" "$T/csv.1"
+if "$L" "${S[@]}" >/dev/null 2>"$T/sw2.err" && grep -q "(8 done before)" "$T/sw2.err"; then
+    ok
+else bad "sweep resume" "cells redone" "$T/sw2.err"; fi
+ls -l --time-style=full-iso "$T/sw/cells" | diff -q - "$T/cells.1" >/dev/null && ok ||
+    bad "sweep resume" "cell files rewritten"
+cmp -s "$T/sw/sweep.csv" "$T/csv.1" && ok || bad "sweep resume" "another table"
+S2=("${S[@]}")
+S2[10]=2 # --finetune-epochs 2: the finished cells were made with 1
+if [ "${S2[9]}" = --finetune-epochs ] && ! "$L" "${S2[@]}" >/dev/null 2>"$T/sw3.err" &&
+    grep -q "other settings" "$T/sw3.err"; then ok; else
+    bad "sweep resume, other settings" "accepted or no message" "$T/sw3.err"
+fi
+
+# ---- bad input: a clear message, a non-zero exit, nothing written ----------------------------
+fails() { # name, expected exit, grep pattern, command...
+    local name=$1 code=$2 pat=$3
+    shift 3
+    "$@" >"$T/bad.out" 2>"$T/bad.err"
+    local rc=$?
+    if [ "$rc" = "$code" ] && grep -q -- "$pat" "$T/bad.err"; then ok; else
+        bad "$name" "exit $rc (want $code), message: $(head -c 300 "$T/bad.err")"
+    fi
+    [ -e "$T/nope.ckpt" ] && bad "$name" "wrote the output anyway"
+}
+F=(finetune "$T/lsq.ckpt" --data "$D" --train-limit 32 -o "$T/nope.ckpt")
+fails "unknown method" 2 "lowbit, inject or qfalt" "$L" "${F[@]}" --chip "$T/lsq.lbmap" --method lowbitt
+fails "chip of another model" 1 "reg.lbmap" "$L" "${F[@]}" --chip "$T/reg.lbmap"
+fails "epochs 0" 2 "--epochs" "$L" "${F[@]}" --chip "$T/lsq.lbmap" --epochs 0
+fails "no chip" 2 "--chip" "$L" "${F[@]}"
+fails "sweep rate > 1" 2 "--rates" "$L" faults sweep "$T/lsq.ckpt" --rates 0,1.5 -o "$T/nope"
+fails "sweep rate < 0" 2 "--rates" "$L" faults sweep "$T/lsq.ckpt" --rates -0.1 -o "$T/nope"
+fails "sweep method" 2 "lowbit, inject or qfalt" "$L" faults sweep "$T/lsq.ckpt" --methods x -o "$T/nope"
+[ -e "$T/nope" ] && bad "sweep bad input" "created the directory" || ok
+finish
