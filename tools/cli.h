@@ -29,5 +29,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_faults(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static void usage(FILE *f) {
           "  export  write a checkpoint's integer model as C99\n"
           "  faults  fault maps of chips: map, convert, info (docs/faults.md)\n"
           "  predict classify image files with a checkpoint\n"
+          "  import  an ONNX model into an FP32 checkpoint (docs/onnx.md)\n"
           "'lowbit <command> --help' describes each.\n",
           f);
 }
@@ -35,6 +36,7 @@ int main(int argc, char **argv) {
     if (strcmp(c, "export") == 0) return cmd_export(argc - 2, argv + 2);
     if (strcmp(c, "faults") == 0) return cmd_faults(argc - 2, argv + 2);
     if (strcmp(c, "predict") == 0) return cmd_predict(argc - 2, argv + 2);
+    if (strcmp(c, "import") == 0) return cmd_import(argc - 2, argv + 2);
     fprintf(stderr, "lowbit: unknown command '%s'\n", c);
     usage(stderr);
     return 2;

@@ -1,0 +1,152 @@
+"""The PyTorch side of tests/cli/onnx.sh: exports models to ONNX with Debian's torch 1.13 and
+python3-onnx, with PyTorch's logits on real Fashion-MNIST images beside them, plus malformed
+files for the error tests. Not a general tool.
+
+  onnx_models.py make OUT DATA N   writes OUT/<model>.onnx and OUT/<model>.ref (PyTorch's logits,
+      one line per image) for cnn and resnet20 (the zoo twins of ../shared/peer/peer_models.py)
+      and gemmnet (not in the zoo: 5x5 stride-2 conv with bias, ReLU6, depthwise conv, average
+      and padded max pools, a residual add, Gemm + MatMul/Add head, dropout; normalized input),
+      and the bad inputs: truncated.onnx, garbage.onnx, sigmoid.onnx (unsupported op),
+      extdata.onnx (its external data file removed), twoinputs.onnx
+  onnx_models.py compare REF DUMP  every image's logits within 1e-4 relative (max |diff| / max
+      |logit|) of lowbit's `eval --dump-logits` and the same predictions
+"""
+import os
+import sys
+
+import numpy as np
+import onnx
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
+PEER = os.environ.get("LOWBIT_PEER", os.path.join(HERE, "..", "..", "..", "..", "shared", "peer"))
+for p in (PEER, "/work/shared/peer"):
+    if os.path.exists(os.path.join(p, "peer_models.py")):
+        sys.path.insert(0, p)
+        break
+import lowbit_ckpt as lc  # noqa: E402
+import peer_models as pm  # noqa: E402
+
+torch.set_num_threads(1)
+MEAN, STD = 0.2860, 0.3530  # gemmnet is imported with --mean/--std
+
+
+class GemmNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 5, stride=2, padding=2, bias=True)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)
+        self.bn = nn.BatchNorm2d(8, eps=1e-3)
+        self.pw = nn.Conv2d(8, 16, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(16)
+        self.skip = nn.Conv2d(8, 16, 1, bias=True)
+        self.fc1 = nn.Linear(16 * 4 * 4, 32)
+        self.w2 = nn.Parameter(torch.randn(10, 32) * 0.2)
+        self.b2 = nn.Parameter(torch.randn(10) * 0.1)
+        self.drop = nn.Dropout(0.25)
+
+    def forward(self, x):
+        x = F.relu6(self.stem(x))                      # 14x14
+        y = F.relu(self.bn(self.dw(x)))
+        y = F.avg_pool2d(y, 2)                         # 7x7
+        y = self.bn2(self.pw(y))
+        s = F.avg_pool2d(self.skip(x), 2)
+        x = F.relu(y + s)
+        x = F.max_pool2d(x, 3, stride=2, padding=1)    # 4x4
+        x = self.drop(F.relu(self.fc1(x.reshape(x.shape[0], -1))))
+        return torch.matmul(x, self.w2.t()) + self.b2  # MatMul + Add
+
+
+def randomize_bn(m, g):
+    for mod in m.modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            c = mod.num_features
+            mod.running_mean.copy_(torch.randn(c, generator=g) * 0.2)
+            mod.running_var.copy_(torch.rand(c, generator=g) * 1.5 + 0.5)
+            mod.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
+            mod.bias.data.copy_(torch.randn(c, generator=g) * 0.2)
+
+
+def export(m, path, inputs=None, names=("x",)):
+    m.eval()
+    inputs = inputs if inputs is not None else (torch.zeros(1, 1, 28, 28),)
+    # opset 10: PyTorch 1.13 exports F.pad at opset >= 11 as a shape-computing subgraph
+    # (ConstantOfShape, Concat, ...) that lowbit does not evaluate; at 10 it is one Pad node.
+    # PRESERVE keeps BatchNormalization nodes (EVAL folds them into the convs).
+    torch.onnx.export(m, inputs, path, input_names=list(names), output_names=["logits"],
+                      opset_version=10, training=torch.onnx.TrainingMode.PRESERVE,
+                      do_constant_folding=True)
+
+
+def make(out, data, n):
+    os.makedirs(out, exist_ok=True)
+    x, _ = lc.load_idx(data, "t10k", n)
+    img = torch.from_numpy(np.array(x, dtype=np.uint8)).unsqueeze(1).float() / 255.0
+    g = torch.Generator().manual_seed(16)
+    torch.manual_seed(16)
+    models = {"cnn": (pm.build("cnn"), img), "resnet20": (pm.build("resnet20"), img),
+              "gemmnet": (GemmNet(), (img - MEAN) / STD)}
+    for name, (m, inp) in models.items():
+        randomize_bn(m, g)
+        export(m, os.path.join(out, name + ".onnx"))
+        with torch.no_grad():
+            logits = m.eval()(inp).numpy()
+        np.savetxt(os.path.join(out, name + ".ref"), logits, fmt="%.9g")
+    raw = open(os.path.join(out, "cnn.onnx"), "rb").read()
+    open(os.path.join(out, "truncated.onnx"), "wb").write(raw[: len(raw) // 2])
+    open(os.path.join(out, "garbage.onnx"), "wb").write(b"\xff" * 64 + raw[64:256])
+
+    class Sig(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3)
+            self.fc = nn.Linear(4 * 26 * 26, 10)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(torch.sigmoid(self.conv(x)), 1))
+
+    export(Sig(), os.path.join(out, "sigmoid.onnx"))
+
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(28 * 28, 10)
+
+        def forward(self, a, b):
+            return self.fc(torch.flatten(a + b, 1))
+
+    z = torch.zeros(1, 1, 28, 28)
+    export(Two(), os.path.join(out, "twoinputs.onnx"), (z, z), ("a", "b"))
+    mp = onnx.load(os.path.join(out, "cnn.onnx"))
+    onnx.save_model(mp, os.path.join(out, "extdata.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="extdata.bin", size_threshold=0)
+    os.remove(os.path.join(out, "extdata.bin"))
+    print("ok exported cnn, resnet20, gemmnet and the bad inputs to", out)
+
+
+def compare(ref, dump):
+    r = np.loadtxt(ref, ndmin=2).astype(np.float32)
+    t = np.loadtxt(dump, ndmin=2)
+    lg = t[:, 1:].astype(np.float32)
+    if lg.shape != r.shape:
+        print("FAIL %s: lowbit dumped %s logits, PyTorch has %s" % (dump, lg.shape, r.shape))
+        return 1
+    rel = np.abs(lg - r).max(1) / np.maximum(np.abs(r).max(1), 1e-30)
+    same = float((lg.argmax(1) == r.argmax(1)).mean())
+    good = rel.max() <= 1e-4 and same == 1.0
+    print("%s %s: %d images, max rel diff %.3g, predictions equal %.4f" %
+          ("ok" if good else "FAIL", os.path.basename(ref), len(r), rel.max(), same))
+    return 0 if good else 1
+
+
+if __name__ == "__main__":
+    a = sys.argv[1:]
+    if a and a[0] == "make":
+        make(a[1], a[2], int(a[3]))
+    elif a and a[0] == "compare":
+        sys.exit(compare(a[1], a[2]))
+    else:
+        sys.exit(__doc__)
