@@ -62,6 +62,7 @@ lb_status ox_add_tensor(ox_ctx *c, const char *node, const char *suffix, float *
 /* External data: a file next to the model, named relatively and without "..", so that a model
  * cannot make lowbit read files elsewhere. */
 static lb_status external(ox_ctx *c, const Onnx__TensorProto *tp, size_t bytes, void *dst) {
+    /* dst: bytes + 1 allocated by the caller after external_size said the file holds them */
     const char *loc = NULL;
     long long off = 0, len = -1;
     for (size_t i = 0; i < tp->n_external_data; i++) {
@@ -103,6 +104,23 @@ static lb_status external(ox_ctx *c, const Onnx__TensorProto *tp, size_t bytes, 
     return LB_OK;
 }
 
+/* Whether the data tp names holds `bytes` bytes, before anything that large is allocated (a
+ * shape is only a claim; the data must back it). */
+static int backed(const Onnx__TensorProto *tp, int type, int ext, size_t n, size_t bytes,
+                  const char *dir) {
+    if (!ext) {
+        if (tp->has_raw_data) return tp->raw_data.len == bytes;
+        return type == OX_FLOAT ? tp->n_float_data == n : tp->n_int64_data == n;
+    }
+    if (!dir) return 1; /* external() refuses it with its own message */
+    for (size_t i = 0; i < tp->n_external_data; i++) {
+        const Onnx__StringStringEntryProto *e = tp->external_data[i];
+        if (e->key && e->value && strcmp(e->key, "length") == 0)
+            return strtoull(e->value, NULL, 10) == bytes;
+    }
+    return bytes <= ((size_t)1 << 31);
+}
+
 /* Elements of tp as `type` (4- or 8-byte little-endian), malloc'd (at least 1 byte). */
 static lb_status tensor_data(ox_ctx *c, const Onnx__NodeProto *nd, const Onnx__TensorProto *tp,
                              int type, void **out, size_t *count) {
@@ -120,23 +138,26 @@ static lb_status tensor_data(ox_ctx *c, const Onnx__NodeProto *nd, const Onnx__T
             return lb_error_set(LB_EFORMAT, "%s: tensor '%.200s' has a bad shape", c->file, tn);
         n *= (size_t)tp->dims[i];
     }
+    int ext =
+        tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    if (!backed(tp, type, ext, n, n * es, c->dir))
+        return lb_error_set(LB_EFORMAT, "%s: tensor '%.200s': data missing or of the wrong size",
+                            c->file, tn);
     void *d = malloc(n * es + 1);
     if (!d) return lb_error_set(LB_ENOMEM, "%s: out of memory for tensor '%.200s'", c->file, tn);
     lb_status st = LB_OK;
-    int ext =
-        tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
     if (ext) {
         st = external(c, tp, n * es, d);
     } else if (tp->has_raw_data) {
         if (tp->raw_data.len != n * es)
             st = lb_error_set(LB_EFORMAT, "%s: tensor '%.200s': %zu raw bytes for %zu elements",
                               c->file, tn, tp->raw_data.len, n);
-        else
+        else if (n)
             memcpy(d, tp->raw_data.data, n * es);
     } else if (type == OX_FLOAT && tp->n_float_data == n) {
-        memcpy(d, tp->float_data, n * es);
+        if (n) memcpy(d, tp->float_data, n * es); /* empty: the pointer may be NULL */
     } else if (type == OX_INT64 && tp->n_int64_data == n) {
-        memcpy(d, tp->int64_data, n * es);
+        if (n) memcpy(d, tp->int64_data, n * es);
     } else {
         st = lb_error_set(LB_EFORMAT, "%s: tensor '%.200s': data missing or of the wrong size",
                           c->file, tn);

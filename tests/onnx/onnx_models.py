@@ -8,6 +8,8 @@ files for the error tests. Not a general tool.
       and padded max pools, a residual add, Gemm + MatMul/Add head, dropout; normalized input),
       and the bad inputs: truncated.onnx, garbage.onnx, sigmoid.onnx (unsupported op),
       extdata.onnx (its external data file removed), twoinputs.onnx
+  onnx_models.py corpus OUT  tiny models (8x8 input, a few channels) covering every supported
+      op, the fuzzer's seed corpus (fuzz/corpus/onnx/)
   onnx_models.py compare REF DUMP  every image's logits within 1e-4 relative (max |diff| / max
       |logit|) of lowbit's `eval --dump-logits` and the same predictions
 """
@@ -127,6 +129,49 @@ def make(out, data, n):
     print("ok exported cnn, resnet20, gemmnet and the bad inputs to", out)
 
 
+class Tiny(nn.Module):
+    """Every op lowbit imports, at 8x8 with 2-4 channels: a seed for fuzz/fuzz_onnx.c."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 2, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(2)
+        self.c2 = nn.Conv2d(2, 2, 3, padding=1, groups=2)
+        self.c3 = nn.Conv2d(2, 4, 1, bias=False)
+        self.fc = nn.Linear(4 * 2 * 2, 4)
+        self.w = nn.Parameter(torch.randn(4, 3))
+        self.b = nn.Parameter(torch.randn(3))
+
+    def forward(self, x):
+        x = F.relu(self.bn(self.c1(x)))
+        y = F.relu6(self.c2(x))
+        x = F.max_pool2d(x + y, 2)                       # 4x4
+        s = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, 1, 1))  # option-A shortcut: 4x2x2
+        x = F.avg_pool2d(self.c3(x), 2) + s
+        x = nn.functional.dropout(x.reshape(x.shape[0], -1), 0.1, self.training)
+        x = F.relu(self.fc(x))
+        return torch.matmul(x, self.w) + self.b
+
+
+def corpus(out):
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(1)
+    m = Tiny()
+    export(m, os.path.join(out, "tiny.onnx"), (torch.zeros(1, 1, 8, 8),))
+
+    class Gap(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(3, 2, 1)
+            self.fc = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.c(x), 1), 1))
+
+    export(Gap(), os.path.join(out, "gap.onnx"), (torch.zeros(1, 3, 4, 4),))
+    print("ok corpus in", out)
+
+
 def compare(ref, dump):
     r = np.loadtxt(ref, ndmin=2).astype(np.float32)
     t = np.loadtxt(dump, ndmin=2)
@@ -146,6 +191,8 @@ if __name__ == "__main__":
     a = sys.argv[1:]
     if a and a[0] == "make":
         make(a[1], a[2], int(a[3]))
+    elif a and a[0] == "corpus":
+        corpus(a[1])
     elif a and a[0] == "compare":
         sys.exit(compare(a[1], a[2]))
     else:
