@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # ONNX import (issue 16, docs/onnx.md): PyTorch 1.13 exports cnn and resnet20 (the zoo twins of
-# ../shared/peer) and gemmnet (a graph not in the zoo) to ONNX (tests/onnx/onnx_models.py);
-# `lowbit import` reads them and `lowbit eval --dump-logits` must give PyTorch's logits on real
-# Fashion-MNIST images within 1e-4 relative. An imported model fine-tunes with --init (the .onnx
-# itself, and the imported checkpoint with LSQ W4A4) and resumes; a truncated or garbage file, an
-# unsupported op, a missing external-data file and two inputs each give one error naming the
-# file or node and a non-zero exit. Usage: onnx.sh path/to/lowbit. Sanitizer builds: fewer images.
+# ../shared/peer), gemmnet (a graph not in the zoo) and asym (asymmetric pads lowbit can take) to
+# ONNX (tests/onnx/onnx_models.py); `lowbit import` reads them and `lowbit eval --dump-logits`
+# must give PyTorch's logits on real Fashion-MNIST images within 1e-4 relative. An imported model
+# fine-tunes with --init (the .onnx itself, and the imported checkpoint with LSQ W4A4) and
+# resumes; a truncated or garbage file, an unsupported op, asymmetric pads lowbit cannot take, a
+# missing external-data file and two inputs each give one error naming the file or node and a
+# non-zero exit. Usage: onnx.sh path/to/lowbit. Sanitizer builds: fewer images.
 set -u
 L=${1:?usage: onnx.sh path/to/lowbit}
 DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
@@ -32,7 +33,7 @@ if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then nimg=64 ntr
 "$PY" -c 'import torch, onnx' 2>"$T/py.err" || { bad python "$PY lacks torch/onnx (scripts/deps.sh: python3-onnx)" "$T/py.err"; finish; }
 "$PY" "$GEN" make "$T" "$DATA" "$nimg" >"$T/make.log" 2>&1 || { bad export "PyTorch export failed" "$T/make.log"; finish; }
 
-for m in cnn resnet20 gemmnet; do
+for m in cnn resnet20 gemmnet asym; do
     norm=()
     [ "$m" = gemmnet ] && norm=(--mean 0.2860 --std 0.3530)
     if "$L" import "$T/$m.onnx" -o "$T/$m.ckpt" "${norm[@]}" >"$T/$m.imp" 2>&1 &&
@@ -77,6 +78,7 @@ err truncated truncated.onnx 'truncated\.onnx: not an ONNX model'
 err garbage garbage.onnx 'garbage\.onnx: not an ONNX model'
 err unsupported sigmoid.onnx "sigmoid\.onnx: node '/Sigmoid' \(Sigmoid\): unsupported op; lowbit imports Conv"
 err extdata extdata.onnx "extdata\.onnx: tensor '.*': external data file .*extdata\.bin"
+err asymbad asymbad.onnx "asymbad\.onnx: node 'conv' \(Conv\): pads \[1,1,2,2\]: lowbit pads all four sides alike"
 err twoinputs twoinputs.onnx "twoinputs\.onnx: the graph has two inputs \('a', 'b'\)"
 err missing nothere.onnx 'nothere\.onnx: cannot open'
 if "$L" train --data "$DATA" --init "$T/sigmoid.onnx" --out "$T/bad.ckpt" >"$T/tinit.out" 2>&1; then

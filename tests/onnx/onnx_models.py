@@ -62,6 +62,42 @@ class GemmNet(nn.Module):
         return torch.matmul(x, self.w2.t()) + self.b2  # MatMul + Add
 
 
+def asym(out, img):
+    """asym.onnx, written with onnx.helper (PyTorch's convs pad symmetrically): a 2x2 stride-2
+    conv with pads [0,0,1,1] on 28x28, whose extra bottom/right pad is never read (lowbit takes
+    it), then a Gemm; its reference is PyTorch's F.pad + conv2d + linear. asymbad.onnx: pads
+    [1,1,2,2] on a 3x3 stride-1 conv, which lowbit must refuse."""
+    from onnx import TensorProto, helper, numpy_helper
+    g = torch.Generator().manual_seed(5)
+    w = torch.randn(4, 1, 2, 2, generator=g)
+    fw, fb = torch.randn(10, 4 * 14 * 14, generator=g) * 0.05, torch.randn(10, generator=g)
+
+    def model(path, weight, pads, hw):
+        inits = [numpy_helper.from_array(weight.numpy(), "conv.weight"),
+                 numpy_helper.from_array(torch.randn(10, 4 * hw * hw).numpy(), "fc.weight"),
+                 numpy_helper.from_array(fb.numpy(), "fc.bias")]
+        if hw == 14:
+            inits[1] = numpy_helper.from_array(fw.numpy(), "fc.weight")
+        k, s = weight.shape[2], 2 if hw == 14 else 1
+        nodes = [helper.make_node("Conv", ["x", "conv.weight"], ["c"], name="conv",
+                                  kernel_shape=[k, k], strides=[s, s], pads=pads),
+                 helper.make_node("Flatten", ["c"], ["f"], name="flat", axis=1),
+                 helper.make_node("Gemm", ["f", "fc.weight", "fc.bias"], ["logits"], name="fc",
+                                  transB=1)]
+        gr = helper.make_graph(nodes, "asym",
+                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, 28, 28])],
+                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 10])],
+                               inits)
+        onnx.save(helper.make_model(gr, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+    model(os.path.join(out, "asym.onnx"), w, [0, 0, 1, 1], 14)
+    model(os.path.join(out, "asymbad.onnx"), torch.randn(4, 1, 3, 3), [1, 1, 2, 2], 29)
+    with torch.no_grad():
+        y = F.conv2d(F.pad(img, (0, 1, 0, 1)), w, stride=2)
+        logits = F.linear(torch.flatten(y, 1), fw, fb).numpy()
+    np.savetxt(os.path.join(out, "asym.ref"), logits, fmt="%.9g")
+
+
 def randomize_bn(m, g):
     for mod in m.modules():
         if isinstance(mod, nn.BatchNorm2d):
@@ -97,6 +133,7 @@ def make(out, data, n):
         with torch.no_grad():
             logits = m.eval()(inp).numpy()
         np.savetxt(os.path.join(out, name + ".ref"), logits, fmt="%.9g")
+    asym(out, img)
     raw = open(os.path.join(out, "cnn.onnx"), "rb").read()
     open(os.path.join(out, "truncated.onnx"), "wb").write(raw[: len(raw) // 2])
     open(os.path.join(out, "garbage.onnx"), "wb").write(b"\xff" * 64 + raw[64:256])
