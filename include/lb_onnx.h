@@ -21,6 +21,7 @@ typedef struct lb_onnx_tensor {
 typedef struct lb_onnx_model {
     int in_c, in_h, in_w, classes;
     char *graph; /* the graph as lowbit's JSON description (docs/onnx.md), malloc'd */
+    lb_norm norm; /* set when the file records lowbit.norm_mean/std (lowbit's own export) */
     lb_onnx_tensor *t;
     int nt;
 } lb_onnx_model;
@@ -37,12 +38,18 @@ lb_status lb_onnx_read_mem(const void *buf, size_t n, const char *name, const ch
 void lb_onnx_free(lb_onnx_model *m);
 
 /* The model configuration of an imported model: arch "graph", its graph, input shape and classes,
- * the fp32 plan and `norm` (NULL or unset: pixel/255, i.e. mean 0, std 1). LB_EINVAL when the
- * graph does not fit lb_model_cfg.graph. */
+ * the fp32 plan and `norm` (NULL or unset: the file's recorded normalization, else pixel/255,
+ * i.e. mean 0, std 1). LB_EINVAL when the graph does not fit lb_model_cfg.graph. */
 lb_status lb_onnx_model_cfg(const lb_onnx_model *m, const lb_norm *norm, lb_model_cfg *cfg);
 /* Copies the imported tensors into a planned net built from that configuration (any quantization
  * plan): every weight, bias, BN parameter and running statistic must be found; quantizer tensors
  * keep their data-driven initialization. */
 lb_status lb_onnx_load_weights(const lb_onnx_model *m, const char *path, lb_net *n);
+
+/* Writes a float network (no quantizers: the caller checks) as ONNX opset 13 at `path`: the graph
+ * node for node, parameters and BN statistics as initializers, input [N, C, H, W] = the image
+ * normalized with `norm` (recorded as metadata lowbit.norm_mean / lowbit.norm_std), output
+ * [N, classes]. LB_EIO / LB_ENOMEM naming the path. */
+lb_status lb_onnx_export(const lb_net *n, const lb_norm *norm, const char *path);
 
 #endif

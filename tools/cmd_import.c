@@ -28,7 +28,8 @@ static void usage(void) {
          "and export take it. lowbit train --init MODEL.onnx imports on the fly.\n"
          "  -o FILE      the checkpoint to write\n"
          "  --mean, --std  the normalization the model expects: it sees (pixel/255 - mean) / std\n"
-         "               per channel (default mean 0, std 1: pixel/255), recorded in the file");
+         "               per channel (default: the file's lowbit.norm_mean/std metadata, which\n"
+         "               lowbit export --onnx writes, else mean 0, std 1: pixel/255); recorded");
 }
 
 int cmd_import(int argc, char **argv) {

@@ -18,6 +18,7 @@ lb_status lb_onnx_model_cfg(const lb_onnx_model *m, const lb_norm *norm, lb_mode
     /* pixel/255 unless told: PyTorch users normalize in their data pipeline, if at all */
     cfg->norm.set = 1;
     for (int i = 0; i < 3; i++) cfg->norm.mean[i] = 0, cfg->norm.std[i] = 1;
+    if (m->norm.set) cfg->norm = m->norm;
     if (norm && norm->set) cfg->norm = *norm;
     return lb_norm_check(&cfg->norm, "--mean/--std");
 }

@@ -151,6 +151,21 @@ static lb_status walk(ox_ctx *c, lb_onnx_model *m) {
     return LB_OK;
 }
 
+/* lowbit's export records the normalization its input expects: three numbers each, std > 0. */
+static void norm_meta(const Onnx__ModelProto *pm, lb_onnx_model *m) {
+    int got = 0;
+    for (size_t i = 0; i < pm->n_metadata_props; i++) {
+        const Onnx__StringStringEntryProto *e = pm->metadata_props[i];
+        if (!e->key || !e->value) continue;
+        int mean = strcmp(e->key, "lowbit.norm_mean") == 0, sd = strcmp(e->key, "lowbit.norm_std") == 0;
+        float *dst = mean ? m->norm.mean : sd ? m->norm.std : NULL;
+        if (dst && sscanf(e->value, "%f,%f,%f", &dst[0], &dst[1], &dst[2]) == 3) got += mean ? 1 : 2;
+    }
+    m->norm.set = got == 3;
+    for (int i = 0; i < 3 && m->norm.set; i++)
+        if (!(m->norm.std[i] > 0) || m->norm.mean[i] != m->norm.mean[i]) m->norm.set = 0;
+}
+
 lb_status lb_onnx_read_mem(const void *buf, size_t n, const char *name, const char *dir,
                            lb_onnx_model **out) {
     *out = NULL;
@@ -168,6 +183,7 @@ lb_status lb_onnx_read_mem(const void *buf, size_t n, const char *name, const ch
     lb_onnx_model *m = calloc(1, sizeof *m);
     if (st == LB_OK && !m) st = lb_error_set(LB_ENOMEM, "%s: out of memory", name);
     if (st == LB_OK) st = walk(&c, m);
+    if (st == LB_OK) norm_meta(pm, m);
     if (m)
         m->t = c.t, m->nt = c.nt;
     else {

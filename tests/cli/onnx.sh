@@ -67,6 +67,32 @@ if tr ftq --resume "$T/ftq.ckpt" --epochs 2 && grep -q '^accuracy:' "$T/ftq.trai
     bad "resume a graph model" "exit $?" "$T/ftq.train"
 fi
 
+# export of FP32 models (--onnx): a zoo resnet20 (option-A shortcuts) and the fine-tuned import;
+# lowbit re-imports each (normalization from the file's metadata) with the same logits, and
+# onnxruntime, where $ORT_PY has it (not a Debian package: pip install onnxruntime), agrees
+# within 1e-4; quantized checkpoints are refused
+ORT_PY=${LOWBIT_ORT_PYTHON:-$PY}
+tr zoo --model resnet20 --epochs 1 || bad "train resnet20" "exit $?" "$T/zoo.train"
+for m in zoo ft; do
+    if "$L" export "$T/$m.ckpt" --onnx "$T/$m.x.onnx" >"$T/$m.x" 2>&1 &&
+        "$L" eval "$T/$m.ckpt" --data "$DATA" --test-limit "$nimg" --dump-logits "$T/$m.x.lg" >/dev/null 2>&1 &&
+        "$L" import "$T/$m.x.onnx" -o "$T/$m.x.ckpt" >>"$T/$m.x" 2>&1 &&
+        "$L" eval "$T/$m.x.ckpt" --data "$DATA" --test-limit "$nimg" --dump-logits "$T/$m.xx.lg" >/dev/null 2>&1 &&
+        "$PY" "$GEN" compare "$T/$m.x.lg" "$T/$m.xx.lg" >>"$T/$m.x" 2>&1; then ok; else
+        bad "$m export --onnx, re-import" "logits differ or exit $?" "$T/$m.x"
+    fi
+    "$ORT_PY" "$GEN" ort "$T/$m.x.onnx" "$DATA" "$nimg" "$T/$m.x.lg" >"$T/$m.ort" 2>&1
+    case $? in
+    0) ok && sed 's/^/    onnxruntime: /' "$T/$m.ort" ;;
+    77) echo "    $m: onnxruntime not installed for $ORT_PY, not compared (LOWBIT_ORT_PYTHON)" ;;
+    *) bad "$m onnxruntime" "logits differ" "$T/$m.ort" ;;
+    esac
+done
+if "$L" export "$T/ftq.ckpt" --onnx "$T/q.onnx" >"$T/q.x" 2>&1; then bad "export --onnx of lsq" "exit 0"
+elif grep -q 'quantized ONNX (QDQ) is not written yet' "$T/q.x" && [ ! -e "$T/q.onnx" ]; then ok; else
+    bad "export --onnx of lsq" "message" "$T/q.x"
+fi
+
 # bad input: one line naming the file or node, exit 1, no crash
 err() { # name, file, pattern the message must match
     "$L" import "$T/$2" -o "$T/bad.ckpt" >"$T/$1.out" 2>&1

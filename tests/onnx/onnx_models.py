@@ -10,8 +10,12 @@ files for the error tests. Not a general tool.
       extdata.onnx (its external data file removed), twoinputs.onnx
   onnx_models.py corpus OUT  tiny models (8x8 input, a few channels) covering every supported
       op, the fuzzer's seed corpus (fuzz/corpus/onnx/)
+  onnx_models.py ort MODEL DATA N DUMP  runs an ONNX file written by `lowbit export --onnx` in
+      onnxruntime on the first N test images (normalized with the file's lowbit.norm_mean/std)
+      and compares with DUMP as `compare` does; exits 77 when onnxruntime is not installed
   onnx_models.py compare REF DUMP  every image's logits within 1e-4 relative (max |diff| / max
-      |logit|) of lowbit's `eval --dump-logits` and the same predictions
+      |logit|) of lowbit's `eval --dump-logits` and the same predictions (REF: logits, or
+      another dump)
 """
 import os
 import sys
@@ -209,9 +213,30 @@ def corpus(out):
     print("ok corpus in", out)
 
 
+def ort(model, data, n, dump):
+    try:
+        import onnxruntime
+    except ImportError:
+        print("skip: onnxruntime is not installed (pip install onnxruntime)")
+        return 77
+    meta = {p.key: p.value for p in onnx.load(model).metadata_props}
+    mean = np.array([float(v) for v in meta["lowbit.norm_mean"].split(",")], np.float32)
+    std = np.array([float(v) for v in meta["lowbit.norm_std"].split(",")], np.float32)
+    x, _ = lc.load_idx(data, "t10k", n)
+    x = np.array(x, dtype=np.float32)[:, None] / np.float32(255)
+    x = (x - mean[0]) / std[0]
+    sess = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    out = sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
+    ref = dump + ".ort"
+    np.savetxt(ref, out, fmt="%.9g")
+    return compare(ref, dump)
+
+
 def compare(ref, dump):
     r = np.loadtxt(ref, ndmin=2).astype(np.float32)
     t = np.loadtxt(dump, ndmin=2)
+    if r.shape == t.shape:  # REF is a dump too (prediction, logits...)
+        r = r[:, 1:]
     lg = t[:, 1:].astype(np.float32)
     if lg.shape != r.shape:
         print("FAIL %s: lowbit dumped %s logits, PyTorch has %s" % (dump, lg.shape, r.shape))
@@ -230,6 +255,8 @@ if __name__ == "__main__":
         make(a[1], a[2], int(a[3]))
     elif a and a[0] == "corpus":
         corpus(a[1])
+    elif a and a[0] == "ort":
+        sys.exit(ort(a[1], a[2], int(a[3]), a[4]))
     elif a and a[0] == "compare":
         sys.exit(compare(a[1], a[2]))
     else:
