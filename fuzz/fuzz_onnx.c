@@ -12,8 +12,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lb_onnx_model *m;
     if (lb_onnx_read_mem(data, size, "<fuzz>", NULL, &m) != LB_OK) return 0;
     /* Invariants lowbit import relies on. */
-    if (!m->graph || strncmp(m->graph, "{\"nodes\":[", 10) != 0 ||
-        (m->in_c != 1 && m->in_c != 3) || m->in_h < 1 || m->in_w < 1 || m->classes < 2)
+    if (!m->graph || strncmp(m->graph, "{\"nodes\":[", 10) != 0 || (m->in_c != 1 && m->in_c != 3) ||
+        m->in_h < 1 || m->in_w < 1 || m->classes < 2)
         __builtin_trap();
     float acc = 0;
     for (int i = 0; i < m->nt; i++)

@@ -20,7 +20,7 @@ typedef struct lb_onnx_tensor {
 
 typedef struct lb_onnx_model {
     int in_c, in_h, in_w, classes;
-    char *graph; /* the graph as lowbit's JSON description (docs/onnx.md), malloc'd */
+    char *graph;  /* the graph as lowbit's JSON description (docs/onnx.md), malloc'd */
     lb_norm norm; /* set when the file records lowbit.norm_mean/std (lowbit's own export) */
     lb_onnx_tensor *t;
     int nt;

@@ -191,7 +191,9 @@ static void emit(xb *b, const lb_net *n, int i, int *rank) {
         }
         break;
     }
-    case LB_OP_RELU: node(b, "Relu", y, (const char *[]){x, NULL}, y, NULL); break;
+    case LB_OP_RELU:
+        node(b, "Relu", y, (const char *[]){x, NULL}, y, NULL);
+        break;
     case LB_OP_RELU6: {
         static const float lo = 0, hi = 6;
         snprintf(t1, sizeof t1, "%s.min", y);
@@ -206,10 +208,12 @@ static void emit(xb *b, const lb_net *n, int i, int *rank) {
         a[0] = attr_2(b, "kernel_shape", d->k, 2), a[1] = attr_2(b, "strides", d->stride, 2);
         a[2] = attr_2(b, "pads", d->pad, 4);
         if (d->op == LB_OP_AVGPOOL) a[3] = attr_i(b, "count_include_pad", 1);
-        node(b, d->op == LB_OP_MAXPOOL ? "MaxPool" : "AveragePool", y,
-             (const char *[]){x, NULL}, y, a);
+        node(b, d->op == LB_OP_MAXPOOL ? "MaxPool" : "AveragePool", y, (const char *[]){x, NULL}, y,
+             a);
         break;
-    case LB_OP_GAP: node(b, "GlobalAveragePool", y, (const char *[]){x, NULL}, y, NULL); break;
+    case LB_OP_GAP:
+        node(b, "GlobalAveragePool", y, (const char *[]){x, NULL}, y, NULL);
+        break;
     case LB_OP_ADD:
         node(b, "Add", y, (const char *[]){x, n->nodes[d->in[1]].name, NULL}, y, NULL);
         break;
@@ -234,7 +238,8 @@ static void emit(xb *b, const lb_net *n, int i, int *rank) {
             init_i64(b, nm[k], vals[k], k == 4 ? 8 : 2);
         }
         snprintf(t3, sizeof t3, "%s.slice", y);
-        Onnx__NodeProto *p = node(b, "Slice", t3, (const char *[]){x, nm[0], nm[1], NULL}, t3, NULL);
+        Onnx__NodeProto *p =
+            node(b, "Slice", t3, (const char *[]){x, nm[0], nm[1], NULL}, t3, NULL);
         char **ins = xalloc(b, 5 * sizeof *ins);
         if (p && ins) {
             ins[0] = xstr(b, x);
@@ -244,7 +249,9 @@ static void emit(xb *b, const lb_net *n, int i, int *rank) {
         node(b, "Pad", y, (const char *[]){t3, nm[4], NULL}, y, NULL);
         break;
     }
-    default: b->oom = 1; break; /* INPUT never comes here */
+    default:
+        b->oom = 1;
+        break; /* INPUT never comes here */
     }
 }
 
@@ -291,7 +298,8 @@ lb_status lb_onnx_export(const lb_net *n, const lb_norm *norm, const char *path)
     Onnx__ModelProto m;
     Onnx__OperatorSetIdProto op, *ops = &op;
     Onnx__StringStringEntryProto props[2], *pp[2] = {&props[0], &props[1]};
-    onnx__graph_proto__init(&g), onnx__model_proto__init(&m), onnx__operator_set_id_proto__init(&op);
+    onnx__graph_proto__init(&g), onnx__model_proto__init(&m),
+        onnx__operator_set_id_proto__init(&op);
     g.name = "lowbit";
     g.n_node = (size_t)b.nn, g.node = b.nodes;
     g.n_initializer = (size_t)b.ni, g.initializer = b.inits;

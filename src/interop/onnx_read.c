@@ -157,9 +157,11 @@ static void norm_meta(const Onnx__ModelProto *pm, lb_onnx_model *m) {
     for (size_t i = 0; i < pm->n_metadata_props; i++) {
         const Onnx__StringStringEntryProto *e = pm->metadata_props[i];
         if (!e->key || !e->value) continue;
-        int mean = strcmp(e->key, "lowbit.norm_mean") == 0, sd = strcmp(e->key, "lowbit.norm_std") == 0;
+        int mean = strcmp(e->key, "lowbit.norm_mean") == 0,
+            sd = strcmp(e->key, "lowbit.norm_std") == 0;
         float *dst = mean ? m->norm.mean : sd ? m->norm.std : NULL;
-        if (dst && sscanf(e->value, "%f,%f,%f", &dst[0], &dst[1], &dst[2]) == 3) got += mean ? 1 : 2;
+        if (dst && sscanf(e->value, "%f,%f,%f", &dst[0], &dst[1], &dst[2]) == 3)
+            got += mean ? 1 : 2;
     }
     m->norm.set = got == 3;
     for (int i = 0; i < 3 && m->norm.set; i++)
