@@ -38,6 +38,8 @@ typedef struct ox_ctx {
     int nn, ncap;
     lb_onnx_tensor *t;
     int nt, tcap;
+    void **owned; /* constants folded by onnx_fold.c (tensors, dims, data) */
+    int nowned;
 } ox_ctx;
 
 /* onnx_pb.c: values, constants and attributes. */
@@ -68,6 +70,10 @@ int ox_new_node(ox_ctx *c, lb_op op, const Onnx__NodeProto *nd, int in0, int in1
 int ox_act_in(ox_ctx *c, const Onnx__NodeProto *nd, size_t i, lb_status *st);
 lb_status ox_out1(ox_ctx *c, const Onnx__NodeProto *nd, int id);
 int64_t ox_attr_i(const Onnx__NodeProto *nd, const char *k, int64_t def);
+/* onnx_fold.c: a shape op (ConstantOfShape, Cast, Concat, Gather, Unsqueeze, Transpose,
+ * Reshape, Slice) whose inputs are all constants, or Shape of an activation, is computed
+ * (*done = 1) into a new constant. */
+lb_status ox_fold(ox_ctx *c, const Onnx__NodeProto *nd, int *done);
 /* onnx_shape.c: the ops that only move or combine activations (GlobalAveragePool, Add,
  * Flatten, Reshape, Dropout, Identity, Constant, Slice, Pad). */
 lb_status ox_map_shape(ox_ctx *c, const Onnx__NodeProto *nd);

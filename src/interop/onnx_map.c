@@ -382,6 +382,9 @@ lb_status ox_map_node(ox_ctx *c, const Onnx__NodeProto *nd) {
     if (nd->domain && nd->domain[0] && strcmp(nd->domain, "ai.onnx") != 0)
         return ox_node_err(c, nd, "operator domain '%.100s': lowbit takes the default domain",
                            nd->domain);
+    int folded;
+    lb_status st = ox_fold(c, nd, &folded);
+    if (st != LB_OK || folded) return st;
     if (!strcmp(op, "Conv")) return map_conv(c, nd);
     if (!strcmp(op, "Gemm")) return map_linear(c, nd, 1);
     if (!strcmp(op, "MatMul")) return map_linear(c, nd, 0);

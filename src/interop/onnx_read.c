@@ -194,6 +194,8 @@ lb_status lb_onnx_read_mem(const void *buf, size_t n, const char *name, const ch
     }
     free(c.v);
     free(c.nodes);
+    for (int i = 0; i < c.nowned; i++) free(c.owned[i]);
+    free(c.owned);
     onnx__model_proto__free_unpacked(pm, NULL);
     if (st != LB_OK) {
         lb_onnx_free(m);

@@ -3,9 +3,10 @@ python3-onnx, with PyTorch's logits on real Fashion-MNIST images beside them, pl
 files for the error tests. Not a general tool.
 
   onnx_models.py make OUT DATA N   writes OUT/<model>.onnx and OUT/<model>.ref (PyTorch's logits,
-      one line per image) for cnn and resnet20 (the zoo twins of ../shared/peer/peer_models.py)
-      and gemmnet (not in the zoo: 5x5 stride-2 conv with bias, ReLU6, depthwise conv, average
-      and padded max pools, a residual add, Gemm + MatMul/Add head, dropout; normalized input),
+      one line per image) for cnn (opset 10) and resnet20 (opset 14) (the zoo twins of
+      ../shared/peer/peer_models.py) and gemmnet (opset 13; not in the zoo: 5x5 stride-2 conv
+      with bias, ReLU6, depthwise conv, average and padded max pools, a residual add, Gemm +
+      MatMul/Add head, dropout; normalized input),
       and the bad inputs: truncated.onnx, garbage.onnx, sigmoid.onnx (unsupported op),
       extdata.onnx (its external data file removed), twoinputs.onnx
   onnx_models.py corpus OUT  tiny models (8x8 input, a few channels) covering every supported
@@ -112,14 +113,15 @@ def randomize_bn(m, g):
             mod.bias.data.copy_(torch.randn(c, generator=g) * 0.2)
 
 
-def export(m, path, inputs=None, names=("x",)):
+def export(m, path, inputs=None, names=("x",), opset=10):
     m.eval()
     inputs = inputs if inputs is not None else (torch.zeros(1, 1, 28, 28),)
-    # opset 10: PyTorch 1.13 exports F.pad at opset >= 11 as a shape-computing subgraph
-    # (ConstantOfShape, Concat, ...) that lowbit does not evaluate; at 10 it is one Pad node.
-    # PRESERVE keeps BatchNormalization nodes (EVAL folds them into the convs).
+    # opset 10 writes F.pad as one Pad node and relu6 as Relu + Clip(max) attributes; 14
+    # (PyTorch 1.13's default) computes F.pad's pads in an int64 subgraph lowbit folds, and Clip
+    # takes its bounds as inputs. PRESERVE keeps BatchNormalization nodes (EVAL folds them into
+    # the convs).
     torch.onnx.export(m, inputs, path, input_names=list(names), output_names=["logits"],
-                      opset_version=10, training=torch.onnx.TrainingMode.PRESERVE,
+                      opset_version=opset, training=torch.onnx.TrainingMode.PRESERVE,
                       do_constant_folding=True)
 
 
@@ -129,11 +131,11 @@ def make(out, data, n):
     img = torch.from_numpy(np.array(x, dtype=np.uint8)).unsqueeze(1).float() / 255.0
     g = torch.Generator().manual_seed(16)
     torch.manual_seed(16)
-    models = {"cnn": (pm.build("cnn"), img), "resnet20": (pm.build("resnet20"), img),
-              "gemmnet": (GemmNet(), (img - MEAN) / STD)}
-    for name, (m, inp) in models.items():
+    models = {"cnn": (pm.build("cnn"), img, 10), "resnet20": (pm.build("resnet20"), img, 14),
+              "gemmnet": (GemmNet(), (img - MEAN) / STD, 13)}
+    for name, (m, inp, opset) in models.items():
         randomize_bn(m, g)
-        export(m, os.path.join(out, name + ".onnx"))
+        export(m, os.path.join(out, name + ".onnx"), opset=opset)
         with torch.no_grad():
             logits = m.eval()(inp).numpy()
         np.savetxt(os.path.join(out, name + ".ref"), logits, fmt="%.9g")
@@ -199,6 +201,7 @@ def corpus(out):
     torch.manual_seed(1)
     m = Tiny()
     export(m, os.path.join(out, "tiny.onnx"), (torch.zeros(1, 1, 8, 8),))
+    export(m, os.path.join(out, "tiny14.onnx"), (torch.zeros(1, 1, 8, 8),), opset=14)
 
     class Gap(nn.Module):
         def __init__(self):
