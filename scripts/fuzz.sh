@@ -47,7 +47,7 @@ mkdir -p "$out/gen"
 protoc-c --c_out="$out/gen" -I/usr/include/onnx onnx.proto ||
     echo "  protoc-c failed (protobuf-c-compiler, libonnx-dev): fuzz_onnx will not build"
 FLAGS+=(-I"$out/gen")
-SRC=(src/core/*.c src/data/*.c src/ckpt/*.c src/faults/fmap*.c src/interop/onnx_[mprs]*.c
+SRC=(src/core/*.c src/data/*.c src/ckpt/*.c src/faults/fmap*.c src/interop/onnx_[fmprs]*.c
     "$out/gen/onnx.pb-c.c")
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_fuzz.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT

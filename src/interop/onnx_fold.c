@@ -168,7 +168,7 @@ static lb_status fold(ox_ctx *c, const Onnx__NodeProto *nd, ci *a, ci *b, int *d
             d[k] = b->v[k] == 0 && (int)k < a->ndim ? a->d[k] : b->v[k];
             if (d[k] == -1 && neg < 0)
                 neg = (int)k;
-            else if (d[k] < 1)
+            else if (d[k] < 1 || d[k] > (int64_t)a->n) /* also keeps the product in range */
                 return ox_node_err(c, nd, "bad shape");
             else
                 known *= d[k];
@@ -198,7 +198,8 @@ static lb_status fold(ox_ctx *c, const Onnx__NodeProto *nd, ci *a, ci *b, int *d
         if (st == LB_OK) free(e.v);
         free(ax.v), free(sp.v);
         if (st != LB_OK) return st;
-        if (!ok) return ox_node_err(c, nd, "lowbit folds a slice along one axis only");
+        if (!ok || step > (1LL << 31) || step < -(1LL << 31))
+            return ox_node_err(c, nd, "lowbit folds a slice along one axis only");
         if (s0 < 0) s0 = s0 < -dim ? -1 : s0 + dim; /* no overflow near INT64_MIN */
         if (e0 < 0) e0 = e0 < -dim ? -1 : e0 + dim;
         s0 = step > 0 ? clampi(s0, 0, dim) : clampi(s0, 0, dim - 1);
@@ -224,8 +225,9 @@ static lb_status fold(ox_ctx *c, const Onnx__NodeProto *nd, ci *a, ci *b, int *d
 lb_status ox_fold(ox_ctx *c, const Onnx__NodeProto *nd, int *done) {
     static const char *const ops[] = {"ConstantOfShape", "Cast",    "Concat", "Gather", "Unsqueeze",
                                       "Transpose",       "Reshape", "Slice",  NULL};
+    const char *op = nd->op_type ? nd->op_type : "";
     *done = 0;
-    if (!strcmp(nd->op_type, "Shape")) { /* of an activation: batch 1, as the model was exported */
+    if (!strcmp(op, "Shape")) { /* of an activation: batch 1, as the model was exported */
         lb_status st = ox_attrs_only(c, nd, "");
         int x = st == LB_OK ? ox_act_in(c, nd, 0, &st) : -1;
         if (x < 0) return st;
@@ -237,7 +239,7 @@ lb_status ox_fold(ox_ctx *c, const Onnx__NodeProto *nd, int *done) {
         return put(c, nd, v, (size_t)n, 1, &n);
     }
     int known = 0;
-    for (int i = 0; ops[i]; i++) known |= strcmp(nd->op_type, ops[i]) == 0;
+    for (int i = 0; ops[i]; i++) known |= strcmp(op, ops[i]) == 0;
     if (!known || nd->n_input < 1) return LB_OK;
     for (size_t i = 0; i < nd->n_input; i++) { /* only when every input is a constant */
         const ox_val *v = nd->input[i][0] ? ox_find(c, nd->input[i]) : NULL;

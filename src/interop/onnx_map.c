@@ -24,7 +24,7 @@ int ox_new_node(ox_ctx *c, lb_op op, const Onnx__NodeProto *nd, int in0, int in1
     ox_node *d = &c->nodes[c->nn];
     memset(d, 0, sizeof *d);
     d->op = op;
-    d->src = nd && nd->name && nd->name[0] ? nd->name : nd ? nd->op_type : "input";
+    d->src = !nd ? "input" : nd->name && nd->name[0] ? nd->name : nd->op_type ? nd->op_type : "?";
     d->in[0] = in0;
     d->in[1] = in1;
     d->sh = d->sw = 1;
@@ -97,6 +97,10 @@ lb_status ox_out1(ox_ctx *c, const Onnx__NodeProto *nd, int id) {
         if (nd->output[i] && nd->output[i][0])
             return ox_node_err(c, nd, "only its first output is supported");
     if (nd->n_output < 1) return ox_node_err(c, nd, "no output");
+    const ox_node *d = &c->nodes[id]; /* sizes stay well inside int for every later product */
+    if ((int64_t)d->c * d->h * d->w > (1 << 28))
+        return ox_node_err(c, nd, "%d x %d x %d values per image: too large for lowbit", d->c, d->h,
+                           d->w);
     return ox_set(c, nd->output[0], id, NULL);
 }
 

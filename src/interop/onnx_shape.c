@@ -175,8 +175,8 @@ static lb_status pad(ox_ctx *c, const Onnx__NodeProto *nd, int x) {
         if (!zero) return ox_node_err(c, nd, "lowbit pads with zeros only");
     }
     if (nd->n_input > 3) return ox_node_err(c, nd, "the axes input is not supported");
-    int ok = n == 8 && c->nodes[x].rank == 4 && p[1] >= 0 && p[5] >= 0 && p[1] + p[5] <= 65536 &&
-             p[1] == (p[1] + p[5]) / 2;
+    int ok = n == 8 && c->nodes[x].rank == 4 && p[1] >= 0 && p[5] >= 0 && p[1] <= 32768 &&
+             p[5] <= 32768 && p[1] == (p[1] + p[5]) / 2;
     for (int i = 0; ok && i < 8; i++) ok = i == 1 || i == 5 || p[i] == 0;
     if (!ok)
         return ox_node_err(c, nd,
