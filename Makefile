@@ -8,7 +8,7 @@ BLAS_INC := $(shell pkg-config --cflags-only-I openblas 2>/dev/null || pkg-confi
 BLAS_LIB := $(shell pkg-config --libs openblas 2>/dev/null || echo -lcblas)
 CFLAGS  ?=
 CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp -Iinclude $(BLAS_INC) $(SAN)
-LDLIBS  := $(BLAS_LIB) -lcjson -lpng -ljpeg -lz -lm -lpthread
+LDLIBS  := $(BLAS_LIB) -lcjson -lpng -ljpeg -lz -lprotobuf-c -lm -lpthread
 LDFLAGS += -fopenmp $(SAN)
 
 # SIMD kernels live in their own files and are chosen at run time; only they get ISA flags.
@@ -23,6 +23,12 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 LIB      := $(BUILD)/liblowbit.a
+# ONNX import (docs/onnx.md): the C for onnx.proto is generated at build time by protoc-c
+# (protobuf-c-compiler) from the .proto Debian's libonnx-dev installs; never committed.
+ONNX_PROTO ?= /usr/include/onnx/onnx.proto
+GEN      := $(BUILD)/gen
+LIB_OBJ  += $(GEN)/onnx.pb-c.o
+CFLAGS   += -I$(GEN)
 CLI      := $(BUILD)/lowbit
 
 .PHONY: all lib cli tests asan test format clean
@@ -44,6 +50,13 @@ $(BUILD)/%_vnni.o: %_vnni.c
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(GEN)/onnx.pb-c.c $(GEN)/onnx.pb-c.h &: $(ONNX_PROTO)
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) -I$(dir $(ONNX_PROTO)) $(notdir $(ONNX_PROTO))
+$(GEN)/onnx.pb-c.o: $(GEN)/onnx.pb-c.c $(GEN)/onnx.pb-c.h
+	$(CC) $(CFLAGS) -c $< -o $@
+$(patsubst %.c,$(BUILD)/%.o,$(wildcard src/interop/*.c)): $(GEN)/onnx.pb-c.h
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -32,8 +32,11 @@ typedef struct lb_quant_plan {
     float reg_lambda0, reg_lambda_max, reg_ramp;
 } lb_quant_plan;
 
+/* Largest graph description (arch "graph") a model config holds: ~150 bytes a node. */
+#define LB_GRAPH_MAX 49152
+
 typedef struct lb_model_cfg {
-    char arch[32]; /* cnn | resnet20 | resnet18 | mobilenetv1 | mobilenetv2 */
+    char arch[32]; /* cnn | resnet20 | resnet18 | mobilenetv1 | mobilenetv2 | graph (imported) */
     int in_c, in_h, in_w, classes;
     float width_mult; /* MobileNets' channel multiplier (docs/models.md); 1 for the others */
     lb_quant_plan q;
@@ -42,6 +45,8 @@ typedef struct lb_model_cfg {
      * Every evaluation and export uses it; unset only for checkpoints written before it was
      * recorded (see lb_ckpt_info). */
     lb_norm norm;
+    /* arch "graph": the network as JSON (docs/onnx.md; checkpoint metadata lowbit.graph) */
+    char graph[LB_GRAPH_MAX];
 } lb_model_cfg;
 
 /* Defaults: fp32 plan, first/last 8 bits, W4A4 body when kind is set, normalization unset; reg:
@@ -56,6 +61,9 @@ lb_qkind lb_quant_plan_akind(const lb_quant_plan *q);
 lb_status lb_quant_plan_check(const lb_quant_plan *q);
 /* Applies cfg->q to an already built (unplanned) net (lb_quant_plan_check first). */
 lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n);
+/* Builds the nodes a graph description lists into n (fresh from lb_net_new); `what` names the
+ * source in errors (LB_EFORMAT for a malformed description, the builder's status otherwise). */
+lb_status lb_graph_build(const char *json, const char *what, lb_net *n);
 /* Names of the architectures, NULL-terminated. */
 const char *const *lb_model_archs(void);
 

@@ -113,7 +113,8 @@ typedef struct lb_ckpt_info {
     float test_acc;
     int weights_only; /* lowbit.train, lowbit.epoch or lowbit.step missing (docs/checkpoint.md):
                        * no training state; absent training fields hold the defaults; for
-                       * evaluation, export and --init, not --resume */
+                       * evaluation, export and --init, not --resume; lb_ckpt_save writes
+                       * such a file when set (o must then be NULL) */
     /* lb_ckpt_save: the data's class names (image folders; borrowed, model.classes of them) or
      * NULL, recorded as metadata lowbit.data. Reading leaves it NULL: lb_ckpt_class_names. */
     char *const *class_names;

@@ -15,7 +15,7 @@ CC=${FUZZ_CC:-clang}
 FLAGS=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
     -fno-sanitize-recover=all -fno-omit-frame-pointer -Iinclude
     -DLB_FMAX_WEIGHTS=1048576) # fault maps: keep what a text map may allocate inside -rss_limit_mb
-LIBS=(-lpng -ljpeg -lz -lcjson -lm -lpthread)
+LIBS=(-lpng -ljpeg -lz -lcjson -lprotobuf-c -lm -lpthread)
 
 can_build() { # clang present and its libFuzzer runtime links
     command -v "$CC" >/dev/null 2>&1 || return 1
@@ -31,7 +31,8 @@ if ! can_build; then
     export DEBIAN_FRONTEND=noninteractive
     $sudo apt-get update -qq &&
         $sudo apt-get install -y -qq --no-install-recommends clang libclang-rt-14-dev \
-            zlib1g-dev libcjson-dev libpng-dev libjpeg62-turbo-dev >/dev/null
+            zlib1g-dev libcjson-dev libpng-dev libjpeg62-turbo-dev \
+            libprotobuf-c-dev protobuf-c-compiler libonnx-dev >/dev/null
     if ! can_build; then
         echo "FAIL cannot build libFuzzer targets with $CC (clang + libclang-rt-14-dev needed)"
         echo "fuzz.sh: 0 passed, 1 failed"
@@ -40,8 +41,14 @@ if ! can_build; then
 fi
 rm -f "$out/.probe"
 
-# The parsers and what they use: core, data, ckpt, the fault-map files (no OpenMP, no BLAS).
-SRC=(src/core/*.c src/data/*.c src/ckpt/*.c src/faults/fmap*.c)
+# The parsers and what they use: core, data, ckpt, the fault-map files, the ONNX reader with the
+# C protoc-c generates for onnx.proto (as the Makefile does; no OpenMP, no BLAS).
+mkdir -p "$out/gen"
+protoc-c --c_out="$out/gen" -I/usr/include/onnx onnx.proto ||
+    echo "  protoc-c failed (protobuf-c-compiler, libonnx-dev): fuzz_onnx will not build"
+FLAGS+=(-I"$out/gen")
+SRC=(src/core/*.c src/data/*.c src/ckpt/*.c src/faults/fmap*.c src/interop/onnx_[fmprs]*.c
+    "$out/gen/onnx.pb-c.c")
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_fuzz.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0

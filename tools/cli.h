@@ -31,5 +31,6 @@ int cmd_faults(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_faults_sweep(int argc, char **argv); /* lowbit faults sweep (cmd_sweep.c) */
+int cmd_import(int argc, char **argv);
 
 #endif

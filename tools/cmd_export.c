@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "lb_faults.h"
 #include "lb_int.h"
+#include "lb_onnx.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -34,8 +35,30 @@ static void put_on_chip(const char *file, const char *map, lb_net *n, const lb_c
     lb_chip_detach(&chip);
 }
 
+/* --onnx: the float model (docs/onnx.md); quantized ones have no ONNX form yet. */
+static int export_onnx(const char *file, const char *path, int other) {
+    if (other) cli_die(2, "export", "--onnx cannot be combined with -o or --chip");
+    lb_net *n;
+    lb_ckpt_info info;
+    if (lb_ckpt_open_model(file, 1, 1, &n, &info) != LB_OK)
+        cli_die(1, "export", "%s", lb_error_msg());
+    if (info.model.q.kind != LB_Q_NONE || !info.model.norm.set) {
+        lb_net_free(n);
+        cli_die(1, "export",
+                "%s: --onnx takes FP32 checkpoints that record their normalization (this one: "
+                "quant %s%s); quantized ONNX (QDQ) is not written yet",
+                file, lb_qkind_name(info.model.q.kind), info.model.norm.set ? "" : ", no norm");
+    }
+    lb_status st = lb_onnx_export(n, &info.model.norm, path);
+    lb_net_free(n);
+    if (st != LB_OK) cli_die(1, "export", "%s", lb_error_msg());
+    printf("exported %s (%s FP32) to %s: ONNX opset 13, input = (pixel/255 - mean) / std\n", file,
+           info.model.arch, path);
+    return 0;
+}
+
 int cmd_export(int argc, char **argv) {
-    const char *file = NULL, *out = NULL, *chip_map = NULL;
+    const char *file = NULL, *out = NULL, *chip_map = NULL, *onnx = NULL;
     int nearest = 0;
     char data[512] = "/usr/share/datasets/fashion-mnist";
     for (int i = 0; i < argc; i++) {
@@ -55,11 +78,15 @@ int cmd_export(int argc, char **argv) {
                 "  --nearest-reachable  with --chip: each weight takes the reachable code nearest\n"
                 "               to its own instead of the faulty one\n"
                 "Only fully quantized models (uniform lsq/fixed quantizers on every layer's\n"
-                "weights and on every input but the image) can be exported.");
+                "weights and on every input but the image) can be exported.\n"
+                "  --onnx FILE  instead: the float model (FP32 checkpoints) as ONNX opset 13; its\n"
+                "               input is the normalized image (docs/onnx.md)");
             return 0;
         }
         if (strcmp(o, "-o") == 0 || strcmp(o, "--out") == 0)
             out = cli_value("export", argc, argv, &i);
+        else if (strcmp(o, "--onnx") == 0)
+            onnx = cli_value("export", argc, argv, &i);
         else if (strcmp(o, "--chip") == 0)
             chip_map = cli_value("export", argc, argv, &i);
         else if (strcmp(o, "--nearest-reachable") == 0)
@@ -74,6 +101,7 @@ int cmd_export(int argc, char **argv) {
             file = o;
     }
     if (!file) cli_die(2, "export", "no checkpoint FILE given (see lowbit export --help)");
+    if (onnx) return export_onnx(file, onnx, out || chip_map);
     if (!out) cli_die(2, "export", "no output directory given (-o DIR)");
     if (nearest && !chip_map) cli_die(2, "export", "--nearest-reachable needs --chip MAP");
     lb_net *n;

@@ -89,7 +89,8 @@ lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out) {
     *out = NULL;
     if (cfg->in_c != 1 && cfg->in_c != 3)
         return lb_error_set(LB_EINVAL, "model input must have 1 or 3 channels, got %d", cfg->in_c);
-    if (cfg->in_h < 28 || cfg->in_w < 28)
+    int graph = strcmp(cfg->arch, "graph") == 0;
+    if (!graph && (cfg->in_h < 28 || cfg->in_w < 28))
         return lb_error_set(LB_EINVAL, "model input must be at least 28x28, got %dx%d", cfg->in_h,
                             cfg->in_w);
     if (cfg->classes < 2)
@@ -114,10 +115,20 @@ lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out) {
         lb_build_mobilenetv1(n, cfg->classes, cfg->width_mult, cfg->in_h, cfg->in_w);
     } else if (strcmp(cfg->arch, "mobilenetv2") == 0) {
         lb_build_mobilenetv2(n, cfg->classes, cfg->width_mult, cfg->in_h, cfg->in_w);
+    } else if (graph) {
+        lb_status gs = lb_graph_build(cfg->graph, "model graph", n);
+        if (gs == LB_OK && lb_net_classes(n) != cfg->classes)
+            gs = lb_error_set(LB_ESHAPE, "model graph: %d outputs, the model records %d classes",
+                              lb_net_classes(n), cfg->classes);
+        if (gs != LB_OK) {
+            lb_net_free(n);
+            return gs;
+        }
     } else {
         lb_net_free(n);
         return lb_error_set(
-            LB_EINVAL, "unknown model '%s' (cnn, resnet20, resnet18, mobilenetv1, mobilenetv2)",
+            LB_EINVAL,
+            "unknown model '%s' (cnn, resnet20, resnet18, mobilenetv1, mobilenetv2, graph)",
             cfg->arch);
     }
     lb_status st = n->err;

@@ -63,20 +63,26 @@ lb_status lb_ckpt_save(const char *path, const lb_net *n, const lb_optim *o,
                          {"lowbit.rng", rng},
                          {"lowbit.test_acc", acc}};
     int nmeta = (int)(sizeof meta / sizeof meta[0]);
+    if (info->weights_only) { /* e.g. an import: format and model only (docs/checkpoint.md) */
+        meta[2] = meta[nmeta - 1];
+        nmeta = 3;
+    }
     char *dj = lb_ckpt_data_json(info); /* image folders only: other files stay as they were */
     if (info->class_names && !dj) {
         st = lb_error_set(LB_ENOMEM, "%s: out of memory preparing checkpoint", path);
         goto out;
     }
-    lb_st_meta *all = calloc((size_t)nmeta + 2, sizeof *all);
+    lb_st_meta *all = calloc((size_t)nmeta + 3, sizeof *all); /* + data, adaqat, graph */
     if (!all) {
         free(dj);
         st = lb_error_set(LB_ENOMEM, "%s: out of memory preparing checkpoint", path);
         goto out;
     }
-    memcpy(all, meta, sizeof meta);
+    memcpy(all, meta, (size_t)nmeta * sizeof *meta);
     if (dj) all[nmeta++] = (lb_st_meta){"lowbit.data", dj};
     if (info->adaqat_json) all[nmeta++] = (lb_st_meta){"lowbit.adaqat", info->adaqat_json};
+    if (strcmp(info->model.arch, "graph") == 0) /* an imported graph: docs/onnx.md */
+        all[nmeta++] = (lb_st_meta){"lowbit.graph", info->model.graph};
     st = lb_st_write(path, t, k, all, nmeta);
     free(all);
     free(dj);
@@ -105,6 +111,13 @@ static lb_status read_info(const lb_st_file *f, const char *path, lb_ckpt_info *
                             FORMAT_VERSION);
     if ((st = need_meta(f, path, "lowbit.model", &v)) != LB_OK) return st;
     if ((st = lb_model_cfg_from_json(v, path, &info->model)) != LB_OK) return st;
+    if (strcmp(info->model.arch, "graph") == 0) { /* the network itself (docs/onnx.md) */
+        const char *g = lb_st_meta_get(f, "lowbit.graph");
+        if (!g || strlen(g) >= sizeof info->model.graph)
+            return lb_error_set(LB_EFORMAT, "%s: model 'graph' needs metadata lowbit.graph (%s)",
+                                path, g ? "too long" : "missing");
+        memcpy(info->model.graph, g, strlen(g) + 1);
+    }
     lb_train_cfg_default(&info->train);
     info->train.model = info->model;
     /* Training state is lowbit.train + lowbit.epoch + lowbit.step (+ lowbit.rng and the optim.*

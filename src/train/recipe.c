@@ -11,7 +11,8 @@ float lb_train_default_lr(const char *arch, int batch) {
      * see ../shared/peer/RESULTS.md); the ResNets take the classic 0.1. Both are rates for batch
      * 128, scaled linearly with the batch (Goyal et al. 2017): at batch 32 the cnn's 0.02 blows
      * its first steps up to losses of 4-7, its 0.005 does not. */
-    float base = strcmp(arch, "cnn") == 0 ? 0.02f : 0.1f;
+    /* an imported graph is most often fine-tuned from trained weights: the gentler rate */
+    float base = strcmp(arch, "cnn") == 0 || strcmp(arch, "graph") == 0 ? 0.02f : 0.1f;
     return base * (float)batch / (float)LB_LR_BATCH;
 }
 

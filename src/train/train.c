@@ -407,8 +407,12 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
     if (c->init[0] && !c->resume[0]) {
         /* fine-tuning keeps the normalization the initial weights were trained with */
         lb_ckpt_info ii;
-        if ((st = lb_ckpt_peek(c->init, &ii)) != LB_OK) return st;
+        if ((st = lb_init_peek(c->init, &ii)) != LB_OK) return st;
         if (ii.model.norm.set) c->model.norm = ii.model.norm;
+        if (strcmp(ii.model.arch, "graph") == 0) { /* an imported network is its own model */
+            memcpy(c->model.arch, ii.model.arch, sizeof c->model.arch);
+            memcpy(c->model.graph, ii.model.graph, sizeof c->model.graph);
+        }
         if (!c->img.h && lb_dataset_dir_images(c->data_dir)) { /* the weights' input size */
             c->img.h = ii.model.in_h;
             c->img.w = ii.model.in_w;
@@ -426,8 +430,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
     char note[512];
     st = lb_train_resolve(c, lb_loader_samples(r.loader), steps_per_epoch, &sch, note, sizeof note);
     if (st != LB_OK) goto out;
-    if (c->init[0] && !c->resume[0] && (st = lb_ckpt_load_weights(c->init, r.net)) != LB_OK)
-        goto out;
+    if (c->init[0] && !c->resume[0] && (st = lb_init_load(c->init, r.net)) != LB_OK) goto out;
     if (c->resume[0]) {
         if ((st = lb_ckpt_load(c->resume, r.net, &r.opt, &info)) != LB_OK) goto out;
         start_epoch = info.epoch;

@@ -39,6 +39,11 @@ typedef struct run {
 } run;
 
 lb_status lb_run_setup(run *r, lb_train_cfg *c);
+/* --init sources (init_src.c): a checkpoint, or an ONNX file (name ending in .onnx) imported on
+ * the fly; peek gives its model config (an ONNX model's: arch graph, pixel/255). */
+int lb_init_is_onnx(const char *path);
+lb_status lb_init_peek(const char *path, lb_ckpt_info *info);
+lb_status lb_init_load(const char *path, lb_net *n);
 /* One optimization step on the batch in r->x, r->y (size b), the trainer's and the benchmark's:
  * returns the loss (NaN when the step was skipped) and the hits in *nc. A step whose loss or
  * gradients are not finite changes nothing: the state array (BN running statistics, quantizer
