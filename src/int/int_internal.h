@@ -3,6 +3,8 @@
 #ifndef LB_INT_INTERNAL_H
 #define LB_INT_INTERNAL_H
 
+#include <math.h>
+
 #include "lb_int.h"
 
 /* Pixels per packed im2col tile of the fast conv kernels (a multiple of 32). */
@@ -79,5 +81,38 @@ static inline void lb_int_store(void *y, lb_int_type t, size_t i, int32_t v) {
         break;
     }
 }
+
+/* ---- the derivation's shared helpers (int_model.c, int_weights.c) -----------------------------
+ */
+/* The float quantizer's code of v (lb_quant_uniform_forward: true division, clamp, round half
+ * to even), so derived codes equal the QAT model's exactly. */
+static inline int32_t lb_int_qcode(float v, float step, int qn, int qp) {
+    float t = v / step;
+    float lo = (float)-qn, hi = (float)qp;
+    t = t < lo ? lo : t;
+    t = t > hi ? hi : t;
+    return (int32_t)rintf(t);
+}
+
+static inline int lb_int_is_reg_fixed(const lb_qcfg *c) {
+    return c->kind == LB_Q_REG && c->levels == LB_REG_FIXED;
+}
+/* LB_EINVAL "layer 'name' (op): why"; LB_ENOMEM for the derivation. */
+lb_status lb_int_fail_layer(const lb_node *d, const char *why);
+lb_status lb_int_oom(void);
+
+typedef struct lb_int_wcodes {
+    int16_t *w;         /* [cout][K] codes */
+    double *sw;         /* [cout] real value of one code step */
+    unsigned char *idx; /* [cout][K] stored level index (table kinds), else NULL */
+    int16_t *tab;       /* [ntab][2^ibits] code of each index, else NULL */
+    int ntab, ibits;
+    double sumabs; /* max over channels of sum |code| */
+} lb_int_wcodes;
+/* Table kinds: the stored index and a code table (reg fixed/learned levels, DoReFa). */
+int lb_int_has_table(const lb_qcfg *c);
+/* Codes of conv/linear d ([cout][K]); on error nothing is left allocated. */
+lb_status lb_int_weight_codes(const lb_net *n, const lb_node *d, int K, lb_int_wcodes *o);
+void lb_int_wcodes_free(lb_int_wcodes *o);
 
 #endif

@@ -52,25 +52,12 @@ static int is_uniform(const lb_qcfg *c) {
     return c->kind == LB_Q_LSQ || c->kind == LB_Q_FIXED || c->kind == LB_Q_DOREFA ||
            c->kind == LB_Q_PACT;
 }
-static int is_reg_fixed(const lb_qcfg *c) {
-    return c->kind == LB_Q_REG && c->levels == LB_REG_FIXED;
-}
 
 static int cons_n(const build *b, int v) {
     return b->ncons[v];
 }
 static int cons_at(const build *b, int v, int j) {
     return b->cons[b->cons_off[v] + j];
-}
-
-/* The float quantizer's code of v (lb_quant_uniform_forward: true division, clamp, round half
- * to even), so derived codes equal the QAT model's exactly. */
-static int32_t qcode(float v, float step, int qn, int qp) {
-    float t = v / step;
-    float lo = (float)-qn, hi = (float)qp;
-    t = t < lo ? lo : t;
-    t = t > hi ? hi : t;
-    return (int32_t)rintf(t);
 }
 
 /* ---- primitives ------------------------------------------------------------------------------ */
@@ -175,7 +162,7 @@ void lb_int_free(lb_int_model *m) {
 }
 
 /* ---- graph analysis -------------------------------------------------------------------------- */
-static lb_status fail_layer(const lb_node *d, const char *why) {
+lb_status lb_int_fail_layer(const lb_node *d, const char *why) {
     char w[256]; /* why may be lb_error_msg()'s own buffer */
     snprintf(w, sizeof w, "%s", why);
     return lb_error_set(LB_EINVAL, "layer '%s' (%s): %s", d->name, lb_op_name(d->op), w);
@@ -184,21 +171,23 @@ static lb_status fail_layer(const lb_node *d, const char *why) {
 static lb_status check_quant(const lb_node *d, const lb_qcfg *c, const lb_quant *q,
                              const char *what) {
     if (c->kind == LB_Q_REG && c->levels == LB_REG_LEARNED) return LB_OK; /* weight_tables */
-    if (is_reg_fixed(c) && c->bits > 7)
-        return fail_layer(d, "8-bit fixed reg levels: their codes 2k-255 need 9 bits, more than "
-                             "the int8 weights of the integer model; train with --first-bits "
-                             "and --last-bits (and --wbits) 2..7 (docs/integer.md)");
+    if (lb_int_is_reg_fixed(c) && c->bits > 7)
+        return lb_int_fail_layer(
+            d, "8-bit fixed reg levels: their codes 2k-255 need 9 bits, more than "
+               "the int8 weights of the integer model; train with --first-bits "
+               "and --last-bits (and --wbits) 2..7 (docs/integer.md)");
     if (c->kind == LB_Q_DOREFA && c->bits > 7)
-        return fail_layer(d, "8-bit DoReFa weights: their odd codes -255..255 need 9 bits, more "
-                             "than the int8 weights of the integer model; train with "
-                             "--first-bits and --last-bits (and --wbits) 2..7 "
-                             "(docs/quantizers.md)");
+        return lb_int_fail_layer(
+            d, "8-bit DoReFa weights: their odd codes -255..255 need 9 bits, more "
+               "than the int8 weights of the integer model; train with "
+               "--first-bits and --last-bits (and --wbits) 2..7 "
+               "(docs/quantizers.md)");
     if (!is_uniform(c)) {
         char msg[160];
         snprintf(msg, sizeof msg,
                  "%s quantizer '%s' has no integer form (only the uniform grids lsq and fixed do)",
                  what, lb_qkind_name(c->kind));
-        return fail_layer(d, msg);
+        return lb_int_fail_layer(d, msg);
     }
     for (int ch = 0; ch < q->ch; ch++) {
         /* learned steps are kept above a positive floor in training (lb_quant_vt.project), so a
@@ -207,7 +196,7 @@ static lb_status check_quant(const lb_node *d, const lb_qcfg *c, const lb_quant 
         if (!(isfinite(s) && s > 0)) {
             char msg[96];
             snprintf(msg, sizeof msg, "%s step %g is not a positive number", what, s);
-            return fail_layer(d, msg);
+            return lb_int_fail_layer(d, msg);
         }
     }
     return LB_OK;
@@ -222,26 +211,29 @@ static lb_status analyze(build *b) {
         case LB_OP_CONV:
         case LB_OP_LINEAR: {
             if (d->wqcfg.kind == LB_Q_NONE)
-                return fail_layer(d, "float weights: only fully quantized models become integer "
-                                     "(train with --first-bits/--last-bits >= 2, not fp32)");
+                return lb_int_fail_layer(
+                    d, "float weights: only fully quantized models become integer "
+                       "(train with --first-bits/--last-bits >= 2, not fp32)");
             lb_status st = check_quant(d, &d->wqcfg, &d->wq, "weight");
             if (st != LB_OK) return st;
             if (d->aqcfg.kind == LB_Q_NONE) {
                 if (d->in[0] != 0)
-                    return fail_layer(d, "float input activations (no activation quantizer): "
-                                         "only the first layer may read a float input (the "
-                                         "image); train with --last-bits >= 2");
+                    return lb_int_fail_layer(d,
+                                             "float input activations (no activation quantizer): "
+                                             "only the first layer may read a float input (the "
+                                             "image); train with --last-bits >= 2");
             } else {
                 if ((st = check_quant(d, &d->aqcfg, &d->aq, "activation")) != LB_OK) return st;
-                if (d->aq.ch != 1) return fail_layer(d, "per-channel activation steps");
+                if (d->aq.ch != 1) return lb_int_fail_layer(d, "per-channel activation steps");
             }
             break;
         }
         case LB_OP_BN: {
             const lb_node *s = &n->nodes[d->in[0]];
             if (!is_linear_op(s->op) || cons_n(b, d->in[0]) != 1)
-                return fail_layer(d, "batch norm must directly follow a conv or linear layer "
-                                     "whose only consumer it is (it is folded into it)");
+                return lb_int_fail_layer(d,
+                                         "batch norm must directly follow a conv or linear layer "
+                                         "whose only consumer it is (it is folded into it)");
             break;
         }
         case LB_OP_RELU:
@@ -253,12 +245,13 @@ static lb_status analyze(build *b) {
         case LB_OP_SHORTCUT:
         case LB_OP_FLATTEN:
         case LB_OP_DROPOUT:
-            if (d->in[0] == 0) return fail_layer(d, "reads the image: only a conv/linear may");
+            if (d->in[0] == 0)
+                return lb_int_fail_layer(d, "reads the image: only a conv/linear may");
             if (d->op == LB_OP_ADD && d->in[1] == 0)
-                return fail_layer(d, "reads the image: only a conv/linear may");
+                return lb_int_fail_layer(d, "reads the image: only a conv/linear may");
             break;
         default:
-            return fail_layer(d, "op has no integer form");
+            return lb_int_fail_layer(d, "op has no integer form");
         }
     }
     if (cons_n(b, 0) != 1 || !is_linear_op(n->nodes[cons_at(b, 0, 0)].op))
@@ -413,117 +406,8 @@ static int32_t rne_code(double v) {
     return r > 2147483647.0 ? INT32_MAX : r < -2147483648.0 ? INT32_MIN : (int32_t)r;
 }
 
-static lb_status oom(void) {
+lb_status lb_int_oom(void) {
     return lb_error_set(LB_ENOMEM, "out of memory deriving the integer model");
-}
-
-/* Weight codes of conv/linear d. Uniform grids (lsq, fixed, pact, reg step levels): the
- * quantizer's codes at its step. Reg fixed and learned levels and DoReFa are stored as their b-bit
- * level index k (what the memory holds, methods.md sec. 2) and become integer codes through a
- * table per weight channel: fixed levels s(k - (2^b-1)/2) and DoReFa's (2k - (2^b-1))/(2^b-1)
- * are exactly the odd codes 2k - (2^b-1); learned levels are their deployed values a_k = g *
- * integer (weight_tables). k is the float eval's own choice (its tie rule), never a rounding of
- * w/step. */
-typedef struct wcodes {
-    int16_t *w;         /* [cout][K] codes */
-    double *sw;         /* [cout] real value of one code step */
-    unsigned char *idx; /* [cout][K] stored level index (table kinds), else NULL */
-    int16_t *tab;       /* [ntab][2^ibits] code of each index, else NULL */
-    int ntab, ibits;
-    double sumabs; /* max over channels of sum |code| */
-} wcodes;
-
-static void wcodes_free(wcodes *o) {
-    free(o->w);
-    free(o->sw);
-    free(o->idx);
-    free(o->tab);
-    memset(o, 0, sizeof *o);
-}
-
-static int has_table(const lb_qcfg *c) {
-    return (c->kind == LB_Q_REG && c->levels != LB_REG_STEP) || c->kind == LB_Q_DOREFA;
-}
-
-/* Learned levels are deployed on a power-of-two grid g (lb_quant_levels_deployed): the code of
- * level a_k is the integer a_k / g (|code| <= about 2^LB_REG_DEPLOY_BITS, int16), exactly the
- * level the float eval snaps to. Rounding the levels onto a finer int8 or int16 grid instead
- * changed 1-5% of a cnn's predictions against the snapped float model (docs/integer.md). */
-static lb_status weight_tables(const lb_node *d, wcodes *o) {
-    const lb_quant *q = &d->wq;
-    int L = 1 << q->cfg.bits;
-    o->ibits = q->cfg.bits;
-    o->ntab = q->ch;
-    float a[256];
-    if (!(o->tab = malloc((size_t)o->ntab * L * sizeof *o->tab))) return oom();
-    for (int t = 0; t < o->ntab; t++) {
-        int16_t *tab = o->tab + (size_t)t * L;
-        if (is_reg_fixed(&d->wqcfg) || d->wqcfg.kind == LB_Q_DOREFA) {
-            for (int k = 0; k < L; k++) tab[k] = (int16_t)(2 * k - (L - 1));
-            continue;
-        }
-        double g;
-        if (lb_quant_levels_deployed(q, t, a, &g) != L || !(g > 0))
-            return fail_layer(d, "learned reg levels are not on their deployment grid");
-        for (int k = 0; k < L; k++) {
-            double code = (double)a[k] / g;
-            if (!(fabs(code) <= 32767.0) || code != rint(code))
-                return fail_layer(d, "a learned reg level is not finite or not on its grid");
-            tab[k] = (int16_t)code;
-        }
-    }
-    return LB_OK;
-}
-
-static lb_status weight_codes(const lb_net *n, const lb_node *d, int K, wcodes *o) {
-    memset(o, 0, sizeof *o);
-    const float *wf = P(n, d->pw);
-    lb_status st = LB_OK;
-    if (!(o->w = malloc((size_t)d->c * K * sizeof *o->w)) ||
-        !(o->sw = malloc((size_t)d->c * sizeof *o->sw))) {
-        st = oom();
-        goto out;
-    }
-    int table = has_table(&d->wqcfg);
-    if (table) {
-        if (!(o->idx = malloc((size_t)d->c * K))) {
-            st = oom();
-            goto out;
-        }
-        if (d->wqcfg.kind == LB_Q_DOREFA) {
-            /* the forward's own odd codes 2j - (2^b-1) (not a rounding of w): stored as j */
-            signed char *c8 = (signed char *)o->idx;
-            if ((st = lb_quant_dorefa_codes(&d->wq, 1, wf, c8)) != LB_OK) goto out;
-            for (size_t j = 0; j < (size_t)d->c * K; j++)
-                o->idx[j] = (unsigned char)(((int)c8[j] + (1 << d->wqcfg.bits) - 1) / 2);
-        } else if ((st = lb_quant_reg_codes(&d->wq, 1, wf, o->idx)) != LB_OK) {
-            goto out;
-        }
-        if ((st = weight_tables(d, o)) != LB_OK) goto out;
-    }
-    int L = 1 << d->wqcfg.bits;
-    for (int co = 0; co < d->c; co++) {
-        int qc = d->wq.ch > 1 ? co : 0;
-        float s = lb_quant_step(&d->wq, qc);
-        const int16_t *tab = table ? o->tab + (size_t)qc * L : NULL;
-        if (table && d->wqcfg.levels == LB_REG_LEARNED) {
-            float a[256];
-            lb_quant_levels_deployed(&d->wq, qc, a, &o->sw[co]);
-        } else {
-            o->sw[co] = s;
-        }
-        double sa = 0;
-        for (int k = 0; k < K; k++) {
-            size_t j = (size_t)co * K + k;
-            int32_t c = tab ? tab[o->idx[j]] : qcode(wf[j], s, d->wq.qn, d->wq.qp);
-            o->w[j] = (int16_t)c;
-            sa += abs(c);
-        }
-        if (sa > o->sumabs) o->sumabs = sa;
-    }
-out:
-    if (st != LB_OK) wcodes_free(o);
-    return st;
 }
 
 /* The image: raw uint8 pixels through a per-channel table. Float first-layer input: int16 at
@@ -543,9 +427,9 @@ static lb_status make_input(build *b) {
             if (fabs(xn[ch][p]) > maxabs) maxabs = fabs(xn[ch][p]);
         }
     lb_int_op *op = new_op(m, LB_IOP_INPUT, "input");
-    if (!op) return oom();
+    if (!op) return lb_int_oom();
     op->lut = malloc((size_t)in->c * 256 * sizeof *op->lut);
-    if (!op->lut) return oom();
+    if (!op->lut) return lb_int_oom();
     op->cin = op->cout = in->c;
     op->ih = op->oh = in->h;
     op->iw = op->ow = in->w;
@@ -554,15 +438,15 @@ static lb_status make_input(build *b) {
         float s = lb_quant_step(&c->aq, 0);
         for (int ch = 0; ch < in->c; ch++)
             for (int p = 0; p < 256; p++)
-                op->lut[ch * 256 + p] = (int16_t)qcode(xn[ch][p], s, c->aq.qn, c->aq.qp);
+                op->lut[ch * 256 + p] = (int16_t)lb_int_qcode(xn[ch][p], s, c->aq.qn, c->aq.qp);
         t = code_tensor(m, "input", in->c, in->h, in->w, c);
     } else {
         int K = (int)(n->params[c->pw].n / (size_t)c->c);
-        wcodes wc;
-        lb_status st = weight_codes(n, c, K, &wc);
+        lb_int_wcodes wc;
+        lb_status st = lb_int_weight_codes(n, c, K, &wc);
         if (st != LB_OK) return st;
         double sumabs = wc.sumabs;
-        wcodes_free(&wc);
+        lb_int_wcodes_free(&wc);
         /* Candidates: the rounded table at the largest scale E int16 allows, and, when every
          * channel has the same std, the affine codes D*p - Z[c] at E = 255*std*D (D = 1..128),
          * exact up to the zero point's rounding (Fashion-MNIST: D = 100, Z = 7293, an error of
@@ -605,7 +489,7 @@ static lb_status make_input(build *b) {
             }
         t = new_tensor(m, "input", in->c, in->h, in->w, LB_IT_S16, 1.0 / E, lo, hi, 16);
     }
-    if (t < 0) return oom();
+    if (t < 0) return lb_int_oom();
     op->out = t;
     b->val[0] = t;
     return LB_OK;
@@ -644,14 +528,14 @@ static lb_status make_conv(build *b, int i) {
     const lb_node *d = &n->nodes[i], *src = &n->nodes[d->in[0]];
     int tl = b->tail[i];
     int tin = b->val[d->in[0]];
-    if (tin < 0) return fail_layer(d, "input has no integer tensor");
+    if (tin < 0) return lb_int_fail_layer(d, "input has no integer tensor");
     if (d->aqcfg.kind != LB_Q_NONE && !holds_codes_of(&m->t[tin], d)) {
         if (m->t[tin].type != LB_IT_S32)
-            return fail_layer(d, "input codes do not match its activation quantizer");
-        if ((tin = quant_of(b, tin, d)) < 0) return oom();
+            return lb_int_fail_layer(d, "input codes do not match its activation quantizer");
+        if ((tin = quant_of(b, tin, d)) < 0) return lb_int_oom();
     }
     lb_int_op *op = new_op(m, LB_IOP_CONV, d->name);
-    if (!op) return oom();
+    if (!op) return lb_int_oom();
     op->in[0] = tin;
     op->linear = d->op == LB_OP_LINEAR;
     if (op->linear) {
@@ -670,14 +554,14 @@ static lb_status make_conv(build *b, int i) {
     op->oh = op->linear ? 1 : d->h;
     op->ow = op->linear ? 1 : d->w;
     int K = op->cin / op->groups * op->k * op->k;
-    wcodes wc;
-    lb_status st = weight_codes(n, d, K, &wc);
+    lb_int_wcodes wc;
+    lb_status st = lb_int_weight_codes(n, d, K, &wc);
     if (st != LB_OK) return st;
     double sumabs = wc.sumabs;
     /* code bits: the odd codes of b-bit fixed reg levels and DoReFa span [-(2^b-1), 2^b-1], b+1
      * bits signed; learned levels' codes are int16; the memory holds the b-bit index (ibits) */
-    op->wbits = d->wqcfg.bits + (is_reg_fixed(&d->wqcfg) || d->wqcfg.kind == LB_Q_DOREFA);
-    if (has_table(&d->wqcfg) && d->wqcfg.levels == LB_REG_LEARNED) op->wbits = 16;
+    op->wbits = d->wqcfg.bits + (lb_int_is_reg_fixed(&d->wqcfg) || d->wqcfg.kind == LB_Q_DOREFA);
+    if (lb_int_has_table(&d->wqcfg) && d->wqcfg.levels == LB_REG_LEARNED) op->wbits = 16;
     op->w = wc.w;
     op->widx = wc.idx;
     op->wtab = wc.tab;
@@ -694,7 +578,7 @@ static lb_status make_conv(build *b, int i) {
                                  "fewer bits, e.g. --first-bits/--last-bits 7)"
                                : "");
         free(sw);
-        return fail_layer(d, msg);
+        return lb_int_fail_layer(d, msg);
     }
     /* per channel: real output = alpha*acc + beta */
     double *alpha = malloc((size_t)d->c * sizeof *alpha),
@@ -703,7 +587,7 @@ static lb_status make_conv(build *b, int i) {
         free(alpha);
         free(beta);
         free(sw);
-        return oom();
+        return lb_int_oom();
     }
     const float *bias = P(n, d->pb);
     const lb_node *bn = b->bn[i] >= 0 ? &n->nodes[b->bn[i]] : NULL;
@@ -751,7 +635,7 @@ static lb_status make_conv(build *b, int i) {
     if (to < 0) {
         free(alpha);
         free(beta);
-        return oom();
+        return lb_int_oom();
     }
     lb_int_tensor *t = &m->t[to];
     if (relu) t->lo = t->lo > 0 ? t->lo : 0;
@@ -760,7 +644,7 @@ static lb_status make_conv(build *b, int i) {
         if (t->type == LB_IT_S32)
             six = rne_code(6.0 / t->scale);
         else
-            six = qcode(6.0f, (float)t->scale, -t->lo, t->hi);
+            six = lb_int_qcode(6.0f, (float)t->scale, -t->lo, t->hi);
         t->hi = t->hi < six ? t->hi : six;
     }
     op->out = to;
@@ -770,7 +654,7 @@ static lb_status make_conv(build *b, int i) {
         st = lb_int_rq_from_real(alpha[co] / t->scale, beta[co] / t->scale, &op->rq[co]);
     free(alpha);
     free(beta);
-    if (st != LB_OK) return fail_layer(d, lb_error_msg());
+    if (st != LB_OK) return lb_int_fail_layer(d, lb_error_msg());
     b->val[tl] = to;
     return LB_OK;
 }
@@ -782,14 +666,14 @@ static lb_status make_add(build *b, int i) {
     int tl = b->tail[i];
     int ta = b->val[d->in[0]], tb = b->val[d->in[1]];
     if (ta < 0 || tb < 0 || m->t[ta].type != LB_IT_S32 || m->t[tb].type != LB_IT_S32)
-        return fail_layer(d, "inputs are not wide integer tensors");
+        return lb_int_fail_layer(d, "inputs are not wide integer tensors");
     double s = natural_scale(b, tl);
     int to = new_tensor(m, n->nodes[tl].name, d->c, d->h, d->w, LB_IT_S32, s,
                         b->relu[i] ? 0 : INT32_MIN, INT32_MAX, 32);
-    if (to < 0) return oom();
+    if (to < 0) return lb_int_oom();
     if (b->relu[i] == 6) m->t[to].hi = rne_code(6.0 / s);
     lb_int_op *op = new_op(m, LB_IOP_ADD, d->name);
-    if (!op || !(op->rq = calloc(2, sizeof *op->rq))) return oom();
+    if (!op || !(op->rq = calloc(2, sizeof *op->rq))) return lb_int_oom();
     op->in[0] = ta;
     op->in[1] = tb;
     op->out = to;
@@ -802,7 +686,7 @@ static lb_status make_add(build *b, int i) {
         double r = m->t[op->in[j]].scale / s;
         op->rq_id[j] = r == 1.0;
         if (!op->rq_id[j] && lb_int_rq_from_real(r, 0, &op->rq[j]) != LB_OK)
-            return fail_layer(d, lb_error_msg());
+            return lb_int_fail_layer(d, lb_error_msg());
     }
     b->val[tl] = to;
     return LB_OK;
@@ -814,17 +698,17 @@ static lb_status make_simple(build *b, int i) {
     lb_int_model *m = b->m;
     const lb_node *d = &n->nodes[i], *src = &n->nodes[d->in[0]];
     int tin = b->val[d->in[0]];
-    if (tin < 0) return fail_layer(d, "input has no integer tensor");
+    if (tin < 0) return lb_int_fail_layer(d, "input has no integer tensor");
     lb_int_opkind kind = d->op == LB_OP_MAXPOOL    ? LB_IOP_MAXPOOL
                          : d->op == LB_OP_AVGPOOL  ? LB_IOP_AVGPOOL
                          : d->op == LB_OP_GAP      ? LB_IOP_GAP
                          : d->op == LB_OP_SHORTCUT ? LB_IOP_SHORTCUT
                                                    : LB_IOP_CLAMP;
     if ((kind == LB_IOP_AVGPOOL || kind == LB_IOP_GAP) && m->t[tin].type != LB_IT_S32)
-        return fail_layer(d, "averages only wide integer tensors");
+        return lb_int_fail_layer(d, "averages only wide integer tensors");
     const lb_int_tensor ti = m->t[tin];
     int to = new_tensor(m, d->name, d->c, d->h, d->w, ti.type, ti.scale, ti.lo, ti.hi, ti.bits);
-    if (to < 0) return oom();
+    if (to < 0) return lb_int_oom();
     lb_int_tensor *t = &m->t[to];
     if (kind == LB_IOP_SHORTCUT) {
         t->lo = t->lo < 0 ? t->lo : 0; /* zero channels */
@@ -834,12 +718,12 @@ static lb_status make_simple(build *b, int i) {
         t->lo = t->lo > 0 ? t->lo : 0;
         if (d->op == LB_OP_RELU6) {
             int32_t six = t->type == LB_IT_S32 ? rne_code(6.0 / t->scale)
-                                               : qcode(6.0f, (float)t->scale, -ti.lo, ti.hi);
+                                               : lb_int_qcode(6.0f, (float)t->scale, -ti.lo, ti.hi);
             t->hi = t->hi < six ? t->hi : six;
         }
     }
     lb_int_op *op = new_op(m, kind, d->name);
-    if (!op) return oom();
+    if (!op) return lb_int_oom();
     op->in[0] = tin;
     op->out = to;
     op->cin = src->c;
@@ -870,7 +754,7 @@ lb_status lb_int_op_pack(lb_int_op *op) {
     op->w4 = calloc((size_t)op->cout * op->kq + 64, 1);
     op->w2 = calloc((size_t)op->cout * op->k2 + 16, sizeof *op->w2);
     op->wsum = calloc((size_t)op->cout, sizeof *op->wsum);
-    if (!op->w4 || !op->w2 || !op->wsum) return oom();
+    if (!op->w4 || !op->w2 || !op->wsum) return lb_int_oom();
     for (int co = 0; co < op->cout; co++)
         for (int k = 0; k < K; k++) {
             int16_t w = op->w[(size_t)co * K + k];
@@ -972,7 +856,7 @@ lb_status lb_int_from_net(const lb_net *n, const float mean[3], const float std[
     lb_status st = LB_OK;
     if (!b.ncons || !b.cons_off || !b.cons || !b.tail || !b.grp || !b.relu || !b.bn || !b.wish ||
         !b.val || !m) {
-        st = oom();
+        st = lb_int_oom();
         goto out;
     }
     for (int i = 0; i < b.nn; i++) b.val[i] = -1;
@@ -983,7 +867,7 @@ lb_status lb_int_from_net(const lb_net *n, const float mean[3], const float std[
     {
         int *fill = calloc(nn, sizeof(int));
         if (!fill) {
-            st = oom();
+            st = lb_int_oom();
             goto out;
         }
         for (int i = 1; i < b.nn; i++)
