@@ -30,6 +30,9 @@ int cmd_export(int argc, char **argv);
 int cmd_faults(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
+struct lb_ft_cfg;
+/* The options finetune and faults sweep share (cmd_finetune.c): 1 if argv[*i] was one. */
+int cli_ft_option(const char *cmd, int argc, char **argv, int *i, struct lb_ft_cfg *c);
 int cmd_faults_sweep(int argc, char **argv); /* lowbit faults sweep (cmd_sweep.c) */
 int cmd_import(int argc, char **argv);
 

@@ -57,6 +57,35 @@ static void progress(void *ctx, const lb_progress *p) {
             p->epochs, p->step, p->steps, p->loss, p->acc, t / 60, t % 60);
 }
 
+/* The options `finetune` and `faults sweep` share (the data, the run and lambda): 1 if argv[*i]
+ * was one of them (its value consumed), 0 otherwise. */
+int cli_ft_option(const char *cmd, int argc, char **argv, int *i, lb_ft_cfg *c) {
+    const char *o = argv[*i];
+#define IS(s) (strcmp(o, s) == 0)
+#define VAL cli_value(cmd, argc, argv, i)
+    if (IS("--data"))
+        cli_copy(cmd, o, c->data_dir, sizeof c->data_dir, VAL);
+    else if (IS("--train-limit"))
+        c->train_limit = cli_int(cmd, o, VAL, 0, 100000000);
+    else if (IS("--test-limit"))
+        c->test_limit = cli_int(cmd, o, VAL, 0, 100000000);
+    else if (IS("--batch"))
+        c->batch = cli_int(cmd, o, VAL, 1, 65536);
+    else if (IS("--threads"))
+        c->threads = cli_int(cmd, o, VAL, 1, 1024);
+    else if (IS("--seed"))
+        c->seed = (uint64_t)cli_int(cmd, o, VAL, 0, 2147483647);
+    else if (IS("--lr"))
+        c->lr = cli_float(cmd, o, VAL, 1e-12, 100);
+    else if (IS("--lambda"))
+        c->lambda = cli_float(cmd, o, VAL, 0, 1e9);
+    else
+        return 0;
+    return 1;
+#undef IS
+#undef VAL
+}
+
 int cmd_finetune(int argc, char **argv) {
     const char *cmd = "finetune";
     lb_ft_cfg c;
@@ -69,21 +98,18 @@ int cmd_finetune(int argc, char **argv) {
             usage();
             return 0;
         }
-        if (cli_image_option(cmd, argc, argv, &i, &c.img)) continue;
+        if (cli_image_option(cmd, argc, argv, &i, &c.img) || cli_ft_option(cmd, argc, argv, &i, &c))
+            continue;
         if (IS("-o") || IS("--out"))
             cli_copy(cmd, o, c.out, sizeof c.out, VAL);
         else if (IS("--chip"))
             cli_copy(cmd, o, c.chip, sizeof c.chip, VAL);
         else if (IS("--metrics"))
             cli_copy(cmd, o, c.metrics, sizeof c.metrics, VAL);
-        else if (IS("--data"))
-            cli_copy(cmd, o, c.data_dir, sizeof c.data_dir, VAL);
         else if (IS("--method")) {
             if (lb_ft_method_parse(VAL, &c.method) != LB_OK) cli_die(2, cmd, "%s", lb_error_msg());
         } else if (IS("--epochs"))
             c.epochs = cli_int(cmd, o, VAL, 1, 1000);
-        else if (IS("--lambda"))
-            c.lambda = cli_float(cmd, o, VAL, 0, 1e9);
         else if (IS("--reset-units"))
             c.reset_units = cli_int(cmd, o, VAL, 0, 1000000);
         else if (IS("--reset-f1"))
@@ -94,18 +120,6 @@ int cmd_finetune(int argc, char **argv) {
             c.nearest = 1;
         else if (IS("--no-start-snap"))
             c.start_snap = 0;
-        else if (IS("--train-limit"))
-            c.train_limit = cli_int(cmd, o, VAL, 0, 100000000);
-        else if (IS("--test-limit"))
-            c.test_limit = cli_int(cmd, o, VAL, 0, 100000000);
-        else if (IS("--batch"))
-            c.batch = cli_int(cmd, o, VAL, 1, 65536);
-        else if (IS("--threads"))
-            c.threads = cli_int(cmd, o, VAL, 1, 1024);
-        else if (IS("--seed"))
-            c.seed = (uint64_t)cli_int(cmd, o, VAL, 0, 2147483647);
-        else if (IS("--lr"))
-            c.lr = cli_float(cmd, o, VAL, 1e-12, 100);
         else if (o[0] == '-')
             cli_die(2, cmd, "unknown option '%s' (see lowbit finetune --help)", o);
         else if (c.ckpt[0])

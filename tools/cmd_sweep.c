@@ -164,22 +164,8 @@ int cmd_faults_sweep(int argc, char **argv) {
             c.keep = 1;
         else if (IS("--no-plot"))
             no_plot = 1;
-        else if (IS("--data"))
-            cli_copy(cmd, o, c.ft.data_dir, sizeof c.ft.data_dir, VAL);
-        else if (IS("--train-limit"))
-            c.ft.train_limit = cli_int(cmd, o, VAL, 0, 100000000);
-        else if (IS("--test-limit"))
-            c.ft.test_limit = cli_int(cmd, o, VAL, 0, 100000000);
-        else if (IS("--batch"))
-            c.ft.batch = cli_int(cmd, o, VAL, 1, 65536);
-        else if (IS("--threads"))
-            c.ft.threads = cli_int(cmd, o, VAL, 1, 1024);
-        else if (IS("--seed"))
-            c.ft.seed = (uint64_t)cli_int(cmd, o, VAL, 0, 2147483647);
-        else if (IS("--lr"))
-            c.ft.lr = cli_float(cmd, o, VAL, 1e-12, 100);
-        else if (IS("--lambda"))
-            c.ft.lambda = cli_float(cmd, o, VAL, 0, 1e9);
+        else if (cli_ft_option(cmd, argc, argv, &i, &c.ft))
+            continue;
         else if (o[0] == '-')
             cli_die(2, cmd, "unknown option '%s' (see lowbit faults sweep --help)", o);
         else if (c.ft.ckpt[0])
