@@ -54,6 +54,11 @@ typedef struct lb_backend {
                             lb_rng *rng);
     void (*dropout_backward)(size_t n, float p, const uint8_t *mask, const float *dy, float *dx,
                              int dx_acc);
+    void (*lif_forward)(const lb_lif_desc *d, const float *x, const float *beta, float *spk,
+                        float *mem);
+    void (*lif_backward)(const lb_lif_desc *d, const float *beta, const float *spk,
+                         const float *mem, const float *dspk, float *dx, int dx_acc, float *dbeta,
+                         float *scratch);
 } lb_backend;
 
 const lb_backend *lb_backend_cpu(void);

@@ -32,6 +32,21 @@ typedef struct lb_quant_plan {
     float reg_lambda0, reg_lambda_max, reg_ramp;
 } lb_quant_plan;
 
+/* Spiking models (arch snn-vgg, snn-resnet; docs/snn.md). */
+typedef enum lb_readout { LB_READ_COUNT = 0, LB_READ_MEMBRANE } lb_readout;
+typedef enum lb_loss { LB_LOSS_CE = 0, LB_LOSS_MSE_COUNT } lb_loss;
+typedef enum lb_snn_norm { LB_SNN_LN = 0, LB_SNN_BN } lb_snn_norm;
+typedef struct lb_snn_cfg {
+    int timesteps;        /* T, 1..256 */
+    lb_encoding encoding; /* direct / rate for images, events for event frames */
+    lb_lif_cfg lif;       /* every LIF layer's neuron */
+    lb_readout readout;   /* spike count of the output LIF, or mean of the last layer over time */
+    lb_loss loss;         /* cross-entropy on the readout, or snnTorch's MSE count loss */
+    float rate_on, rate_off; /* MSE count targets: floor(T*on) for the label, floor(T*off) */
+    lb_snn_norm norm;        /* after each conv: layer norm over (C,H,W) (seed 000) or BN */
+    float dropout;           /* in the head, between its two linear layers */
+} lb_snn_cfg;
+
 /* Largest graph description (arch "graph") a model config holds: ~150 bytes a node. */
 #define LB_GRAPH_MAX 49152
 
@@ -45,6 +60,7 @@ typedef struct lb_model_cfg {
      * Every evaluation and export uses it; unset only for checkpoints written before it was
      * recorded (see lb_ckpt_info). */
     lb_norm norm;
+    lb_snn_cfg snn; /* arch snn-*: the spiking model's neurons, encoding, readout and loss */
     /* arch "graph": the network as JSON (docs/onnx.md; checkpoint metadata lowbit.graph) */
     char graph[LB_GRAPH_MAX];
 } lb_model_cfg;
@@ -64,6 +80,22 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n);
 /* Builds the nodes a graph description lists into n (fresh from lb_net_new); `what` names the
  * source in errors (LB_EFORMAT for a malformed description, the builder's status otherwise). */
 lb_status lb_graph_build(const char *json, const char *what, lb_net *n);
+/* Names of the spiking options' values, in enum order, NULL-terminated (CLI and checkpoint
+ * metadata use the same words). */
+extern const char *const lb_encoding_names[];   /* direct rate events */
+extern const char *const lb_reset_names[];      /* subtract zero */
+extern const char *const lb_surrogate_names[];  /* atan fast-sigmoid */
+extern const char *const lb_readout_names[];    /* count membrane */
+extern const char *const lb_loss_names[];       /* ce mse-count */
+extern const char *const lb_snn_norm_names[];   /* ln bn */
+extern const char *const lb_learn_beta_names[]; /* off layer channel */
+/* Index of s in names, -1 when absent. */
+int lb_name_index(const char *const *names, const char *s);
+/* 1 for the spiking architectures (snn-*). */
+int lb_model_is_snn(const lb_model_cfg *c);
+/* LB_EINVAL naming the option for a spiking configuration out of range (T, beta, threshold,
+ * slope, membrane bits, rates, dropout) or a readout/loss/encoding pair that cannot work. */
+lb_status lb_snn_cfg_check(const lb_snn_cfg *s);
 /* Names of the architectures, NULL-terminated. */
 const char *const *lb_model_archs(void);
 

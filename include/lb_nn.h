@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "lb_core.h"
+#include "lb_ops.h"
 #include "lb_optim.h"
 #include "lb_quant.h"
 
@@ -29,10 +30,33 @@ typedef enum lb_op {
     LB_OP_SHORTCUT, /* ResNet option A: subsample + zero channel padding */
     LB_OP_FLATTEN,
     LB_OP_DROPOUT,
+    LB_OP_ENCODE, /* spiking: a static input (or event frames) into T time steps */
+    LB_OP_LIF,    /* spiking: leaky integrate-and-fire neurons over the T steps */
+    LB_OP_LN,     /* layer norm over each frame's (c,h,w), no affine */
+    LB_OP_TSUM,   /* spiking readout: sum (or mean) over the T steps */
     LB_OP_COUNT
 } lb_op;
 
 #define LB_NAME_MAX 48
+
+/* How an LB_OP_ENCODE node turns its input into T steps (docs/snn.md). */
+typedef enum lb_encoding {
+    LB_ENC_DIRECT = 0, /* the same tensor every step */
+    LB_ENC_RATE,       /* Bernoulli spikes with the pixel's intensity (input = pixel/255) */
+    LB_ENC_EVENTS      /* input planes [T][c'] of event frames, reordered time-major */
+} lb_encoding;
+/* Key of the rate encoding's draws in evaluation: fixed, so every evaluation (float, integer,
+ * exported C) sees the same spikes for an image, whatever its place in the batch. */
+#define LB_RATE_EVAL_KEY 0x5A1E5EEDull
+
+/* A LIF layer's neuron (lb_net_lif): the kernel's description (t, n, c, hw are filled per call)
+ * plus its decay: fixed, or learned per layer or per channel (clamped to [0, 1] after each
+ * update, as snnTorch clamps it in its forward). */
+typedef struct lb_lif_cfg {
+    lb_lif_desc k;
+    float beta;
+    int learn_beta; /* 0 fixed, 1 one per layer, 2 one per channel */
+} lb_lif_cfg;
 
 /* A named tensor in the parameter or state array. */
 typedef struct lb_tensor_info {
@@ -52,6 +76,11 @@ typedef struct lb_node {
     int k, stride, pad, groups, bias; /* conv (k also pool size) */
     float p;                          /* dropout rate */
     int nonneg;                       /* output known >= 0 (after ReLU etc.) */
+    int binary;                       /* output known to be 0 or 1 (spikes) */
+    int tm;                           /* frames per sample: 1, or T from an encode to a readout */
+    lb_encoding enc;                  /* LB_OP_ENCODE */
+    lb_lif_cfg lif;                   /* LB_OP_LIF (its learned beta is parameter pw) */
+    float scale;                      /* LB_OP_TSUM: 1 (count) or 1/T (mean) */
     /* parameters: index into the parameter/state tables, -1 if none */
     int pw, pb;      /* conv/linear weight, bias; BN gamma, beta */
     int smean, svar; /* BN running statistics */
@@ -66,6 +95,8 @@ typedef struct lb_node {
     float *mean, *invstd; /* BN saved statistics */
     double *moments;      /* conv feeding a BN, and that BN: per-plane moments of the conv's output,
                              written by the conv's training forward, read by BN's (NULL: none) */
+    float *mem;           /* LIF: membrane potential of every step (saved for backward) */
+    float *part;          /* LIF with learned beta: per-plane partial gradients */
     int32_t *argmax;      /* maxpool */
     uint8_t *mask;        /* dropout */
     int consumers;        /* how many nodes read y */
@@ -122,6 +153,12 @@ int lb_net_gap(lb_net *n, int in);
 int lb_net_add(lb_net *n, int a, int b);
 int lb_net_shortcut(lb_net *n, int in, int cout, int stride);
 int lb_net_dropout(lb_net *n, int in, float p);
+/* Spiking pieces (docs/snn.md). encode: T >= 1 steps of the input (LB_ENC_EVENTS: the input has
+ * T*c' planes, the output c'); every node after it runs on T*batch frames until a tsum. */
+int lb_net_encode(lb_net *n, int in, lb_encoding enc, int t);
+int lb_net_lif(lb_net *n, const char *name, int in, const lb_lif_cfg *cfg);
+int lb_net_ln(lb_net *n, const char *name, int in);
+int lb_net_tsum(lb_net *n, int in, int mean);
 /* Runs the network on another op table (before lb_net_plan). */
 void lb_net_set_backend(lb_net *n, const struct lb_backend *be);
 /* Quantizers of a conv/linear node (before lb_net_plan). */

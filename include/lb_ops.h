@@ -156,4 +156,75 @@ float lb_xent_forward(int n, int classes, const float *logits, const int32_t *la
 void lb_xent_backward(int n, int classes, const float *probs, const int32_t *labels,
                       float smoothing, float *dlogits);
 
+/* ---- spiking networks (docs/snn.md) ---------------------------------------------------------
+ * Time-major tensors: x[t][n][c][hw] for T steps of a batch of n samples, i.e. the T*n "frames"
+ * a stateless layer (conv, norm, pool, linear) sees as one batch. Only the LIF neuron carries
+ * state across t. */
+typedef enum lb_lif_reset { LB_RESET_SUB = 0, LB_RESET_ZERO } lb_lif_reset;
+typedef enum lb_surrogate { LB_SURR_ATAN = 0, LB_SURR_FSIG } lb_surrogate;
+
+typedef struct lb_lif_desc {
+    int t, n, c, hw;      /* x[t][n][c][hw] */
+    float theta;          /* threshold: S = U > theta */
+    lb_lif_reset reset;   /* by subtraction of theta (default) or to zero, one step late */
+    lb_surrogate surr;    /* dS/dU: atan (alpha = slope) or fast sigmoid (slope) */
+    float slope;          /* atan: 2 (snnTorch's default alpha), fast sigmoid: 25 */
+    int detach_reset;     /* 1: the reset term carries no gradient (snnTorch) */
+    int beta_per_channel; /* beta[c] rather than beta[0] */
+    int mem_bits;         /* 0: float membrane; b: U on a b-bit grid of theta/2^(b-2) */
+    int smooth; /* gradient checks only: S is the surrogate's primitive of U - theta (atan:
+                   1/2 + atan(pi/2 slope x)/pi, fast sigmoid: 1/2 + x/(1 + slope |x|)) in
+                   place of the step, so finite differences see what BPTT differentiates */
+} lb_lif_desc;
+
+/* U[t] = beta*U'[t-1] + x[t] - theta*S[t-1] (reset by subtraction; to zero: U'[t-1] =
+ * (1-S[t-1])*U[t-1] and no theta term), U[-1] = S[-1] = 0, S[t] = U[t] > theta. With mem_bits, U
+ * is rounded to the grid (codes clipped to the b-bit signed range) after each update. spk gets
+ * S, mem gets U (kept for backward). */
+void lb_lif_forward(const lb_lif_desc *d, const float *x, const float *beta, float *spk,
+                    float *mem);
+void lb_lif_forward_ref(const lb_lif_desc *d, const float *x, const float *beta, float *spk,
+                        float *mem);
+/* Backpropagation through time. dbeta (NULL: beta fixed) is overwritten; it needs scratch of
+ * lb_lif_scratch_floats(d) floats. With mem_bits, the gradient stops where a membrane code sits at
+ * either end of its range (straight-through inside). */
+size_t lb_lif_scratch_floats(const lb_lif_desc *d);
+void lb_lif_backward(const lb_lif_desc *d, const float *beta, const float *spk, const float *mem,
+                     const float *dspk, float *dx, int dx_acc, float *dbeta, float *scratch);
+void lb_lif_backward_ref(const lb_lif_desc *d, const float *beta, const float *spk,
+                         const float *mem, const float *dspk, float *dx, int dx_acc, float *dbeta,
+                         float *scratch);
+/* The membrane grid step theta / 2^(mem_bits-2): codes -2^(b-1)..2^(b-1)-1 span [-2 theta, 2
+ * theta). */
+float lb_lif_mem_step(const lb_lif_desc *d);
+
+/* Layer norm over each sample's (c,h,w) without affine (seed 000's SNN): y = (x - mean) * invstd,
+ * invstd = 1/sqrt(var + eps), population variance; mean[n] and invstd[n] are saved. */
+#define LB_LN_EPS 1e-5f
+void lb_ln_forward(int n, size_t d, const float *x, float *y, float *mean, float *invstd);
+void lb_ln_backward(int n, size_t d, const float *y, const float *invstd, const float *dy,
+                    float *dx, int dx_acc);
+
+/* Time expansion of a static tensor x[n][d] into y[t][n][d] (direct encoding); the backward sums
+ * dy over t. */
+void lb_repeat_forward(int t, size_t nd, const float *x, float *y);
+void lb_repeat_backward(int t, size_t nd, const float *dy, float *dx, int dx_acc);
+/* Rate (Bernoulli) encoding of x[n][d] holding pixel/255: the pixel byte k = round(255 x) clamped
+ * to 0..255 spikes at (t, n, i) iff (h >> 40) * 255 < k << 24, h = lb_spike_hash(key, counter),
+ * counter = (t * (per_sample ? n : 1) + (per_sample ? sample : 0)) * d + i: exact integer
+ * arithmetic, so the integer model and exported C draw the same spikes. */
+uint64_t lb_spike_hash(uint64_t key, uint64_t counter);
+void lb_rate_encode(int t, int n, size_t d, const float *x, float *y, uint64_t key, int per_sample);
+/* Event frames x[n][t][p][hw] (the data set's layout) to time-major y[t][n][p][hw]. */
+void lb_frames_forward(int t, int n, int p, size_t hw, const float *x, float *y);
+/* Readout: y[n][k] = scale * sum_t x[t][n][k] (spike count with scale 1, mean membrane with
+ * 1/T); the backward broadcasts scale*dy. */
+void lb_tsum_forward(int t, size_t nk, float scale, const float *x, float *y);
+void lb_tsum_backward(int t, size_t nk, float scale, const float *dy, float *dx, int dx_acc);
+/* snnTorch's mse_count_loss: targets floor(T*on) for the label, floor(T*off) for the others;
+ * loss = mean over n*k of (count - target)^2, divided by T. dcounts (NULL: not wanted) gets its
+ * gradient; *ncorrect counts argmax hits (ties: lowest index). */
+float lb_mse_count_loss(int n, int k, const float *counts, const int32_t *labels, int t, float on,
+                        float off, float *dcounts, int *ncorrect);
+
 #endif

@@ -73,6 +73,7 @@ typedef struct lb_progress {
     float img_per_s, eta_s;
     int done; /* 1 at the epoch's end, with test results filled */
     float test_loss, test_acc, epoch_s, lr;
+    float fire_rate; /* spiking models, at the epoch's end: mean firing rate of the LIF layers */
     /* Not NULL: a line for the user instead of progress (the schedule at the start; with
      * warning set, a collapse warning, which starts with "collapse:"). */
     const char *note;

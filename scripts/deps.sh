@@ -15,6 +15,9 @@
 #   gcc-arm-none-eabi libnewlib-arm-none-eabi  compiling exported models for a Cortex-M4
 #   clang libclang-rt-14-dev  the clang -Werror build and the libFuzzer runs of the parsers
 #   python3-matplotlib      the plots of `lowbit faults sweep` (SVG and PNG; tests/cli/finetune.sh)
+# From PyPI (pip, beside Debian's torch, --no-deps so it never replaces Debian's packages):
+#   snntorch 1.0.0          reference values of the LIF neuron and the count loss (tests/torch/
+#                           ref_snn.py; without it a PyTorch twin is used, and the suite says so)
 # With BENCH=1 also what bench/robust/ needs (not the suite):
 #   python3-sklearn         the bundled digits set and the logistic-regression baseline
 #   fonts-dejavu-core fonts-dejavu-extra  rendering the glyph set
@@ -36,4 +39,9 @@ if [ -n "$missing" ]; then
     apt-get update -qq
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+if ! /usr/bin/python3 -c "import snntorch" 2>/dev/null; then
+    echo "deps: installing snntorch 1.0.0 (pip, --no-deps)"
+    /usr/bin/python3 -m pip install -q --break-system-packages --no-deps snntorch==1.0.0 ||
+        echo "deps: snntorch not installed: the SNN references come from the PyTorch twin"
 fi

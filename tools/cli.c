@@ -112,6 +112,7 @@ int cli_image_option(const char *cmd, int argc, char **argv, int *i, lb_image_op
 int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cfg *c) {
     const char *o = argv[*i];
     if (reg_option(cmd, argc, argv, i, c)) return 1;
+    if (cli_snn_option(cmd, argc, argv, i, &c->model.snn)) return 1;
 #define IS(s) (strcmp(o, s) == 0)
 #define VAL cli_value(cmd, argc, argv, i)
     if (IS("--model")) {
@@ -121,7 +122,7 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         if (!ok)
             cli_die(2, cmd,
                     "--model: unknown model '%s' (cnn, resnet20, resnet18, mobilenetv1, "
-                    "mobilenetv2)",
+                    "mobilenetv2, snn-vgg, snn-resnet)",
                     v);
         cli_copy(cmd, o, c->model.arch, sizeof c->model.arch, v);
     } else if (IS("--width-mult")) {
@@ -229,7 +230,8 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
 }
 
 void cli_train_usage(void) {
-    fputs("  --model M          cnn | resnet20 | resnet18 | mobilenetv1 | mobilenetv2\n"
+    fputs("  --model M          cnn | resnet20 | resnet18 | mobilenetv1 | mobilenetv2 |\n"
+          "                     snn-vgg | snn-resnet\n"
           "                     (default cnn; docs/models.md)\n"
           "  --width-mult X     MobileNets: channel multiplier 0.25..4 (default 1)\n"
           "  --data DIR         data set directory (default /usr/share/datasets/fashion-mnist):\n"
@@ -289,4 +291,5 @@ void cli_train_usage(void) {
           "  --seed S --threads T (default 1 / 2)\n"
           "  --train-limit N --test-limit N  use only the first N samples (0 = all)\n",
           stdout);
+    cli_snn_usage();
 }

@@ -16,6 +16,9 @@ void cli_copy(const char *cmd, const char *opt, char *dst, size_t n, const char 
  * argv[*i] was one of them (advancing *i past its value). */
 int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cfg *c);
 void cli_train_usage(void);
+/* The spiking-model options (cli_snn.c): 1 if argv[*i] was one. */
+int cli_snn_option(const char *cmd, int argc, char **argv, int *i, lb_snn_cfg *s);
+void cli_snn_usage(void);
 /* --image-size HxW, --channels 1|3, --test-split F (image folders); 1 if argv[*i] was one. */
 int cli_image_option(const char *cmd, int argc, char **argv, int *i, lb_image_opts *img);
 /* After parsing: a reg option (--levels, --reg-kind, --reg-lambda, ...) without --quant reg

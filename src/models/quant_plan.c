@@ -114,6 +114,9 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
                      .per_channel = q->per_channel,
                      .po2 = q->po2 && wkind == LB_Q_LSQ};
         if (wkind == LB_Q_REG) w.levels = q->reg_levels, w.form = q->reg_form;
+        /* spikes are exact one-bit activations: nothing to quantize */
+        int spikes = n->nodes[d->in[0]].binary;
+        if (spikes) ab = 0;
         lb_qcfg a = {.kind = ab > 0 ? akind : LB_Q_NONE,
                      .bits = ab,
                      .is_signed = !n->nodes[d->in[0]].nonneg,

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const g_archs[] = {"cnn",         "resnet20",    "resnet18",
-                                      "mobilenetv1", "mobilenetv2", NULL};
+static const char *const g_archs[] = {"cnn",         "resnet20", "resnet18",   "mobilenetv1",
+                                      "mobilenetv2", "snn-vgg",  "snn-resnet", NULL};
 
 const char *const *lb_model_archs(void) {
     return g_archs;
@@ -28,6 +28,25 @@ void lb_model_cfg_default(lb_model_cfg *c) {
     c->q.reg_lambda0 = 100.0f;
     c->q.reg_lambda_max = 1000.0f;
     c->q.reg_ramp = 0.5f;
+    /* seed 000's SNN (methods.md sec. 6): beta 0.5, threshold 1, subtraction, arctangent, counts */
+    c->snn.timesteps = 8;
+    c->snn.encoding = LB_ENC_DIRECT;
+    c->snn.lif.beta = 0.5f;
+    c->snn.lif.k.theta = 1.0f;
+    c->snn.lif.k.reset = LB_RESET_SUB;
+    c->snn.lif.k.surr = LB_SURR_ATAN;
+    c->snn.lif.k.slope = 2.0f;
+    c->snn.lif.k.detach_reset = 1;
+    c->snn.readout = LB_READ_COUNT;
+    c->snn.loss = LB_LOSS_CE;
+    c->snn.rate_on = 0.8f;
+    c->snn.rate_off = 0.2f;
+    c->snn.norm = LB_SNN_LN;
+    c->snn.dropout = 0.5f;
+}
+
+int lb_model_is_snn(const lb_model_cfg *c) {
+    return strncmp(c->arch, "snn-", 4) == 0;
 }
 
 static int conv_bn(lb_net *n, const char *name, const char *bn, int x, int cout, int k, int s,
@@ -87,7 +106,14 @@ static void build_resnet(lb_net *n, int classes, const int *widths, int stages, 
 
 lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out) {
     *out = NULL;
-    if (cfg->in_c != 1 && cfg->in_c != 3)
+    int events = lb_model_is_snn(cfg) && cfg->snn.encoding == LB_ENC_EVENTS;
+    if (events && (cfg->snn.timesteps < 1 || cfg->in_c % cfg->snn.timesteps ||
+                   cfg->in_c / cfg->snn.timesteps > 2))
+        return lb_error_set(LB_EINVAL,
+                            "--encoding events: the input must hold T x 1 or 2 polarity planes, "
+                            "got %d planes for T = %d",
+                            cfg->in_c, cfg->snn.timesteps);
+    if (!events && cfg->in_c != 1 && cfg->in_c != 3)
         return lb_error_set(LB_EINVAL, "model input must have 1 or 3 channels, got %d", cfg->in_c);
     int graph = strcmp(cfg->arch, "graph") == 0;
     if (!graph && (cfg->in_h < 28 || cfg->in_w < 28))
@@ -115,6 +141,13 @@ lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out) {
         lb_build_mobilenetv1(n, cfg->classes, cfg->width_mult, cfg->in_h, cfg->in_w);
     } else if (strcmp(cfg->arch, "mobilenetv2") == 0) {
         lb_build_mobilenetv2(n, cfg->classes, cfg->width_mult, cfg->in_h, cfg->in_w);
+    } else if (lb_model_is_snn(cfg)) {
+        lb_status ss = lb_snn_cfg_check(&cfg->snn);
+        if (ss != LB_OK) {
+            lb_net_free(n);
+            return ss;
+        }
+        lb_build_snn(n, cfg);
     } else if (graph) {
         lb_status gs = lb_graph_build(cfg->graph, "model graph", n);
         if (gs == LB_OK && lb_net_classes(n) != cfg->classes)
@@ -128,7 +161,8 @@ lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out) {
         lb_net_free(n);
         return lb_error_set(
             LB_EINVAL,
-            "unknown model '%s' (cnn, resnet20, resnet18, mobilenetv1, mobilenetv2, graph)",
+            "unknown model '%s' (cnn, resnet20, resnet18, mobilenetv1, mobilenetv2, snn-vgg, "
+            "snn-resnet, graph)",
             cfg->arch);
     }
     lb_status st = n->err;

@@ -60,6 +60,8 @@ static const lb_backend g_cpu = {
     lb_shortcut_backward,
     lb_dropout_forward,
     lb_dropout_backward,
+    lb_lif_forward,
+    lb_lif_backward,
 };
 
 static const lb_backend g_cpu_ref = {
@@ -89,6 +91,8 @@ static const lb_backend g_cpu_ref = {
     lb_shortcut_backward,
     lb_dropout_forward,
     lb_dropout_backward,
+    lb_lif_forward_ref,
+    lb_lif_backward_ref,
 };
 
 const lb_backend *lb_backend_cpu(void) {

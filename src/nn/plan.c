@@ -51,7 +51,9 @@ static void carve(lb_net *n, size_t *scratch, size_t *dtmp, size_t *dwtmp) {
     for (int i = 1; i < n->nnodes; i++) {
         lb_node *d = &n->nodes[i];
         const lb_node *s = &n->nodes[d->in[0]];
-        size_t out = (size_t)B * lb_node_size(d), in = (size_t)B * lb_node_size(s);
+        int fb = lb_node_frames(d, B);
+        size_t out = (size_t)fb * lb_node_size(d),
+               in = (size_t)lb_node_frames(s, B) * lb_node_size(s);
         if (d->alias) {
             d->y = s->y;
             d->dy = s->dy;
@@ -73,7 +75,7 @@ static void carve(lb_net *n, size_t *scratch, size_t *dtmp, size_t *dwtmp) {
             }
             if (d->op == LB_OP_CONV) {
                 lb_conv2d_desc cd;
-                lb_conv2d_desc_init(&cd, B, s->c, s->h, s->w, d->c, d->k, d->stride, d->pad,
+                lb_conv2d_desc_init(&cd, fb, s->c, s->h, s->w, d->c, d->k, d->stride, d->pad,
                                     d->groups);
                 size_t sc = n->be->conv2d_scratch_floats(&cd, n->nthreads);
                 if (sc > *scratch) *scratch = sc;
@@ -87,9 +89,17 @@ static void carve(lb_net *n, size_t *scratch, size_t *dtmp, size_t *dwtmp) {
              * while each image's output is still in cache: BN's statistics pass over the whole
              * tensor goes away. The bits are the same either way (lb_bn_plane_moments). */
             if (s->op == LB_OP_CONV && s->consumers == 1 && !getenv("LOWBIT_NO_FUSE")) {
-                d->moments = lb_arena_alloc(a, (size_t)B * d->c * 2 * sizeof(double));
+                d->moments = lb_arena_alloc(a, (size_t)fb * d->c * 2 * sizeof(double));
                 n->nodes[d->in[0]].moments = d->moments;
             }
+            break;
+        case LB_OP_LN:
+            d->mean = lb_arena_floats(a, (size_t)fb);
+            d->invstd = lb_arena_floats(a, (size_t)fb);
+            break;
+        case LB_OP_LIF:
+            d->mem = lb_arena_floats(a, out);
+            if (d->lif.learn_beta) d->part = lb_arena_floats(a, (size_t)B * d->c);
             break;
         case LB_OP_MAXPOOL:
             d->argmax = lb_arena_alloc(a, out * sizeof(int32_t));
@@ -107,6 +117,11 @@ lb_status lb_net_plan(lb_net *n, int max_batch, int nthreads) {
     if (n->err != LB_OK) return n->err;
     if (max_batch < 1) return lb_error_set(LB_EINVAL, "batch must be >= 1, got %d", max_batch);
     if (n->param) return lb_error_set(LB_EINVAL, "network already planned");
+    if (n->nodes[n->nnodes - 1].tm != 1)
+        return lb_error_set(LB_EINVAL,
+                            "a spiking network must end with a readout over time (its output "
+                            "layer '%s' has %d steps)",
+                            n->nodes[n->nnodes - 1].name, n->nodes[n->nnodes - 1].tm);
     n->max_batch = max_batch;
     n->nthreads = nthreads < 1 ? 1 : nthreads;
     for (int i = 0; i < n->nnodes; i++) {
@@ -126,8 +141,9 @@ lb_status lb_net_plan(lb_net *n, int max_batch, int nthreads) {
     for (int i = 1; i < n->nnodes; i++) {
         lb_node *d = &n->nodes[i];
         const lb_node *s = &n->nodes[d->in[0]];
+        /* (not over a layer norm: its backward reads its own output) */
         if ((d->op == LB_OP_RELU || d->op == LB_OP_RELU6 || d->op == LB_OP_FLATTEN) &&
-            d->in[0] > 0 && s->consumers == 1)
+            d->in[0] > 0 && s->consumers == 1 && (s->op != LB_OP_LN || d->op == LB_OP_FLATTEN))
             d->alias = 1;
         /* An add overwrites its first operand when nothing else reads it: saves a buffer and,
          * in backward, the copy of the gradient into that operand. */
@@ -221,6 +237,10 @@ void lb_net_init(lb_net *n, uint64_t seed) {
                 rm[j] = 0;
                 rv[j] = 1;
             }
+        }
+        if (d->op == LB_OP_LIF && d->pw >= 0) {
+            float *b = n->param + n->params[d->pw].off;
+            for (size_t j = 0; j < n->params[d->pw].n; j++) b[j] = d->lif.beta;
         }
         if (d->op == LB_OP_CONV || d->op == LB_OP_LINEAR) {
             /* re-bind resets quantizer parameters to their defaults (not yet initialized) */

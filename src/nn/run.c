@@ -55,16 +55,58 @@ static void quant_operands(lb_net *n, lb_node *d, int B, const float *x, const f
     }
 }
 
-const float *lb_net_forward(lb_net *n, const float *x, int B, int training) {
+/* The LIF kernel's description for a batch of Bn samples. */
+static lb_lif_desc lif_desc(const lb_net *n, const lb_node *d, int Bn, const float **beta) {
+    lb_lif_desc k = d->lif.k;
+    k.t = d->tm;
+    k.n = Bn;
+    k.c = d->c;
+    k.hw = d->h * d->w;
+    *beta = d->pw >= 0 ? P(n, d->pw) : &d->lif.beta;
+    return k;
+}
+
+/* The spiking nodes' forward (Bn samples; their frames are Bn * T). */
+static void forward_snn(lb_net *n, lb_node *d, const lb_node *s, int Bn, const float *in) {
+    size_t ssz = lb_node_size(s), dsz = lb_node_size(d);
+    switch (d->op) {
+    case LB_OP_ENCODE:
+        if (d->enc == LB_ENC_DIRECT)
+            lb_repeat_forward(d->tm, (size_t)Bn * ssz, in, d->y);
+        else if (d->enc == LB_ENC_RATE) /* training: fresh draws from the checkpointed RNG */
+            lb_rate_encode(d->tm, Bn, ssz, in, d->y,
+                           n->training ? lb_rng_u64(&n->rng) : LB_RATE_EVAL_KEY, n->training);
+        else
+            lb_frames_forward(d->tm, Bn, d->c, (size_t)d->h * d->w, in, d->y);
+        break;
+    case LB_OP_LIF: {
+        const float *beta;
+        lb_lif_desc k = lif_desc(n, d, Bn, &beta);
+        n->be->lif_forward(&k, in, beta, d->y, d->mem);
+        break;
+    }
+    case LB_OP_LN:
+        lb_ln_forward(lb_node_frames(d, Bn), dsz, in, d->y, d->mean, d->invstd);
+        break;
+    case LB_OP_TSUM:
+        lb_tsum_forward(d->k, (size_t)Bn * dsz, d->scale, in, d->y);
+        break;
+    default:
+        break;
+    }
+}
+
+const float *lb_net_forward(lb_net *n, const float *x, int Bn, int training) {
     /* kernels size their per-thread scratch by lb_threads_get(): run with the planned count */
     if (lb_threads_get() != n->nthreads) lb_threads_set(n->nthreads);
-    n->batch = B;
+    n->batch = Bn;
     n->training = training;
     n->nodes[0].y = (float *)x; /* read only: nothing writes the input node */
     for (int i = 1; i < n->nnodes; i++) {
         lb_node *d = &n->nodes[i];
         const lb_node *s = &n->nodes[d->in[0]];
         const float *in = s->y;
+        int B = lb_node_frames(d, Bn); /* frames: T*Bn inside a spiking network */
         double t0 = prof_now(n);
         size_t cnt = (size_t)B * lb_node_size(d);
         switch (d->op) {
@@ -137,6 +179,7 @@ const float *lb_net_forward(lb_net *n, const float *x, int B, int training) {
                 memcpy(d->y, in, cnt * sizeof(float));
             break;
         default:
+            forward_snn(n, d, s, Bn, in);
             break;
         }
         if (n->prof) n->prof[2 * i] += prof_now(n) - t0;
@@ -190,16 +233,45 @@ static lb_status backward_linear_or_conv(lb_net *n, lb_node *d, int B) {
     return lb_check_finite(d->name, G(n, d->pw), n->params[d->pw].n);
 }
 
+/* The spiking nodes' backward. */
+static void backward_snn(lb_net *n, lb_node *d, const lb_node *s, int Bn) {
+    size_t ssz = lb_node_size(s), dsz = lb_node_size(d);
+    int acc;
+    float *dx = grad_target(n, d->in[0], &acc);
+    switch (d->op) {
+    case LB_OP_ENCODE: /* rate spikes and event frames come from data: nothing to pass back */
+        if (dx && d->enc == LB_ENC_DIRECT)
+            lb_repeat_backward(d->tm, (size_t)Bn * ssz, d->dy, dx, acc);
+        break;
+    case LB_OP_LIF: {
+        const float *beta;
+        lb_lif_desc k = lif_desc(n, d, Bn, &beta);
+        float *db = d->pw >= 0 ? G(n, d->pw) : NULL;
+        if (dx) n->be->lif_backward(&k, beta, d->y, d->mem, d->dy, dx, acc, db, d->part);
+        break;
+    }
+    case LB_OP_LN:
+        if (dx) lb_ln_backward(lb_node_frames(d, Bn), dsz, d->y, d->invstd, d->dy, dx, acc);
+        break;
+    case LB_OP_TSUM:
+        if (dx) lb_tsum_backward(d->k, (size_t)Bn * dsz, d->scale, d->dy, dx, acc);
+        break;
+    default:
+        break;
+    }
+}
+
 lb_status lb_net_backward(lb_net *n, const float *dlogits) {
-    int B = n->batch;
+    int Bn = n->batch;
     if (lb_threads_get() != n->nthreads) lb_threads_set(n->nthreads);
     for (int i = 0; i < n->nnodes; i++) n->nodes[i].dy_written = 0;
     lb_node *last = &n->nodes[n->nnodes - 1];
-    memcpy(last->dy, dlogits, (size_t)B * lb_node_size(last) * sizeof(float));
+    memcpy(last->dy, dlogits, (size_t)Bn * lb_node_size(last) * sizeof(float));
     last->dy_written = 1;
     for (int i = n->nnodes - 1; i >= 1; i--) {
         lb_node *d = &n->nodes[i];
         const lb_node *s = &n->nodes[d->in[0]];
+        int B = lb_node_frames(d, Bn);
         size_t cnt = (size_t)B * lb_node_size(d);
         if (!d->dy_written) memset(d->dy, 0, cnt * sizeof(float)); /* output unused */
         double t0 = prof_now(n);
@@ -287,6 +359,7 @@ lb_status lb_net_backward(lb_net *n, const float *dlogits) {
                 add_grad(dx, d->dy, cnt, acc);
             break;
         default:
+            backward_snn(n, d, s, Bn);
             break;
         }
         if (n->prof) n->prof[2 * i + 1] += prof_now(n) - t0;
@@ -309,6 +382,11 @@ int lb_net_project(lb_net *n, int *node, int *is_weight) {
     if (node) *node = 0;
     for (int i = 1; i < n->nnodes; i++) {
         lb_node *d = &n->nodes[i];
+        if (d->op == LB_OP_LIF && d->pw >= 0) { /* beta into [0, 1], as snnTorch clamps it */
+            float *b = P(n, d->pw);
+            for (size_t j = 0; j < n->params[d->pw].n; j++)
+                b[j] = b[j] < 0 ? 0 : b[j] > 1 ? 1 : b[j];
+        }
         if (d->op != LB_OP_CONV && d->op != LB_OP_LINEAR) continue;
         int w = lb_quant_project(&d->wq), a = lb_quant_project(&d->aq);
         if ((w || a) && node && !*node) {

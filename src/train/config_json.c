@@ -36,6 +36,7 @@ char *lb_model_cfg_to_json(const lb_model_cfg *m) {
         cJSON_AddNumberToObject(o, "reg_lambda_max", m->q.reg_lambda_max);
         cJSON_AddNumberToObject(o, "reg_ramp", m->q.reg_ramp);
     }
+    if (lb_model_is_snn(m)) lb_snn_cfg_to_json(o, &m->snn);
     if (m->norm.set) {
         /* cJSON prints doubles so that they parse back exactly; a float survives the trip, so
          * a resumed run normalizes bit for bit as the first one did */
@@ -199,7 +200,8 @@ lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg 
     jctx j = {o, path, "lowbit.model"};
     char qk[16] = "none", wq[16] = "", aq[16] = "";
     lb_status st = jstr(&j, "arch", 1, m->arch, sizeof m->arch);
-    if (st == LB_OK) st = jint(&j, "in_c", 1, 1, 3, &m->in_c);
+    /* event frames: T x polarity planes (lb_model_build checks the shape against T) */
+    if (st == LB_OK) st = jint(&j, "in_c", 1, 1, 512, &m->in_c);
     if (st == LB_OK) st = jint(&j, "in_h", 1, 1, 1 << 16, &m->in_h);
     if (st == LB_OK) st = jint(&j, "in_w", 1, 1, 1 << 16, &m->in_w);
     if (st == LB_OK) st = jint(&j, "classes", 1, 1, 1 << 20, &m->classes);
@@ -218,6 +220,7 @@ lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg 
     if (st == LB_OK) st = jstr(&j, "aquant", 0, aq, sizeof aq);
     if (st == LB_OK) st = get_norm(o, path, &m->norm);
     if (st == LB_OK) st = get_reg(o, path, &m->q);
+    if (st == LB_OK && lb_model_is_snn(m)) st = lb_snn_cfg_from_json(o, path, &m->snn);
     cJSON_Delete(o);
     if (st != LB_OK) return st;
     if (lb_qkind_parse(qk, &m->q.kind) != LB_OK)

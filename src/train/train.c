@@ -151,6 +151,7 @@ void lb_run_free(run *r) {
     free(r->y);
     free(r->state_save);
     free(r->ada);
+    free(r->fire);
     lb_dataset_free(&r->train);
     lb_dataset_free(&r->test);
 }
@@ -184,6 +185,9 @@ lb_status lb_run_setup(run *r, lb_train_cfg *c) {
      * used the training split's too, so a resume stays bit for bit). */
     if (!c->model.norm.set) {
         lb_dataset_norm(&r->train, c->model.norm.mean, c->model.norm.std);
+        if (lb_model_is_snn(&c->model) && c->model.snn.encoding == LB_ENC_RATE)
+            for (int k = 0; k < 3; k++) /* rate spikes need the intensity itself, pixel/255 */
+                c->model.norm.mean[k] = 0, c->model.norm.std[k] = 1;
         c->model.norm.set = 1;
     } else if ((st = lb_norm_check(&c->model.norm, "model config")) != LB_OK) {
         return st;
@@ -252,10 +256,17 @@ lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, i
         return LB_OK;
     }
     lb_watch_forward(w, r->net, b, step);
-    lb_xent_backward(b, classes, r->probs, r->y, c->label_smoothing, r->dlogits);
+    lb_snn_fire_accum(r, b);
+    /* the watch judges cross-entropy on the readout whatever the training loss */
+    float task = *loss;
+    if (lb_model_is_snn(&c->model) && c->model.snn.loss == LB_LOSS_MSE_COUNT)
+        task = lb_snn_loss(r, c, b, logits);
+    else
+        lb_xent_backward(b, classes, r->probs, r->y, c->label_smoothing, r->dlogits);
     if (tm) tm[0] = now_s();
     if ((st = lb_net_backward(r->net, r->dlogits)) != LB_OK) return st;
     float ce = *loss; /* the watch judges the task loss: ln(C) means chance whatever lambda is */
+    *loss = task;
     if (r->reg_hook) *loss += (float)r->reg_hook(r->reg_hook_ctx, r->net);
     *loss += lb_net_reg(r->net);
     if (tm) tm[1] = now_s();
@@ -437,6 +448,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         step = info.step;
     }
     if ((st = lb_adaqat_setup(&r, c)) != LB_OK) goto out;
+    if ((st = lb_snn_train_setup(&r, c)) != LB_OK) goto out;
     if ((st = check_classes(&r, c)) != LB_OK) goto out;
     if (fn && r.train.class_names) {
         char dn[1024];
@@ -529,6 +541,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         if ((st = lb_reg_epoch_metrics(&r, c, lambda, p.test_acc, regm, sizeof regm)) != LB_OK)
             goto out;
         lb_adaqat_metrics(r.ada, r.net, regm + strlen(regm), sizeof regm - strlen(regm));
+        lb_snn_fire_metrics(&r, regm, sizeof regm, &p.fire_rate);
         if ((st = append_metrics(c->metrics, c, &p, w.epoch_events, w.nonfinite_epoch, regm)) !=
             LB_OK)
             goto out;

@@ -8,6 +8,9 @@
 
 char *lb_model_cfg_to_json(const lb_model_cfg *m); /* malloc'd (cJSON) */
 lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg *m);
+/* The "snn" object of a spiking model's metadata (config_snn.c); obj is the model's cJSON. */
+void lb_snn_cfg_to_json(void *obj, const lb_snn_cfg *s);
+lb_status lb_snn_cfg_from_json(const void *obj, const char *path, lb_snn_cfg *s);
 char *lb_train_cfg_to_json(const lb_train_cfg *c);
 lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg *c);
 /* lowbit.data (ckpt_data.c): the JSON for info->class_names (NULL when there are none), and
@@ -36,6 +39,8 @@ typedef struct run {
      * injection, which puts the float weights back under the gradient of the faulty ones). */
     double (*reg_hook)(void *ctx, lb_net *n);
     void *reg_hook_ctx;
+    double *fire; /* spiking models: per node, the sum over samples of its mean firing rate */
+    long fire_n;  /* samples in it */
 } run;
 
 lb_status lb_run_setup(run *r, lb_train_cfg *c);
@@ -57,6 +62,15 @@ lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, i
 lb_status lb_train_resolve(lb_train_cfg *c, int n_train, int steps_per_epoch, lb_sched *sch,
                            char *note, size_t cap);
 void lb_run_free(run *r);
+
+/* Spiking models in the trainer (snn_train.c): the firing-rate accumulators (no-op for other
+ * models); the MSE count loss of counts[b][classes] against r->y, its gradient in r->dlogits; the
+ * rates of the last forward added; the epoch's rates appended to a metrics fragment as
+ * ,"firing_rate":{layer:rate,...} (their mean over layers in *mean) and reset. */
+lb_status lb_snn_train_setup(run *r, const lb_train_cfg *c);
+float lb_snn_loss(const run *r, const lb_train_cfg *c, int b, const float *counts);
+void lb_snn_fire_accum(run *r, int b);
+void lb_snn_fire_metrics(run *r, char *buf, size_t cap, float *mean);
 
 /* --learn-bits in the trainer (adaqat_train.c): the options' check (LB_EINVAL naming the option),
  * and the widths of a planned run: from the model's quantizers on a fresh run, from the

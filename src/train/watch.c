@@ -89,7 +89,10 @@ void lb_watch_forward(lb_watch *w, const lb_net *n, int batch, long step) {
         const lb_node *d = &n->nodes[i];
         /* an aliased node shares its producer's buffer: the producer is reported instead */
         if (d->alias || !d->y) continue;
-        if (all_zero(d->y, (size_t)batch * lb_node_size(d))) {
+        /* spikes: a layer that is silent for a batch is normal while the membranes charge up
+         * at the start (surrogate gradients still flow); only after the warm-up is it a verdict */
+        if ((d->binary || d->op == LB_OP_TSUM) && step < w->quiet_until) continue;
+        if (all_zero(d->y, (size_t)batch * d->tm * lb_node_size(d))) {
             emit(w, LB_CK_DEAD, step, d->name,
                  "collapse: layer '%s' (%s) outputs only zeros for a whole batch at step %ld "
                  "(a dead layer: nothing after it can learn). Likely fix: a lower --lr (now %g) "
