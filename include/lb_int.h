@@ -117,6 +117,9 @@ typedef struct lb_int_model {
     float mean[3], std[3];
     size_t arena_bytes;   /* per image */
     size_t scratch_bytes; /* per thread, fast kernels */
+    /* A spiking network's integer form (src/int/int_snn.h; docs/snn.md), NULL for the others:
+     * then ops and tensors are empty and lb_int_run / lb_int_export use it. */
+    struct lb_isnn *snn;
     /* workspaces of lb_int_run, grown on demand */
     unsigned char *ws;
     size_t ws_bytes;

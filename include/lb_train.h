@@ -55,6 +55,9 @@ typedef struct lb_train_cfg {
     lb_augment aug;
     lb_on_collapse on_collapse;
     int lr_given; /* sched.base came from the user (only for the printed summary) */
+    /* --optimizer / --wd came from the user: otherwise a spiking model trains with its own
+     * recipe (AdamW, wd 1e-4, lr 1e-3: seed 000's; docs/snn.md) */
+    int opt_given, wd_given;
     /* --learn-bits (docs/mixed.md): 0 none, 1 AdaQAT; scope 0 per layer, 1 one pair for the net;
      * the widths' learning rate and cost weight lambda (halved once the weights settle) */
     int learn_bits, bits_scope;

@@ -188,6 +188,7 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
     } else if (IS("--optimizer")) {
         if (lb_opt_parse(VAL, &c->opt.kind) != LB_OK)
             cli_die(2, cmd, "--optimizer: expected sgd or adamw, got '%s'", argv[*i]);
+        c->opt_given = 1;
         if (c->opt.kind == LB_OPT_ADAMW && c->opt.weight_decay == 5e-4f)
             c->opt.weight_decay = 0.01f;
     } else if (IS("--momentum")) {
@@ -196,6 +197,7 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         c->opt.nesterov = 0;
     } else if (IS("--wd")) {
         c->opt.weight_decay = cli_float(cmd, o, VAL, 0, 1);
+        c->wd_given = 1;
     } else if (IS("--sched")) {
         if (lb_sched_parse(VAL, &c->sched.kind) != LB_OK)
             cli_die(2, cmd, "--sched: expected const, cosine or step, got '%s'", argv[*i]);
@@ -273,7 +275,8 @@ void cli_train_usage(void) {
           "  --learn-bits-scope layer|net  a width pair per layer or one for the net\n"
           "  --bits-lr R --bits-lambda L  width rate (0.1) and cost weight (0.02, halved\n"
           "                     once every weight width is frozen)\n"
-          "  --optimizer O      sgd (momentum 0.9, Nesterov) | adamw (default sgd)\n"
+          "  --optimizer O      sgd (momentum 0.9, Nesterov) | adamw (default sgd; spiking\n"
+          "                     models: adamw, lr 1e-3, wd 1e-4, seed 000's recipe)\n"
           "  --momentum M --no-nesterov --wd WD (default 5e-4; never on BN, bias, quantizers)\n"
           "  --sched S          cosine | step | const (default cosine), per step\n"
           "  --warmup E         linear warm-up epochs (default: the first 5% of the steps)\n"

@@ -37,7 +37,7 @@ int cli_snn_option(const char *cmd, int argc, char **argv, int *i, lb_snn_cfg *s
     } else if (IS("--reset-grad")) {
         static const char *const onoff[] = {"off", "on", NULL};
         s->lif.k.detach_reset = !pick(cmd, o, VAL, onoff);
-    } else if (IS("--surrogate")) {
+    } else if (IS("--spike-grad")) {
         s->lif.k.surr = (lb_surrogate)pick(cmd, o, VAL, lb_surrogate_names);
         /* snnTorch's default slopes: atan alpha 2, fast sigmoid 25 */
         if (!g_slope_given) s->lif.k.slope = s->lif.k.surr == LB_SURR_FSIG ? 25.0f : 2.0f;
@@ -85,7 +85,7 @@ void cli_snn_usage(void) {
           "  --threshold X      firing threshold (default 1)\n"
           "  --reset R          subtract | zero (default subtract)\n"
           "  --reset-grad on|off  let the reset carry gradient (default off, as snnTorch)\n"
-          "  --surrogate S      atan | fast-sigmoid (default atan); --slope X (2 / 25)\n"
+          "  --spike-grad S     atan | fast-sigmoid surrogate (default atan); --slope X (2, 25)\n"
           "  --mem-bits B       integer membrane on a B-bit grid, 3..16 (default 0: float)\n"
           "  --readout R        count (spikes of the output LIF) | membrane (default count)\n"
           "  --loss L           ce | mse-count (snnTorch's, targets --count-rates 0.8/0.2)\n"

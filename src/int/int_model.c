@@ -3,6 +3,7 @@
  * int32), computes the requantization constants and plans the per-image arena. Running the model
  * is int_run.c's; writing it as C is src/export's. */
 #include "int_internal.h"
+#include "int_snn.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -143,6 +144,7 @@ static lb_int_op *new_op(lb_int_model *m, lb_int_opkind kind, const char *name) 
 }
 
 void lb_int_free(lb_int_model *m) {
+    if (m) lb_isnn_free(m->snn);
     if (!m) return;
     for (int i = 0; i < m->nops; i++) {
         lb_int_op *op = &m->ops[i];
@@ -837,6 +839,8 @@ lb_status lb_int_from_net(const lb_net *n, const float mean[3], const float std[
                           lb_int_model **out) {
     *out = NULL;
     if (!n->param) return lb_error_set(LB_EINVAL, "integer model: the network is not planned");
+    for (int i = 1; i < n->nnodes; i++)
+        if (n->nodes[i].op == LB_OP_ENCODE) return lb_int_from_snn(n, mean, std, out);
     build b;
     memset(&b, 0, sizeof b);
     b.n = n;

@@ -2,6 +2,7 @@
  * op's result), the run-time choice of a fast implementation, and the per-thread workspaces.
  * The fast conv / requantization kernels live in int_avx2.c and int_vnni.c. */
 #include "int_internal.h"
+#include "int_snn.h"
 
 #include <omp.h>
 #include <stdlib.h>
@@ -341,7 +342,10 @@ lb_status lb_int_run(lb_int_model *m, const uint8_t *images, int n, int32_t *log
         unsigned char *arena = m->ws + per * (size_t)omp_get_thread_num();
         unsigned char *scratch = arena + (m->arena_bytes + 63) / 64 * 64;
         int32_t *lg = logits + (size_t)i * m->classes;
-        run_image(m, kf, images + chw * i, arena, scratch, lg);
+        if (m->snn)
+            lb_isnn_run_image(m->snn, images + chw * i, lg, arena);
+        else
+            run_image(m, kf, images + chw * i, arena, scratch, lg);
         if (preds) {
             int best = 0;
             for (int c = 1; c < m->classes; c++)

@@ -38,6 +38,7 @@ lb_status lb_bench_run(const lb_train_cfg *cfg_in, int warmup, int steps, lb_ben
     lb_train_cfg cfg = *cfg_in, *c = &cfg;
     if (steps < 1 || warmup < 0) return lb_error_set(LB_EINVAL, "--steps must be >= 1");
     if (c->batch < 1) return lb_error_set(LB_EINVAL, "--batch must be >= 1, got %d", c->batch);
+    lb_snn_recipe(c);
     if (c->sched.base == 0) c->sched.base = lb_train_default_lr(c->model.arch, c->batch);
     lb_threads_set(c->threads);
     run r;

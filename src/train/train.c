@@ -412,6 +412,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         *c = rec;
     }
     c->lr_given = c->sched.base != 0;
+    lb_snn_recipe(c);
     if (c->sched.base == 0) c->sched.base = lb_train_default_lr(c->model.arch, c->batch);
     if ((st = check_cfg(c)) != LB_OK) return st;
     if (!c->metrics[0]) snprintf(c->metrics, sizeof c->metrics, "%.490s.metrics.jsonl", c->out);

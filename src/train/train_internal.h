@@ -68,6 +68,8 @@ void lb_run_free(run *r);
  * rates of the last forward added; the epoch's rates appended to a metrics fragment as
  * ,"firing_rate":{layer:rate,...} (their mean over layers in *mean) and reset. */
 lb_status lb_snn_train_setup(run *r, const lb_train_cfg *c);
+/* A fresh spiking run's defaults: AdamW, wd 1e-4 and lr 1e-3 unless the user chose them. */
+void lb_snn_recipe(lb_train_cfg *c);
 float lb_snn_loss(const run *r, const lb_train_cfg *c, int b, const float *counts);
 void lb_snn_fire_accum(run *r, int b);
 void lb_snn_fire_metrics(run *r, char *buf, size_t cap, float *mean);
