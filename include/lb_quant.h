@@ -53,12 +53,12 @@
 #include "lb_core.h"
 
 typedef enum lb_qkind {
-    LB_Q_NONE = 0, /* identity, no parameters */
-    LB_Q_FIXED,    /* uniform, step = max|v| / Qp recomputed on every training forward */
-    LB_Q_LSQ,      /* uniform, learned step (Esser et al. 2020) */
-    LB_Q_REG,      /* regularization-based levels (methods.md sec. 2; weights only) */
-    LB_Q_DOREFA,   /* DoReFa weights: tanh, normalize by max|tanh|, uniform on [-1,1] (weights) */
-    LB_Q_PACT,     /* PACT activations: clip to [0, alpha], alpha learned (activations) */
+    LB_Q_NONE = 0,  /* identity, no parameters */
+    LB_Q_FIXED,     /* uniform, step = max|v| / Qp recomputed on every training forward */
+    LB_Q_LSQ,       /* uniform, learned step (Esser et al. 2020) */
+    LB_Q_REG,       /* regularization-based levels (methods.md sec. 2; weights only) */
+    LB_Q_DOREFA,    /* DoReFa weights: tanh, normalize by max|tanh|, uniform on [-1,1] (weights) */
+    LB_Q_PACT,      /* PACT activations: clip to [0, alpha], alpha learned (activations) */
     LB_Q_ROUNDCLIP, /* MaQD scaled round-clip clip(round(a x), -K, K)/a, a learned, K from states */
     LB_Q_COUNT
 } lb_qkind;
@@ -77,7 +77,7 @@ typedef enum lb_reg_form { LB_REG_MSE = 0, LB_REG_GAUSS, LB_REG_FORM_COUNT } lb_
 
 /* LB_Q_ROUNDCLIP: the surrogate gradient dQ/dx of the round (docs/quantizers.md, MaQD). */
 typedef enum lb_surrogate {
-    LB_SUR_STE = 0, /* 1 inside the clip range [-K/a, K/a] (bounds included), 0 outside */
+    LB_SUR_STE = 0,  /* 1 inside the clip range [-K/a, K/a] (bounds included), 0 outside */
     LB_SUR_IDENTITY, /* 1 everywhere: straight through the round and the clip */
     LB_SUR_TRIANGLE, /* 4 min(t, 1-t), t = frac(a x): 2 at the jumps, mean 1; 0 outside */
     LB_SUR_COUNT

@@ -155,7 +155,8 @@ lb_status lb_qkind_parse(const char *s, lb_qkind *out) {
             return LB_OK;
         }
     }
-    return lb_error_set(LB_EINVAL, "unknown quantizer '%s' (none, fixed, lsq, reg, dorefa, pact, roundclip)",
+    return lb_error_set(LB_EINVAL,
+                        "unknown quantizer '%s' (none, fixed, lsq, reg, dorefa, pact, roundclip)",
                         s ? s : "(null)");
 }
 
@@ -265,7 +266,8 @@ lb_status lb_quant_set_bits(lb_quant *q, int bits) {
     lb_qcfg c = q->cfg;
     c.bits = bits;
     if (c.kind == LB_Q_NONE) return lb_error_set(LB_EINVAL, "quantizer none has no bit-width");
-    if (c.kind == LB_Q_ROUNDCLIP) c.states = 0; /* a bit-width asked for: the states of those bits */
+    if (c.kind == LB_Q_ROUNDCLIP)
+        c.states = 0; /* a bit-width asked for: the states of those bits */
     if (c.kind == LB_Q_REG && c.levels != LB_REG_STEP && bits != q->cfg.bits)
         return lb_error_set(LB_EINVAL,
                             "quantizer reg: the %s level table has b+1 entries per "

@@ -1,7 +1,8 @@
-/* MaQD's scaled round-clip quantizer (methods.md sec. 5, every formula our design; docs/quantizers.md
- * "MaQD"): Q(x) = clip(round(a x), -K, K) / a with 2K+1 states (signed, weights) or {0..K}/a with
- * K+1 states (unsigned, activations after a ReLU), a learned per channel or per tensor. Not the
- * weight standardization (a layer option, src/ops/wstd.c) nor Layer-Batch Norm (src/ops/lbn.c).
+/* MaQD's scaled round-clip quantizer (methods.md sec. 5, every formula our design;
+ * docs/quantizers.md "MaQD"): Q(x) = clip(round(a x), -K, K) / a with 2K+1 states (signed, weights)
+ * or {0..K}/a with K+1 states (unsigned, activations after a ReLU), a learned per channel or per
+ * tensor. Not the weight standardization (a layer option, src/ops/wstd.c) nor Layer-Batch Norm
+ * (src/ops/lbn.c).
  *
  * The forward is the shared uniform grid at step s = 1/a (rounded to float once):
  * s * round(clip(x/s, -K, K)), equal to clip(round(a x), -K, K)/a in exact arithmetic (K is an
