@@ -54,6 +54,13 @@ typedef struct lb_backend {
                             lb_rng *rng);
     void (*dropout_backward)(size_t n, float p, const uint8_t *mask, const float *dy, float *dx,
                              int dx_acc);
+    /* Layer-Batch Norm's training passes (a mode of BN nodes; its eval is bn_forward_eval) */
+    void (*lbn_forward_train)(const lb_bn_desc *d, const float *x, const float *gamma,
+                              const float *beta, float *y, float *mean, float *invstd,
+                              float *run_mean, float *run_var);
+    void (*lbn_backward)(const lb_bn_desc *d, const float *x, const float *y, const float *gamma,
+                         const float *mean, const float *invstd, float *dy, float *dx, int dx_acc,
+                         float *dgamma, float *dbeta);
 } lb_backend;
 
 const lb_backend *lb_backend_cpu(void);

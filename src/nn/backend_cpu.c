@@ -60,6 +60,8 @@ static const lb_backend g_cpu = {
     lb_shortcut_backward,
     lb_dropout_forward,
     lb_dropout_backward,
+    lb_lbn_forward_train,
+    lb_lbn_backward,
 };
 
 static const lb_backend g_cpu_ref = {
@@ -89,6 +91,8 @@ static const lb_backend g_cpu_ref = {
     lb_shortcut_backward,
     lb_dropout_forward,
     lb_dropout_backward,
+    lb_lbn_forward_train_ref,
+    lb_lbn_backward_ref,
 };
 
 const lb_backend *lb_backend_cpu(void) {
