@@ -91,7 +91,7 @@ typedef struct lb_qcfg {
     lb_reg_levels levels; /* LB_Q_REG only (0: fixed) */
     lb_reg_form form;     /* LB_Q_REG only (0: mse) */
     int po2;              /* LB_Q_LSQ only: power-of-two effective steps (below) */
-    /* LB_Q_ROUNDCLIP only: the number of states (signed 2K+1, odd, 3..255; unsigned K+1, 2..256;
+    /* LB_Q_ROUNDCLIP only: the number of states (signed 2K+1, odd, 3..511; unsigned K+1, 2..256;
      * 0: the states of `bits`, K = 2^(b-1)-1 signed, 2^b-1 unsigned) and the surrogate. `bits`
      * is then the code width, ceil(log2(K+1)) (+1 signed), which lb_qcfg_roundclip sets. */
     int states;

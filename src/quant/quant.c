@@ -163,8 +163,11 @@ lb_status lb_qkind_parse(const char *s, lb_qkind *out) {
 lb_status lb_qcfg_check(const lb_qcfg *cfg) {
     if (!lb_quant_vt_for(cfg->kind))
         return lb_error_set(LB_EINVAL, "unknown quantizer kind %d", (int)cfg->kind);
-    if (cfg->kind != LB_Q_NONE && (cfg->bits < 2 || cfg->bits > 8))
-        return lb_error_set(LB_EINVAL, "bits must be 2..8, got %d", cfg->bits);
+    /* round-clip's code width may reach 9 bits: a mirrored activation grid -K..K, K <= 255
+     * (trainable in float; the integer model refuses it, naming the layer) */
+    int maxb = cfg->kind == LB_Q_ROUNDCLIP ? 9 : 8;
+    if (cfg->kind != LB_Q_NONE && (cfg->bits < 2 || cfg->bits > maxb))
+        return lb_error_set(LB_EINVAL, "bits must be 2..%d, got %d", maxb, cfg->bits);
     if (cfg->kind == LB_Q_REG &&
         ((unsigned)cfg->levels >= LB_REG_LEVELS_COUNT || (unsigned)cfg->form >= LB_REG_FORM_COUNT))
         return lb_error_set(LB_EINVAL, "quantizer reg: unknown levels %d or form %d",

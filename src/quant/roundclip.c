@@ -135,10 +135,10 @@ int lb_roundclip_k(const lb_qcfg *cfg) {
 lb_status lb_qcfg_roundclip(lb_qcfg *cfg, const char *what) {
     if (cfg->kind != LB_Q_ROUNDCLIP || cfg->states == 0) return LB_OK;
     int s = cfg->states;
-    if (cfg->is_signed && (s < 3 || s > 255 || s % 2 == 0))
+    if (cfg->is_signed && (s < 3 || s > 511 || s % 2 == 0))
         return lb_error_set(LB_EINVAL,
                             "%s: %d states on a signed tensor: round-clip has 2K+1 states "
-                            "(odd, 3..255: codes -K..K in int8)",
+                            "(odd, 3..511)",
                             what, s);
     if (!cfg->is_signed && (s < 2 || s > 256))
         return lb_error_set(LB_EINVAL,
