@@ -146,7 +146,7 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         const char *v = VAL;
         lb_qkind k;
         if (lb_qkind_parse(v, &k) != LB_OK)
-            cli_die(2, cmd, "%s: expected none, fixed, lsq, roundclip, %s, got '%s'", o,
+            cli_die(2, cmd, "%s: expected none, fixed, lsq, %s, roundclip, got '%s'", o,
                     o[2] == 'w' ? "dorefa" : "pact", v);
         *(o[2] == 'w' ? &c->model.q.wquant : &c->model.q.aquant) = 1 + (int)k;
     } else if (IS("--wbits")) {
