@@ -163,18 +163,10 @@ lb_status lb_qkind_parse(const char *s, lb_qkind *out) {
 lb_status lb_qcfg_check(const lb_qcfg *cfg) {
     if (!lb_quant_vt_for(cfg->kind))
         return lb_error_set(LB_EINVAL, "unknown quantizer kind %d", (int)cfg->kind);
-    /* round-clip's code width may reach 9 bits: a mirrored activation grid -K..K, K <= 255
-     * (trainable in float; the integer model refuses it, naming the layer) */
-    int maxb = cfg->kind == LB_Q_ROUNDCLIP ? 9 : 8;
-    if (cfg->kind != LB_Q_NONE && (cfg->bits < 2 || cfg->bits > maxb))
-        return lb_error_set(LB_EINVAL, "bits must be 2..%d, got %d", maxb, cfg->bits);
-    if (cfg->kind == LB_Q_REG &&
-        ((unsigned)cfg->levels >= LB_REG_LEVELS_COUNT || (unsigned)cfg->form >= LB_REG_FORM_COUNT))
-        return lb_error_set(LB_EINVAL, "quantizer reg: unknown levels %d or form %d",
-                            (int)cfg->levels, (int)cfg->form);
-    if (cfg->kind == LB_Q_PACT && cfg->per_channel)
-        return lb_error_set(LB_EINVAL, "quantizer pact: one alpha per tensor (as the paper), "
-                                       "not per channel");
+    /* round-clip: the states (when given) decide the code width, which may reach 9 bits (a
+     * mirrored activation grid -K..K, K <= 255: trainable in float; the integer model refuses
+     * it, naming the layer) */
+    int bits = cfg->bits, maxb = 8;
     if (cfg->kind == LB_Q_ROUNDCLIP) {
         lb_qcfg c = *cfg;
         if ((unsigned)cfg->surrogate >= LB_SUR_COUNT)
@@ -182,7 +174,18 @@ lb_status lb_qcfg_check(const lb_qcfg *cfg) {
                                 (int)cfg->surrogate);
         lb_status st = lb_qcfg_roundclip(&c, "quantizer roundclip");
         if (st != LB_OK) return st;
+        bits = c.bits;
+        maxb = 9;
     }
+    if (cfg->kind != LB_Q_NONE && (bits < 2 || bits > maxb))
+        return lb_error_set(LB_EINVAL, "bits must be 2..%d, got %d", maxb, bits);
+    if (cfg->kind == LB_Q_REG &&
+        ((unsigned)cfg->levels >= LB_REG_LEVELS_COUNT || (unsigned)cfg->form >= LB_REG_FORM_COUNT))
+        return lb_error_set(LB_EINVAL, "quantizer reg: unknown levels %d or form %d",
+                            (int)cfg->levels, (int)cfg->form);
+    if (cfg->kind == LB_Q_PACT && cfg->per_channel)
+        return lb_error_set(LB_EINVAL, "quantizer pact: one alpha per tensor (as the paper), "
+                                       "not per channel");
     if (cfg->po2 && cfg->kind != LB_Q_LSQ)
         return lb_error_set(LB_EINVAL,
                             "--po2: quantizer %s has no learned scale to make a power of two "
