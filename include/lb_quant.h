@@ -43,8 +43,9 @@
  *   004's slices are groups of contiguous channels (ch = number of slices, inner = channels per
  *   slice * their size) with (d, x_max) as two parameters per slice, own kernels, and the size
  *   penalty as its reg hook; its gradient modification is a variant of the uniform backward.
- * - MaQD (sec. 5): round-clip with K states is this grid with s = 1/a and qn = qp = K, set by its
- *   reset hook; weight standardization happens in the layer before the quantizer. */
+ * - MaQD (sec. 5): BUILT as LB_Q_ROUNDCLIP (below, docs/quantizers.md): this grid with s = 1/a,
+ *   qn = K (signed) or 0, qp = K, K from lb_qcfg.states; weight standardization is a layer
+ *   option (lb_node.wstd, lb_wstd_* in lb_ops.h) run before the weight quantizer. */
 #ifndef LB_QUANT_H
 #define LB_QUANT_H
 
