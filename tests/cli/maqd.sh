@@ -5,7 +5,8 @@
 # options, the integer model (LBN folded like BN) must agree with the float one on >= 99.8% of
 # the test subset and the exported C must print exactly `lowbit eval --integer`'s logits; states
 # out of range, unknown surrogates and norms are clear errors before anything is read or
-# written, and a mirrored activation grid too wide for int8 trains but is refused at export.
+# written, and a mirrored activation grid too wide for int8 trains but is refused at export. An
+# FP32 model with WS and LBN exported as ONNX re-imports with the same logits.
 # Usage: maqd.sh path/to/lowbit. With a sanitizer build (or LOWBIT_QUICK=1) fewer samples.
 set -u
 L=${1:?usage: maqd.sh path/to/lowbit}
@@ -85,6 +86,20 @@ for sel in "tri --quant roundclip --surrogate triangle --wstates 7" \
         bad "$name train + integer" "exit $?" "$T/$name.train"
     fi
 done
+
+# ---- FP32 with WS + LBN as ONNX: the standardized weights and LBN's BN form; re-imported, the
+# same logits bit for bit (the same kernels run the imported graph) ----------------------------
+if "$L" train "${C[@]}" --model cnn --weight-std --norm lbn --out "$T/f.ckpt" --train-limit 256 \
+    --epochs 1 >"$T/f.train" 2>&1 &&
+    "$L" export "$T/f.ckpt" --onnx "$T/f.onnx" >"$T/f.x" 2>&1 &&
+    "$L" import "$T/f.onnx" -o "$T/fi.ckpt" >>"$T/f.x" 2>&1 &&
+    "$L" eval "$T/f.ckpt" --data "$DATA" --test-limit "$nimg" --dump-logits "$T/f.lg" \
+        >>"$T/f.x" 2>&1 &&
+    "$L" eval "$T/fi.ckpt" --data "$DATA" --test-limit "$nimg" --dump-logits "$T/fi.lg" \
+        >>"$T/f.x" 2>&1 &&
+    cmp -s "$T/f.lg" "$T/fi.lg"; then ok; else
+    bad "ws+lbn export --onnx, re-import" "logits differ or exit $?" "$T/f.x"
+fi
 
 # ---- errors: before anything is read or written ----------------------------------------------
 expect_fail() { # name, pattern in stderr, command...
