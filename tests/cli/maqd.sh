@@ -141,4 +141,13 @@ if "$L" train "${C[@]}" --model mobilenetv2 --width-mult 0.25 --out "$T/w.ckpt" 
 else
     bad "wide grid train" "exit $?" "$T/w.train"
 fi
+# chips code the raw weights: a weight-standardized model has no fault map yet
+if "$L" train "${C[@]}" --model cnn --quant lsq --weight-std --out "$T/l.ckpt" --train-limit 64 \
+    --test-limit 64 --epochs 1 >"$T/l.train" 2>&1; then
+    expect_fail "ws fault map" "weight standardization (--weight-std) has no fault map form" \
+        "$L" faults map "$T/l.ckpt" -o "$T/l.lbmap" --rate 0.01
+    [ ! -e "$T/l.lbmap" ] && ok || bad "ws fault map" "map written"
+else
+    bad "ws lsq train" "exit $?" "$T/l.train"
+fi
 finish
