@@ -36,6 +36,8 @@ typedef struct lb_quant_plan {
      * bits (2^b-1 weights, 2^b activations). surrogate: dQ/dx of the round. */
     int wstates, astates;
     lb_surrogate surrogate;
+    /* --layer-states "name=W/A,...": per-layer round-clip states (first/last layers too) */
+    char layer_states[512];
 } lb_quant_plan;
 
 /* Largest graph description (arch "graph") a model config holds: ~150 bytes a node. */

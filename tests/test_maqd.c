@@ -563,19 +563,57 @@ static void test_options(void) {
     CHECK(lb_model_build(&c, &n) == LB_EINVAL && strstr(lb_error_msg(), "--weight-std"),
           "--weight-std with reg refused: %s", lb_error_msg());
     lb_net_free(n);
+    /* --layer-states: per-layer states, first/last layers too; the others keep the body's */
+    lb_model_cfg_default(&c);
+    c.q.kind = LB_Q_ROUNDCLIP;
+    c.q.wstates = 15;
+    c.q.astates = 16;
+    snprintf(c.q.layer_states, sizeof c.q.layer_states, "conv2=7/8,fc=31/32");
+    n = NULL;
+    st = lb_model_build(&c, &n);
+    CHECK(st == LB_OK, "--layer-states: %s", lb_error_msg());
+    for (int j = 1; n && j < n->nnodes; j++) {
+        const lb_node *d = &n->nodes[j];
+        int kw = d->wqcfg.kind == LB_Q_ROUNDCLIP ? lb_roundclip_k(&d->wqcfg) : -1;
+        int ka = d->aqcfg.kind == LB_Q_ROUNDCLIP ? lb_roundclip_k(&d->aqcfg) : -1;
+        if (strcmp(d->name, "conv2") == 0)
+            CHECK(kw == 3 && ka == 7 && d->wqcfg.bits == 3 && d->aqcfg.bits == 3,
+                  "conv2=7/8: K %d/%d", kw, ka);
+        if (strcmp(d->name, "fc") == 0) CHECK(kw == 15 && ka == 31, "fc=31/32: K %d/%d", kw, ka);
+        if (strcmp(d->name, "conv3") == 0)
+            CHECK(kw == 7 && ka == 15, "conv3 body: K %d/%d", kw, ka);
+        if (strcmp(d->name, "conv1") == 0) CHECK(kw == 127 && ka == -1, "conv1 8-bit: K %d", kw);
+    }
+    lb_net_free(n);
+    const char *badls[] = {"conv9=7/8", "conv2=8/8", "conv2=7/300", "conv2:7/8"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(c.q.layer_states, sizeof c.q.layer_states, "%s", badls[i]);
+        n = NULL;
+        st = lb_model_build(&c, &n);
+        CHECK(st == LB_EINVAL && strstr(lb_error_msg(), "--layer-states") && !n,
+              "--layer-states %s refused: %s", badls[i], lb_error_msg());
+        lb_net_free(n);
+    }
+    c.q.kind = LB_Q_LSQ;
+    c.q.wstates = c.q.astates = 0;
+    snprintf(c.q.layer_states, sizeof c.q.layer_states, "conv2=7/8");
+    CHECK(lb_quant_plan_check(&c.q) == LB_EINVAL && strstr(lb_error_msg(), "--layer-states"),
+          "--layer-states with lsq refused: %s", lb_error_msg());
     /* the checkpoint config keeps the MaQD fields, and old configs have none */
     lb_model_cfg_default(&c);
     c.q.kind = LB_Q_ROUNDCLIP;
     c.q.wstates = 9;
     c.q.astates = 6;
     c.q.surrogate = LB_SUR_TRIANGLE;
+    snprintf(c.q.layer_states, sizeof c.q.layer_states, "conv2=5/4");
     c.norm_layer = 1;
     c.weight_std = 1;
     char *js = lb_model_cfg_to_json(&c);
     lb_model_cfg b;
     st = lb_model_cfg_from_json(js, "x.ckpt", &b);
     CHECK(st == LB_OK && b.q.kind == LB_Q_ROUNDCLIP && b.q.wstates == 9 && b.q.astates == 6 &&
-              b.q.surrogate == LB_SUR_TRIANGLE && b.norm_layer == 1 && b.weight_std == 1,
+              b.q.surrogate == LB_SUR_TRIANGLE && b.norm_layer == 1 && b.weight_std == 1 &&
+              strcmp(b.q.layer_states, "conv2=5/4") == 0,
           "config round trip: %s", st == LB_OK ? js : lb_error_msg());
     free(js);
     lb_model_cfg_default(&c);

@@ -167,6 +167,8 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         c->model.q.wstates = cli_int(cmd, o, VAL, 1, 1 << 16);
     } else if (IS("--astates")) {
         c->model.q.astates = cli_int(cmd, o, VAL, 1, 1 << 16);
+    } else if (IS("--layer-states")) {
+        cli_copy(cmd, o, c->model.q.layer_states, sizeof c->model.q.layer_states, VAL);
     } else if (IS("--surrogate")) {
         if (lb_surrogate_parse(VAL, &c->model.q.surrogate) != LB_OK)
             cli_die(2, cmd, "%s", lb_error_msg());
@@ -286,6 +288,7 @@ void cli_train_usage(void) {
           "  --wstates S --astates S  roundclip body states: weights 2K+1 (odd, 3..255),\n"
           "                     activations K+1 (2..256); first/last layers and --layer-bits\n"
           "                     get the states of their bits\n"
+          "  --layer-states L   per-layer roundclip states, e.g. conv2=7/8,fc=255/256\n"
           "  --surrogate G      roundclip dQ/dx: ste (1 inside the range, default) |\n"
           "                     identity (1 everywhere) | triangle (peaks at the jumps)\n"
           "  --weight-std       standardize each conv's weights per output channel before\n"

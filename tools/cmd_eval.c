@@ -417,6 +417,7 @@ int cmd_info(int argc, char **argv) {
         lb_quant_plan_akind(&m->q) == LB_Q_ROUNDCLIP)
         printf("roundclip: wstates %d  astates %d (0: from the bits)  surrogate %s\n", m->q.wstates,
                m->q.astates, lb_surrogate_name(m->q.surrogate));
+    if (m->q.layer_states[0]) printf("layer_states: '%s'\n", m->q.layer_states);
     if (m->norm_layer || m->weight_std)
         printf("maqd: norm %s  weight_std %d\n", m->norm_layer ? "lbn" : "bn", m->weight_std);
     if (m->q.kind == LB_Q_REG)

@@ -41,24 +41,35 @@ static int ow_used(const lb_quant_plan *q, const char *name) {
     return find_override(q->overrides, name, &w, &a) == 1;
 }
 
-/* Round-clip sides of one layer: the body's --wstates/--astates (first and last layers and
- * --layer-bits overrides keep the states of their bits), the surrogate, and the code width from
- * the states. On an input that may be negative the activation grid is mirrored: K = astates-1,
- * codes -K..K (2K+1 states). */
+/* Round-clip sides of one layer: --layer-states for the layers it names, else the body's
+ * --wstates/--astates (first and last layers and --layer-bits overrides keep the states of their
+ * bits), the surrogate, and the code width from the states. On an input that may be negative the
+ * activation grid is mirrored: K = astates-1, codes -K..K (2K+1 states). *matched counts the
+ * layers --layer-states names. */
 static lb_status roundclip_states(const lb_quant_plan *q, const char *name, int edge, int over,
-                                  lb_qcfg *w, lb_qcfg *a) {
+                                  lb_qcfg *w, lb_qcfg *a, int *matched) {
     char what[LB_NAME_MAX + 32];
     snprintf(what, sizeof what, "layer '%s'", name);
+    int ws = edge || over ? 0 : q->wstates, as = edge || over ? 0 : q->astates;
+    int lw, la;
+    if (find_override(q->layer_states, name, &lw, &la) == 1) {
+        (*matched)++;
+        if (lw < 3 || lw > 255 || lw % 2 == 0 || la < 2 || la > 256)
+            return lb_error_set(LB_EINVAL,
+                                "--layer-states %s=%d/%d: weights 2K+1 states (odd, 3..255), "
+                                "activations K+1 (2..256)",
+                                name, lw, la);
+        ws = lw, as = la;
+    }
     if (w->kind == LB_Q_ROUNDCLIP) {
         w->surrogate = q->surrogate;
-        if (!edge && !over) w->states = q->wstates;
+        w->states = ws;
         lb_status st = lb_qcfg_roundclip(w, what);
         if (st != LB_OK) return st;
     }
     if (a->kind == LB_Q_ROUNDCLIP) {
         a->surrogate = q->surrogate;
-        if (!edge && !over && q->astates)
-            a->states = a->is_signed ? 2 * (q->astates - 1) + 1 : q->astates;
+        if (as) a->states = a->is_signed ? 2 * (as - 1) + 1 : as;
         lb_status st = lb_qcfg_roundclip(a, what);
         if (st != LB_OK) return st;
     }
@@ -114,6 +125,9 @@ lb_status lb_quant_plan_check(const lb_quant_plan *q) {
     if (q->astates && a != LB_Q_ROUNDCLIP)
         return lb_error_set(LB_EINVAL, "--astates needs round-clip activations (--quant "
                                        "roundclip or --aquant roundclip; other kinds: --abits)");
+    if (q->layer_states[0] && w != LB_Q_ROUNDCLIP && a != LB_Q_ROUNDCLIP)
+        return lb_error_set(LB_EINVAL, "--layer-states needs a round-clip side (--quant "
+                                       "roundclip, --wquant or --aquant roundclip)");
     if ((unsigned)q->surrogate >= LB_SUR_COUNT)
         return lb_error_set(LB_EINVAL, "--surrogate: unknown surrogate %d", (int)q->surrogate);
     return LB_OK;
@@ -145,7 +159,10 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
                                            "--aquant)");
         return LB_OK;
     }
-    int matched = 0;
+    if (find_override(q->layer_states, "", &(int){0}, &(int){0}) < 0)
+        return lb_error_set(LB_EINVAL, "--layer-states '%s': expected name=W/A[,name=W/A...]",
+                            q->layer_states);
+    int matched = 0, smatched = 0;
     for (int i = 1; i < n->nnodes; i++) {
         lb_node *d = &n->nodes[i];
         if (d->op != LB_OP_CONV && d->op != LB_OP_LINEAR) continue;
@@ -174,8 +191,8 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
          * lowbit keeps it quantized for the integer model, with LSQ (docs/quantizers.md). */
         if (i == last && wkind == LB_Q_DOREFA) w.kind = LB_Q_LSQ;
         if (wb <= 0) w.kind = LB_Q_NONE, w.po2 = 0;
-        lb_status rs =
-            roundclip_states(q, d->name, i == first || i == last, ow_used(q, d->name), &w, &a);
+        lb_status rs = roundclip_states(q, d->name, i == first || i == last, ow_used(q, d->name),
+                                        &w, &a, &smatched);
         if (rs != LB_OK) return rs;
         lb_net_set_quant(n, i, &w, &a);
     }
@@ -185,5 +202,10 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
     if (total != matched)
         return lb_error_set(LB_EINVAL, "--layer-bits '%s': names a layer the model does not have",
                             q->overrides);
+    total = 0;
+    for (const char *p = q->layer_states; *p; p++) total += (*p == '=');
+    if (total != smatched)
+        return lb_error_set(LB_EINVAL, "--layer-states '%s': names a layer the model does not have",
+                            q->layer_states);
     return n->err;
 }

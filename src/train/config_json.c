@@ -31,6 +31,7 @@ char *lb_model_cfg_to_json(const lb_model_cfg *m) {
     if (m->q.po2) cJSON_AddNumberToObject(o, "po2", 1); /* absent: 0, as older checkpoints */
     /* MaQD fields only when used: other checkpoints keep their metadata unchanged */
     if (m->q.wstates) cJSON_AddNumberToObject(o, "wstates", m->q.wstates);
+    if (m->q.layer_states[0]) cJSON_AddStringToObject(o, "layer_states", m->q.layer_states);
     if (m->q.astates) cJSON_AddNumberToObject(o, "astates", m->q.astates);
     if (m->q.surrogate != LB_SUR_STE)
         cJSON_AddStringToObject(o, "surrogate", lb_surrogate_name(m->q.surrogate));
@@ -226,6 +227,7 @@ lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg 
     if (st == LB_OK) st = jint(&j, "wstates", 0, 0, 1 << 16, &m->q.wstates); /* absent: 0 */
     if (st == LB_OK) st = jint(&j, "astates", 0, 0, 1 << 16, &m->q.astates);
     if (st == LB_OK) st = jstr(&j, "surrogate", 0, sur, sizeof sur);
+    if (st == LB_OK) st = jstr(&j, "layer_states", 0, m->q.layer_states, sizeof m->q.layer_states);
     if (st == LB_OK) st = jstr(&j, "norm_layer", 0, nl, sizeof nl);
     if (st == LB_OK) st = jint(&j, "weight_std", 0, 0, 1, &m->weight_std);
     if (st == LB_OK && lb_surrogate_parse(sur, &m->q.surrogate) != LB_OK)

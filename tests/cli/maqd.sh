@@ -75,7 +75,7 @@ if "$L" export "$T/m.ckpt" -o "$T/ex" --data "$DATA" >"$T/m.export" 2>&1 &&
 fi
 
 # ---- the other surrogates and a side alone train ---------------------------------------------
-for sel in "tri --quant roundclip --surrogate triangle --wstates 7" \
+for sel in "tri --quant roundclip --surrogate triangle --wstates 7 --layer-states conv3=9/6" \
     "id --quant lsq --aquant roundclip --astates 6 --surrogate identity --norm lbn"; do
     read -r name opts <<<"$sel"
     # shellcheck disable=SC2086
@@ -123,6 +123,10 @@ expect_fail "astates one" "--astates 1" \
     "$L" train "${C[@]}" --out "$T/e4.ckpt" --quant roundclip --astates 1
 expect_fail "wstates without roundclip" "--wstates needs round-clip weights" \
     "$L" train "${C[@]}" --out "$T/e5.ckpt" --quant lsq --wstates 15
+expect_fail "layer-states unknown layer" "--layer-states 'conv9=7/8': names a layer" \
+    "$L" train "${C[@]}" --out "$T/e9.ckpt" --quant roundclip --layer-states conv9=7/8
+expect_fail "layer-states even" "--layer-states conv2=8/8" \
+    "$L" train "${C[@]}" --out "$T/e10.ckpt" --quant roundclip --layer-states conv2=8/8
 expect_fail "unknown surrogate" "--surrogate: unknown 'sigmoid'" \
     "$L" train "${C[@]}" --out "$T/e6.ckpt" --quant roundclip --surrogate sigmoid
 expect_fail "unknown norm" "--norm: expected bn or lbn, got 'gn'" \
