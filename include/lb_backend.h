@@ -59,6 +59,13 @@ typedef struct lb_backend {
     void (*lif_backward)(const lb_lif_desc *d, const float *beta, const float *spk,
                          const float *mem, const float *dspk, float *dx, int dx_acc, float *dbeta,
                          float *scratch);
+    /* Layer-Batch Norm's training passes (a mode of BN nodes; its eval is bn_forward_eval) */
+    void (*lbn_forward_train)(const lb_bn_desc *d, const float *x, const float *gamma,
+                              const float *beta, float *y, float *mean, float *invstd,
+                              float *run_mean, float *run_var);
+    void (*lbn_backward)(const lb_bn_desc *d, const float *x, const float *y, const float *gamma,
+                         const float *mean, const float *invstd, float *dy, float *dx, int dx_acc,
+                         float *dgamma, float *dbeta);
 } lb_backend;
 
 const lb_backend *lb_backend_cpu(void);

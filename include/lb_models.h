@@ -30,6 +30,14 @@ typedef struct lb_quant_plan {
     lb_reg_levels reg_levels;
     lb_reg_form reg_form;
     float reg_lambda0, reg_lambda_max, reg_ramp;
+    /* roundclip (MaQD, docs/quantizers.md) body layers: --wstates (2K+1, odd, 3..255) and
+     * --astates (K+1, 2..256; on an input that may be negative the grid is mirrored, -K..K);
+     * 0: the states of the bits. First/last layers and --layer-bits take the states of their
+     * bits (2^b-1 weights, 2^b activations). surrogate: dQ/dx of the round. */
+    int wstates, astates;
+    lb_surrogate surrogate;
+    /* --layer-states "name=W/A,...": per-layer round-clip states (first/last layers too) */
+    char layer_states[512];
 } lb_quant_plan;
 
 /* Spiking models (arch snn-vgg, snn-resnet; docs/snn.md). */
@@ -61,6 +69,11 @@ typedef struct lb_model_cfg {
      * recorded (see lb_ckpt_info). */
     lb_norm norm;
     lb_snn_cfg snn; /* arch snn-*: the spiking model's neurons, encoding, readout and loss */
+    /* MaQD (docs/models.md "--norm"): norm_layer 1 = every BN node runs as Layer-Batch Norm
+     * (0: batch norm); weight_std: every conv standardizes its weights per output channel before
+     * its weight quantizer. Refused by lb_model_build: lbn on a model without BN, weight_std
+     * with --quant reg (its regularizer reads the raw weights). */
+    int norm_layer, weight_std;
     /* arch "graph": the network as JSON (docs/onnx.md; checkpoint metadata lowbit.graph) */
     char graph[LB_GRAPH_MAX];
 } lb_model_cfg;
@@ -73,7 +86,8 @@ lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out);
 lb_qkind lb_quant_plan_wkind(const lb_quant_plan *q);
 lb_qkind lb_quant_plan_akind(const lb_quant_plan *q);
 /* LB_EINVAL naming the option for a quantizer on the wrong side: pact on weights; dorefa or reg
- * on activations; reg weights without --quant reg (its lambda schedule belongs to --quant reg). */
+ * on activations; reg weights without --quant reg (its lambda schedule belongs to --quant reg);
+ * --wstates/--astates out of range or without a roundclip side. */
 lb_status lb_quant_plan_check(const lb_quant_plan *q);
 /* Applies cfg->q to an already built (unplanned) net (lb_quant_plan_check first). */
 lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n);
@@ -84,7 +98,7 @@ lb_status lb_graph_build(const char *json, const char *what, lb_net *n);
  * metadata use the same words). */
 extern const char *const lb_encoding_names[];   /* direct rate events */
 extern const char *const lb_reset_names[];      /* subtract zero */
-extern const char *const lb_surrogate_names[];  /* atan fast-sigmoid */
+extern const char *const lb_spike_grad_names[]; /* atan fast-sigmoid */
 extern const char *const lb_readout_names[];    /* count membrane */
 extern const char *const lb_loss_names[];       /* ce mse-count */
 extern const char *const lb_snn_norm_names[];   /* ln bn */

@@ -107,6 +107,12 @@ typedef struct lb_node {
     int act;              /* BN, add: activation fused on the output (0, 1 ReLU, 2 ReLU6) */
     int res;              /* BN: node whose output its forward adds (an add folded in), 0 none */
     int dy_written;       /* during backward: dy already holds a contribution */
+    /* MaQD (docs/models.md "--norm", docs/quantizers.md): norm on a BN node, 1 = Layer-Batch Norm
+     * (per-sample statistics, lb_lbn_*; 0 batch norm); wstd on a conv/linear, weight
+     * standardization before the weight quantizer, with its buffers (standardized weights, their
+     * per-channel invstd) */
+    int norm, wstd;
+    float *wsbuf, *wsinv;
 } lb_node;
 
 struct lb_backend;

@@ -97,6 +97,41 @@ void lb_bn_backward_ref(const lb_bn_desc *d, const float *x, const float *gamma,
                         const float *invstd, const float *dy, float *dx, int dx_acc, float *dgamma,
                         float *dbeta);
 
+/* ---- Layer-Batch Norm (MaQD, methods.md sec. 5, our design; src/ops/lbn.c) ------------------
+ * Training: statistics per SAMPLE over (c, hw): mu_n, var_n (biased), y = gamma_c (x - mu_n) /
+ * sqrt(var_n + eps) + beta_c, with d->act / d->res as lb_bn_forward_train (d->moments is not
+ * read); saves mean[n] and invstd[n] (batch entries, not channels; required) and moves EVERY
+ * channel of
+ * the running statistics by the batch average of mu_n and of the unbiased var_n (momentum as BN),
+ * so that evaluation is lb_bn_forward_eval with them: a per-channel affine, folded like BN's. */
+void lb_lbn_forward_train(const lb_bn_desc *d, const float *x, const float *gamma,
+                          const float *beta, float *y, float *mean, float *invstd, float *run_mean,
+                          float *run_var);
+/* Backward; with d->act, y is the activated output and dy is OVERWRITTEN with the masked gradient
+ * (and written to d->dres when a residual add is folded in), as lb_bn_backward_act. dx may be dy
+ * itself when dx_acc is 0. dgamma/dbeta are overwritten (NULL: skipped). */
+void lb_lbn_backward(const lb_bn_desc *d, const float *x, const float *y, const float *gamma,
+                     const float *mean, const float *invstd, float *dy, float *dx, int dx_acc,
+                     float *dgamma, float *dbeta);
+/* The scalar references (serial, the same sums in the same order: the fast kernels above run
+ * them over threads and must give the same bits). */
+void lb_lbn_forward_train_ref(const lb_bn_desc *d, const float *x, const float *gamma,
+                              const float *beta, float *y, float *mean, float *invstd,
+                              float *run_mean, float *run_var);
+void lb_lbn_backward_ref(const lb_bn_desc *d, const float *x, const float *y, const float *gamma,
+                         const float *mean, const float *invstd, float *dy, float *dx, int dx_acc,
+                         float *dgamma, float *dbeta);
+
+/* ---- weight standardization (MaQD, our design; src/ops/wstd.c) --------------------------------
+ * Per output channel of w[cout][k]: ws = (w - mean) / sqrt(var + LB_WSTD_EPS), var biased over
+ * the k fan-in weights; saves mean/invstd [cout] (either may be NULL). Backward from dws (the
+ * gradient with respect to ws) to dw, exact: dw = invstd (dws - mean(dws) - ws mean(dws ws)).
+ * Scalar loops in double: weights are small next to activations. */
+#define LB_WSTD_EPS 1e-5
+void lb_wstd_forward(int cout, size_t k, const float *w, float *ws, float *mean, float *invstd);
+void lb_wstd_backward(int cout, size_t k, const float *ws, const float *invstd, const float *dws,
+                      float *dw);
+
 /* ---- pointwise activations (backward reads the OUTPUT y, so they may run in place) ------------
  */
 void lb_relu_forward(size_t n, const float *x, float *y);
@@ -161,13 +196,13 @@ void lb_xent_backward(int n, int classes, const float *probs, const int32_t *lab
  * a stateless layer (conv, norm, pool, linear) sees as one batch. Only the LIF neuron carries
  * state across t. */
 typedef enum lb_lif_reset { LB_RESET_SUB = 0, LB_RESET_ZERO } lb_lif_reset;
-typedef enum lb_surrogate { LB_SURR_ATAN = 0, LB_SURR_FSIG } lb_surrogate;
+typedef enum lb_spike_grad { LB_SG_ATAN = 0, LB_SG_FSIG } lb_spike_grad;
 
 typedef struct lb_lif_desc {
     int t, n, c, hw;      /* x[t][n][c][hw] */
     float theta;          /* threshold: S = U > theta */
     lb_lif_reset reset;   /* by subtraction of theta (default) or to zero, one step late */
-    lb_surrogate surr;    /* dS/dU: atan (alpha = slope) or fast sigmoid (slope) */
+    lb_spike_grad surr;   /* dS/dU: atan (alpha = slope) or fast sigmoid (slope) */
     float slope;          /* atan: 2 (snnTorch's default alpha), fast sigmoid: 25 */
     int detach_reset;     /* 1: the reset term carries no gradient (snnTorch) */
     int beta_per_channel; /* beta[c] rather than beta[0] */

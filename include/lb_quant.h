@@ -43,8 +43,9 @@
  *   004's slices are groups of contiguous channels (ch = number of slices, inner = channels per
  *   slice * their size) with (d, x_max) as two parameters per slice, own kernels, and the size
  *   penalty as its reg hook; its gradient modification is a variant of the uniform backward.
- * - MaQD (sec. 5): round-clip with K states is this grid with s = 1/a and qn = qp = K, set by its
- *   reset hook; weight standardization happens in the layer before the quantizer. */
+ * - MaQD (sec. 5): BUILT as LB_Q_ROUNDCLIP (below, docs/quantizers.md): this grid with s = 1/a,
+ *   qn = K (signed) or 0, qp = K, K from lb_qcfg.states; weight standardization is a layer
+ *   option (lb_node.wstd, lb_wstd_* in lb_ops.h) run before the weight quantizer. */
 #ifndef LB_QUANT_H
 #define LB_QUANT_H
 
@@ -53,12 +54,13 @@
 #include "lb_core.h"
 
 typedef enum lb_qkind {
-    LB_Q_NONE = 0, /* identity, no parameters */
-    LB_Q_FIXED,    /* uniform, step = max|v| / Qp recomputed on every training forward */
-    LB_Q_LSQ,      /* uniform, learned step (Esser et al. 2020) */
-    LB_Q_REG,      /* regularization-based levels (methods.md sec. 2; weights only) */
-    LB_Q_DOREFA,   /* DoReFa weights: tanh, normalize by max|tanh|, uniform on [-1,1] (weights) */
-    LB_Q_PACT,     /* PACT activations: clip to [0, alpha], alpha learned (activations) */
+    LB_Q_NONE = 0,  /* identity, no parameters */
+    LB_Q_FIXED,     /* uniform, step = max|v| / Qp recomputed on every training forward */
+    LB_Q_LSQ,       /* uniform, learned step (Esser et al. 2020) */
+    LB_Q_REG,       /* regularization-based levels (methods.md sec. 2; weights only) */
+    LB_Q_DOREFA,    /* DoReFa weights: tanh, normalize by max|tanh|, uniform on [-1,1] (weights) */
+    LB_Q_PACT,      /* PACT activations: clip to [0, alpha], alpha learned (activations) */
+    LB_Q_ROUNDCLIP, /* MaQD scaled round-clip clip(round(a x), -K, K)/a, a learned, K from states */
     LB_Q_COUNT
 } lb_qkind;
 
@@ -74,6 +76,14 @@ typedef enum lb_reg_levels {
  * Q = 2^b - 1: MSE L = (Q/N) sum d^2; GAUSS L = (Q/N) sum 1 - exp(-d^2/sigma^2), sigma one step. */
 typedef enum lb_reg_form { LB_REG_MSE = 0, LB_REG_GAUSS, LB_REG_FORM_COUNT } lb_reg_form;
 
+/* LB_Q_ROUNDCLIP: the surrogate gradient dQ/dx of the round (docs/quantizers.md, MaQD). */
+typedef enum lb_surrogate {
+    LB_SUR_STE = 0,  /* 1 inside the clip range [-K/a, K/a] (bounds included), 0 outside */
+    LB_SUR_IDENTITY, /* 1 everywhere: straight through the round and the clip */
+    LB_SUR_TRIANGLE, /* 4 min(t, 1-t), t = frac(a x): 2 at the jumps, mean 1; 0 outside */
+    LB_SUR_COUNT
+} lb_surrogate;
+
 typedef struct lb_qcfg {
     lb_qkind kind;
     int bits;             /* 2..8 (ignored for LB_Q_NONE) */
@@ -82,6 +92,11 @@ typedef struct lb_qcfg {
     lb_reg_levels levels; /* LB_Q_REG only (0: fixed) */
     lb_reg_form form;     /* LB_Q_REG only (0: mse) */
     int po2;              /* LB_Q_LSQ only: power-of-two effective steps (below) */
+    /* LB_Q_ROUNDCLIP only: the number of states (signed 2K+1, odd, 3..511; unsigned K+1, 2..256;
+     * 0: the states of `bits`, K = 2^(b-1)-1 signed, 2^b-1 unsigned) and the surrogate. `bits`
+     * is then the code width, ceil(log2(K+1)) (+1 signed), which lb_qcfg_roundclip sets. */
+    int states;
+    lb_surrogate surrogate;
 } lb_qcfg;
 
 typedef struct lb_quant lb_quant;
@@ -139,6 +154,23 @@ extern const lb_quant_vt lb_quant_vt_none, lb_quant_vt_fixed, lb_quant_vt_lsq, l
  * data-driven init (its floor is LB_LSQ_FLOOR times that); unsigned, qn = 0, qp = 2^b-1, step
  * alpha/(2^b-1). */
 extern const lb_quant_vt lb_quant_vt_dorefa, lb_quant_vt_pact;
+/* ROUNDCLIP (src/quant/roundclip.c, docs/quantizers.md "MaQD"): param[c] = a of channel c (the
+ * scale, 1/step), state[0] = initialized flag, state[1 + c] = the a of the data-driven init (a
+ * stays <= a0 / LB_LSQ_FLOOR after project: the step 1/a above LSQ's floor). qn = K signed (0
+ * unsigned), qp = K; step() = 1/a. */
+extern const lb_quant_vt lb_quant_vt_roundclip;
+/* Fills cfg->bits from cfg->states for LB_Q_ROUNDCLIP (states 0: from bits, left as is) and
+ * checks the states' range and parity for the side (is_signed). LB_EINVAL naming `what` (the
+ * option or layer) otherwise. Other kinds: LB_OK, nothing changed. */
+lb_status lb_qcfg_roundclip(lb_qcfg *cfg, const char *what);
+/* K of a round-clip config (after lb_qcfg_roundclip): the largest code. */
+int lb_roundclip_k(const lb_qcfg *cfg);
+const char *lb_surrogate_name(lb_surrogate s); /* "ste", "identity", "triangle"; "?" */
+lb_status lb_surrogate_parse(const char *s, lb_surrogate *out);
+/* Scalar reference of the round-clip backward (every surrogate, plain loops, double sums): what
+ * the kind's backward is tested against. Writes dx (dx_acc: adds) and q->dparam. */
+void lb_quant_roundclip_backward_ref(lb_quant *q, size_t outer, const float *x, const float *dy,
+                                     float *dx, int dx_acc);
 
 const lb_quant_vt *lb_quant_vt_for(lb_qkind kind); /* NULL for an unknown kind */
 /* LB_EINVAL for an unknown kind, (quantizing kinds) bits outside 2..8, or po2 with a kind other

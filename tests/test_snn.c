@@ -47,7 +47,7 @@ static double lif_loss_frozen(const lb_lif_desc *d, const float *x, const float 
             if (d->reset == LB_RESET_SUB) v = v - sp * d->theta;
             u = v;
             float z = u - d->theta;
-            float s = d->surr == LB_SURR_FSIG
+            float s = d->surr == LB_SG_FSIG
                           ? 0.5f + z / (1.0f + d->slope * fabsf(z))
                           : 0.5f + atanf(3.14159265f / 2 * d->slope * z) / 3.14159265f;
             L += (double)r[o] * s;
@@ -61,7 +61,7 @@ static double lif_fd_loss(const lb_lif_desc *d, const float *x, const float *bet
     return d->detach_reset ? lif_loss_frozen(d, x, beta, r, s0) : lif_loss(d, x, beta, r, spk, mem);
 }
 
-static void lif_gradcheck(lb_lif_reset reset, lb_surrogate surr, int detach, int learn) {
+static void lif_gradcheck(lb_lif_reset reset, lb_spike_grad surr, int detach, int learn) {
     lb_lif_desc d = {.t = 5,
                      .n = 2,
                      .c = 3,
@@ -69,7 +69,7 @@ static void lif_gradcheck(lb_lif_reset reset, lb_surrogate surr, int detach, int
                      .theta = 1.0f,
                      .reset = reset,
                      .surr = surr,
-                     .slope = surr == LB_SURR_ATAN ? 2.0f : 5.0f,
+                     .slope = surr == LB_SG_ATAN ? 2.0f : 5.0f,
                      .detach_reset = detach,
                      .beta_per_channel = learn == 2,
                      .smooth = 1};
@@ -355,7 +355,7 @@ static void config_roundtrip(void) {
     m.snn.timesteps = 6;
     m.snn.encoding = LB_ENC_RATE;
     m.snn.lif.k.reset = LB_RESET_ZERO;
-    m.snn.lif.k.surr = LB_SURR_FSIG;
+    m.snn.lif.k.surr = LB_SG_FSIG;
     m.snn.lif.k.slope = 25;
     m.snn.lif.k.mem_bits = 10;
     m.snn.lif.learn_beta = 1;
@@ -376,9 +376,9 @@ int main(void) {
     for (int reset = 0; reset < 2; reset++)
         for (int surr = 0; surr < 2; surr++)
             for (int detach = 0; detach < 2; detach++)
-                lif_gradcheck((lb_lif_reset)reset, (lb_surrogate)surr, detach, 0);
-    lif_gradcheck(LB_RESET_SUB, LB_SURR_ATAN, 1, 1);
-    lif_gradcheck(LB_RESET_ZERO, LB_SURR_FSIG, 0, 2);
+                lif_gradcheck((lb_lif_reset)reset, (lb_spike_grad)surr, detach, 0);
+    lif_gradcheck(LB_RESET_SUB, LB_SG_ATAN, 1, 1);
+    lif_gradcheck(LB_RESET_ZERO, LB_SG_FSIG, 0, 2);
     lif_hand();
     ln_gradcheck();
     io_ops();

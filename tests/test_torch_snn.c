@@ -19,7 +19,7 @@ static float *ld(const char *c, const char *what, size_t n) {
     return lbt_ref_load(name, n);
 }
 
-static void lif_case(const char *name, lb_lif_reset reset, lb_surrogate surr, float slope,
+static void lif_case(const char *name, lb_lif_reset reset, lb_spike_grad surr, float slope,
                      int learn, int mem_bits) {
     int nb = learn == 2 ? C : 1;
     float *x = ld(name, "x", NE), *dy = ld(name, "dy", NE), *spk = ld(name, "spk", NE);
@@ -94,13 +94,13 @@ int main(void) {
     float *src = lbt_ref_load("snn_source", 1);
     if (src) printf("  references from %s\n", src[0] == 1.0f ? "snnTorch" : "the PyTorch twin");
     free(src);
-    lif_case("snn_sub_atan", LB_RESET_SUB, LB_SURR_ATAN, 2.0f, 0, 0);
-    lif_case("snn_zero_atan", LB_RESET_ZERO, LB_SURR_ATAN, 2.0f, 0, 0);
-    lif_case("snn_sub_fsig", LB_RESET_SUB, LB_SURR_FSIG, 25.0f, 0, 0);
-    lif_case("snn_zero_fsig", LB_RESET_ZERO, LB_SURR_FSIG, 25.0f, 0, 0);
-    lif_case("snn_learn_layer", LB_RESET_SUB, LB_SURR_ATAN, 2.0f, 1, 0);
-    lif_case("snn_learn_chan", LB_RESET_ZERO, LB_SURR_ATAN, 2.0f, 2, 0);
-    lif_case("snn_membits", LB_RESET_SUB, LB_SURR_ATAN, 2.0f, 0, 6);
+    lif_case("snn_sub_atan", LB_RESET_SUB, LB_SG_ATAN, 2.0f, 0, 0);
+    lif_case("snn_zero_atan", LB_RESET_ZERO, LB_SG_ATAN, 2.0f, 0, 0);
+    lif_case("snn_sub_fsig", LB_RESET_SUB, LB_SG_FSIG, 25.0f, 0, 0);
+    lif_case("snn_zero_fsig", LB_RESET_ZERO, LB_SG_FSIG, 25.0f, 0, 0);
+    lif_case("snn_learn_layer", LB_RESET_SUB, LB_SG_ATAN, 2.0f, 1, 0);
+    lif_case("snn_learn_chan", LB_RESET_ZERO, LB_SG_ATAN, 2.0f, 2, 0);
+    lif_case("snn_membits", LB_RESET_SUB, LB_SG_ATAN, 2.0f, 0, 6);
     ln_case();
     count_case();
     TEST_MAIN_END("torch_snn");

@@ -141,12 +141,13 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         if (strcmp(v, "fp32") == 0)
             c->model.q.kind = LB_Q_NONE;
         else if (lb_qkind_parse(v, &c->model.q.kind) != LB_OK || c->model.q.kind == LB_Q_NONE)
-            cli_die(2, cmd, "--quant: expected fp32, lsq, fixed, reg or dorefa, got '%s'", v);
+            cli_die(2, cmd,
+                    "--quant: expected fp32, lsq, fixed, reg, dorefa or roundclip, got '%s'", v);
     } else if (IS("--wquant") || IS("--aquant")) {
         const char *v = VAL;
         lb_qkind k;
         if (lb_qkind_parse(v, &k) != LB_OK)
-            cli_die(2, cmd, "%s: expected none, fixed, lsq, %s, got '%s'", o,
+            cli_die(2, cmd, "%s: expected none, fixed, lsq, %s, roundclip, got '%s'", o,
                     o[2] == 'w' ? "dorefa" : "pact", v);
         *(o[2] == 'w' ? &c->model.q.wquant : &c->model.q.aquant) = 1 + (int)k;
     } else if (IS("--wbits")) {
@@ -163,6 +164,22 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         c->model.q.per_channel = 1;
     } else if (IS("--po2")) {
         c->model.q.po2 = 1;
+    } else if (IS("--wstates")) { /* parity and range: lb_quant_plan_check, before any data */
+        c->model.q.wstates = cli_int(cmd, o, VAL, 1, 1 << 16);
+    } else if (IS("--astates")) {
+        c->model.q.astates = cli_int(cmd, o, VAL, 1, 1 << 16);
+    } else if (IS("--layer-states")) {
+        cli_copy(cmd, o, c->model.q.layer_states, sizeof c->model.q.layer_states, VAL);
+    } else if (IS("--surrogate")) {
+        if (lb_surrogate_parse(VAL, &c->model.q.surrogate) != LB_OK)
+            cli_die(2, cmd, "%s", lb_error_msg());
+    } else if (IS("--weight-std")) {
+        c->model.weight_std = 1;
+    } else if (IS("--norm")) {
+        const char *v = VAL;
+        if (strcmp(v, "bn") != 0 && strcmp(v, "lbn") != 0)
+            cli_die(2, cmd, "--norm: expected bn or lbn, got '%s'", v);
+        c->model.norm_layer = strcmp(v, "lbn") == 0;
     } else if (IS("--learn-bits")) {
         lb_learn_bits m;
         if (lb_learn_bits_parse(VAL, &m) != LB_OK) cli_die(2, cmd, "%s", lb_error_msg());
@@ -270,6 +287,18 @@ void cli_train_usage(void) {
           "  --po2              lsq: power-of-two steps 2^round(log2 s), weights and\n"
           "                     activations (docs/quantizers.md)\n"
           "  --layer-bits L     per-layer bits, e.g. conv2=2/4,conv3=8/8\n"
+          "  --quant roundclip  MaQD's scaled round-clip clip(round(a x), -K, K)/a, a learned\n"
+          "                     (docs/quantizers.md); --wquant/--aquant roundclip per side\n"
+          "  --wstates S --astates S  roundclip body states: weights 2K+1 (odd, 3..255),\n"
+          "                     activations K+1 (2..256); first/last layers and --layer-bits\n"
+          "                     get the states of their bits\n"
+          "  --layer-states L   per-layer roundclip states, e.g. conv2=7/8,fc=255/256\n"
+          "  --surrogate G      roundclip dQ/dx: ste (1 inside the range, default) |\n"
+          "                     identity (1 everywhere) | triangle (peaks at the jumps)\n"
+          "  --weight-std       standardize each conv's weights per output channel before\n"
+          "                     the weight quantizer (MaQD)\n"
+          "  --norm N           bn | lbn: Layer-Batch Norm (per-sample statistics) in place\n"
+          "                     of every BN, folded like BN (docs/models.md)\n"
           "  --learn-bits adaqat  learn per-layer W/A bit-widths (AdaQAT, docs/mixed.md),\n"
           "                     starting from --wbits/--abits; first/last layers stay fixed\n"
           "  --learn-bits-scope layer|net  a width pair per layer or one for the net\n"

@@ -38,9 +38,9 @@ int cli_snn_option(const char *cmd, int argc, char **argv, int *i, lb_snn_cfg *s
         static const char *const onoff[] = {"off", "on", NULL};
         s->lif.k.detach_reset = !pick(cmd, o, VAL, onoff);
     } else if (IS("--spike-grad")) {
-        s->lif.k.surr = (lb_surrogate)pick(cmd, o, VAL, lb_surrogate_names);
+        s->lif.k.surr = (lb_spike_grad)pick(cmd, o, VAL, lb_spike_grad_names);
         /* snnTorch's default slopes: atan alpha 2, fast sigmoid 25 */
-        if (!g_slope_given) s->lif.k.slope = s->lif.k.surr == LB_SURR_FSIG ? 25.0f : 2.0f;
+        if (!g_slope_given) s->lif.k.slope = s->lif.k.surr == LB_SG_FSIG ? 25.0f : 2.0f;
     } else if (IS("--slope")) {
         s->lif.k.slope = cli_float(cmd, o, VAL, 1e-6, 1e6);
         g_slope_given = 1;

@@ -413,6 +413,13 @@ int cmd_info(int argc, char **argv) {
                lb_qkind_name(lb_quant_plan_wkind(&m->q)),
                lb_qkind_name(lb_quant_plan_akind(&m->q)));
     if (m->q.po2) printf("po2: 1 (steps used as 2^round(log2 s); the steps below are those)\n");
+    if (lb_quant_plan_wkind(&m->q) == LB_Q_ROUNDCLIP ||
+        lb_quant_plan_akind(&m->q) == LB_Q_ROUNDCLIP)
+        printf("roundclip: wstates %d  astates %d (0: from the bits)  surrogate %s\n", m->q.wstates,
+               m->q.astates, lb_surrogate_name(m->q.surrogate));
+    if (m->q.layer_states[0]) printf("layer_states: '%s'\n", m->q.layer_states);
+    if (m->norm_layer || m->weight_std)
+        printf("maqd: norm %s  weight_std %d\n", m->norm_layer ? "lbn" : "bn", m->weight_std);
     if (m->q.kind == LB_Q_REG)
         printf("reg: levels %s  form %s  lambda %g -> %g from %g of the run  levels_lr %g\n",
                lb_reg_levels_name(m->q.reg_levels), lb_reg_form_name(m->q.reg_form),

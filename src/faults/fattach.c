@@ -16,6 +16,13 @@ lb_status lb_fmap_specs_of_net(const struct lb_net *net, lb_flayer_spec *specs, 
          * their signed code in two's complement (an unsigned grid's code is its own index). */
         if (q->kind != LB_Q_REG && q->kind != LB_Q_LSQ && q->kind != LB_Q_FIXED) continue;
         if (nd->pw < 0) continue;
+        /* the chip codes and snaps the raw weights, but a standardized layer quantizes (w -
+         * mean)/std: refused rather than a chip holding codes the model never computes */
+        if (nd->wstd)
+            return lb_error_set(LB_EINVAL,
+                                "layer '%s': weight standardization (--weight-std) has no fault "
+                                "map form yet (a chip would code the raw weights)",
+                                nd->name);
         if (cnt < cap) {
             lb_flayer_spec *s = &specs[cnt];
             if (snprintf(s->name, sizeof s->name, "%s", nd->name) >= (int)sizeof s->name)

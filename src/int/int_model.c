@@ -51,7 +51,8 @@ static int is_pass(lb_op op) {
 static int is_uniform(const lb_qcfg *c) {
     if (c->kind == LB_Q_REG) return c->levels == LB_REG_FIXED || c->levels == LB_REG_STEP;
     return c->kind == LB_Q_LSQ || c->kind == LB_Q_FIXED || c->kind == LB_Q_DOREFA ||
-           c->kind == LB_Q_PACT;
+           c->kind == LB_Q_PACT ||
+           c->kind == LB_Q_ROUNDCLIP; /* round-clip: step 1/a, codes -K..K */
 }
 
 static int cons_n(const build *b, int v) {
@@ -184,6 +185,15 @@ static lb_status check_quant(const lb_node *d, const lb_qcfg *c, const lb_quant 
                "than the int8 weights of the integer model; train with "
                "--first-bits and --last-bits (and --wbits) 2..7 "
                "(docs/quantizers.md)");
+    if (c->kind == LB_Q_ROUNDCLIP && (q->qn > 128 || q->qp > 255 || (q->qn && q->qp > 127))) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "round-clip %s codes %d..%d do not fit the integer model's 8-bit codes (a "
+                 "mirrored activation grid on an input that can be negative: --astates at most "
+                 "128 for this layer)",
+                 what, -q->qn, q->qp);
+        return lb_int_fail_layer(d, msg);
+    }
     if (!is_uniform(c)) {
         char msg[160];
         snprintf(msg, sizeof msg,

@@ -2,6 +2,7 @@
  * DoReFa) the stored b-bit index and a per-channel code table. Not the graph derivation
  * (int_model.c) nor the kernels. */
 #include "int_internal.h"
+#include "lb_ops.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -60,7 +61,15 @@ static lb_status weight_tables(const lb_node *d, lb_int_wcodes *o) {
 lb_status lb_int_weight_codes(const lb_net *n, const lb_node *d, int K, lb_int_wcodes *o) {
     memset(o, 0, sizeof *o);
     const float *wf = (n->param + n->params[d->pw].off);
+    float *ws = NULL;
     lb_status st = LB_OK;
+    /* weight standardization (MaQD) is a training-time reparametrization: the codes are those of
+     * the standardized weights, exactly what the float forward quantizes */
+    if (d->wstd) {
+        if (!(ws = malloc((size_t)d->c * K * sizeof *ws))) return lb_int_oom();
+        lb_wstd_forward(d->c, (size_t)K, wf, ws, NULL, NULL);
+        wf = ws;
+    }
     if (!(o->w = malloc((size_t)d->c * K * sizeof *o->w)) ||
         !(o->sw = malloc((size_t)d->c * sizeof *o->sw))) {
         st = lb_int_oom();
@@ -104,6 +113,7 @@ lb_status lb_int_weight_codes(const lb_net *n, const lb_node *d, int K, lb_int_w
         if (sa > o->sumabs) o->sumabs = sa;
     }
 out:
+    free(ws);
     if (st != LB_OK) lb_int_wcodes_free(o);
     return st;
 }

@@ -2,6 +2,7 @@
  * node for node, its weights as initializers. Not quantized models (no QDQ or integer-op form
  * yet: the caller refuses them) and not reading (onnx_read.c). */
 #include "onnx_internal.h"
+#include "lb_ops.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -150,7 +151,16 @@ static void emit(xb *b, const lb_net *n, int i, int *rank) {
     Onnx__AttributeProto *a[7] = {NULL};
     switch (d->op) {
     case LB_OP_CONV: {
-        init_tensor(b, n, &n->params[d->pw], n->param);
+        if (d->wstd) { /* MaQD's weight standardization: the weights the float model convolves */
+            const lb_tensor_info *t = &n->params[d->pw];
+            float *ws = xalloc(b, t->n * sizeof *ws);
+            int64_t dims[4];
+            for (int k = 0; k < t->ndim; k++) dims[k] = t->shape[k];
+            if (ws) lb_wstd_forward(d->c, t->n / (size_t)d->c, n->param + t->off, ws, NULL, NULL);
+            if (ws) init(b, t->name, ws, OX_FLOAT, t->ndim, dims);
+        } else {
+            init_tensor(b, n, &n->params[d->pw], n->param);
+        }
         if (d->pb >= 0) init_tensor(b, n, &n->params[d->pb], n->param);
         const char *in[] = {x, n->params[d->pw].name, d->pb >= 0 ? n->params[d->pb].name : NULL,
                             NULL};

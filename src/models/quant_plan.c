@@ -35,6 +35,47 @@ static int find_override(const char *ov, const char *name, int *wb, int *ab) {
     return 0;
 }
 
+/* 1 when --layer-bits names this layer. */
+static int ow_used(const lb_quant_plan *q, const char *name) {
+    int w, a;
+    return find_override(q->overrides, name, &w, &a) == 1;
+}
+
+/* Round-clip sides of one layer: --layer-states for the layers it names, else the body's
+ * --wstates/--astates (first and last layers and --layer-bits overrides keep the states of their
+ * bits), the surrogate, and the code width from the states. On an input that may be negative the
+ * activation grid is mirrored: K = astates-1, codes -K..K (2K+1 states). *matched counts the
+ * layers --layer-states names. */
+static lb_status roundclip_states(const lb_quant_plan *q, const char *name, int edge, int over,
+                                  lb_qcfg *w, lb_qcfg *a, int *matched) {
+    char what[LB_NAME_MAX + 32];
+    snprintf(what, sizeof what, "layer '%s'", name);
+    int ws = edge || over ? 0 : q->wstates, as = edge || over ? 0 : q->astates;
+    int lw, la;
+    if (find_override(q->layer_states, name, &lw, &la) == 1) {
+        (*matched)++;
+        if (lw < 3 || lw > 255 || lw % 2 == 0 || la < 2 || la > 256)
+            return lb_error_set(LB_EINVAL,
+                                "--layer-states %s=%d/%d: weights 2K+1 states (odd, 3..255), "
+                                "activations K+1 (2..256)",
+                                name, lw, la);
+        ws = lw, as = la;
+    }
+    if (w->kind == LB_Q_ROUNDCLIP) {
+        w->surrogate = q->surrogate;
+        w->states = ws;
+        lb_status st = lb_qcfg_roundclip(w, what);
+        if (st != LB_OK) return st;
+    }
+    if (a->kind == LB_Q_ROUNDCLIP) {
+        a->surrogate = q->surrogate;
+        if (as) a->states = a->is_signed ? 2 * (as - 1) + 1 : as;
+        lb_status st = lb_qcfg_roundclip(a, what);
+        if (st != LB_OK) return st;
+    }
+    return LB_OK;
+}
+
 lb_qkind lb_quant_plan_wkind(const lb_quant_plan *q) {
     return q->wquant ? (lb_qkind)(q->wquant - 1) : q->kind;
 }
@@ -66,6 +107,29 @@ lb_status lb_quant_plan_check(const lb_quant_plan *q) {
     if (w == LB_Q_REG && q->kind != LB_Q_REG)
         return lb_error_set(LB_EINVAL, "--wquant reg: use --quant reg (its regularizer schedule "
                                        "comes with it; --aquant then picks the activations)");
+    /* round-clip states: weights 2K+1 with codes -K..K in the integer model's int8, activations
+     * K+1 with codes 0..K in its uint8 */
+    if (q->wstates && (q->wstates < 3 || q->wstates > 255 || q->wstates % 2 == 0))
+        return lb_error_set(LB_EINVAL,
+                            "--wstates %d: round-clip weights have 2K+1 states, an odd number "
+                            "3..255 (codes -K..K, K <= 127 in int8)",
+                            q->wstates);
+    if (q->astates && (q->astates < 2 || q->astates > 256))
+        return lb_error_set(LB_EINVAL,
+                            "--astates %d: round-clip activations have K+1 states, 2..256 "
+                            "(codes 0..K, K <= 255 in uint8)",
+                            q->astates);
+    if (q->wstates && w != LB_Q_ROUNDCLIP)
+        return lb_error_set(LB_EINVAL, "--wstates needs round-clip weights (--quant roundclip or "
+                                       "--wquant roundclip; other kinds count bits: --wbits)");
+    if (q->astates && a != LB_Q_ROUNDCLIP)
+        return lb_error_set(LB_EINVAL, "--astates needs round-clip activations (--quant "
+                                       "roundclip or --aquant roundclip; other kinds: --abits)");
+    if (q->layer_states[0] && w != LB_Q_ROUNDCLIP && a != LB_Q_ROUNDCLIP)
+        return lb_error_set(LB_EINVAL, "--layer-states needs a round-clip side (--quant "
+                                       "roundclip, --wquant or --aquant roundclip)");
+    if ((unsigned)q->surrogate >= LB_SUR_COUNT)
+        return lb_error_set(LB_EINVAL, "--surrogate: unknown surrogate %d", (int)q->surrogate);
     return LB_OK;
 }
 
@@ -95,7 +159,10 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
                                            "--aquant)");
         return LB_OK;
     }
-    int matched = 0;
+    if (find_override(q->layer_states, "", &(int){0}, &(int){0}) < 0)
+        return lb_error_set(LB_EINVAL, "--layer-states '%s': expected name=W/A[,name=W/A...]",
+                            q->layer_states);
+    int matched = 0, smatched = 0;
     for (int i = 1; i < n->nnodes; i++) {
         lb_node *d = &n->nodes[i];
         if (d->op != LB_OP_CONV && d->op != LB_OP_LINEAR) continue;
@@ -127,6 +194,9 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
          * lowbit keeps it quantized for the integer model, with LSQ (docs/quantizers.md). */
         if (i == last && wkind == LB_Q_DOREFA) w.kind = LB_Q_LSQ;
         if (wb <= 0) w.kind = LB_Q_NONE, w.po2 = 0;
+        lb_status rs = roundclip_states(q, d->name, i == first || i == last, ow_used(q, d->name),
+                                        &w, &a, &smatched);
+        if (rs != LB_OK) return rs;
         lb_net_set_quant(n, i, &w, &a);
     }
     /* every override must name a real layer */
@@ -135,5 +205,10 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
     if (total != matched)
         return lb_error_set(LB_EINVAL, "--layer-bits '%s': names a layer the model does not have",
                             q->overrides);
+    total = 0;
+    for (const char *p = q->layer_states; *p; p++) total += (*p == '=');
+    if (total != smatched)
+        return lb_error_set(LB_EINVAL, "--layer-states '%s': names a layer the model does not have",
+                            q->layer_states);
     return n->err;
 }

@@ -34,7 +34,7 @@ void lb_model_cfg_default(lb_model_cfg *c) {
     c->snn.lif.beta = 0.5f;
     c->snn.lif.k.theta = 1.0f;
     c->snn.lif.k.reset = LB_RESET_SUB;
-    c->snn.lif.k.surr = LB_SURR_ATAN;
+    c->snn.lif.k.surr = LB_SG_ATAN;
     c->snn.lif.k.slope = 2.0f;
     c->snn.lif.k.detach_reset = 1;
     c->snn.readout = LB_READ_COUNT;
@@ -104,6 +104,31 @@ static void build_resnet(lb_net *n, int classes, const int *widths, int stages, 
     lb_net_linear(n, "fc", x, classes, 1);
 }
 
+/* MaQD's layer options (docs/models.md): Layer-Batch Norm on every BN node, weight
+ * standardization on every conv (not the linear layers: the classifier feeds the softmax
+ * directly, and unit-variance weights would scale its logits by sqrt(fan-in)). */
+static lb_status maqd_options(const lb_model_cfg *cfg, lb_net *n) {
+    int bns = 0;
+    for (int i = 1; i < n->nnodes; i++) {
+        lb_node *d = &n->nodes[i];
+        if (d->op == LB_OP_BN) {
+            d->norm = cfg->norm_layer;
+            bns++;
+        }
+        if (d->op == LB_OP_CONV) d->wstd = cfg->weight_std;
+    }
+    if (cfg->norm_layer && bns == 0)
+        return lb_error_set(LB_EINVAL,
+                            "--norm lbn: model '%s' has no batch norm layer to run as "
+                            "Layer-Batch Norm (LBN replaces BN in place)",
+                            cfg->arch);
+    if (cfg->weight_std && cfg->q.kind == LB_Q_REG)
+        return lb_error_set(LB_EINVAL, "--weight-std with --quant reg: the reg regularizer pulls "
+                                       "the raw weights, not the standardized ones the quantizer "
+                                       "sees");
+    return LB_OK;
+}
+
 lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out) {
     *out = NULL;
     int events = lb_model_is_snn(cfg) && cfg->snn.encoding == LB_ENC_EVENTS;
@@ -166,6 +191,7 @@ lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out) {
             cfg->arch);
     }
     lb_status st = n->err;
+    if (st == LB_OK) st = maqd_options(cfg, n);
     if (st == LB_OK) st = lb_quant_plan_apply(&cfg->q, n);
     if (st != LB_OK) {
         lb_net_free(n);

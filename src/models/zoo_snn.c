@@ -14,7 +14,7 @@
 
 const char *const lb_encoding_names[] = {"direct", "rate", "events", NULL};
 const char *const lb_reset_names[] = {"subtract", "zero", NULL};
-const char *const lb_surrogate_names[] = {"atan", "fast-sigmoid", NULL};
+const char *const lb_spike_grad_names[] = {"atan", "fast-sigmoid", NULL};
 const char *const lb_readout_names[] = {"count", "membrane", NULL};
 const char *const lb_loss_names[] = {"ce", "mse-count", NULL};
 const char *const lb_snn_norm_names[] = {"ln", "bn", NULL};

@@ -62,6 +62,8 @@ static const lb_backend g_cpu = {
     lb_dropout_backward,
     lb_lif_forward,
     lb_lif_backward,
+    lb_lbn_forward_train,
+    lb_lbn_backward,
 };
 
 static const lb_backend g_cpu_ref = {
@@ -93,6 +95,8 @@ static const lb_backend g_cpu_ref = {
     lb_dropout_backward,
     lb_lif_forward_ref,
     lb_lif_backward_ref,
+    lb_lbn_forward_train_ref,
+    lb_lbn_backward_ref,
 };
 
 const lb_backend *lb_backend_cpu(void) {

@@ -73,6 +73,11 @@ static void carve(lb_net *n, size_t *scratch, size_t *dtmp, size_t *dwtmp) {
                 d->wqbuf = lb_arena_floats(a, wn);
                 if (wn > *dwtmp) *dwtmp = wn;
             }
+            if (d->wstd) { /* standardized weights, their invstd, their gradient in dwtmp */
+                d->wsbuf = lb_arena_floats(a, wn);
+                d->wsinv = lb_arena_floats(a, (size_t)d->c);
+                if (wn > *dwtmp) *dwtmp = wn;
+            }
             if (d->op == LB_OP_CONV) {
                 lb_conv2d_desc cd;
                 lb_conv2d_desc_init(&cd, fb, s->c, s->h, s->w, d->c, d->k, d->stride, d->pad,
@@ -83,12 +88,13 @@ static void carve(lb_net *n, size_t *scratch, size_t *dtmp, size_t *dwtmp) {
             break;
         }
         case LB_OP_BN:
-            d->mean = lb_arena_floats(a, (size_t)d->c);
-            d->invstd = lb_arena_floats(a, (size_t)d->c);
+            /* LBN saves its statistics per sample, BN per channel */
+            d->mean = lb_arena_floats(a, (size_t)(d->norm && fb > d->c ? fb : d->c));
+            d->invstd = lb_arena_floats(a, (size_t)(d->norm && fb > d->c ? fb : d->c));
             /* A conv whose only reader is this BN hands over its output planes' moments, taken
              * while each image's output is still in cache: BN's statistics pass over the whole
              * tensor goes away. The bits are the same either way (lb_bn_plane_moments). */
-            if (s->op == LB_OP_CONV && s->consumers == 1 && !getenv("LOWBIT_NO_FUSE")) {
+            if (s->op == LB_OP_CONV && s->consumers == 1 && !d->norm && !getenv("LOWBIT_NO_FUSE")) {
                 d->moments = lb_arena_alloc(a, (size_t)fb * d->c * 2 * sizeof(double));
                 n->nodes[d->in[0]].moments = d->moments;
             }

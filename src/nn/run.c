@@ -39,6 +39,11 @@ static void quant_operands(lb_net *n, lb_node *d, int B, const float *x, const f
                            const float **win) {
     *xin = x;
     *win = P(n, d->pw);
+    if (d->wstd) { /* MaQD's weight standardization: the quantizer sees the standardized weights */
+        size_t wn = n->params[d->pw].n;
+        lb_wstd_forward(d->c, wn / (size_t)d->c, *win, d->wsbuf, NULL, d->wsinv);
+        *win = d->wsbuf;
+    }
     if (d->aqcfg.kind != LB_Q_NONE) {
         lb_quant_forward(&d->aq, (size_t)B, x, d->xq, n->training);
         *xin = d->xq;
@@ -134,7 +139,10 @@ const float *lb_net_forward(lb_net *n, const float *x, int Bn, int training) {
                                    .act = d->act,
                                    .moments = d->moments,
                                    .res = d->res ? n->nodes[d->res].y : NULL};
-            if (training)
+            if (training && d->norm)
+                n->be->lbn_forward_train(&bd, in, P(n, d->pw), P(n, d->pb), d->y, d->mean,
+                                         d->invstd, S(n, d->smean), S(n, d->svar));
+            else if (training)
                 n->be->bn_forward_train(&bd, in, P(n, d->pw), P(n, d->pb), d->y, d->mean, d->invstd,
                                         S(n, d->smean), S(n, d->svar));
             else
@@ -214,12 +222,12 @@ static lb_status backward_linear_or_conv(lb_net *n, lb_node *d, int B) {
     float *dx = grad_target(n, d->in[0], &acc);
     int aq = d->aqcfg.kind != LB_Q_NONE, wq = d->wqcfg.kind != LB_Q_NONE;
     const float *xin = aq ? d->xq : s->y;
-    const float *win = wq ? d->wqbuf : P(n, d->pw);
+    const float *win = wq ? d->wqbuf : d->wstd ? d->wsbuf : P(n, d->pw);
     /* with an activation quantizer the conv's input gradient lands in dtmp first; it is needed
      * even for the image input, since the step size gets its gradient from it */
     float *dxin = aq ? n->dtmp : dx;
     int acc_in = aq ? 0 : acc;
-    float *dw = wq ? n->dwtmp : G(n, d->pw);
+    float *dw = wq || d->wstd ? n->dwtmp : G(n, d->pw);
     if (d->op == LB_OP_CONV) {
         lb_conv2d_desc cd;
         conv_desc(n, d, B, &cd);
@@ -229,7 +237,12 @@ static lb_status backward_linear_or_conv(lb_net *n, lb_node *d, int B) {
                                G(n, d->pb));
     }
     if (aq) lb_quant_backward(&d->aq, (size_t)B, s->y, n->dtmp, dx ? dx : n->dtmp, dx ? acc : 0);
-    if (wq) lb_quant_backward(&d->wq, 1, P(n, d->pw), n->dwtmp, G(n, d->pw), 0);
+    if (wq && !d->wstd) lb_quant_backward(&d->wq, 1, P(n, d->pw), n->dwtmp, G(n, d->pw), 0);
+    if (d->wstd) { /* through the quantizer (in place in dwtmp), then the standardization */
+        size_t wn = n->params[d->pw].n;
+        if (wq) lb_quant_backward(&d->wq, 1, d->wsbuf, n->dwtmp, n->dwtmp, 0);
+        lb_wstd_backward(d->c, wn / (size_t)d->c, d->wsbuf, d->wsinv, n->dwtmp, G(n, d->pw));
+    }
     return lb_check_finite(d->name, G(n, d->pw), n->params[d->pw].n);
 }
 
@@ -293,7 +306,10 @@ lb_status lb_net_backward(lb_net *n, const float *dlogits) {
                              .act = d->act};
             dx = grad_target(n, d->in[0], &acc);
             if (d->res) bd.dres = grad_target(n, d->res, &bd.dres_acc);
-            if (d->act)
+            if (d->norm) /* LBN: one kernel, with or without the fused activation */
+                n->be->lbn_backward(&bd, s->y, d->y, P(n, d->pw), d->mean, d->invstd, d->dy, dx,
+                                    acc, G(n, d->pw), G(n, d->pb));
+            else if (d->act)
                 n->be->bn_backward_act(&bd, s->y, d->y, P(n, d->pw), d->mean, d->invstd, d->dy, dx,
                                        acc, G(n, d->pw), G(n, d->pb));
             else

@@ -15,7 +15,7 @@ float lb_lif_mem_step(const lb_lif_desc *d) {
 /* dS/dU at U - theta = x: snnTorch's ATan (alpha/2 / (1 + (pi/2 alpha x)^2)) and FastSigmoid
  * (1 / (slope |x| + 1)^2). */
 static inline float surrogate(const lb_lif_desc *d, float x) {
-    if (d->surr == LB_SURR_FSIG) {
+    if (d->surr == LB_SG_FSIG) {
         float a = d->slope * fabsf(x) + 1.0f;
         return 1.0f / (a * a);
     }
@@ -25,7 +25,7 @@ static inline float surrogate(const lb_lif_desc *d, float x) {
 
 /* The primitive of surrogate() (lb_lif_desc.smooth). */
 static inline float smooth_step(const lb_lif_desc *d, float x) {
-    if (d->surr == LB_SURR_FSIG) return 0.5f + x / (1.0f + d->slope * fabsf(x));
+    if (d->surr == LB_SG_FSIG) return 0.5f + x / (1.0f + d->slope * fabsf(x));
     return 0.5f + atanf(LB_PI_F / 2 * d->slope * x) / LB_PI_F;
 }
 

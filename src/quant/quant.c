@@ -1,7 +1,8 @@
 /* Quantizer dispatch, binding, names and parsing, plus the uniform-grid passes shared by the kinds
  * (fake-quant forward, straight-through backward with the step reduction, init statistics): the
  * threading here, the chunk plan in quant_chunk.h, the per-segment loops in quant_seg_impl.h. The
- * kinds themselves (none.c, fixed.c, lsq.c, reg.c, dorefa.c, pact.c) hold only their policy, not
+ * kinds themselves (none.c, fixed.c, lsq.c, reg.c, dorefa.c, pact.c, roundclip.c) hold only
+ * their policy, not
  * these loops. */
 #include "lb_quant.h"
 
@@ -135,6 +136,8 @@ const lb_quant_vt *lb_quant_vt_for(lb_qkind kind) {
         return &lb_quant_vt_dorefa;
     case LB_Q_PACT:
         return &lb_quant_vt_pact;
+    case LB_Q_ROUNDCLIP:
+        return &lb_quant_vt_roundclip;
     default:
         return NULL;
     }
@@ -152,15 +155,30 @@ lb_status lb_qkind_parse(const char *s, lb_qkind *out) {
             return LB_OK;
         }
     }
-    return lb_error_set(LB_EINVAL, "unknown quantizer '%s' (none, fixed, lsq, reg, dorefa, pact)",
+    return lb_error_set(LB_EINVAL,
+                        "unknown quantizer '%s' (none, fixed, lsq, reg, dorefa, pact, roundclip)",
                         s ? s : "(null)");
 }
 
 lb_status lb_qcfg_check(const lb_qcfg *cfg) {
     if (!lb_quant_vt_for(cfg->kind))
         return lb_error_set(LB_EINVAL, "unknown quantizer kind %d", (int)cfg->kind);
-    if (cfg->kind != LB_Q_NONE && (cfg->bits < 2 || cfg->bits > 8))
-        return lb_error_set(LB_EINVAL, "bits must be 2..8, got %d", cfg->bits);
+    /* round-clip: the states (when given) decide the code width, which may reach 9 bits (a
+     * mirrored activation grid -K..K, K <= 255: trainable in float; the integer model refuses
+     * it, naming the layer) */
+    int bits = cfg->bits, maxb = 8;
+    if (cfg->kind == LB_Q_ROUNDCLIP) {
+        lb_qcfg c = *cfg;
+        if ((unsigned)cfg->surrogate >= LB_SUR_COUNT)
+            return lb_error_set(LB_EINVAL, "quantizer roundclip: unknown surrogate %d",
+                                (int)cfg->surrogate);
+        lb_status st = lb_qcfg_roundclip(&c, "quantizer roundclip");
+        if (st != LB_OK) return st;
+        bits = c.bits;
+        maxb = 9;
+    }
+    if (cfg->kind != LB_Q_NONE && (bits < 2 || bits > maxb))
+        return lb_error_set(LB_EINVAL, "bits must be 2..%d, got %d", maxb, bits);
     if (cfg->kind == LB_Q_REG &&
         ((unsigned)cfg->levels >= LB_REG_LEVELS_COUNT || (unsigned)cfg->form >= LB_REG_FORM_COUNT))
         return lb_error_set(LB_EINVAL, "quantizer reg: unknown levels %d or form %d",
@@ -200,6 +218,10 @@ static void set_bounds(lb_quant *q) {
     q->qp = q->cfg.is_signed ? (1 << (b - 1)) - 1 : (1 << b) - 1;
     if (q->cfg.kind == LB_Q_REG && q->cfg.levels != LB_REG_STEP) q->qn = q->qp = (1 << b) - 1;
     if (q->cfg.kind == LB_Q_DOREFA) q->qn = q->qp = (1 << b) - 1; /* odd codes at step 1/(2^b-1) */
+    if (q->cfg.kind == LB_Q_ROUNDCLIP) { /* K from the states (or the bits), codes -K..K / 0..K */
+        q->qp = lb_roundclip_k(&q->cfg);
+        q->qn = q->cfg.is_signed ? q->qp : 0;
+    }
     q->gscale = (float)(1.0 / sqrt((double)q->n_grad * (double)q->qp));
 }
 
@@ -210,12 +232,13 @@ lb_status lb_quant_bind(lb_quant *q, const lb_qcfg *cfg, int ch, size_t inner, s
     if (ch < 1 || inner < 1)
         return lb_error_set(LB_EINVAL, "quantizer %s: bad shape ch %d, inner %zu",
                             lb_qkind_name(cfg->kind), ch, inner);
-    if ((cfg->kind == LB_Q_LSQ || cfg->kind == LB_Q_REG) && n_grad < 1)
+    if ((cfg->kind == LB_Q_LSQ || cfg->kind == LB_Q_REG || cfg->kind == LB_Q_ROUNDCLIP) &&
+        n_grad < 1)
         return lb_error_set(LB_EINVAL, "quantizer %s: n_grad must be >= 1",
                             lb_qkind_name(cfg->kind));
-    if (cfg->po2 && cfg->per_channel && ch > LB_PO2_MAX_CH)
-        return lb_error_set(LB_EINVAL, "quantizer lsq --po2: %d channels, at most %d", ch,
-                            LB_PO2_MAX_CH);
+    if ((cfg->po2 || cfg->kind == LB_Q_ROUNDCLIP) && cfg->per_channel && ch > LB_PO2_MAX_CH)
+        return lb_error_set(LB_EINVAL, "quantizer %s: %d channels, at most %d",
+                            lb_qkind_name(cfg->kind), ch, LB_PO2_MAX_CH);
     memset(q, 0, sizeof *q);
     q->vt = lb_quant_vt_for(cfg->kind);
     q->cfg = *cfg;
@@ -223,6 +246,7 @@ lb_status lb_quant_bind(lb_quant *q, const lb_qcfg *cfg, int ch, size_t inner, s
     q->cfg.is_signed = (cfg->is_signed != 0 || cfg->kind == LB_Q_REG || cfg->kind == LB_Q_DOREFA) &&
                        cfg->kind != LB_Q_PACT;
     q->cfg.per_channel = cfg->per_channel != 0;
+    lb_qcfg_roundclip(&q->cfg, "quantizer roundclip"); /* bits from the states (checked above) */
     q->ch = q->cfg.per_channel ? ch : 1;
     q->inner = q->cfg.per_channel ? inner : inner * (size_t)ch;
     q->n_grad = n_grad;
@@ -248,6 +272,8 @@ lb_status lb_quant_set_bits(lb_quant *q, int bits) {
     lb_qcfg c = q->cfg;
     c.bits = bits;
     if (c.kind == LB_Q_NONE) return lb_error_set(LB_EINVAL, "quantizer none has no bit-width");
+    if (c.kind == LB_Q_ROUNDCLIP)
+        c.states = 0; /* a bit-width asked for: the states of those bits */
     if (c.kind == LB_Q_REG && c.levels != LB_REG_STEP && bits != q->cfg.bits)
         return lb_error_set(LB_EINVAL,
                             "quantizer reg: the %s level table has b+1 entries per "

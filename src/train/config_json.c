@@ -29,6 +29,14 @@ char *lb_model_cfg_to_json(const lb_model_cfg *m) {
     if (m->q.aquant)
         cJSON_AddStringToObject(o, "aquant", lb_qkind_name(lb_quant_plan_akind(&m->q)));
     if (m->q.po2) cJSON_AddNumberToObject(o, "po2", 1); /* absent: 0, as older checkpoints */
+    /* MaQD fields only when used: other checkpoints keep their metadata unchanged */
+    if (m->q.wstates) cJSON_AddNumberToObject(o, "wstates", m->q.wstates);
+    if (m->q.layer_states[0]) cJSON_AddStringToObject(o, "layer_states", m->q.layer_states);
+    if (m->q.astates) cJSON_AddNumberToObject(o, "astates", m->q.astates);
+    if (m->q.surrogate != LB_SUR_STE)
+        cJSON_AddStringToObject(o, "surrogate", lb_surrogate_name(m->q.surrogate));
+    if (m->norm_layer) cJSON_AddStringToObject(o, "norm_layer", "lbn");
+    if (m->weight_std) cJSON_AddNumberToObject(o, "weight_std", 1);
     if (m->q.kind == LB_Q_REG) { /* only then: other checkpoints keep their metadata unchanged */
         cJSON_AddStringToObject(o, "reg_levels", lb_reg_levels_name(m->q.reg_levels));
         cJSON_AddStringToObject(o, "reg_form", lb_reg_form_name(m->q.reg_form));
@@ -198,7 +206,7 @@ lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg 
     }
     lb_model_cfg_default(m);
     jctx j = {o, path, "lowbit.model"};
-    char qk[16] = "none", wq[16] = "", aq[16] = "";
+    char qk[16] = "none", wq[16] = "", aq[16] = "", sur[16] = "ste", nl[16] = "bn";
     lb_status st = jstr(&j, "arch", 1, m->arch, sizeof m->arch);
     /* event frames: T x polarity planes (lb_model_build checks the shape against T) */
     if (st == LB_OK) st = jint(&j, "in_c", 1, 1, 512, &m->in_c);
@@ -218,6 +226,17 @@ lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg 
     if (st == LB_OK) st = jstr(&j, "layer_bits", 0, m->q.overrides, sizeof m->q.overrides);
     if (st == LB_OK) st = jstr(&j, "wquant", 0, wq, sizeof wq); /* absent: as "quant" */
     if (st == LB_OK) st = jstr(&j, "aquant", 0, aq, sizeof aq);
+    if (st == LB_OK) st = jint(&j, "wstates", 0, 0, 1 << 16, &m->q.wstates); /* absent: 0 */
+    if (st == LB_OK) st = jint(&j, "astates", 0, 0, 1 << 16, &m->q.astates);
+    if (st == LB_OK) st = jstr(&j, "surrogate", 0, sur, sizeof sur);
+    if (st == LB_OK) st = jstr(&j, "layer_states", 0, m->q.layer_states, sizeof m->q.layer_states);
+    if (st == LB_OK) st = jstr(&j, "norm_layer", 0, nl, sizeof nl);
+    if (st == LB_OK) st = jint(&j, "weight_std", 0, 0, 1, &m->weight_std);
+    if (st == LB_OK && lb_surrogate_parse(sur, &m->q.surrogate) != LB_OK)
+        st = field_err(&j, "surrogate", "is not one of ste, identity, triangle");
+    if (st == LB_OK && strcmp(nl, "bn") != 0 && strcmp(nl, "lbn") != 0)
+        st = field_err(&j, "norm_layer", "is not bn or lbn");
+    m->norm_layer = strcmp(nl, "lbn") == 0;
     if (st == LB_OK) st = get_norm(o, path, &m->norm);
     if (st == LB_OK) st = get_reg(o, path, &m->q);
     if (st == LB_OK && lb_model_is_snn(m)) st = lb_snn_cfg_from_json(o, path, &m->snn);
@@ -226,7 +245,7 @@ lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg 
     if (lb_qkind_parse(qk, &m->q.kind) != LB_OK)
         return lb_error_set(LB_EFORMAT,
                             "%s: metadata lowbit.model: field \"quant\" is '%s', not one of none, "
-                            "fixed, lsq, reg, dorefa, pact",
+                            "fixed, lsq, reg, dorefa, pact, roundclip",
                             path, qk);
     const char *side[2] = {wq, aq};
     int *sel[2] = {&m->q.wquant, &m->q.aquant};

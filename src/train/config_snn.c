@@ -15,7 +15,7 @@ void lb_snn_cfg_to_json(void *obj, const lb_snn_cfg *s) {
     cJSON_AddNumberToObject(o, "threshold", s->lif.k.theta);
     cJSON_AddStringToObject(o, "reset", lb_reset_names[s->lif.k.reset]);
     cJSON_AddNumberToObject(o, "detach_reset", s->lif.k.detach_reset);
-    cJSON_AddStringToObject(o, "surrogate", lb_surrogate_names[s->lif.k.surr]);
+    cJSON_AddStringToObject(o, "surrogate", lb_spike_grad_names[s->lif.k.surr]);
     cJSON_AddNumberToObject(o, "slope", s->lif.k.slope);
     cJSON_AddNumberToObject(o, "mem_bits", s->lif.k.mem_bits);
     cJSON_AddStringToObject(o, "readout", lb_readout_names[s->readout]);
@@ -69,7 +69,7 @@ lb_status lb_snn_cfg_from_json(const void *obj, const char *path, lb_snn_cfg *s)
     if (st == LB_OK) st = get_enum(o, path, "encoding", lb_encoding_names, &e[0]);
     if (st == LB_OK) st = get_enum(o, path, "learn_beta", lb_learn_beta_names, &e[1]);
     if (st == LB_OK) st = get_enum(o, path, "reset", lb_reset_names, &e[2]);
-    if (st == LB_OK) st = get_enum(o, path, "surrogate", lb_surrogate_names, &e[3]);
+    if (st == LB_OK) st = get_enum(o, path, "surrogate", lb_spike_grad_names, &e[3]);
     if (st == LB_OK) st = get_enum(o, path, "readout", lb_readout_names, &e[4]);
     if (st == LB_OK) st = get_enum(o, path, "loss", lb_loss_names, &e[5]);
     if (st == LB_OK) st = get_enum(o, path, "norm", lb_snn_norm_names, &e[6]);
@@ -85,7 +85,7 @@ lb_status lb_snn_cfg_from_json(const void *obj, const char *path, lb_snn_cfg *s)
     s->encoding = (lb_encoding)e[0];
     s->lif.learn_beta = e[1];
     s->lif.k.reset = (lb_lif_reset)e[2];
-    s->lif.k.surr = (lb_surrogate)e[3];
+    s->lif.k.surr = (lb_spike_grad)e[3];
     s->readout = (lb_readout)e[4];
     s->loss = (lb_loss)e[5];
     s->norm = (lb_snn_norm)e[6];
