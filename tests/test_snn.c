@@ -253,6 +253,7 @@ static void models(void) {
     const int B = 4;
     lb_model_cfg m = snn_cfg("snn-vgg");
     m.snn.lif.learn_beta = 2;
+    m.snn.readout = LB_READ_COUNT; /* an output LIF layer too */
     m.q.kind = LB_Q_LSQ;
     lb_net *n[2];
     for (int k = 0; k < 2; k++) {
@@ -360,6 +361,7 @@ static void config_roundtrip(void) {
     m.snn.lif.k.mem_bits = 10;
     m.snn.lif.learn_beta = 1;
     m.snn.loss = LB_LOSS_MSE_COUNT;
+    m.snn.readout = LB_READ_COUNT;
     m.snn.norm = LB_SNN_BN;
     char *js = lb_model_cfg_to_json(&m);
     CHECK(js && lb_model_cfg_from_json(js, "x", &back) == LB_OK, "snn config parses back");

@@ -87,7 +87,8 @@ void cli_snn_usage(void) {
           "  --reset-grad on|off  let the reset carry gradient (default off, as snnTorch)\n"
           "  --spike-grad S     atan | fast-sigmoid surrogate (default atan); --slope X (2, 25)\n"
           "  --mem-bits B       integer membrane on a B-bit grid, 3..16 (default 0: float)\n"
-          "  --readout R        count (spikes of the output LIF) | membrane (default count)\n"
+          "  --readout R        membrane (mean of the last layer over time) | count (spikes of\n"
+          "                     an output LIF layer, seed 000) (default membrane)\n"
           "  --loss L           ce | mse-count (snnTorch's, targets --count-rates 0.8/0.2)\n"
           "  --snn-norm N       ln (layer norm, seed 000) | bn (default ln)\n"
           "  --snn-dropout P    head dropout (default 0.5)\n",

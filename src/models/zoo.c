@@ -37,7 +37,7 @@ void lb_model_cfg_default(lb_model_cfg *c) {
     c->snn.lif.k.surr = LB_SG_ATAN;
     c->snn.lif.k.slope = 2.0f;
     c->snn.lif.k.detach_reset = 1;
-    c->snn.readout = LB_READ_COUNT;
+    c->snn.readout = LB_READ_MEMBRANE; /* measured better than counts at small T (docs/snn.md) */
     c->snn.loss = LB_LOSS_CE;
     c->snn.rate_on = 0.8f;
     c->snn.rate_off = 0.2f;
