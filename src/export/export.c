@@ -59,7 +59,11 @@ static lb_status write_one(const char *dir, const char *name, const lb_int_model
     FILE *f = fopen(path, "w");
     if (!f) return lb_error_set(LB_EIO, "%s: cannot create: %s", path, strerror(errno));
     int r;
-    if (strcmp(name, "model.h") == 0)
+    if (m->snn && strcmp(name, "model_data.h") == 0)
+        r = lb_emit_snn_data_h(f, m, source);
+    else if (m->snn && strcmp(name, "model.c") == 0)
+        r = lb_emit_snn_c(f, m, source);
+    else if (strcmp(name, "model.h") == 0)
         r = lb_emit_model_h(f, m, source);
     else if (strcmp(name, "model_data.h") == 0)
         r = lb_emit_model_data_h(f, m, p, source);
@@ -140,6 +144,10 @@ lb_status lb_int_export(const lb_int_model *m, const char *dir, const char *sour
     /* the manifest last: a directory with it is complete */
     for (int i = 0; i < NFILES && s == LB_OK; i++) s = write_one(tmp, g_files[i], m, &plan, source);
     if (static_bytes && s == LB_OK) *static_bytes = lb_export_plan_bytes(&plan);
+    if (static_bytes && s == LB_OK && m->snn) {
+        size_t wb;
+        lb_snn_export_bytes(m, &wb, static_bytes);
+    }
     lb_export_plan_free(&plan);
     if (s != LB_OK) {
         remove_export_dir(tmp);
@@ -175,6 +183,10 @@ lb_status lb_int_export(const lb_int_model *m, const char *dir, const char *sour
 
 lb_status lb_int_export_bytes(const lb_int_model *m, size_t *weight_bytes,
                               size_t *activation_bytes) {
+    if (m->snn) {
+        lb_snn_export_bytes(m, weight_bytes, activation_bytes);
+        return LB_OK;
+    }
     lb_export_plan p;
     lb_status st = lb_export_plan_make(m, &p);
     if (st != LB_OK) return st;

@@ -31,6 +31,11 @@ int lb_emit_model_data_h(FILE *f, const lb_int_model *m, const lb_export_plan *p
                          const char *source);
 int lb_emit_model_c(FILE *f, const lb_int_model *m, const lb_export_plan *p, const char *source);
 int lb_emit_main_c(FILE *f, const lb_int_model *m);
+/* A spiking network's model_data.h and model.c (emit_snn.c; model.h and main.c are shared), and
+ * the byte figures of its export. */
+int lb_emit_snn_data_h(FILE *f, const lb_int_model *m, const char *source);
+int lb_emit_snn_c(FILE *f, const lb_int_model *m, const char *source);
+void lb_snn_export_bytes(const lb_int_model *m, size_t *weight_bytes, size_t *activation_bytes);
 
 /* Storage bits of packed weight codes: 2 (2-bit), 4 (3..4-bit) or 8 (5..8-bit). */
 static inline int lb_emit_storage_bits(int bits) {
