@@ -54,7 +54,7 @@ lb_status lb_cifar_parse_mem(const char *name, const uint8_t *buf, size_t len, i
  * cifar-10-batches-bin/), CIFAR-100 (train.bin / test.bin, optionally under cifar-100-binary/)
  * or an image folder (lb_imgdir_load with default options), tried in that order. A missing
  * directory or one with none of these gives LB_EIO with a message naming the directory and listing
- * what was looked for. */
+ * what was looked for. Event folders are not looked for: lb_events_load_dir reads them. */
 lb_status lb_dataset_load_dir(const char *dir, int train, lb_dataset *out);
 void lb_dataset_free(lb_dataset *d);
 
@@ -213,7 +213,8 @@ typedef struct lb_events {
  * sensor_w/h: the declared sensor (0: LB_EV_BIN_W x LB_EV_BIN_H). Errors (LB_EFORMAT, naming
  * `name`, the byte offset and the event index): an empty file, a size that is not a multiple of
  * 5 (truncated record), a coordinate outside the sensor, time stepping back by more than
- * LB_EV_TIME_TOL µs. out may hold a previous list, whose buffer is reused; on error out->n = 0. */
+ * LB_EV_TIME_TOL µs. out must be zeroed or hold a previous list (whose buffer is reused); on
+ * error out->n = 0. */
 lb_status lb_events_parse_bin(const char *name, const uint8_t *buf, size_t len, int sensor_w,
                               int sensor_h, lb_events *out);
 /* CIFAR10-DVS .aedat (AEDAT 2.0): header lines starting with '#' (the first "#!AER-DAT2.0",
