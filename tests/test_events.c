@@ -361,7 +361,7 @@ static void test_emulator(void) {
         for (int p = 0; p < H * W; p++)
             imgs[i * H * W + p] = (uint8_t)((p % W > 6 + i && p / W > 5 && p / W < 20) ? 180 : 0);
     }
-    lb_dataset src = {N, 1, H, W, 3, imgs, lab, NULL, 0}, d1, d2;
+    lb_dataset src = {N, 1, H, W, 3, imgs, lab, NULL, 0}, d1, d2, d3;
     lb_dvs_opts dv = {0};
     dv.noise = 0.03f;
     lb_event_opts bo = {0};
@@ -398,12 +398,12 @@ static void test_emulator(void) {
     path(p, "emu/Test/0/00000.bin");
     lb_events_write(p, &ev, LB_EV_BIN);
     path(p, "emu");
-    CHECK(lb_events_load_dir(p, 1, &bo, &d2) == LB_OK, "%s", lb_error_msg());
-    CHECK(d2.n == N && d2.h == 34 && !memcmp(d1.images, d2.images, (size_t)N * 5 * 2 * 34 * 34) &&
-              !memcmp(d2.labels, lab, sizeof lab),
+    CHECK(lb_events_load_dir(p, 1, &bo, &d3) == LB_OK, "%s", lb_error_msg());
+    CHECK(d3.n == N && d3.h == 34 && !memcmp(d1.images, d3.images, (size_t)N * 5 * 2 * 34 * 34) &&
+              !memcmp(d3.labels, lab, sizeof lab),
           "emulated files read back as the in-memory frames");
     lb_events_free(&ev);
-    lb_dataset_free(&d2);
+    lb_dataset_free(&d3);
     lb_dataset_free(&d1);
     lb_dataset_free(&d2);
 }
