@@ -332,6 +332,10 @@ static void test_emulator(void) {
           on_left, off_right, off_left);
     CHECK(a.ev[a.n - 1].t <= 300000, "three 100 ms saccades");
     CHECK(lb_dvs_emulate(img, 1, H, W, &o, 0, &b) == LB_OK && same_events(&a, &b), "deterministic");
+    static uint8_t rgb[3 * H * W]; /* grey in all three channels: the luma is the grey */
+    for (int k = 0; k < 3; k++) memcpy(rgb + k * H * W, img, sizeof img);
+    CHECK(lb_dvs_emulate(rgb, 3, H, W, &o, 0, &b) == LB_OK && same_events(&a, &b),
+          "RGB through the luma");
     o.noise = 0.05f;
     o.seed = 1;
     CHECK(lb_dvs_emulate(img, 1, H, W, &o, 3, &a) == LB_OK, "noisy");
