@@ -504,7 +504,7 @@ static void test_norm(void) {
     float mean[3], sd[3];
     uint8_t img[2 * 784];
     int32_t lab[2] = {0, 1};
-    lb_dataset d = {2, 1, 28, 28, 10, img, lab, NULL};
+    lb_dataset d = {2, 1, 28, 28, 10, img, lab, NULL, 0};
     /* a 28x28 grey set with Fashion-MNIST's (or MNIST's) mean keeps its own statistics: only the
      * exact Fashion-MNIST splits are recognised (test_fashion) */
     memset(img, 73, sizeof img);
@@ -527,7 +527,7 @@ static void test_norm(void) {
     /* a 3x32x32 ten-class set is not taken for CIFAR-10: its own statistics */
     uint8_t cimg[3072];
     for (int k = 0; k < 3072; k++) cimg[k] = (uint8_t)(k < 1024 ? 51 : k < 2048 ? 102 : 204);
-    lb_dataset c = {1, 3, 32, 32, 10, cimg, lab, NULL};
+    lb_dataset c = {1, 3, 32, 32, 10, cimg, lab, NULL, 0};
     lb_dataset_norm(&c, mean, sd);
     CHECK(mean[0] == 0.2f && mean[1] == 0.4f && mean[2] == 0.8f && sd[0] == 1,
           "colour set: own statistics %g %g %g", mean[0], mean[1], mean[2]);
@@ -587,7 +587,7 @@ static void test_loader(void) {
         lab[i] = i;
         for (int k = 0; k < C * H * W; k++) img[i * C * H * W + k] = (uint8_t)(i * 13 + k * 9 + 5);
     }
-    lb_dataset d = {N, C, H, W, N, img, lab, NULL};
+    lb_dataset d = {N, C, H, W, N, img, lab, NULL, 0};
     const size_t chw = C * H * W;
     float mean[3], sd[3];
     lb_dataset_norm(&d, mean, sd);
@@ -720,7 +720,7 @@ static void test_loader(void) {
     /* Hand-computed crop: one 1x2x2 image [[10,20],[30,40]], pad 1, compared in pixel units. */
     uint8_t tiny[4] = {10, 20, 30, 40};
     int32_t tl[1] = {0};
-    lb_dataset td = {1, 1, 2, 2, 1, tiny, tl, NULL};
+    lb_dataset td = {1, 1, 2, 2, 1, tiny, tl, NULL, 0};
     lb_dataset_norm(&td, mean, sd);
     lb_loader_cfg tc = {1, 0, 0, {1, 1}, 3, 1, {0}};
     CHECK(lb_loader_new(&td, &tc, &l) == LB_OK, "new tiny");
@@ -777,7 +777,7 @@ static void test_loader_norm(void) {
         lab[i] = i % 2;
         for (int k = 0; k < C * H * W; k++) img[i * C * H * W + k] = (uint8_t)(i * 40 + k * 7);
     }
-    lb_dataset d = {N, C, H, W, 2, img, lab, NULL};
+    lb_dataset d = {N, C, H, W, 2, img, lab, NULL, 0};
     const size_t chw = C * H * W;
     float own_mean[3], own_sd[3], x[N * C * H * W], e[C * H * W];
     int32_t y[N];

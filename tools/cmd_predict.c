@@ -62,7 +62,7 @@ int cmd_predict(int argc, char **argv) {
         cli_die(1, "predict", "%s", lb_error_msg());
     /* all images decoded first: a file that cannot be read stops before anything is printed */
     size_t per = (size_t)m->in_c * m->in_h * m->in_w;
-    lb_dataset d = {nimg, m->in_c, m->in_h, m->in_w, m->classes, NULL, NULL, NULL};
+    lb_dataset d = {nimg, m->in_c, m->in_h, m->in_w, m->classes, NULL, NULL, NULL, 0};
     d.images = malloc((size_t)nimg * per);
     d.labels = calloc((size_t)nimg, sizeof *d.labels);
     float *logits = malloc((size_t)nimg * m->classes * sizeof *logits);

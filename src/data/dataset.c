@@ -193,10 +193,12 @@ void lb_dataset_norm(const lb_dataset *d, float mean[3], float std[3]) {
     /* Exact integer sums: the result does not depend on summation order. */
     size_t plane = (size_t)d->h * d->w;
     int nc = d->c < 3 ? d->c : 3;
+    /* Event frames: every frame of a sample is a sample of its polarity channel. */
+    const size_t frames = d->frames > 0 ? (size_t)d->frames : 1;
     uint64_t total = 0;
     for (int c = 0; c < nc; c++) {
         uint64_t s = 0, sq = 0;
-        for (size_t i = 0; i < (size_t)d->n; i++) {
+        for (size_t i = 0; i < (size_t)d->n * frames; i++) {
             const uint8_t *p = d->images + (i * d->c + c) * plane;
             uint64_t ps = 0, psq = 0;
             for (size_t k = 0; k < plane; k++) {
@@ -207,7 +209,7 @@ void lb_dataset_norm(const lb_dataset *d, float mean[3], float std[3]) {
             sq += psq;
         }
         total += s;
-        double cnt = (double)d->n * plane;
+        double cnt = (double)d->n * frames * plane;
         double m = (double)s / (255.0 * cnt);
         double var = (double)sq / (255.0 * 255.0 * cnt) - m * m;
         double sd = var > 0 ? sqrt(var) : 0;
@@ -216,7 +218,7 @@ void lb_dataset_norm(const lb_dataset *d, float mean[3], float std[3]) {
     }
     for (size_t k = 0; k < sizeof known_sets / sizeof *known_sets; k++) {
         const known_set *ks = &known_sets[k];
-        if (d->n == ks->n && d->c == ks->c && d->h == ks->h && d->w == ks->w &&
+        if (d->frames == 0 && d->n == ks->n && d->c == ks->c && d->h == ks->h && d->w == ks->w &&
             d->classes == ks->classes && total == ks->pixel_sum) {
             mean[0] = ks->mean;
             std[0] = ks->std;

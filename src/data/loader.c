@@ -45,7 +45,8 @@ static void make_perm(lb_loader *l) {
  * never changes while this runs). Returns the batch size. */
 static int build_batch(const lb_loader *l, int epoch, int b, float *x, int32_t *y) {
     const lb_dataset *d = l->d;
-    const int C = d->c, H = d->h, W = d->w, P = l->cfg.aug.crop_pad;
+    /* planes: c, or frames * c for event frames (plane k is channel k % c) */
+    const int C = d->c, NP = lb_dataset_planes(d), H = d->h, W = d->w, P = l->cfg.aug.crop_pad;
     const int first = b * l->cfg.batch;
     int cnt = l->n - first < l->cfg.batch ? l->n - first : l->cfg.batch;
     for (int i = 0; i < cnt; i++) {
@@ -54,8 +55,8 @@ static int build_batch(const lb_loader *l, int epoch, int b, float *x, int32_t *
         float *dst = x + (size_t)i * l->chw;
         y[i] = d->labels[idx];
         if (P <= 0 && !l->cfg.aug.hflip) {
-            for (int c = 0; c < C; c++) {
-                const float *lut = l->lut[c];
+            for (int c = 0; c < NP; c++) {
+                const float *lut = l->lut[c % C];
                 const uint8_t *s = src + (size_t)c * H * W;
                 float *o = dst + (size_t)c * H * W;
                 for (int k = 0; k < H * W; k++) o[k] = lut[s[k]];
@@ -70,8 +71,8 @@ static int build_batch(const lb_loader *l, int epoch, int b, float *x, int32_t *
             ox = (int)lb_rng_below(&r, 2 * (uint32_t)P + 1);
         }
         if (l->cfg.aug.hflip) flip = (int)lb_rng_below(&r, 2);
-        for (int c = 0; c < C; c++) {
-            const float *lut = l->lut[c];
+        for (int c = 0; c < NP; c++) {
+            const float *lut = l->lut[c % C];
             const float black = lut[0];
             const uint8_t *s = src + (size_t)c * H * W;
             float *o = dst + (size_t)c * H * W;
@@ -137,6 +138,9 @@ lb_status lb_loader_new(const lb_dataset *d, const lb_loader_cfg *cfg, lb_loader
         return lb_error_set(LB_EINVAL, "lb_loader_new: empty data set");
     if (d->c < 1 || d->c > 3)
         return lb_error_set(LB_EINVAL, "lb_loader_new: %d channels (1..3 supported)", d->c);
+    if (d->frames < 0 || d->frames > LB_EV_MAX_FRAMES)
+        return lb_error_set(LB_EINVAL, "lb_loader_new: %d frames (0..%d supported)", d->frames,
+                            LB_EV_MAX_FRAMES);
     if (cfg->batch < 1) return lb_error_set(LB_EINVAL, "loader batch %d must be >= 1", cfg->batch);
     if (cfg->limit < 0) return lb_error_set(LB_EINVAL, "loader limit %d must be >= 0", cfg->limit);
     if (cfg->aug.crop_pad < 0 || cfg->aug.crop_pad > d->h || cfg->aug.crop_pad > d->w)
@@ -152,7 +156,7 @@ lb_status lb_loader_new(const lb_dataset *d, const lb_loader_cfg *cfg, lb_loader
     l->cfg = *cfg;
     l->n = cfg->limit > 0 && cfg->limit < d->n ? cfg->limit : d->n;
     l->nb = (l->n + cfg->batch - 1) / cfg->batch;
-    l->chw = (size_t)d->c * d->h * d->w;
+    l->chw = (size_t)lb_dataset_planes(d) * d->h * d->w;
 
     float mean[3], sd[3];
     lb_norm_resolve(&cfg->norm, d, mean, sd);
