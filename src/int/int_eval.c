@@ -36,12 +36,13 @@ lb_status lb_int_evaluate(lb_int_model *m, lb_net *fnet, const lb_dataset *d, co
     const int classes = m ? m->classes : lb_net_classes(fnet);
     const lb_node *in = fnet ? &fnet->nodes[0] : NULL;
     int mc = m ? m->in_c : in->c, mh = m ? m->in_h : in->h, mw = m ? m->in_w : in->w;
-    if (d->c != mc || d->h != mh || d->w != mw || d->classes != classes)
+    const int planes = lb_dataset_planes(d);
+    if (planes != mc || d->h != mh || d->w != mw || d->classes != classes)
         return lb_error_set(LB_EINVAL,
                             "data %dx%dx%d with %d classes does not fit the model (%dx%dx%d, %d)",
-                            d->c, d->h, d->w, d->classes, mc, mh, mw, classes);
+                            planes, d->h, d->w, d->classes, mc, mh, mw, classes);
     const int n = limit > 0 && limit < d->n ? limit : d->n;
-    const size_t chw = (size_t)d->c * d->h * d->w;
+    const size_t chw = (size_t)planes * d->h * d->w;
     int32_t *lg = malloc((size_t)batch * classes * sizeof *lg);
     int32_t *ipred = malloc((size_t)batch * sizeof *ipred);
     float *x = fnet ? malloc((size_t)batch * chw * sizeof *x) : NULL;
@@ -67,10 +68,10 @@ lb_status lb_int_evaluate(lb_int_model *m, lb_net *fnet, const lb_dataset *d, co
         if (fnet && st == LB_OK) {
             const size_t hw = (size_t)d->h * d->w;
             for (int i = 0; i < nb; i++)
-                for (int c = 0; c < d->c; c++)
+                for (int c = 0; c < planes; c++) /* event planes: channel = polarity */
                     for (size_t j = 0; j < hw; j++) {
-                        size_t o = ((size_t)i * d->c + c) * hw + j;
-                        x[o] = lut[c][img[o]];
+                        size_t o = ((size_t)i * planes + c) * hw + j;
+                        x[o] = lut[c % d->c][img[o]];
                     }
             double t0 = now_s();
             const float *out = lb_net_forward(fnet, x, nb, 0);

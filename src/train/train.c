@@ -60,7 +60,7 @@ lb_status lb_evaluate_logits(lb_net *n, const lb_dataset *d, const lb_norm *norm
     lb_loader *l;
     lb_status st = lb_loader_new(d, &lc, &l);
     if (st != LB_OK) return st;
-    size_t per = (size_t)d->c * d->h * d->w;
+    size_t per = (size_t)lb_dataset_planes(d) * d->h * d->w;
     float *x = malloc((size_t)batch * per * sizeof *x);
     float *probs = malloc((size_t)batch * classes * sizeof *probs);
     int32_t *y = malloc((size_t)batch * sizeof *y);
@@ -167,16 +167,24 @@ lb_status lb_run_setup(run *r, lb_train_cfg *c) {
         io.w = c->model.in_w;
         io.c = c->model.in_c;
     }
-    const lb_image_opts *use = lb_dataset_dir_images(c->data_dir) ? &io : &c->img;
-    lb_status st = lb_dataset_load_dir_opts(c->data_dir, 1, use, &r->train);
+    int events = lb_model_is_snn(&c->model) && c->model.snn.encoding == LB_ENC_EVENTS;
+    const lb_image_opts *use = lb_dataset_dir_images(c->data_dir) && !events ? &io : &c->img;
+    lb_status st =
+        lb_model_data_load(&c->model, c->data_dir, 1, use, c->seed, c->train_limit, &r->train);
     if (st == LB_OK && use == &io) { /* the defaults are resolved: no second pass over headers */
         io.h = r->train.h;
         io.w = r->train.w;
         io.c = r->train.c;
     }
-    if (st == LB_OK) st = lb_dataset_load_dir_opts(c->data_dir, 0, use, &r->test);
+    if (st == LB_OK)
+        st = lb_model_data_load(&c->model, c->data_dir, 0, use, c->seed, c->test_limit, &r->test);
     if (st != LB_OK) return st;
-    c->model.in_c = r->train.c;
+    if (!events && r->train.frames > 0)
+        return lb_error_set(LB_EINVAL,
+                            "%s: event data needs a spiking model with --encoding "
+                            "events",
+                            c->data_dir);
+    c->model.in_c = lb_dataset_planes(&r->train);
     c->model.in_h = r->train.h;
     c->model.in_w = r->train.w;
     c->model.classes = r->train.classes;
@@ -204,7 +212,7 @@ lb_status lb_run_setup(run *r, lb_train_cfg *c) {
                         c->model.norm};
     if ((st = lb_loader_new(&r->train, &lc, &r->loader)) != LB_OK) return st;
     int classes = lb_net_classes(r->net);
-    size_t per = (size_t)r->train.c * r->train.h * r->train.w;
+    size_t per = (size_t)lb_dataset_planes(&r->train) * r->train.h * r->train.w;
     r->x = malloc((size_t)c->batch * per * sizeof(float));
     r->probs = malloc((size_t)c->batch * classes * sizeof(float));
     r->dlogits = malloc((size_t)c->batch * classes * sizeof(float));
