@@ -206,9 +206,9 @@ int cmd_eval(int argc, char **argv) {
     }
     if (names) print_classes(names, nnames);
     free(names);
-    if (d.c != info.model.in_c || d.h != info.model.in_h || d.w != info.model.in_w ||
-        d.classes != info.model.classes) {
-        int dc = d.c, dh = d.h, dw = d.w, dk = d.classes; /* freed below, printed after */
+    if (lb_dataset_planes(&d) != info.model.in_c || d.h != info.model.in_h ||
+        d.w != info.model.in_w || d.classes != info.model.classes) {
+        int dc = lb_dataset_planes(&d), dh = d.h, dw = d.w, dk = d.classes; /* freed below, printed after */
         lb_chip_detach(&chip);
         lb_net_free(n);
         lb_dataset_free(&d);
