@@ -280,6 +280,13 @@ static const char *tensor_role(const char *name, const lb_quant_plan *plan, lb_o
                       : (w ? "LSQ weight step per channel (or one)" : "LSQ input step");
         if (q == LB_Q_FIXED)
             return w ? "fixed weight step per channel (or one)" : "fixed input step";
+        if (q == LB_Q_MSQE_PO2)
+            return st ? "msqe-po2: [initialized 0/1, E per channel, g^2 moments per weight]"
+                      : "msqe-po2 tensor";
+        if (q == LB_Q_GRAD_PO2)
+            return st ? "grad-po2: [initialized 0/1, E per channel, stable mean per channel, "
+                        "forwards, g^2 moments per weight]"
+                      : "grad-po2 learned log2 scale e per channel (or one)";
         return w ? "reg weight quantizer tensor" : "input quantizer tensor";
     }
     if (len > 7 && strcmp(name + len - 7, ".weight") == 0)
@@ -413,6 +420,14 @@ int cmd_info(int argc, char **argv) {
                lb_qkind_name(lb_quant_plan_wkind(&m->q)),
                lb_qkind_name(lb_quant_plan_akind(&m->q)));
     if (m->q.po2) printf("po2: 1 (steps used as 2^round(log2 s); the steps below are those)\n");
+    lb_qkind pw = lb_quant_plan_wkind(&m->q), pa = lb_quant_plan_akind(&m->q);
+    if (lb_qkind_is_po2x(pw) || lb_qkind_is_po2x(pa))
+        printf("po2 scales: weights %s  activations %s  msqe-outlier %s  msqe-moments %s  "
+               "po2-round %s  po2-stable-after %d (steps below are 2^E)\n",
+               lb_qkind_name(pw), lb_qkind_name(pa),
+               m->q.po2_flags & LB_PO2X_NO_MASK ? "off" : "on",
+               m->q.po2_flags & LB_PO2X_NO_MOMENTS ? "off" : "on",
+               m->q.po2_round == LB_PO2X_ROUND_CEIL ? "ceil" : "msqe", m->q.stable_after);
     if (m->q.kind == LB_Q_REG)
         printf("reg: levels %s  form %s  lambda %g -> %g from %g of the run  levels_lr %g\n",
                lb_reg_levels_name(m->q.reg_levels), lb_reg_form_name(m->q.reg_form),

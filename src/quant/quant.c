@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "quant_chunk.h"
+#include "po2x_internal.h"
 #include "quant_seg.h"
 
 /* ---- shared uniform kernels ------------------------------------------------------------------ */
@@ -29,9 +30,15 @@ void lb_quant_uniform_forward(const lb_quant *q, size_t outer, const float *step
 
 void lb_quant_uniform_backward(const lb_quant *q, size_t outer, const float *step, const float *x,
                                const float *dy, float *dx, int dx_acc, float *dstep, float dscale) {
+    lb_quant_grid_backward(q, outer, step, (float)(-q->qn), (float)q->qp, x, dy, dx, dx_acc, dstep,
+                           dscale);
+}
+
+void lb_quant_grid_backward(const lb_quant *q, size_t outer, const float *step, float lo, float hi,
+                            const float *x, const float *dy, float *dx, int dx_acc, float *dstep,
+                            float dscale) {
     const lb_qseg_kernels *K = lb_qseg_get();
     q_plan p = plan_of(q, outer);
-    float lo = (float)(-q->qn), hi = (float)q->qp;
     if (!dstep) {
 #pragma omp parallel for schedule(static) if (p.par)
         for (long t = 0; t < (long)p.tasks; t++) {
@@ -135,6 +142,10 @@ const lb_quant_vt *lb_quant_vt_for(lb_qkind kind) {
         return &lb_quant_vt_dorefa;
     case LB_Q_PACT:
         return &lb_quant_vt_pact;
+    case LB_Q_MSQE_PO2:
+        return &lb_quant_vt_msqe_po2;
+    case LB_Q_GRAD_PO2:
+        return &lb_quant_vt_grad_po2;
     default:
         return NULL;
     }
@@ -152,7 +163,9 @@ lb_status lb_qkind_parse(const char *s, lb_qkind *out) {
             return LB_OK;
         }
     }
-    return lb_error_set(LB_EINVAL, "unknown quantizer '%s' (none, fixed, lsq, reg, dorefa, pact)",
+    return lb_error_set(LB_EINVAL,
+                        "unknown quantizer '%s' (none, fixed, lsq, reg, dorefa, pact, msqe-po2, "
+                        "grad-po2)",
                         s ? s : "(null)");
 }
 
@@ -168,6 +181,12 @@ lb_status lb_qcfg_check(const lb_qcfg *cfg) {
     if (cfg->kind == LB_Q_PACT && cfg->per_channel)
         return lb_error_set(LB_EINVAL, "quantizer pact: one alpha per tensor (as the paper), "
                                        "not per channel");
+    if ((unsigned)cfg->po2_flags > (LB_PO2X_NO_MASK | LB_PO2X_NO_MOMENTS) ||
+        (cfg->po2_round != LB_PO2X_ROUND_MSQE && cfg->po2_round != LB_PO2X_ROUND_CEIL) ||
+        cfg->stable_after < 0 || cfg->numel < 0)
+        return lb_error_set(LB_EINVAL, "quantizer %s: bad po2 flags %d, round %d, stable-after %d",
+                            lb_qkind_name(cfg->kind), cfg->po2_flags, cfg->po2_round,
+                            cfg->stable_after);
     if (cfg->po2 && cfg->kind != LB_Q_LSQ)
         return lb_error_set(LB_EINVAL,
                             "--po2: quantizer %s has no learned scale to make a power of two "
@@ -200,6 +219,9 @@ static void set_bounds(lb_quant *q) {
     q->qp = q->cfg.is_signed ? (1 << (b - 1)) - 1 : (1 << b) - 1;
     if (q->cfg.kind == LB_Q_REG && q->cfg.levels != LB_REG_STEP) q->qn = q->qp = (1 << b) - 1;
     if (q->cfg.kind == LB_Q_DOREFA) q->qn = q->qp = (1 << b) - 1; /* odd codes at step 1/(2^b-1) */
+    /* QKeras' po2 quantizers: signed grids symmetric about 0 (4 bit: -7..7, no -8) */
+    if ((q->cfg.kind == LB_Q_MSQE_PO2 || q->cfg.kind == LB_Q_GRAD_PO2) && q->cfg.is_signed)
+        q->qn = q->qp;
     q->gscale = (float)(1.0 / sqrt((double)q->n_grad * (double)q->qp));
 }
 
@@ -213,9 +235,15 @@ lb_status lb_quant_bind(lb_quant *q, const lb_qcfg *cfg, int ch, size_t inner, s
     if ((cfg->kind == LB_Q_LSQ || cfg->kind == LB_Q_REG) && n_grad < 1)
         return lb_error_set(LB_EINVAL, "quantizer %s: n_grad must be >= 1",
                             lb_qkind_name(cfg->kind));
-    if (cfg->po2 && cfg->per_channel && ch > LB_PO2_MAX_CH)
-        return lb_error_set(LB_EINVAL, "quantizer lsq --po2: %d channels, at most %d", ch,
-                            LB_PO2_MAX_CH);
+    if ((cfg->kind == LB_Q_MSQE_PO2 || cfg->kind == LB_Q_GRAD_PO2) && cfg->per_channel && ch < 2)
+        return lb_error_set(LB_EINVAL,
+                            "quantizer %s: per-channel scales on a tensor of one channel (use "
+                            "per-tensor scales for it)",
+                            lb_qkind_name(cfg->kind));
+    if ((cfg->po2 || cfg->kind == LB_Q_MSQE_PO2 || cfg->kind == LB_Q_GRAD_PO2) &&
+        cfg->per_channel && ch > LB_PO2_MAX_CH)
+        return lb_error_set(LB_EINVAL, "quantizer %s (power-of-two): %d channels, at most %d",
+                            lb_qkind_name(cfg->kind), ch, LB_PO2_MAX_CH);
     memset(q, 0, sizeof *q);
     q->vt = lb_quant_vt_for(cfg->kind);
     q->cfg = *cfg;
