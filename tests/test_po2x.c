@@ -425,16 +425,16 @@ static void test_resume(const char *dir) {
             snprintf(c.out, sizeof c.out, "%s", run ? part : whole);
             c.epochs = 2;
             c.batch = 64;
-            c.train_limit = 256;
+            c.train_limit = 192;
             c.test_limit = 64;
             c.sched.base = 0.02f;
             c.seed = 7;
-            c.threads = 2;
+            c.threads = 1;
             c.model.q.kind = LB_Q_LSQ;
             c.model.q.wquant = 1 + pairs[t][0];
             c.model.q.aquant = 1 + pairs[t][1];
             c.model.q.per_channel = 1;
-            c.model.q.stable_after = 5; /* 4 steps an epoch: the freeze falls in epoch 2 */
+            c.model.q.stable_after = 4; /* 3 steps an epoch: the freeze falls in epoch 2 */
             c.on_collapse = LB_ON_COLLAPSE_WARN;
             c.stop_after = run;
             float acc;
@@ -445,7 +445,7 @@ static void test_resume(const char *dir) {
         lb_train_cfg_default(&r);
         snprintf(r.resume, sizeof r.resume, "%s", part);
         snprintf(r.out, sizeof r.out, "%s", res);
-        r.threads = 2;
+        r.threads = 1;
         r.on_collapse = LB_ON_COLLAPSE_WARN;
         float acc;
         CHECK(lb_train_run(&r, NULL, NULL, &acc) == LB_OK, "resume %d: %s", t, lb_error_msg());

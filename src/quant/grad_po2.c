@@ -75,7 +75,10 @@ static void grad_init(lb_quant *q, size_t outer, const float *x) {
 
 /* E of every channel from e (training, not frozen). */
 static void choose(lb_quant *q, size_t outer, const float *x, int *E) {
-    int lo[LB_PO2_MAX_CH], hi[LB_PO2_MAX_CH], split = 0;
+    /* rows: floor(e), ceil(e) */
+    static _Thread_local int lh[2 * LB_PO2_MAX_CH];
+    static _Thread_local double err[2 * LB_PO2_MAX_CH];
+    int *lo = lh, *hi = lh + q->ch, split = 0;
     for (int c = 0; c < q->ch; c++) {
         float e = q->param[c];
         hi[c] = clampE(ceil(e));
@@ -85,16 +88,14 @@ static void choose(lb_quant *q, size_t outer, const float *x, int *E) {
     }
     if (q->cfg.po2_round == LB_PO2X_ROUND_CEIL || !split) return;
     float thr[LB_PO2_MAX_CH];
-    double ef[LB_PO2_MAX_CH], ec[LB_PO2_MAX_CH];
     po2x_w w = {NULL, moments(q, outer)};
     if (!(q->cfg.po2_flags & LB_PO2X_NO_MASK)) {
         for (int c = 0; c < q->ch; c++)
             thr[c] = (float)(exp2((double)q->param[c]) * ((double)q->qp + 0.5));
         w.thr = thr;
     }
-    lb_po2x_pass(q, outer, x, lo, &w, ef, NULL, NULL);
-    lb_po2x_pass(q, outer, x, hi, &w, ec, NULL, NULL);
-    for (int c = 0; c < q->ch; c++) E[c] = ef[c] < ec[c] ? lo[c] : hi[c];
+    lb_po2x_pass_n(q, outer, x, lh, 2, &w, err, NULL, NULL);
+    for (int c = 0; c < q->ch; c++) E[c] = err[c] < err[q->ch + c] ? lo[c] : hi[c];
 }
 
 static void steps_of(const lb_quant *q, float *s) {

@@ -35,32 +35,36 @@ static void fold(const lb_quant *q, const q_plan *p, const double *part, double 
     }
 }
 
-void lb_po2x_pass(const lb_quant *q, size_t outer, const float *x, const int *E, const po2x_w *w,
-                  double *err, double *qx, double *qq) {
+void lb_po2x_pass_n(const lb_quant *q, size_t outer, const float *x, const int *E, int nE,
+                    const po2x_w *w, double *err, double *qx, double *qq) {
     const lb_qseg_kernels *K = lb_qseg_get();
     q_plan p = plan_of(q, outer);
-    double pe[LB_Q_MAXPART], px[LB_Q_MAXPART], pq[LB_Q_MAXPART];
-    double *e = p.groups == 1 ? err : pe, *a = p.groups == 1 ? qx : px,
-           *b = p.groups == 1 ? qq : pq;
+    double part[LB_PO2X_MAXSETS][3][LB_Q_MAXPART];
     float lo = (float)(-q->qn), hi = (float)q->qp;
+    int ch = q->ch;
 #pragma omp parallel for schedule(static) if (p.par)
     for (long t = 0; t < (long)p.tasks; t++) {
-        q_iter it = iter_of(q, &p, (size_t)t);
-        float s = ldexpf(1.0f, E[it.c]);
-        float thr = w->thr ? w->thr[it.c] : INFINITY;
-        double acc[3] = {0, 0, 0};
-        q_run r;
-        while (iter_next(&it, &r))
-            K->po2_err(x + r.off, w->mom ? w->mom + r.off : NULL, r.len, s, lo, hi, thr, acc);
-        double se = acc[0], sx = acc[1], sq = acc[2];
-        size_t slot = p.groups == 1 ? it.c : (size_t)t;
-        e[slot] = se;
-        if (qx) a[slot] = sx, b[slot] = sq;
+        float thr = w->thr ? w->thr[t / (long)p.groups] : INFINITY;
+        for (int j = 0; j < nE; j++) {
+            /* one candidate after another over the same chunk: it stays in cache */
+            q_iter it = iter_of(q, &p, (size_t)t);
+            float s = ldexpf(1.0f, E[j * ch + (int)it.c]);
+            double acc[3] = {0, 0, 0};
+            q_run r;
+            while (iter_next(&it, &r))
+                K->po2_err(x + r.off, w->mom ? w->mom + r.off : NULL, r.len, s, lo, hi, thr, acc);
+            for (int k = 0; k < 3; k++) part[j][k][t] = acc[k];
+        }
     }
-    if (p.groups > 1) {
-        fold(q, &p, pe, err);
-        if (qx) fold(q, &p, px, qx), fold(q, &p, pq, qq);
+    for (int j = 0; j < nE; j++) {
+        fold(q, &p, part[j][0], err + (size_t)j * ch);
+        if (j == 0 && qx) fold(q, &p, part[0][1], qx), fold(q, &p, part[0][2], qq);
     }
+}
+
+void lb_po2x_pass(const lb_quant *q, size_t outer, const float *x, const int *E, const po2x_w *w,
+                  double *err, double *qx, double *qq) {
+    lb_po2x_pass_n(q, outer, x, E, 1, w, err, qx, qq);
 }
 
 void lb_po2x_std(const lb_quant *q, size_t outer, const float *x, double *sd) {
@@ -116,15 +120,17 @@ void lb_po2x_search(const lb_quant *q, size_t outer, const float *x, const po2x_
             cur[c] = cand[c];
         }
     }
-    int center[LB_PO2_MAX_CH];
-    for (int c = 0; c < ch; c++) center[c] = E[c];
+    /* the six line-search candidates in one pass (they are independent of one another: the
+     * best is taken in the reference's order afterwards) */
     static const int off[6] = {-3, -2, -1, 1, 2, 3};
-    for (int o = 0; o < 6; o++) {
-        for (int c = 0; c < ch; c++) cand[c] = clampE(center[c] + off[o]);
-        lb_po2x_pass(q, outer, x, cand, w, err, NULL, NULL);
+    static _Thread_local int cands[6 * LB_PO2_MAX_CH]; /* too large for the stack */
+    static _Thread_local double errs[6 * LB_PO2_MAX_CH];
+    for (int o = 0; o < 6; o++)
+        for (int c = 0; c < ch; c++) cands[o * ch + c] = clampE(E[c] + off[o]);
+    lb_po2x_pass_n(q, outer, x, cands, 6, w, errs, NULL, NULL);
+    for (int o = 0; o < 6; o++)
         for (int c = 0; c < ch; c++)
-            if (err[c] < best[c]) best[c] = err[c], E[c] = cand[c];
-    }
+            if (errs[o * ch + c] < best[c]) best[c] = errs[o * ch + c], E[c] = cands[o * ch + c];
 }
 
 void lb_po2x_moments(const lb_quant *q, size_t outer, const float *x, const float *dy,

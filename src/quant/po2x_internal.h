@@ -34,6 +34,11 @@ typedef struct po2x_w {
  * chunks (thread-count independent). */
 void lb_po2x_pass(const lb_quant *q, size_t outer, const float *x, const int *E, const po2x_w *w,
                   double *err, double *qx, double *qq);
+/* lb_po2x_pass for nE candidate sets at once (E and err hold nE rows of q->ch; qx, qq for the
+ * first row), one pass over the data; nE <= LB_PO2X_MAXSETS. */
+#define LB_PO2X_MAXSETS 6
+void lb_po2x_pass_n(const lb_quant *q, size_t outer, const float *x, const int *E, int nE,
+                    const po2x_w *w, double *err, double *qx, double *qq);
 /* Population standard deviation of each channel (double, two passes). */
 void lb_po2x_std(const lb_quant *q, size_t outer, const float *x, double *sd);
 /* The MSQE search from E (updated in place): three least-squares refinements E' =
