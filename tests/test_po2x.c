@@ -3,6 +3,7 @@
  * off), grad-po2's init and rounding, finite differences of the straight-through surrogates (input
  * gradients of both, e's gradient), the second-moment update, the stable-scale freeze, errors and
  * checkpoint fields, integer shifts, and train + resume bit for bit. PyTorch: test_torch_po2x.c. */
+#include "../src/quant/quant_seg.h"
 #include "../src/train/train_internal.h"
 #include "lb_int.h"
 #include "lb_models.h"
@@ -23,7 +24,7 @@ static long double werr(const float *x, int n, int E, int qn, int qp, double thr
         long double u = x[i] / s, k = nearbyintl(u);
         k = k < -qn ? -qn : k > qp ? qp : k;
         long double d = x[i] - k * s, m = (thr <= 0 || fabs(x[i]) <= thr) ? 1 : 0;
-        if (mw) m *= sqrtl(mw[i]);
+        if (mw) m *= sqrtf(mw[i]); /* the weight is a float, as in the quantizer */
         acc += m * d * d;
     }
     return acc;
@@ -398,6 +399,36 @@ static void test_integer(void) {
     }
 }
 
+/* The error pass's ISA builds against the baseline and a long double loop: sums within rounding
+ * (lane order), on lengths that leave every vector tail, with and without moments and mask. */
+static void test_isa_po2_err(void) {
+    const lb_qseg_kernels *tabs[3] = {&lb_qseg_base, NULL, NULL};
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) tabs[1] = &lb_qseg_avx2;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        tabs[2] = &lb_qseg_avx512;
+    static float x[N], mom[N];
+    lb_rng r;
+    lb_rng_seed(&r, 15);
+    for (int i = 0; i < N; i++) x[i] = 0.3f * lb_rng_normal(&r), mom[i] = lb_rng_uniform(&r) * 4;
+    const int lens[] = {1, 7, 15, 16, 17, 63, 64, 65, N};
+    int ok = 1;
+    for (int t = 0; t < 3; t++) {
+        if (!tabs[t]) continue;
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+            for (int v = 0; v < 4; v++) {
+                int n = lens[li];
+                const float *mw = v & 1 ? mom : NULL;
+                double thr = v & 2 ? (double)0.35f : 0, out[3] = {0, 0, 0};
+                tabs[t]->po2_err(x, mw, (size_t)n, 0.0625f, -7, 7, v & 2 ? 0.35f : INFINITY, out);
+                long double want = werr(x, n, -4, 7, 7, thr, mw);
+                if (!(fabsl(out[0] - want) <= 1e-9L * (want + 1e-12L)))
+                    printf("  t %d n %d v %d: %.12g vs %.12Lg\n", t, n, v, out[0], want), ok = 0;
+            }
+    }
+    CHECK(ok, "po2_err: every ISA build matches the long double error");
+}
+
 static int same_file(const char *a, const char *b) {
     FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
     int same = fa && fb;
@@ -462,6 +493,7 @@ int main(void) {
     test_grad_init_round_stable();
     test_plan_errors_json();
     test_integer();
+    test_isa_po2_err();
     char dir[] = "/tmp/lowbit_po2x.XXXXXX";
     if (mkdtemp(dir)) {
         test_resume(dir);
