@@ -1,8 +1,8 @@
 /* Quantizer dispatch, binding, names and parsing, plus the uniform-grid passes shared by the kinds
  * (fake-quant forward, straight-through backward with the step reduction, init statistics): the
  * threading here, the chunk plan in quant_chunk.h, the per-segment loops in quant_seg_impl.h. The
- * kinds themselves (none.c, fixed.c, lsq.c, reg.c, dorefa.c, pact.c) hold only their policy, not
- * these loops. */
+ * kinds themselves (none.c, fixed.c, lsq.c, reg.c, dorefa.c, pact.c, msqe_po2.c, grad_po2.c) hold
+ * only their policy, not these loops. */
 #include "lb_quant.h"
 
 #include <assert.h>
