@@ -28,9 +28,9 @@ if [ ! -d "$DATA" ]; then
     bad "data" "data set $DATA missing"
     finish
 fi
-ntrain=2000 ntest=500 nimg=200 floor=0.55 quick=0
+ntrain=2000 ntest=500 nimg=200 floor=0.55 quick=0 every=10
 if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then
-    ntrain=256 ntest=64 nimg=40 floor=0 quick=1
+    ntrain=256 ntest=64 nimg=40 floor=0 quick=1 every=1
 fi
 C=(--data "$DATA" --model cnn --batch 64 --lr 0.02 --on-collapse warn --test-limit "$ntest"
     --first-bits 7 --last-bits 7 --epochs 1)
@@ -67,7 +67,7 @@ exported() { # name: the exported C's logits == eval --integer's, no float in it
 }
 
 # ---- msqe-po2, per channel, scale log ---------------------------------------------------------
-if "$L" train "${C[@]}" --out "$T/m.ckpt" --quant msqe-po2 --per-channel --log-scales 10 \
+if "$L" train "${C[@]}" --out "$T/m.ckpt" --quant msqe-po2 --per-channel --log-scales "$every" \
     --train-limit "$ntrain" >"$T/m.train" 2>&1; then ok; else
     bad "msqe-po2 train" "exit $?" "$T/m.train"
     finish
@@ -84,10 +84,10 @@ if grep -q '^po2 scales: weights msqe-po2  activations msqe-po2  msqe-outlier on
 fi
 steps=$(((ntrain + 63) / 64))
 nrec=$(grep -c '"event":"scales"' "$T/m.ckpt.metrics.jsonl")
-if [ "$nrec" -eq $((steps / 10)) ] &&
+if [ "$nrec" -eq $((steps / every)) ] &&
     grep -q '"layer":"conv2","q":"w","kind":"msqe-po2","po2":1,"log2_step":\[-\?[0-9]' \
         "$T/m.ckpt.metrics.jsonl"; then ok; else
-    bad "scale log" "$nrec scale records for $steps steps every 10" "$T/m.ckpt.metrics.jsonl"
+    bad "scale log" "$nrec scale records for $steps steps every $every" "$T/m.ckpt.metrics.jsonl"
 fi
 integer m
 exported m
