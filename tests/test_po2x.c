@@ -429,6 +429,45 @@ static void test_isa_po2_err(void) {
     CHECK(ok, "po2_err: every ISA build matches the long double error");
 }
 
+/* The shift-only requantization of the exported C (emit_c.c, lbm_rq with m = 0) against
+ * rshift_rne(v 2^j + b, s): the same derivation, checked on random values, both signs, ties. */
+static int64_t floorsh(int64_t t, int s) {
+    return t >= 0 ? t >> s : -((-t - 1) >> s) - 1;
+}
+
+static void test_shift_requant(void) {
+    lb_rng r;
+    lb_rng_seed(&r, 16);
+    long bad = 0;
+    for (int it = 0; it < 200000; it++) {
+        int j = 1 + (int)(lb_rng_uniform(&r) * 30), s = 1 + (int)(lb_rng_uniform(&r) * 61);
+        int64_t v = (int64_t)((lb_rng_uniform(&r) - 0.5) * 4e9);
+        int64_t b = (int64_t)((lb_rng_uniform(&r) - 0.5) * 1e17) >> (int)(lb_rng_uniform(&r) * 50);
+        if (it % 4 == 0) b = floorsh(b, j) * ((int64_t)1 << j); /* no remainder: ties reachable */
+        if (it % 4 == 2) b = floorsh(b, j) * ((int64_t)1 << j) + ((int64_t)1 << (j - 1));
+        if (it % 8 == 1 && s > j)
+            v = ((v >> (s - j)) * 2 + 1) * ((int64_t)1 << (s - j - 1)); /* tie */
+        int64_t want = lb_int_rshift_rne(v * ((int64_t)1 << j) + b, s), got;
+        int t = s - j;
+        int64_t B = floorsh(b, j), rem = b - B * ((int64_t)1 << j), half = (int64_t)1 << j >> 1;
+        if (t < 0) {
+            got = v * ((int64_t)1 << -t) + lb_int_rshift_rne(b, s);
+        } else {
+            int64_t bb = t == 0 ? 2 * (B + (rem >= half)) + (rem == half) : 2 * B + (rem != 0);
+            int64_t f = bb & 1, u = v + (bb - f) / 2;
+            if (t == 0)
+                got = f && (u & 1) ? u - 1 : u;
+            else
+                got = f ? floorsh(u + ((int64_t)1 << (t - 1)), t) : lb_int_rshift_rne(u, t);
+        }
+        if (got != want && bad < 3)
+            printf("  v %lld j %d s %d b %lld: %lld vs %lld\n", (long long)v, j, s, (long long)b,
+                   (long long)got, (long long)want);
+        bad += got != want;
+    }
+    CHECK(bad == 0, "shift-only requantization: %ld of 200000 differ from the multiply form", bad);
+}
+
 static int same_file(const char *a, const char *b) {
     FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
     int same = fa && fb;
@@ -497,6 +536,7 @@ int main(void) {
     test_plan_errors_json();
     test_integer();
     test_isa_po2_err();
+    test_shift_requant();
     char dir[] = "/tmp/lowbit_po2x.XXXXXX";
     if (mkdtemp(dir)) {
         test_resume(dir);

@@ -91,8 +91,11 @@ if [ "$nrec" -eq $((steps / every)) ] &&
 fi
 integer m
 exported m
-if grep -qE 'shift\): 1 of 5 conv/linear' "$T/m.export"; then ok; else
-    bad "msqe-po2 fc shift" "the fc's requantization is not a shift" "$T/m.export"
+if grep -qE 'shift\): 1 of 5 conv/linear' "$T/m.export" &&
+    [ "$(grep -c 'power-of-two scales: requantized by shifts only' "$T/ex_m/model_data.h")" -eq 1 ] &&
+    [ "$(grep -c 'static const int32_t lbm_m' "$T/ex_m/model_data.h")" -eq 4 ]; then ok; else
+    bad "msqe-po2 fc shift" "the fc is not requantized by shifts only (no multiplier table)" \
+        "$T/m.export"
 fi
 
 # ---- plot ------------------------------------------------------------------------------------
@@ -144,6 +147,11 @@ if [ "$quick" = 0 ]; then
     if grep -qE 'shift\): [1-9][0-9]* of [0-9]+ conv/linear layers, ([0-9]+) of \1 add/quant' \
         "$T/mn.export"; then ok; else
         bad "mobilenet shifts" "not every add/quant requantization is a shift" "$T/mn.export"
+    fi
+    # the exported C: every add and quant call is shifts only, no multiplier passed
+    if ! grep -E '^    lbm_(add|quant)\(' "$T/ex_mn/model.c" | grep -qv 'shift'; then ok; else
+        bad "mobilenet exported shifts" "an add/quant requantization with a multiplier" \
+            "$T/ex_mn/model.c"
     fi
 fi
 
