@@ -4,7 +4,7 @@ metrics JSONL -> OUT.svg and OUT.png. One panel for the weight quantizers, one f
 quantizers; per layer the log2 of the step used (the exponent E for power-of-two kinds; per-channel
 layers: the mean over channels with a band from the lowest to the highest), and dashed the learned
 value behind it (grad-po2's e, lsq's log2 s). The legend counts each layer's exponent reversals
-(a change of E opposite to its previous change): oscillating scales (seed 003) show there and as
+(a change of E opposite to its previous change, summed over channels): oscillating scales (seed 003) show there and as
 saw-teeth. Not the logger (lowbit train writes the lines). Needs matplotlib.
 
 Usage: python3 scripts/plot_scales.py METRICS.jsonl OUT  (OUT without extension, or .svg/.png)
@@ -35,12 +35,14 @@ def load(path):
                 continue
             for q in rec["layers"]:
                 key = (q["q"], q["layer"])
-                s = series.setdefault(key, {"kind": q["kind"], "step": [], "v": [], "learned": []})
+                s = series.setdefault(key, {"kind": q["kind"], "step": [], "v": [], "learned": [],
+                                            "ch": []})
                 vals = [v for v in q["log2_step"] if v is not None]
                 if not vals:
                     continue
                 s["step"].append(rec["step"])
                 s["v"].append((sum(vals) / len(vals), min(vals), max(vals)))
+                s["ch"].append(q["log2_step"])
                 lv = q.get("e")
                 if lv is None and q.get("s") is not None:
                     lv = [math.log2(x) for x in q["s"] if x and x > 0]
@@ -48,14 +50,18 @@ def load(path):
     return series
 
 
-def reversals(means):
-    n, last = 0, 0
-    for a, b in zip(means, means[1:]):
-        d = (b > a) - (b < a)
-        if d and last and d != last:
-            n += 1
-        if d:
-            last = d
+def reversals(values):
+    """Changes of a channel's exponent opposite to its previous change, summed over channels."""
+    n = 0
+    for c in range(min(len(v) for v in values) if values else 0):
+        last = 0
+        seq = [v[c] for v in values if v[c] is not None]
+        for a, b in zip(seq, seq[1:]):
+            d = (b > a) - (b < a)
+            if d and last and d != last:
+                n += 1
+            if d:
+                last = d
     return n
 
 
@@ -69,14 +75,14 @@ def main():
         print("%s: no scale records (train with --log-scales N)" % path, file=sys.stderr)
         sys.exit(2)
     sides = [s for s in ("w", "a") if any(k[0] == s for k in series)]
-    fig, axes = plt.subplots(len(sides), 1, figsize=(9, 3.6 * len(sides)), squeeze=False)
+    fig, axes = plt.subplots(len(sides), 1, figsize=(13, 4.2 * len(sides)), squeeze=False)
     for ax, side in zip(axes[:, 0], sides):
         for (sd, layer), s in sorted(series.items(), key=lambda kv: kv[0][1]):
             if sd != side or not s["step"]:
                 continue
             mean = [v[0] for v in s["v"]]
             line, = ax.step(s["step"], mean, where="post",
-                            label="%s %s (%d reversals)" % (layer, s["kind"], reversals(mean)))
+                            label="%s %s (%d reversals)" % (layer, s["kind"], reversals(s["ch"])))
             lo = [v[1] for v in s["v"]]
             hi = [v[2] for v in s["v"]]
             if lo != hi:
@@ -90,7 +96,8 @@ def main():
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("log2 step")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=6, ncol=2 if len(ax.get_lines()) > 24 else 1, loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     for ext in ("svg", "png"):
         fig.savefig(base + "." + ext)
