@@ -75,10 +75,7 @@ static void grad_init(lb_quant *q, size_t outer, const float *x) {
 
 /* E of every channel from e (training, not frozen). */
 static void choose(lb_quant *q, size_t outer, const float *x, int *E) {
-    /* rows: floor(e), ceil(e) */
-    static _Thread_local int lh[2 * LB_PO2_MAX_CH];
-    static _Thread_local double err[2 * LB_PO2_MAX_CH];
-    int *lo = lh, *hi = lh + q->ch, split = 0;
+    int lo[LB_PO2_MAX_CH], hi[LB_PO2_MAX_CH], split = 0;
     for (int c = 0; c < q->ch; c++) {
         float e = q->param[c];
         hi[c] = clampE(ceil(e));
@@ -94,8 +91,11 @@ static void choose(lb_quant *q, size_t outer, const float *x, int *E) {
             thr[c] = (float)(exp2((double)q->param[c]) * ((double)q->qp + 0.5));
         w.thr = thr;
     }
-    lb_po2x_pass_n(q, outer, x, lh, 2, &w, err, NULL, NULL);
-    for (int c = 0; c < q->ch; c++) E[c] = err[c] < err[q->ch + c] ? lo[c] : hi[c];
+    /* ceil first, then floor only when strictly lower: a tie keeps ceil (the reference's) */
+    double best[LB_PO2_MAX_CH];
+    for (int c = 0; c < q->ch; c++) best[c] = INFINITY;
+    const int *base[2] = {hi, lo}, off[2] = {0, 0};
+    lb_po2x_best(q, outer, x, base, off, 2, &w, best, E);
 }
 
 static void steps_of(const lb_quant *q, float *s) {

@@ -40,20 +40,27 @@ static void fold(const lb_quant *q, const q_plan *p, const double *part, double 
     }
 }
 
-void lb_po2x_pass_n(const lb_quant *q, size_t outer, const float *x, const int *E, int nE,
-                    const po2x_w *w, double *err, double *qx, double *qq) {
+static int clampE(int E) {
+    return E < LB_PO2X_EMIN ? LB_PO2X_EMIN : E > LB_PO2X_EMAX ? LB_PO2X_EMAX : E;
+}
+
+/* Per-task sums (error, k x, k^2) of candidate j, the exponents clamp(base[j][c] + off[j]), into
+ * part[j]: one pass over the data, the candidates one after another over each chunk while it is
+ * in cache. */
+typedef double po2x_part[LB_PO2X_MAXSETS][3][LB_Q_MAXPART];
+
+static void pass_tasks(const lb_quant *q, size_t outer, const float *x, const int *const *base,
+                       const int *off, int nE, const po2x_w *w, po2x_part part, q_plan *pp) {
     const lb_qseg_kernels *K = lb_qseg_get();
     q_plan p = plan_of(q, outer);
-    double part[LB_PO2X_MAXSETS][3][LB_Q_MAXPART];
+    *pp = p;
     float lo = (float)(-q->qn), hi = (float)q->qp;
-    int ch = q->ch;
 #pragma omp parallel for schedule(static) if (p.par)
     for (long t = 0; t < (long)p.tasks; t++) {
         float thr = w->thr ? w->thr[t / (long)p.groups] : INFINITY;
         for (int j = 0; j < nE; j++) {
-            /* one candidate after another over the same chunk: it stays in cache */
             q_iter it = iter_of(q, &p, (size_t)t);
-            float s = ldexpf(1.0f, E[j * ch + (int)it.c]);
+            float s = ldexpf(1.0f, clampE(base[j][it.c] + off[j]));
             double acc[3] = {0, 0, 0};
             q_run r;
             while (iter_next(&it, &r))
@@ -61,15 +68,29 @@ void lb_po2x_pass_n(const lb_quant *q, size_t outer, const float *x, const int *
             for (int k = 0; k < 3; k++) part[j][k][t] = acc[k];
         }
     }
-    for (int j = 0; j < nE; j++) {
-        fold(q, &p, part[j][0], err + (size_t)j * ch);
-        if (j == 0 && qx) fold(q, &p, part[0][1], qx), fold(q, &p, part[0][2], qq);
-    }
 }
 
 void lb_po2x_pass(const lb_quant *q, size_t outer, const float *x, const int *E, const po2x_w *w,
                   double *err, double *qx, double *qq) {
-    lb_po2x_pass_n(q, outer, x, E, 1, w, err, qx, qq);
+    static const int zero = 0;
+    po2x_part part;
+    q_plan p;
+    pass_tasks(q, outer, x, &E, &zero, 1, w, part, &p);
+    fold(q, &p, part[0][0], err);
+    if (qx) fold(q, &p, part[0][1], qx), fold(q, &p, part[0][2], qq);
+}
+
+void lb_po2x_best(const lb_quant *q, size_t outer, const float *x, const int *const *base,
+                  const int *off, int nE, const po2x_w *w, double *best, int *E) {
+    po2x_part part;
+    q_plan p;
+    pass_tasks(q, outer, x, base, off, nE, w, part, &p);
+    for (int c = 0; c < q->ch; c++)
+        for (int j = 0; j < nE; j++) {
+            double e = 0;
+            for (size_t g = 0; g < p.groups; g++) e += part[j][0][(size_t)c * p.groups + g];
+            if (e < best[c]) best[c] = e, E[c] = clampE(base[j][c] + off[j]);
+        }
 }
 
 void lb_po2x_std(const lb_quant *q, size_t outer, const float *x, double *sd) {
@@ -107,10 +128,6 @@ void lb_po2x_std(const lb_quant *q, size_t outer, const float *x, double *sd) {
     }
 }
 
-static int clampE(int E) {
-    return E < LB_PO2X_EMIN ? LB_PO2X_EMIN : E > LB_PO2X_EMAX ? LB_PO2X_EMAX : E;
-}
-
 void lb_po2x_search(const lb_quant *q, size_t outer, const float *x, const po2x_w *w, int *E) {
     int ch = q->ch;
     double best[LB_PO2_MAX_CH], err[LB_PO2_MAX_CH], qx[LB_PO2_MAX_CH], qq[LB_PO2_MAX_CH];
@@ -133,17 +150,12 @@ void lb_po2x_search(const lb_quant *q, size_t outer, const float *x, const po2x_
             cur[c] = cand[c];
         }
     }
-    /* the six line-search candidates in one pass (they are independent of one another: the
-     * best is taken in the reference's order afterwards) */
+    /* the six line-search candidates in one pass, compared in the reference's order */
     static const int off[6] = {-3, -2, -1, 1, 2, 3};
-    static _Thread_local int cands[6 * LB_PO2_MAX_CH]; /* too large for the stack */
-    static _Thread_local double errs[6 * LB_PO2_MAX_CH];
-    for (int o = 0; o < 6; o++)
-        for (int c = 0; c < ch; c++) cands[o * ch + c] = clampE(E[c] + off[o]);
-    lb_po2x_pass_n(q, outer, x, cands, 6, w, errs, NULL, NULL);
-    for (int o = 0; o < 6; o++)
-        for (int c = 0; c < ch; c++)
-            if (errs[o * ch + c] < best[c]) best[c] = errs[o * ch + c], E[c] = cands[o * ch + c];
+    int center[LB_PO2_MAX_CH];
+    for (int c = 0; c < ch; c++) center[c] = E[c];
+    const int *base[6] = {center, center, center, center, center, center};
+    lb_po2x_best(q, outer, x, base, off, 6, w, best, E);
 }
 
 void lb_po2x_moments(const lb_quant *q, size_t outer, const float *x, const float *dy,

@@ -34,11 +34,12 @@ typedef struct po2x_w {
  * chunks (thread-count independent). */
 void lb_po2x_pass(const lb_quant *q, size_t outer, const float *x, const int *E, const po2x_w *w,
                   double *err, double *qx, double *qq);
-/* lb_po2x_pass for nE candidate sets at once (E and err hold nE rows of q->ch; qx, qq for the
- * first row), one pass over the data; nE <= LB_PO2X_MAXSETS. */
+/* Candidates j = 0..nE-1 with exponents clamp(base[j][c] + off[j]) in one pass over the data;
+ * per channel, in the order of j, a candidate whose error is strictly below best[c] becomes
+ * best[c] and E[c]. nE <= LB_PO2X_MAXSETS. */
 #define LB_PO2X_MAXSETS 6
-void lb_po2x_pass_n(const lb_quant *q, size_t outer, const float *x, const int *E, int nE,
-                    const po2x_w *w, double *err, double *qx, double *qq);
+void lb_po2x_best(const lb_quant *q, size_t outer, const float *x, const int *const *base,
+                  const int *off, int nE, const po2x_w *w, double *best, int *E);
 /* Population standard deviation of each channel (double, two passes). */
 void lb_po2x_std(const lb_quant *q, size_t outer, const float *x, double *sd);
 /* The MSQE search from E (updated in place): three least-squares refinements E' =
