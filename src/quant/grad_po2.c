@@ -59,8 +59,9 @@ static void grad_reset(lb_quant *q) {
     for (int c = 0; c < q->ch; c++) q->param[c] = 0.0f;
 }
 
+/* NaN (an e broken between update and projection) goes to the bottom, not through an int cast */
 static int clampE(double E) {
-    return E < LB_PO2X_EMIN ? LB_PO2X_EMIN : E > LB_PO2X_EMAX ? LB_PO2X_EMAX : (int)E;
+    return !(E >= LB_PO2X_EMIN) ? LB_PO2X_EMIN : E > LB_PO2X_EMAX ? LB_PO2X_EMAX : (int)E;
 }
 
 static void grad_init(lb_quant *q, size_t outer, const float *x) {
