@@ -100,7 +100,7 @@ static void choose(lb_quant *q, size_t outer, const float *x, int *E) {
 }
 
 static void steps_of(const lb_quant *q, float *s) {
-    for (int c = 0; c < q->ch; c++) s[c] = ldexpf(1.0f, (int)q->state[1 + c]);
+    for (int c = 0; c < q->ch; c++) s[c] = ldexpf(1.0f, lb_po2x_state_E(q->state[1 + c]));
 }
 
 static void grad_forward(lb_quant *q, size_t outer, const float *x, float *y, int training) {
@@ -143,7 +143,7 @@ static void grad_backward(lb_quant *q, size_t outer, const float *x, const float
 }
 
 static float grad_step(const lb_quant *q, int c) {
-    return ldexpf(1.0f, (int)q->state[1 + c]);
+    return ldexpf(1.0f, lb_po2x_state_E(q->state[1 + c]));
 }
 
 /* e stays where 2^ceil(e) is a usable step; a NaN e (a broken update) goes back to the exponent

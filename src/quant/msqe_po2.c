@@ -49,7 +49,7 @@ static void msqe_reset(lb_quant *q) {
 }
 
 static void steps_of(const lb_quant *q, float *s) {
-    for (int c = 0; c < q->ch; c++) s[c] = ldexpf(1.0f, (int)q->state[1 + c]);
+    for (int c = 0; c < q->ch; c++) s[c] = ldexpf(1.0f, lb_po2x_state_E(q->state[1 + c]));
 }
 
 static void msqe_forward(lb_quant *q, size_t outer, const float *x, float *y, int training) {
@@ -64,7 +64,7 @@ static void msqe_forward(lb_quant *q, size_t outer, const float *x, float *y, in
             }
             q->state[0] = 1.0f;
         }
-        for (int c = 0; c < q->ch; c++) E[c] = (int)q->state[1 + c];
+        for (int c = 0; c < q->ch; c++) E[c] = lb_po2x_state_E(q->state[1 + c]);
         float thr[LB_PO2_MAX_CH];
         po2x_w w = {NULL, moments(q, outer)};
         if (!(q->cfg.po2_flags & LB_PO2X_NO_MASK)) {
@@ -91,7 +91,7 @@ static void msqe_backward(lb_quant *q, size_t outer, const float *x, const float
 }
 
 static float msqe_step(const lb_quant *q, int c) {
-    return ldexpf(1.0f, (int)q->state[1 + c]);
+    return ldexpf(1.0f, lb_po2x_state_E(q->state[1 + c]));
 }
 
 const lb_quant_vt lb_quant_vt_msqe_po2 = {

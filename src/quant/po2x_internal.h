@@ -22,6 +22,14 @@ void lb_quant_grid_backward(const lb_quant *q, size_t outer, const float *step, 
 float lb_po2x_lo(const lb_quant *q);
 float lb_po2x_hi(const lb_quant *q);
 
+/* An exponent kept in the state array as a float, as an int in [LB_PO2X_EMIN, LB_PO2X_EMAX] (a
+ * damaged checkpoint's NaN or huge value must not reach an int conversion). */
+static inline int lb_po2x_state_E(float v) {
+    return !(v >= (float)LB_PO2X_EMIN) ? LB_PO2X_EMIN
+           : v > (float)LB_PO2X_EMAX   ? LB_PO2X_EMAX
+                                       : (int)v;
+}
+
 /* Element weights of the error: m = [|x| <= thr[c]] (thr NULL: 1) * sqrt(mom[i]) (mom NULL: 1),
  * i the element's offset in x (weights: outer 1). */
 typedef struct po2x_w {
