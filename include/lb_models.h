@@ -21,6 +21,9 @@ typedef struct lb_quant_plan {
     int last_bits;    /* last layer weights and input activation */
     int per_channel;  /* per-output-channel weight steps */
     int po2;          /* --po2: LSQ weight and activation steps are powers of two */
+    /* msqe-po2 / grad-po2 (docs/quantizers.md), copied into their lb_qcfg: --msqe-outlier off and
+     * --msqe-moments off as LB_PO2X_NO_MASK / _NO_MOMENTS, --po2-round, --po2-stable-after */
+    int po2_flags, po2_round, stable_after;
     /* "name=W/A,name=W/A": per-layer bits, e.g. "conv2=2/4"; learned bit-widths record every
      * layer's here (docs/mixed.md), hence the room for resnet18's 21 layers */
     char overrides[1024];
@@ -83,6 +86,7 @@ typedef struct lb_model_cfg {
 void lb_model_cfg_default(lb_model_cfg *c);
 lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out);
 /* The weight and activation quantizers the plan gives the body (LB_Q_NONE: float). */
+int lb_qkind_is_po2x(lb_qkind k); /* msqe-po2 or grad-po2 */
 lb_qkind lb_quant_plan_wkind(const lb_quant_plan *q);
 lb_qkind lb_quant_plan_akind(const lb_quant_plan *q);
 /* LB_EINVAL naming the option for a quantizer on the wrong side: pact on weights; dorefa or reg

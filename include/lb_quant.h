@@ -28,10 +28,9 @@
  *   run with s_eff, then dparam[c] is scaled by s_eff/s (straight-through for the rounding of
  *   log2 s); step() returns s_eff, so integer export sees powers of two. The grid bounds stay
  *   LSQ's ([-2^(b-1), 2^(b-1)-1] signed). Other kinds refuse the flag (lb_qcfg_check).
- * - MSQE scales (seed 003): a FIXED-like kind (no parameters) whose training forward searches the
- *   step minimizing ||v - q(v)||^2 over candidates (every step or every K steps: a counter in
- *   state) instead of max|v|/Qp, then shares the uniform kernels and step export. Scale
- *   trajectories for the LSQ-vs-MSQE comparison are read through lb_quant_step.
+ * - MSQE and gradient-based power-of-two scales (sec. 1b, seed 003): built, LB_Q_MSQE_PO2 and
+ *   LB_Q_GRAD_PO2 below (docs/quantizers.md). Both run the uniform kernels at 2^E; their backward
+ *   takes the reference's clip-after-round mask (lb_quant_grid_backward, po2x_internal.h).
  * - DoReFa weights, PACT activations (sec. 1): built, LB_Q_DOREFA and LB_Q_PACT below
  *   (docs/quantizers.md); AdaQAT changes their bits through lb_quant_set_bits.
  * - Regularization-based levels (sec. 2, seed 000): built, LB_Q_REG below (docs/reg.md). Per-weight
@@ -61,6 +60,8 @@ typedef enum lb_qkind {
     LB_Q_DOREFA,    /* DoReFa weights: tanh, normalize by max|tanh|, uniform on [-1,1] (weights) */
     LB_Q_PACT,      /* PACT activations: clip to [0, alpha], alpha learned (activations) */
     LB_Q_ROUNDCLIP, /* MaQD scaled round-clip clip(round(a x), -K, K)/a, a learned, K from states */
+    LB_Q_MSQE_PO2,  /* power-of-two scale 2^E searched for the least (weighted) error every step */
+    LB_Q_GRAD_PO2,  /* power-of-two scale 2^E from a learned log2 scale e (TQT-like) */
     LB_Q_COUNT
 } lb_qkind;
 
@@ -97,7 +98,21 @@ typedef struct lb_qcfg {
      * is then the code width, ceil(log2(K+1)) (+1 signed), which lb_qcfg_roundclip sets. */
     int states;
     lb_surrogate surrogate;
+    /* LB_Q_MSQE_PO2 / LB_Q_GRAD_PO2 (docs/quantizers.md; 0 everywhere is the reference's default):
+     * po2_flags LB_PO2X_NO_MASK turns the outlier mask off, LB_PO2X_NO_MOMENTS the second-moment
+     * weighting; po2_round (grad-po2) LB_PO2X_ROUND_MSQE or _CEIL; stable_after (grad-po2) freezes
+     * the exponent at its running mean after that many training forwards (0: never). */
+    int po2_flags, po2_round, stable_after;
+    /* Elements of the tensor (weights: set by the graph planner before the counts are asked; 0
+     * for activations). MSQE's second moments keep one running value per element, so they need
+     * it; without it (activations) the moments are off. */
+    long numel;
 } lb_qcfg;
+
+#define LB_PO2X_NO_MASK 1
+#define LB_PO2X_NO_MOMENTS 2
+#define LB_PO2X_ROUND_MSQE 0
+#define LB_PO2X_ROUND_CEIL 1
 
 typedef struct lb_quant lb_quant;
 
@@ -171,12 +186,26 @@ lb_status lb_surrogate_parse(const char *s, lb_surrogate *out);
  * the kind's backward is tested against. Writes dx (dx_acc: adds) and q->dparam. */
 void lb_quant_roundclip_backward_ref(lb_quant *q, size_t outer, const float *x, const float *dy,
                                      float *dx, int dx_acc);
+/* MSQE_PO2 / GRAD_PO2 (src/quant/msqe_po2.c, grad_po2.c, shared passes in po2x.c): signed grids
+ * are symmetric, qn = qp = 2^(b-1)-1 (QKeras' po2 quantizers); unsigned [0, 2^b-1]. The step of
+ * channel c is 2^E[c], E an integer. Layouts, m = numel when the moments are on (else 0):
+ *   MSQE_PO2 state = [initialized, E[ch], moments[m]]; no parameters.
+ *   GRAD_PO2 param[c] = e (learned log2 scale); state = [initialized, E[ch], stable mean[ch],
+ *            training forwards seen, moments[m]].
+ * Moments start at 1 (as the reference's variable). */
+extern const lb_quant_vt lb_quant_vt_msqe_po2, lb_quant_vt_grad_po2;
+/* The exponents E lie in [LB_PO2X_EMIN, LB_PO2X_EMAX]: 2^E and x/2^E stay finite normal floats. */
+#define LB_PO2X_EMIN (-64)
+#define LB_PO2X_EMAX 64
+/* round(log2 v) for v > 0 (exact, from the binary exponent, as lb_po2_step), clamped to the range
+ * above; v <= 0 or NaN gives LB_PO2X_EMIN. */
+int lb_po2_exponent(double v);
 
 const lb_quant_vt *lb_quant_vt_for(lb_qkind kind); /* NULL for an unknown kind */
 /* LB_EINVAL for an unknown kind, (quantizing kinds) bits outside 2..8, or po2 with a kind other
  * than LSQ (no learned scale to constrain). */
 lb_status lb_qcfg_check(const lb_qcfg *cfg);
-/* "none", "fixed", "lsq", "reg", "dorefa", "pact"; "?" when unknown */
+/* "none", "fixed", "lsq", "reg", "dorefa", "pact", "msqe-po2", "grad-po2"; "?" when unknown */
 const char *lb_qkind_name(lb_qkind kind);
 lb_status lb_qkind_parse(const char *s, lb_qkind *out);
 /* Per-tensor (per_channel == 0) counts as one channel whatever `ch` is. */

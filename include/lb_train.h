@@ -62,6 +62,9 @@ typedef struct lb_train_cfg {
      * the widths' learning rate and cost weight lambda (halved once the weights settle) */
     int learn_bits, bits_scope;
     float bits_lr, bits_lambda;
+    /* --log-scales N: every N optimizer steps, each quantizer's scales as one JSON line in the
+     * metrics file (0: never). Like the paths, the caller's choice on --resume; not recorded. */
+    int log_scales;
 } lb_train_cfg;
 
 void lb_train_cfg_default(lb_train_cfg *c);

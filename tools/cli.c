@@ -50,9 +50,19 @@ void cli_copy(const char *cmd, const char *opt, char *dst, size_t n, const char 
 /* The first reg option seen (they mean nothing without --quant reg; cli_reg_check). */
 static const char *g_reg_opt;
 
+/* The first msqe-po2 / grad-po2 option seen and whether it is grad-po2's own. */
+static const char *g_po2x_opt;
+static int g_po2x_grad;
+
 void cli_reg_check(const char *cmd, const lb_train_cfg *c) {
     if (g_reg_opt && c->model.q.kind != LB_Q_REG)
         cli_die(2, cmd, "%s needs --quant reg (the regularization-based quantizer)", g_reg_opt);
+    lb_qkind w = lb_quant_plan_wkind(&c->model.q), a = lb_quant_plan_akind(&c->model.q);
+    if (g_po2x_opt && g_po2x_grad && w != LB_Q_GRAD_PO2 && a != LB_Q_GRAD_PO2)
+        cli_die(2, cmd, "%s needs grad-po2 (--quant, --wquant or --aquant grad-po2)", g_po2x_opt);
+    if (g_po2x_opt && !lb_qkind_is_po2x(w) && !lb_qkind_is_po2x(a))
+        cli_die(2, cmd, "%s needs msqe-po2 or grad-po2 (--quant, --wquant or --aquant)",
+                g_po2x_opt);
     /* a quantizer on the wrong side (pact weights, dorefa activations): before any data is read */
     if (lb_quant_plan_check(&c->model.q) != LB_OK) cli_die(2, cmd, "%s", lb_error_msg());
 }
@@ -86,6 +96,40 @@ static int reg_option(const char *cmd, int argc, char **argv, int *i, lb_train_c
     return 1;
 }
 
+/* The msqe-po2 / grad-po2 switches; 0 when argv[*i] is none of them. */
+static int po2x_option(const char *cmd, int argc, char **argv, int *i, lb_train_cfg *c) {
+    const char *o = argv[*i];
+    lb_quant_plan *q = &c->model.q;
+    int grad = 0;
+    if (strcmp(o, "--msqe-outlier") == 0 || strcmp(o, "--msqe-moments") == 0) {
+        const char *v = cli_value(cmd, argc, argv, i);
+        int bit = o[7] == 'o' ? LB_PO2X_NO_MASK : LB_PO2X_NO_MOMENTS;
+        if (strcmp(v, "on") == 0)
+            q->po2_flags &= ~bit;
+        else if (strcmp(v, "off") == 0)
+            q->po2_flags |= bit;
+        else
+            cli_die(2, cmd, "%s: expected on or off, got '%s'", o, v);
+    } else if (strcmp(o, "--po2-round") == 0) {
+        const char *v = cli_value(cmd, argc, argv, i);
+        if (strcmp(v, "msqe") == 0)
+            q->po2_round = LB_PO2X_ROUND_MSQE;
+        else if (strcmp(v, "ceil") == 0)
+            q->po2_round = LB_PO2X_ROUND_CEIL;
+        else
+            cli_die(2, cmd, "--po2-round: expected msqe or ceil, got '%s'", v);
+        grad = 1;
+    } else if (strcmp(o, "--po2-stable-after") == 0) {
+        /* a float count in the state array: exact far beyond this */
+        q->stable_after = cli_int(cmd, o, cli_value(cmd, argc, argv, i), 0, 10000000);
+        grad = 1;
+    } else {
+        return 0;
+    }
+    if (!g_po2x_opt || (grad && !g_po2x_grad)) g_po2x_opt = o, g_po2x_grad = grad;
+    return 1;
+}
+
 int cli_image_option(const char *cmd, int argc, char **argv, int *i, lb_image_opts *img) {
     const char *o = argv[*i];
     if (strcmp(o, "--image-size") == 0) {
@@ -113,6 +157,7 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
     const char *o = argv[*i];
     if (reg_option(cmd, argc, argv, i, c)) return 1;
     if (cli_snn_option(cmd, argc, argv, i, &c->model.snn)) return 1;
+    if (po2x_option(cmd, argc, argv, i, c)) return 1;
 #define IS(s) (strcmp(o, s) == 0)
 #define VAL cli_value(cmd, argc, argv, i)
     if (IS("--model")) {
@@ -142,12 +187,15 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
             c->model.q.kind = LB_Q_NONE;
         else if (lb_qkind_parse(v, &c->model.q.kind) != LB_OK || c->model.q.kind == LB_Q_NONE)
             cli_die(2, cmd,
-                    "--quant: expected fp32, lsq, fixed, reg, dorefa or roundclip, got '%s'", v);
+                    "--quant: expected fp32, lsq, fixed, reg, dorefa, roundclip, msqe-po2 or "
+                    "grad-po2, got '%s'",
+                    v);
     } else if (IS("--wquant") || IS("--aquant")) {
         const char *v = VAL;
         lb_qkind k;
         if (lb_qkind_parse(v, &k) != LB_OK)
-            cli_die(2, cmd, "%s: expected none, fixed, lsq, %s, roundclip, got '%s'", o,
+            cli_die(2, cmd,
+                    "%s: expected none, fixed, lsq, %s, roundclip, msqe-po2, grad-po2, got '%s'", o,
                     o[2] == 'w' ? "dorefa" : "pact", v);
         *(o[2] == 'w' ? &c->model.q.wquant : &c->model.q.aquant) = 1 + (int)k;
     } else if (IS("--wbits")) {
@@ -224,6 +272,8 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         c->sched.step_every = cli_int(cmd, o, VAL, 1, 100000); /* converted to steps by caller */
     } else if (IS("--gamma")) {
         c->sched.gamma = cli_float(cmd, o, VAL, 0, 1);
+    } else if (IS("--log-scales")) {
+        c->log_scales = cli_int(cmd, o, VAL, 0, 100000000);
     } else if (IS("--qlr-scale")) {
         c->qlr_scale = cli_float(cmd, o, VAL, 0, 1000);
     } else if (IS("--label-smoothing")) {
@@ -266,14 +316,16 @@ void cli_train_usage(void) {
           "                     has at least 1000 optimizer steps; printed at the start)\n"
           "  --batch B          batch size (default 128)\n"
           "  --lr LR            peak learning rate (default 0.02 for cnn, 0.1 for resnets)\n"
-          "  --quant Q          fp32 | lsq | fixed | reg | dorefa (default fp32); reg:\n"
+          "  --quant Q          fp32 | lsq | fixed | reg | dorefa | msqe-po2 | grad-po2\n"
+          "                     (default fp32); reg:\n"
           "                     weights pulled onto levels by a regularizer, LSQ\n"
           "                     activations (docs/reg.md)\n"
           "  --quant dorefa     DoReFa weights (tanh, max-normalized) with PACT activations\n"
           "                     (learned clip alpha), docs/quantizers.md\n"
           "  --wquant K --aquant K  weight / activation quantizer on its own, overriding\n"
           "                     --quant for that side: weights none|fixed|lsq|dorefa,\n"
-          "                     activations none|fixed|lsq|pact (bits, --layer-bits and\n"
+          "                     activations none|fixed|lsq|pact, both msqe-po2|grad-po2\n"
+          "                     (bits, --layer-bits and\n"
           "                     first/last bits apply as with --quant)\n"
           "  --levels L         reg levels: fixed | step | learned (default fixed)\n"
           "  --reg-kind K       reg regularizer: mse | gauss (default mse)\n"
@@ -286,6 +338,15 @@ void cli_train_usage(void) {
           "  --per-channel      per-output-channel weight steps\n"
           "  --po2              lsq: power-of-two steps 2^round(log2 s), weights and\n"
           "                     activations (docs/quantizers.md)\n"
+          "  --quant msqe-po2   power-of-two scales 2^E searched for the least weighted error\n"
+          "                     every step; grad-po2: learned log2 scale (docs/quantizers.md)\n"
+          "  --msqe-outlier on|off --msqe-moments on|off  msqe-po2/grad-po2 error weights:\n"
+          "                     |x| outlier mask, sqrt of running g^2 (default on, on)\n"
+          "  --po2-round msqe|ceil  grad-po2: E = floor/ceil(e), lower error (default), or ceil\n"
+          "  --po2-stable-after N  grad-po2: freeze E at its running mean after N training\n"
+          "                     steps (default 0: never)\n"
+          "  --log-scales N     every N steps, each layer's scale (exponent) into the metrics\n"
+          "                     JSONL (default 0: off); lowbit plot scales draws them\n"
           "  --layer-bits L     per-layer bits, e.g. conv2=2/4,conv3=8/8\n"
           "  --quant roundclip  MaQD's scaled round-clip clip(round(a x), -K, K)/a, a learned\n"
           "                     (docs/quantizers.md); --wquant/--aquant roundclip per side\n"

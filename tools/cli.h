@@ -39,5 +39,6 @@ int cli_ft_option(const char *cmd, int argc, char **argv, int *i, struct lb_ft_c
 int cmd_faults_sweep(int argc, char **argv); /* lowbit faults sweep (cmd_sweep.c) */
 int cmd_import(int argc, char **argv);
 int cmd_events(int argc, char **argv); /* lowbit events info|emulate (cmd_events.c) */
+int cmd_plot(int argc, char **argv);   /* lowbit plot scales (cmd_plot.c) */
 
 #endif

@@ -208,7 +208,8 @@ int cmd_eval(int argc, char **argv) {
     free(names);
     if (lb_dataset_planes(&d) != info.model.in_c || d.h != info.model.in_h ||
         d.w != info.model.in_w || d.classes != info.model.classes) {
-        int dc = lb_dataset_planes(&d), dh = d.h, dw = d.w, dk = d.classes; /* freed below, printed after */
+        int dc = lb_dataset_planes(&d), dh = d.h, dw = d.w,
+            dk = d.classes; /* freed below, printed after */
         lb_chip_detach(&chip);
         lb_net_free(n);
         lb_dataset_free(&d);
@@ -280,6 +281,13 @@ static const char *tensor_role(const char *name, const lb_quant_plan *plan, lb_o
                       : (w ? "LSQ weight step per channel (or one)" : "LSQ input step");
         if (q == LB_Q_FIXED)
             return w ? "fixed weight step per channel (or one)" : "fixed input step";
+        if (q == LB_Q_MSQE_PO2)
+            return st ? "msqe-po2: [initialized 0/1, E per channel, g^2 moments per weight]"
+                      : "msqe-po2 tensor";
+        if (q == LB_Q_GRAD_PO2)
+            return st ? "grad-po2: [initialized 0/1, E per channel, stable mean per channel, "
+                        "forwards, g^2 moments per weight]"
+                      : "grad-po2 learned log2 scale e per channel (or one)";
         return w ? "reg weight quantizer tensor" : "input quantizer tensor";
     }
     if (len > 7 && strcmp(name + len - 7, ".weight") == 0)
@@ -420,6 +428,14 @@ int cmd_info(int argc, char **argv) {
     if (m->q.layer_states[0]) printf("layer_states: '%s'\n", m->q.layer_states);
     if (m->norm_layer || m->weight_std)
         printf("maqd: norm %s  weight_std %d\n", m->norm_layer ? "lbn" : "bn", m->weight_std);
+    lb_qkind pw = lb_quant_plan_wkind(&m->q), pa = lb_quant_plan_akind(&m->q);
+    if (lb_qkind_is_po2x(pw) || lb_qkind_is_po2x(pa))
+        printf("po2 scales: weights %s  activations %s  msqe-outlier %s  msqe-moments %s  "
+               "po2-round %s  po2-stable-after %d (steps below are 2^E)\n",
+               lb_qkind_name(pw), lb_qkind_name(pa),
+               m->q.po2_flags & LB_PO2X_NO_MASK ? "off" : "on",
+               m->q.po2_flags & LB_PO2X_NO_MOMENTS ? "off" : "on",
+               m->q.po2_round == LB_PO2X_ROUND_CEIL ? "ceil" : "msqe", m->q.stable_after);
     if (m->q.kind == LB_Q_REG)
         printf("reg: levels %s  form %s  lambda %g -> %g from %g of the run  levels_lr %g\n",
                lb_reg_levels_name(m->q.reg_levels), lb_reg_form_name(m->q.reg_form),

@@ -17,6 +17,7 @@ static void usage(FILE *f) {
           "  finetune fine-tune a checkpoint for a faulty chip (docs/faults.md)\n"
           "  import  an ONNX model into an FP32 checkpoint (docs/onnx.md)\n"
           "  events  event-camera files: info, emulate a data set (docs/events.md)\n"
+          "  plot    scales: the scale trajectories of a --log-scales run (docs/quantizers.md)\n"
           "'lowbit <command> --help' describes each.\n",
           f);
 }
@@ -41,6 +42,7 @@ int main(int argc, char **argv) {
     if (strcmp(c, "finetune") == 0) return cmd_finetune(argc - 2, argv + 2);
     if (strcmp(c, "import") == 0) return cmd_import(argc - 2, argv + 2);
     if (strcmp(c, "events") == 0) return cmd_events(argc - 2, argv + 2);
+    if (strcmp(c, "plot") == 0) return cmd_plot(argc - 2, argv + 2);
     fprintf(stderr, "lowbit: unknown command '%s'\n", c);
     usage(stderr);
     return 2;

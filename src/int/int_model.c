@@ -46,12 +46,13 @@ static int is_pass(lb_op op) {
            op == LB_OP_RELU6;
 }
 /* A uniform grid with a step: lsq, fixed, pact (step alpha/(2^b-1), unsigned), dorefa (odd codes
- * at step 1/(2^b-1)), and reg's fixed levels (s/2 with odd codes) and step levels (LSQ's grid);
- * reg's learned levels are a table (weight_tables), not a grid. */
+ * at step 1/(2^b-1)), msqe-po2 and grad-po2 (step 2^E, symmetric signed codes), and reg's fixed
+ * levels (s/2 with odd codes) and step levels (LSQ's grid); reg's learned levels are a table
+ * (weight_tables), not a grid. */
 static int is_uniform(const lb_qcfg *c) {
     if (c->kind == LB_Q_REG) return c->levels == LB_REG_FIXED || c->levels == LB_REG_STEP;
     return c->kind == LB_Q_LSQ || c->kind == LB_Q_FIXED || c->kind == LB_Q_DOREFA ||
-           c->kind == LB_Q_PACT ||
+           c->kind == LB_Q_PACT || c->kind == LB_Q_MSQE_PO2 || c->kind == LB_Q_GRAD_PO2 ||
            c->kind == LB_Q_ROUNDCLIP; /* round-clip: step 1/a, codes -K..K */
 }
 
@@ -197,7 +198,8 @@ static lb_status check_quant(const lb_node *d, const lb_qcfg *c, const lb_quant 
     if (!is_uniform(c)) {
         char msg[160];
         snprintf(msg, sizeof msg,
-                 "%s quantizer '%s' has no integer form (only the uniform grids lsq and fixed do)",
+                 "%s quantizer '%s' has no integer form (only the uniform grids do: lsq, "
+                 "fixed, pact, dorefa, msqe-po2, grad-po2)",
                  what, lb_qkind_name(c->kind));
         return lb_int_fail_layer(d, msg);
     }

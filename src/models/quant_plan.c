@@ -2,6 +2,7 @@
  * --quant reg the weights get the reg quantizer (with the plan's levels and form) and the
  * activations LSQ, as in methods.md sec. 2; the plan's lambda schedule is the trainer's to apply.
  * --quant dorefa gives DoReFa weights and PACT activations (AdaQAT's pair, methods.md sec. 4);
+ * --quant msqe-po2 / grad-po2 put power-of-two quantizers on both sides (methods.md 1b);
  * --wquant / --aquant choose each side on its own. */
 #include "lb_models.h"
 
@@ -76,6 +77,10 @@ static lb_status roundclip_states(const lb_quant_plan *q, const char *name, int 
     return LB_OK;
 }
 
+int lb_qkind_is_po2x(lb_qkind k) {
+    return k == LB_Q_MSQE_PO2 || k == LB_Q_GRAD_PO2;
+}
+
 lb_qkind lb_quant_plan_wkind(const lb_quant_plan *q) {
     return q->wquant ? (lb_qkind)(q->wquant - 1) : q->kind;
 }
@@ -104,6 +109,12 @@ lb_status lb_quant_plan_check(const lb_quant_plan *q) {
                             "--aquant %s: %s quantizes weights only; activations: none, fixed, "
                             "lsq, pact",
                             lb_qkind_name(a), lb_qkind_name(a));
+    if (q->po2 && w != LB_Q_LSQ && !lb_qkind_is_po2x(w))
+        return lb_error_set(LB_EINVAL,
+                            "--po2: %s weights have no learned scale to make a power of two (use "
+                            "--quant lsq or --wquant lsq; msqe-po2 and grad-po2 are powers of two "
+                            "already)",
+                            w == LB_Q_NONE ? "fp32" : lb_qkind_name(w));
     if (w == LB_Q_REG && q->kind != LB_Q_REG)
         return lb_error_set(LB_EINVAL, "--wquant reg: use --quant reg (its regularizer schedule "
                                        "comes with it; --aquant then picks the activations)");
@@ -146,13 +157,6 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
     if (find_override(q->overrides, "", &(int){0}, &(int){0}) < 0)
         return lb_error_set(LB_EINVAL, "--layer-bits '%s': expected name=W/A[,name=W/A...]",
                             q->overrides);
-    /* po2 makes LSQ's learned steps powers of two: the weights must be LSQ (activations become
-     * po2 where they are LSQ too) */
-    if (q->po2 && wkind != LB_Q_LSQ)
-        return lb_error_set(LB_EINVAL,
-                            "--po2: %s weights have no learned scale to make a power of two (use "
-                            "--quant lsq or --wquant lsq)",
-                            wkind == LB_Q_NONE ? "fp32" : lb_qkind_name(wkind));
     if (wkind == LB_Q_NONE && akind == LB_Q_NONE) {
         if (q->overrides[0])
             return lb_error_set(LB_EINVAL, "--layer-bits needs a quantizer (--quant, --wquant or "
@@ -184,10 +188,16 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
         /* spikes are exact one-bit activations: nothing to quantize */
         int spikes = n->nodes[d->in[0]].binary;
         if (spikes) ab = 0;
+        if (lb_qkind_is_po2x(wkind))
+            w.po2_flags = q->po2_flags, w.po2_round = q->po2_round,
+            w.stable_after = q->stable_after;
         lb_qcfg a = {.kind = ab > 0 ? akind : LB_Q_NONE,
                      .bits = ab,
                      .is_signed = !n->nodes[d->in[0]].nonneg,
                      .po2 = ab > 0 && q->po2 && akind == LB_Q_LSQ};
+        if (lb_qkind_is_po2x(akind))
+            a.po2_flags = q->po2_flags, a.po2_round = q->po2_round,
+            a.stable_after = q->stable_after;
         /* DoReFa weights span [-1, 1] whatever the fan-in: harmless before a BN, but the last
          * layer feeds the softmax directly and its logits would start ~sqrt(fan-in) too large
          * (cnn: loss 13, collapse within 40 steps). DoReFa's authors keep that layer float;

@@ -10,6 +10,9 @@
 static void add_quant_tensors(lb_net *n, int id) {
     lb_node *d = &n->nodes[id];
     int cout = d->c;
+    /* MSQE's second moments keep a value per weight: the kinds size them from the tensor */
+    d->wqcfg.numel = (long)n->params[d->pw].n;
+    d->aqcfg.numel = 0;
     int np = lb_quant_nparam(&d->wqcfg, d->wqcfg.per_channel ? cout : 1);
     int ns = lb_quant_nstate(&d->wqcfg, d->wqcfg.per_channel ? cout : 1);
     /* learned reg levels R train at their own rate (LB_GROUP_LEVELS), other parameters of a
@@ -136,6 +139,13 @@ lb_status lb_net_plan(lb_net *n, int max_batch, int nthreads) {
             lb_status st = lb_qcfg_check(&d->wqcfg);
             if (st == LB_OK) st = lb_qcfg_check(&d->aqcfg);
             if (st != LB_OK) return lb_error_set(st, "layer '%s': %s", d->name, lb_error_msg());
+            if ((d->wqcfg.kind == LB_Q_MSQE_PO2 || d->wqcfg.kind == LB_Q_GRAD_PO2) &&
+                d->wqcfg.per_channel && d->c < 2)
+                return lb_error_set(LB_EINVAL,
+                                    "layer '%s': per-channel %s scales, but the layer has one "
+                                    "output channel (per-tensor is the same scale; drop "
+                                    "--per-channel or quantize the layer otherwise)",
+                                    d->name, lb_qkind_name(d->wqcfg.kind));
             add_quant_tensors(n, i);
         }
         for (int j = 0; j < 2; j++)

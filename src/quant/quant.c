@@ -1,9 +1,8 @@
 /* Quantizer dispatch, binding, names and parsing, plus the uniform-grid passes shared by the kinds
  * (fake-quant forward, straight-through backward with the step reduction, init statistics): the
  * threading here, the chunk plan in quant_chunk.h, the per-segment loops in quant_seg_impl.h. The
- * kinds themselves (none.c, fixed.c, lsq.c, reg.c, dorefa.c, pact.c, roundclip.c) hold only
- * their policy, not
- * these loops. */
+ * kinds themselves (none.c, fixed.c, lsq.c, reg.c, dorefa.c, pact.c, roundclip.c, msqe_po2.c,
+ * grad_po2.c) hold only their policy, not these loops. */
 #include "lb_quant.h"
 
 #include <assert.h>
@@ -11,6 +10,7 @@
 #include <string.h>
 
 #include "quant_chunk.h"
+#include "po2x_internal.h"
 #include "quant_seg.h"
 
 /* ---- shared uniform kernels ------------------------------------------------------------------ */
@@ -30,9 +30,15 @@ void lb_quant_uniform_forward(const lb_quant *q, size_t outer, const float *step
 
 void lb_quant_uniform_backward(const lb_quant *q, size_t outer, const float *step, const float *x,
                                const float *dy, float *dx, int dx_acc, float *dstep, float dscale) {
+    lb_quant_grid_backward(q, outer, step, (float)(-q->qn), (float)q->qp, x, dy, dx, dx_acc, dstep,
+                           dscale);
+}
+
+void lb_quant_grid_backward(const lb_quant *q, size_t outer, const float *step, float lo, float hi,
+                            const float *x, const float *dy, float *dx, int dx_acc, float *dstep,
+                            float dscale) {
     const lb_qseg_kernels *K = lb_qseg_get();
     q_plan p = plan_of(q, outer);
-    float lo = (float)(-q->qn), hi = (float)q->qp;
     if (!dstep) {
 #pragma omp parallel for schedule(static) if (p.par)
         for (long t = 0; t < (long)p.tasks; t++) {
@@ -138,6 +144,10 @@ const lb_quant_vt *lb_quant_vt_for(lb_qkind kind) {
         return &lb_quant_vt_pact;
     case LB_Q_ROUNDCLIP:
         return &lb_quant_vt_roundclip;
+    case LB_Q_MSQE_PO2:
+        return &lb_quant_vt_msqe_po2;
+    case LB_Q_GRAD_PO2:
+        return &lb_quant_vt_grad_po2;
     default:
         return NULL;
     }
@@ -156,7 +166,8 @@ lb_status lb_qkind_parse(const char *s, lb_qkind *out) {
         }
     }
     return lb_error_set(LB_EINVAL,
-                        "unknown quantizer '%s' (none, fixed, lsq, reg, dorefa, pact, roundclip)",
+                        "unknown quantizer '%s' (none, fixed, lsq, reg, dorefa, pact, roundclip, "
+                        "msqe-po2, grad-po2)",
                         s ? s : "(null)");
 }
 
@@ -186,6 +197,12 @@ lb_status lb_qcfg_check(const lb_qcfg *cfg) {
     if (cfg->kind == LB_Q_PACT && cfg->per_channel)
         return lb_error_set(LB_EINVAL, "quantizer pact: one alpha per tensor (as the paper), "
                                        "not per channel");
+    if ((unsigned)cfg->po2_flags > (LB_PO2X_NO_MASK | LB_PO2X_NO_MOMENTS) ||
+        (cfg->po2_round != LB_PO2X_ROUND_MSQE && cfg->po2_round != LB_PO2X_ROUND_CEIL) ||
+        cfg->stable_after < 0 || cfg->numel < 0)
+        return lb_error_set(LB_EINVAL, "quantizer %s: bad po2 flags %d, round %d, stable-after %d",
+                            lb_qkind_name(cfg->kind), cfg->po2_flags, cfg->po2_round,
+                            cfg->stable_after);
     if (cfg->po2 && cfg->kind != LB_Q_LSQ)
         return lb_error_set(LB_EINVAL,
                             "--po2: quantizer %s has no learned scale to make a power of two "
@@ -222,6 +239,9 @@ static void set_bounds(lb_quant *q) {
         q->qp = lb_roundclip_k(&q->cfg);
         q->qn = q->cfg.is_signed ? q->qp : 0;
     }
+    /* QKeras' po2 quantizers: signed grids symmetric about 0 (4 bit: -7..7, no -8) */
+    if ((q->cfg.kind == LB_Q_MSQE_PO2 || q->cfg.kind == LB_Q_GRAD_PO2) && q->cfg.is_signed)
+        q->qn = q->qp;
     q->gscale = (float)(1.0 / sqrt((double)q->n_grad * (double)q->qp));
 }
 
@@ -236,7 +256,14 @@ lb_status lb_quant_bind(lb_quant *q, const lb_qcfg *cfg, int ch, size_t inner, s
         n_grad < 1)
         return lb_error_set(LB_EINVAL, "quantizer %s: n_grad must be >= 1",
                             lb_qkind_name(cfg->kind));
-    if ((cfg->po2 || cfg->kind == LB_Q_ROUNDCLIP) && cfg->per_channel && ch > LB_PO2_MAX_CH)
+    if ((cfg->kind == LB_Q_MSQE_PO2 || cfg->kind == LB_Q_GRAD_PO2) && cfg->per_channel && ch < 2)
+        return lb_error_set(LB_EINVAL,
+                            "quantizer %s: per-channel scales on a tensor of one channel (use "
+                            "per-tensor scales for it)",
+                            lb_qkind_name(cfg->kind));
+    if ((cfg->po2 || cfg->kind == LB_Q_ROUNDCLIP || cfg->kind == LB_Q_MSQE_PO2 ||
+         cfg->kind == LB_Q_GRAD_PO2) &&
+        cfg->per_channel && ch > LB_PO2_MAX_CH)
         return lb_error_set(LB_EINVAL, "quantizer %s: %d channels, at most %d",
                             lb_qkind_name(cfg->kind), ch, LB_PO2_MAX_CH);
     memset(q, 0, sizeof *q);

@@ -16,6 +16,10 @@ typedef struct lb_qseg_kernels {
                           float hi, int dx_acc);
     double (*abssum)(const float *x, size_t n);
     float (*absmax)(const float *x, size_t n);
+    /* out[0..2] += sum m (x - k s)^2, sum m k x, sum m k^2 with k = round(clamp(x/s, lo, hi)),
+     * m = [|x| <= thr] * (mom ? sqrt(mom[i]) : 1) (po2x.c); s a power of two */
+    void (*po2_err)(const float *x, const float *mom, size_t n, float s, float lo, float hi,
+                    float thr, double *out);
 } lb_qseg_kernels;
 
 extern const lb_qseg_kernels lb_qseg_base, lb_qseg_avx2, lb_qseg_avx512;

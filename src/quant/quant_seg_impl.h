@@ -125,12 +125,45 @@ static float LB_QS(seg_absmax)(const float *x, size_t n) {
     return m;
 }
 
+/* The power-of-two kinds' error pass (po2x.c): with k = round(clamp(x/s, lo, hi)), d = x - k s and
+ * the weight m = [|x| <= thr] (times sqrt(mom[i]) when mom is given), out += sum m d^2, sum m k x,
+ * sum m k^2. s = 2^E, so x/s is taken as x * 2^-E: the same float (both are the exact value
+ * rounded once) without a division per element. Two copies (with and without moments) so that
+ * each is one plain vector loop. */
+LB_QS_INLINE void LB_QS(po2_err_loop)(const float *x, const float *mom, size_t n, float s, float lo,
+                                      float hi, float thr, double *out, const int has_mom) {
+    const float inv = 1.0f / s; /* exact for a power of two: no division per element */
+    double se = 0, sx = 0, sq = 0;
+#pragma omp simd simdlen(8) reduction(+ : se, sx, sq)
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], t = v * inv;
+        t = t < lo ? lo : t;
+        t = t > hi ? hi : t;
+        float k = LB_QS(q_round)(t), d = v - k * s;
+        float m = (float)(fabsf(v) <= thr);
+        if (has_mom) m *= sqrtf(mom[i]);
+        se += (double)m * ((double)d * (double)d);
+        sx += (double)m * ((double)k * (double)v);
+        sq += (double)m * ((double)k * (double)k);
+    }
+    out[0] += se;
+    out[1] += sx;
+    out[2] += sq;
+}
+static void LB_QS(seg_po2_err)(const float *x, const float *mom, size_t n, float s, float lo,
+                               float hi, float thr, double *out) {
+    if (mom)
+        LB_QS(po2_err_loop)(x, mom, n, s, lo, hi, thr, out, 1);
+    else
+        LB_QS(po2_err_loop)(x, NULL, n, s, lo, hi, thr, out, 0);
+}
 const lb_qseg_kernels LB_QS_CAT(lb_qseg, LB_QS_SUFFIX) = {
     .forward = LB_QS(seg_forward),
     .backward = LB_QS(seg_backward),
     .backward_ds = LB_QS(seg_backward_ds),
     .abssum = LB_QS(seg_abssum),
     .absmax = LB_QS(seg_absmax),
+    .po2_err = LB_QS(seg_po2_err),
 };
 
 #undef LB_QS_INLINE

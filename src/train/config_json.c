@@ -37,6 +37,15 @@ char *lb_model_cfg_to_json(const lb_model_cfg *m) {
         cJSON_AddStringToObject(o, "surrogate", lb_surrogate_name(m->q.surrogate));
     if (m->norm_layer) cJSON_AddStringToObject(o, "norm_layer", "lbn");
     if (m->weight_std) cJSON_AddNumberToObject(o, "weight_std", 1);
+    if (lb_qkind_is_po2x(lb_quant_plan_wkind(&m->q)) ||
+        lb_qkind_is_po2x(lb_quant_plan_akind(&m->q))) {
+        /* only then, so that other checkpoints keep their metadata unchanged */
+        cJSON_AddNumberToObject(o, "msqe_outlier", !(m->q.po2_flags & LB_PO2X_NO_MASK));
+        cJSON_AddNumberToObject(o, "msqe_moments", !(m->q.po2_flags & LB_PO2X_NO_MOMENTS));
+        cJSON_AddStringToObject(o, "po2_round",
+                                m->q.po2_round == LB_PO2X_ROUND_CEIL ? "ceil" : "msqe");
+        cJSON_AddNumberToObject(o, "po2_stable_after", m->q.stable_after);
+    }
     if (m->q.kind == LB_Q_REG) { /* only then: other checkpoints keep their metadata unchanged */
         cJSON_AddStringToObject(o, "reg_levels", lb_reg_levels_name(m->q.reg_levels));
         cJSON_AddStringToObject(o, "reg_form", lb_reg_form_name(m->q.reg_form));
@@ -224,6 +233,13 @@ lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg 
     if (st == LB_OK) st = jint(&j, "per_channel", 0, 0, 1, &m->q.per_channel);
     if (st == LB_OK) st = jint(&j, "po2", 0, 0, 1, &m->q.po2);
     if (st == LB_OK) st = jstr(&j, "layer_bits", 0, m->q.overrides, sizeof m->q.overrides);
+    int outlier = 1, mom = 1;
+    static const char *const rounds[] = {"msqe", "ceil", NULL};
+    if (st == LB_OK) st = jint(&j, "msqe_outlier", 0, 0, 1, &outlier); /* absent: on */
+    if (st == LB_OK) st = jint(&j, "msqe_moments", 0, 0, 1, &mom);
+    if (st == LB_OK) st = jenum(&j, "po2_round", rounds, &m->q.po2_round);
+    if (st == LB_OK) st = jint(&j, "po2_stable_after", 0, 0, 10000000, &m->q.stable_after);
+    m->q.po2_flags = (outlier ? 0 : LB_PO2X_NO_MASK) | (mom ? 0 : LB_PO2X_NO_MOMENTS);
     if (st == LB_OK) st = jstr(&j, "wquant", 0, wq, sizeof wq); /* absent: as "quant" */
     if (st == LB_OK) st = jstr(&j, "aquant", 0, aq, sizeof aq);
     if (st == LB_OK) st = jint(&j, "wstates", 0, 0, 1 << 16, &m->q.wstates); /* absent: 0 */
@@ -245,7 +261,7 @@ lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg 
     if (lb_qkind_parse(qk, &m->q.kind) != LB_OK)
         return lb_error_set(LB_EFORMAT,
                             "%s: metadata lowbit.model: field \"quant\" is '%s', not one of none, "
-                            "fixed, lsq, reg, dorefa, pact, roundclip",
+                            "fixed, lsq, reg, dorefa, pact, roundclip, msqe-po2, grad-po2",
                             path, qk);
     const char *side[2] = {wq, aq};
     int *sel[2] = {&m->q.wquant, &m->q.aquant};

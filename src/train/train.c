@@ -416,6 +416,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         rec.stop_after = c->stop_after;
         if (c->test_limit) rec.test_limit = c->test_limit; /* 0: the recorded subset */
         rec.on_collapse = c->on_collapse;
+        rec.log_scales = c->log_scales;
         if (c->epochs > rec.epochs) rec.epochs = c->epochs;
         *c = rec;
     }
@@ -500,6 +501,9 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
             if ((st = lb_train_step(&r, c, &w, step, b, lr, &loss, &nc, NULL)) != LB_OK) goto out;
             if ((st = drain_events(&w, c->metrics, e + 1, fn, ctx)) != LB_OK) goto out;
             step++;
+            if (c->log_scales > 0 && step % c->log_scales == 0 &&
+                (st = lb_scales_append(c->metrics, r.net, e + 1, step)) != LB_OK)
+                goto out;
             /* a skipped step has no loss to average; its images count as missed */
             if (isfinite(loss)) {
                 sum_loss += (double)loss * b;

@@ -62,6 +62,9 @@ lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, i
 lb_status lb_train_resolve(lb_train_cfg *c, int n_train, int steps_per_epoch, lb_sched *sch,
                            char *note, size_t cap);
 void lb_run_free(run *r);
+/* --log-scales (scales_log.c): appends {"event":"scales","epoch","step","layers":[{"layer","q":
+ * "w"|"a","kind","po2","log2_step":[per channel],"e" (grad-po2) or "s" (lsq)}]} to path. */
+lb_status lb_scales_append(const char *path, const lb_net *n, int epoch, long step);
 
 /* Spiking models in the trainer (snn_train.c): the firing-rate accumulators (no-op for other
  * models); the MSE count loss of counts[b][classes] against r->y, its gradient in r->dlogits; the

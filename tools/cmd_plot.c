@@ -1,0 +1,118 @@
+/* lowbit plot scales: draws the scale trajectories a `--log-scales` run wrote into its metrics
+ * JSONL (scripts/plot_scales.py, run with a python3 that has matplotlib). Not the logger
+ * (src/train/scales_log.c) and not a plotting library. */
+#include "cli.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f) {
+    fputs("usage: lowbit plot scales METRICS.jsonl -o OUT.svg\n"
+          "Draws each layer's scale (log2 of the step: the exponent for msqe-po2, grad-po2 and\n"
+          "lsq --po2) over the optimizer steps of a `lowbit train --log-scales N` run, weights\n"
+          "and activations in two panels; writes OUT.svg and OUT.png. The legend counts each\n"
+          "layer's exponent reversals (oscillation). Needs python3 with matplotlib:\n"
+          "$LOWBIT_PYTHON, else /usr/bin/python3, else python3 on the PATH, the first that\n"
+          "imports it; the script is $LOWBIT_SCRIPTS/plot_scales.py or scripts/ beside the\n"
+          "build. Exit status: 0 written, 1 error, 2 bad option.\n",
+          f);
+}
+
+/* The script: $LOWBIT_SCRIPTS, else next to the build (<exe>/../../scripts), else ./scripts. */
+static int find_script(char *out, size_t cap) {
+    const char *e = getenv("LOWBIT_SCRIPTS");
+    char exe[PATH_MAX];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char cands[3][PATH_MAX + 64];
+    int nc = 0;
+    if (e && *e) snprintf(cands[nc++], sizeof cands[0], "%.4000s/plot_scales.py", e);
+    if (k > 0) {
+        exe[k] = 0;
+        char *s = strrchr(exe, '/');
+        if (s) *s = 0;
+        snprintf(cands[nc++], sizeof cands[0], "%.4000s/../../scripts/plot_scales.py", exe);
+    }
+    snprintf(cands[nc++], sizeof cands[0], "scripts/plot_scales.py");
+    for (int i = 0; i < nc; i++)
+        if (access(cands[i], R_OK) == 0) {
+            snprintf(out, cap, "%.4000s", cands[i]);
+            return 1;
+        }
+    return 0;
+}
+
+/* A python3 that imports matplotlib; the first candidate tried is named in the error. Debian's
+ * /usr/bin/python3 is what scripts/deps.sh equips, but a user's PATH python may be the one that
+ * has it. */
+static const char *find_python(void) {
+    static char cmd[PATH_MAX + 64];
+    const char *e = getenv("LOWBIT_PYTHON");
+    const char *cands[2] = {"/usr/bin/python3", "python3"};
+    int nc = 2;
+    if (e && *e) cands[0] = e, nc = 1; /* the user's choice, alone */
+    for (int i = 0; i < nc; i++) {
+        if (strchr(cands[i], '\'')) continue;
+        snprintf(cmd, sizeof cmd, "'%.4000s' -c 'import matplotlib' >/dev/null 2>&1", cands[i]);
+        if (system(cmd) == 0) return cands[i];
+    }
+    return NULL;
+}
+
+/* Whether the file holds a scale record: a plain scan, before any python is started. */
+static int has_scales(const char *cmd, const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) cli_die(1, cmd, "%s: cannot read", path);
+    char line[1 << 16];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) found = strstr(line, "\"event\":\"scales\"") != 0;
+    fclose(f);
+    return found;
+}
+
+int cmd_plot(int argc, char **argv) {
+    const char *cmd = "plot";
+    if (argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
+        usage(argc < 1 ? stderr : stdout);
+        return argc < 1 ? 2 : 0;
+    }
+    if (strcmp(argv[0], "scales") != 0) cli_die(2, cmd, "unknown plot '%s' (scales)", argv[0]);
+    cmd = "plot scales";
+    const char *in = NULL, *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--out") == 0)
+            out = cli_value(cmd, argc, argv, &i);
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (argv[i][0] == '-')
+            cli_die(2, cmd, "unknown option '%s' (see lowbit plot --help)", argv[i]);
+        else if (!in)
+            in = argv[i];
+        else
+            cli_die(2, cmd, "one metrics file, got '%s' too", argv[i]);
+    }
+    if (!in) cli_die(2, cmd, "needs the metrics JSONL of a run (see lowbit plot --help)");
+    if (!out) cli_die(2, cmd, "-o OUT.svg is required");
+    if (strchr(in, '\'') || strchr(out, '\''))
+        cli_die(2, cmd, "file names with a single quote are not supported");
+    if (!has_scales(cmd, in))
+        cli_die(1, cmd, "%s: no scale records (train with --log-scales N to write them)", in);
+    char script[PATH_MAX + 64];
+    if (!find_script(script, sizeof script))
+        cli_die(1, cmd, "scripts/plot_scales.py not found (set LOWBIT_SCRIPTS)");
+    const char *py = find_python();
+    if (!py)
+        cli_die(1, cmd,
+                "matplotlib is not installed for %s (scripts/deps.sh installs python3-matplotlib; "
+                "LOWBIT_PYTHON names another python3)",
+                getenv("LOWBIT_PYTHON") && *getenv("LOWBIT_PYTHON")
+                    ? getenv("LOWBIT_PYTHON")
+                    : "/usr/bin/python3 or python3");
+    char run[4 * 4000 + 64];
+    snprintf(run, sizeof run, "'%.4000s' '%.4000s' '%.4000s' '%.4000s'", py, script, in, out);
+    if (system(run) != 0) cli_die(1, cmd, "%s failed", script);
+    return 0;
+}
