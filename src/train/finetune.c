@@ -103,6 +103,8 @@ static void train_cfg_of(const lb_ft_cfg *f, const lb_ckpt_info *info, lb_train_
     c->sched.kind = LB_SCHED_COSINE;
     c->lr_given = f->lr > 0;
     c->sched.base = f->lr > 0 ? f->lr : lb_train_default_lr(c->model.arch, c->batch) / 10;
+    /* a spiking model fine-tunes with its own recipe's optimizer (AdamW), at a tenth of its rate */
+    if (lb_model_is_snn(&c->model) && f->lr <= 0) c->sched.base = 1e-4f;
     c->warmup_epochs = 0;
     c->on_collapse = LB_ON_COLLAPSE_WARN;
     snprintf(c->out, sizeof c->out, "%s", f->out);
