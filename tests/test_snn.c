@@ -78,7 +78,7 @@ static void lif_gradcheck(lb_lif_reset reset, lb_spike_grad surr, int detach, in
     lb_rng_seed(&g, 7 + reset * 2 + surr * 4 + detach * 8 + learn * 16);
     float *x = malloc(n * sizeof *x), *r = malloc(n * sizeof *r), *spk = malloc(n * sizeof *spk);
     float *mem = malloc(n * sizeof *mem), *dx = malloc(n * sizeof *dx);
-    float beta[3], dbeta[3], part[6];
+    float beta[3], dbeta[3], part[6 * 5];
     for (size_t i = 0; i < n; i++) x[i] = frand(&g, -0.5f, 1.5f), r[i] = frand(&g, -1, 1);
     for (int k = 0; k < 3; k++) beta[k] = frand(&g, 0.3f, 0.9f);
     lif_loss(&d, x, beta, r, spk, mem);
@@ -149,8 +149,8 @@ static void lif_hand(void) {
     CHECK_NEAR(lb_lif_mem_step(&d), 0.25f, 0, 0, "membrane step theta/2^(b-2)");
     CHECK(u[0] == 1.75f, "membrane clipped to the top code (7 * 0.25), got %g", u[0]);
     CHECK(u[1] == 0.0f, "0.875 + 0.1 - 1 = -0.025 rounds to code 0, got %g", u[1]);
-    float dx[4], dy[4] = {1, 1, 1, 1};
-    lb_lif_backward_ref(&d, &beta, s, u, dy, dx, 0, NULL, NULL);
+    float dx[4], dy[4] = {1, 1, 1, 1}, scr[2];
+    lb_lif_backward_ref(&d, &beta, s, u, dy, dx, 0, NULL, scr);
     CHECK(dx[0] == 0.0f, "no gradient through a clipped membrane");
 }
 

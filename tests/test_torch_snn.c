@@ -39,7 +39,7 @@ static void lif_case(const char *name, lb_lif_reset reset, lb_spike_grad surr, f
                          .beta_per_channel = learn == 2,
                          .mem_bits = mem_bits};
         static float s[NE], u[NE], g[NE];
-        float db[C], part[N * C];
+        float db[C], part[N * C * (1 + HW)];
         lb_lif_forward(&d, x, beta, s, u);
         int bad_s = 0;
         for (int i = 0; i < NE; i++) bad_s += s[i] != spk[i];

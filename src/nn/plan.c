@@ -108,7 +108,7 @@ static void carve(lb_net *n, size_t *scratch, size_t *dtmp, size_t *dwtmp) {
             break;
         case LB_OP_LIF:
             d->mem = lb_arena_floats(a, out);
-            if (d->lif.learn_beta) d->part = lb_arena_floats(a, (size_t)B * d->c);
+            d->part = lb_arena_floats(a, (size_t)B * d->c * (1 + (size_t)d->h * d->w));
             break;
         case LB_OP_MAXPOOL:
             d->argmax = lb_arena_alloc(a, out * sizeof(int32_t));

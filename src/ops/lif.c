@@ -29,88 +29,59 @@ static inline float smooth_step(const lb_lif_desc *d, float x) {
     return 0.5f + atanf(LB_PI_F / 2 * d->slope * x) / LB_PI_F;
 }
 
-/* One element's recurrence; stride = n*c*hw between its time steps. */
-static inline void lif_fwd_elem(const lb_lif_desc *d, size_t stride, float beta, float step,
-                                const float *x, float *spk, float *mem) {
-    const float lo = -ldexpf(1.0f, d->mem_bits - 1), hi = ldexpf(1.0f, d->mem_bits - 1) - 1;
-    float u = 0, s = 0;
-    for (int t = 0; t < d->t; t++) {
-        size_t o = (size_t)t * stride;
-        float up = d->reset == LB_RESET_ZERO ? (1 - s) * u : u;
-        float v = beta * up + x[o];
-        if (d->reset == LB_RESET_SUB) v = v - s * d->theta;
-        if (d->mem_bits) {
-            float m = rintf(v / step);
-            m = m < lo ? lo : m > hi ? hi : m;
-            v = m * step;
-        }
-        u = v;
-        s = d->smooth ? smooth_step(d, u - d->theta) : u > d->theta ? 1.0f : 0.0f;
-        mem[o] = u;
-        spk[o] = s;
-    }
-}
-
-/* Reverse recurrence for one element; returns its contribution to dbeta. gv is dL/d(pre-grid
- * membrane) at t+1, the only state carried backwards. */
-static inline float lif_bwd_elem(const lb_lif_desc *d, size_t stride, float beta, float step,
-                                 const float *spk, const float *mem, const float *dspk, float *dx,
-                                 int dx_acc) {
-    const float lo = -ldexpf(1.0f, d->mem_bits - 1), hi = ldexpf(1.0f, d->mem_bits - 1) - 1;
-    float gv = 0, db = 0;
-    for (int t = d->t - 1; t >= 0; t--) {
-        size_t o = (size_t)t * stride;
-        float u = mem[o], s = spk[o];
-        float gs = dspk[o];
-        if (!d->detach_reset) gs += d->reset == LB_RESET_SUB ? -d->theta * gv : -beta * u * gv;
-        float carry = d->reset == LB_RESET_SUB ? beta * gv : beta * (1 - s) * gv;
-        float g = gs * surrogate(d, u - d->theta) + carry;
-        if (d->mem_bits) {
-            float m = u / step;
-            if (m <= lo || m >= hi) g = 0;
-        }
-        dx[o] = dx_acc ? dx[o] + g : g;
-        if (t > 0) {
-            float up = mem[o - stride];
-            if (d->reset == LB_RESET_ZERO) up *= 1 - spk[o - stride];
-            db += g * up;
-        }
-        gv = g;
-    }
-    return db;
-}
-
 static inline float beta_of(const lb_lif_desc *d, const float *beta, int c) {
     return d->beta_per_channel ? beta[c] : beta[0];
 }
 
-void lb_lif_forward_ref(const lb_lif_desc *d, const float *x, const float *beta, float *spk,
-                        float *mem) {
-    size_t stride = (size_t)d->n * d->c * d->hw;
-    float step = d->mem_bits ? lb_lif_mem_step(d) : 1.0f;
-    for (size_t i = 0; i < stride; i++) {
-        float b = beta_of(d, beta, (int)(i / (size_t)d->hw % (size_t)d->c));
-        lif_fwd_elem(d, stride, b, step, x + i, spk + i, mem + i);
+/* One plane (sample n, channel c) through all steps: t outer, the plane's elements inner, so the
+ * inner loops are plain vector loops over contiguous memory (U[t-1] and S[t-1] are read back from
+ * mem and spk). The reference runs the planes in order, the fast kernel in parallel: the same
+ * arithmetic per element, hence the same bits. */
+static void lif_fwd_plane(const lb_lif_desc *d, long pl, const float *beta, const float *x,
+                          float *spk, float *mem) {
+    const size_t stride = (size_t)d->n * d->c * d->hw, base = (size_t)pl * d->hw;
+    const int hw = d->hw, zero = d->reset == LB_RESET_ZERO;
+    const float b = beta_of(d, beta, (int)(pl % d->c)), th = d->theta;
+    const float step = d->mem_bits ? lb_lif_mem_step(d) : 1.0f;
+    const float lo = d->mem_bits ? -ldexpf(1.0f, d->mem_bits - 1) : 0;
+    const float hi = d->mem_bits ? ldexpf(1.0f, d->mem_bits - 1) - 1 : 0;
+    for (int t = 0; t < d->t; t++) {
+        const float *xt = x + (size_t)t * stride + base;
+        float *mt = mem + (size_t)t * stride + base, *st = spk + (size_t)t * stride + base;
+        const float *mp = t ? mt - stride : NULL, *sp = t ? st - stride : NULL;
+        for (int p = 0; p < hw; p++) {
+            float u = t ? mp[p] : 0.0f, s = t ? sp[p] : 0.0f;
+            float up = zero ? (1 - s) * u : u;
+            float v = b * up + xt[p];
+            if (!zero) v = v - s * th;
+            if (d->mem_bits) {
+                float m = rintf(v / step);
+                m = m < lo ? lo : m > hi ? hi : m;
+                v = m * step;
+            }
+            mt[p] = v;
+            st[p] = d->smooth ? smooth_step(d, v - th) : v > th ? 1.0f : 0.0f;
+        }
     }
 }
 
-/* Planes (n, c) in parallel; every element's arithmetic is the reference's, so the bits match. */
+void lb_lif_forward_ref(const lb_lif_desc *d, const float *x, const float *beta, float *spk,
+                        float *mem) {
+    long planes = (long)d->n * d->c;
+    for (long pl = 0; pl < planes; pl++) lif_fwd_plane(d, pl, beta, x, spk, mem);
+}
+
 void lb_lif_forward(const lb_lif_desc *d, const float *x, const float *beta, float *spk,
                     float *mem) {
-    size_t stride = (size_t)d->n * d->c * d->hw;
     long planes = (long)d->n * d->c;
-    float step = d->mem_bits ? lb_lif_mem_step(d) : 1.0f;
+    size_t stride = (size_t)planes * d->hw;
 #pragma omp parallel for schedule(static) if (stride >= 16384)
-    for (long pl = 0; pl < planes; pl++) {
-        float b = beta_of(d, beta, (int)(pl % d->c));
-        size_t base = (size_t)pl * d->hw;
-        for (int p = 0; p < d->hw; p++)
-            lif_fwd_elem(d, stride, b, step, x + base + p, spk + base + p, mem + base + p);
-    }
+    for (long pl = 0; pl < planes; pl++) lif_fwd_plane(d, pl, beta, x, spk, mem);
 }
 
 size_t lb_lif_scratch_floats(const lb_lif_desc *d) {
-    return (size_t)d->n * d->c;
+    /* per-plane partial dbeta, then one step of dL/d(membrane) carried backwards */
+    return (size_t)d->n * d->c * (1 + (size_t)d->hw);
 }
 
 /* dbeta from per-plane partials summed in plane order: the same bits for any thread count. */
@@ -121,18 +92,45 @@ static void reduce_dbeta(const lb_lif_desc *d, const float *part, float *dbeta) 
         for (int c = 0; c < d->c; c++) dbeta[d->beta_per_channel ? c : 0] += part[n * d->c + c];
 }
 
+/* The reverse recurrence of one plane, t outer (descending) and elements inner; gv holds
+ * dL/d(pre-grid membrane) of step t+1 for each element, the only state carried backwards. */
 static void lif_bwd_plane(const lb_lif_desc *d, long pl, const float *beta, const float *spk,
                           const float *mem, const float *dspk, float *dx, int dx_acc,
-                          float *scratch) {
-    size_t stride = (size_t)d->n * d->c * d->hw;
-    float step = d->mem_bits ? lb_lif_mem_step(d) : 1.0f;
-    float b = beta_of(d, beta, (int)(pl % d->c));
-    size_t base = (size_t)pl * d->hw;
+                          float *scratch, int want_db) {
+    const size_t stride = (size_t)d->n * d->c * d->hw, base = (size_t)pl * d->hw;
+    const int hw = d->hw, zero = d->reset == LB_RESET_ZERO, detach = d->detach_reset;
+    const float b = beta_of(d, beta, (int)(pl % d->c)), th = d->theta;
+    const float step = d->mem_bits ? lb_lif_mem_step(d) : 1.0f;
+    const float lo = d->mem_bits ? -ldexpf(1.0f, d->mem_bits - 1) : 0;
+    const float hi = d->mem_bits ? ldexpf(1.0f, d->mem_bits - 1) - 1 : 0;
+    float *gv = scratch + (size_t)d->n * d->c + base;
     float db = 0;
-    for (int p = 0; p < d->hw; p++)
-        db += lif_bwd_elem(d, stride, b, step, spk + base + p, mem + base + p, dspk + base + p,
-                           dx + base + p, dx_acc);
-    if (scratch) scratch[pl] = db;
+    for (int p = 0; p < hw; p++) gv[p] = 0;
+    for (int t = d->t - 1; t >= 0; t--) {
+        const size_t o = (size_t)t * stride + base;
+        const float *ut = mem + o, *st = spk + o, *gt = dspk + o;
+        float *xt = dx + o;
+        const float *um = t ? ut - stride : NULL, *sm = t ? st - stride : NULL;
+        for (int p = 0; p < hw; p++) {
+            float u = ut[p], s = st[p], gn = gv[p];
+            float gs = gt[p];
+            if (!detach) gs += zero ? -b * u * gn : -th * gn;
+            float carry = zero ? b * (1 - s) * gn : b * gn;
+            float g = gs * surrogate(d, u - th) + carry;
+            if (d->mem_bits) {
+                float m = u / step;
+                if (m <= lo || m >= hi) g = 0;
+            }
+            xt[p] = dx_acc ? xt[p] + g : g;
+            if (want_db && t > 0) {
+                float up = um[p];
+                if (zero) up *= 1 - sm[p];
+                db += g * up;
+            }
+            gv[p] = g;
+        }
+    }
+    if (want_db) scratch[pl] = db;
 }
 
 void lb_lif_backward_ref(const lb_lif_desc *d, const float *beta, const float *spk,
@@ -140,7 +138,7 @@ void lb_lif_backward_ref(const lb_lif_desc *d, const float *beta, const float *s
                          float *scratch) {
     long planes = (long)d->n * d->c;
     for (long pl = 0; pl < planes; pl++)
-        lif_bwd_plane(d, pl, beta, spk, mem, dspk, dx, dx_acc, dbeta ? scratch : NULL);
+        lif_bwd_plane(d, pl, beta, spk, mem, dspk, dx, dx_acc, scratch, dbeta != NULL);
     if (dbeta) reduce_dbeta(d, scratch, dbeta);
 }
 
@@ -150,6 +148,6 @@ void lb_lif_backward(const lb_lif_desc *d, const float *beta, const float *spk, 
     size_t stride = (size_t)d->n * d->c * d->hw;
 #pragma omp parallel for schedule(static) if (stride >= 16384)
     for (long pl = 0; pl < planes; pl++)
-        lif_bwd_plane(d, pl, beta, spk, mem, dspk, dx, dx_acc, dbeta ? scratch : NULL);
+        lif_bwd_plane(d, pl, beta, spk, mem, dspk, dx, dx_acc, scratch, dbeta != NULL);
     if (dbeta) reduce_dbeta(d, scratch, dbeta);
 }
