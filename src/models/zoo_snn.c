@@ -63,7 +63,7 @@ static int norm(lb_net *n, const lb_snn_cfg *s, const char *name, int x) {
  * is repeated over time before its LIF (the same values as repeating the image, T times less
  * work for the first conv). */
 static int conv_block(lb_net *n, const lb_snn_cfg *s, int idx, int x, int cout, int pool) {
-    char cn[16], nn[16], ln[16];
+    char cn[32], nn[32], ln[32];
     snprintf(cn, sizeof cn, "conv%d", idx);
     snprintf(nn, sizeof nn, "norm%d", idx);
     snprintf(ln, sizeof ln, "lif%d", idx);
@@ -113,7 +113,7 @@ static void build_resnet(lb_net *n, const lb_model_cfg *cfg) {
     for (int st = 0; st < 3; st++)
         for (int b = 0; b < 3; b++) {
             int cout = widths[st], stride = (st > 0 && b == 0) ? 2 : 1;
-            char a[24], c[24];
+            char a[48], c[48];
             snprintf(a, sizeof a, "s%db%d.conv1", st + 1, b + 1);
             snprintf(c, sizeof c, "s%db%d.norm1", st + 1, b + 1);
             int y = norm(n, s, c, lb_net_conv(n, a, x, cout, 3, stride, 1, 1, 0));
