@@ -19,6 +19,9 @@ void cli_train_usage(void);
 /* The spiking-model options (cli_snn.c): 1 if argv[*i] was one. */
 int cli_snn_option(const char *cmd, int argc, char **argv, int *i, lb_snn_cfg *s);
 void cli_snn_usage(void);
+/* After parsing: a spiking option with a model that is not spiking, or spiking options that do
+ * not fit together (--loss mse-count with --readout membrane), exit 2 naming them. */
+void cli_snn_check(const char *cmd, const lb_train_cfg *c);
 /* --image-size HxW, --channels 1|3, --test-split F (image folders); 1 if argv[*i] was one. */
 int cli_image_option(const char *cmd, int argc, char **argv, int *i, lb_image_opts *img);
 /* After parsing: a reg option (--levels, --reg-kind, --reg-lambda, ...) without --quant reg

@@ -6,6 +6,7 @@
 #include <string.h>
 
 static int g_slope_given;
+static const char *g_snn_opt; /* the first spiking option seen (cli_snn_check) */
 
 static int pick(const char *cmd, const char *opt, const char *v, const char *const *names) {
     int i = lb_name_index(names, v);
@@ -73,7 +74,16 @@ int cli_snn_option(const char *cmd, int argc, char **argv, int *i, lb_snn_cfg *s
     }
 #undef IS
 #undef VAL
+    if (!g_snn_opt) g_snn_opt = o;
     return 1;
+}
+
+void cli_snn_check(const char *cmd, const lb_train_cfg *c) {
+    if (g_snn_opt && !lb_model_is_snn(&c->model))
+        cli_die(2, cmd, "%s is a spiking-network option: it needs --model snn-vgg or snn-resnet",
+                g_snn_opt);
+    if (lb_model_is_snn(&c->model) && lb_snn_cfg_check(&c->model.snn) != LB_OK)
+        cli_die(2, cmd, "%s", lb_error_msg());
 }
 
 void cli_snn_usage(void) {

@@ -36,6 +36,7 @@ int cmd_bench(int argc, char **argv) {
             cli_die(2, "bench", "unknown option '%s' (see lowbit bench --help)", o);
     }
     cli_reg_check("bench", &c);
+    cli_snn_check("bench", &c);
     lb_bench_result r;
     if (profile) puts("per layer, mean per timed step:");
     lb_status st = lb_bench_run(&c, warmup, steps, &r, profile ? print_node : NULL, NULL);

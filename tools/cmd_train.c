@@ -127,6 +127,7 @@ int cmd_train(int argc, char **argv) {
         check_resume_options(argc, argv, c.resume);
     else
         cli_reg_check("train", &c);
+    cli_snn_check("train", &c);
     if (c.resume[0] && !epochs_given) c.epochs = 0; /* take the recorded count */
     bar b = {isatty(2)};
     float acc = 0;

@@ -113,8 +113,8 @@ expect_fail "T zero" "--timesteps: expected an integer in 1..256, got '0'" \
     "$L" train "${C[@]}" --out "$T/e1.ckpt" --timesteps 0
 expect_fail "T huge" "--timesteps: expected an integer in 1..256" \
     "$L" train "${C[@]}" --out "$T/e2.ckpt" --timesteps 1000
-expect_fail "events on images" "--encoding events: the input must hold T x 1 or 2 polarity" \
-    "$L" train "${C[@]}" --out "$T/e3.ckpt" --encoding events
+expect_fail "spiking option on a cnn" "--encoding is a spiking-network option: it needs --model" \
+    "$L" train --data "$DATA" --model cnn --out "$T/e3.ckpt" --encoding rate
 expect_fail "unknown encoding" "--encoding: expected one of direct, rate, events, got 'poisson'" \
     "$L" train "${C[@]}" --out "$T/e4.ckpt" --encoding poisson
 expect_fail "mse-count membrane" "--loss mse-count needs --readout count" \
