@@ -445,6 +445,12 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
     memset(&r, 0, sizeof r);
     lb_watch w;
     memset(&w, 0, sizeof w);
+    if (fn && lb_model_is_snn(&c->model) && c->model.snn.encoding == LB_ENC_EVENTS) {
+        lb_progress p = {0}; /* the emulator is the one slow step before the first batch */
+        p.note = "data: event frames: an event folder binned, or a static set through the DVS "
+                 "emulator (about a minute for 60,000 images on 2 cores; docs/events.md)";
+        fn(ctx, &p);
+    }
     if ((st = lb_run_setup(&r, c)) != LB_OK) goto out;
     int steps_per_epoch = lb_loader_batches(r.loader);
     lb_sched sch;
