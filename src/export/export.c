@@ -140,7 +140,8 @@ lb_status lb_int_export(const lb_int_model *m, const char *dir, const char *sour
         return lb_error_set(LB_EIO, "%s: cannot create a temporary directory in '%s': %s", dir,
                             parent, strerror(errno));
     lb_export_plan plan;
-    lb_status s = lb_export_plan_make(m, &plan);
+    memset(&plan, 0, sizeof plan); /* a spiking model's buffers are its own (emit_snn.c) */
+    lb_status s = m->snn ? LB_OK : lb_export_plan_make(m, &plan);
     /* the manifest last: a directory with it is complete */
     for (int i = 0; i < NFILES && s == LB_OK; i++) s = write_one(tmp, g_files[i], m, &plan, source);
     if (static_bytes && s == LB_OK) *static_bytes = lb_export_plan_bytes(&plan);
