@@ -10,20 +10,7 @@ set -u
 L=${1:?usage: dorefa.sh path/to/lowbit}
 DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
 CC99=${CC99:-cc}
-T=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_dorefa.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { # name, why, [file to show]
-    fail=$((fail + 1))
-    echo "FAIL $1: $2"
-    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/    /' "$3" | tail -5
-}
-finish() {
-    echo "dorefa.sh: $pass passed, $fail failed"
-    [ "$fail" -eq 0 ]
-    exit
-}
+. "$(dirname "$0")/common.bash"
 if [ ! -d "$DATA" ]; then
     bad "data" "data set $DATA missing"
     finish
@@ -96,15 +83,6 @@ for sel in "wd --wquant dorefa --aquant lsq --per-channel" "ap --quant lsq --aqu
 done
 
 # ---- errors: before anything is read or written ----------------------------------------------
-expect_fail() { # name, pattern in stderr, command...
-    local name=$1 pat=$2
-    shift 2
-    "$@" >"$T/err.out" 2>"$T/err.txt"
-    local rc=$?
-    if [ "$rc" -ne 0 ] && grep -q -- "$pat" "$T/err.txt"; then ok; else
-        bad "$name" "exit $rc, want non-zero and '$pat'" "$T/err.txt"
-    fi
-}
 expect_fail "pact weights" "--wquant pact: PACT quantizes activations" \
     "$L" train "${C[@]}" --out "$T/e1.ckpt" --wquant pact
 expect_fail "dorefa activations" "--aquant dorefa: dorefa quantizes weights only" \

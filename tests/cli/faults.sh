@@ -12,20 +12,7 @@ set -u
 L=${1:?usage: faults.sh path/to/lowbit}
 DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
 CC99=${CC99:-cc}
-T=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_faults.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { # name, why, [file to show]
-    fail=$((fail + 1))
-    echo "FAIL $1: $2"
-    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/    /' "$3" | tail -5
-}
-finish() {
-    echo "faults.sh: $pass passed, $fail failed"
-    [ "$fail" -eq 0 ]
-    exit
-}
+. "$(dirname "$0")/common.bash"
 
 ntrain=512 nimg=500 quick=0
 if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then ntrain=64 nimg=60 quick=1; fi
@@ -139,15 +126,6 @@ if "$L" faults convert "$T/m2.txt" --for "$T/lsq.ckpt" -o "$T/t.lbmap" >"$T/conv
 else bad "faults convert" "text map not converted or not used" "$T/conv"; fi
 
 # ---- bad input ----------------------------------------------------------------------------------
-expect_fail() { # name, pattern in stderr, command...
-    local name=$1 pat=$2
-    shift 2
-    "$@" >"$T/err.out" 2>"$T/err.txt"
-    local rc=$?
-    if [ "$rc" -ne 0 ] && grep -q -- "$pat" "$T/err.txt"; then ok; else
-        bad "$name" "exit $rc, want non-zero and '$pat'" "$T/err.txt"
-    fi
-}
 for o in "--rate 1.5" "--rate -0.1" "--sa1-share 2" "--sa1-share -1" "--variability -0.1"; do
     set -- $o
     expect_fail "map $o" "$1" "$L" "${M[@]}" $o -o "$T/x.lbmap"

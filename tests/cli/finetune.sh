@@ -10,20 +10,7 @@
 set -u
 L=${1:?usage: finetune.sh path/to/lowbit}
 DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
-T=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_finetune.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { # name, why, [file to show]
-    fail=$((fail + 1))
-    echo "FAIL $1: $2"
-    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/    /' "$3" | tail -5
-}
-finish() {
-    echo "finetune.sh: $pass passed, $fail failed"
-    [ "$fail" -eq 0 ]
-    exit
-}
+. "$(dirname "$0")/common.bash"
 
 ntrain=768 nft=128 ntest=200
 if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then ntrain=256 nft=64 ntest=64; fi

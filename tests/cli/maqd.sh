@@ -12,20 +12,7 @@ set -u
 L=${1:?usage: maqd.sh path/to/lowbit}
 DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
 CC99=${CC99:-cc}
-T=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_maqd.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { # name, why, [file to show]
-    fail=$((fail + 1))
-    echo "FAIL $1: $2"
-    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/    /' "$3" | tail -5
-}
-finish() {
-    echo "maqd.sh: $pass passed, $fail failed"
-    [ "$fail" -eq 0 ]
-    exit
-}
+. "$(dirname "$0")/common.bash"
 if [ ! -d "$DATA" ]; then
     bad "data" "data set $DATA missing"
     finish

@@ -13,20 +13,7 @@ DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
 PY=${LOWBIT_PYTHON:-/usr/bin/python3}
 HERE=$(cd "$(dirname "$0")/../.." && pwd)
 GEN="$HERE/tests/onnx/onnx_models.py"
-T=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_onnx.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { # name, why, [file to show]
-    fail=$((fail + 1))
-    echo "FAIL $1: $2"
-    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/    /' "$3" | tail -5
-}
-finish() {
-    echo "onnx.sh: $pass passed, $fail failed"
-    [ "$fail" -eq 0 ]
-    exit
-}
+. "$(dirname "$0")/common.bash"
 nimg=500 ntrain=2048
 if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then nimg=64 ntrain=256; fi
 [ -d "$DATA" ] || { bad data "data set $DATA missing (scripts/deps.sh)"; finish; }

@@ -11,20 +11,7 @@ L=${1:?usage: reg.sh path/to/lowbit}
 DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
-T=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_reg.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { # name, why, [file to show]
-    fail=$((fail + 1))
-    echo "FAIL $1: $2"
-    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/    /' "$3" | tail -5
-}
-finish() {
-    echo "reg.sh: $pass passed, $fail failed"
-    [ "$fail" -eq 0 ]
-    exit
-}
+. "$(dirname "$0")/common.bash"
 if [ ! -d "$DATA" ]; then
     bad "data" "data set $DATA missing"
     finish

@@ -9,20 +9,7 @@ set -u
 L=${1:?usage: snn.sh path/to/lowbit}
 DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
 CC99=${CC99:-cc}
-T=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_snn.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { # name, why, [file to show]
-    fail=$((fail + 1))
-    echo "FAIL $1: $2"
-    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/    /' "$3" | tail -5
-}
-finish() {
-    echo "snn.sh: $pass passed, $fail failed"
-    [ "$fail" -eq 0 ]
-    exit
-}
+. "$(dirname "$0")/common.bash"
 if [ ! -d "$DATA" ]; then
     bad "data" "data set $DATA missing"
     finish
@@ -100,15 +87,6 @@ if cmp -s "$T/full.ckpt" "$T/part.ckpt"; then ok; else
 fi
 
 # ---- errors: before anything is written -------------------------------------------------------
-expect_fail() { # name, pattern in stderr, command...
-    local name=$1 pat=$2
-    shift 2
-    "$@" >"$T/err.out" 2>"$T/err.txt"
-    local rc=$?
-    if [ "$rc" -ne 0 ] && grep -q -- "$pat" "$T/err.txt"; then ok; else
-        bad "$name" "exit $rc, want non-zero and '$pat'" "$T/err.txt"
-    fi
-}
 expect_fail "T zero" "--timesteps: expected an integer in 1..256, got '0'" \
     "$L" train "${C[@]}" --out "$T/e1.ckpt" --timesteps 0
 expect_fail "T huge" "--timesteps: expected an integer in 1..256" \
