@@ -2,6 +2,7 @@
  * fraction), choosing the default size and channels, decoding every image once into the uint8
  * tensor. Not the decoders or the resampling (image.c). */
 #include "lb_data.h"
+#include "classdir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,131 +13,24 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#define PATH_CAP 4096
-
-typedef struct strs {
-    char **v;
-    int n, cap;
-} strs;
-
-static void strs_free(strs *s) {
-    for (int i = 0; i < s->n; i++) free(s->v[i]);
-    free(s->v);
-    memset(s, 0, sizeof *s);
-}
-
-static int strs_push(strs *s, const char *x) {
-    if (s->n == s->cap) {
-        int nc = s->cap ? s->cap * 2 : 16;
-        char **nv = realloc(s->v, (size_t)nc * sizeof *nv);
-        if (!nv) return 0;
-        s->v = nv;
-        s->cap = nc;
-    }
-    if (!(s->v[s->n] = strdup(x))) return 0;
-    s->n++;
-    return 1;
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int is_dir(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
 static int is_image_name(const char *n) {
     const char *dot = strrchr(n, '.');
     return dot &&
            (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
 }
 
-/* The visible entries of dir that are folders (want_dirs) or image files, sorted bytewise (so the
- * order does not depend on the file system or the locale). */
-static lb_status list_dir(const char *dir, int want_dirs, strs *out) {
-    memset(out, 0, sizeof *out);
-    DIR *d = opendir(dir);
-    if (!d) return lb_error_set(LB_EIO, "%s: cannot open folder: %s", dir, strerror(errno));
-    struct dirent *e;
-    char p[PATH_CAP];
-    lb_status st = LB_OK;
-    while (!st && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p) {
-            st = lb_error_set(LB_EINVAL, "%s/%s: path too long", dir, e->d_name);
-            break;
-        }
-        struct stat sb;
-        if (stat(p, &sb) != 0) continue; /* a dangling link is not an image */
-        int ok = want_dirs ? S_ISDIR(sb.st_mode) : S_ISREG(sb.st_mode) && is_image_name(e->d_name);
-        if (ok && !strs_push(out, e->d_name))
-            st = lb_error_set(LB_ENOMEM, "%s: out of memory", dir);
-    }
-    closedir(d);
-    if (st)
-        strs_free(out);
-    else if (out->n)
-        qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_str);
-    return st;
-}
-
-typedef struct item {
-    char *path; /* dir/<class>/<file> */
-    const char *file;
-    int label;
-} item;
-
-typedef struct items {
-    item *v;
-    int n, cap;
-} items;
-
-static void items_free(items *s) {
-    for (int i = 0; i < s->n; i++) free(s->v[i].path);
-    free(s->v);
-    memset(s, 0, sizeof *s);
-}
-
-static int items_push(items *s, const char *dir, const char *cls, const char *file, int label) {
-    if (s->n == s->cap) {
-        int nc = s->cap ? s->cap * 2 : 256;
-        item *nv = realloc(s->v, (size_t)nc * sizeof *nv);
-        if (!nv) return 0;
-        s->v = nv;
-        s->cap = nc;
-    }
-    item *it = &s->v[s->n];
-    size_t len = strlen(dir) + strlen(cls) + strlen(file) + 3;
-    if (!(it->path = malloc(len))) return 0;
-    snprintf(it->path, len, "%s/%s/%s", dir, cls, file);
-    it->file = it->path + strlen(dir) + strlen(cls) + 2;
-    it->label = label;
-    s->n++;
-    return 1;
-}
-
-/* File name, then class: a tree written from an ordered set with numbered names (00001.png, ...)
- * keeps that set's order, whatever folder each image is in. */
-static int cmp_item(const void *a, const void *b) {
-    const item *x = a, *y = b;
-    int c = strcmp(x->file, y->file);
-    return c ? c : (x->label > y->label) - (x->label < y->label);
-}
-
 /* The layout of a folder: root holding the training classes, and the test root ("" when the
  * test split is held out of root). */
 typedef struct layout {
-    char root[PATH_CAP], test[PATH_CAP];
+    char root[LB_PATH_CAP], test[LB_PATH_CAP];
 } layout;
 
 static lb_status find_layout(const char *dir, layout *L) {
-    if (strlen(dir) > PATH_CAP - 16) return lb_error_set(LB_EINVAL, "%s: path too long", dir);
+    if (strlen(dir) > LB_PATH_CAP - 16) return lb_error_set(LB_EINVAL, "%s: path too long", dir);
     snprintf(L->root, sizeof L->root, "%s/train", dir);
-    if (is_dir(L->root)) {
+    if (lb_is_dir(L->root)) {
         snprintf(L->test, sizeof L->test, "%s/test", dir);
-        if (!is_dir(L->test)) L->test[0] = 0;
+        if (!lb_is_dir(L->test)) L->test[0] = 0;
     } else {
         snprintf(L->root, sizeof L->root, "%s", dir);
         L->test[0] = 0;
@@ -148,10 +42,10 @@ int lb_imgdir_detect(const char *dir) {
     layout L;
     if (!dir || find_layout(dir, &L) != LB_OK) return 0;
     if (L.root[strlen(dir)]) return 1; /* DIR/train/: an image folder, possibly a broken one */
-    strs cls;
-    if (list_dir(L.root, 1, &cls) != LB_OK) return 0;
+    lb_strs cls;
+    if (lb_list_dir(L.root, NULL, &cls) != LB_OK) return 0;
     int n = cls.n;
-    strs_free(&cls);
+    lb_strs_free(&cls);
     return n > 0;
 }
 
@@ -174,80 +68,6 @@ static int utf8_ok(const unsigned char *p) {
         p += n + 1;
     }
     return 1;
-}
-
-/* Every image of every class folder under root, labelled by its index in `classes` (the training
- * split's folders; a test folder outside them is an error). */
-static lb_status collect(const char *root, const strs *classes, items *out) {
-    strs present;
-    lb_status st = list_dir(root, 1, &present);
-    if (st) return st;
-    if (!present.n) {
-        strs_free(&present);
-        return lb_error_set(LB_EFORMAT, "%s: no class folders (expected %s/<class>/*.png|jpg)",
-                            root, root);
-    }
-    for (int i = 0; i < present.n && !st; i++) {
-        const char *c = present.v[i];
-        char **hit = bsearch(&c, classes->v, (size_t)classes->n, sizeof *classes->v, cmp_str);
-        if (!hit) {
-            st = lb_error_set(LB_EFORMAT,
-                              "%s/%s: class '%s' has no training folder; the training classes "
-                              "are the folders of the training split",
-                              root, c, c);
-            break;
-        }
-        char p[PATH_CAP];
-        snprintf(p, sizeof p, "%s/%s", root, c);
-        strs files;
-        if ((st = list_dir(p, 0, &files))) break;
-        if (!files.n)
-            st = lb_error_set(LB_EFORMAT, "%s: empty class folder (no .png, .jpg or .jpeg files)",
-                              p);
-        for (int k = 0; k < files.n && !st; k++)
-            if (!items_push(out, root, c, files.v[k], (int)(hit - classes->v)))
-                st = lb_error_set(LB_ENOMEM, "%s: out of memory", p);
-        strs_free(&files);
-    }
-    strs_free(&present);
-    return st;
-}
-
-/* Without a test folder: per class, a Fisher-Yates shuffle from (seed, class) of the class's
- * images in name order, the first round(frac * n) of it held out. Keeps the split's items. */
-static lb_status hold_out(items *s, int classes, float frac, uint64_t seed, int train) {
-    int *idx = malloc((size_t)s->n * sizeof *idx);
-    char *test = calloc((size_t)s->n + 1, 1);
-    if (!idx || !test) {
-        free(idx);
-        free(test);
-        return lb_error_set(LB_ENOMEM, "out of memory splitting %d images", s->n);
-    }
-    for (int c = 0; c < classes; c++) {
-        int n = 0;
-        for (int i = 0; i < s->n; i++) /* collect() adds a class's files in name order */
-            if (s->v[i].label == c) idx[n++] = i;
-        lb_rng r;
-        lb_rng_derive(&r, seed, 0x696d67646972ull /* "imgdir" */, (uint64_t)c);
-        for (int i = n - 1; i > 0; i--) {
-            int j = (int)lb_rng_below(&r, (uint32_t)i + 1), t = idx[i];
-            idx[i] = idx[j];
-            idx[j] = t;
-        }
-        int nt = (int)(frac * n + 0.5f);
-        for (int i = 0; i < nt; i++) test[idx[i]] = 1;
-    }
-    int k = 0;
-    for (int i = 0; i < s->n; i++) {
-        if (test[i] == !train)
-            s->v[k++] = s->v[i];
-        else
-            free(s->v[i].path);
-    }
-    s->n = k;
-    free(idx);
-    free(test);
-    return LB_OK;
 }
 
 /* Errors are set per thread (lb_error_set is thread-local): the first failing file in sample
@@ -274,7 +94,7 @@ static int cmp_size(const void *a, const void *b) {
 
 /* Default size and channels from the headers of every image (both splits, so that training and
  * test get the same choice). */
-static lb_status probe_defaults(const items *all, int *h, int *w, int *c) {
+static lb_status probe_defaults(const lb_items *all, int *h, int *w, int *c) {
     size_count *sz = malloc((size_t)all->n * sizeof *sz);
     if (!sz) return lb_error_set(LB_ENOMEM, "out of memory probing %d images", all->n);
     int colour = 0, bad = all->n;
@@ -315,7 +135,7 @@ static lb_status probe_defaults(const items *all, int *h, int *w, int *c) {
 }
 
 /* class_names: one block, the pointer array followed by the strings. */
-static char **names_block(const strs *cls) {
+static char **names_block(const lb_strs *cls) {
     size_t bytes = (size_t)cls->n * sizeof(char *);
     for (int i = 0; i < cls->n; i++) bytes += strlen(cls->v[i]) + 1;
     char **v = malloc(bytes);
@@ -348,11 +168,11 @@ lb_status lb_imgdir_load(const char *dir, int train, const lb_image_opts *opts, 
     layout L;
     lb_status st = find_layout(dir, &L);
     if (st) return st;
-    strs cls;
-    items tr = {0}, te = {0};
-    if ((st = list_dir(L.root, 1, &cls))) return st;
+    lb_strs cls;
+    lb_items tr = {0}, te = {0};
+    if ((st = lb_list_dir(L.root, NULL, &cls))) return st;
     if (!cls.n) {
-        strs_free(&cls);
+        lb_strs_free(&cls);
         return lb_error_set(LB_EFORMAT, "%s: no class folders (expected %s/<class>/*.png|jpg)",
                             L.root, L.root);
     }
@@ -362,13 +182,16 @@ lb_status lb_imgdir_load(const char *dir, int train, const lb_image_opts *opts, 
                               "%s/%s: class folder name is not UTF-8 (it is recorded in the "
                               "checkpoint as JSON): rename it",
                               L.root, cls.v[i]);
-            strs_free(&cls);
+            lb_strs_free(&cls);
             return st;
         }
-    st = collect(L.root, &cls, &tr);
-    if (!st && L.test[0]) st = collect(L.test, &cls, &te);
+    st = lb_classdir_collect(L.root, &cls, is_image_name, "*.png|jpg",
+                             "no .png, .jpg or .jpeg files", &tr);
+    if (!st && L.test[0])
+        st = lb_classdir_collect(L.test, &cls, is_image_name, "*.png|jpg",
+                                 "no .png, .jpg or .jpeg files", &te);
     if (!st && !o.h) {
-        items all = tr; /* both splits, borrowed: not freed here */
+        lb_items all = tr; /* both splits, borrowed: not freed here */
         if (te.n) {
             all.v = malloc((size_t)(tr.n + te.n) * sizeof *all.v);
             if (!all.v)
@@ -386,14 +209,15 @@ lb_status lb_imgdir_load(const char *dir, int train, const lb_image_opts *opts, 
         st = probe_defaults(&tr, &h, &w, &o.c);
         if (!st && o.c == 1 && te.n) st = probe_defaults(&te, &h, &w, &o.c);
     }
-    items *s = train ? &tr : &te;
+    lb_items *s = train ? &tr : &te;
     if (!st && !L.test[0]) {
         if (!train) { /* held out of the training folders */
-            items t = tr;
+            lb_items t = tr;
             tr = te;
             te = t;
         }
-        st = hold_out(s, cls.n, o.test_split, o.seed, train);
+        st = lb_classdir_hold_out(s, cls.n, o.test_split, o.seed, 0x696d67646972ull /* "imgdir" */,
+                                  train);
     }
     if (!st && s->n == 0 && train)
         st = lb_error_set(LB_EFORMAT, "%s: no training images left after holding out %g", L.root,
@@ -406,7 +230,7 @@ lb_status lb_imgdir_load(const char *dir, int train, const lb_image_opts *opts, 
         st =
             lb_error_set(LB_ENOMEM, "%s: %d images of %zu bytes do not fit memory", dir, s->n, per);
     if (!st) {
-        qsort(s->v, (size_t)s->n, sizeof *s->v, cmp_item);
+        qsort(s->v, (size_t)s->n, sizeof *s->v, lb_item_cmp);
         out->images = malloc((size_t)s->n * per);
         out->labels = malloc((size_t)s->n * sizeof *out->labels);
         out->class_names = names_block(&cls);
@@ -435,9 +259,9 @@ lb_status lb_imgdir_load(const char *dir, int train, const lb_image_opts *opts, 
         out->w = o.w;
         out->classes = cls.n;
     }
-    items_free(&tr);
-    items_free(&te);
-    strs_free(&cls);
+    lb_items_free(&tr);
+    lb_items_free(&te);
+    lb_strs_free(&cls);
     if (st) lb_dataset_free(out);
     return st;
 }
