@@ -187,16 +187,17 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
             c->model.q.kind = LB_Q_NONE;
         else if (lb_qkind_parse(v, &c->model.q.kind) != LB_OK || c->model.q.kind == LB_Q_NONE)
             cli_die(2, cmd,
-                    "--quant: expected fp32, lsq, fixed, reg, dorefa, roundclip, msqe-po2 or "
-                    "grad-po2, got '%s'",
+                    "--quant: expected fp32, lsq, fixed, reg, dorefa, roundclip, msqe-po2, "
+                    "grad-po2 or sliced, got '%s'",
                     v);
     } else if (IS("--wquant") || IS("--aquant")) {
         const char *v = VAL;
         lb_qkind k;
         if (lb_qkind_parse(v, &k) != LB_OK)
             cli_die(2, cmd,
-                    "%s: expected none, fixed, lsq, %s, roundclip, msqe-po2, grad-po2, got '%s'", o,
-                    o[2] == 'w' ? "dorefa" : "pact", v);
+                    "%s: expected none, fixed, lsq, %s, roundclip, msqe-po2, grad-po2, sliced, "
+                    "got '%s'",
+                    o, o[2] == 'w' ? "dorefa" : "pact", v);
         *(o[2] == 'w' ? &c->model.q.wquant : &c->model.q.aquant) = 1 + (int)k;
     } else if (IS("--wbits")) {
         c->model.q.wbits = cli_int(cmd, o, VAL, 2, 8);
@@ -316,7 +317,7 @@ void cli_train_usage(void) {
           "                     has at least 1000 optimizer steps; printed at the start)\n"
           "  --batch B          batch size (default 128)\n"
           "  --lr LR            peak learning rate (default 0.02 for cnn, 0.1 for resnets)\n"
-          "  --quant Q          fp32 | lsq | fixed | reg | dorefa | msqe-po2 | grad-po2\n"
+          "  --quant Q          fp32 | lsq | fixed | reg | dorefa | msqe-po2 | grad-po2 | sliced\n"
           "                     (default fp32); reg:\n"
           "                     weights pulled onto levels by a regularizer, LSQ\n"
           "                     activations (docs/reg.md)\n"

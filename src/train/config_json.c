@@ -261,7 +261,7 @@ lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg 
     if (lb_qkind_parse(qk, &m->q.kind) != LB_OK)
         return lb_error_set(LB_EFORMAT,
                             "%s: metadata lowbit.model: field \"quant\" is '%s', not one of none, "
-                            "fixed, lsq, reg, dorefa, pact, roundclip, msqe-po2, grad-po2",
+                            "fixed, lsq, reg, dorefa, pact, roundclip, msqe-po2, grad-po2, sliced",
                             path, qk);
     const char *side[2] = {wq, aq};
     int *sel[2] = {&m->q.wquant, &m->q.aquant};

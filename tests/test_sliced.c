@@ -1,0 +1,253 @@
+/* Tensor-sliced learned precision (methods.md sec. 4, seed 004; src/quant/sliced.c): the bit-width
+ * formula at its boundaries, the forward against the round-then-clip grid the integer path uses
+ * (bit for bit), finite differences of d, xmax and the input through the rounding-gradient
+ * modifications (EWGS for weights, inverse tanh for activations), of the size in kB (the penalty's
+ * gradient), the projection, the init and the po2 option. PyTorch: test_torch_sliced.c. */
+#include "lb_quant.h"
+#include "lb_test.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { CH = 3, IN = 40, OUT = 2, NT = OUT * CH * IN };
+
+static unsigned rng = 12345u;
+static float urand(void) { /* [-1, 1) */
+    rng = rng * 1664525u + 1013904223u;
+    return (float)((rng >> 8) / 8388608.0 - 1.0);
+}
+
+static void bind(lb_quant *q, int sg, int pc, int weight, int bits, int po2, float *p, float *dp,
+                 float *st) {
+    lb_qcfg c = {.kind = LB_Q_SLICED,
+                 .bits = bits,
+                 .is_signed = sg,
+                 .per_channel = pc,
+                 .po2 = po2,
+                 .numel = weight ? CH * IN : 0};
+    CHECK(lb_quant_bind(q, &c, CH, IN, CH * IN, p, dp, st) == LB_OK, "bind: %s", lb_error_msg());
+}
+
+static void test_bits(void) {
+    CHECK(lb_sliced_bits(1, 1, 1) == 2 && lb_sliced_bits(1, 1, 0) == 1,
+          "K=1: 2 signed, 1 unsigned");
+    CHECK(lb_sliced_bits(1, 3, 0) == 2 && lb_sliced_bits(1, 4, 0) == 3, "K=3: 2 bits, K=4: 3");
+    CHECK(lb_sliced_bits(1, 2.5f, 0) == 2, "xmax/d = 2.5 rounds to even K=2: 2 bits");
+    CHECK(lb_sliced_bits(1, 3.5f, 0) == 3, "xmax/d = 3.5 rounds to K=4: 3 bits");
+    CHECK(lb_sliced_bits(1, 1.49f, 1) == 2 && lb_sliced_bits(1, 1.51f, 1) == 3, "K 1 -> 2");
+    CHECK(lb_sliced_bits(1, 127, 1) == 8 && lb_sliced_bits(1, 128, 1) == 9, "K=127: 8, 128: 9");
+    CHECK(lb_sliced_bits(0.5f, 127.0f, 0) == 8, "K=254 unsigned: 8 bits");
+    CHECK(lb_sliced_bits(LB_SLICED_DMIN, LB_SLICED_XMAX, 1) == 20, "widest: K = 127*4096, 20 bits");
+    CHECK(lb_sliced_bits(1, 0.4f, 0) == 0, "K=0 (xmax < d/2): 0 bits (project keeps d <= xmax)");
+}
+
+/* forward == d * clip(round(x/d), -K, K) (the integer path's order), every element, po2 or not */
+static void test_forward(void) {
+    float p[2 * CH], dp[2 * CH], st[1], x[NT], y[NT];
+    lb_quant q;
+    for (int po2 = 0; po2 < 2; po2++)
+        for (int sg = 0; sg < 2; sg++) {
+            bind(&q, sg, 1, 1, 4, po2, p, dp, st);
+            for (int c = 0; c < CH; c++) p[c] = 0.05f + 0.07f * c, p[CH + c] = 0.33f + 0.2f * c;
+            q.state[0] = 1;
+            lb_quant_project(&q);
+            for (int i = 0; i < NT; i++) x[i] = 1.5f * urand();
+            x[0] = p[CH] * 1.0f, x[1] = -x[0], x[2] = 0.5f * lb_quant_sliced_d(&q, 0);
+            lb_quant_forward(&q, OUT, x, y, 0);
+            int bad = 0, kmax = 0;
+            for (int o = 0; o < OUT; o++)
+                for (int c = 0; c < CH; c++) {
+                    float d = lb_quant_sliced_d(&q, c);
+                    int K = lb_quant_sliced_k(&q, c);
+                    kmax = K > kmax ? K : kmax;
+                    for (int i = 0; i < IN; i++) {
+                        int j = (o * CH + c) * IN + i;
+                        float k = rintf(x[j] / d), lo = sg ? (float)-K : 0.0f;
+                        k = k < lo ? lo : k > K ? (float)K : k;
+                        bad += y[j] != d * k;
+                    }
+                }
+            CHECK(bad == 0, "po2 %d signed %d: %d values off the round-then-clip grid", po2, sg,
+                  bad);
+            CHECK(q.qp == kmax && q.qn == (sg ? kmax : 0), "qp = widest K");
+            if (po2)
+                for (int c = 0; c < CH; c++) {
+                    int e;
+                    CHECK(frexpf(lb_quant_sliced_d(&q, c), &e) == 0.5f, "po2 d is a power of 2");
+                }
+        }
+}
+
+/* The round's surrogate whose derivative is the modified gradient (sign s of g fixed): weights
+ * rho(u) = R0 + (u - u0) + delta s ((u-R0)^2 - (u0-R0)^2)/2; activations the integral of
+ * 1 + delta s k atanh(1.9 r), F(r) = r atanh(a r) + ln(1 - a^2 r^2)/(2a). */
+static double F(double r) {
+    double a = 1.9;
+    return r * atanh(a * r) + log(1 - a * a * r * r) / (2 * a);
+}
+
+static double surrogate_loss(const float *x, const float *g, const double *R0, const double *u0,
+                             double *dpar, int sg, int weight, int po2, const float *par) {
+    (void)po2;
+    double L = 0, kt = 0.5 / atanh(0.95);
+    for (int o = 0; o < OUT; o++)
+        for (int c = 0; c < CH; c++) {
+            double d = dpar[c], xm = dpar[CH + c], lo = sg ? -xm : 0;
+            (void)par;
+            for (int i = 0; i < IN; i++) {
+                int j = (o * CH + c) * IN + i;
+                double xv = x[j], cv = xv < lo ? lo : xv > xm ? xm : xv, u = cv / d;
+                double s = g[j] > 0 ? 1 : g[j] < 0 ? -1 : 0, r0 = u0[j] - R0[j];
+                double rho = weight ? R0[j] + (u - u0[j]) +
+                                          5e-3 * s * ((u - R0[j]) * (u - R0[j]) - r0 * r0) / 2
+                                    : R0[j] + (u - u0[j]) + 5e-3 * s * kt * (F(u - R0[j]) - F(r0));
+                L += g[j] * d * rho;
+            }
+        }
+    return L;
+}
+
+static void test_grad_fd(void) {
+    float p[2 * CH], dp[2 * CH], st[1], x[NT], y[NT], g[NT], dx[NT];
+    double R0[NT], u0[NT], par[2 * CH];
+    lb_quant q;
+    for (int weight = 0; weight < 2; weight++)
+        for (int sg = 0; sg < 2; sg++) {
+            bind(&q, sg, 1, weight, 4, 0, p, dp, st);
+            for (int c = 0; c < CH; c++) p[c] = 0.09f + 0.03f * c, p[CH + c] = 0.6f + 0.1f * c;
+            q.state[0] = 1;
+            for (int i = 0; i < NT; i++) x[i] = 1.2f * urand(), g[i] = urand();
+            lb_quant_forward(&q, OUT, x, y, 0);
+            lb_quant_backward(&q, OUT, x, g, dx, 0);
+            for (int j = 0; j < NT; j++) {
+                int c = (j / IN) % CH;
+                float xm = p[CH + c], lo = sg ? -xm : 0,
+                      cv = x[j] < lo   ? lo
+                           : x[j] > xm ? xm
+                                       : x[j];
+                u0[j] = (double)(cv / p[c]);
+                R0[j] = rint(u0[j]);
+            }
+            int badp = 0, badx = 0;
+            for (int k = 0; k < 2 * CH; k++) {
+                for (int m = 0; m < 2 * CH; m++) par[m] = p[m];
+                double h = 1e-6 * par[k];
+                par[k] += h;
+                double lp = surrogate_loss(x, g, R0, u0, par, sg, weight, 0, p);
+                par[k] -= 2 * h;
+                double lm = surrogate_loss(x, g, R0, u0, par, sg, weight, 0, p);
+                double fd = (lp - lm) / (2 * h);
+                if (fabs(fd - dp[k]) > 1e-4 * (1 + fabs(fd))) {
+                    badp++;
+                    fprintf(stderr, "  w%d s%d param %d: fd %.8g vs %.8g\n", weight, sg, k, fd,
+                            dp[k]);
+                }
+            }
+            /* dx: interior points only (clamp's kink at xmax is not differentiable) */
+            for (int j = 0; j < NT; j += 7) {
+                int c = (j / IN) % CH;
+                float xm = p[CH + c], lo = sg ? -xm : 0;
+                if (x[j] <= lo + 1e-3f || x[j] >= xm - 1e-3f) {
+                    badx += dx[j] != 0 && (x[j] < lo || x[j] > xm);
+                    continue;
+                }
+                double d = p[c], s = g[j] > 0 ? 1 : -1, r = x[j] / d - R0[j];
+                double m =
+                    weight ? 1 + 5e-3 * s * r : 1 + 5e-3 * s * 0.5 / atanh(0.95) * atanh(1.9 * r);
+                badx += fabs(dx[j] - g[j] * m) > 1e-6;
+            }
+            CHECK(badp == 0, "weight %d signed %d: d/xmax gradients off the FD", weight, sg);
+            CHECK(badx == 0, "weight %d signed %d: %d input gradients off", weight, sg, badx);
+        }
+}
+
+/* size in kB and its straight-through gradient against FD of n/(8000 ch) sum log2(xm/d+1) */
+static void test_size_fd(void) {
+    float p[2 * CH], dp[2 * CH], st[1], gd[CH], gx[CH];
+    lb_quant q;
+    for (int sg = 0; sg < 2; sg++) {
+        bind(&q, sg, 1, 1, 4, 0, p, dp, st);
+        for (int c = 0; c < CH; c++) p[c] = 0.01f * (c + 1), p[CH + c] = 0.5f + 0.3f * c;
+        q.state[0] = 1;
+        size_t n = 1000;
+        double kb = lb_quant_sliced_kb(&q, n, gd, gx), sum = 0;
+        for (int c = 0; c < CH; c++) sum += lb_quant_sliced_bits(&q, c);
+        CHECK_NEAR(kb, n * sum / CH / 8000.0, 1e-12, 0, "kB = n mean(b)/8000");
+        for (int k = 0; k < 2 * CH; k++) {
+            double par[2 * CH], f[2];
+            for (int t = 0; t < 2; t++) {
+                for (int m = 0; m < 2 * CH; m++) par[m] = p[m];
+                par[k] *= 1 + (t ? -1e-6 : 1e-6);
+                f[t] = 0;
+                for (int c = 0; c < CH; c++) f[t] += log2(par[CH + c] / par[c] + 1) + sg;
+                f[t] *= n / (8000.0 * CH);
+            }
+            double fd = (f[0] - f[1]) / (2e-6 * p[k]), an = k < CH ? gd[k] : gx[k - CH];
+            CHECK_NEAR(an, fd, 1e-9, 1e-5, "size gradient vs FD");
+        }
+    }
+}
+
+static void test_project_init(void) {
+    float p[2 * CH], dp[2 * CH], st[1], x[NT], y[NT];
+    lb_quant q;
+    bind(&q, 1, 1, 1, 4, 0, p, dp, st);
+    q.state[0] = 1;
+    p[0] = 5, p[CH] = 200;         /* d above the weight ceiling, xmax above 127 */
+    p[1] = 1e-9f, p[CH + 1] = -1;  /* both below their floors */
+    p[2] = 0.5f, p[CH + 2] = 0.1f; /* d > xmax */
+    int at = lb_quant_project(&q);
+    CHECK(p[0] == LB_SLICED_DMAX_W && p[CH] == LB_SLICED_XMAX, "weights: d <= 1, xmax <= 127");
+    CHECK(p[1] == LB_SLICED_DMIN && p[CH + 1] == LB_SLICED_XMIN, "floors 2^-12, 2^-8");
+    CHECK(p[2] == 0.1f, "d <= xmax");
+    CHECK(at == 5, "five parameters on a bound (got %d)", at);
+    bind(&q, 0, 0, 0, 4, 0, p, dp, st);
+    q.state[0] = 1;
+    p[0] = 50, p[1] = 100;
+    lb_quant_project(&q);
+    CHECK(p[0] == LB_SLICED_DMAX_A && q.ch == 1, "activations: d <= 8, one slice");
+    /* init: weights per slice from mean +- 3 sigma, d = xmax/(2^(b0-1)-1) */
+    bind(&q, 1, 1, 1, 4, 0, p, dp, st);
+    for (int i = 0; i < NT; i++) x[i] = 0.1f * urand() + 0.02f * ((i / IN) % CH);
+    lb_quant_forward(&q, OUT, x, y, 1);
+    for (int c = 0; c < CH; c++) {
+        double s = 0, s2 = 0;
+        for (int o = 0; o < OUT; o++)
+            for (int i = 0; i < IN; i++) {
+                double v = x[(o * CH + c) * IN + i];
+                s += v, s2 += v * v;
+            }
+        double mu = s / (OUT * IN), sd = sqrt(s2 / (OUT * IN) - mu * mu);
+        CHECK_NEAR(p[CH + c], fmax(fabs(mu - 3 * sd), fabs(mu + 3 * sd)), 1e-7, 1e-5, "xmax0");
+        CHECK_NEAR(p[c], p[CH + c] / 7, 0, 1e-6, "d0 = xmax0 / 7 at 4 bits");
+        CHECK(lb_quant_sliced_bits(&q, c) == 4, "b0 = 4 after the init");
+    }
+    /* activations: the 99.9th percentile of |x| (numpy's interpolation), unsigned d = xmax/15 */
+    bind(&q, 0, 0, 0, 4, 0, p, dp, st);
+    for (int i = 0; i < NT; i++) x[i] = 0.5f * (float)(i + 1); /* |x| = 0.5..120 */
+    lb_quant_forward(&q, OUT, x, y, 1);
+    CHECK_NEAR(p[1], 0.5 * (1 + 0.999 * (NT - 1)), 1e-4, 1e-6,
+               "activation xmax0 = 99.9th percentile");
+    CHECK_NEAR(p[0], p[1] / 15, 0, 1e-6, "unsigned d0 = xmax0/15");
+}
+
+static void test_errors(void) {
+    lb_qkind k;
+    CHECK(lb_qkind_parse("sliced", &k) == LB_OK && k == LB_Q_SLICED, "sliced parses");
+    CHECK(strcmp(lb_qkind_name(LB_Q_SLICED), "sliced") == 0, "name");
+    lb_qcfg c = {.kind = LB_Q_SLICED, .bits = 9, .is_signed = 1};
+    CHECK(lb_qcfg_check(&c) == LB_EINVAL, "b0 = 9 refused");
+    c.bits = 4, c.po2 = 1;
+    CHECK(lb_qcfg_check(&c) == LB_OK, "po2 d accepted");
+}
+
+int main(void) {
+    test_bits();
+    test_forward();
+    test_grad_fd();
+    test_size_fd();
+    test_project_init();
+    test_errors();
+    TEST_MAIN_END("test_sliced");
+}
