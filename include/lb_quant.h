@@ -229,6 +229,10 @@ int lb_quant_sliced_bits(const lb_quant *q, int c); /* bits of slice c */
  * each, may be NULL) also its straight-through gradient per slice: b taken as log2(xmax/d + 1) (+1)
  * without the round and the ceil. */
 double lb_quant_sliced_kb(const lb_quant *q, size_t n, float *dd, float *dxmax);
+/* After parameters were loaded from a file: checks them (LB_EFORMAT naming `what` and the slice
+ * when outside the ranges above) and sets qn/qp from them. LB_OK and nothing done for other
+ * kinds. */
+lb_status lb_quant_sliced_sync(lb_quant *q, const char *what);
 /* The kind's backward (scalar loops, double sums in the shared chunk order): it is its own
  * reference. Writes dx (dx_acc: adds) and OVERWRITES q->dparam (d then xmax). */
 void lb_quant_sliced_backward_ref(lb_quant *q, size_t outer, const float *x, const float *dy,

@@ -201,7 +201,12 @@ static void test_project_init(void) {
     CHECK(p[0] == LB_SLICED_DMAX_W && p[CH] == LB_SLICED_XMAX, "weights: d <= 1, xmax <= 127");
     CHECK(p[1] == LB_SLICED_DMIN && p[CH + 1] == LB_SLICED_XMIN, "floors 2^-12, 2^-8");
     CHECK(p[2] == 0.1f, "d <= xmax");
-    CHECK(at == 5, "five parameters on a bound (got %d)", at);
+    CHECK(at == 1, "one slice at its floors (got %d)", at);
+    CHECK(lb_quant_sliced_k(&q, 1) == 16 && lb_quant_sliced_bits(&q, 1) == 6,
+          "d raised to xmax/127 at most: here d 2^-12, xmax 2^-8, K 16");
+    p[0] = 1e-3f, p[CH] = 1.0f; /* K would be 1000: 11 bits */
+    lb_quant_project(&q);
+    CHECK(lb_quant_sliced_k(&q, 0) == 127 && lb_quant_sliced_bits(&q, 0) == 8, "capped at 8 bits");
     bind(&q, 0, 0, 0, 4, 0, p, dp, st);
     q.state[0] = 1;
     p[0] = 50, p[1] = 100;

@@ -92,20 +92,46 @@ static void set_k(lb_quant *q) {
     q->qn = q->cfg.is_signed ? kmax : 0;
 }
 
+lb_status lb_quant_sliced_sync(lb_quant *q, const char *what) {
+    if (q->cfg.kind != LB_Q_SLICED) return LB_OK;
+    for (int c = 0; c < q->ch; c++) {
+        float d = q->param[c], xm = q->param[q->ch + c];
+        if (!(d >= LB_SLICED_DMIN && d <= lb_sliced_dmax(q) && xm >= LB_SLICED_XMIN &&
+              xm <= LB_SLICED_XMAX && d <= xm))
+            return lb_error_set(LB_EFORMAT,
+                                "%s: sliced slice %d has d %g, xmax %g: outside d in [2^-12, %g], "
+                                "xmax in [2^-8, 127], d <= xmax (a damaged checkpoint)",
+                                what, c, d, xm, lb_sliced_dmax(q));
+    }
+    set_k(q);
+    return LB_OK;
+}
+
+/* Returns how many slices sit at the floors (d at 2^-12 or xmax at 2^-8): what the trainer's
+ * watch reports as a step held at its floor. The ceilings and d <= xmax are ordinary limits of
+ * the learned range, not a collapse, and are not counted. Beyond methods.md: d stays >= xmax/127
+ * (xmax/255 unsigned), so no slice learns more than 8 bits, the integer model's widest codes. */
 static int clip_params(lb_quant *q) {
     int at = 0;
     float dmax = lb_sliced_dmax(q);
     for (int c = 0; c < q->ch; c++) {
         float *d = &q->param[c], *xm = &q->param[q->ch + c];
+        int low = 0;
         if (!(*xm > LB_SLICED_XMIN))
-            *xm = LB_SLICED_XMIN, at++;
+            *xm = LB_SLICED_XMIN, low = 1;
         else if (*xm > LB_SLICED_XMAX)
-            *xm = LB_SLICED_XMAX, at++;
+            *xm = LB_SLICED_XMAX;
         if (!(*d > LB_SLICED_DMIN))
-            *d = LB_SLICED_DMIN, at++;
+            *d = LB_SLICED_DMIN, low = 1;
         else if (*d > dmax)
-            *d = dmax, at++;
-        if (*d > *xm) *d = *xm, at++; /* at least one step inside the range */
+            *d = dmax;
+        if (*d > *xm) *d = *xm; /* at least one step inside the range */
+        /* at most 8 bits (K <= 127 signed, 255 unsigned): wider codes have no integer form */
+        float kmax = q->cfg.is_signed ? 127.0f : 255.0f;
+        if (*xm / *d > kmax) *d = *xm / kmax;
+        if (q->cfg.po2 && *xm / lb_po2_step(*d) > kmax)
+            *d = 2 * lb_po2_step(*d); /* the octave up */
+        at += low;
     }
     set_k(q);
     return at;
