@@ -226,8 +226,9 @@ int lb_quant_sliced_k(const lb_quant *q, int c);    /* K of slice c */
 int lb_quant_sliced_bits(const lb_quant *q, int c); /* bits of slice c */
 /* The size in kB of n elements at this quantizer's widths, n * mean_c(b_c) / 8000 (methods.md;
  * weights: n = the tensor's elements; activations: per sample). With dd and dxmax (q->ch floats
- * each, may be NULL) also its straight-through gradient per slice: b taken as log2(xmax/d + 1) (+1)
- * without the round and the ceil. */
+ * each, may be NULL) also its straight-through gradient per slice: round and ceil pass the gradient
+ * unchanged, b = log2(K + 1) (+1) differentiated at the rounded K (as autograd's x + (f(x) -
+ * x).detach() does). */
 double lb_quant_sliced_kb(const lb_quant *q, size_t n, float *dd, float *dxmax);
 /* After parameters were loaded from a file: checks them (LB_EFORMAT naming `what` and the slice
  * when outside the ranges above) and sets qn/qp from them. LB_OK and nothing done for other

@@ -162,7 +162,9 @@ static void test_grad_fd(void) {
         }
 }
 
-/* size in kB and its straight-through gradient against FD of n/(8000 ch) sum log2(xm/d+1) */
+/* size in kB and its straight-through gradient against FD of its surrogate: the round and the
+ * ceil as identities around the current point, i.e. n/(8000 ch) sum over slices of log2(K0 + 1) +
+ * (xmax/d - K0) / ((K0 + 1) ln2) (+1 signed), K0 = round(xmax/d) frozen */
 static void test_size_fd(void) {
     float p[2 * CH], dp[2 * CH], st[1], gd[CH], gx[CH];
     lb_quant q;
@@ -171,8 +173,9 @@ static void test_size_fd(void) {
         for (int c = 0; c < CH; c++) p[c] = 0.01f * (c + 1), p[CH + c] = 0.5f + 0.3f * c;
         q.state[0] = 1;
         size_t n = 1000;
-        double kb = lb_quant_sliced_kb(&q, n, gd, gx), sum = 0;
+        double kb = lb_quant_sliced_kb(&q, n, gd, gx), sum = 0, k0[CH];
         for (int c = 0; c < CH; c++) sum += lb_quant_sliced_bits(&q, c);
+        for (int c = 0; c < CH; c++) k0[c] = lb_quant_sliced_k(&q, c);
         CHECK_NEAR(kb, n * sum / CH / 8000.0, 1e-12, 0, "kB = n mean(b)/8000");
         for (int k = 0; k < 2 * CH; k++) {
             double par[2 * CH], f[2];
@@ -180,7 +183,9 @@ static void test_size_fd(void) {
                 for (int m = 0; m < 2 * CH; m++) par[m] = p[m];
                 par[k] *= 1 + (t ? -1e-6 : 1e-6);
                 f[t] = 0;
-                for (int c = 0; c < CH; c++) f[t] += log2(par[CH + c] / par[c] + 1) + sg;
+                for (int c = 0; c < CH; c++)
+                    f[t] += log2(k0[c] + 1) +
+                            (par[CH + c] / par[c] - k0[c]) / ((k0[c] + 1) * log(2.0)) + sg;
                 f[t] *= n / (8000.0 * CH);
             }
             double fd = (f[0] - f[1]) / (2e-6 * p[k]), an = k < CH ? gd[k] : gx[k - CH];

@@ -263,11 +263,14 @@ double lb_quant_sliced_kb(const lb_quant *q, size_t n, float *dd, float *dxmax) 
     for (int c = 0; c < q->ch; c++) sum += lb_quant_sliced_bits(q, c);
     double kb = (double)n * (sum / q->ch) / 8000.0, f = (double)n / (8000.0 * q->ch);
     for (int c = 0; dd && c < q->ch; c++) {
-        /* straight through: b ~ log2(xmax/d + 1) (+1), so db/dxmax = 1/(ln2 (xmax + d)),
-         * db/dd = -xmax/(d ln2 (xmax + d)); d the parameter (po2 passes through as in backward) */
-        double d = q->param[c], xm = q->param[q->ch + c];
-        dd[c] = (float)(f * (-xm / (d * ln2 * (xm + d))));
-        dxmax[c] = (float)(f / (ln2 * (xm + d)));
+        /* straight through the round and the ceil, as autograd does with x + (f(x) - x).detach():
+         * b = log2(K + 1) (+1) differentiated at the rounded K, d(xmax/e) passing unchanged, e the
+         * effective d: db/dxmax = 1/(ln2 (K + 1) e), db/de = -xmax/(ln2 (K + 1) e^2), and po2's
+         * de/dd = e/d (straight through the rounding of log2 d, as in the backward) */
+        double d = q->param[c], e = lb_quant_sliced_d(q, c), xm = q->param[q->ch + c];
+        double k1 = lb_quant_sliced_k(q, c) + 1.0;
+        dd[c] = (float)(f * (-xm / (e * e * ln2 * k1)) * (e / d));
+        dxmax[c] = (float)(f / (ln2 * k1 * e));
     }
     return kb;
 }
