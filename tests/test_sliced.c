@@ -3,6 +3,9 @@
  * (bit for bit), finite differences of d, xmax and the input through the rounding-gradient
  * modifications (EWGS for weights, inverse tanh for activations), of the size in kB (the penalty's
  * gradient), the projection, the init and the po2 option. PyTorch: test_torch_sliced.c. */
+#include "../src/train/train_internal.h"
+#include "lb_int.h"
+#include "lb_models.h"
 #include "lb_quant.h"
 #include "lb_test.h"
 
@@ -252,6 +255,141 @@ static void test_errors(void) {
     CHECK(lb_qcfg_check(&c) == LB_OK, "po2 d accepted");
 }
 
+/* The trainer's options: phases and budgets on their own, then against a built cnn (the epochs, the
+ * smallest possible model); the train config round trip; and the integer model of a sliced cnn:
+ * per-slice widths, codes within each slice's K. */
+static void test_options(void) {
+    lb_train_cfg c;
+    lb_train_cfg_default(&c);
+    lb_model_cfg_default(&c.model);
+    c.model.q.kind = LB_Q_LSQ;
+    c.phases[1] = 2;
+    CHECK(lb_sliced_cfg_check(&c) == LB_EINVAL && strstr(lb_error_msg(), "--phases"),
+          "phases without sliced: %s", lb_error_msg());
+    c.model.q.kind = LB_Q_SLICED;
+    CHECK(lb_sliced_cfg_check(&c) == LB_OK, "sliced with phases");
+    c.phases[0] = -1;
+    CHECK(lb_sliced_cfg_check(&c) == LB_EINVAL && strstr(lb_error_msg(), ">= 0"), "negative");
+    c.phases[0] = 1;
+    c.budget_w_kb = -3;
+    CHECK(lb_sliced_cfg_check(&c) == LB_EINVAL && strstr(lb_error_msg(), "> 0 kB"), "budget < 0");
+    c.budget_w_kb = 5;
+    c.model.q.wquant = 1 + LB_Q_LSQ;
+    CHECK(lb_sliced_cfg_check(&c) == LB_EINVAL && strstr(lb_error_msg(), "--wquant sliced"),
+          "weight budget, lsq weights: %s", lb_error_msg());
+    c.model.q.wquant = 0;
+    c.learn_bits = 1;
+    CHECK(lb_sliced_cfg_check(&c) == LB_EINVAL && strstr(lb_error_msg(), "choose one"),
+          "with adaqat");
+    c.learn_bits = 0;
+    c.sliced_every = 0;
+    CHECK(lb_sliced_cfg_check(&c) == LB_EINVAL, "--sliced-every 0");
+    c.sliced_every = 20;
+    /* against the model: cnn W4A4, per channel */
+    c.model.q.per_channel = 1;
+    run r;
+    memset(&r, 0, sizeof r);
+    CHECK(lb_model_build(&c.model, &r.net) == LB_OK && lb_net_plan(r.net, 2, 1) == LB_OK,
+          "build: %s", lb_error_msg());
+    if (!r.net) return;
+    c.epochs = 4; /* phases 1,2,0 add up to 3 */
+    CHECK(lb_sliced_setup(&r, &c, 10) == LB_EINVAL && strstr(lb_error_msg(), "add up to 3") &&
+              strstr(lb_error_msg(), "has 4"),
+          "phases vs epochs: %s", lb_error_msg());
+    c.epochs = 3;
+    c.budget_w_kb = 1; /* cnn: ~96k weights, at least 2 bits each: 24 kB */
+    CHECK(lb_sliced_setup(&r, &c, 10) == LB_EINVAL && strstr(lb_error_msg(), "smallest possible") &&
+              strstr(lb_error_msg(), "kB"),
+          "budget below the minimum: %s", lb_error_msg());
+    c.budget_w_kb = 100;
+    c.phases[1] = 0, c.phases[2] = 2;
+    CHECK(lb_sliced_setup(&r, &c, 10) == LB_EINVAL && strstr(lb_error_msg(), "mixed phase"),
+          "budget without a mixed phase: %s", lb_error_msg());
+    c.phases[1] = 2, c.phases[2] = 0;
+    CHECK(lb_sliced_setup(&r, &c, 10) == LB_OK && r.sl, "setup: %s", lb_error_msg());
+    /* phases: A frozen (restored after the update), B moves every K-th step */
+    lb_sliced_epoch_start(&r, 0);
+    lb_sliced_before_update(&r, 0);
+    lb_node *d = &r.net->nodes[0];
+    for (int i = 1; i < r.net->nnodes; i++)
+        if (r.net->nodes[i].wqcfg.kind == LB_Q_SLICED) {
+            d = &r.net->nodes[i];
+            break;
+        }
+    float d0 = d->wq.param[0];
+    d->wq.param[0] *= 0.5f; /* what an optimizer could do */
+    lb_sliced_after_update(&r);
+    CHECK(d->wq.param[0] == d0, "phase A: the parameters are put back");
+    lb_sliced_epoch_start(&r, 1);
+    lb_sliced_before_update(&r, 20);
+    d->wq.param[0] *= 0.5f;
+    lb_sliced_after_update(&r);
+    CHECK(d->wq.param[0] == 0.5f * d0, "phase B, step 20: the update stays");
+    lb_sliced_before_update(&r, 21);
+    d->wq.param[0] = d0;
+    lb_sliced_after_update(&r);
+    CHECK(d->wq.param[0] == 0.5f * d0, "phase B, step 21: put back");
+    lb_run_free(&r);
+    /* the config fields round trip through the checkpoint's JSON */
+    c.phases[0] = 2, c.phases[1] = 5, c.phases[2] = 1, c.budget_a_kb = 12.5f;
+    char *js = lb_train_cfg_to_json(&c);
+    lb_train_cfg back;
+    lb_train_cfg_default(&back);
+    CHECK(js && lb_train_cfg_from_json(js, "x.ckpt", &back) == LB_OK && back.phases[1] == 5 &&
+              back.budget_w_kb == 100 && back.budget_a_kb == 12.5f && back.sliced_every == 20,
+          "config round trip: %s", js ? js : "");
+    free(js);
+}
+
+/* cnn with sliced weights (per channel) and activations: each slice's codes within its K, the
+ * layer's code width the widest slice's, and the integer model runs */
+static void test_integer(void) {
+    lb_model_cfg m;
+    lb_model_cfg_default(&m);
+    m.q.kind = LB_Q_SLICED;
+    m.q.per_channel = 1;
+    lb_net *n = NULL;
+    lb_status st = lb_model_build(&m, &n);
+    if (st == LB_OK) st = lb_net_plan(n, 4, 1);
+    CHECK(st == LB_OK, "build: %s", lb_error_msg());
+    if (st != LB_OK) return;
+    lb_net_init(n, 3);
+    float x[4 * 784];
+    for (int i = 0; i < 4 * 784; i++) x[i] = urand();
+    lb_net_forward(n, x, 4, 1);           /* the data-driven init */
+    for (int i = 1; i < n->nnodes; i++) { /* give slices different widths */
+        lb_node *d = &n->nodes[i];
+        if (d->wqcfg.kind != LB_Q_SLICED) continue;
+        for (int c = 0; c < d->wq.ch; c++) d->wq.param[c] *= (float)(1 + c % 3);
+        lb_quant_project(&d->wq);
+    }
+    lb_int_model *im = NULL;
+    float mean[3] = {0, 0, 0}, sd[3] = {1, 1, 1};
+    CHECK(lb_int_from_net(n, mean, sd, &im) == LB_OK, "integer model: %s", lb_error_msg());
+    int widths = 0;
+    for (int i = 0; im && i < im->nops; i++) {
+        const lb_int_op *op = &im->ops[i];
+        if (op->kind != LB_IOP_CONV) continue;
+        const lb_node *d = NULL;
+        for (int j = 1; j < n->nnodes; j++)
+            if (strcmp(n->nodes[j].name, op->name) == 0) d = &n->nodes[j];
+        if (!d || d->wqcfg.kind != LB_Q_SLICED) continue;
+        int K = op->cin / op->groups * op->k * op->k, wmax = 0, bad = 0;
+        for (int co = 0; co < op->cout; co++) {
+            int kc = lb_quant_sliced_k(&d->wq, d->wq.ch > 1 ? co : 0),
+                b = lb_quant_sliced_bits(&d->wq, d->wq.ch > 1 ? co : 0);
+            wmax = b > wmax ? b : wmax;
+            for (int k = 0; k < K; k++) bad += abs(op->w[(size_t)co * K + k]) > kc;
+        }
+        CHECK(bad == 0, "%s: codes within each slice's K", op->name);
+        CHECK(op->wbits == wmax, "%s: code width %d = widest slice %d", op->name, op->wbits, wmax);
+        widths++;
+    }
+    CHECK(widths >= 3, "sliced layers seen: %d", widths);
+    lb_int_free(im);
+    lb_net_free(n);
+}
+
 int main(void) {
     test_bits();
     test_forward();
@@ -259,5 +397,7 @@ int main(void) {
     test_size_fd();
     test_project_init();
     test_errors();
+    test_options();
+    test_integer();
     TEST_MAIN_END("test_sliced");
 }
