@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# --quant sliced end to end on real Fashion-MNIST (docs/mixed.md): a tiny cnn trained through a
+# mixed phase and a fine-tune (--phases 0,1,1) with a generous budget, which it meets; `lowbit
+# info` shows the learned bits per slice; `lowbit eval --integer` agrees with the float model on
+# every prediction; the exported C prints the same logits; a tight budget is missed, said by how
+# much, exit 4. Then the bad inputs: budgets of zero or below the smallest possible model (the
+# minimum is named), phases that do not add up, widths out of range, options without sliced
+# quantizers, a damaged sliced checkpoint: clear messages, non-zero exits.
+# Usage: sliced.sh path/to/lowbit. With a sanitizer build (or LOWBIT_QUICK=1) fewer samples.
+set -u
+L=${1:?usage: sliced.sh path/to/lowbit}
+DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
+CC99=${CC99:-cc}
+T=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_sliced.XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { # name, why, [file to show]
+    fail=$((fail + 1))
+    echo "FAIL $1: $2"
+    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/    /' "$3" | tail -5
+}
+finish() {
+    echo "sliced.sh: $pass passed, $fail failed"
+    [ "$fail" -eq 0 ]
+    exit
+}
+ntrain=96 nimg=64
+if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then ntrain=64 nimg=20; fi
+if [ ! -d "$DATA" ]; then
+    bad "data" "data set $DATA missing (scripts/deps.sh installs dataset-fashion-mnist)"
+    finish
+fi
+gunzip -c "$DATA/t10k-images-idx3-ubyte.gz" | head -c $((16 + nimg * 784)) >"$T/t10k.idx"
+train() { # checkpoint, extra options...
+    local out=$1
+    shift
+    "$L" train --data "$DATA" --out "$out" --train-limit "$ntrain" --test-limit 16 --batch 32 \
+        --lr 0.02 --model cnn --quant sliced --per-channel --wbits 4 --abits 4 --sliced-every 2 "$@"
+}
+
+# ---- a budget met, bits shown, integer and exported C agree ----------------------------------
+if train "$T/a.ckpt" --epochs 2 --phases 0,1,1 --budget-weights 500 --budget-acts 200 \
+    >"$T/a.train" 2>&1 && grep -q "budget: exported weight_bytes [0-9]* within" "$T/a.train"; then
+    ok
+else
+    bad "train within budget" "exit or budget line" "$T/a.train"
+    finish
+fi
+grep -q '"phase":"mixed".*"size_weights_kb"' "$T/a.ckpt.metrics.jsonl" &&
+    grep -q '"phase":"finetune"' "$T/a.ckpt.metrics.jsonl" && ok ||
+    bad "metrics" "no phase / size fields" "$T/a.ckpt.metrics.jsonl"
+"$L" info "$T/a.ckpt" >"$T/a.info" 2>&1
+if grep -q '^sliced bits (b0 W4 A4; phases 0,1,1' "$T/a.info" &&
+    grep -qE '^  conv2 +W [0-9.]+ kB  mean [0-9.]+ bits  slices [2-8]{32}$' "$T/a.info" &&
+    grep -q '^weight_bytes: ' "$T/a.info"; then ok; else
+    bad "info" "no per-slice bits" "$T/a.info"
+fi
+if "$L" eval "$T/a.ckpt" --data "$DATA" --integer --compare --test-limit "$nimg" \
+    --dump-logits "$T/a.int" >"$T/a.eval" 2>&1 && grep -q '^agreement: 1.0000 ' "$T/a.eval"; then
+    ok
+else
+    bad "eval --integer" "not every prediction agrees" "$T/a.eval"
+fi
+if "$L" export "$T/a.ckpt" -o "$T/ex" --data "$DATA" >"$T/a.export" 2>&1 &&
+    "$CC99" -std=c99 -O2 -Wall -Wextra -Werror -pedantic "$T/ex/model.c" "$T/ex/main.c" \
+        -o "$T/ex/model" >"$T/a.cc" 2>&1 &&
+    "$T/ex/model" "$T/t10k.idx" "$nimg" >"$T/a.c.out" 2>"$T/a.c.err" &&
+    cmp -s "$T/a.c.out" "$T/a.int"; then ok; else
+    bad "export" "exported C differs from lowbit eval --integer (or failed)" "$T/a.export"
+fi
+
+# ---- a budget missed: by how much, exit 4 ----------------------------------------------------
+train "$T/b.ckpt" --epochs 1 --phases 0,1,0 --budget-weights 30 >"$T/b.train" 2>&1
+rc=$?
+if [ "$rc" -eq 4 ] && grep -q "budget missed by the exported model: weights [0-9]* bytes, [0-9]* over --budget-weights 30 kB" "$T/b.train" &&
+    [ -f "$T/b.ckpt" ]; then ok; else
+    bad "budget missed" "exit $rc, want 4 and the excess" "$T/b.train"
+fi
+
+# ---- bad inputs ------------------------------------------------------------------------------
+expect_fail() { # name, pattern in stderr, command...
+    local name=$1 pat=$2
+    shift 2
+    "$@" >"$T/err.out" 2>"$T/err.txt"
+    local rc=$?
+    if [ "$rc" -ne 0 ] && grep -q -- "$pat" "$T/err.txt"; then ok; else
+        bad "$name" "exit $rc, want non-zero and '$pat'" "$T/err.txt"
+    fi
+}
+expect_fail "budget zero" "greater than 0" train "$T/e.ckpt" --epochs 1 --budget-weights 0
+expect_fail "budget negative" "greater than 0" train "$T/e.ckpt" --epochs 1 --budget-acts -5
+expect_fail "budget below minimum" "below the smallest possible model: 24\.[0-9]* kB" \
+    train "$T/e.ckpt" --epochs 1 --budget-weights 2
+expect_fail "phases sum" "add up to 3 epochs, the run has 2" \
+    train "$T/e.ckpt" --epochs 2 --phases 1,1,1
+expect_fail "phases syntax" "expected A,B,C" train "$T/e.ckpt" --epochs 2 --phases 1,1
+expect_fail "budget without mixed phase" "needs a mixed phase" \
+    train "$T/e.ckpt" --epochs 2 --phases 1,0,1 --budget-weights 100
+expect_fail "wbits out of range" "wbits" train "$T/e.ckpt" --epochs 1 --wbits 9
+expect_fail "phases without sliced" "need sliced quantizers" \
+    "$L" train --data "$DATA" --out "$T/e.ckpt" --quant lsq --epochs 1 --phases 0,1,0
+expect_fail "sliced with adaqat" "choose one" train "$T/e.ckpt" --epochs 1 --learn-bits adaqat
+[ ! -e "$T/e.ckpt" ] && ok || bad "bad inputs" "a checkpoint was written"
+# a damaged sliced checkpoint: conv2's first d set above its ceiling
+/usr/bin/python3 - "$T/a.ckpt" "$T/d.ckpt" <<'EOF'
+import json, struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+off = 8 + n + h["conv2.wq.param"]["data_offsets"][0]
+b[off:off + 4] = struct.pack("<f", 5.0)
+open(sys.argv[2], "wb").write(b)
+EOF
+expect_fail "damaged sliced checkpoint" "layer 'conv2' weights: sliced slice 0 has d 5" \
+    "$L" eval "$T/d.ckpt" --data "$DATA" --test-limit 8
+finish
