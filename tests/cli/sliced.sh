@@ -2,7 +2,8 @@
 # --quant sliced end to end on real Fashion-MNIST (docs/mixed.md): a tiny cnn trained through a
 # mixed phase and a fine-tune (--phases 0,1,1) with a generous budget, which it meets; `lowbit
 # info` shows the learned bits per slice; `lowbit eval --integer` agrees with the float model on
-# every prediction; the exported C prints the same logits; a tight budget is missed, said by how
+# every prediction; the exported C prints the same logits; `lowbit plot bits` writes SVG and PNG;
+# a tight budget is missed, said by how
 # much, exit 4. Then the bad inputs: budgets of zero or below the smallest possible model (the
 # minimum is named), phases that do not add up, widths out of range, options without sliced
 # quantizers, a damaged sliced checkpoint: clear messages, non-zero exits.
@@ -70,6 +71,16 @@ if "$L" export "$T/a.ckpt" -o "$T/ex" --data "$DATA" >"$T/a.export" 2>&1 &&
     bad "export" "exported C differs from lowbit eval --integer (or failed)" "$T/a.export"
 fi
 
+# ---- lowbit plot bits: SVG and PNG ----------------------------------------------------------
+if "$L" plot bits "$T/a.ckpt" -o "$T/bits.svg" >"$T/plot.out" 2>&1 && [ -s "$T/bits.svg" ] &&
+    [ -s "$T/bits.png" ]; then ok; else
+    if grep -q 'matplotlib is not installed' "$T/plot.out"; then
+        echo "SKIP plot bits: no python3 with matplotlib"
+    else
+        bad "plot bits" "no SVG/PNG" "$T/plot.out"
+    fi
+fi
+
 # ---- a budget missed: by how much, exit 4 ----------------------------------------------------
 train "$T/b.ckpt" --epochs 1 --phases 0,1,0 --budget-weights 30 >"$T/b.train" 2>&1
 rc=$?
@@ -114,4 +125,7 @@ open(sys.argv[2], "wb").write(b)
 EOF
 expect_fail "damaged sliced checkpoint" "layer 'conv2' weights: sliced slice 0 has d 5" \
     "$L" eval "$T/d.ckpt" --data "$DATA" --test-limit 8
+expect_fail "plot bits of a damaged checkpoint" "sliced slice 0 has d 5" \
+    "$L" plot bits "$T/d.ckpt" -o "$T/d.svg"
+[ ! -e "$T/d.svg" ] && ok || bad "plot bits of a damaged checkpoint" "an SVG was written"
 finish
