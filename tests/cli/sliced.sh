@@ -2,7 +2,8 @@
 # --quant sliced end to end on real Fashion-MNIST (docs/mixed.md): a tiny cnn trained through a
 # mixed phase and a fine-tune (--phases 0,1,1) with a generous budget, which it meets; `lowbit
 # info` shows the learned bits per slice; `lowbit eval --integer` agrees with the float model on
-# every prediction; the exported C prints the same logits; `lowbit plot bits` writes SVG and PNG;
+# every prediction; the exported C prints the same logits; --stop-after and --resume across the
+# phases give the same file; `lowbit plot bits` writes SVG and PNG;
 # a tight budget is missed, said by how
 # much, exit 4. Then the bad inputs: budgets of zero or below the smallest possible model (the
 # minimum is named), phases that do not add up, widths out of range, options without sliced
@@ -26,8 +27,8 @@ finish() {
     [ "$fail" -eq 0 ]
     exit
 }
-ntrain=96 nimg=64
-if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then ntrain=64 nimg=20; fi
+ntrain=96 nimg=64 quick=0
+if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then ntrain=64 nimg=20 quick=1; fi
 if [ ! -d "$DATA" ]; then
     bad "data" "data set $DATA missing (scripts/deps.sh installs dataset-fashion-mnist)"
     finish
@@ -69,6 +70,14 @@ if "$L" export "$T/a.ckpt" -o "$T/ex" --data "$DATA" >"$T/a.export" 2>&1 &&
     "$T/ex/model" "$T/t10k.idx" "$nimg" >"$T/a.c.out" 2>"$T/a.c.err" &&
     cmp -s "$T/a.c.out" "$T/a.int"; then ok; else
     bad "export" "exported C differs from lowbit eval --integer (or failed)" "$T/a.export"
+fi
+
+# ---- --stop-after + --resume through the phases: the same file byte for byte ------------------
+if [ "$quick" = 0 ]; then
+    train "$T/r.ckpt" --epochs 2 --phases 0,1,1 --budget-weights 500 --budget-acts 200 \
+        --stop-after 1 >"$T/r.train" 2>&1 &&
+        "$L" train --resume "$T/r.ckpt" --data "$DATA" --out "$T/r.ckpt" >>"$T/r.train" 2>&1 &&
+        cmp -s "$T/r.ckpt" "$T/a.ckpt" && ok || bad "resume" "differs from the straight run" "$T/r.train"
 fi
 
 # ---- lowbit plot bits: SVG and PNG ----------------------------------------------------------
