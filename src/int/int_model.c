@@ -153,6 +153,7 @@ void lb_int_free(lb_int_model *m) {
         lb_int_op *op = &m->ops[i];
         free(op->w);
         free(op->widx);
+        free(op->rbits);
         free(op->wtab);
         free(op->rq);
         free(op->lut);
@@ -591,11 +592,19 @@ static lb_status make_conv(build *b, int i) {
      * bits signed; learned levels' codes are int16; the memory holds the b-bit index (ibits) */
     op->wbits = d->wqcfg.bits + (lb_int_is_reg_fixed(&d->wqcfg) || d->wqcfg.kind == LB_Q_DOREFA);
     if (lb_int_has_table(&d->wqcfg) && d->wqcfg.levels == LB_REG_LEARNED) op->wbits = 16;
-    /* sliced: each slice has its own width; the layer stores them at the widest (per-slice
-     * packing is not done: docs/mixed.md) */
+    /* sliced: each slice has its own width; wbits is the widest, rbits every channel's (the
+     * export packs each row at its own width when that is smaller: docs/mixed.md) */
     for (int s = 0; d->wqcfg.kind == LB_Q_SLICED && s < d->wq.ch; s++) {
         int bs = lb_quant_sliced_bits(&d->wq, s);
         op->wbits = s == 0 || bs > op->wbits ? bs : op->wbits;
+    }
+    if (d->wqcfg.kind == LB_Q_SLICED && d->wq.ch == d->c && d->c > 1) {
+        if (!(op->rbits = malloc((size_t)d->c))) {
+            lb_int_wcodes_free(&wc);
+            return lb_int_oom();
+        }
+        for (int co = 0; co < d->c; co++)
+            op->rbits[co] = (signed char)lb_quant_sliced_bits(&d->wq, co);
     }
     op->w = wc.w;
     op->widx = wc.idx;

@@ -2,7 +2,8 @@
 # --quant sliced end to end on real Fashion-MNIST (docs/mixed.md): a tiny cnn trained through a
 # mixed phase and a fine-tune (--phases 0,1,1) with a generous budget, which it meets; `lowbit
 # info` shows the learned bits per slice; `lowbit eval --integer` agrees with the float model on
-# every prediction; the exported C prints the same logits; --stop-after and --resume across the
+# every prediction; the exported C (each output channel packed at its own width) prints the same
+# logits and its byte figures are the arrays it declares; --stop-after and --resume across the
 # phases give the same file; `lowbit plot bits` writes SVG and PNG;
 # a tight budget is missed, said by how
 # much, exit 4. Then the bad inputs: budgets of zero or below the smallest possible model (the
@@ -88,6 +89,39 @@ if "$L" plot bits "$T/a.ckpt" -o "$T/bits.svg" >"$T/plot.out" 2>&1 && [ -s "$T/b
     else
         bad "plot bits" "no SVG/PNG" "$T/plot.out"
     fi
+fi
+
+# the export's byte figures are the arrays it declares; sliced rows packed at their own widths
+declared() { # file, 1 for const arrays (model_data.h) or 0 for buffers (model.c)
+    awk -v want="$2" '
+        /^typedef signed char lbm_w_t/ { sz["lbm_w_t"] = 1 }
+        /^typedef int16_t lbm_w_t/ { sz["lbm_w_t"] = 2 }
+        /^static .*\[[0-9]+\]/ {
+            c = ($2 == "const"); if (c != want) next
+            t = c ? $3 : $2; if (t == "unsigned" || t == "signed") t = t " " (c ? $4 : $3)
+            n = $0; sub(/^[^[]*\[/, "", n); sub(/\].*/, "", n)
+            s = -1e9
+            if (t == "unsigned char" || t == "signed char") s = 1
+            if (t == "int16_t") s = 2
+            if (t == "int32_t") s = 4
+            if (t == "int64_t") s = 8
+            if (t in sz) s = sz[t]
+            total += s * n
+        }
+        END { print total + 0 }' "$1"
+}
+wb=$(sed -n 's/^weight_bytes: //p' "$T/a.export")
+ab=$(sed -n 's/^activation_bytes: //p' "$T/a.export")
+dw=$(declared "$T/ex/model_data.h" 1) da=$(declared "$T/ex/model.c" 0)
+if [ -n "$wb" ] && [ "$wb" = "$dw" ] && [ "$ab" = "$da" ]; then ok; else
+    bad "bytes" "export says weight_bytes $wb activation_bytes $ab, files declare $dw / $da"
+fi
+grep -q 'sliced: each output channel.s codes (up to [2-8] bits) in its own 2/4/8-bit storage' \
+    "$T/ex/model_data.h" && ok || bad "per-slice packing" "no layer packed per slice" "$T/ex/model_data.h"
+if command -v arm-none-eabi-gcc >/dev/null; then
+    arm-none-eabi-gcc -std=c99 -Wall -Wextra -Werror -pedantic -mcpu=cortex-m4 -mthumb -Os \
+        -c "$T/ex/model.c" -o "$T/ex/model_m4.o" >"$T/a.arm" 2>&1 && ok ||
+        bad "cortex-m4" "arm-none-eabi-gcc failed" "$T/a.arm"
 fi
 
 # ---- a budget missed: by how much, exit 4 ----------------------------------------------------
