@@ -108,6 +108,32 @@ lb_status lb_sliced_setup(run *r, const lb_train_cfg *c, int steps_per_epoch) {
                             "--budget-acts %g kB is below the smallest possible model: %.3f kB "
                             "(every quantized activation at 1 bit unsigned, 2 signed)",
                             (double)c->budget_a_kb, k.min_a);
+    if (c->budget_a_kb > 0) {
+        /* the exported model stores every activation code in a byte whatever its width, so its
+         * peak activation memory is fixed by the graph: known now, and a floor */
+        lb_int_model *im;
+        size_t wb = 0, ab = 0;
+        lb_status st = lb_int_from_net(r->net, c->model.norm.mean, c->model.norm.std, &im);
+        if (st == LB_OK) {
+            st = lb_int_export_bytes(im, &wb, &ab);
+            lb_int_free(im);
+        }
+        if (st != LB_OK) {
+            char why[400];
+            snprintf(why, sizeof why, "%s", lb_error_msg());
+            return lb_error_set(LB_EINVAL,
+                                "--budget-acts: the model has no integer form whose activation "
+                                "bytes could be counted (%s)",
+                                why);
+        }
+        if ((double)ab > c->budget_a_kb * 1000.0)
+            return lb_error_set(LB_EINVAL,
+                                "--budget-acts %g kB is below the smallest possible model: %.3f kB "
+                                "(the exported integer model keeps every activation code in a "
+                                "byte whatever its width, so its peak activation memory, %zu "
+                                "bytes, is the same at any bits)",
+                                (double)c->budget_a_kb, (double)ab / 1000.0, ab);
+    }
     lb_sliced_run *s = calloc(1, sizeof *s);
     if (!s) return lb_error_set(LB_ENOMEM, "out of memory (sliced)");
     r->sl = s;

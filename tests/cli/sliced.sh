@@ -146,6 +146,8 @@ expect_fail "budget zero" "greater than 0" train "$T/e.ckpt" --epochs 1 --budget
 expect_fail "budget negative" "greater than 0" train "$T/e.ckpt" --epochs 1 --budget-acts -5
 expect_fail "budget below minimum" "below the smallest possible model: 24\.[0-9]* kB" \
     train "$T/e.ckpt" --epochs 1 --budget-weights 2
+expect_fail "activation budget below the export's floor" "below the smallest possible model: [0-9.]* kB (the exported integer model keeps every activation code in a byte" \
+    train "$T/e.ckpt" --epochs 1 --budget-acts 20
 expect_fail "phases sum" "add up to 3 epochs, the run has 2" \
     train "$T/e.ckpt" --epochs 2 --phases 1,1,1
 expect_fail "phases syntax" "expected A,B,C" train "$T/e.ckpt" --epochs 2 --phases 1,1
