@@ -262,6 +262,8 @@ static void test_options(void) {
     lb_train_cfg c;
     lb_train_cfg_default(&c);
     lb_model_cfg_default(&c.model);
+    for (int k = 0; k < 3; k++) c.model.norm.mean[k] = 0.3f, c.model.norm.std[k] = 0.3f;
+    c.model.norm.set = 1;
     c.model.q.kind = LB_Q_LSQ;
     c.phases[1] = 2;
     CHECK(lb_sliced_cfg_check(&c) == LB_EINVAL && strstr(lb_error_msg(), "--phases"),
@@ -301,6 +303,17 @@ static void test_options(void) {
     CHECK(lb_sliced_setup(&r, &c, 10) == LB_EINVAL && strstr(lb_error_msg(), "smallest possible") &&
               strstr(lb_error_msg(), "kB"),
           "budget below the minimum: %s", lb_error_msg());
+    /* above the formula's 24 kB, below the exported floor (constants and input table too) */
+    float before = 0;
+    for (int i = 1; i < r.net->nnodes; i++)
+        if (r.net->nodes[i].wqcfg.kind == LB_Q_SLICED) before += r.net->nodes[i].wq.param[0];
+    c.budget_w_kb = 25;
+    CHECK(lb_sliced_setup(&r, &c, 10) == LB_EINVAL && strstr(lb_error_msg(), "exported model"),
+          "budget below the exported floor: %s", lb_error_msg());
+    float after = 0;
+    for (int i = 1; i < r.net->nnodes; i++)
+        if (r.net->nodes[i].wqcfg.kind == LB_Q_SLICED) after += r.net->nodes[i].wq.param[0];
+    CHECK(before == after, "the floor's probe puts the parameters back");
     c.budget_w_kb = 100;
     c.phases[1] = 0, c.phases[2] = 2;
     CHECK(lb_sliced_setup(&r, &c, 10) == LB_EINVAL && strstr(lb_error_msg(), "mixed phase"),

@@ -83,6 +83,74 @@ static void count_fn(void *ctx, lb_quant *q, size_t n, int weight) {
     *(weight ? &k->min_w : &k->min_a) += (double)n * b / 8000.0;
 }
 
+typedef struct floor_ctx {
+    float *buf;
+    size_t off;
+    int phase; /* 0 save and set K = 1, 1 put back */
+} floor_ctx;
+
+static void floor_fn(void *ctx, lb_quant *q, size_t n, int weight) {
+    (void)n;
+    floor_ctx *f = ctx;
+    if (!weight) return;
+    if (f->phase == 0) {
+        memcpy(f->buf + f->off, q->param, (size_t)q->nparam * sizeof *q->param);
+        for (int c = 0; c < q->ch; c++) { /* d = xmax: K = 1 */
+            float v = fminf(q->param[q->ch + c], lb_sliced_dmax(q));
+            q->param[c] = q->param[q->ch + c] = v;
+        }
+    } else {
+        memcpy(q->param, f->buf + f->off, (size_t)q->nparam * sizeof *q->param);
+    }
+    f->off += (size_t)q->nparam;
+    lb_quant_sliced_sync(q, "sliced floor"); /* valid by construction: sets the bounds */
+}
+
+/* The budgets against the exporter's own figures for the smallest model this graph can give:
+ * every weight slice at K = 1 (2 bits; the codes, the requantization constants and the input
+ * table), and the activations, whose exported peak does not depend on their widths (the integer
+ * model keeps every code in a byte). The weight parameters are put back afterwards. */
+static lb_status check_floor(run *r, const lb_train_cfg *c) {
+    size_t n = 0;
+    for (int i = 1; i < r->net->nnodes; i++)
+        if (r->net->nodes[i].wqcfg.kind == LB_Q_SLICED) n += (size_t)r->net->nodes[i].wq.nparam;
+    floor_ctx f = {malloc((n ? n : 1) * sizeof(float)), 0, 0};
+    if (!f.buf) return lb_error_set(LB_ENOMEM, "out of memory (sliced)");
+    each_sliced(r->net, floor_fn, &f);
+    lb_int_model *im;
+    size_t wb = 0, ab = 0;
+    lb_status st = lb_int_from_net(r->net, c->model.norm.mean, c->model.norm.std, &im);
+    if (st == LB_OK) {
+        st = lb_int_export_bytes(im, &wb, &ab);
+        lb_int_free(im);
+    }
+    f.off = 0, f.phase = 1;
+    each_sliced(r->net, floor_fn, &f);
+    free(f.buf);
+    if (st != LB_OK) {
+        char why[400]; /* lb_error_msg's buffer is the one written next */
+        snprintf(why, sizeof why, "%s", lb_error_msg());
+        return lb_error_set(LB_EINVAL,
+                            "--budget-weights/--budget-acts: the model has no integer form whose "
+                            "bytes could be counted (%s)",
+                            why);
+    }
+    if (c->budget_w_kb > 0 && (double)wb > c->budget_w_kb * 1000.0)
+        return lb_error_set(LB_EINVAL,
+                            "--budget-weights %g kB is below the smallest possible model: %.3f kB "
+                            "(the exported model with every weight slice at 2 bits: codes, "
+                            "requantization constants, input table)",
+                            (double)c->budget_w_kb, (double)wb / 1000.0);
+    if (c->budget_a_kb > 0 && (double)ab > c->budget_a_kb * 1000.0)
+        return lb_error_set(LB_EINVAL,
+                            "--budget-acts %g kB is below the smallest possible model: %.3f kB "
+                            "(the exported integer model keeps every activation code in a byte "
+                            "whatever its width, so its peak activation memory is the same at "
+                            "any bits)",
+                            (double)c->budget_a_kb, (double)ab / 1000.0);
+    return LB_OK;
+}
+
 lb_status lb_sliced_setup(run *r, const lb_train_cfg *c, int steps_per_epoch) {
     count_ctx k = {0};
     each_sliced(r->net, count_fn, &k);
@@ -108,31 +176,9 @@ lb_status lb_sliced_setup(run *r, const lb_train_cfg *c, int steps_per_epoch) {
                             "--budget-acts %g kB is below the smallest possible model: %.3f kB "
                             "(every quantized activation at 1 bit unsigned, 2 signed)",
                             (double)c->budget_a_kb, k.min_a);
-    if (c->budget_a_kb > 0) {
-        /* the exported model stores every activation code in a byte whatever its width, so its
-         * peak activation memory is fixed by the graph: known now, and a floor */
-        lb_int_model *im;
-        size_t wb = 0, ab = 0;
-        lb_status st = lb_int_from_net(r->net, c->model.norm.mean, c->model.norm.std, &im);
-        if (st == LB_OK) {
-            st = lb_int_export_bytes(im, &wb, &ab);
-            lb_int_free(im);
-        }
-        if (st != LB_OK) {
-            char why[400];
-            snprintf(why, sizeof why, "%s", lb_error_msg());
-            return lb_error_set(LB_EINVAL,
-                                "--budget-acts: the model has no integer form whose activation "
-                                "bytes could be counted (%s)",
-                                why);
-        }
-        if ((double)ab > c->budget_a_kb * 1000.0)
-            return lb_error_set(LB_EINVAL,
-                                "--budget-acts %g kB is below the smallest possible model: %.3f kB "
-                                "(the exported integer model keeps every activation code in a "
-                                "byte whatever its width, so its peak activation memory, %zu "
-                                "bytes, is the same at any bits)",
-                                (double)c->budget_a_kb, (double)ab / 1000.0, ab);
+    if (c->budget_w_kb > 0 || c->budget_a_kb > 0) {
+        lb_status st = check_floor(r, c);
+        if (st != LB_OK) return st;
     }
     lb_sliced_run *s = calloc(1, sizeof *s);
     if (!s) return lb_error_set(LB_ENOMEM, "out of memory (sliced)");

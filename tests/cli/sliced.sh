@@ -144,8 +144,10 @@ expect_fail() { # name, pattern in stderr, command...
 }
 expect_fail "budget zero" "greater than 0" train "$T/e.ckpt" --epochs 1 --budget-weights 0
 expect_fail "budget negative" "greater than 0" train "$T/e.ckpt" --epochs 1 --budget-acts -5
-expect_fail "budget below minimum" "below the smallest possible model: 24\.[0-9]* kB" \
+expect_fail "budget below minimum" "below the smallest possible model: 24\.[0-9]* kB (every weight at 2 bits" \
     train "$T/e.ckpt" --epochs 1 --budget-weights 2
+expect_fail "weight budget below the export's floor" "below the smallest possible model: [0-9.]* kB (the exported model with every weight slice at 2 bits" \
+    train "$T/e.ckpt" --epochs 1 --budget-weights 25
 expect_fail "activation budget below the export's floor" "below the smallest possible model: [0-9.]* kB (the exported integer model keeps every activation code in a byte" \
     train "$T/e.ckpt" --epochs 1 --budget-acts 20
 expect_fail "phases sum" "add up to 3 epochs, the run has 2" \
