@@ -39,9 +39,10 @@
  *   state.
  * - Learned bit-widths (sec. 4): AdaQAT keeps its real-valued N outside and calls
  *   lb_quant_set_bits(q, ceil N) (bounds and gradient scale follow; parameters are kept). Seed
- *   004's slices are groups of contiguous channels (ch = number of slices, inner = channels per
- *   slice * their size) with (d, x_max) as two parameters per slice, own kernels, and the size
- *   penalty as its reg hook; its gradient modification is a variant of the uniform backward.
+ *   004's tensor-sliced precision: BUILT as LB_Q_SLICED below (docs/mixed.md), a slice per
+ *   channel with (d, xmax) as two parameters each and its own loops; the size penalty is the
+ *   trainer's (src/train/sliced_train.c: it couples all quantizers through relu(S - T)), with
+ *   the size and its gradient per quantizer from lb_quant_sliced_kb.
  * - MaQD (sec. 5): BUILT as LB_Q_ROUNDCLIP (below, docs/quantizers.md): this grid with s = 1/a,
  *   qn = K (signed) or 0, qp = K, K from lb_qcfg.states; weight standardization is a layer
  *   option (lb_node.wstd, lb_wstd_* in lb_ops.h) run before the weight quantizer. */
