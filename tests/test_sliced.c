@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { CH = 3, IN = 40, OUT = 2, NT = OUT * CH * IN };
+enum { CH = 3, IN = 40, OUT = 2, NT = OUT * CH * IN, LB_Q_MAXSL = 256 };
 
 static unsigned rng = 12345u;
 static float urand(void) { /* [-1, 1) */
@@ -319,6 +319,7 @@ static void test_options(void) {
     CHECK(lb_sliced_setup(&r, &c, 10) == LB_EINVAL && strstr(lb_error_msg(), "mixed phase"),
           "budget without a mixed phase: %s", lb_error_msg());
     c.phases[1] = 2, c.phases[2] = 0;
+    c.budget_w_kb = 30; /* above the exported floor (27.2 kB); the estimate at b0 = 4, ~48 kB */
     CHECK(lb_sliced_setup(&r, &c, 10) == LB_OK && r.sl, "setup: %s", lb_error_msg());
     /* phases: A frozen (restored after the update), B moves every K-th step */
     lb_sliced_epoch_start(&r, 0);
@@ -334,7 +335,26 @@ static void test_options(void) {
     lb_sliced_after_update(&r);
     CHECK(d->wq.param[0] == d0, "phase A: the parameters are put back");
     lb_sliced_epoch_start(&r, 1);
-    lb_sliced_before_update(&r, 20);
+    /* the penalty at step 20 (rho = 1: half of the 2-epoch mixed phase after 10 steps of A):
+     * 1e-4 (S_w - T_w)^2 with T_w = 100 kB, its gradient 2e-4 (S_w - T_w) dS_w/dparam added to
+     * each slice's (zeroed) gradient, within the clip [-d, d] here */
+    memset(r.net->grad, 0, r.net->nparam * sizeof *r.net->grad);
+    double sw = 0;
+    for (int i = 1; i < r.net->nnodes; i++)
+        if (r.net->nodes[i].wqcfg.kind == LB_Q_SLICED)
+            sw += lb_quant_sliced_kb(&r.net->nodes[i].wq, (size_t)r.net->nodes[i].wqcfg.numel, NULL,
+                                     NULL);
+    double pen = lb_sliced_before_update(&r, 20);
+    CHECK_NEAR(pen, 1e-4 * (sw - 30) * (sw - 30), 1e-12, 1e-9, "penalty rho 1e-4 relu(S-T)^2");
+    float gd[LB_Q_MAXSL], gx[LB_Q_MAXSL];
+    lb_quant_sliced_kb(&d->wq, (size_t)d->wqcfg.numel, gd, gx);
+    double coef = 2e-4 * (sw - 30);
+    int badg = 0;
+    for (int ch = 0; ch < d->wq.ch; ch++)
+        badg +=
+            fabs(d->wq.dparam[ch] - coef * gd[ch]) > 1e-6 * (1 + fabs(coef * gd[ch])) ||
+            fabs(d->wq.dparam[d->wq.ch + ch] - coef * gx[ch]) > 1e-6 * (1 + fabs(coef * gx[ch]));
+    CHECK(badg == 0 && coef * gd[0] != 0, "penalty gradient = 2e-4 (S-T) dS (%d off)", badg);
     d->wq.param[0] *= 0.5f;
     lb_sliced_after_update(&r);
     CHECK(d->wq.param[0] == 0.5f * d0, "phase B, step 20: the update stays");
@@ -349,7 +369,7 @@ static void test_options(void) {
     lb_train_cfg back;
     lb_train_cfg_default(&back);
     CHECK(js && lb_train_cfg_from_json(js, "x.ckpt", &back) == LB_OK && back.phases[1] == 5 &&
-              back.budget_w_kb == 100 && back.budget_a_kb == 12.5f && back.sliced_every == 20,
+              back.budget_w_kb == 30 && back.budget_a_kb == 12.5f && back.sliced_every == 20,
           "config round trip: %s", js ? js : "");
     free(js);
 }
