@@ -207,13 +207,20 @@ static void sl_forward(lb_quant *q, size_t outer, const float *x, float *y, int 
     }
 }
 
+/* po2: d_eff = 2^round(log2 d), straight through the rounding of log2 d (as LSQ's po2) */
+static void put_grads(lb_quant *q, size_t c, double ad, double ax) {
+    if (q->cfg.po2) ad *= (double)lb_quant_sliced_d(q, (int)c) / q->param[c];
+    q->dparam[c] = (float)ad;
+    q->dparam[(size_t)q->ch + c] = (float)ax;
+}
+
 void lb_quant_sliced_backward_ref(lb_quant *q, size_t outer, const float *x, const float *dy,
                                   float *dx, int dx_acc) {
     size_t ch = (size_t)q->ch;
     int sg = q->cfg.is_signed, w = is_weight(q);
     const double kt = 0.5 / atanh(0.95);
     q_plan p = plan_of(q, outer);
-    double pd[LB_Q_MAXPART], px[LB_Q_MAXPART];
+    double pd[LB_Q_MAXPART], px[LB_Q_MAXPART]; /* partials when slices are split in chunks */
 #pragma omp parallel for schedule(static) if (p.par)
     for (long t = 0; t < (long)p.tasks; t++) {
         q_iter it = iter_of(q, &p, (size_t)t);
@@ -236,16 +243,16 @@ void lb_quant_sliced_backward_ref(lb_quant *q, size_t outer, const float *x, con
                 dx[i] = dx_acc ? dx[i] + (float)gx : (float)gx;
             }
         }
-        pd[t] = ad, px[t] = ax;
+        if (p.groups == 1) /* a chunk is the whole slice (always so from LB_Q_MAXPART slices) */
+            put_grads(q, it.c, ad, ax);
+        else
+            pd[t] = ad, px[t] = ax;
     }
-    for (size_t c = 0; c < ch; c++) {
+    for (size_t c = 0; p.groups > 1 && c < ch; c++) {
         double ad = 0, ax = 0;
         for (size_t g = 0; g < p.groups; g++)
             ad += pd[c * p.groups + g], ax += px[c * p.groups + g];
-        /* po2: d_eff = 2^round(log2 d), straight through the rounding of log2 d (as LSQ's po2) */
-        if (q->cfg.po2) ad *= (double)lb_quant_sliced_d(q, (int)c) / q->param[c];
-        q->dparam[c] = (float)ad;
-        q->dparam[ch + c] = (float)ax;
+        put_grads(q, c, ad, ax);
     }
 }
 
