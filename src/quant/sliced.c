@@ -152,11 +152,16 @@ static int cmp_float(const void *a, const void *b) {
 }
 
 /* Activations: the 99.9th percentile of |x| over the first training batch, interpolated between
- * order statistics as numpy's default. One allocation, at the init only. */
+ * order statistics as numpy's default. One allocation, at the init only; a batch of more than
+ * SL_PCT_MAX values (large images) is read at an even stride, SL_PCT_MAX of them, so the copy and
+ * the sort stay bounded (16 MB). */
+#define SL_PCT_MAX ((size_t)1 << 22)
 static float percentile_abs(const float *x, size_t n, double p) {
+    size_t stride = n > SL_PCT_MAX ? (n + SL_PCT_MAX - 1) / SL_PCT_MAX : 1;
+    n = (n + stride - 1) / stride;
     float *a = malloc(n * sizeof *a);
     if (!a) return 1.0f; /* no memory: the reset's range, still valid */
-    for (size_t i = 0; i < n; i++) a[i] = fabsf(x[i]);
+    for (size_t i = 0; i < n; i++) a[i] = fabsf(x[i * stride]);
     qsort(a, n, sizeof *a, cmp_float);
     double pos = p * (double)(n - 1);
     size_t lo = (size_t)pos;
