@@ -8,7 +8,7 @@
 # a tight budget is missed, said by how
 # much, exit 4. Then the bad inputs: budgets of zero or below the smallest possible model (the
 # minimum is named), phases that do not add up, widths out of range, options without sliced
-# quantizers, a damaged sliced checkpoint: clear messages, non-zero exits.
+# quantizers, a fault map asked of a sliced checkpoint, a damaged sliced checkpoint: clear messages, non-zero exits.
 # Usage: sliced.sh path/to/lowbit. With a sanitizer build (or LOWBIT_QUICK=1) fewer samples.
 set -u
 L=${1:?usage: sliced.sh path/to/lowbit}
@@ -160,6 +160,9 @@ expect_fail "phases without sliced" "need sliced quantizers" \
     "$L" train --data "$DATA" --out "$T/e.ckpt" --quant lsq --epochs 1 --phases 0,1,0
 expect_fail "sliced with adaqat" "choose one" train "$T/e.ckpt" --epochs 1 --learn-bits adaqat
 [ ! -e "$T/e.ckpt" ] && ok || bad "bad inputs" "a checkpoint was written"
+# a sliced checkpoint asked for what it cannot do: a chip's fault map (coded lsq/fixed/reg only)
+expect_fail "fault map of a sliced checkpoint" "its weights are sliced (chips hold lsq, fixed and reg" \
+    "$L" faults map "$T/a.ckpt" -o "$T/x.lbmap"
 # a damaged sliced checkpoint: conv2's first d set above its ceiling
 /usr/bin/python3 - "$T/a.ckpt" "$T/d.ckpt" <<'EOF'
 import json, struct, sys
