@@ -116,8 +116,11 @@ dw=$(declared "$T/ex/model_data.h" 1) da=$(declared "$T/ex/model.c" 0)
 if [ -n "$wb" ] && [ "$wb" = "$dw" ] && [ "$ab" = "$da" ]; then ok; else
     bad "bytes" "export says weight_bytes $wb activation_bytes $ab, files declare $dw / $da"
 fi
-grep -q 'sliced: each output channel.s codes (up to [2-8] bits) in its own 2/4/8-bit storage' \
-    "$T/ex/model_data.h" && ok || bad "per-slice packing" "no layer packed per slice" "$T/ex/model_data.h"
+# (the short quick run may leave every slice of a layer in one storage width: nothing to gain)
+if [ "$quick" = 0 ]; then
+    grep -q 'sliced: each output channel.s codes (up to [2-8] bits) in its own 2/4/8-bit storage' \
+        "$T/ex/model_data.h" && ok || bad "per-slice packing" "no layer packed per slice" "$T/a.info"
+fi
 if command -v arm-none-eabi-gcc >/dev/null; then
     arm-none-eabi-gcc -std=c99 -Wall -Wextra -Werror -pedantic -mcpu=cortex-m4 -mthumb -Os \
         -c "$T/ex/model.c" -o "$T/ex/model_m4.o" >"$T/a.arm" 2>&1 && ok ||
