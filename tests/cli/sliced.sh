@@ -159,6 +159,8 @@ expect_fail "phases syntax" "expected A,B,C" train "$T/e.ckpt" --epochs 2 --phas
 expect_fail "budget without mixed phase" "needs a mixed phase" \
     train "$T/e.ckpt" --epochs 2 --phases 1,0,1 --budget-weights 100
 expect_fail "wbits out of range" "wbits" train "$T/e.ckpt" --epochs 1 --wbits 9
+expect_fail "layer width out of range" "layer 'conv2': bits must be 2..8, got 9" \
+    train "$T/e.ckpt" --epochs 1 --layer-bits conv2=9/4
 expect_fail "phases without sliced" "need sliced quantizers" \
     "$L" train --data "$DATA" --out "$T/e.ckpt" --quant lsq --epochs 1 --phases 0,1,0
 expect_fail "sliced with adaqat" "choose one" train "$T/e.ckpt" --epochs 1 --learn-bits adaqat
