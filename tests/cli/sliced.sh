@@ -28,7 +28,7 @@ finish() {
     [ "$fail" -eq 0 ]
     exit
 }
-ntrain=96 nimg=64 quick=0
+ntrain=64 nimg=64 quick=0
 if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then ntrain=64 nimg=20 quick=1; fi
 if [ ! -d "$DATA" ]; then
     bad "data" "data set $DATA missing (scripts/deps.sh installs dataset-fashion-mnist)"
@@ -39,7 +39,7 @@ train() { # checkpoint, extra options...
     local out=$1
     shift
     "$L" train --data "$DATA" --out "$out" --train-limit "$ntrain" --test-limit 16 --batch 32 \
-        --lr 0.02 --model cnn --quant sliced --per-channel --wbits 4 --abits 4 --sliced-every 2 "$@"
+        --lr 0.02 --model cnn --quant sliced --per-channel --wbits 4 --abits 4 --sliced-every 1 "$@"
 }
 
 # ---- a budget met, bits shown, integer and exported C agree ----------------------------------
