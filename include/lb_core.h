@@ -9,13 +9,14 @@
 /* ---- status ------------------------------------------------------------------------------ */
 typedef enum lb_status {
     LB_OK = 0,
-    LB_EINVAL,   /* bad argument or option value */
-    LB_EIO,      /* file could not be opened, read or written */
-    LB_EFORMAT,  /* file exists but its content is malformed */
-    LB_ENOMEM,   /* allocation failed */
-    LB_ESHAPE,   /* shapes do not fit (e.g. checkpoint vs model) */
-    LB_ENUMERIC, /* NaN/Inf trapped */
-    LB_ECOLLAPSE /* training collapsed (stopped as --on-collapse stop asks) */
+    LB_EINVAL,    /* bad argument or option value */
+    LB_EIO,       /* file could not be opened, read or written */
+    LB_EFORMAT,   /* file exists but its content is malformed */
+    LB_ENOMEM,    /* allocation failed */
+    LB_ESHAPE,    /* shapes do not fit (e.g. checkpoint vs model) */
+    LB_ENUMERIC,  /* NaN/Inf trapped */
+    LB_ECOLLAPSE, /* training collapsed (stopped as --on-collapse stop asks) */
+    LB_EBUDGET    /* the trained model misses its size budget (--quant sliced) */
 } lb_status;
 
 /* Records a message (printf-style) for the calling thread and returns `st`, so library code can

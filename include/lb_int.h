@@ -81,7 +81,11 @@ typedef struct lb_int_op {
     int cin, ih, iw;
     int cout, oh, ow;
     int k, stride, pad, groups, linear;
-    int wbits;  /* conv: weight code bits (2..8; 16: learned reg levels' fine codes) */
+    int wbits; /* conv: weight code bits (2..8; 16: learned reg levels' fine codes) */
+    /* conv with sliced weights, one slice per output channel: each channel's own code bits
+     * ([cout]; wbits is their largest), so the export can pack each row at its width; NULL
+     * otherwise */
+    signed char *rbits;
     int16_t *w; /* conv: codes [cout][cin/groups][k][k], int8 range unless wbits > 8 */
     /* conv with reg fixed/learned levels: the memory holds the ibits-bit level index widx and
      * w = wtab[table][widx] (table = the output channel when ntab > 1, else 0); ibits 0: none */

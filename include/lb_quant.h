@@ -39,9 +39,10 @@
  *   state.
  * - Learned bit-widths (sec. 4): AdaQAT keeps its real-valued N outside and calls
  *   lb_quant_set_bits(q, ceil N) (bounds and gradient scale follow; parameters are kept). Seed
- *   004's slices are groups of contiguous channels (ch = number of slices, inner = channels per
- *   slice * their size) with (d, x_max) as two parameters per slice, own kernels, and the size
- *   penalty as its reg hook; its gradient modification is a variant of the uniform backward.
+ *   004's tensor-sliced precision: BUILT as LB_Q_SLICED below (docs/mixed.md), a slice per
+ *   channel with (d, xmax) as two parameters each and its own loops; the size penalty is the
+ *   trainer's (src/train/sliced_train.c: it couples all quantizers through relu(S - T)), with
+ *   the size and its gradient per quantizer from lb_quant_sliced_kb.
  * - MaQD (sec. 5): BUILT as LB_Q_ROUNDCLIP (below, docs/quantizers.md): this grid with s = 1/a,
  *   qn = K (signed) or 0, qp = K, K from lb_qcfg.states; weight standardization is a layer
  *   option (lb_node.wstd, lb_wstd_* in lb_ops.h) run before the weight quantizer. */
@@ -62,6 +63,7 @@ typedef enum lb_qkind {
     LB_Q_ROUNDCLIP, /* MaQD scaled round-clip clip(round(a x), -K, K)/a, a learned, K from states */
     LB_Q_MSQE_PO2,  /* power-of-two scale 2^E searched for the least (weighted) error every step */
     LB_Q_GRAD_PO2,  /* power-of-two scale 2^E from a learned log2 scale e (TQT-like) */
+    LB_Q_SLICED,    /* learned step d and range xmax per slice, bits implied (Schaefer et al.) */
     LB_Q_COUNT
 } lb_qkind;
 
@@ -92,7 +94,7 @@ typedef struct lb_qcfg {
     int per_channel;      /* one step per `ch` */
     lb_reg_levels levels; /* LB_Q_REG only (0: fixed) */
     lb_reg_form form;     /* LB_Q_REG only (0: mse) */
-    int po2;              /* LB_Q_LSQ only: power-of-two effective steps (below) */
+    int po2;              /* LB_Q_LSQ, LB_Q_SLICED: power-of-two effective steps (below) */
     /* LB_Q_ROUNDCLIP only: the number of states (signed 2K+1, odd, 3..511; unsigned K+1, 2..256;
      * 0: the states of `bits`, K = 2^(b-1)-1 signed, 2^b-1 unsigned) and the surrogate. `bits`
      * is then the code width, ceil(log2(K+1)) (+1 signed), which lb_qcfg_roundclip sets. */
@@ -201,11 +203,49 @@ extern const lb_quant_vt lb_quant_vt_msqe_po2, lb_quant_vt_grad_po2;
  * above; v <= 0 or NaN gives LB_PO2X_EMIN. */
 int lb_po2_exponent(double v);
 
+/* SLICED (src/quant/sliced.c, docs/mixed.md "Tensor-sliced"): param[c] = d, param[ch + c] = xmax of
+ * slice c (a slice = a channel of the quantizer); state[0] = initialized flag. A weight quantizer
+ * (cfg.numel > 0) keeps d in [LB_SLICED_DMIN, LB_SLICED_DMAX_W], an activation one in
+ * [LB_SLICED_DMIN, LB_SLICED_DMAX_A]; xmax in [LB_SLICED_XMIN, LB_SLICED_XMAX]; d <= xmax
+ * (project). cfg.bits is b0, the width the init starts from; cfg.po2 makes d a power of two
+ * (2^round(log2 d), straight through). After every forward/project qp = the largest slice bound K,
+ * qn = qp (signed) or 0. */
+extern const lb_quant_vt lb_quant_vt_sliced;
+#define LB_SLICED_DMIN 0.000244140625f /* 2^-12 */
+#define LB_SLICED_DMAX_W 1.0f
+#define LB_SLICED_DMAX_A 8.0f
+#define LB_SLICED_XMIN 0.00390625f /* 2^-8 */
+#define LB_SLICED_XMAX 127.0f
+/* K = round(xmax/d) (half to even, as the forward), capped at 10^6; the slice's codes are -K..K
+ * (signed) or 0..K. */
+int lb_sliced_k(float d, float xmax);
+/* methods.md's bit-width of a slice: ceil(log2(K + 1)) + 1 signed, ceil(log2(K + 1)) unsigned. */
+int lb_sliced_bits(float d, float xmax, int is_signed);
+float lb_sliced_dmax(const lb_quant *q);            /* the d ceiling of this side */
+float lb_quant_sliced_d(const lb_quant *q, int c);  /* effective d (po2 applied) */
+int lb_quant_sliced_k(const lb_quant *q, int c);    /* K of slice c */
+int lb_quant_sliced_bits(const lb_quant *q, int c); /* bits of slice c */
+/* The size in kB of n elements at this quantizer's widths, n * mean_c(b_c) / 8000 (methods.md;
+ * weights: n = the tensor's elements; activations: per sample). With dd and dxmax (q->ch floats
+ * each, may be NULL) also its straight-through gradient per slice: round and ceil pass the gradient
+ * unchanged, b = log2(K + 1) (+1) differentiated at the rounded K (as autograd's x + (f(x) -
+ * x).detach() does). */
+double lb_quant_sliced_kb(const lb_quant *q, size_t n, float *dd, float *dxmax);
+/* After parameters were loaded from a file: checks them (LB_EFORMAT naming `what` and the slice
+ * when outside the ranges above) and sets qn/qp from them. LB_OK and nothing done for other
+ * kinds. */
+lb_status lb_quant_sliced_sync(lb_quant *q, const char *what);
+/* The kind's backward (scalar loops, double sums in the shared chunk order): it is its own
+ * reference. Writes dx (dx_acc: adds) and OVERWRITES q->dparam (d then xmax). */
+void lb_quant_sliced_backward_ref(lb_quant *q, size_t outer, const float *x, const float *dy,
+                                  float *dx, int dx_acc);
+
 const lb_quant_vt *lb_quant_vt_for(lb_qkind kind); /* NULL for an unknown kind */
 /* LB_EINVAL for an unknown kind, (quantizing kinds) bits outside 2..8, or po2 with a kind other
  * than LSQ (no learned scale to constrain). */
 lb_status lb_qcfg_check(const lb_qcfg *cfg);
-/* "none", "fixed", "lsq", "reg", "dorefa", "pact", "msqe-po2", "grad-po2"; "?" when unknown */
+/* "none", "fixed", "lsq", "reg", "dorefa", "pact", "roundclip", "msqe-po2", "grad-po2", "sliced";
+ * "?" when unknown */
 const char *lb_qkind_name(lb_qkind kind);
 lb_status lb_qkind_parse(const char *s, lb_qkind *out);
 /* Per-tensor (per_channel == 0) counts as one channel whatever `ch` is. */

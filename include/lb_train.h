@@ -62,11 +62,19 @@ typedef struct lb_train_cfg {
      * the widths' learning rate and cost weight lambda (halved once the weights settle) */
     int learn_bits, bits_scope;
     float bits_lr, bits_lambda;
+    /* --quant sliced (docs/mixed.md, methods.md sec. 4): --phases A,B,C epochs (fixed-bit QAT
+     * with the quantizer parameters frozen, mixed phase with the size penalty, frozen fine-tune;
+     * all 0: the whole run is the mixed phase), --budget-weights / --budget-acts in kB (1000
+     * bytes; 0: none), and the period K of the quantizer updates (--sliced-every, 20). */
+    int phases[3];
+    float budget_w_kb, budget_a_kb;
+    int sliced_every;
     /* --log-scales N: every N optimizer steps, each quantizer's scales as one JSON line in the
      * metrics file (0: never). Like the paths, the caller's choice on --resume; not recorded. */
     int log_scales;
 } lb_train_cfg;
 
+#define LB_SLICED_EVERY 20 /* methods.md: quantizer gradients applied every 20 steps */
 void lb_train_cfg_default(lb_train_cfg *c);
 /* Learning rate used when the config leaves it 0: 0.02 for cnn, 0.1 for the ResNets, at batch
  * LB_LR_BATCH, scaled linearly with the batch. */

@@ -187,16 +187,17 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
             c->model.q.kind = LB_Q_NONE;
         else if (lb_qkind_parse(v, &c->model.q.kind) != LB_OK || c->model.q.kind == LB_Q_NONE)
             cli_die(2, cmd,
-                    "--quant: expected fp32, lsq, fixed, reg, dorefa, roundclip, msqe-po2 or "
-                    "grad-po2, got '%s'",
+                    "--quant: expected fp32, lsq, fixed, reg, dorefa, roundclip, msqe-po2, "
+                    "grad-po2 or sliced, got '%s'",
                     v);
     } else if (IS("--wquant") || IS("--aquant")) {
         const char *v = VAL;
         lb_qkind k;
         if (lb_qkind_parse(v, &k) != LB_OK)
             cli_die(2, cmd,
-                    "%s: expected none, fixed, lsq, %s, roundclip, msqe-po2, grad-po2, got '%s'", o,
-                    o[2] == 'w' ? "dorefa" : "pact", v);
+                    "%s: expected none, fixed, lsq, %s, roundclip, msqe-po2, grad-po2, sliced, "
+                    "got '%s'",
+                    o, o[2] == 'w' ? "dorefa" : "pact", v);
         *(o[2] == 'w' ? &c->model.q.wquant : &c->model.q.aquant) = 1 + (int)k;
     } else if (IS("--wbits")) {
         c->model.q.wbits = cli_int(cmd, o, VAL, 2, 8);
@@ -240,6 +241,25 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         c->bits_lr = cli_float(cmd, o, VAL, 1e-6, 10);
     } else if (IS("--bits-lambda")) {
         c->bits_lambda = cli_float(cmd, o, VAL, 0, 10);
+    } else if (IS("--phases")) {
+        const char *v = VAL;
+        int a, b, k, n = -1;
+        if (sscanf(v, "%d,%d,%d%n", &a, &b, &k, &n) != 3 || n < 0 || v[n] || a < 0 || b < 0 ||
+            k < 0 || a + b + k < 1)
+            cli_die(2, cmd,
+                    "--phases: expected A,B,C epochs (fixed-bit QAT, mixed, fine-tune), each "
+                    ">= 0, adding up to --epochs, got '%s'",
+                    v);
+        c->phases[0] = a, c->phases[1] = b, c->phases[2] = k;
+    } else if (IS("--budget-weights") || IS("--budget-acts")) {
+        const char *v = VAL;
+        char *end;
+        double kb = strtod(v, &end);
+        if (end == v || *end || !(kb > 0) || kb > 1e9)
+            cli_die(2, cmd, "%s: expected a size in kB greater than 0, got '%s'", o, v);
+        *(o[9] == 'w' ? &c->budget_w_kb : &c->budget_a_kb) = (float)kb;
+    } else if (IS("--sliced-every")) {
+        c->sliced_every = cli_int(cmd, o, VAL, 1, 1000000);
     } else if (IS("--layer-bits")) {
         cli_copy(cmd, o, c->model.q.overrides, sizeof c->model.q.overrides, VAL);
     } else if (IS("--seed")) {
@@ -316,7 +336,7 @@ void cli_train_usage(void) {
           "                     has at least 1000 optimizer steps; printed at the start)\n"
           "  --batch B          batch size (default 128)\n"
           "  --lr LR            peak learning rate (default 0.02 for cnn, 0.1 for resnets)\n"
-          "  --quant Q          fp32 | lsq | fixed | reg | dorefa | msqe-po2 | grad-po2\n"
+          "  --quant Q          fp32 | lsq | fixed | reg | dorefa | msqe-po2 | grad-po2 | sliced\n"
           "                     (default fp32); reg:\n"
           "                     weights pulled onto levels by a regularizer, LSQ\n"
           "                     activations (docs/reg.md)\n"
@@ -365,6 +385,13 @@ void cli_train_usage(void) {
           "  --learn-bits-scope layer|net  a width pair per layer or one for the net\n"
           "  --bits-lr R --bits-lambda L  width rate (0.1) and cost weight (0.02, halved\n"
           "                     once every weight width is frozen)\n"
+          "  --quant sliced     learned step d and range xmax per slice, bits implied\n"
+          "                     (docs/mixed.md), starting from --wbits/--abits\n"
+          "  --phases A,B,C     sliced: epochs of fixed-bit QAT, mixed phase (size\n"
+          "                     penalty), frozen fine-tune; adding up to --epochs\n"
+          "  --budget-weights KB --budget-acts KB  sliced: the exported model's weight and\n"
+          "                     peak activation bytes (kB = 1000 bytes)\n"
+          "  --sliced-every K   sliced: quantizer parameters move every K steps (20)\n"
           "  --optimizer O      sgd (momentum 0.9, Nesterov) | adamw (default sgd; spiking\n"
           "                     models: adamw, lr 1e-3, wd 1e-4, seed 000's recipe)\n"
           "  --momentum M --no-nesterov --wd WD (default 5e-4; never on BN, bias, quantizers)\n"

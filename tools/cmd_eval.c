@@ -288,6 +288,10 @@ static const char *tensor_role(const char *name, const lb_quant_plan *plan, lb_o
             return st ? "grad-po2: [initialized 0/1, E per channel, stable mean per channel, "
                         "forwards, g^2 moments per weight]"
                       : "grad-po2 learned log2 scale e per channel (or one)";
+        if (q == LB_Q_SLICED)
+            return st ? "sliced: [initialized 0/1]"
+                      : (w ? "sliced weights: [d per slice, xmax per slice]"
+                           : "sliced input: [d, xmax]");
         return w ? "reg weight quantizer tensor" : "input quantizer tensor";
     }
     if (len > 7 && strcmp(name + len - 7, ".weight") == 0)
@@ -355,6 +359,39 @@ static void print_widths(const char *file, const lb_net *n, const lb_ckpt_info *
                (double)w->n, lb_bitwidth_bits(w), w->frozen ? " (frozen)" : "", (double)a->n,
                lb_bitwidth_bits(a), a->frozen ? " (frozen)" : "");
     }
+}
+
+/* Sliced quantizers (docs/mixed.md): the learned width of every slice (one digit each, 1..8),
+ * their mean, the (d, xmax) range of the layer, and the training-time sizes in kB. */
+static void print_sliced(const lb_net *n, const lb_ckpt_info *in) {
+    int any = 0;
+    double sw = 0, sa = 0;
+    for (int i = 1; i < n->nnodes; i++) {
+        const lb_node *d = &n->nodes[i];
+        if (d->op != LB_OP_CONV && d->op != LB_OP_LINEAR) continue;
+        const lb_quant *qs[2] = {&d->wq, &d->aq};
+        for (int side = 0; side < 2; side++) {
+            const lb_quant *q = qs[side];
+            if (q->cfg.kind != LB_Q_SLICED) continue;
+            if (!any++)
+                printf("sliced bits (b0 W%d A%d; phases %d,%d,%d; budgets weights %g kB, "
+                       "activations %g kB; 0: none):\n",
+                       in->model.q.wbits, in->model.q.abits, in->train.phases[0],
+                       in->train.phases[1], in->train.phases[2], (double)in->train.budget_w_kb,
+                       (double)in->train.budget_a_kb);
+            size_t nel = side ? q->inner : (size_t)q->cfg.numel;
+            double kb = lb_quant_sliced_kb(q, nel, NULL, NULL), mean = kb * 8000.0 / (double)nel;
+            *(side ? &sa : &sw) += kb;
+            printf("  %-14s %s %.3f kB  mean %.3f bits  slices ", d->name, side ? "A" : "W", kb,
+                   mean);
+            for (int c = 0; c < q->ch; c++) putchar('0' + lb_quant_sliced_bits(q, c) % 10);
+            putchar('\n');
+        }
+    }
+    if (any)
+        printf("sliced size: weights %.3f kB, activations %.3f kB (sum over tensors, per sample; "
+               "training's estimate: the exported bytes follow)\n",
+               sw, sa);
 }
 
 /* The two byte figures of the exported integer model (lb_int_export_bytes), when it has one. */
@@ -472,6 +509,7 @@ int cmd_info(int argc, char **argv) {
         if (d->wqcfg.kind == LB_Q_REG) print_reg_levels(d);
     }
     print_widths(file, n, &in);
+    print_sliced(n, &in);
     print_bytes(n, m);
     lb_net_free(n);
     if (tensors) print_tensors(file, &in);

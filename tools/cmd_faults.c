@@ -23,9 +23,12 @@ static int ckpt_specs(const char *cmd, const char *file, char *arch, lb_flayer_s
     if (st != LB_OK) cli_die(1, cmd, "%s: %s", file, lb_error_msg());
     if (ns == 0)
         cli_die(1, cmd,
-                "%s: a float (unquantized) checkpoint has no coded weights: nothing for a chip "
-                "to hold (train with --quant lsq|fixed|reg)",
-                file);
+                "%s: no coded weights for a chip to hold: its weights are %s (chips hold lsq, "
+                "fixed and reg codes: train with --quant lsq|fixed|reg)",
+                file,
+                lb_quant_plan_wkind(&info.model.q) == LB_Q_NONE
+                    ? "float (unquantized)"
+                    : lb_qkind_name(lb_quant_plan_wkind(&info.model.q)));
     snprintf(arch, LB_FNAME_MAX, "%s", info.model.arch);
     return ns;
 }

@@ -1,7 +1,9 @@
 /* lowbit plot scales: draws the scale trajectories a `--log-scales` run wrote into its metrics
- * JSONL (scripts/plot_scales.py, run with a python3 that has matplotlib). Not the logger
- * (src/train/scales_log.c) and not a plotting library. */
+ * JSONL (scripts/plot_scales.py); lowbit plot bits: the learned bit-widths of a sliced checkpoint
+ * per layer and slice (scripts/plot_bits.py); both run with a python3 that has matplotlib. Not the
+ * logger (src/train/scales_log.c) and not a plotting library. */
 #include "cli.h"
+#include "lb_train.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -11,6 +13,11 @@
 
 static void usage(FILE *f) {
     fputs("usage: lowbit plot scales METRICS.jsonl -o OUT.svg\n"
+          "       lowbit plot bits CKPT -o OUT.svg\n"
+          "bits: the learned bit-width of every slice of a --quant sliced checkpoint (weights:\n"
+          "one bar per output channel of each layer; activations: one per layer), with each\n"
+          "layer's mean; writes OUT.svg and OUT.png.\n"
+          "scales:\n"
           "Draws each layer's scale (log2 of the step: the exponent for msqe-po2, grad-po2 and\n"
           "lsq --po2) over the optimizer steps of a `lowbit train --log-scales N` run, weights\n"
           "and activations in two panels; writes OUT.svg and OUT.png. The legend counts each\n"
@@ -22,20 +29,20 @@ static void usage(FILE *f) {
 }
 
 /* The script: $LOWBIT_SCRIPTS, else next to the build (<exe>/../../scripts), else ./scripts. */
-static int find_script(char *out, size_t cap) {
+static int find_script(const char *name, char *out, size_t cap) {
     const char *e = getenv("LOWBIT_SCRIPTS");
     char exe[PATH_MAX];
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
     char cands[3][PATH_MAX + 64];
     int nc = 0;
-    if (e && *e) snprintf(cands[nc++], sizeof cands[0], "%.4000s/plot_scales.py", e);
+    if (e && *e) snprintf(cands[nc++], sizeof cands[0], "%.4000s/%s", e, name);
     if (k > 0) {
         exe[k] = 0;
         char *s = strrchr(exe, '/');
         if (s) *s = 0;
-        snprintf(cands[nc++], sizeof cands[0], "%.4000s/../../scripts/plot_scales.py", exe);
+        snprintf(cands[nc++], sizeof cands[0], "%.4000s/../../scripts/%s", exe, name);
     }
-    snprintf(cands[nc++], sizeof cands[0], "scripts/plot_scales.py");
+    snprintf(cands[nc++], sizeof cands[0], "scripts/%s", name);
     for (int i = 0; i < nc; i++)
         if (access(cands[i], R_OK) == 0) {
             snprintf(out, cap, "%.4000s", cands[i]);
@@ -72,14 +79,54 @@ static int has_scales(const char *cmd, const char *path) {
     return found;
 }
 
+/* plot bits: the checkpoint's slices as JSON lines {"layer","q":"w"|"a","bits":[...]} in a
+ * temporary file (made here, removed by the caller), so the script needs no checkpoint reader. A
+ * checkpoint without sliced quantizers has nothing learned to draw. */
+static void write_bits(const char *cmd, const char *ckpt, char *tmp) {
+    lb_net *n;
+    lb_ckpt_info info;
+    if (lb_ckpt_open_model(ckpt, 1, 1, &n, &info) != LB_OK) cli_die(1, cmd, "%s", lb_error_msg());
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        lb_net_free(n);
+        cli_die(1, cmd, "cannot create a temporary file in /tmp");
+    }
+    int layers = 0;
+    for (int i = 1; i < n->nnodes; i++) {
+        const lb_node *d = &n->nodes[i];
+        if (d->op != LB_OP_CONV && d->op != LB_OP_LINEAR) continue;
+        const lb_quant *qs[2] = {&d->wq, &d->aq};
+        for (int side = 0; side < 2; side++) {
+            if (qs[side]->cfg.kind != LB_Q_SLICED) continue;
+            fprintf(f, "{\"layer\":\"%s\",\"q\":\"%s\",\"bits\":[", d->name, side ? "a" : "w");
+            for (int c = 0; c < qs[side]->ch; c++)
+                fprintf(f, "%s%d", c ? "," : "", lb_quant_sliced_bits(qs[side], c));
+            fputs("]}\n", f);
+            layers++;
+        }
+    }
+    lb_net_free(n);
+    if (fclose(f) != 0 || !layers) {
+        unlink(tmp);
+        if (layers) cli_die(1, cmd, "cannot write a temporary file in /tmp");
+        cli_die(1, cmd,
+                "%s: no sliced quantizers (quant %s): no learned bit-widths to plot (train with "
+                "--quant sliced)",
+                ckpt, lb_qkind_name(info.model.q.kind));
+    }
+}
+
 int cmd_plot(int argc, char **argv) {
     const char *cmd = "plot";
     if (argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
         usage(argc < 1 ? stderr : stdout);
         return argc < 1 ? 2 : 0;
     }
-    if (strcmp(argv[0], "scales") != 0) cli_die(2, cmd, "unknown plot '%s' (scales)", argv[0]);
-    cmd = "plot scales";
+    int bits = strcmp(argv[0], "bits") == 0;
+    if (strcmp(argv[0], "scales") != 0 && !bits)
+        cli_die(2, cmd, "unknown plot '%s' (scales, bits)", argv[0]);
+    cmd = bits ? "plot bits" : "plot scales";
     const char *in = NULL, *out = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--out") == 0)
@@ -94,16 +141,27 @@ int cmd_plot(int argc, char **argv) {
         else
             cli_die(2, cmd, "one metrics file, got '%s' too", argv[i]);
     }
-    if (!in) cli_die(2, cmd, "needs the metrics JSONL of a run (see lowbit plot --help)");
+    if (!in)
+        cli_die(2, cmd, "needs %s (see lowbit plot --help)",
+                bits ? "a sliced checkpoint" : "the metrics JSONL of a run");
     if (!out) cli_die(2, cmd, "-o OUT.svg is required");
     if (strchr(in, '\'') || strchr(out, '\''))
         cli_die(2, cmd, "file names with a single quote are not supported");
-    if (!has_scales(cmd, in))
+    char tmp[] = "/tmp/lowbit_bits.XXXXXX";
+    if (bits) {
+        write_bits(cmd, in, tmp);
+        in = tmp;
+    } else if (!has_scales(cmd, in)) {
         cli_die(1, cmd, "%s: no scale records (train with --log-scales N to write them)", in);
+    }
+    const char *sname = bits ? "plot_bits.py" : "plot_scales.py";
     char script[PATH_MAX + 64];
-    if (!find_script(script, sizeof script))
-        cli_die(1, cmd, "scripts/plot_scales.py not found (set LOWBIT_SCRIPTS)");
+    if (!find_script(sname, script, sizeof script)) {
+        if (bits) unlink(tmp);
+        cli_die(1, cmd, "scripts/%s not found (set LOWBIT_SCRIPTS)", sname);
+    }
     const char *py = find_python();
+    if (!py && bits) unlink(tmp);
     if (!py)
         cli_die(1, cmd,
                 "matplotlib is not installed for %s (scripts/deps.sh installs python3-matplotlib; "
@@ -113,6 +171,8 @@ int cmd_plot(int argc, char **argv) {
                     : "/usr/bin/python3 or python3");
     char run[4 * 4000 + 64];
     snprintf(run, sizeof run, "'%.4000s' '%.4000s' '%.4000s' '%.4000s'", py, script, in, out);
-    if (system(run) != 0) cli_die(1, cmd, "%s failed", script);
+    int rc = system(run);
+    if (bits) unlink(tmp);
+    if (rc != 0) cli_die(1, cmd, "%s failed", script);
     return 0;
 }

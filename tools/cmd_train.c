@@ -133,6 +133,7 @@ int cmd_train(int argc, char **argv) {
     float acc = 0;
     lb_status st = lb_train_run(&c, progress, &b, &acc);
     if (st == LB_ECOLLAPSE) cli_die(3, "train", "%s", lb_error_msg());
+    if (st == LB_EBUDGET) cli_die(4, "train", "%s", lb_error_msg());
     if (st != LB_OK) cli_die(1, "train", "%s", lb_error_msg());
     printf("checkpoint: %s\naccuracy: %.4f\n", c.out, acc);
     return 0;

@@ -36,6 +36,8 @@ const char *lb_status_name(lb_status st) {
         return "non-finite value";
     case LB_ECOLLAPSE:
         return "training collapsed";
+    case LB_EBUDGET:
+        return "size budget missed";
     }
     return "unknown status";
 }

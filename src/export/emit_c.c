@@ -164,6 +164,36 @@ static unsigned char *pack_codes(const int16_t *w, const unsigned char *idx, siz
     return p;
 }
 
+/* A sliced layer's rows (lb_emit_row_bytes): output channel co packed as pack_codes does at its
+ * own storage bits, from a byte boundary; writes the row tables lbm_rb<i> (storage bits) and
+ * lbm_ro<i> (byte offsets) to f before the codes. NULL when out of memory. */
+static unsigned char *pack_rows(const lb_int_op *op, int K, size_t *bytes, int i, FILE *f) {
+    size_t total = 0;
+    for (int co = 0; co < op->cout; co++) {
+        int per = 8 / lb_emit_storage_bits(op->rbits[co]);
+        total += ((size_t)K + per - 1) / per;
+    }
+    unsigned char *p = calloc(total ? total : 1, 1);
+    if (!p) return NULL;
+    fprintf(f, "static const signed char lbm_rb%d[%d] = {", i, op->cout);
+    for (int co = 0; co < op->cout; co++)
+        fprintf(f, "%s%d,", co % 16 ? " " : "\n    ", lb_emit_storage_bits(op->rbits[co]));
+    fprintf(f, "\n};\nstatic const int32_t lbm_ro%d[%d] = {", i, op->cout);
+    size_t off = 0;
+    for (int co = 0; co < op->cout; co++) {
+        int sb = lb_emit_storage_bits(op->rbits[co]), per = 8 / sb;
+        unsigned mask = (1u << sb) - 1;
+        fprintf(f, "%s%zu,", co % 8 ? " " : "\n    ", off);
+        for (int k = 0; k < K; k++)
+            p[off + (size_t)(k / per)] |=
+                (unsigned char)((((unsigned)op->w[(size_t)co * K + k]) & mask) << ((k % per) * sb));
+        off += ((size_t)K + per - 1) / per;
+    }
+    fputs("\n};\n", f);
+    *bytes = total;
+    return p;
+}
+
 /* A requantization whose multiplier m is a power of two 2^j (power-of-two scales), rewritten with
  * shifts only; the result is the same integer (docs/integer.md). X = v 2^j + b, q = rshift_rne(X,
  * s), t = s - j, b = B 2^j + r with 0 <= r < 2^j.
@@ -230,6 +260,9 @@ int lb_emit_model_data_h(FILE *f, const lb_int_model *m, const lb_export_plan *p
         "    int yt; /* output: 0 unsigned codes, 1 signed codes, 3 int32 */\n"
         "    /* a max pool done per output plane (pk = 0: none): window, stride, padding, size */\n"
         "    int pk, ps, ppad, poh, pow;\n"
+        "    /* rb != 0 (sliced layers): output channel co's codes start at byte ro[co] of w,\n"
+        "     * stored in rb[co] bits (2, 4 or 8) each; bits is then unused */\n"
+        "    const signed char *rb;\n    const int32_t *ro;\n"
         "} lbm_conv;\n\n",
         f);
     for (int i = 0; i < m->nops; i++) {
@@ -245,14 +278,22 @@ int lb_emit_model_data_h(FILE *f, const lb_int_model *m, const lb_export_plan *p
         if (op->kind != LB_IOP_CONV) continue;
         int K = op->cin / op->groups * op->k * op->k;
         int sb = lb_emit_storage_bits(op->ibits ? op->ibits : op->wbits);
+        int rows = lb_emit_row_bytes(op) > 0;
         size_t nb;
-        unsigned char *pk = pack_codes(op->ibits ? NULL : op->w, op->ibits ? op->widx : NULL,
-                                       (size_t)op->cout * K, sb, &nb);
+        unsigned char *pk = rows ? pack_rows(op, K, &nb, i, f)
+                                 : pack_codes(op->ibits ? NULL : op->w, op->ibits ? op->widx : NULL,
+                                              (size_t)op->cout * K, sb, &nb);
         if (!pk) {
             lb_error_set(LB_ENOMEM, "out of memory packing '%s'", op->name);
             return -1;
         }
-        if (op->ibits)
+        if (rows)
+            fprintf(f,
+                    "/* %s: %s %dx%dx%dx%d, sliced: each output channel's codes (up to %d bits) "
+                    "in its own 2/4/8-bit storage */\n",
+                    op->name, op->linear ? "linear" : "conv", op->cout, op->cin / op->groups, op->k,
+                    op->k, op->wbits);
+        else if (op->ibits)
             fprintf(f, "/* %s: %s %dx%dx%dx%d, %d-bit level indices in %d-bit storage */\n",
                     op->name, op->linear ? "linear" : "conv", op->cout, op->cin / op->groups, op->k,
                     op->k, op->ibits, sb);
@@ -316,8 +357,12 @@ int lb_emit_model_data_h(FILE *f, const lb_int_model *m, const lb_export_plan *p
         lit32(hi, sizeof hi, op->hi);
         const lb_int_op *po = p->pool_of[i] >= 0 ? &m->ops[p->pool_of[i]] : NULL;
         if (po) yt = yt_code(m->t[po->out].type);
-        fprintf(f, "%s, %s, %d, %d, %d, %d, %d, %d};\n\n", lo, hi, yt, po ? po->k : 0,
+        fprintf(f, "%s, %s, %d, %d, %d, %d, %d, %d, ", lo, hi, yt, po ? po->k : 0,
                 po ? po->stride : 0, po ? po->pad : 0, po ? po->oh : 0, po ? po->ow : 0);
+        if (rows)
+            fprintf(f, "lbm_rb%d, lbm_ro%d};\n\n", i, i);
+        else
+            fputs("0, 0};\n\n", f);
     }
     return 0;
 }
@@ -401,7 +446,10 @@ static const char *k_conv =
     "    long p;\n"
     "    for (co = 0; co < c->cout; co++) {\n"
     "        const int g = co / cout_g;\n"
-    "        lbm_unpack(c->w, c->bits, (long)co * K, K, lbm_tab(c, co), lbm_wbuf);\n"
+    "        if (c->rb)\n"
+    "            lbm_unpack(c->w + c->ro[co], c->rb[co], 0, K, 0, lbm_wbuf);\n"
+    "        else\n"
+    "            lbm_unpack(c->w, c->bits, (long)co * K, K, lbm_tab(c, co), lbm_wbuf);\n"
     "        for (p = 0; p < plane; p++) lbm_acc[p] = 0;\n"
     "        for (ci = 0; ci < cin_g; ci++) {\n"
     "            const @T *xc = x + (long)(g * cin_g + ci) * c->ih * c->iw;\n"
@@ -468,7 +516,10 @@ static const char *k_linear =
     "    int co, k;\n"
     "    for (co = 0; co < c->cout; co++) {\n"
     "        int32_t acc = 0;\n"
-    "        lbm_unpack(c->w, c->bits, (long)co * c->cin, c->cin, lbm_tab(c, co), lbm_wbuf);\n"
+    "        if (c->rb)\n"
+    "            lbm_unpack(c->w + c->ro[co], c->rb[co], 0, c->cin, 0, lbm_wbuf);\n"
+    "        else\n"
+    "            lbm_unpack(c->w, c->bits, (long)co * c->cin, c->cin, lbm_tab(c, co), lbm_wbuf);\n"
     "        for (k = 0; k < c->cin; k++) acc += (int32_t)lbm_wbuf[k] * x[k];\n"
     "        lbm_store(y, c->yt, co, lbm_rq(acc, c->m ? c->m[co] : 0, c->s[co], c->b[co], c->lo, "
     "c->hi));\n"

@@ -42,4 +42,20 @@ static inline int lb_emit_storage_bits(int bits) {
     return bits <= 2 ? 2 : bits <= 4 ? 4 : 8;
 }
 
+/* Sliced layers with a width per output channel (op->rbits): every row packed at its own storage
+ * bits from a byte boundary, with a table of the rows' storage bits (one byte each) and their byte
+ * offsets (int32 each). Used when that is smaller than packing the layer at its widest. Returns
+ * the per-row form's bytes (codes and both tables), or 0 when the layer is packed as one. */
+static inline size_t lb_emit_row_bytes(const lb_int_op *op) {
+    if (op->kind != LB_IOP_CONV || !op->rbits || op->ibits) return 0;
+    size_t K = (size_t)op->cin / (size_t)op->groups * (size_t)op->k * (size_t)op->k, rows = 0;
+    for (int co = 0; co < op->cout; co++) {
+        size_t per = (size_t)(8 / lb_emit_storage_bits(op->rbits[co]));
+        rows += (K + per - 1) / per;
+    }
+    rows += (size_t)op->cout * (1 + 4);
+    size_t per = (size_t)(8 / lb_emit_storage_bits(op->wbits));
+    return rows < ((size_t)op->cout * K + per - 1) / per ? rows : 0;
+}
+
 #endif

@@ -53,7 +53,8 @@ static int is_uniform(const lb_qcfg *c) {
     if (c->kind == LB_Q_REG) return c->levels == LB_REG_FIXED || c->levels == LB_REG_STEP;
     return c->kind == LB_Q_LSQ || c->kind == LB_Q_FIXED || c->kind == LB_Q_DOREFA ||
            c->kind == LB_Q_PACT || c->kind == LB_Q_MSQE_PO2 || c->kind == LB_Q_GRAD_PO2 ||
-           c->kind == LB_Q_ROUNDCLIP; /* round-clip: step 1/a, codes -K..K */
+           c->kind == LB_Q_ROUNDCLIP || /* round-clip: step 1/a, codes -K..K */
+           c->kind == LB_Q_SLICED;      /* sliced: step d, codes -K..K per slice */
 }
 
 static int cons_n(const build *b, int v) {
@@ -152,6 +153,7 @@ void lb_int_free(lb_int_model *m) {
         lb_int_op *op = &m->ops[i];
         free(op->w);
         free(op->widx);
+        free(op->rbits);
         free(op->wtab);
         free(op->rq);
         free(op->lut);
@@ -195,11 +197,24 @@ static lb_status check_quant(const lb_node *d, const lb_qcfg *c, const lb_quant 
                  what, -q->qn, q->qp);
         return lb_int_fail_layer(d, msg);
     }
+    for (int s = 0; c->kind == LB_Q_SLICED && s < q->ch; s++) {
+        /* codes -K..K must fit int8 (weights, signed activations) or uint8 (unsigned) */
+        int k = lb_quant_sliced_k(q, s), lim = q->cfg.is_signed ? 127 : 255;
+        if (k > lim) {
+            char msg[256];
+            snprintf(
+                msg, sizeof msg,
+                "sliced %s slice %d learned %d bits (codes up to %d), more than the integer "
+                "model's 8-bit codes hold (%d): train with a smaller budget or --wbits/--abits",
+                what, s, lb_quant_sliced_bits(q, s), k, lim);
+            return lb_int_fail_layer(d, msg);
+        }
+    }
     if (!is_uniform(c)) {
         char msg[160];
         snprintf(msg, sizeof msg,
                  "%s quantizer '%s' has no integer form (only the uniform grids do: lsq, "
-                 "fixed, pact, dorefa, msqe-po2, grad-po2)",
+                 "fixed, pact, dorefa, msqe-po2, grad-po2, sliced)",
                  what, lb_qkind_name(c->kind));
         return lb_int_fail_layer(d, msg);
     }
@@ -405,8 +420,9 @@ static double wide_scale(const build *b, int tail) {
 /* ---- tensors and ops ------------------------------------------------------------------------- */
 static int code_tensor(lb_int_model *m, const char *name, int c, int h, int w, const lb_node *q) {
     float step = lb_quant_step(&q->aq, 0);
+    int bits = q->aqcfg.kind == LB_Q_SLICED ? lb_quant_sliced_bits(&q->aq, 0) : q->aqcfg.bits;
     return new_tensor(m, name, c, h, w, q->aq.qn ? LB_IT_S8 : LB_IT_U8, step, -q->aq.qn, q->aq.qp,
-                      q->aqcfg.bits);
+                      bits);
 }
 
 /* Does tensor t hold the codes of node q's activation quantizer? */
@@ -576,6 +592,20 @@ static lb_status make_conv(build *b, int i) {
      * bits signed; learned levels' codes are int16; the memory holds the b-bit index (ibits) */
     op->wbits = d->wqcfg.bits + (lb_int_is_reg_fixed(&d->wqcfg) || d->wqcfg.kind == LB_Q_DOREFA);
     if (lb_int_has_table(&d->wqcfg) && d->wqcfg.levels == LB_REG_LEARNED) op->wbits = 16;
+    /* sliced: each slice has its own width; wbits is the widest, rbits every channel's (the
+     * export packs each row at its own width when that is smaller: docs/mixed.md) */
+    for (int s = 0; d->wqcfg.kind == LB_Q_SLICED && s < d->wq.ch; s++) {
+        int bs = lb_quant_sliced_bits(&d->wq, s);
+        op->wbits = s == 0 || bs > op->wbits ? bs : op->wbits;
+    }
+    if (d->wqcfg.kind == LB_Q_SLICED && d->wq.ch == d->c && d->c > 1) {
+        if (!(op->rbits = malloc((size_t)d->c))) {
+            lb_int_wcodes_free(&wc);
+            return lb_int_oom();
+        }
+        for (int co = 0; co < d->c; co++)
+            op->rbits[co] = (signed char)lb_quant_sliced_bits(&d->wq, co);
+    }
     op->w = wc.w;
     op->widx = wc.idx;
     op->wtab = wc.tab;

@@ -103,10 +103,13 @@ lb_status lb_int_weight_codes(const lb_net *n, const lb_node *d, int K, lb_int_w
         } else {
             o->sw[co] = s;
         }
+        /* sliced: each slice clips at its own K (round and clip commute: sliced.c) */
+        int qn = d->wq.qn, qp = d->wq.qp;
+        if (d->wqcfg.kind == LB_Q_SLICED) qn = qp = lb_quant_sliced_k(&d->wq, qc);
         double sa = 0;
         for (int k = 0; k < K; k++) {
             size_t j = (size_t)co * K + k;
-            int32_t c = tab ? tab[o->idx[j]] : lb_int_qcode(wf[j], s, d->wq.qn, d->wq.qp);
+            int32_t c = tab ? tab[o->idx[j]] : lb_int_qcode(wf[j], s, qn, qp);
             o->w[j] = (int16_t)c;
             sa += abs(c);
         }

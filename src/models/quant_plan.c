@@ -3,6 +3,7 @@
  * activations LSQ, as in methods.md sec. 2; the plan's lambda schedule is the trainer's to apply.
  * --quant dorefa gives DoReFa weights and PACT activations (AdaQAT's pair, methods.md sec. 4);
  * --quant msqe-po2 / grad-po2 put power-of-two quantizers on both sides (methods.md 1b);
+ * --quant sliced learned (d, xmax) per slice on both sides (methods.md sec. 4, docs/mixed.md);
  * --wquant / --aquant choose each side on its own. */
 #include "lb_models.h"
 
@@ -109,10 +110,10 @@ lb_status lb_quant_plan_check(const lb_quant_plan *q) {
                             "--aquant %s: %s quantizes weights only; activations: none, fixed, "
                             "lsq, pact",
                             lb_qkind_name(a), lb_qkind_name(a));
-    if (q->po2 && w != LB_Q_LSQ && !lb_qkind_is_po2x(w))
+    if (q->po2 && w != LB_Q_LSQ && w != LB_Q_SLICED && !lb_qkind_is_po2x(w))
         return lb_error_set(LB_EINVAL,
                             "--po2: %s weights have no learned scale to make a power of two (use "
-                            "--quant lsq or --wquant lsq; msqe-po2 and grad-po2 are powers of two "
+                            "--quant lsq or sliced; msqe-po2 and grad-po2 are powers of two "
                             "already)",
                             w == LB_Q_NONE ? "fp32" : lb_qkind_name(w));
     if (w == LB_Q_REG && q->kind != LB_Q_REG)
@@ -183,7 +184,7 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
                      .bits = wb,
                      .is_signed = 1,
                      .per_channel = q->per_channel,
-                     .po2 = q->po2 && wkind == LB_Q_LSQ};
+                     .po2 = q->po2 && (wkind == LB_Q_LSQ || wkind == LB_Q_SLICED)};
         if (wkind == LB_Q_REG) w.levels = q->reg_levels, w.form = q->reg_form;
         /* spikes are exact one-bit activations: nothing to quantize */
         int spikes = n->nodes[d->in[0]].binary;
@@ -194,7 +195,7 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
         lb_qcfg a = {.kind = ab > 0 ? akind : LB_Q_NONE,
                      .bits = ab,
                      .is_signed = !n->nodes[d->in[0]].nonneg,
-                     .po2 = ab > 0 && q->po2 && akind == LB_Q_LSQ};
+                     .po2 = ab > 0 && q->po2 && (akind == LB_Q_LSQ || akind == LB_Q_SLICED)};
         if (lb_qkind_is_po2x(akind))
             a.po2_flags = q->po2_flags, a.po2_round = q->po2_round,
             a.stable_after = q->stable_after;

@@ -4,6 +4,7 @@
 #include "lb_backend.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,7 +139,11 @@ lb_status lb_net_plan(lb_net *n, int max_batch, int nthreads) {
         if (d->op == LB_OP_CONV || d->op == LB_OP_LINEAR) {
             lb_status st = lb_qcfg_check(&d->wqcfg);
             if (st == LB_OK) st = lb_qcfg_check(&d->aqcfg);
-            if (st != LB_OK) return lb_error_set(st, "layer '%s': %s", d->name, lb_error_msg());
+            if (st != LB_OK) { /* lb_error_msg's buffer is the one written next: copy it first */
+                char why[256];
+                snprintf(why, sizeof why, "%s", lb_error_msg());
+                return lb_error_set(st, "layer '%s': %s", d->name, why);
+            }
             if ((d->wqcfg.kind == LB_Q_MSQE_PO2 || d->wqcfg.kind == LB_Q_GRAD_PO2) &&
                 d->wqcfg.per_channel && d->c < 2)
                 return lb_error_set(LB_EINVAL,
@@ -213,7 +218,11 @@ lb_status lb_net_plan(lb_net *n, int max_batch, int nthreads) {
         lb_node *d = &n->nodes[i];
         if (d->op == LB_OP_CONV || d->op == LB_OP_LINEAR) {
             st = bind_quants(n, d);
-            if (st != LB_OK) return lb_error_set(st, "layer '%s': %s", d->name, lb_error_msg());
+            if (st != LB_OK) { /* lb_error_msg's buffer is the one written next: copy it first */
+                char why[256];
+                snprintf(why, sizeof why, "%s", lb_error_msg());
+                return lb_error_set(st, "layer '%s': %s", d->name, why);
+            }
         }
     }
     return LB_OK;

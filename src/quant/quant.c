@@ -2,7 +2,8 @@
  * (fake-quant forward, straight-through backward with the step reduction, init statistics): the
  * threading here, the chunk plan in quant_chunk.h, the per-segment loops in quant_seg_impl.h. The
  * kinds themselves (none.c, fixed.c, lsq.c, reg.c, dorefa.c, pact.c, roundclip.c, msqe_po2.c,
- * grad_po2.c) hold only their policy, not these loops. */
+ * grad_po2.c) hold only their policy, not these loops; sliced.c keeps its own (per-slice
+ * ranges). */
 #include "lb_quant.h"
 
 #include <assert.h>
@@ -148,6 +149,8 @@ const lb_quant_vt *lb_quant_vt_for(lb_qkind kind) {
         return &lb_quant_vt_msqe_po2;
     case LB_Q_GRAD_PO2:
         return &lb_quant_vt_grad_po2;
+    case LB_Q_SLICED:
+        return &lb_quant_vt_sliced;
     default:
         return NULL;
     }
@@ -167,7 +170,7 @@ lb_status lb_qkind_parse(const char *s, lb_qkind *out) {
     }
     return lb_error_set(LB_EINVAL,
                         "unknown quantizer '%s' (none, fixed, lsq, reg, dorefa, pact, roundclip, "
-                        "msqe-po2, grad-po2)",
+                        "msqe-po2, grad-po2, sliced)",
                         s ? s : "(null)");
 }
 
@@ -203,10 +206,10 @@ lb_status lb_qcfg_check(const lb_qcfg *cfg) {
         return lb_error_set(LB_EINVAL, "quantizer %s: bad po2 flags %d, round %d, stable-after %d",
                             lb_qkind_name(cfg->kind), cfg->po2_flags, cfg->po2_round,
                             cfg->stable_after);
-    if (cfg->po2 && cfg->kind != LB_Q_LSQ)
+    if (cfg->po2 && cfg->kind != LB_Q_LSQ && cfg->kind != LB_Q_SLICED)
         return lb_error_set(LB_EINVAL,
                             "--po2: quantizer %s has no learned scale to make a power of two "
-                            "(use --quant lsq)",
+                            "(use --quant lsq or sliced)",
                             lb_qkind_name(cfg->kind));
     return LB_OK;
 }

@@ -228,6 +228,14 @@ lb_status lb_ckpt_load(const char *path, lb_net *n, lb_optim *o, lb_ckpt_info *i
         }
     }
     if (st == LB_OK) st = lb_net_reg_check(n, path); /* levels a damaged file could carry */
+    /* sliced quantizers: their grid bounds follow the loaded (d, xmax) */
+    for (int i = 1; i < n->nnodes && st == LB_OK; i++) {
+        char what[LB_NAME_MAX + 64];
+        snprintf(what, sizeof what, "%s: layer '%s' weights", path, n->nodes[i].name);
+        st = lb_quant_sliced_sync(&n->nodes[i].wq, what);
+        snprintf(what, sizeof what, "%s: layer '%s' activations", path, n->nodes[i].name);
+        if (st == LB_OK) st = lb_quant_sliced_sync(&n->nodes[i].aq, what);
+    }
     if (st == LB_OK) {
         /* the dropout RNG matters only to a resumed run: optional for evaluation */
         const char *v = lb_st_meta_get(f, "lowbit.rng");

@@ -261,7 +261,7 @@ lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg 
     if (lb_qkind_parse(qk, &m->q.kind) != LB_OK)
         return lb_error_set(LB_EFORMAT,
                             "%s: metadata lowbit.model: field \"quant\" is '%s', not one of none, "
-                            "fixed, lsq, reg, dorefa, pact, roundclip, msqe-po2, grad-po2",
+                            "fixed, lsq, reg, dorefa, pact, roundclip, msqe-po2, grad-po2, sliced",
                             path, qk);
     const char *side[2] = {wq, aq};
     int *sel[2] = {&m->q.wquant, &m->q.aquant};
@@ -316,6 +316,15 @@ char *lb_train_cfg_to_json(const lb_train_cfg *c) {
         cJSON_AddStringToObject(o, "learn_bits_scope", lb_bits_scope_name(c->bits_scope));
         cJSON_AddNumberToObject(o, "bits_lr", c->bits_lr);
         cJSON_AddNumberToObject(o, "bits_lambda", c->bits_lambda);
+    }
+    /* only sliced runs: other checkpoints keep their metadata unchanged */
+    if (lb_quant_plan_wkind(&c->model.q) == LB_Q_SLICED ||
+        lb_quant_plan_akind(&c->model.q) == LB_Q_SLICED) {
+        cJSON *ph = cJSON_AddArrayToObject(o, "phases");
+        for (int i = 0; i < 3; i++) cJSON_AddItemToArray(ph, cJSON_CreateNumber(c->phases[i]));
+        cJSON_AddNumberToObject(o, "budget_weights_kb", c->budget_w_kb);
+        cJSON_AddNumberToObject(o, "budget_acts_kb", c->budget_a_kb);
+        cJSON_AddNumberToObject(o, "sliced_every", c->sliced_every);
     }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -375,6 +384,21 @@ lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg 
     if (st == LB_OK) st = jenum(&j, "learn_bits_scope", sc_names, &c->bits_scope);
     if (st == LB_OK) st = jfloat(&j, "bits_lr", &c->bits_lr);
     if (st == LB_OK) st = jfloat(&j, "bits_lambda", &c->bits_lambda);
+    if (st == LB_OK) st = jfloat(&j, "budget_weights_kb", &c->budget_w_kb);
+    if (st == LB_OK) st = jfloat(&j, "budget_acts_kb", &c->budget_a_kb);
+    if (st == LB_OK) st = jint(&j, "sliced_every", 0, 1, 1 << 30, &c->sliced_every);
+    const cJSON *ph = cJSON_GetObjectItemCaseSensitive(o, "phases");
+    if (st == LB_OK && ph) {
+        if (!cJSON_IsArray(ph) || cJSON_GetArraySize(ph) != 3)
+            st = field_err(&j, "phases", "must be an array of three epoch counts");
+        for (int i = 0; st == LB_OK && i < 3; i++) {
+            const cJSON *e = cJSON_GetArrayItem(ph, i);
+            if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > (1 << 30))
+                st = field_err(&j, "phases", "must hold epoch counts >= 0");
+            else
+                c->phases[i] = (int)e->valuedouble;
+        }
+    }
     cJSON_Delete(o);
     if (st != LB_OK) return st;
     c->opt.kind = (lb_opt_kind)kind;

@@ -205,9 +205,12 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
     lb_net_free(net);
     if (st == LB_OK && ns == 0)
         st = lb_error_set(LB_EINVAL,
-                          "%s: a float (unquantized) checkpoint has no coded weights: nothing for "
-                          "a chip to hold",
-                          c->ft.ckpt);
+                          "%s: no coded weights for a chip to hold: its weights are %s (chips "
+                          "hold lsq, fixed and reg codes)",
+                          c->ft.ckpt,
+                          lb_quant_plan_wkind(&info.model.q) == LB_Q_NONE
+                              ? "float (unquantized)"
+                              : lb_qkind_name(lb_quant_plan_wkind(&info.model.q)));
     int per = 1 + c->nmethods, total = c->nrates * c->nvars * c->chips * per;
     cell *cells = st == LB_OK ? malloc((size_t)total * sizeof *cells) : NULL;
     if (st == LB_OK && !cells) st = lb_error_set(LB_ENOMEM, "out of memory");

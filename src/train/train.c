@@ -45,6 +45,7 @@ void lb_train_cfg_default(lb_train_cfg *c) {
     c->aug.hflip = 0; /* opt-in: a flip changes the class of digits and letters */
     c->bits_lr = LB_ADAQAT_LR;
     c->bits_lambda = LB_ADAQAT_LAMBDA;
+    c->sliced_every = LB_SLICED_EVERY;
 }
 
 lb_status lb_evaluate(lb_net *n, const lb_dataset *d, const lb_norm *norm, int limit, int batch,
@@ -137,6 +138,7 @@ static lb_status check_cfg(const lb_train_cfg *c) {
         return lb_error_set(LB_EINVAL, "--on-collapse: expected warn or stop");
     if (!c->out[0]) return lb_error_set(LB_EINVAL, "--out FILE is required");
     if ((st = lb_adaqat_cfg_check(c)) != LB_OK) return st;
+    if ((st = lb_sliced_cfg_check(c)) != LB_OK) return st;
     return lb_reg_cfg_check(c);
 }
 
@@ -151,6 +153,7 @@ void lb_run_free(run *r) {
     free(r->y);
     free(r->state_save);
     free(r->ada);
+    lb_sliced_free(r);
     free(r->fire);
     lb_dataset_free(&r->train);
     lb_dataset_free(&r->test);
@@ -277,6 +280,7 @@ lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, i
     *loss = task;
     if (r->reg_hook) *loss += (float)r->reg_hook(r->reg_hook_ctx, r->net);
     *loss += lb_net_reg(r->net);
+    *loss += (float)lb_sliced_before_update(r, step); /* size penalty; quantizer grads clipped */
     if (tm) tm[1] = now_s();
     const char *bad = nonfinite_grad(r->net);
     if (bad || !isfinite(*loss)) {
@@ -287,6 +291,7 @@ lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, i
     }
     float lrs[LB_NGROUPS] = {lr, lr, lr * c->qlr_scale, lb_reg_levels_rate(c, lr)};
     lb_optim_step(&r->opt, r->net->param, r->net->grad, r->seg, r->nseg, lrs);
+    lb_sliced_after_update(r); /* frozen phases and the steps between every K-th: put back */
     int node = 0, is_w = 0, at = lb_net_project(r->net, &node, &is_w);
     lb_net_reg_clamp(r->net); /* Gaussian form only (methods.md): weights into the levels' span */
     lb_watch_step(w, r->net, step, ce, *nc, b, at, node, is_w);
@@ -464,6 +469,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         step = info.step;
     }
     if ((st = lb_adaqat_setup(&r, c)) != LB_OK) goto out;
+    if ((st = lb_sliced_setup(&r, c, steps_per_epoch)) != LB_OK) goto out;
     if ((st = lb_snn_train_setup(&r, c)) != LB_OK) goto out;
     if ((st = check_classes(&r, c)) != LB_OK) goto out;
     if (fn && r.train.class_names) {
@@ -493,6 +499,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         lb_loader_start(r.loader, e);
         lb_watch_epoch_start(&w);
         float lambda = lb_reg_epoch_start(&r, c, e);
+        lb_sliced_epoch_start(&r, e);
         double sum_loss = 0;
         long hits = 0, seen = 0, counted = 0;
         lb_progress p = {0};
@@ -528,6 +535,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         }
         double t_train = now_s() - t0;
         p.img_per_s = (float)((double)seen / t_train);
+        if ((st = lb_sliced_epoch_end(&r, c, e)) != LB_OK) goto out; /* BN after the last */
         st = lb_evaluate(r.net, &r.test, &c->model.norm, c->test_limit, c->batch, &p.test_loss,
                          &p.test_acc);
         if (st != LB_OK) goto out;
@@ -560,6 +568,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         if ((st = lb_reg_epoch_metrics(&r, c, lambda, p.test_acc, regm, sizeof regm)) != LB_OK)
             goto out;
         lb_adaqat_metrics(r.ada, r.net, regm + strlen(regm), sizeof regm - strlen(regm));
+        lb_sliced_metrics(&r, regm + strlen(regm), sizeof regm - strlen(regm));
         lb_snn_fire_metrics(&r, regm, sizeof regm, &p.fire_rate);
         if ((st = append_metrics(c->metrics, c, &p, w.epoch_events, w.nonfinite_epoch, regm)) !=
             LB_OK)
@@ -576,6 +585,15 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         if (c->stop_after && e + 1 >= c->stop_after) break;
     }
     if (final_acc) *final_acc = acc_last;
+    if (r.sl && !(c->stop_after && c->stop_after < c->epochs)) {
+        char bn[512];
+        st = lb_sliced_final(&r, c, bn, sizeof bn);
+        if (st == LB_OK && bn[0] && fn) {
+            lb_progress p = {0};
+            p.note = bn;
+            fn(ctx, &p);
+        }
+    }
 out:
     lb_watch_free(&w);
     lb_run_free(&r);

@@ -33,6 +33,7 @@ typedef struct run {
     float *state_save; /* the state array before a step, restored when the step is skipped */
     int sync_loader;   /* set before lb_run_setup: prepare batches in lb_loader_next, no thread */
     lb_adaqat *ada;    /* --learn-bits adaqat: the widths (NULL otherwise) */
+    struct lb_sliced_run *sl; /* --quant sliced: phases, penalty, saved parameters (or NULL) */
     /* Fine-tuning for a chip (finetune.c), NULL otherwise: called in every step right after the
      * backward, before the quantizers' own regularizers and the update; returns a loss to add and
      * adds its gradients to net->grad (the fault-aware regularizers; the end of a fault
@@ -82,6 +83,25 @@ void lb_snn_fire_metrics(run *r, char *buf, size_t cap, float *mean);
  * checkpoint's lowbit.adaqat on --resume (r->ada stays NULL without --learn-bits). */
 lb_status lb_adaqat_cfg_check(const lb_train_cfg *c);
 lb_status lb_adaqat_setup(run *r, const lb_train_cfg *c);
+
+/* --quant sliced in the trainer (sliced_train.c, docs/mixed.md). cfg_check: the options alone
+ * (LB_EINVAL naming the option); setup: after the schedule is resolved and the net built (phases
+ * against the epochs, budgets against the smallest possible model; r->sl NULL without sliced
+ * quantizers). epoch_start sets the phase; before_update (after the backward) adds the size
+ * penalty's gradient in the mixed phase, clips the quantizer gradients to [-d, d], saves the
+ * parameters when this step must not move them and returns the penalty; after_update puts them
+ * back. epoch_end re-estimates BN statistics after the last epoch. metrics: ,"phase",.. fields;
+ * final: the exported model's bytes against the budgets (LB_EBUDGET saying by how much). */
+typedef struct lb_sliced_run lb_sliced_run;
+lb_status lb_sliced_cfg_check(const lb_train_cfg *c);
+lb_status lb_sliced_setup(run *r, const lb_train_cfg *c, int steps_per_epoch);
+void lb_sliced_epoch_start(run *r, int epoch);
+double lb_sliced_before_update(run *r, long step);
+void lb_sliced_after_update(run *r);
+lb_status lb_sliced_epoch_end(run *r, const lb_train_cfg *c, int epoch);
+void lb_sliced_metrics(const run *r, char *buf, size_t cap);
+lb_status lb_sliced_final(const run *r, const lb_train_cfg *c, char *note, size_t cap);
+void lb_sliced_free(run *r);
 
 /* --quant reg in the trainer (reg_sched.c): the options' check (LB_EINVAL naming the option);
  * each epoch's lambda (lb_reg_lambda over the run's epochs), set on every reg weight quantizer

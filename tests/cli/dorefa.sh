@@ -91,9 +91,9 @@ expect_fail "reg activations" "--aquant reg" \
     "$L" train "${C[@]}" --out "$T/e3.ckpt" --quant lsq --aquant reg
 expect_fail "quant pact" "--quant pact: PACT quantizes activations only" \
     "$L" train "${C[@]}" --out "$T/e4.ckpt" --quant pact
-expect_fail "unknown wquant" "--wquant: expected none, fixed, lsq, dorefa, roundclip, msqe-po2, grad-po2, got 'tanh'" \
+expect_fail "unknown wquant" "--wquant: expected none, fixed, lsq, dorefa, roundclip, msqe-po2, grad-po2, sliced, got 'tanh'" \
     "$L" train "${C[@]}" --out "$T/e5.ckpt" --wquant tanh
-expect_fail "unknown aquant" "--aquant: expected none, fixed, lsq, pact, roundclip, msqe-po2, grad-po2, got 'relu'" \
+expect_fail "unknown aquant" "--aquant: expected none, fixed, lsq, pact, roundclip, msqe-po2, grad-po2, sliced, got 'relu'" \
     "$L" train "${C[@]}" --out "$T/e6.ckpt" --aquant relu
 ls "$T"/e*.ckpt >/dev/null 2>&1 && bad "errors" "a checkpoint was written" || ok
 # 8-bit DoReFa weights (the default first/last bits) have 9-bit codes: no integer form

@@ -154,9 +154,9 @@ expect_fail() { # name, exit status, pattern in stderr, command...
     fi
 }
 E=(--data /nonexistent --out "$T/e.ckpt")
-expect_fail "unknown quantizer" 2 "--quant: expected fp32, lsq, fixed, reg, dorefa, roundclip, msqe-po2 or grad-po2, got 'msqe'" \
+expect_fail "unknown quantizer" 2 "--quant: expected fp32, lsq, fixed, reg, dorefa, roundclip, msqe-po2, grad-po2 or sliced, got 'msqe'" \
     "$L" train "${E[@]}" --quant msqe
-expect_fail "unknown wquant" 2 "--wquant: expected none, fixed, lsq, dorefa, roundclip, msqe-po2, grad-po2, got 'po2'" \
+expect_fail "unknown wquant" 2 "--wquant: expected none, fixed, lsq, dorefa, roundclip, msqe-po2, grad-po2, sliced, got 'po2'" \
     "$L" train "${E[@]}" --wquant po2
 expect_fail "bits out of range" 2 "--wbits: expected an integer in 2..8, got '9'" \
     "$L" train "${E[@]}" --quant msqe-po2 --wbits 9
