@@ -190,7 +190,10 @@ int cmd_eval(int argc, char **argv) {
     lb_image_opts io = {info.model.in_h, info.model.in_w, info.model.in_c,
                         info.train.img.test_split, info.train.seed};
     lb_dataset d;
-    st = lb_model_data_load(&info.model, data, 0, &io, info.train.seed, limit, &d);
+    int events = lb_model_is_snn(&info.model) && info.model.snn.encoding == LB_ENC_EVENTS;
+    st =
+        lb_model_data_load(&info.model, data, 0, lb_dataset_dir_images(data) || events ? &io : NULL,
+                           info.train.seed, limit, &d);
     for (int k = 0; st == LB_OK && names && d.class_names && k < nnames && k < d.classes; k++)
         if (strcmp(names[k], d.class_names[k]) != 0)
             st = lb_error_set(LB_EINVAL,

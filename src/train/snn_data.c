@@ -44,7 +44,7 @@ lb_status lb_model_data_load(const lb_model_cfg *m, const char *dir, int train,
     memset(out, 0, sizeof *out);
     int events = lb_model_is_snn(m) && m->snn.encoding == LB_ENC_EVENTS;
     if (!events)
-        return lb_dataset_load_dir_opts(dir, train, lb_dataset_dir_images(dir) ? img : NULL, out);
+        return lb_dataset_load_dir_opts(dir, train, img, out);
     lb_event_opts eo = {0};
     eo.frames = m->snn.timesteps;
     eo.mode = LB_EVBIN_TIME;
