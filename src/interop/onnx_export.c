@@ -294,6 +294,13 @@ static Onnx__ValueInfoProto *value(xb *b, const char *name, int ndim, const int6
 }
 
 lb_status lb_onnx_export(const lb_net *n, const lb_norm *norm, const char *path) {
+    for (int i = 1; i < n->nnodes; i++) /* time steps have no place in an ONNX inference graph */
+        if (n->nodes[i].op == LB_OP_ENCODE || n->nodes[i].op == LB_OP_LIF ||
+            n->nodes[i].op == LB_OP_LN || n->nodes[i].op == LB_OP_TSUM)
+            return lb_error_set(LB_EINVAL,
+                                "%s: layer '%s' (%s): a spiking network has no ONNX form; export "
+                                "it as C (lowbit export CKPT -o DIR, docs/snn.md)",
+                                path, n->nodes[i].name, lb_op_name(n->nodes[i].op));
     xb b;
     memset(&b, 0, sizeof b);
     int *rank = xalloc(&b, (size_t)n->nnodes * sizeof *rank);
