@@ -103,6 +103,6 @@ expect_fail "beta" "--beta: expected a number in \[0, 1\]" \
     "$L" train "${C[@]}" --out "$T/e7.ckpt" --beta 1.5
 ls "$T"/e*.ckpt >/dev/null 2>&1 && bad "errors" "a checkpoint was written" || ok
 expect_fail "onnx export" "a spiking network has no ONNX form" \
-    "$L" export "$T/d.ckpt" --onnx "$T/x.onnx"
+    "$L" export "$T/full.ckpt" --onnx "$T/x.onnx"
 [ ! -e "$T/x.onnx" ] && ok || bad "onnx export" "a file was written"
 finish
