@@ -286,26 +286,73 @@ static lb_status make_layer(derive *g, int i) {
     }
 }
 
+static int is_alias(const lb_isnn_layer *L) {
+    return L->kind == LB_ISK_PASS || (L->kind == LB_ISK_ENCODE && L->enc == LB_ENC_DIRECT);
+}
+
+static size_t frame_bytes(const struct lb_isnn *m, int i) {
+    const lb_isnn_layer *L = &m->l[i];
+    size_t n = i == 0 ? (size_t)m->in_c * m->in_h * m->in_w : (size_t)L->c * L->h * L->w;
+    size_t es = L->ty == LB_ISN_SPK || L->ty == LB_ISN_PIX ? 1 : 4;
+    if (L->kind == LB_ISK_TSUM) n = (size_t)m->classes, es = 4;
+    return (n * es + 7) & ~(size_t)7;
+}
+
+/* The per-image workspace. What must outlive a step is kept apart: the input, the layers before
+ * the encoding (computed once), every LIF's spikes (its S[t-1]) and membranes, the readout. The
+ * other frames live within one step, from the layer that writes them to the last that reads them
+ * (through flatten / dropout / direct-encode aliases), and share memory first-fit by those
+ * lifetimes (as the CNN exporter plans its arenas): the exported C's RAM is this figure. */
 static void layout(struct lb_isnn *m) {
+    int nl = m->nl;
+    int *root = malloc((size_t)nl * sizeof *root), *last = malloc((size_t)nl * sizeof *last);
     size_t off = 0;
-    for (int i = 0; i < m->nl; i++) {
+    for (int i = 0; i < nl; i++) {
+        root[i] = is_alias(&m->l[i]) ? root[m->l[i].in[0]] : i;
+        last[i] = i;
+    }
+    for (int j = 1; j < nl; j++)
+        for (int k = 0; k < 2; k++)
+            if (m->l[j].in[k] >= 0 && last[root[m->l[j].in[k]]] < j) last[root[m->l[j].in[k]]] = j;
+    for (int i = 0; i < nl; i++) { /* the persistent region */
         lb_isnn_layer *L = &m->l[i];
-        size_t n = (size_t)L->c * L->h * L->w;
-        size_t es = L->ty == LB_ISN_SPK || L->ty == LB_ISN_PIX ? 1 : 4;
-        if (i == 0) n = (size_t)m->in_c * m->in_h * m->in_w; /* the whole input */
-        if (L->kind == LB_ISK_PASS || (L->kind == LB_ISK_ENCODE && L->enc == LB_ENC_DIRECT)) {
-            L->off = m->l[L->in[0]].off;
-            continue;
-        }
-        if (L->kind == LB_ISK_TSUM) es = 4, n = (size_t)m->classes;
+        if (is_alias(L)) continue;
+        int keep = !L->timed || L->kind == LB_ISK_LIF || L->kind == LB_ISK_TSUM;
+        if (!keep) continue;
         L->off = off;
-        off += (n * es + 7) & ~(size_t)7;
+        off += frame_bytes(m, i);
         if (L->kind == LB_ISK_LIF) {
             L->state_off = off;
-            off += n * 4;
+            off += (size_t)L->c * L->h * L->w * 4;
         }
     }
-    m->ws_bytes = off ? off : 8;
+    size_t base = off, top = off;
+    for (int i = 0; i < nl; i++) { /* the per-step frames */
+        lb_isnn_layer *L = &m->l[i];
+        if (is_alias(L) || !L->timed || L->kind == LB_ISK_LIF || L->kind == LB_ISK_TSUM) continue;
+        size_t need = frame_bytes(m, i), at = base;
+        for (int again = 1; again;) {
+            again = 0;
+            for (int u = 0; u < i; u++) {
+                const lb_isnn_layer *U = &m->l[u];
+                if (is_alias(U) || !U->timed || U->kind == LB_ISK_LIF || U->kind == LB_ISK_TSUM)
+                    continue;
+                if (last[u] < i) continue; /* dead before this one is written */
+                size_t un = frame_bytes(m, u);
+                if (at < U->off + un && U->off < at + need) {
+                    at = U->off + un;
+                    again = 1;
+                }
+            }
+        }
+        L->off = at;
+        if (at + need > top) top = at + need;
+    }
+    for (int i = 0; i < nl; i++)
+        if (is_alias(&m->l[i])) m->l[i].off = m->l[m->l[i].in[0]].off;
+    m->ws_bytes = top ? top : 8;
+    free(root);
+    free(last);
 }
 
 lb_status lb_isnn_derive(const lb_net *n, const float mean[3], const float std[3],
