@@ -111,6 +111,8 @@ extern const char *const lb_learn_beta_names[]; /* off layer channel */
 int lb_name_index(const char *const *names, const char *s);
 /* 1 for the spiking architectures (snn-*). */
 int lb_model_is_snn(const lb_model_cfg *c);
+/* 1 for a spiking model with event input (--encoding events: T x polarity planes). */
+int lb_model_reads_events(const lb_model_cfg *c);
 /* LB_EINVAL naming the option for a spiking configuration out of range (T, beta, threshold,
  * slope, membrane bits, rates, dropout) or a readout/loss/encoding pair that cannot work. */
 lb_status lb_snn_cfg_check(const lb_snn_cfg *s);

@@ -221,8 +221,9 @@ void lb_lif_forward(const lb_lif_desc *d, const float *x, const float *beta, flo
 void lb_lif_forward_ref(const lb_lif_desc *d, const float *x, const float *beta, float *spk,
                         float *mem);
 /* Backpropagation through time. dbeta (NULL: beta fixed) is overwritten; scratch holds
- * lb_lif_scratch_floats(d) floats (partial sums and the gradient carried between steps). With mem_bits, the gradient stops where a membrane code sits at
- * either end of its range (straight-through inside). */
+ * lb_lif_scratch_floats(d) floats (partial sums and the gradient carried between steps). With
+ * mem_bits, the gradient stops where a membrane code sits at either end of its range
+ * (straight-through inside). */
 size_t lb_lif_scratch_floats(const lb_lif_desc *d);
 void lb_lif_backward(const lb_lif_desc *d, const float *beta, const float *spk, const float *mem,
                      const float *dspk, float *dx, int dx_acc, float *dbeta, float *scratch);

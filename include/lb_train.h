@@ -103,10 +103,10 @@ typedef void (*lb_progress_fn)(void *ctx, const lb_progress *p);
 lb_status lb_train_run(const lb_train_cfg *cfg, lb_progress_fn fn, void *ctx, float *final_acc);
 
 /* The data set a model reads from dir (train or test split): lb_dataset_load_dir_opts (img as
- * given: options for image folders, NULL otherwise), except for a spiking model with --encoding events: an event folder (.bin /
- * .aedat, docs/events.md) binned into its T frames by time, img->h/w the frame size (0: the
- * sensor's), or any static set turned into events by the DVS emulator, seeded by seed, its
- * first `limit` samples only (0: all). */
+ * given: options for image folders, NULL otherwise), except for a spiking model with --encoding
+ * events: an event folder (.bin / .aedat, docs/events.md) binned into its T frames by time,
+ * img->h/w the frame size (0: the sensor's), or any static set turned into events by the DVS
+ * emulator, seeded by seed, its first `limit` samples only (0: all). */
 lb_status lb_model_data_load(const lb_model_cfg *m, const char *dir, int train,
                              const lb_image_opts *img, uint64_t seed, int limit, lb_dataset *out);
 

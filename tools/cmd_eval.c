@@ -190,7 +190,7 @@ int cmd_eval(int argc, char **argv) {
     lb_image_opts io = {info.model.in_h, info.model.in_w, info.model.in_c,
                         info.train.img.test_split, info.train.seed};
     lb_dataset d;
-    int events = lb_model_is_snn(&info.model) && info.model.snn.encoding == LB_ENC_EVENTS;
+    int events = lb_model_reads_events(&info.model);
     st =
         lb_model_data_load(&info.model, data, 0, lb_dataset_dir_images(data) || events ? &io : NULL,
                            info.train.seed, limit, &d);

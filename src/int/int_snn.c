@@ -56,7 +56,6 @@ typedef struct derive {
     const lb_net *n;
     struct lb_isnn *m;
     double **chs; /* per layer: per-channel scale of an ACC frame (NULL: m->l[i].scale) */
-    double xmax;  /* per layer: the largest |code| its frame can hold */
     double *amax;
 } derive;
 
@@ -96,7 +95,6 @@ static lb_status make_conv(derive *g, int i) {
         return fail(d, "its int32 accumulator could overflow (fewer weight bits)");
     }
     g->amax[i] = wc.sumabs * g->amax[d->in[0]];
-    int cnt, next = consumer(n, i, &cnt);
     const float *bias = d->pb >= 0 ? P(n, d->pb) : NULL;
     L->to_cur = norm_after(n, i) < 0;
     if (!L->to_cur) {
@@ -110,7 +108,6 @@ static lb_status make_conv(derive *g, int i) {
         for (int c = 0; c < d->c; c++) g->chs[i][c] = sx * wc.sw[c];
         L->scale = g->chs[i][0];
     } else {
-        (void)next;
         L->ty = LB_ISN_CUR;
         L->rq = malloc((size_t)d->c * sizeof *L->rq);
         if (!L->rq) return lb_int_wcodes_free(&wc), lb_int_oom();
@@ -359,7 +356,7 @@ lb_status lb_isnn_derive(const lb_net *n, const float mean[3], const float std[3
                          struct lb_isnn **out) {
     *out = NULL;
     struct lb_isnn *m = calloc(1, sizeof *m);
-    derive g = {n, m, calloc((size_t)n->nnodes, sizeof(double *)), 0,
+    derive g = {n, m, calloc((size_t)n->nnodes, sizeof(double *)),
                 calloc((size_t)n->nnodes, sizeof(double))};
     if (!m || !g.chs || !g.amax) {
         free(m), free(g.chs), free(g.amax);

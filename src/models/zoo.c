@@ -49,6 +49,10 @@ int lb_model_is_snn(const lb_model_cfg *c) {
     return strncmp(c->arch, "snn-", 4) == 0;
 }
 
+int lb_model_reads_events(const lb_model_cfg *c) {
+    return lb_model_is_snn(c) && c->snn.encoding == LB_ENC_EVENTS;
+}
+
 static int conv_bn(lb_net *n, const char *name, const char *bn, int x, int cout, int k, int s,
                    int relu) {
     x = lb_net_conv(n, name, x, cout, k, s, k / 2, 1, 0);
@@ -131,7 +135,7 @@ static lb_status maqd_options(const lb_model_cfg *cfg, lb_net *n) {
 
 lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out) {
     *out = NULL;
-    int events = lb_model_is_snn(cfg) && cfg->snn.encoding == LB_ENC_EVENTS;
+    int events = lb_model_reads_events(cfg);
     if (events && (cfg->snn.timesteps < 1 || cfg->in_c % cfg->snn.timesteps ||
                    cfg->in_c / cfg->snn.timesteps > 2))
         return lb_error_set(LB_EINVAL,

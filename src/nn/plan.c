@@ -109,7 +109,10 @@ static void carve(lb_net *n, size_t *scratch, size_t *dtmp, size_t *dwtmp) {
             break;
         case LB_OP_LIF:
             d->mem = lb_arena_floats(a, out);
-            d->part = lb_arena_floats(a, (size_t)B * d->c * (1 + (size_t)d->h * d->w));
+            {
+                lb_lif_desc k = {.n = B, .c = d->c, .hw = d->h * d->w};
+                d->part = lb_arena_floats(a, lb_lif_scratch_floats(&k));
+            }
             break;
         case LB_OP_MAXPOOL:
             d->argmax = lb_arena_alloc(a, out * sizeof(int32_t));

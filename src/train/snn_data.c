@@ -42,9 +42,8 @@ static int events_folder(const char *dir) {
 lb_status lb_model_data_load(const lb_model_cfg *m, const char *dir, int train,
                              const lb_image_opts *img, uint64_t seed, int limit, lb_dataset *out) {
     memset(out, 0, sizeof *out);
-    int events = lb_model_is_snn(m) && m->snn.encoding == LB_ENC_EVENTS;
-    if (!events)
-        return lb_dataset_load_dir_opts(dir, train, img, out);
+    int events = lb_model_reads_events(m);
+    if (!events) return lb_dataset_load_dir_opts(dir, train, img, out);
     lb_event_opts eo = {0};
     eo.frames = m->snn.timesteps;
     eo.mode = LB_EVBIN_TIME;

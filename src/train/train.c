@@ -170,7 +170,7 @@ lb_status lb_run_setup(run *r, lb_train_cfg *c) {
         io.w = c->model.in_w;
         io.c = c->model.in_c;
     }
-    int events = lb_model_is_snn(&c->model) && c->model.snn.encoding == LB_ENC_EVENTS;
+    int events = lb_model_reads_events(&c->model);
     const lb_image_opts *use = lb_dataset_dir_images(c->data_dir) && !events ? &io : &c->img;
     lb_status st =
         lb_model_data_load(&c->model, c->data_dir, 1, use, c->seed, c->train_limit, &r->train);
@@ -450,7 +450,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
     memset(&r, 0, sizeof r);
     lb_watch w;
     memset(&w, 0, sizeof w);
-    if (fn && lb_model_is_snn(&c->model) && c->model.snn.encoding == LB_ENC_EVENTS) {
+    if (fn && lb_model_reads_events(&c->model)) {
         lb_progress p = {0}; /* the emulator is the one slow step before the first batch */
         p.note = "data: event frames: an event folder binned, or a static set through the DVS "
                  "emulator (about a minute for 60,000 images on 2 cores; docs/events.md)";

@@ -4,7 +4,7 @@
 # Usage, at the top of a script: . "$(dirname "$0")/common.bash"
 NAME=$(basename "$0")
 T=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_${NAME%.sh}.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
+trap 'chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT
 pass=0 fail=0
 ok() { pass=$((pass + 1)); }
 bad() { # name, why, [file to show]

@@ -11,20 +11,7 @@ set -u
 L=${1:?usage: export.sh path/to/lowbit}
 DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
 CC99=${CC99:-cc}
-T=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_export.XXXXXX") || exit 1
-trap 'chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { # name, why, [file to show]
-    fail=$((fail + 1))
-    echo "FAIL $1: $2"
-    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/    /' "$3" | tail -5
-}
-finish() {
-    echo "export.sh: $pass passed, $fail failed"
-    [ "$fail" -eq 0 ]
-    exit
-}
+. "$(dirname "$0")/common.bash"
 
 # ASan/UBSan run about 15x slower: the same checks on fewer samples and two of the models.
 ntrain=512 nimg=200 quick=0
@@ -124,15 +111,6 @@ if [ "$quick" = 0 ]; then
 fi
 
 # ---- errors -----------------------------------------------------------------------------------
-expect_fail() { # name, pattern in stderr, command...
-    local name=$1 pat=$2
-    shift 2
-    "$@" >"$T/err.out" 2>"$T/err.txt"
-    local rc=$?
-    if [ "$rc" -ne 0 ] && grep -q -- "$pat" "$T/err.txt"; then ok; else
-        bad "$name" "exit $rc, want non-zero and '$pat'" "$T/err.txt"
-    fi
-}
 expect_fail "missing checkpoint" "$T/none.ckpt" "$L" export "$T/none.ckpt" -o "$T/o1"
 [ ! -e "$T/o1" ] && ok || bad "missing checkpoint" "output created"
 head -c 300 /dev/urandom >"$T/junk.ckpt"

@@ -11,20 +11,7 @@ DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
 PY=${LOWBIT_PYTHON:-/usr/bin/python3}
 HERE=$(cd "$(dirname "$0")/../.." && pwd)
 CHK="$HERE/tests/python_ckpt_check.py"
-T=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_pyckpt.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { # name, why, [file to show]
-    fail=$((fail + 1))
-    echo "FAIL $1: $2"
-    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/    /' "$3" | tail -5
-}
-finish() {
-    echo "python_ckpt.sh: $pass passed, $fail failed"
-    [ "$fail" -eq 0 ]
-    exit
-}
+. "$(dirname "$0")/common.bash"
 nimg=300 nfp=1024 nq=512 quick=0
 if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then nimg=100 nfp=128 nq=64 quick=1; fi
 [ -d "$DATA" ] || { bad data "data set $DATA missing (scripts/deps.sh)"; finish; }

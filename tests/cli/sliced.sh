@@ -14,20 +14,7 @@ set -u
 L=${1:?usage: sliced.sh path/to/lowbit}
 DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
 CC99=${CC99:-cc}
-T=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_sliced.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { # name, why, [file to show]
-    fail=$((fail + 1))
-    echo "FAIL $1: $2"
-    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/    /' "$3" | tail -5
-}
-finish() {
-    echo "sliced.sh: $pass passed, $fail failed"
-    [ "$fail" -eq 0 ]
-    exit
-}
+. "$(dirname "$0")/common.bash"
 ntrain=64 nimg=64 quick=0
 if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then ntrain=64 nimg=20 quick=1; fi
 if [ ! -d "$DATA" ]; then
@@ -136,15 +123,6 @@ if [ "$rc" -eq 4 ] && grep -q "budget missed by the exported model: weights [0-9
 fi
 
 # ---- bad inputs ------------------------------------------------------------------------------
-expect_fail() { # name, pattern in stderr, command...
-    local name=$1 pat=$2
-    shift 2
-    "$@" >"$T/err.out" 2>"$T/err.txt"
-    local rc=$?
-    if [ "$rc" -ne 0 ] && grep -q -- "$pat" "$T/err.txt"; then ok; else
-        bad "$name" "exit $rc, want non-zero and '$pat'" "$T/err.txt"
-    fi
-}
 expect_fail "budget zero" "greater than 0" train "$T/e.ckpt" --epochs 1 --budget-weights 0
 expect_fail "budget negative" "greater than 0" train "$T/e.ckpt" --epochs 1 --budget-acts -5
 expect_fail "budget below minimum" "below the smallest possible model: 24\.[0-9]* kB (every weight at 2 bits" \
