@@ -28,11 +28,22 @@ static void i64_array(FILE *f, const char *name, const int64_t *v, size_t n) {
     fputs("\n};\n", f);
 }
 
-/* Weight codes must fit a signed char (the spiking model has no level tables). */
-static int codes_ok(const lb_isnn_layer *L, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (L->wc[i] < -128 || L->wc[i] > 127) return 0;
-    return 1;
+/* The storage bits of a layer's codes: the narrowest of 2, 4, 8 whose two's complement holds them
+ * all (the spiking model keeps codes, not bit-widths; a 4-bit body layer lands on 4), or 0 when a
+ * code needs more than 8 bits. */
+static int snn_storage_bits(const lb_isnn_layer *L, size_t n) {
+    int lo = 0, hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        lo = L->wc[i] < lo ? L->wc[i] : lo;
+        hi = L->wc[i] > hi ? L->wc[i] : hi;
+    }
+    for (int sb = 2; sb <= 8; sb *= 2)
+        if (lo >= -(1 << (sb - 1)) && hi < (1 << (sb - 1))) return sb;
+    return 0;
+}
+
+static size_t snn_codes(const lb_isnn_layer *L) {
+    return (size_t)L->c * (size_t)(L->cin / L->groups) * (size_t)L->k * (size_t)L->k;
 }
 
 int lb_emit_snn_data_h(FILE *f, const lb_int_model *mm, const char *source) {
@@ -47,7 +58,8 @@ int lb_emit_snn_data_h(FILE *f, const lb_int_model *mm, const char *source) {
           "    int cin, ih, iw, k, stride, pad, groups, to_cur, enc;\n"
           "    int reset, mem_bits, pk, pstride, eps_e;\n"
           "    long off, state_off;\n"
-          "    const signed char *wc;\n"
+          "    int wbits; /* storage bits of a packed weight code: 2, 4 or 8 */\n"
+          "    const unsigned char *wc;\n"
           "    const int32_t *rqm, *rqs, *beta;\n"
           "    const int64_t *rqb;\n"
           "    int64_t eps_m;\n"
@@ -62,14 +74,20 @@ int lb_emit_snn_data_h(FILE *f, const lb_int_model *mm, const char *source) {
         const lb_isnn_layer *L = &m->l[i];
         char nm[48];
         if (L->wc) {
-            size_t n = (size_t)L->c * (L->cin / L->groups) * L->k * L->k;
-            if (!codes_ok(L, n)) {
+            size_t n = snn_codes(L), nb;
+            int sb = snn_storage_bits(L, n);
+            if (!sb) {
                 lb_error_set(LB_EINVAL, "layer '%s': weight codes beyond 8 bits", L->name);
                 return -1;
             }
-            fprintf(f, "static const signed char lbm_w%d[%zu] = {", i, n);
-            for (size_t j = 0; j < n; j++) fprintf(f, "%s%d,", j % 20 ? " " : "\n    ", L->wc[j]);
-            fputs("\n};\n", f);
+            unsigned char *pk = lb_emit_pack_codes(L->wc, NULL, n, sb, &nb);
+            if (!pk) {
+                lb_error_set(LB_ENOMEM, "out of memory packing '%s'", L->name);
+                return -1;
+            }
+            snprintf(nm, sizeof nm, "lbm_w%d", i);
+            lb_emit_u8_array(f, nm, pk, nb);
+            free(pk);
         }
         if (L->rq) {
             int32_t *mq = malloc((size_t)L->c * sizeof *mq), *sq = malloc((size_t)L->c * 4);
@@ -107,12 +125,13 @@ int lb_emit_snn_data_h(FILE *f, const lb_int_model *mm, const char *source) {
         if (L->beta_q) snprintf(be, sizeof be, "lbm_beta%d", i);
         fprintf(f,
                 "    /* %d %s */ {%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, "
-                "%d, %d, %d, %d, %d, %d, %zuL, %zuL, %s, %s, %s, %s, %s, INT64_C(%" PRId64
+                "%d, %d, %d, %d, %d, %d, %zuL, %zuL, %d, %s, %s, %s, %s, %s, INT64_C(%" PRId64
                 "), %" PRId32 ", %" PRId32 ", %" PRId32 "},\n",
                 i, L->name, (int)L->kind, L->in[0], L->in[1], L->c, L->h, L->w, (int)L->ty,
                 L->timed, L->cin, L->ih, L->iw, L->k, L->stride, L->pad, L->groups, L->to_cur,
                 (int)L->enc, L->reset, L->mem_bits, L->pk, L->pstride, L->eps_e, L->off,
-                L->state_off, w, rqm, rqs, be, rqb, L->eps_m, L->theta_q, L->mlo, L->mhi);
+                L->state_off, L->wc ? snn_storage_bits(L, snn_codes(L)) : 0, w, rqm, rqs, be, rqb,
+                L->eps_m, L->theta_q, L->mlo, L->mhi);
     }
     fputs("};\n\n#endif\n", f);
     return 0;
@@ -162,6 +181,12 @@ static const char *const g_model_c =
     "    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);\n"
     "    return z ^ (z >> 31);\n"
     "}\n\n"
+    "/* weight code i of a layer, packed as the CNN export packs (little-endian in bytes) */\n"
+    "static int32_t code(const lbm_layer *L, long i) {\n"
+    "    int b = L->wbits, per = 8 / b;\n"
+    "    int v = (L->wc[i / per] >> ((int)(i % per) * b)) & ((1 << b) - 1);\n"
+    "    return v >= (1 << (b - 1)) ? v - (1 << b) : v;\n"
+    "}\n\n"
     "static int32_t load(const lbm_layer *S, long i) {\n"
     "    if (S->ty == T_SPK || S->ty == T_PIX) return ((const uint8_t *)(WS + S->off))[i];\n"
     "    return ((const int32_t *)(WS + S->off))[i];\n"
@@ -188,7 +213,7 @@ static const char *const g_model_c =
     "                        if (ox >= L->w) continue;\n"
     "                        for (co = g * opg; co < (g + 1) * opg; co++)\n"
     "                            acc[co * plane + (long)oy * L->w + ox] +=\n"
-    "                                x * L->wc[co * K + ((long)cl * k + ky) * k + kx];\n"
+    "                                x * code(L, co * K + ((long)cl * k + ky) * k + kx);\n"
     "                    }\n"
     "                }\n"
     "            }\n"
@@ -377,7 +402,11 @@ void lb_snn_export_bytes(const lb_int_model *mm, size_t *weight_bytes, size_t *a
     size_t w = sizeof m->lut;
     for (int i = 0; i < m->nl; i++) {
         const lb_isnn_layer *L = &m->l[i];
-        if (L->wc) w += (size_t)L->c * (L->cin / L->groups) * L->k * L->k;
+        if (L->wc) {
+            size_t n = snn_codes(L);
+            int sb = snn_storage_bits(L, n);
+            w += sb ? (n * (size_t)sb + 7) / 8 : n * 2;
+        }
         if (L->rq) w += (size_t)L->c * 16;
         if (L->beta_q) w += (size_t)L->c * 4;
     }

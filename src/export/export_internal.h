@@ -37,6 +37,15 @@ int lb_emit_snn_data_h(FILE *f, const lb_int_model *m, const char *source);
 int lb_emit_snn_c(FILE *f, const lb_int_model *m, const char *source);
 void lb_snn_export_bytes(const lb_int_model *m, size_t *weight_bytes, size_t *activation_bytes);
 
+/* Packed weight codes (emit_pack.c). lb_emit_pack_codes packs n codes (w, or level indices idx
+ * when w is NULL) at sbits 2, 4 or 8, little-endian within bytes; lb_emit_pack_rows packs a sliced
+ * layer row by row and writes its row tables to f; both return malloc'd bytes, NULL when out of
+ * memory. lb_emit_u8_array writes one static byte array. */
+void lb_emit_u8_array(FILE *f, const char *name, const unsigned char *v, size_t n);
+unsigned char *lb_emit_pack_codes(const int16_t *w, const unsigned char *idx, size_t n, int sbits,
+                                  size_t *bytes);
+unsigned char *lb_emit_pack_rows(const lb_int_op *op, int K, size_t *bytes, int i, FILE *f);
+
 /* Storage bits of packed weight codes: 2 (2-bit), 4 (3..4-bit) or 8 (5..8-bit). */
 static inline int lb_emit_storage_bits(int bits) {
     return bits <= 2 ? 2 : bits <= 4 ? 4 : 8;

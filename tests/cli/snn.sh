@@ -64,6 +64,22 @@ integer_and_export() { # name, agreement floor
     else ok; fi
 }
 integer_and_export d "$agree"
+# the export packs weight codes as the CNN export does: the 4-bit body two codes a byte
+if grep -qE ', 4, lbm_w[0-9]+,' "$T/ex_d/model_data.h"; then ok; else
+    bad "packed codes" "no layer stored at 4 bits in model_data.h" "$T/ex_d/model_data.h"
+fi
+
+# ---- 2-bit weights: four codes a byte -----------------------------------------------------------
+if "$L" train "${C[@]}" --out "$T/w2.ckpt" --quant lsq --wbits 2 --train-limit $((ntrain / 5)) \
+    --epochs 1 >"$T/w2.train" 2>&1; then
+    ok
+    integer_and_export w2 0.9
+    if grep -qE ', 2, lbm_w[0-9]+,' "$T/ex_w2/model_data.h"; then ok; else
+        bad "packed 2-bit codes" "no layer stored at 2 bits" "$T/ex_w2/model_data.h"
+    fi
+else
+    bad "w2 train" "exit $?" "$T/w2.train"
+fi
 
 # ---- rate encoding, count readout, integer membrane, learned beta -----------------------------
 if "$L" train "${C[@]}" --out "$T/r.ckpt" --quant lsq --wbits 4 --encoding rate --readout count \
