@@ -43,6 +43,13 @@ void lb_int_scratch_plan(const lb_int_op *op, lb_int_scratch_layout *L);
 size_t lb_int_conv_scratch(const lb_int_op *op); /* L.total */
 /* Fills the fast-path layouts (kq, k2, w4, w2, wsum) of a conv op from op->w. */
 lb_status lb_int_op_pack(lb_int_op *op);
+/* int_store.c: the tables of a model under construction (-1 / NULL when out of memory), every
+ * conv's fast layouts, and the per-image arena plan (lifetimes, first-fit offsets, scratch). */
+int lb_int_tensor_new(lb_int_model *m, const char *name, int c, int h, int w, lb_int_type type,
+                      double scale, int32_t lo, int32_t hi, int bits);
+lb_int_op *lb_int_op_new(lb_int_model *m, lb_int_opkind kind, const char *name);
+lb_status lb_int_pack_all(lb_int_model *m);
+void lb_int_plan(lb_int_model *m);
 
 static inline size_t lb_int_type_size(lb_int_type t) {
     return t == LB_IT_S32 ? 4 : t == LB_IT_S16 ? 2 : 1;

@@ -64,109 +64,6 @@ static int cons_at(const build *b, int v, int j) {
     return b->cons[b->cons_off[v] + j];
 }
 
-/* ---- primitives ------------------------------------------------------------------------------ */
-int64_t lb_int_rshift_rne(int64_t t, int s) {
-    int64_t u = t + ((int64_t)1 << (s - 1));
-    /* floor(u / 2^s) without shifting a negative number (implementation-defined in C) */
-    int64_t q = u >= 0 ? u >> s : -((-u - 1) >> s) - 1;
-    if (u - q * ((int64_t)1 << s) == 0 && (q & 1) != 0) q -= 1; /* exact tie: to even */
-    return q;
-}
-
-int64_t lb_int_div_rne(int64_t sum, int64_t n) {
-    int64_t q = sum / n, r = sum % n;
-    if (r < 0) {
-        q -= 1;
-        r += n;
-    }
-    if (2 * r > n || (2 * r == n && (q % 2) != 0)) q += 1;
-    return q;
-}
-
-int32_t lb_int_requant(int32_t v, const lb_int_rq *rq, int32_t lo, int32_t hi) {
-    int64_t q = lb_int_rshift_rne((int64_t)v * rq->m + rq->b, rq->s);
-    return (int32_t)(q < lo ? lo : q > hi ? hi : q);
-}
-
-lb_status lb_int_rq_from_real(double mult, double off, lb_int_rq *rq) {
-    if (!isfinite(mult) || !isfinite(off))
-        return lb_error_set(LB_EINVAL, "requantization constant is not finite");
-    for (int s = 62; s >= 1; s--) {
-        double m = rint(ldexp(mult, s)), b = rint(ldexp(off, s));
-        if (fabs(m) <= 2147483647.0 && fabs(b) < ldexp(1.0, 60)) {
-            rq->m = (int32_t)m;
-            rq->b = (int64_t)b;
-            rq->s = s;
-            return LB_OK;
-        }
-    }
-    return lb_error_set(LB_EINVAL, "requantization multiplier %g / offset %g out of range", mult,
-                        off);
-}
-
-/* ---- model storage ------------------------------------------------------------------------- */
-static int new_tensor(lb_int_model *m, const char *name, int c, int h, int w, lb_int_type type,
-                      double scale, int32_t lo, int32_t hi, int bits) {
-    if (m->nt == m->tcap) {
-        int cap = m->tcap ? 2 * m->tcap : 32;
-        lb_int_tensor *p = realloc(m->t, (size_t)cap * sizeof *p);
-        if (!p) return -1;
-        m->t = p;
-        m->tcap = cap;
-    }
-    lb_int_tensor *t = &m->t[m->nt];
-    memset(t, 0, sizeof *t);
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->c = c;
-    t->h = h;
-    t->w = w;
-    t->type = type;
-    t->scale = scale;
-    t->lo = lo;
-    t->hi = hi;
-    t->bits = bits;
-    t->def = t->last = -1;
-    return m->nt++;
-}
-
-static lb_int_op *new_op(lb_int_model *m, lb_int_opkind kind, const char *name) {
-    if (m->nops == m->opcap) {
-        int cap = m->opcap ? 2 * m->opcap : 32;
-        lb_int_op *p = realloc(m->ops, (size_t)cap * sizeof *p);
-        if (!p) return NULL;
-        m->ops = p;
-        m->opcap = cap;
-    }
-    lb_int_op *op = &m->ops[m->nops++];
-    memset(op, 0, sizeof *op);
-    op->kind = kind;
-    snprintf(op->name, sizeof op->name, "%s", name);
-    op->in[0] = op->in[1] = op->out = -1;
-    op->groups = op->k = op->stride = 1;
-    return op;
-}
-
-void lb_int_free(lb_int_model *m) {
-    if (m) lb_isnn_free(m->snn);
-    if (!m) return;
-    for (int i = 0; i < m->nops; i++) {
-        lb_int_op *op = &m->ops[i];
-        free(op->w);
-        free(op->widx);
-        free(op->rbits);
-        free(op->wtab);
-        free(op->rq);
-        free(op->lut);
-        free(op->w4);
-        free(op->w2);
-        free(op->wsum);
-    }
-    free(m->ops);
-    free(m->t);
-    free(m->ws);
-    free(m);
-}
-
 /* ---- graph analysis -------------------------------------------------------------------------- */
 lb_status lb_int_fail_layer(const lb_node *d, const char *why) {
     char w[256]; /* why may be lb_error_msg()'s own buffer */
@@ -421,8 +318,8 @@ static double wide_scale(const build *b, int tail) {
 static int code_tensor(lb_int_model *m, const char *name, int c, int h, int w, const lb_node *q) {
     float step = lb_quant_step(&q->aq, 0);
     int bits = q->aqcfg.kind == LB_Q_SLICED ? lb_quant_sliced_bits(&q->aq, 0) : q->aqcfg.bits;
-    return new_tensor(m, name, c, h, w, q->aq.qn ? LB_IT_S8 : LB_IT_U8, step, -q->aq.qn, q->aq.qp,
-                      bits);
+    return lb_int_tensor_new(m, name, c, h, w, q->aq.qn ? LB_IT_S8 : LB_IT_U8, step, -q->aq.qn,
+                             q->aq.qp, bits);
 }
 
 /* Does tensor t hold the codes of node q's activation quantizer? */
@@ -434,10 +331,6 @@ static int holds_codes_of(const lb_int_tensor *t, const lb_node *q) {
 static int32_t rne_code(double v) {
     double r = rint(v);
     return r > 2147483647.0 ? INT32_MAX : r < -2147483648.0 ? INT32_MIN : (int32_t)r;
-}
-
-lb_status lb_int_oom(void) {
-    return lb_error_set(LB_ENOMEM, "out of memory deriving the integer model");
 }
 
 /* The image: raw uint8 pixels through a per-channel table. Float first-layer input: int16 at
@@ -456,7 +349,7 @@ static lb_status make_input(build *b) {
             if (!isfinite(xn[ch][p])) return lb_error_set(LB_EINVAL, "bad normalization constants");
             if (fabs(xn[ch][p]) > maxabs) maxabs = fabs(xn[ch][p]);
         }
-    lb_int_op *op = new_op(m, LB_IOP_INPUT, "input");
+    lb_int_op *op = lb_int_op_new(m, LB_IOP_INPUT, "input");
     if (!op) return lb_int_oom();
     op->lut = malloc((size_t)in->c * 256 * sizeof *op->lut);
     if (!op->lut) return lb_int_oom();
@@ -517,7 +410,7 @@ static lb_status make_input(build *b) {
                 lo = v < lo ? v : lo;
                 hi = v > hi ? v : hi;
             }
-        t = new_tensor(m, "input", in->c, in->h, in->w, LB_IT_S16, 1.0 / E, lo, hi, 16);
+        t = lb_int_tensor_new(m, "input", in->c, in->h, in->w, LB_IT_S16, 1.0 / E, lo, hi, 16);
     }
     if (t < 0) return lb_int_oom();
     op->out = t;
@@ -539,7 +432,7 @@ static int quant_of(build *b, int tw, const lb_node *q) {
     int c = src->c, h = src->h, w = src->w;
     int t = code_tensor(m, name, c, h, w, q);
     if (t < 0) return -1;
-    lb_int_op *op = new_op(m, LB_IOP_QUANT, name);
+    lb_int_op *op = lb_int_op_new(m, LB_IOP_QUANT, name);
     if (!op || !(op->rq = calloc(1, sizeof *op->rq))) return -1;
     if (lb_int_rq_from_real(m->t[tw].scale / m->t[t].scale, 0, op->rq) != LB_OK) return -1;
     op->in[0] = tw;
@@ -564,7 +457,7 @@ static lb_status make_conv(build *b, int i) {
             return lb_int_fail_layer(d, "input codes do not match its activation quantizer");
         if ((tin = quant_of(b, tin, d)) < 0) return lb_int_oom();
     }
-    lb_int_op *op = new_op(m, LB_IOP_CONV, d->name);
+    lb_int_op *op = lb_int_op_new(m, LB_IOP_CONV, d->name);
     if (!op) return lb_int_oom();
     op->in[0] = tin;
     op->linear = d->op == LB_OP_LINEAR;
@@ -668,13 +561,13 @@ static lb_status make_conv(build *b, int i) {
             f = (int)floor(log2(ldexp(1.0, 29) / amax));
         f = f < -30 ? -30 : f > 30 ? 30 : f;
         m->logit_frac_bits = f;
-        to = new_tensor(m, "logits", d->c, op->oh, op->ow, LB_IT_S32, ldexp(1.0, -f), INT32_MIN,
-                        INT32_MAX, 32);
+        to = lb_int_tensor_new(m, "logits", d->c, op->oh, op->ow, LB_IT_S32, ldexp(1.0, -f),
+                               INT32_MIN, INT32_MAX, 32);
     } else if (b->wish[tl] >= 0) {
         to = code_tensor(m, tname, d->c, op->oh, op->ow, &n->nodes[b->wish[tl]]);
     } else {
-        to = new_tensor(m, tname, d->c, op->oh, op->ow, LB_IT_S32, wide_scale(b, tl), INT32_MIN,
-                        INT32_MAX, 32);
+        to = lb_int_tensor_new(m, tname, d->c, op->oh, op->ow, LB_IT_S32, wide_scale(b, tl),
+                               INT32_MIN, INT32_MAX, 32);
     }
     if (to < 0) {
         free(alpha);
@@ -712,11 +605,11 @@ static lb_status make_add(build *b, int i) {
     if (ta < 0 || tb < 0 || m->t[ta].type != LB_IT_S32 || m->t[tb].type != LB_IT_S32)
         return lb_int_fail_layer(d, "inputs are not wide integer tensors");
     double s = natural_scale(b, tl);
-    int to = new_tensor(m, n->nodes[tl].name, d->c, d->h, d->w, LB_IT_S32, s,
-                        b->relu[i] ? 0 : INT32_MIN, INT32_MAX, 32);
+    int to = lb_int_tensor_new(m, n->nodes[tl].name, d->c, d->h, d->w, LB_IT_S32, s,
+                               b->relu[i] ? 0 : INT32_MIN, INT32_MAX, 32);
     if (to < 0) return lb_int_oom();
     if (b->relu[i] == 6) m->t[to].hi = rne_code(6.0 / s);
-    lb_int_op *op = new_op(m, LB_IOP_ADD, d->name);
+    lb_int_op *op = lb_int_op_new(m, LB_IOP_ADD, d->name);
     if (!op || !(op->rq = calloc(2, sizeof *op->rq))) return lb_int_oom();
     op->in[0] = ta;
     op->in[1] = tb;
@@ -751,7 +644,8 @@ static lb_status make_simple(build *b, int i) {
     if ((kind == LB_IOP_AVGPOOL || kind == LB_IOP_GAP) && m->t[tin].type != LB_IT_S32)
         return lb_int_fail_layer(d, "averages only wide integer tensors");
     const lb_int_tensor ti = m->t[tin];
-    int to = new_tensor(m, d->name, d->c, d->h, d->w, ti.type, ti.scale, ti.lo, ti.hi, ti.bits);
+    int to =
+        lb_int_tensor_new(m, d->name, d->c, d->h, d->w, ti.type, ti.scale, ti.lo, ti.hi, ti.bits);
     if (to < 0) return lb_int_oom();
     lb_int_tensor *t = &m->t[to];
     if (kind == LB_IOP_SHORTCUT) {
@@ -766,7 +660,7 @@ static lb_status make_simple(build *b, int i) {
             t->hi = t->hi < six ? t->hi : six;
         }
     }
-    lb_int_op *op = new_op(m, kind, d->name);
+    lb_int_op *op = lb_int_op_new(m, kind, d->name);
     if (!op) return lb_int_oom();
     op->in[0] = tin;
     op->out = to;
@@ -784,84 +678,6 @@ static lb_status make_simple(build *b, int i) {
     if (kind == LB_IOP_GAP) op->k = 0;
     b->val[i] = to;
     return LB_OK;
-}
-
-/* ---- fast-path weight layouts and planning -------------------------------------------------- */
-lb_status lb_int_op_pack(lb_int_op *op) {
-    int K = op->cin / op->groups * op->k * op->k;
-    op->kq = (K + 3) / 4 * 4;
-    op->k2 = (K + 1) / 2 * 2;
-    free(op->w4);
-    free(op->w2);
-    free(op->wsum);
-    /* padded: the linear kernels read whole vectors past the last row (x is 0 there) */
-    op->w4 = calloc((size_t)op->cout * op->kq + 64, 1);
-    op->w2 = calloc((size_t)op->cout * op->k2 + 16, sizeof *op->w2);
-    op->wsum = calloc((size_t)op->cout, sizeof *op->wsum);
-    if (!op->w4 || !op->w2 || !op->wsum) return lb_int_oom();
-    for (int co = 0; co < op->cout; co++)
-        for (int k = 0; k < K; k++) {
-            int16_t w = op->w[(size_t)co * K + k];
-            op->w4[(size_t)co * op->kq + k] = (int8_t)(op->wbits > 8 ? 0 : w);
-            op->w2[(size_t)co * op->k2 + k] = w;
-            op->wsum[co] += w;
-        }
-    return LB_OK;
-}
-
-static lb_status pack_weights(lb_int_model *m) {
-    for (int i = 0; i < m->nops; i++) {
-        if (m->ops[i].kind != LB_IOP_CONV) continue;
-        lb_status st = lb_int_op_pack(&m->ops[i]);
-        if (st != LB_OK) return st;
-    }
-    return LB_OK;
-}
-
-/* Lifetimes, then first-fit offsets of every tensor in the per-image arena. */
-static size_t arena_need(const lb_int_tensor *t) {
-    return (lb_int_numel(t) * lb_int_type_size(t->type) + 63) / 64 * 64;
-}
-
-static void plan(lb_int_model *m) {
-    for (int i = 0; i < m->nt; i++) m->t[i].def = m->t[i].last = -1;
-    for (int i = 0; i < m->nops; i++) {
-        const lb_int_op *op = &m->ops[i];
-        if (m->t[op->out].def < 0) m->t[op->out].def = i;
-        for (int j = 0; j < 2; j++)
-            if (op->in[j] >= 0) m->t[op->in[j]].last = i;
-    }
-    m->t[m->logits].last = m->nops;
-    m->arena_bytes = 0;
-    for (int i = 0; i < m->nt; i++) {
-        lb_int_tensor *t = &m->t[i];
-        if (t->last < t->def) t->last = t->def;
-        size_t need = arena_need(t), off = 0;
-        for (int again = 1; again;) {
-            again = 0;
-            for (int j = 0; j < i; j++) {
-                const lb_int_tensor *u = &m->t[j];
-                if (u->last < t->def || t->last < u->def) continue;
-                if (off < u->off + arena_need(u) && u->off < off + need) {
-                    off = u->off + arena_need(u);
-                    again = 1;
-                }
-            }
-        }
-        t->off = off;
-        if (off + need > m->arena_bytes) m->arena_bytes = off + need;
-    }
-    m->scratch_bytes = 64;
-    for (int i = 0; i < m->nops; i++) {
-        const lb_int_op *op = &m->ops[i];
-        size_t s = 64;
-        if (op->kind == LB_IOP_CONV) {
-            s = lb_int_conv_scratch(op);
-        } else if (op->kind == LB_IOP_ADD) {
-            s = 2 * (lb_int_numel(&m->t[op->out]) * 4 + 64);
-        }
-        if (s > m->scratch_bytes) m->scratch_bytes = s;
-    }
 }
 
 /* ---- entry ----------------------------------------------------------------------------------- */
@@ -950,8 +766,8 @@ lb_status lb_int_from_net(const lb_net *n, const float mean[3], const float std[
     if (st != LB_OK) goto out;
     m->input = b.val[0];
     m->logits = b.val[b.out_node];
-    if ((st = pack_weights(m)) != LB_OK) goto out;
-    plan(m);
+    if ((st = lb_int_pack_all(m)) != LB_OK) goto out;
+    lb_int_plan(m);
 out:
     build_free(&b);
     if (st != LB_OK) {
