@@ -19,8 +19,13 @@
 #define LB_MIN_STEPS 1000
 #define LB_MAX_AUTO_EPOCHS 1000
 #define LB_WARMUP_PCT 5
-#define LB_WARMUP_MIN 100  /* steps (or a tenth of a shorter run) */
-#define LB_LR_BATCH 128    /* the default rates are for this batch, scaled linearly */
+#define LB_WARMUP_MIN 100 /* steps (or a tenth of a shorter run) */
+#define LB_LR_BATCH 128   /* the default rates are for this batch, scaled linearly */
+/* The default batch: LB_LR_BATCH, halved (down to LB_MIN_AUTO_BATCH) while an epoch of the
+ * training set would have fewer than LB_MIN_EPOCH_STEPS steps, so a small set's first epoch is
+ * more than a few warm-up steps (docs/robust.md). */
+#define LB_MIN_EPOCH_STEPS 32
+#define LB_MIN_AUTO_BATCH 16
 #define LB_LEVELS_LR 1e-6f /* methods.md sec. 2: R trains at 1e-6 (momentum 0.9, cosine) */
 #define LB_STR_(x) #x
 #define LB_STR(x) LB_STR_(x)
@@ -43,6 +48,11 @@ typedef struct lb_train_cfg {
     char metrics[512]; /* JSON lines, one per epoch ("" = <out>.metrics.jsonl) */
     int epochs;        /* 0: chosen from the data set's size (LB_DEFAULT_EPOCHS, LB_MIN_STEPS) */
     int batch, threads;
+    /* --batch came from the user. Otherwise a batch left at its default LB_LR_BATCH shrinks for
+     * a small training set when lb_train_run starts (lb_train_default_batch); a caller that sets
+     * another batch keeps it. */
+    int batch_given;
+    int batch_auto; /* set by the trainer: the batch was its default and adapted (printed) */
     int stop_after; /* stop (as if killed) after this epoch; 0 = run all */
     int train_limit, test_limit;
     uint64_t seed;
@@ -79,6 +89,8 @@ void lb_train_cfg_default(lb_train_cfg *c);
 /* Learning rate used when the config leaves it 0: 0.02 for cnn, 0.1 for the ResNets, at batch
  * LB_LR_BATCH, scaled linearly with the batch. */
 float lb_train_default_lr(const char *arch, int batch);
+/* The default batch for a training set of n images (LB_MIN_EPOCH_STEPS, LB_MIN_AUTO_BATCH). */
+int lb_train_default_batch(int n);
 
 typedef struct lb_progress {
     int epoch, epochs; /* 1-based */

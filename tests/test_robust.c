@@ -173,6 +173,14 @@ static void test_resolve(void) {
     CHECK(lb_train_resolve(&c, 1500, 12, &s, NULL, 0) == LB_OK, "digits");
     CHECK(c.epochs == 84 && s.total == 1008 && s.warmup == 100, "digits %d %ld %ld", c.epochs,
           s.total, s.warmup);
+    /* the default batch: 128 while an epoch has >= 32 steps, halved down to 16 below that */
+    CHECK(lb_train_default_batch(60000) == 128 && lb_train_default_batch(4096) == 128,
+          "big sets keep 128");
+    CHECK(lb_train_default_batch(4095) == 64 && lb_train_default_batch(2048) == 64, "64");
+    CHECK(lb_train_default_batch(1500) == 32 && lb_train_default_batch(1024) == 32, "32");
+    CHECK(lb_train_default_batch(1023) == 16 && lb_train_default_batch(500) == 16 &&
+              lb_train_default_batch(10) == 16,
+          "floor 16: %d", lb_train_default_batch(500));
     /* 10 images, one step an epoch: capped */
     lb_train_cfg_default(&c);
     c.sched.base = 0.02f;

@@ -179,6 +179,7 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         c->epochs = cli_int(cmd, o, VAL, 1, 100000);
     } else if (IS("--batch")) {
         c->batch = cli_int(cmd, o, VAL, 1, 65536);
+        c->batch_given = 1;
     } else if (IS("--lr")) {
         c->sched.base = cli_float(cmd, o, VAL, 1e-9, 100);
     } else if (IS("--quant")) {
@@ -334,7 +335,8 @@ void cli_train_usage(void) {
           "                     (default 0.2, chosen by --seed)\n"
           "  --epochs E         epochs (default: 15, more on small data sets so that the run\n"
           "                     has at least 1000 optimizer steps; printed at the start)\n"
-          "  --batch B          batch size (default 128)\n"
+          "  --batch B          batch size (default 128, halved down to 16 while an epoch\n"
+          "                     would have fewer than 32 steps)\n"
           "  --lr LR            peak learning rate (default 0.02 for cnn, 0.1 for resnets)\n"
           "  --quant Q          fp32 | lsq | fixed | reg | dorefa | msqe-po2 | grad-po2 | sliced\n"
           "                     (default fp32); reg:\n"

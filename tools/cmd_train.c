@@ -87,6 +87,10 @@ static void check_resume_options(int argc, char **argv, const char *path) {
         t.epochs = rec.epochs;
         t.test_limit = rec.test_limit;
         t.on_collapse = rec.on_collapse;
+        /* the flags saying an option was typed are not recorded: its value is what counts */
+        t.batch_given = rec.batch_given;
+        t.opt_given = rec.opt_given;
+        t.wd_given = rec.wd_given;
         if (memcmp(&t, &rec, sizeof t) != 0)
             cli_die(2, "train",
                     "%s%s%s contradicts the checkpoint %s, which records its own model and "

@@ -5,7 +5,8 @@
 # LSQ weights fine-tuned from it for FT_EPOCHS epochs at lr 1e-4, then the 4-bit model's integer
 # form against its float one on the 10,000 test images. About an hour on 2 cores at T 4.
 # Usage: bench/snn/accuracy_events.sh [OUTDIR]  (LOWBIT=binary, THREADS=n, T=4, EPOCHS=3,
-# FT_EPOCHS=1). A step whose OUTDIR/<name>.done exists is skipped.
+# FT_EPOCHS=1, EXTRA="options for both training runs", e.g. "--train-limit 12000" for a shorter
+# run). A step whose OUTDIR/<name>.done exists is skipped.
 set -eu
 out=${1:-bench/snn/runs}
 bin=${LOWBIT:-build/release/lowbit}
@@ -13,13 +14,14 @@ threads=${THREADS:-2}
 T=${T:-4}
 epochs=${EPOCHS:-3}
 ft=${FT_EPOCHS:-1}
+extra=${EXTRA:-}
 mkdir -p "$out"
 run() { # name, options...
     local name=$1
     shift
     [ -f "$out/$name.done" ] && return 0
     /usr/bin/time -v "$bin" train --model snn-vgg --timesteps "$T" --encoding events \
-        --threads "$threads" --out "$out/$name.st" "$@" >"$out/$name.log" 2>&1
+        --threads "$threads" --out "$out/$name.st" "$@" $extra >"$out/$name.log" 2>&1
     touch "$out/$name.done"
 }
 run ev_fp32 --epochs "$epochs"

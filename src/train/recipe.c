@@ -16,6 +16,12 @@ float lb_train_default_lr(const char *arch, int batch) {
     return base * (float)batch / (float)LB_LR_BATCH;
 }
 
+int lb_train_default_batch(int n) {
+    int b = LB_LR_BATCH;
+    while (b > LB_MIN_AUTO_BATCH && n / b < LB_MIN_EPOCH_STEPS) b /= 2;
+    return b;
+}
+
 lb_status lb_train_resolve(lb_train_cfg *c, int n_train, int steps_per_epoch, lb_sched *sch,
                            char *note, size_t cap) {
     int auto_epochs = c->epochs == 0;
@@ -51,19 +57,24 @@ lb_status lb_train_resolve(lb_train_cfg *c, int n_train, int steps_per_epoch, lb
     lb_status st = lb_sched_check(sch);
     if (st != LB_OK) return st;
     if (note)
-        snprintf(note, cap,
-                 "schedule: %d epochs x %d steps = %ld steps (%s), %s lr %g%s with %ld warm-up "
-                 "steps (%s), %d training images, batch %d",
-                 c->epochs, steps_per_epoch, sch->total,
-                 auto_epochs ? "default: at least " LB_STR(LB_DEFAULT_EPOCHS) " epochs and " LB_STR(
-                                   LB_MIN_STEPS) " steps"
-                             : "--epochs",
-                 lb_sched_name(sch->kind), (double)sch->base,
-                 c->lr_given ? "" : " (default for the model and batch)", sch->warmup,
-                 auto_warm ? "default: " LB_STR(LB_WARMUP_PCT) "% of the run, at least " LB_STR(
-                                 LB_WARMUP_MIN) " or a tenth"
-                           : "--warmup",
-                 n_train, c->batch);
+        snprintf(
+            note, cap,
+            "schedule: %d epochs x %d steps = %ld steps (%s), %s lr %g%s with %ld warm-up "
+            "steps (%s), %d training images, batch %d%s",
+            c->epochs, steps_per_epoch, sch->total,
+            auto_epochs ? "default: at least " LB_STR(LB_DEFAULT_EPOCHS) " epochs and " LB_STR(
+                              LB_MIN_STEPS) " steps"
+                        : "--epochs",
+            lb_sched_name(sch->kind), (double)sch->base,
+            c->lr_given ? "" : " (default for the model and batch)", sch->warmup,
+            auto_warm ? "default: " LB_STR(LB_WARMUP_PCT) "% of the run, at least " LB_STR(
+                            LB_WARMUP_MIN) " or a tenth"
+                      : "--warmup",
+            n_train, c->batch,
+            !c->batch_auto
+                ? ""
+                : " (default: " LB_STR(LB_LR_BATCH) ", halved down to " LB_STR(
+                      LB_MIN_AUTO_BATCH) " while an epoch has fewer than " LB_STR(LB_MIN_EPOCH_STEPS) " steps)");
     return LB_OK;
 }
 

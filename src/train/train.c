@@ -187,6 +187,20 @@ lb_status lb_run_setup(run *r, lb_train_cfg *c) {
                             "%s: event data needs a spiking model with --encoding "
                             "events",
                             c->data_dir);
+    if (r->auto_batch) { /* the default batch for this set's size (recipe.c, docs/robust.md) */
+        int n = c->train_limit > 0 && c->train_limit < r->train.n ? c->train_limit : r->train.n;
+        int b = lb_train_default_batch(n);
+        c->batch_auto = 1;
+        if (b != c->batch) {
+            c->batch = b;
+            if (!c->lr_given) { /* a default rate follows the batch it was set for */
+                c->sched.base = 0;
+                lb_snn_recipe(c);
+                if (c->sched.base == 0)
+                    c->sched.base = lb_train_default_lr(c->model.arch, c->batch);
+            }
+        }
+    }
     c->model.in_c = lb_dataset_planes(&r->train);
     c->model.in_h = r->train.h;
     c->model.in_w = r->train.w;
@@ -456,6 +470,8 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
                  "emulator (about a minute for 60,000 images on 2 cores; docs/events.md)";
         fn(ctx, &p);
     }
+    /* a batch the caller set (or --batch) stays; the default one adapts to a small set */
+    r.auto_batch = !c->batch_given && c->batch == LB_LR_BATCH && !c->resume[0];
     if ((st = lb_run_setup(&r, c)) != LB_OK) goto out;
     int steps_per_epoch = lb_loader_batches(r.loader);
     lb_sched sch;

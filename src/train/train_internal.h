@@ -32,6 +32,7 @@ typedef struct run {
     int32_t *y;
     float *state_save; /* the state array before a step, restored when the step is skipped */
     int sync_loader;   /* set before lb_run_setup: prepare batches in lb_loader_next, no thread */
+    int auto_batch;    /* set before lb_run_setup: c->batch may shrink for a small set (lb_train) */
     lb_adaqat *ada;    /* --learn-bits adaqat: the widths (NULL otherwise) */
     struct lb_sliced_run *sl; /* --quant sliced: phases, penalty, saved parameters (or NULL) */
     /* Fine-tuning for a chip (finetune.c), NULL otherwise: called in every step right after the
