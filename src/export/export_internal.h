@@ -37,6 +37,21 @@ int lb_emit_snn_data_h(FILE *f, const lb_int_model *m, const char *source);
 int lb_emit_snn_c(FILE *f, const lb_int_model *m, const char *source);
 void lb_snn_export_bytes(const lb_int_model *m, size_t *weight_bytes, size_t *activation_bytes);
 
+/* The kernels' C99 text (emit_ctext.c), written into model.c by lb_emit_model_c. lb_emit_k_conv
+ * and friends are templates with a %1$s-style suffix and type (see emit_c.c's emit_tpl). */
+extern const char *const lb_emit_k_common,
+    *const lb_emit_k_unpack, *const lb_emit_k_conv,
+                                 *const lb_emit_k_pool_plane,
+                                     *const lb_emit_k_linear,
+                                         *const lb_emit_k_maxpool,
+                                             *const lb_emit_k_clamp,
+                                                 *const lb_emit_k_shortcut,
+                                                     *const lb_emit_k_div,
+                                                         *const lb_emit_k_avgpool,
+                                                             *const lb_emit_k_gap,
+                                                                 *const lb_emit_k_quant,
+                                                                     *const lb_emit_k_add;
+
 /* Packed weight codes (emit_pack.c). lb_emit_pack_codes packs n codes (w, or level indices idx
  * when w is NULL) at sbits 2, 4 or 8, little-endian within bytes; lb_emit_pack_rows packs a sliced
  * layer row by row and writes its row tables to f; both return malloc'd bytes, NULL when out of
