@@ -12,6 +12,7 @@
 #   libprotobuf-c-dev protobuf-c-compiler libonnx-dev  ONNX import: protoc-c generates the C for
 #                           libonnx-dev's onnx.proto at build time; docs/onnx.md
 #   python3-onnx            tests/cli/onnx.sh exports PyTorch models to ONNX
+#   python3-torchvision     torchvision's own MobileNetV2 graph, exported and imported in onnx.sh
 #   gcc-arm-none-eabi libnewlib-arm-none-eabi  compiling exported models for a Cortex-M4
 #   clang libclang-rt-14-dev  the clang -Werror build and the libFuzzer runs of the parsers
 #   python3-matplotlib      the plots of `lowbit faults sweep` (SVG and PNG; tests/cli/finetune.sh)
@@ -24,7 +25,7 @@
 set -eu
 pkgs="gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev libpng-dev libjpeg62-turbo-dev
       dataset-fashion-mnist
-      libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx
+      libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx python3-torchvision
       python3-torch python3-numpy python3-pil gcc-arm-none-eabi libnewlib-arm-none-eabi clang libclang-rt-14-dev
       python3-matplotlib"
 [ "${BENCH:-0}" = 1 ] &&

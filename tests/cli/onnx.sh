@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ONNX import (issue 16, docs/onnx.md): PyTorch 1.13 exports cnn and resnet20 (the zoo twins of
-# ../shared/peer), gemmnet (a graph not in the zoo) and asym (asymmetric pads lowbit can take) to
+# ../shared/peer), gemmnet (a graph not in the zoo), torchvision's MobileNetV2 (width 0.5, a
+# 1-channel stem) and asym (asymmetric pads lowbit can take) to
 # ONNX (tests/onnx/onnx_models.py); `lowbit import` reads them and `lowbit eval --dump-logits`
 # must give PyTorch's logits on real Fashion-MNIST images within 1e-4 relative. An imported model
 # fine-tunes with --init (the .onnx itself, and the imported checkpoint with LSQ W4A4) and
@@ -20,9 +21,11 @@ if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then nimg=64 ntr
 "$PY" -c 'import torch, onnx' 2>"$T/py.err" || { bad python "$PY lacks torch/onnx (scripts/deps.sh: python3-onnx)" "$T/py.err"; finish; }
 "$PY" "$GEN" make "$T" "$DATA" "$nimg" >"$T/make.log" 2>&1 || { bad export "PyTorch export failed" "$T/make.log"; finish; }
 
-for m in cnn resnet20 gemmnet asym; do
+"$PY" -c 'import torchvision' 2>/dev/null || bad torchvision "$PY lacks torchvision (scripts/deps.sh: python3-torchvision)"
+for m in cnn resnet20 gemmnet asym mbv2; do
+    [ "$m" = mbv2 ] && [ ! -f "$T/mbv2.onnx" ] && continue
     norm=()
-    [ "$m" = gemmnet ] && norm=(--mean 0.2860 --std 0.3530)
+    [ "$m" = gemmnet ] || [ "$m" = mbv2 ] && norm=(--mean 0.2860 --std 0.3530)
     if "$L" import "$T/$m.onnx" -o "$T/$m.ckpt" "${norm[@]}" >"$T/$m.imp" 2>&1 &&
         "$L" eval "$T/$m.ckpt" --data "$DATA" --test-limit "$nimg" --dump-logits "$T/$m.lg" \
             >"$T/$m.eval" 2>&1; then ok; else bad "$m import+eval" "exit $?" "$T/$m.imp"; continue; fi

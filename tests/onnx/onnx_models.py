@@ -133,6 +133,15 @@ def make(out, data, n):
     torch.manual_seed(16)
     models = {"cnn": (pm.build("cnn"), img, 10), "resnet20": (pm.build("resnet20"), img, 14),
               "gemmnet": (GemmNet(), (img - MEAN) / STD, 13)}
+    try:  # torchvision's own MobileNetV2 (not the zoo's): ReLU6 as Clip, depthwise convs, inverted
+        # residual Adds, adaptive pooling + flatten + dropout + Linear; 1-channel stem for the data
+        import torchvision
+        mb = torchvision.models.mobilenet_v2(num_classes=10, width_mult=0.5)
+        stem = mb.features[0][0]
+        mb.features[0][0] = nn.Conv2d(1, stem.out_channels, 3, 2, 1, bias=False)
+        models["mbv2"] = (mb, (img - MEAN) / STD, 13)
+    except ImportError:
+        print("torchvision absent (scripts/deps.sh: python3-torchvision): no mbv2")
     for name, (m, inp, opset) in models.items():
         randomize_bn(m, g)
         export(m, os.path.join(out, name + ".onnx"), opset=opset)
@@ -169,7 +178,7 @@ def make(out, data, n):
     onnx.save_model(mp, os.path.join(out, "extdata.onnx"), save_as_external_data=True,
                     all_tensors_to_one_file=True, location="extdata.bin", size_threshold=0)
     os.remove(os.path.join(out, "extdata.bin"))
-    print("ok exported cnn, resnet20, gemmnet and the bad inputs to", out)
+    print("ok exported", ", ".join(models), "and the bad inputs to", out)
 
 
 class Tiny(nn.Module):
