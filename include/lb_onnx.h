@@ -63,7 +63,7 @@ lb_status lb_onnx_export_qdq(const lb_net *n, const lb_norm *norm, const char *p
 /* The integer model as ONNX integer ops (opset 13, docs/onnx.md): input "image" uint8
  * [N, C, H, W] raw pixels, output "logits" int32 [N, classes] equal to lb_int_run's bit for bit
  * (scale 2^-logit_frac_bits, recorded as metadata lowbit.logit_frac_bits). LB_EINVAL for a
- * spiking model and for weight codes wider than 8 bits (learned reg levels). */
+ * spiking model (its integer form has time steps and membranes). */
 lb_status lb_onnx_export_int(const lb_int_model *m, const char *path);
 
 #endif

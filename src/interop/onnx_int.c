@@ -91,7 +91,8 @@ static const char *as_u8(ox_b *b, const char *base, const char *x, int shift) {
     return cast(b, base, x, OXT_UINT8);
 }
 
-/* acc = sum(w * x) in int64 for one input split: `x` int32 codes (8-bit) */
+/* The int64 accumulators of conv/linear op over uint8 input xu (zero point xzp) and the uint8
+ * weights w (zero point wzp). */
 static const char *int_mm(ox_b *b, const lb_int_op *op, const char *xu, const char *xzp,
                           const char *w, const char *wzp) {
     Onnx__AttributeProto *a[5] = {NULL};
@@ -107,9 +108,13 @@ static const char *int_mm(ox_b *b, const lb_int_op *op, const char *xu, const ch
                 OXT_INT64);
 }
 
-/* Conv or linear: accumulators from ConvInteger/MatMulInteger on uint8 (the int16 image is
- * split into a signed high and an unsigned low byte: acc = 256 acc(hi) + acc(lo)), weights as
- * uint8 code + 128 with zero point 128, then the per-channel requantization. */
+/* Conv or linear: accumulators from ConvInteger/MatMulInteger, which take uint8 (and int8
+ * only for MatMulInteger in onnxruntime): 8-bit codes as they are (signed ones shifted by 128
+ * with zero point 128); the int16 image and the int16 weight codes of learned reg levels are
+ * split into a signed high and an unsigned low byte, v = 256 hi + lo, and the partial
+ * accumulators combined in int64: acc = sum over the parts of 256^(hi parts) acc(part). Each
+ * partial sum is at most 255 * 255 * K in magnitude, exact in int32. Then the per-channel
+ * requantization. */
 static const char *conv(ox_b *b, const lb_int_model *m, const lb_int_op *op, const char *x,
                         int *rank) {
     const lb_int_tensor *ti = &m->t[op->in[0]];
@@ -119,32 +124,50 @@ static const char *conv(ox_b *b, const lb_int_model *m, const lb_int_op *op, con
         x = nd(b, op->name, "Flatten", (const char *[]){x, NULL}, a);
     }
     *rank = op->linear ? 2 : 4;
-    uint8_t *wu = ox_b_alloc(b, (size_t)op->cout * K);
-    const char *wn = ox_b_tmp(b, op->name, "wcode");
-    if (!wu || !wn) return NULL;
-    for (int co = 0; co < op->cout; co++)
-        for (int k = 0; k < K; k++) /* MatMulInteger takes [K][cout] */
-            wu[op->linear ? (size_t)k * op->cout + co : (size_t)co * K + k] =
-                (uint8_t)(op->w[(size_t)co * K + k] + 128);
-    int64_t dl[2] = {K, op->cout}, dc[4] = {op->cout, op->cin / op->groups, op->k, op->k};
-    ox_b_init(b, wn, wu, OXT_UINT8, op->linear ? 2 : 4, op->linear ? dl : dc);
-    const char *wz = scalar(b, op->name, OXT_UINT8, 128);
-    const char *acc;
+    /* input parts: {uint8 tensor, zero point, factor} */
+    const char *xp[2], *xz[2];
+    int64_t xf[2];
+    int nx = 1;
     if (ti->type == LB_IT_S16) {
         Onnx__AttributeProto *a[] = {ox_b_attr_i(b, "fmod", 0), NULL};
         const char *k256 = scalar(b, op->name, OXT_INT32, 256);
         const char *lo = nd(b, op->name, "Mod", (const char *[]){x, k256, NULL}, a);
         const char *hi = bin(b, op->name, "Div", bin(b, op->name, "Sub", x, lo), k256);
-        const char *ah =
-            int_mm(b, op, as_u8(b, op->name, hi, 128), scalar(b, op->name, OXT_UINT8, 128), wn, wz);
-        const char *al =
-            int_mm(b, op, as_u8(b, op->name, lo, 0), scalar(b, op->name, OXT_UINT8, 0), wn, wz);
-        acc = bin(b, op->name, "Add",
-                  bin(b, op->name, "Mul", ah, scalar(b, op->name, OXT_INT64, 256)), al);
+        xp[0] = as_u8(b, op->name, lo, 0), xz[0] = scalar(b, op->name, OXT_UINT8, 0), xf[0] = 1;
+        xp[1] = as_u8(b, op->name, hi, 128), xz[1] = scalar(b, op->name, OXT_UINT8, 128);
+        xf[1] = 256, nx = 2;
     } else {
         int sh = ti->type == LB_IT_S8 ? 128 : 0;
-        acc = int_mm(b, op, as_u8(b, op->name, x, sh), scalar(b, op->name, OXT_UINT8, sh), wn, wz);
+        xp[0] = as_u8(b, op->name, x, sh), xz[0] = scalar(b, op->name, OXT_UINT8, sh), xf[0] = 1;
     }
+    /* weight parts: codes + 128 (zero point 128), or the low byte (zero point 0) and the high
+     * byte + 128 of int16 codes; MatMulInteger takes [K][cout] */
+    const char *wp[2], *wz[2];
+    int64_t wf[2];
+    int nw = op->wbits > 8 ? 2 : 1;
+    int64_t dl[2] = {K, op->cout}, dc[4] = {op->cout, op->cin / op->groups, op->k, op->k};
+    for (int j = 0; j < nw; j++) {
+        uint8_t *wu = ox_b_alloc(b, (size_t)op->cout * K);
+        if (!wu || !(wp[j] = ox_b_tmp(b, op->name, "wcode"))) return NULL;
+        for (int co = 0; co < op->cout; co++)
+            for (int k = 0; k < K; k++) {
+                int w = op->w[(size_t)co * K + k], lo = ((w % 256) + 256) % 256;
+                int v = nw == 1 ? w + 128 : j == 0 ? lo : (w - lo) / 256 + 128;
+                wu[op->linear ? (size_t)k * op->cout + co : (size_t)co * K + k] = (uint8_t)v;
+            }
+        ox_b_init(b, wp[j], wu, OXT_UINT8, op->linear ? 2 : 4, op->linear ? dl : dc);
+        wz[j] = scalar(b, op->name, OXT_UINT8, nw == 2 && j == 0 ? 0 : 128);
+        wf[j] = nw == 2 && j == 1 ? 256 : 1;
+    }
+    const char *acc = NULL;
+    for (int i = 0; i < nx; i++)
+        for (int j = 0; j < nw; j++) {
+            const char *p = int_mm(b, op, xp[i], xz[i], wp[j], wz[j]);
+            if (xf[i] * wf[j] != 1)
+                p = bin(b, op->name, "Mul", p,
+                        scalar(b, op->name, OXT_INT64, (double)(xf[i] * wf[j])));
+            acc = acc ? bin(b, op->name, "Add", acc, p) : p;
+        }
     return requant(b, op->name, acc, op->rq, op->cout, *rank, op->lo, op->hi);
 }
 
@@ -159,11 +182,15 @@ static const char *div_rne(ox_b *b, const char *base, const char *s, int64_t n) 
 static const char *avgpool(ox_b *b, const lb_int_op *op, const char *x64) {
     int64_t pads[8] = {0, 0, op->pad, op->pad, 0, 0, op->pad, op->pad}, ax[2] = {2, 3};
     int64_t st[2] = {op->stride, op->stride};
-    const char *pn = ox_b_tmp(b, op->name, "pads"), *an = ox_b_tmp(b, op->name, "axes");
-    const char *sn = ox_b_tmp(b, op->name, "steps");
-    if (!pn || !an || !sn) return NULL;
-    ox_b_i64(b, pn, pads, 8), ox_b_i64(b, an, ax, 2), ox_b_i64(b, sn, st, 2);
-    const char *xp = op->pad ? bin(b, op->name, "Pad", x64, pn) : x64, *sum = NULL;
+    const char *an = ox_b_tmp(b, op->name, "axes"), *sn = ox_b_tmp(b, op->name, "steps");
+    if (!an || !sn) return NULL;
+    ox_b_i64(b, an, ax, 2), ox_b_i64(b, sn, st, 2);
+    const char *xp = x64, *sum = NULL;
+    if (op->pad) {
+        const char *pn = ox_b_tmp(b, op->name, "pads");
+        if (pn) ox_b_i64(b, pn, pads, 8);
+        xp = bin(b, op->name, "Pad", x64, pn);
+    }
     for (int ky = 0; ky < op->k; ky++)
         for (int kx = 0; kx < op->k; kx++) {
             int64_t s0[2] = {ky, kx}, e0[2] = {ky + (int64_t)(op->oh - 1) * op->stride + 1,
@@ -283,14 +310,6 @@ lb_status lb_onnx_export_int(const lb_int_model *m, const char *path) {
                             "%s: a spiking network has no ONNX form (time steps, membranes); "
                             "export it as C (lowbit export CKPT -o DIR, docs/snn.md)",
                             path);
-    for (int i = 0; i < m->nops; i++)
-        if (m->ops[i].kind == LB_IOP_CONV && m->ops[i].wbits > 8)
-            return lb_error_set(
-                LB_EINVAL,
-                "%s: layer '%s': its integer weights are %d-bit codes (learned reg levels); "
-                "ConvInteger and MatMulInteger take 8-bit weights, so the integer-op form cannot "
-                "carry them exactly: export --onnx-form qdq (int32 codes) or C (-o DIR)",
-                path, m->ops[i].name, m->ops[i].wbits);
     ox_b b;
     memset(&b, 0, sizeof b);
     const char **names = ox_b_alloc(&b, (size_t)m->nt * sizeof *names);
