@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void *ox_b_alloc(ox_b *b, size_t n) {
     void *p = calloc(1, n ? n : 1);
@@ -245,10 +246,17 @@ lb_status ox_b_write(ox_b *b, const char *path, int opset, Onnx__ValueInfoProto 
     }
     if (st == LB_OK) {
         onnx__model_proto__pack(&m, buf);
-        FILE *f = fopen(path, "wb");
+        /* written beside the path and renamed into place: a file named path is always whole */
+        char tmp[4200];
+        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+        FILE *f = fopen(tmp, "wb");
         int ok = f && fwrite(buf, 1, sz, f) == sz;
         if (f && fclose(f) != 0) ok = 0;
-        if (!ok) st = lb_error_set(LB_EIO, "%s: cannot write: %s", path, strerror(errno));
+        if (ok && rename(tmp, path) != 0) ok = 0;
+        if (!ok) {
+            st = lb_error_set(LB_EIO, "%s: cannot write: %s", path, strerror(errno));
+            remove(tmp);
+        }
     }
     free(buf);
     ox_b_free(b);
