@@ -247,8 +247,14 @@ lb_status ox_b_write(ox_b *b, const char *path, int opset, Onnx__ValueInfoProto 
     if (st == LB_OK) {
         onnx__model_proto__pack(&m, buf);
         /* written beside the path and renamed into place: a file named path is always whole */
-        char tmp[4200];
-        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+        size_t tn = strlen(path) + 32;
+        char *tmp = malloc(tn);
+        if (!tmp) {
+            free(buf);
+            ox_b_free(b);
+            return lb_error_set(LB_ENOMEM, "%s: out of memory", path);
+        }
+        snprintf(tmp, tn, "%s.tmp.%ld", path, (long)getpid());
         FILE *f = fopen(tmp, "wb");
         int ok = f && fwrite(buf, 1, sz, f) == sz;
         if (f && fclose(f) != 0) ok = 0;
@@ -257,6 +263,7 @@ lb_status ox_b_write(ox_b *b, const char *path, int opset, Onnx__ValueInfoProto 
             st = lb_error_set(LB_EIO, "%s: cannot write: %s", path, strerror(errno));
             remove(tmp);
         }
+        free(tmp);
     }
     free(buf);
     ox_b_free(b);
