@@ -1,6 +1,7 @@
 /* lb_onnx: reading an ONNX model (protobuf-c over Debian's onnx.proto) into lowbit's graph
- * description and named float tensors. Not an ONNX runtime: only the ops lowbit's graph has
- * (docs/onnx.md); anything else is refused with one message naming the node. */
+ * description and named float tensors, and writing a network as ONNX (float, QDQ, or the integer
+ * model as integer ops). Not an ONNX runtime: only the ops lowbit's graph has (docs/onnx.md);
+ * anything else is refused with one message naming the node. */
 #ifndef LB_ONNX_H
 #define LB_ONNX_H
 
