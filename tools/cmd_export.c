@@ -138,6 +138,7 @@ int cmd_export(int argc, char **argv) {
         if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
             puts(
                 "usage: lowbit export FILE -o DIR [--data DIR]\n"
+                "       lowbit export FILE --onnx OUT.onnx [--onnx-form float|qdq|int]\n"
                 "Writes the integer model of checkpoint FILE as C99 into DIR: model.h,\n"
                 "model_data.h, model.c (no malloc, no float, no libm) and a host main.c.\n"
                 "  -o DIR       output directory (created; a previous export there is replaced)\n"
@@ -151,7 +152,7 @@ int cmd_export(int argc, char **argv) {
                 "               to its own instead of the faulty one\n"
                 "Only fully quantized models (uniform lsq/fixed quantizers on every layer's\n"
                 "weights and on every input but the image) can be exported.\n"
-                "  --onnx FILE  instead: the model as ONNX opset 13 (docs/onnx.md), in the form\n"
+                "  --onnx FILE  instead: the model as ONNX opset 13 (docs/onnx.md) in one form:\n"
                 "  --onnx-form float|qdq|int  float: FP32 checkpoints (the default for them);\n"
                 "               qdq: a quantized one with QuantizeLinear/DequantizeLinear\n"
                 "               (lowbit eval's fake-quant model); int: its integer model as\n"
