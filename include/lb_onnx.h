@@ -1,12 +1,14 @@
 /* lb_onnx: reading an ONNX model (protobuf-c over Debian's onnx.proto) into lowbit's graph
- * description and named float tensors. Not an ONNX runtime: only the ops lowbit's graph has
- * (docs/onnx.md); anything else is refused with one message naming the node. */
+ * description and named float tensors, and writing a network as ONNX (float, QDQ, or the integer
+ * model as integer ops). Not an ONNX runtime: only the ops lowbit's graph has (docs/onnx.md);
+ * anything else is refused with one message naming the node. */
 #ifndef LB_ONNX_H
 #define LB_ONNX_H
 
 #include <stddef.h>
 
 #include "lb_core.h"
+#include "lb_int.h"
 #include "lb_models.h"
 #include "lb_nn.h"
 
@@ -51,5 +53,18 @@ lb_status lb_onnx_load_weights(const lb_onnx_model *m, const char *path, lb_net 
  * normalized with `norm` (recorded as metadata lowbit.norm_mean / lowbit.norm_std), output
  * [N, classes]. LB_EIO / LB_ENOMEM naming the path. */
 lb_status lb_onnx_export(const lb_net *n, const lb_norm *norm, const char *path);
+/* The same graph for a quantized network, in QDQ form (docs/onnx.md): weights as int8 codes
+ * (int32 where wider: learned reg levels) with DequantizeLinear, per-channel where the weight
+ * quantizer has a step per channel; each quantized layer input through Clip (the code range),
+ * QuantizeLinear and DequantizeLinear (uint8/int8, zero point 0, scale the step). BN, pools and
+ * adds stay float: the graph lowbit's float (fake-quant) evaluation runs. LB_EINVAL naming the
+ * layer when a quantizer has no step and codes, or its codes do not fit 8 bits (activations),
+ * or nothing is quantized. */
+lb_status lb_onnx_export_qdq(const lb_net *n, const lb_norm *norm, const char *path);
+/* The integer model as ONNX integer ops (opset 13, docs/onnx.md): input "image" uint8
+ * [N, C, H, W] raw pixels, output "logits" int32 [N, classes] equal to lb_int_run's bit for bit
+ * (scale 2^-logit_frac_bits, recorded as metadata lowbit.logit_frac_bits). LB_EINVAL for a
+ * spiking model (its integer form has time steps and membranes). */
+lb_status lb_onnx_export_int(const lb_int_model *m, const char *path);
 
 #endif

@@ -19,6 +19,11 @@
 # From PyPI (pip, beside Debian's torch, --no-deps so it never replaces Debian's packages):
 #   snntorch 1.0.0          reference values of the LIF neuron and the count loss (tests/torch/
 #                           ref_snn.py; without it a PyTorch twin is used, and the suite says so)
+#   onnxruntime 1.20.1      runs lowbit's ONNX exports in tests/cli/onnx.sh and onnx_quant.sh and
+#                           bench/onnx/agree.sh (docs/onnx.md; without it those tests compare
+#                           less and say so). Its wheel works with Debian's numpy 1.24; what it
+#                           imports at run time is Debian's (python3-numpy, -protobuf, -sympy,
+#                           -packaging); coloredlogs and flatbuffers serve only its own tools
 # With BENCH=1 also what bench/robust/ needs (not the suite):
 #   python3-sklearn         the bundled digits set and the logistic-regression baseline
 #   fonts-dejavu-core fonts-dejavu-extra  rendering the glyph set
@@ -27,7 +32,7 @@ pkgs="gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev libpng-dev lib
       dataset-fashion-mnist
       libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx python3-torchvision
       python3-torch python3-numpy python3-pil gcc-arm-none-eabi libnewlib-arm-none-eabi clang libclang-rt-14-dev
-      python3-matplotlib"
+      python3-matplotlib python3-protobuf python3-sympy python3-packaging"
 [ "${BENCH:-0}" = 1 ] &&
     pkgs="$pkgs python3-sklearn fonts-dejavu-core fonts-dejavu-extra"
 missing=""
@@ -45,4 +50,9 @@ if ! /usr/bin/python3 -c "import snntorch" 2>/dev/null; then
     echo "deps: installing snntorch 1.0.0 (pip, --no-deps)"
     /usr/bin/python3 -m pip install -q --break-system-packages --no-deps snntorch==1.0.0 ||
         echo "deps: snntorch not installed: the SNN references come from the PyTorch twin"
+fi
+if ! /usr/bin/python3 -c "import onnxruntime" 2>/dev/null; then
+    echo "deps: installing onnxruntime 1.20.1 (pip, --no-deps)"
+    /usr/bin/python3 -m pip install -q --break-system-packages --no-deps onnxruntime==1.20.1 ||
+        echo "deps: onnxruntime not installed: the ONNX export tests skip their onnxruntime runs"
 fi
