@@ -214,10 +214,40 @@ static void test_pow2_kernels(void) {
     CHECK(bad == 0, "uniform kernels at power-of-two steps: %d runs differ from the division", bad);
 }
 
+/* The fused error kernel of the po2 line search against po2_err one candidate at a time: the
+ * same bits (the search compares these sums, so a last-bit change could move an exponent). */
+static void test_po2_errs(void) {
+    const lb_qseg_kernels *tab[3];
+    int nt = tables(tab);
+    enum { N = 517 };
+    float x[N], mom[N];
+    lb_rng r;
+    lb_rng_seed(&r, 21);
+    for (int i = 0; i < N; i++) x[i] = 0.7f * lb_rng_normal(&r), mom[i] = 2 * lb_rng_uniform(&r);
+    const float s6[6] = {0x1p-8f, 0x1p-7f, 0x1p-6f, 0x1p-4f, 0x1p-3f, 0x1p-2f};
+    int bad = 0;
+    for (int k = 0; k < nt; k++)
+        for (int len = 1; len <= N; len += len < 24 ? 1 : 41)
+            for (int v = 0; v < 8; v++) {
+                int nc = v & 1 ? 6 : 2, sg = (v >> 1) & 1, hm = v >> 2;
+                float lo = sg ? -7.0f : -0.5f, hi = sg ? 7.0f : 15.0f, thr = 1.2f;
+                double one[6], all[6] = {0, 0, 0, 0, 0, 0};
+                for (int j = 0; j < nc; j++) {
+                    double o[3] = {0, 0, 0};
+                    tab[k]->po2_err(x, hm ? mom : NULL, (size_t)len, s6[j], lo, hi, thr, o);
+                    one[j] = o[0];
+                }
+                tab[k]->po2_errs(x, hm ? mom : NULL, (size_t)len, s6, nc, lo, hi, thr, all);
+                for (int j = 0; j < nc; j++) bad += memcmp(&one[j], &all[j], sizeof one[j]) != 0;
+            }
+    CHECK(bad == 0, "fused po2 errors: %d sums differ from po2_err's", bad);
+}
+
 int main(void) {
     test_atanh();
     test_sliced();
     test_pow2_kernels();
+    test_po2_errs();
     for (int t = 1; t <= 2; t++) {
         omp_set_num_threads(t);
         dorefa_case(1, quick() ? 3000 : 20000, 4);

@@ -23,6 +23,9 @@ typedef struct lb_qseg_kernels {
      * m = [|x| <= thr] * (mom ? sqrt(mom[i]) : 1) (po2x.c); s a power of two */
     void (*po2_err)(const float *x, const float *mom, size_t n, float s, float lo, float hi,
                     float thr, double *out);
+    /* out[j] += po2_err's out[0] at each of the nc steps s[j] (the same bits), in one pass */
+    void (*po2_errs)(const float *x, const float *mom, size_t n, const float *s, int nc, float lo,
+                     float hi, float thr, double *out);
     /* sliced (sliced.c): y = d round(clamp(x, lo, xm)/d) */
     void (*sl_forward)(const float *x, float *y, size_t n, float d, float lo, float xm);
     /* sliced backward of a run: dx (+)= the modified straight-through gradient (EWGS when ewgs,

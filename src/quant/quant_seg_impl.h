@@ -213,6 +213,59 @@ static void LB_QS(seg_po2_err)(const float *x, const float *mom, size_t n, float
     else
         LB_QS(po2_err_loop)(x, NULL, n, s, lo, hi, thr, out, 0);
 }
+/* The error alone (out[j] += sum m (x - k_j s_j)^2) of nc candidate steps s[j] in one pass: the
+ * weight m, the load and |x| are shared, and the two least-squares sums the line search and
+ * grad-po2's floor/ceil choice do not read are left out. Each candidate's sum is po2_err's
+ * out[0], the same expression in the same lanes (tests/test_quant_fast.c). */
+#define LB_QS_ERR(j)                                                                               \
+    if (nc > j) {                                                                                  \
+        float t = v * inv##j;                                                                      \
+        t = t < lo ? lo : t;                                                                       \
+        t = t > hi ? hi : t;                                                                       \
+        float k = LB_QS(q_round)(t), d = v - k * s##j;                                             \
+        e##j += (double)m * ((double)d * (double)d);                                               \
+    }
+LB_QS_INLINE void LB_QS(po2_errs_loop)(const float *x, const float *mom, size_t n, const float *s,
+                                       float lo, float hi, float thr, double *out,
+                                       const int has_mom, const int nc) {
+    float s0 = s[0], s1 = s[1], s2 = nc > 2 ? s[2] : 1.0f, s3 = nc > 2 ? s[3] : 1.0f;
+    float s4 = nc > 2 ? s[4] : 1.0f, s5 = nc > 2 ? s[5] : 1.0f;
+    const float inv0 = 1.0f / s0, inv1 = 1.0f / s1, inv2 = 1.0f / s2, inv3 = 1.0f / s3;
+    const float inv4 = 1.0f / s4, inv5 = 1.0f / s5;
+    double e0 = 0, e1 = 0, e2 = 0, e3 = 0, e4 = 0, e5 = 0;
+#pragma omp simd simdlen(8) reduction(+ : e0, e1, e2, e3, e4, e5)
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        float m = (float)(fabsf(v) <= thr);
+        if (has_mom) m *= sqrtf(mom[i]);
+        LB_QS_ERR(0)
+        LB_QS_ERR(1)
+        LB_QS_ERR(2)
+        LB_QS_ERR(3)
+        LB_QS_ERR(4)
+        LB_QS_ERR(5)
+    }
+    out[0] += e0, out[1] += e1;
+    if (nc > 2) out[2] += e2, out[3] += e3, out[4] += e4, out[5] += e5;
+}
+#undef LB_QS_ERR
+
+static void LB_QS(seg_po2_errs)(const float *x, const float *mom, size_t n, const float *s, int nc,
+                                float lo, float hi, float thr, double *out) {
+    if (nc == 6)
+        mom ? LB_QS(po2_errs_loop)(x, mom, n, s, lo, hi, thr, out, 1, 6)
+            : LB_QS(po2_errs_loop)(x, NULL, n, s, lo, hi, thr, out, 0, 6);
+    else if (nc == 2)
+        mom ? LB_QS(po2_errs_loop)(x, mom, n, s, lo, hi, thr, out, 1, 2)
+            : LB_QS(po2_errs_loop)(x, NULL, n, s, lo, hi, thr, out, 0, 2);
+    else
+        for (int j = 0; j < nc; j++) {
+            double o[3] = {0, 0, 0};
+            LB_QS(seg_po2_err)(x, mom, n, s[j], lo, hi, thr, o);
+            out[j] += o[0];
+        }
+}
+
 /* The sliced quantizer (sliced.c), one run of a slice with step d and range [lo, xm]: the forward
  * y = d round(clamp(x, lo, xm)/d), and the backward, element for element the scalar reference
  * lb_quant_sliced_backward_ref (the same float clamp and division, the same double expressions in
@@ -271,6 +324,7 @@ const lb_qseg_kernels LB_QS_CAT(lb_qseg, LB_QS_SUFFIX) = {
     .abssum = LB_QS(seg_abssum),
     .absmax = LB_QS(seg_absmax),
     .po2_err = LB_QS(seg_po2_err),
+    .po2_errs = LB_QS(seg_po2_errs),
     .sl_forward = LB_QS(seg_sl_forward),
     .sl_backward = LB_QS(seg_sl_backward),
 };
