@@ -68,7 +68,7 @@ static void sliced_case(int weight, int sg, int po2, int ch, size_t outer, size_
     lb_rng_seed(&r, 7 + (unsigned)(weight * 4 + sg * 2 + po2));
     for (size_t i = 0; i < n; i++) {
         x[i] = lb_rng_normal(&r) * (sg ? 1.0f : 0.0f) + (sg ? 0.0f : fabsf(lb_rng_normal(&r)));
-        dy[i] = (i % 7 == 3) ? 0.0f : lb_rng_normal(&r); /* some zero gradients: sign(g) = 0 */
+        dy[i] = (i % 7 == 3) ? ((i & 8) ? -0.0f : 0.0f) : lb_rng_normal(&r); /* sign(g) = 0 */
         d0[i] = d1[i] = dx_acc ? 0.5f : 0.0f;
     }
     for (int c = 0; c < ch; c++) /* widths 2..8 bits, x beyond xmax on both sides */
@@ -109,7 +109,7 @@ static void test_sliced(void) {
     lb_rng r;
     lb_rng_seed(&r, 3);
     for (int i = 0; i < N; i++) x[i] = 2 * lb_rng_normal(&r), dy[i] = lb_rng_normal(&r);
-    dy[5] = 0.0f;
+    dy[5] = 0.0f, dy[6] = -0.0f;
     int bad = 0;
     double kt = 0.5 / atanh(0.95);
     for (int k = 1; k < nt; k++)

@@ -139,7 +139,9 @@ LB_QS_INLINE double LB_QS(bwd_above_loop)(const float *x, const float *dy, float
         float g = dy[i];
         float v = g * (float)((t >= lo) & (t <= hi));
         dx[i] = acc ? dx[i] + v : v;
-        sum += t > hi ? (double)g : 0.0;
+        /* a mask (t == t: a NaN quotient is not above), not a select, which gcc does not
+         * vectorize into a double reduction; the reference's sum for finite dy */
+        sum += (double)(g * (float)((t > hi) & (t == t)));
     }
     return sum;
 }
@@ -275,7 +277,8 @@ static void LB_QS(seg_po2_errs)(const float *x, const float *mom, size_t n, cons
 static void LB_QS(seg_sl_forward)(const float *x, float *y, size_t n, float d, float lo, float xm) {
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
-        float v = x[i] < lo ? lo : x[i] > xm ? xm : x[i];
+        float v = x[i] < lo ? lo : x[i];
+        v = v > xm ? xm : v;
         y[i] = d * LB_QS(q_round)(v / d);
     }
 }
@@ -288,17 +291,28 @@ LB_QS_INLINE void LB_QS(sl_bwd_loop)(const float *x, const float *dy, float *dx,
     double ad = 0, ax = 0;
 #pragma omp simd simdlen(8) reduction(+ : ad, ax)
     for (size_t i = 0; i < n; i++) {
-        float xv = x[i], cv = xv < lo ? lo : xv > xm ? xm : xv;
+        /* single selects rather than nested ones, which gcc does not if-convert; the same values
+         * as the reference's (lo <= xm, so the two clamps and the two ranges never overlap) */
+        float xv = x[i], cv = xv < lo ? lo : xv;
+        cv = cv > xm ? xm : cv;
         float uf = cv / df;
         double g = dy[i], u = uf, R = (double)LB_QS(q_round)(uf), rr = u - R;
-        double sgn = g > 0 ? 1.0 : g < 0 ? -1.0 : 0.0;
+        double sgn = (double)(g > 0) - (double)(g < 0);
         double m =
             ewgs ? 1 + LB_SL_DELTA * sgn * rr : 1 + LB_SL_DELTA * sgn * kt * lb_sl_atanh(1.9 * rr);
         double gu = g * d * m, q = gu / d;
-        double gx = (xv >= lo && xv <= xm) ? q : 0.0;
+        /* dx: (float)q inside [lo, xm], +0 outside, as the reference's select; written as a
+         * mask times q (gcc vectorizes no select here) with the sign taken from q inside and
+         * from +1 outside, so that -0 inside and +0 outside keep their bits */
+        float in = (float)((xv >= lo) & (xv <= xm)), qf = (float)q;
+        float gx = copysignf(qf * in, in * qf - (in - 1.0f));
         ad += g * R - gu * u / d;
-        ax += xv > xm ? q : (sg && xv < lo) ? -q : 0.0;
-        dx[i] = acc ? dx[i] + (float)gx : (float)gx;
+        /* masks, not selects: gcc does not vectorize a select feeding a double reduction. The
+         * same sums as the reference's for finite gradients (q * 1 - q * 0 is q, and +-0 added
+         * to a sum that starts at +0 changes nothing) */
+        double up = (double)((xv > xm) & (xv == xv)), dn = (double)(sg & (xv < lo));
+        ax += q * up - q * dn;
+        dx[i] = acc ? dx[i] + gx : gx;
     }
     out[0] += ad;
     out[1] += ax;

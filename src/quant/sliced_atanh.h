@@ -19,15 +19,25 @@
 #define LB_SLICED_ATANH_H
 
 static inline double lb_sl_atanh(double y) {
-    double r = (1.0 + y) / (1.0 - y), k = 0.0;
-    /* thresholds sqrt(2) 2^j and sqrt(1/2) 2^-j: t ends in [sqrt(1/2), sqrt(2)] */
-    if (r > 5.656854249492381) r *= 0.125, k += 3.0;
-    if (r > 2.8284271247461903) r *= 0.25, k += 2.0;
-    if (r > 1.4142135623730951) r *= 0.5, k += 1.0;
-    if (r < 0.08838834764831845) r *= 8.0, k -= 3.0;
-    if (r < 0.35355339059327373) r *= 4.0, k -= 2.0;
-    if (r < 0.7071067811865476) r *= 2.0, k -= 1.0;
-    double s = k == 0.0 ? y : (r - 1.0) / (r + 1.0), z = s * s;
+    /* thresholds sqrt(2) 2^j and sqrt(1/2) 2^-j: t ends in [sqrt(1/2), sqrt(2)]. Masks b in {0, 1}
+     * times exact factors, not branches or selects, which gcc does not vectorize here: r times
+     * 1 + b (F - 1) is r F or r, k + b K is k + K or k, all exact */
+    double r = (1.0 + y) / (1.0 - y), k = 0.0, b;
+    b = (double)((r > 5.656854249492381) & (r == r));
+    r *= 1.0 + b * (0.125 - 1.0), k += b * 3.0;
+    b = (double)((r > 2.8284271247461903) & (r == r));
+    r *= 1.0 + b * (0.25 - 1.0), k += b * 2.0;
+    b = (double)((r > 1.4142135623730951) & (r == r));
+    r *= 1.0 + b * (0.5 - 1.0), k += b * 1.0;
+    b = (double)((r < 0.08838834764831845) & (r == r));
+    r *= 1.0 + b * (8.0 - 1.0), k -= b * 3.0;
+    b = (double)((r < 0.35355339059327373) & (r == r));
+    r *= 1.0 + b * (4.0 - 1.0), k -= b * 2.0;
+    b = (double)((r < 0.7071067811865476) & (r == r));
+    r *= 1.0 + b * (2.0 - 1.0), k -= b * 1.0;
+    /* s = y when unscaled (b = 1: y + 0 w), else (t - 1)/(t + 1) (0 y + w) */
+    b = (double)((k == 0.0) & (y == y));
+    double s = b * y + (1.0 - b) * ((r - 1.0) / (r + 1.0)), z = s * s;
     double p = 1.0 / 21;
     p = 1.0 / 19 + z * p;
     p = 1.0 / 17 + z * p;
