@@ -191,9 +191,10 @@ void lb_po2x_moments(const lb_quant *q, size_t outer, const float *x, const floa
         float inv = 1.0f / step[it.c]; /* s = 2^E: x * 2^-E is x / s, without a division */
         q_run r;
         while (iter_next(&it, &r))
+#pragma omp simd
             for (size_t i = r.off; i < r.off + r.len; i++) {
                 float u = x[i] * inv, g = dy[i];
-                float v = (u >= lo && u <= hi) ? g * g : 0.0f;
+                float v = g * g * (float)((u >= lo) & (u <= hi)); /* a mask: it vectorizes */
                 mom[i] = 0.999f * mom[i] + 0.001f * v;
             }
     }
