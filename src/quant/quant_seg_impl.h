@@ -25,6 +25,15 @@
 
 #include "sliced_atanh.h" /* after the pragma: its double arithmetic must not contract either */
 
+/* One vector accumulator per sum (no interleaving): po2_err and po2_errs then add each element
+ * into the same lane in the same order, so that their error sums are the same bits (gcc does
+ * not interleave these reductions; clang does unless told). */
+#ifdef __clang__
+#define LB_QS_ONE_ACC _Pragma("clang loop interleave_count(1)")
+#else
+#define LB_QS_ONE_ACC
+#endif
+
 #define LB_QS_CAT2(a, b) a##_##b
 #define LB_QS_CAT(a, b) LB_QS_CAT2(a, b)
 #define LB_QS(name) LB_QS_CAT(name, LB_QS_SUFFIX)
@@ -193,6 +202,7 @@ LB_QS_INLINE void LB_QS(po2_err_loop)(const float *x, const float *mom, size_t n
     const float inv = 1.0f / s; /* exact for a power of two: no division per element */
     double se = 0, sx = 0, sq = 0;
 #pragma omp simd simdlen(8) reduction(+ : se, sx, sq)
+    LB_QS_ONE_ACC
     for (size_t i = 0; i < n; i++) {
         float v = x[i], t = v * inv;
         t = t < lo ? lo : t;
@@ -236,6 +246,7 @@ LB_QS_INLINE void LB_QS(po2_errs_loop)(const float *x, const float *mom, size_t 
     const float inv4 = 1.0f / s4, inv5 = 1.0f / s5;
     double e0 = 0, e1 = 0, e2 = 0, e3 = 0, e4 = 0, e5 = 0;
 #pragma omp simd simdlen(8) reduction(+ : e0, e1, e2, e3, e4, e5)
+    LB_QS_ONE_ACC
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         float m = (float)(fabsf(v) <= thr);
