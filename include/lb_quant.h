@@ -235,8 +235,10 @@ double lb_quant_sliced_kb(const lb_quant *q, size_t n, float *dd, float *dxmax);
  * when outside the ranges above) and sets qn/qp from them. LB_OK and nothing done for other
  * kinds. */
 lb_status lb_quant_sliced_sync(lb_quant *q, const char *what);
-/* The kind's backward (scalar loops, double sums in the shared chunk order): it is its own
- * reference. Writes dx (dx_acc: adds) and OVERWRITES q->dparam (d then xmax). */
+/* The scalar references of the kind's forward (no init) and backward (double sums in the shared
+ * chunk order); the kind runs SIMD kernels equal to them element for element (its two double sums
+ * in lane order). The backward writes dx (dx_acc: adds) and OVERWRITES q->dparam (d then xmax). */
+void lb_quant_sliced_forward_ref(lb_quant *q, size_t outer, const float *x, float *y);
 void lb_quant_sliced_backward_ref(lb_quant *q, size_t outer, const float *x, const float *dy,
                                   float *dx, int dx_acc);
 
@@ -298,6 +300,15 @@ void lb_quant_absmax(const lb_quant *q, size_t outer, const float *x, float *out
  * itself (as the forward). LB_EINVAL for other kinds and for b > 7 (codes of 8 bits need 9). */
 lb_status lb_quant_dorefa_codes(const lb_quant *q, size_t outer, const float *x,
                                 signed char *codes);
+/* DoReFa's scalar reference loops (three tanhf a weight in the backward); the kind computes tanhf
+ * once an element, in threads, with the same results bit for bit. */
+void lb_quant_dorefa_forward_ref(const lb_quant *q, size_t outer, const float *x, float *y);
+void lb_quant_dorefa_backward_ref(const lb_quant *q, size_t outer, const float *x, const float *dy,
+                                  float *dx, int dx_acc);
+/* PACT's reference backward (a pass for the alpha sum, then the shared straight-through one); the
+ * kind runs both in one SIMD pass, dx the same bits, the alpha sum in lane order. */
+void lb_quant_pact_backward_ref(lb_quant *q, size_t outer, const float *x, const float *dy,
+                                float *dx, int dx_acc);
 
 /* ---- LB_Q_REG: regularization-based levels (src/quant/reg.c, reg_kern.c; docs/reg.md) ----------
  * Levels a_k = sum_i bit_i(k) R_i - R_b for the stored index k in [0, 2^b), R = b+1 entries per

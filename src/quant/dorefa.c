@@ -9,11 +9,17 @@
  * M = max|t|, g = dL/dy: dL/dt_i = g_i/M, plus at the maximum -sign(t_m) (sum_j g_j t_j)/M^2
  * (shared evenly by tied maxima, as PyTorch's amax), then dL/dw = dL/dt (1 - t^2).
  *
- * Scalar loops: weight tensors are small next to activations, and the per-channel sums run in
- * index order in double, so results do not depend on the thread count. */
+ * tanhf is most of the cost and no vectorized tanhf gives libm's bits, so the kind computes it
+ * once per element (three times in the backward before: the max, the sum, the gradient), in
+ * threads over the elements, keeping t in the output (y, or dx when it is a separate buffer); the
+ * per-channel max and the double sum of g t still run in index order, so results are the same
+ * bits as the reference loops (lb_quant_dorefa_forward_ref / _backward_ref) for any thread count
+ * (tests/test_quant_fast.c). */
 #include "lb_quant.h"
 
 #include <math.h>
+
+#define DOREFA_PAR_MIN 4096 /* fewer elements: no threads */
 
 static int dorefa_count(const lb_qcfg *cfg, int ch) {
     (void)cfg;
@@ -53,8 +59,7 @@ static float dorefa_j(float x, float m, float k) {
     return rintf(wp * k);
 }
 
-static void dorefa_forward(lb_quant *q, size_t outer, const float *x, float *y, int training) {
-    (void)training; /* the same in training and eval: nothing is learned or kept */
+void lb_quant_dorefa_forward_ref(const lb_quant *q, size_t outer, const float *x, float *y) {
     float k = (float)q->qp;
     for (int c = 0; c < q->ch; c++) {
         int ties;
@@ -67,8 +72,8 @@ static void dorefa_forward(lb_quant *q, size_t outer, const float *x, float *y, 
     }
 }
 
-static void dorefa_backward(lb_quant *q, size_t outer, const float *x, const float *dy, float *dx,
-                            int dx_acc) {
+void lb_quant_dorefa_backward_ref(const lb_quant *q, size_t outer, const float *x, const float *dy,
+                                  float *dx, int dx_acc) {
     for (int c = 0; c < q->ch; c++) {
         int ties;
         float m = chan_max(q, outer, x, c, &ties);
@@ -89,6 +94,85 @@ static void dorefa_backward(lb_quant *q, size_t outer, const float *x, const flo
                 float d = (float)(dt * (1.0 - (double)t * t));
                 dx[e] = dx_acc ? dx[e] + d : d;
             }
+    }
+}
+
+/* t = tanh x per element, in threads: the only libm call of the kind */
+static void tanh_all(const float *x, float *t, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= DOREFA_PAR_MIN)
+    for (long e = 0; e < (long)n; e++) t[e] = tanhf(x[e]);
+}
+
+/* chan_max over t = tanh x already computed */
+static float chan_max_t(const lb_quant *q, size_t outer, const float *t, int c, int *ties) {
+    float m = 0.0f;
+    int n = 0;
+    for (size_t o = 0; o < outer; o++)
+        for (size_t i = 0; i < q->inner; i++) {
+            float a = fabsf(t[at(q, o, c, i)]);
+            if (a > m) {
+                m = a;
+                n = 1;
+            } else if (a == m) {
+                n++;
+            }
+        }
+    *ties = m > 0.0f ? n : 0;
+    return m > 0.0f ? m : 1.0f;
+}
+
+static void dorefa_forward(lb_quant *q, size_t outer, const float *x, float *y, int training) {
+    (void)training; /* the same in training and eval: nothing is learned or kept */
+    size_t n = outer * (size_t)q->ch * q->inner;
+    float k = (float)q->qp, m[LB_PO2_MAX_CH];
+    if (q->ch > LB_PO2_MAX_CH || x == y) {
+        lb_quant_dorefa_forward_ref(q, outer, x, y);
+        return;
+    }
+    tanh_all(x, y, n);
+    for (int c = 0; c < q->ch; c++) {
+        int ties;
+        m[c] = chan_max_t(q, outer, y, c, &ties);
+    }
+    /* dorefa_j on t: tanhf(x) / m * 0.5f + 0.5f, rounded at k steps */
+#pragma omp parallel for schedule(static) if (n >= DOREFA_PAR_MIN)
+    for (long e = 0; e < (long)n; e++) {
+        float mc = m[((size_t)e / q->inner) % (size_t)q->ch];
+        float j = rintf((y[e] / mc * 0.5f + 0.5f) * k);
+        y[e] = 2.0f * (j / k) - 1.0f;
+    }
+}
+
+static void dorefa_backward(lb_quant *q, size_t outer, const float *x, const float *dy, float *dx,
+                            int dx_acc) {
+    size_t n = outer * (size_t)q->ch * q->inner;
+    /* t is kept in dx: only when dx is a buffer of its own that is overwritten */
+    if (dx_acc || dx == dy || dx == x || q->ch > LB_PO2_MAX_CH) {
+        lb_quant_dorefa_backward_ref(q, outer, x, dy, dx, dx_acc);
+        return;
+    }
+    float m[LB_PO2_MAX_CH];
+    double dm[LB_PO2_MAX_CH];
+    int ties[LB_PO2_MAX_CH];
+    tanh_all(x, dx, n);
+#pragma omp parallel for schedule(static) if (n >= DOREFA_PAR_MIN && q->ch > 1)
+    for (int c = 0; c < q->ch; c++) {
+        m[c] = chan_max_t(q, outer, dx, c, &ties[c]);
+        double gt = 0; /* sum g t over the channel, in index order as the reference */
+        for (size_t o = 0; o < outer; o++)
+            for (size_t i = 0; i < q->inner; i++) {
+                size_t e = at(q, o, c, i);
+                gt += (double)dy[e] * (double)dx[e];
+            }
+        dm[c] = ties[c] ? -gt / ((double)m[c] * m[c]) / ties[c] : 0.0;
+    }
+#pragma omp parallel for schedule(static) if (n >= DOREFA_PAR_MIN)
+    for (long e = 0; e < (long)n; e++) {
+        size_t c = ((size_t)e / q->inner) % (size_t)q->ch;
+        float t = dx[e];
+        double dt = (double)dy[e] / m[c];
+        if (ties[c] && fabsf(t) == m[c]) dt += t > 0 ? dm[c] : -dm[c];
+        dx[e] = (float)(dt * (1.0 - (double)t * t));
     }
 }
 

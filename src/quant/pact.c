@@ -14,6 +14,7 @@
 #include <math.h>
 
 #include "quant_chunk.h"
+#include "quant_seg.h"
 
 #define LB_PACT_ALPHA0 10.0f /* the paper's init; used only before the data-driven init */
 
@@ -79,11 +80,33 @@ static double above_sum(const lb_quant *q, size_t outer, float s, const float *x
     return acc;
 }
 
-static void pact_backward(lb_quant *q, size_t outer, const float *x, const float *dy, float *dx,
-                          int dx_acc) {
+void lb_quant_pact_backward_ref(lb_quant *q, size_t outer, const float *x, const float *dy,
+                                float *dx, int dx_acc) {
     float s = pact_step(q, 0);
     q->dparam[0] = (float)above_sum(q, outer, s, x, dy);
     lb_quant_uniform_backward(q, outer, &s, x, dy, dx, dx_acc, NULL, 0.0f);
+}
+
+/* The reference's two passes in one (quant_seg_impl.h's backward_above): the same quotient x/s
+ * decides the mask and the alpha sum. */
+static void pact_backward(lb_quant *q, size_t outer, const float *x, const float *dy, float *dx,
+                          int dx_acc) {
+    const lb_qseg_kernels *K = lb_qseg_get();
+    float s = pact_step(q, 0), hi = (float)q->qp;
+    q_plan p = plan_of(q, outer);
+    double part[LB_Q_MAXPART];
+#pragma omp parallel for schedule(static) if (p.par)
+    for (long t = 0; t < (long)p.tasks; t++) {
+        q_iter it = iter_of(q, &p, (size_t)t);
+        double acc = 0;
+        q_run r;
+        while (iter_next(&it, &r))
+            acc += K->backward_above(x + r.off, dy + r.off, dx + r.off, r.len, s, 0.0f, hi, dx_acc);
+        part[t] = acc;
+    }
+    double acc = 0;
+    for (size_t t = 0; t < p.tasks; t++) acc += part[t];
+    q->dparam[0] = (float)acc;
 }
 
 /* alpha >= LB_LSQ_FLOOR * alpha0 after every update (a NaN alpha goes to the floor too): a clip

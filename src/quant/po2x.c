@@ -1,6 +1,7 @@
 /* The passes the power-of-two kinds share (po2x_internal.h): weighted quantization error and
  * least-squares sums at a step 2^E, the MSQE exponent search, channel deviations, the second-moment
- * update. Policy (when to search, what the weights are) stays in msqe_po2.c and grad_po2.c. */
+ * update. The line search's six errors (and grad-po2's two) come from one fused kernel pass. Policy
+ * (when to search, what the weights are) stays in msqe_po2.c and grad_po2.c. */
 #include "po2x_internal.h"
 
 #include <math.h>
@@ -80,11 +81,33 @@ void lb_po2x_pass(const lb_quant *q, size_t outer, const float *x, const int *E,
     if (qx) fold(q, &p, part[0][1], qx), fold(q, &p, part[0][2], qq);
 }
 
+/* The errors alone of the candidates (what lb_po2x_best compares), all in one pass of the fused
+ * kernel: part[j][0] the same bits as pass_tasks gives. */
+static void err_tasks(const lb_quant *q, size_t outer, const float *x, const int *const *base,
+                      const int *off, int nE, const po2x_w *w, po2x_part part, q_plan *pp) {
+    const lb_qseg_kernels *K = lb_qseg_get();
+    q_plan p = plan_of(q, outer);
+    *pp = p;
+    float lo = (float)(-q->qn), hi = (float)q->qp;
+#pragma omp parallel for schedule(static) if (p.par)
+    for (long t = 0; t < (long)p.tasks; t++) {
+        float thr = w->thr ? w->thr[t / (long)p.groups] : INFINITY;
+        q_iter it = iter_of(q, &p, (size_t)t);
+        float s[LB_PO2X_MAXSETS];
+        double acc[LB_PO2X_MAXSETS] = {0};
+        for (int j = 0; j < nE; j++) s[j] = ldexpf(1.0f, clampE(base[j][it.c] + off[j]));
+        q_run r;
+        while (iter_next(&it, &r))
+            K->po2_errs(x + r.off, w->mom ? w->mom + r.off : NULL, r.len, s, nE, lo, hi, thr, acc);
+        for (int j = 0; j < nE; j++) part[j][0][t] = acc[j];
+    }
+}
+
 void lb_po2x_best(const lb_quant *q, size_t outer, const float *x, const int *const *base,
                   const int *off, int nE, const po2x_w *w, double *best, int *E) {
     po2x_part part;
     q_plan p;
-    pass_tasks(q, outer, x, base, off, nE, w, part, &p);
+    err_tasks(q, outer, x, base, off, nE, w, part, &p);
     for (int c = 0; c < q->ch; c++)
         for (int j = 0; j < nE; j++) {
             double e = 0;
@@ -165,12 +188,13 @@ void lb_po2x_moments(const lb_quant *q, size_t outer, const float *x, const floa
 #pragma omp parallel for schedule(static) if (p.par)
     for (long t = 0; t < (long)p.tasks; t++) {
         q_iter it = iter_of(q, &p, (size_t)t);
-        float s = step[it.c];
+        float inv = 1.0f / step[it.c]; /* s = 2^E: x * 2^-E is x / s, without a division */
         q_run r;
         while (iter_next(&it, &r))
+#pragma omp simd
             for (size_t i = r.off; i < r.off + r.len; i++) {
-                float u = x[i] / s, g = dy[i];
-                float v = (u >= lo && u <= hi) ? g * g : 0.0f;
+                float u = x[i] * inv, g = dy[i];
+                float v = g * g * (float)((u >= lo) & (u <= hi)); /* a mask: it vectorizes */
                 mom[i] = 0.999f * mom[i] + 0.001f * v;
             }
     }

@@ -20,8 +20,11 @@
  * the integer path gives the same values: round is monotone, so round(min(u, xmax/d)) =
  * min(round(u), K) with K = round(xmax/d) (lb_quant_sliced_k).
  *
- * The loops are scalar (they are their own reference); the reductions use the shared chunk plan,
- * so sums are the same for any thread count. */
+ * The scalar loops here are the reference (lb_quant_sliced_forward_ref / _backward_ref); the kind
+ * runs the SIMD kernels of quant_seg_impl.h over the shared chunk plan with threads, which give the
+ * same element values bit for bit (tests/test_sliced.c) and add the two double sums in lane order.
+ * Both use lb_sl_atanh (sliced_atanh.h) for the inverse tanh. Sums are the same for any thread
+ * count. */
 #include "lb_quant.h"
 
 #include <math.h>
@@ -29,6 +32,8 @@
 #include <string.h>
 
 #include "quant_chunk.h"
+#include "quant_seg.h"
+#include "sliced_atanh.h"
 
 #define SL_DELTA 5e-3 /* methods.md: the strength of both rounding-gradient modifications */
 
@@ -195,8 +200,7 @@ static void sl_init(lb_quant *q, size_t outer, const float *x) {
     clip_params(q);
 }
 
-static void sl_forward(lb_quant *q, size_t outer, const float *x, float *y, int training) {
-    if (training && q->state[0] == 0.0f) sl_init(q, outer, x);
+void lb_quant_sliced_forward_ref(lb_quant *q, size_t outer, const float *x, float *y) {
     size_t ch = (size_t)q->ch, in = q->inner;
     int sg = q->cfg.is_signed;
     for (size_t c = 0; c < ch; c++) {
@@ -209,6 +213,33 @@ static void sl_forward(lb_quant *q, size_t outer, const float *x, float *y, int 
                 ys[i] = d * rintf(v / d);
             }
         }
+    }
+}
+
+/* The SIMD kernels round by the magic number, exact while |x/d| < 2^22 after the clamp; inside
+ * the projection's box xmax/d <= 127 * 4096. A slice outside it (a test's raw parameters, NaN)
+ * takes the scalar loop. */
+static int fast_ok(float d, float xm) {
+    return d > 0.0f && xm / d < 2097152.0f;
+}
+
+static void sl_forward(lb_quant *q, size_t outer, const float *x, float *y, int training) {
+    if (training && q->state[0] == 0.0f) sl_init(q, outer, x);
+    const lb_qseg_kernels *K = lb_qseg_get();
+    size_t ch = (size_t)q->ch;
+    int sg = q->cfg.is_signed;
+    for (size_t c = 0; c < ch; c++)
+        if (!fast_ok(lb_quant_sliced_d(q, (int)c), q->param[ch + c])) {
+            lb_quant_sliced_forward_ref(q, outer, x, y);
+            return;
+        }
+    q_plan p = plan_of(q, outer);
+#pragma omp parallel for schedule(static) if (p.par)
+    for (long t = 0; t < (long)p.tasks; t++) {
+        q_iter it = iter_of(q, &p, (size_t)t);
+        float d = lb_quant_sliced_d(q, (int)it.c), xm = q->param[ch + it.c], lo = sg ? -xm : 0.0f;
+        q_run r;
+        while (iter_next(&it, &r)) K->sl_forward(x + r.off, y + r.off, r.len, d, lo, xm);
     }
 }
 
@@ -239,7 +270,8 @@ void lb_quant_sliced_backward_ref(lb_quant *q, size_t outer, const float *x, con
                 float uf = cv / df;
                 double g = dy[i], u = uf, R = rint(uf), rr = u - R;
                 double sgn = g > 0 ? 1 : g < 0 ? -1 : 0;
-                double m = w ? 1 + SL_DELTA * sgn * rr : 1 + SL_DELTA * sgn * kt * atanh(1.9 * rr);
+                double m =
+                    w ? 1 + SL_DELTA * sgn * rr : 1 + SL_DELTA * sgn * kt * lb_sl_atanh(1.9 * rr);
                 double gu = g * d * m;
                 double gx = (xv >= lo && xv <= xm) ? gu / d : 0.0;
                 ad += g * R - gu * u / d;
@@ -252,6 +284,41 @@ void lb_quant_sliced_backward_ref(lb_quant *q, size_t outer, const float *x, con
             put_grads(q, it.c, ad, ax);
         else
             pd[t] = ad, px[t] = ax;
+    }
+    for (size_t c = 0; p.groups > 1 && c < ch; c++) {
+        double ad = 0, ax = 0;
+        for (size_t g = 0; g < p.groups; g++)
+            ad += pd[c * p.groups + g], ax += px[c * p.groups + g];
+        put_grads(q, c, ad, ax);
+    }
+}
+
+static void sl_backward(lb_quant *q, size_t outer, const float *x, const float *dy, float *dx,
+                        int dx_acc) {
+    const lb_qseg_kernels *K = lb_qseg_get();
+    size_t ch = (size_t)q->ch;
+    int sg = q->cfg.is_signed, w = is_weight(q);
+    for (size_t c = 0; c < ch; c++)
+        if (!fast_ok(lb_quant_sliced_d(q, (int)c), q->param[ch + c])) {
+            lb_quant_sliced_backward_ref(q, outer, x, dy, dx, dx_acc);
+            return;
+        }
+    const double kt = 0.5 / atanh(0.95);
+    q_plan p = plan_of(q, outer);
+    double pd[LB_Q_MAXPART], px[LB_Q_MAXPART];
+#pragma omp parallel for schedule(static) if (p.par)
+    for (long t = 0; t < (long)p.tasks; t++) {
+        q_iter it = iter_of(q, &p, (size_t)t);
+        float d = lb_quant_sliced_d(q, (int)it.c), xm = q->param[ch + it.c], lo = sg ? -xm : 0.0f;
+        double acc[2] = {0, 0};
+        q_run r;
+        while (iter_next(&it, &r))
+            K->sl_backward(x + r.off, dy + r.off, dx + r.off, r.len, d, lo, xm, sg, w, kt, dx_acc,
+                           acc);
+        if (p.groups == 1)
+            put_grads(q, it.c, acc[0], acc[1]);
+        else
+            pd[t] = acc[0], px[t] = acc[1];
     }
     for (size_t c = 0; p.groups > 1 && c < ch; c++) {
         double ad = 0, ax = 0;
@@ -292,7 +359,7 @@ const lb_quant_vt lb_quant_vt_sliced = {
     .nparam = sl_nparam,
     .nstate = sl_nstate,
     .forward = sl_forward,
-    .backward = lb_quant_sliced_backward_ref,
+    .backward = sl_backward,
     .reg = NULL,
     .step = sl_step,
     .reset = sl_reset,
