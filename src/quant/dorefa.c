@@ -34,13 +34,15 @@ static size_t at(const lb_quant *q, size_t o, int c, size_t i) {
 
 /* max |tanh x| over channel c and how many elements reach it. An all-zero channel has max 0; it
  * is replaced by 1 (a constant: w' = 1/2 for every element, no gradient through the max), where
- * the formula would divide 0 by 0. */
-static float chan_max(const lb_quant *q, size_t outer, const float *x, int c, int *ties) {
+ * the formula would divide 0 by 0. is_t: x already holds tanh x (the threaded paths compute it once
+ * an element). */
+static float chan_max(const lb_quant *q, size_t outer, const float *x, int c, int is_t, int *ties) {
     float m = 0.0f;
     int n = 0;
     for (size_t o = 0; o < outer; o++)
         for (size_t i = 0; i < q->inner; i++) {
-            float a = fabsf(tanhf(x[at(q, o, c, i)]));
+            float v = x[at(q, o, c, i)];
+            float a = fabsf(is_t ? v : tanhf(v));
             if (a > m) {
                 m = a;
                 n = 1;
@@ -63,7 +65,7 @@ void lb_quant_dorefa_forward_ref(const lb_quant *q, size_t outer, const float *x
     float k = (float)q->qp;
     for (int c = 0; c < q->ch; c++) {
         int ties;
-        float m = chan_max(q, outer, x, c, &ties);
+        float m = chan_max(q, outer, x, c, 0, &ties);
         for (size_t o = 0; o < outer; o++)
             for (size_t i = 0; i < q->inner; i++) {
                 size_t e = at(q, o, c, i);
@@ -76,7 +78,7 @@ void lb_quant_dorefa_backward_ref(const lb_quant *q, size_t outer, const float *
                                   float *dx, int dx_acc) {
     for (int c = 0; c < q->ch; c++) {
         int ties;
-        float m = chan_max(q, outer, x, c, &ties);
+        float m = chan_max(q, outer, x, c, 0, &ties);
         double gt = 0; /* sum g t over the channel */
         for (size_t o = 0; o < outer; o++)
             for (size_t i = 0; i < q->inner; i++) {
@@ -103,24 +105,6 @@ static void tanh_all(const float *x, float *t, size_t n) {
     for (long e = 0; e < (long)n; e++) t[e] = tanhf(x[e]);
 }
 
-/* chan_max over t = tanh x already computed */
-static float chan_max_t(const lb_quant *q, size_t outer, const float *t, int c, int *ties) {
-    float m = 0.0f;
-    int n = 0;
-    for (size_t o = 0; o < outer; o++)
-        for (size_t i = 0; i < q->inner; i++) {
-            float a = fabsf(t[at(q, o, c, i)]);
-            if (a > m) {
-                m = a;
-                n = 1;
-            } else if (a == m) {
-                n++;
-            }
-        }
-    *ties = m > 0.0f ? n : 0;
-    return m > 0.0f ? m : 1.0f;
-}
-
 static void dorefa_forward(lb_quant *q, size_t outer, const float *x, float *y, int training) {
     (void)training; /* the same in training and eval: nothing is learned or kept */
     size_t n = outer * (size_t)q->ch * q->inner;
@@ -132,7 +116,7 @@ static void dorefa_forward(lb_quant *q, size_t outer, const float *x, float *y, 
     tanh_all(x, y, n);
     for (int c = 0; c < q->ch; c++) {
         int ties;
-        m[c] = chan_max_t(q, outer, y, c, &ties);
+        m[c] = chan_max(q, outer, y, c, 1, &ties);
     }
     /* dorefa_j on t: tanhf(x) / m * 0.5f + 0.5f, rounded at k steps */
 #pragma omp parallel for schedule(static) if (n >= DOREFA_PAR_MIN)
@@ -157,7 +141,7 @@ static void dorefa_backward(lb_quant *q, size_t outer, const float *x, const flo
     tanh_all(x, dx, n);
 #pragma omp parallel for schedule(static) if (n >= DOREFA_PAR_MIN && q->ch > 1)
     for (int c = 0; c < q->ch; c++) {
-        m[c] = chan_max_t(q, outer, dx, c, &ties[c]);
+        m[c] = chan_max(q, outer, dx, c, 1, &ties[c]);
         double gt = 0; /* sum g t over the channel, in index order as the reference */
         for (size_t o = 0; o < outer; o++)
             for (size_t i = 0; i < q->inner; i++) {
@@ -192,7 +176,7 @@ lb_status lb_quant_dorefa_codes(const lb_quant *q, size_t outer, const float *x,
     float k = (float)q->qp;
     for (int c = 0; c < q->ch; c++) {
         int ties;
-        float m = chan_max(q, outer, x, c, &ties);
+        float m = chan_max(q, outer, x, c, 0, &ties);
         for (size_t o = 0; o < outer; o++)
             for (size_t i = 0; i < q->inner; i++) {
                 size_t e = at(q, o, c, i);
