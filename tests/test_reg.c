@@ -460,16 +460,25 @@ static void test_plan(void) {
     m.q.reg_ramp = 100.0f / 120.0f;
     lb_net *n = NULL;
     CHECK(lb_model_build(&m, &n) == LB_OK, "build: %s", lb_error_msg());
-    int w = 0, a = 0, bad = 0;
+    int w = 0, a = 0, bad = 0, edge = 0, first = -1, last = -1;
+    for (int i = 1; n && i < n->nnodes; i++)
+        if (n->nodes[i].op == LB_OP_CONV || n->nodes[i].op == LB_OP_LINEAR)
+            last = i, first = first < 0 ? i : first;
     for (int i = 1; n && i < n->nnodes; i++) {
         lb_node *d = &n->nodes[i];
         if (d->op != LB_OP_CONV && d->op != LB_OP_LINEAR) continue;
-        w += d->wqcfg.kind == LB_Q_REG;
         a += d->aqcfg.kind == LB_Q_LSQ;
-        bad += d->wqcfg.levels != LB_REG_LEARNED || d->wqcfg.form != LB_REG_GAUSS;
         bad += d->aqcfg.kind != LB_Q_LSQ && d->aqcfg.kind != LB_Q_NONE;
+        if (i == first || i == last) { /* unregularized, LSQ (docs/reg.md, "Plan") */
+            edge += d->wqcfg.kind == LB_Q_LSQ;
+            continue;
+        }
+        w += d->wqcfg.kind == LB_Q_REG;
+        bad += d->wqcfg.levels != LB_REG_LEARNED || d->wqcfg.form != LB_REG_GAUSS;
     }
-    CHECK(w >= 3 && a >= 2 && !bad, "reg weights (%d), LSQ activations (%d), %d bad", w, a, bad);
+    CHECK(w >= 3 && a >= 2 && edge == 2 && !bad,
+          "reg body weights (%d), LSQ first/last weights (%d), LSQ activations (%d), %d bad", w,
+          edge, a, bad);
     lb_net_free(n);
     char *js = lb_model_cfg_to_json(&m);
     lb_model_cfg back;

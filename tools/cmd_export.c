@@ -213,9 +213,11 @@ int cmd_export(int argc, char **argv) {
            "static buffers %zu bytes\n",
            source, info.model.arch, lb_qkind_name(info.model.q.kind), info.model.q.wbits,
            info.model.q.abits, out, ram);
-    printf("requantization by a power of two (a shift): %d of %d conv/linear layers, %d of %d "
-           "add/quant ops (docs/integer.md)\n",
-           sh.conv_shift, sh.convs, sh.other_shift, sh.other);
+    /* a spiking model's currents have their own rules (docs/snn.md): no CNN requantizations */
+    if (sh.convs + sh.other > 0)
+        printf("requantization by a power of two (a shift): %d of %d conv/linear layers, %d of %d "
+               "add/quant ops (docs/integer.md)\n",
+               sh.conv_shift, sh.convs, sh.other_shift, sh.other);
     printf("weight_bytes: %zu\nactivation_bytes: %zu\n", wbytes, abytes);
     return 0;
 }

@@ -15,6 +15,8 @@
 #   VARS     "0,0.1,0.2,0.3,0.4"               the variability sweep (rate 0, --var-dist gauss)
 #   CHIPS    5
 #   FT_EPOCHS 1                                 epochs per chip and method (the issue allows 2)
+#   FT_LIMIT ""   fine-tune on the first N training images only (--train-limit of the sweeps,
+#                 not of the base training): a fraction of an epoch per chip and method
 #   METHODS  "lowbit,inject,qfalt"
 #   THREADS  2
 #   EXTRA    ""   appended to every lowbit command (smoke tests only, e.g. "--train-limit 512
@@ -24,7 +26,8 @@
 #
 # Layout of RUNDIR, per model and quant <m>_<q>:
 #   <m>_<q>.safetensors (+ .metrics.jsonl, .log)   the base model, default training recipe;
-#       <m>_<q>.done marks a finished training (an interrupted one is resumed with --resume)
+#       <m>_<q>.done marks a finished training (an interrupted one is resumed with --resume).
+#       To sweep a model trained elsewhere, link it there and create the .done file.
 #   <m>_<q>_rates/   lowbit faults sweep over RATES: sweep.csv, sweep.json, sweep_rate.svg/.png
 #   <m>_<q>_var/     lowbit faults sweep over VARS: sweep.csv, sweep.json, sweep_var.svg/.png
 # Both sweeps are resumable (finished cells are not redone): rerun the same command.
@@ -40,6 +43,7 @@ RATES=${RATES:-0,0.01,0.02,0.05,0.1,0.15,0.2}
 VARS=${VARS:-0,0.1,0.2,0.3,0.4}
 CHIPS=${CHIPS:-5}
 FT_EPOCHS=${FT_EPOCHS:-1}
+FT_LIMIT=${FT_LIMIT:-}
 METHODS=${METHODS:-lowbit,inject,qfalt}
 THREADS=${THREADS:-2}
 EXTRA=${EXTRA:-}
@@ -76,6 +80,7 @@ for m in $MODELS; do
         fi
         common=(--chips "$CHIPS" --finetune-epochs "$FT_EPOCHS" --methods "$METHODS"
             --data "$DATA" --threads "$THREADS" "${extra[@]}")
+        [ -n "$FT_LIMIT" ] && common+=(--train-limit "$FT_LIMIT")
         run "$LOWBIT" faults sweep "$base.safetensors" --rates "$RATES" --variability 0 \
             "${common[@]}" -o "${base}_rates" || exit 1
         run "$LOWBIT" faults sweep "$base.safetensors" --rates 0 --variability "$VARS" \

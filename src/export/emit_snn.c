@@ -46,6 +46,18 @@ static size_t snn_codes(const lb_isnn_layer *L) {
     return (size_t)L->c * (size_t)(L->cin / L->groups) * (size_t)L->k * (size_t)L->k;
 }
 
+/* What the export stores per weight: the level index for table kinds (their codes may need 16
+ * bits), else the code itself. */
+static int snn_layer_bits(const lb_isnn_layer *L) {
+    return L->widx ? lb_emit_storage_bits(L->ibits) : snn_storage_bits(L, snn_codes(L));
+}
+
+static void i16_array(FILE *f, const char *name, const int16_t *v, size_t n) {
+    fprintf(f, "static const int16_t %s[%zu] = {", name, n);
+    for (size_t i = 0; i < n; i++) fprintf(f, "%s%d,", i % 16 ? " " : "\n    ", v[i]);
+    fputs("\n};\n", f);
+}
+
 int lb_emit_snn_data_h(FILE *f, const lb_int_model *mm, const char *source) {
     const struct lb_isnn *m = mm->snn;
     fprintf(f,
@@ -58,8 +70,11 @@ int lb_emit_snn_data_h(FILE *f, const lb_int_model *mm, const char *source) {
           "    int cin, ih, iw, k, stride, pad, groups, to_cur, enc;\n"
           "    int reset, mem_bits, pk, pstride, eps_e;\n"
           "    long off, state_off;\n"
-          "    int wbits; /* storage bits of a packed weight code: 2, 4 or 8 */\n"
+          "    int wbits; /* storage bits of a packed weight code or level index: 2, 4 or 8 */\n"
           "    const unsigned char *wc;\n"
+          "    int tbits; /* level-table layers: index bits; tk: codes per table (0: one) */\n"
+          "    long tk;\n"
+          "    const int16_t *tab;\n"
           "    const int32_t *rqm, *rqs, *beta;\n"
           "    const int64_t *rqb;\n"
           "    int64_t eps_m;\n"
@@ -75,12 +90,13 @@ int lb_emit_snn_data_h(FILE *f, const lb_int_model *mm, const char *source) {
         char nm[48];
         if (L->wc) {
             size_t n = snn_codes(L), nb;
-            int sb = snn_storage_bits(L, n);
+            int sb = snn_layer_bits(L);
             if (!sb) {
                 lb_error_set(LB_EINVAL, "layer '%s': weight codes beyond 8 bits", L->name);
                 return -1;
             }
-            unsigned char *pk = lb_emit_pack_codes(L->wc, NULL, n, sb, &nb);
+            unsigned char *pk = L->widx ? lb_emit_pack_codes(NULL, L->widx, n, sb, &nb)
+                                        : lb_emit_pack_codes(L->wc, NULL, n, sb, &nb);
             if (!pk) {
                 lb_error_set(LB_ENOMEM, "out of memory packing '%s'", L->name);
                 return -1;
@@ -88,6 +104,10 @@ int lb_emit_snn_data_h(FILE *f, const lb_int_model *mm, const char *source) {
             snprintf(nm, sizeof nm, "lbm_w%d", i);
             lb_emit_u8_array(f, nm, pk, nb);
             free(pk);
+            if (L->widx) {
+                snprintf(nm, sizeof nm, "lbm_t%d", i);
+                i16_array(f, nm, L->wtab, (size_t)L->ntab << L->ibits);
+            }
         }
         if (L->rq) {
             int32_t *mq = malloc((size_t)L->c * sizeof *mq), *sq = malloc((size_t)L->c * 4);
@@ -115,8 +135,10 @@ int lb_emit_snn_data_h(FILE *f, const lb_int_model *mm, const char *source) {
     fprintf(f, "\nstatic const lbm_layer lbm_layers[LBM_NLAYERS] = {\n");
     for (int i = 0; i < m->nl; i++) {
         const lb_isnn_layer *L = &m->l[i];
-        char w[24] = "0", rqm[24] = "0", rqs[24] = "0", rqb[24] = "0", be[24] = "0";
+        char w[24] = "0", rqm[24] = "0", rqs[24] = "0", rqb[24] = "0", be[24] = "0", t[24] = "0";
         if (L->wc) snprintf(w, sizeof w, "lbm_w%d", i);
+        if (L->widx) snprintf(t, sizeof t, "lbm_t%d", i);
+        long tk = L->widx && L->ntab > 1 ? (long)(snn_codes(L) / (size_t)L->c) : 0;
         if (L->rq) {
             snprintf(rqm, sizeof rqm, "lbm_rqm%d", i);
             snprintf(rqs, sizeof rqs, "lbm_rqs%d", i);
@@ -125,13 +147,13 @@ int lb_emit_snn_data_h(FILE *f, const lb_int_model *mm, const char *source) {
         if (L->beta_q) snprintf(be, sizeof be, "lbm_beta%d", i);
         fprintf(f,
                 "    /* %d %s */ {%d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, "
-                "%d, %d, %d, %d, %d, %d, %zuL, %zuL, %d, %s, %s, %s, %s, %s, INT64_C(%" PRId64
-                "), %" PRId32 ", %" PRId32 ", %" PRId32 "},\n",
+                "%d, %d, %d, %d, %d, %d, %zuL, %zuL, %d, %s, %d, %ldL, %s, %s, %s, %s, %s, "
+                "INT64_C(%" PRId64 "), %" PRId32 ", %" PRId32 ", %" PRId32 "},\n",
                 i, L->name, (int)L->kind, L->in[0], L->in[1], L->c, L->h, L->w, (int)L->ty,
                 L->timed, L->cin, L->ih, L->iw, L->k, L->stride, L->pad, L->groups, L->to_cur,
                 (int)L->enc, L->reset, L->mem_bits, L->pk, L->pstride, L->eps_e, L->off,
-                L->state_off, L->wc ? snn_storage_bits(L, snn_codes(L)) : 0, w, rqm, rqs, be, rqb,
-                L->eps_m, L->theta_q, L->mlo, L->mhi);
+                L->state_off, L->wc ? snn_layer_bits(L) : 0, w, L->widx ? L->ibits : 0, tk, t, rqm,
+                rqs, be, rqb, L->eps_m, L->theta_q, L->mlo, L->mhi);
     }
     fputs("};\n\n#endif\n", f);
     return 0;
@@ -185,6 +207,7 @@ static const char *const g_model_c =
     "static int32_t code(const lbm_layer *L, long i) {\n"
     "    int b = L->wbits, per = 8 / b;\n"
     "    int v = (L->wc[i / per] >> ((int)(i % per) * b)) & ((1 << b) - 1);\n"
+    "    if (L->tab) return L->tab[(L->tk ? i / L->tk : 0) * (1L << L->tbits) + v];\n"
     "    return v >= (1 << (b - 1)) ? v - (1 << b) : v;\n"
     "}\n\n"
     "static int32_t load(const lbm_layer *S, long i) {\n"
@@ -404,8 +427,9 @@ void lb_snn_export_bytes(const lb_int_model *mm, size_t *weight_bytes, size_t *a
         const lb_isnn_layer *L = &m->l[i];
         if (L->wc) {
             size_t n = snn_codes(L);
-            int sb = snn_storage_bits(L, n);
+            int sb = snn_layer_bits(L);
             w += sb ? (n * (size_t)sb + 7) / 8 : n * 2;
+            if (L->widx) w += ((size_t)L->ntab << L->ibits) * sizeof(int16_t);
         }
         if (L->rq) w += (size_t)L->c * 16;
         if (L->beta_q) w += (size_t)L->c * 4;

@@ -84,12 +84,16 @@ static lb_status make_conv(derive *g, int i) {
     lb_int_wcodes wc;
     lb_status st = lb_int_weight_codes(n, d, K, &wc);
     if (st != LB_OK) return st;
-    if (wc.idx) {
-        lb_int_wcodes_free(&wc);
-        return fail(d, "level-table weights are not yet part of the spiking integer model");
-    }
+    /* level-table kinds (reg levels, DoReFa): the runner takes the table's codes densely, the
+     * exporter stores the b-bit index and the table, as for CNNs (emit_snn.c) */
     L->wc = wc.w;
+    L->widx = wc.idx;
+    L->wtab = wc.tab;
+    L->ntab = wc.ntab;
+    L->ibits = wc.ibits;
     wc.w = NULL;
+    wc.idx = NULL;
+    wc.tab = NULL;
     if (wc.sumabs * g->amax[d->in[0]] >= 2147483647.0) {
         lb_int_wcodes_free(&wc);
         return fail(d, "its int32 accumulator could overflow (fewer weight bits)");
@@ -411,6 +415,8 @@ void lb_isnn_free(struct lb_isnn *m) {
     if (!m) return;
     for (int i = 0; i < m->nl; i++) {
         free(m->l[i].wc);
+        free(m->l[i].widx);
+        free(m->l[i].wtab);
         free(m->l[i].rq);
         free(m->l[i].beta_q);
     }

@@ -40,7 +40,11 @@ typedef struct lb_isnn_layer {
     double scale;  /* ACC: real value of one code */
     /* conv / linear */
     int cin, ih, iw, k, stride, pad, groups, linear, to_cur;
-    int16_t *wc;   /* [cout][cin/groups][k][k] codes */
+    int16_t *wc; /* [cout][cin/groups][k][k] codes */
+    /* level-table kinds (reg levels, DoReFa): what the export stores instead of wc */
+    unsigned char *widx; /* [cout][K] stored level index, else NULL */
+    int16_t *wtab;       /* [ntab][2^ibits] code of each index (ntab 1 or cout) */
+    int ntab, ibits;
     lb_int_rq *rq; /* to_cur conv / BN: [c] */
     /* encode */
     lb_encoding enc;

@@ -204,6 +204,13 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
          * (cnn: loss 13, collapse within 40 steps). DoReFa's authors keep that layer float;
          * lowbit keeps it quantized for the integer model, with LSQ (docs/quantizers.md). */
         if (i == last && wkind == LB_Q_DOREFA) w.kind = LB_Q_LSQ;
+        /* reg: the reference keeps the first and last layers float and unregularized. Their
+         * (Q/N) normalisation is the largest of the net (an 8-bit grid on a few hundred weights):
+         * at lambda 1000 and lr 0.01 the pull on each weight overshoots its level (the cnn's first
+         * conv: lr * lambda * 2Q/N ~ 18; SGD with momentum 0.9 needs < 3.8) and fine-tuning
+         * diverged. lowbit keeps them quantized for the integer model, with LSQ (docs/reg.md). */
+        if ((i == first || i == last) && wkind == LB_Q_REG)
+            w.kind = LB_Q_LSQ, w.levels = 0, w.form = 0;
         if (wb <= 0) w.kind = LB_Q_NONE, w.po2 = 0;
         lb_status rs = roundclip_states(q, d->name, i == first || i == last, ow_used(q, d->name),
                                         &w, &a, &smatched);

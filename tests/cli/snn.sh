@@ -3,7 +3,8 @@
 # weights learns (accuracy floor), reports firing rates, its integer form agrees with the float
 # one and the exported C prints exactly `lowbit eval --integer`'s logits; the same for rate
 # encoding with count readout and a 6-bit membrane; a run stopped and resumed ends in the
-# byte-identical checkpoint; bad spiking options are clear errors with nothing written.
+# byte-identical checkpoint; reg learned levels export as index + table and on a faulty chip;
+# bad spiking options are clear errors with nothing written.
 # Usage: snn.sh path/to/lowbit. With a sanitizer build (or LOWBIT_QUICK=1) fewer samples.
 set -u
 L=${1:?usage: snn.sh path/to/lowbit}
@@ -37,9 +38,10 @@ fi
 "$L" info "$T/d.ckpt" >"$T/d.info" 2>&1
 if grep -q 'snn-vgg' "$T/d.info"; then ok; else bad "info" "model not shown" "$T/d.info"; fi
 
-integer_and_export() { # name, agreement floor
-    local name=$1 floor_ag=$2 ag
-    if "$L" eval "$T/$name.ckpt" --data "$DATA" --integer --compare --test-limit "$ntest" \
+integer_and_export() { # checkpoint name, agreement floor, [output name, extra options (--chip)]
+    local ck=$1 floor_ag=$2 name=${3:-$1} ag
+    shift 3 2>/dev/null || shift 2
+    if "$L" eval "$T/$ck.ckpt" --data "$DATA" --integer --compare --test-limit "$ntest" "$@" \
         >"$T/$name.eval" 2>&1; then ok; else
         bad "$name eval --integer" "exit $?" "$T/$name.eval"
         return
@@ -48,9 +50,9 @@ integer_and_export() { # name, agreement floor
     if awk -v a="$ag" -v f="$floor_ag" 'BEGIN { exit !(a >= f) }'; then ok; else
         bad "$name agreement" "integer vs float agreement '$ag' < $floor_ag" "$T/$name.eval"
     fi
-    "$L" eval "$T/$name.ckpt" --data "$DATA" --integer --test-limit "$nimg" \
+    "$L" eval "$T/$ck.ckpt" --data "$DATA" --integer --test-limit "$nimg" "$@" \
         --dump-logits "$T/$name.int" >"$T/$name.eval2" 2>&1
-    if "$L" export "$T/$name.ckpt" -o "$T/ex_$name" --data "$DATA" >"$T/$name.export" 2>&1 &&
+    if "$L" export "$T/$ck.ckpt" -o "$T/ex_$name" --data "$DATA" "$@" >"$T/$name.export" 2>&1 &&
         "$CC99" -std=c99 -O2 -Wall -Wextra -Werror -pedantic "$T/ex_$name/model.c" \
             "$T/ex_$name/main.c" -o "$T/ex_$name/model" >"$T/$name.cc" 2>&1 &&
         "$T/ex_$name/model" "$T/t10k.idx" "$nimg" >"$T/$name.c.out" 2>"$T/$name.c.err" &&
@@ -79,6 +81,29 @@ if "$L" train "${C[@]}" --out "$T/w2.ckpt" --quant lsq --wbits 2 --train-limit $
     fi
 else
     bad "w2 train" "exit $?" "$T/w2.train"
+fi
+
+# ---- reg learned levels (index + level table), on a faulty chip too (docs/faults.md) ----------
+if "$L" train "${C[@]}" --out "$T/g.ckpt" --quant reg --levels learned --levels-lr 1e-4 \
+    --wbits 4 --train-limit $((ntrain / 3)) --epochs 1 >"$T/g.train" 2>&1; then
+    ok
+    integer_and_export g 0.95
+    # stored as 4-bit level indices and an int16 code table per layer, as the CNN export does
+    if grep -qE ', 4, lbm_w[0-9]+, 4, [0-9]+L, lbm_t[0-9]+,' "$T/ex_g/model_data.h"; then ok; else
+        bad "level tables" "no layer stored as 4-bit indices + table" "$T/ex_g/model_data.h"
+    fi
+    if "$L" faults map "$T/g.ckpt" --rate 0.05 --sa1-share 0.5 --seed 2 -o "$T/g.lbmap" \
+        >"$T/g.map" 2>&1; then
+        ok
+        integer_and_export g 0.95 g_chip --chip "$T/g.lbmap"
+        if cmp -s "$T/g.int" "$T/g_chip.int"; then
+            bad "chip" "the chip's integer logits equal the healthy model's" "$T/g_chip.eval2"
+        else ok; fi
+    else
+        bad "faults map on a spiking model" "exit $?" "$T/g.map"
+    fi
+else
+    bad "reg train" "exit $?" "$T/g.train"
 fi
 
 # ---- rate encoding, count readout, integer membrane, learned beta -----------------------------
