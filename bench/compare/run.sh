@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# The quantizer comparison of issue 13 ("One comparison command", docs/quantizers.md): trains on
+# Fashion-MNIST and leaves one checkpoint, metrics file and log per cell, then writes the tables
+# (RUNDIR/tables.md) with bench/compare/table.py. Not part of the suite: hours of CPU.
+#   resnet20: FP32 (recipe B of bench/RESULTS.md), then every method fine-tuned from it at each of
+#     BITS: lsq, lsq --po2, msqe-po2 and grad-po2 (per channel), MaQD round-clip with weight
+#     standardization, DoReFa weights + PACT activations, reg learned levels;
+#   lbn: the cnn with MaQD round-clip W4A4 from scratch, Layer-Batch Norm at batch 8 against BN at
+#     batch 128, the same epochs;
+#   mobilenet: mobilenetv1 and mobilenetv2 FP32, then seed 003's matrix at W4A4: msqe-po2 and
+#     grad-po2 x per tensor / per channel x without / with the fixes (msqe: outlier mask and
+#     second moments; grad: stable-scale freeze after one epoch), scales logged every 50 steps
+#     (lowbit plot scales RUN.metrics.jsonl), and LSQ as the reference;
+#   integer: bench/int_agree.sh on every W4A4 checkpoint of resnet20 and mobilenetv2.
+#
+# usage: bench/compare/run.sh [RUNDIR]         (RUNDIR default: $RUNDIR, else bench/compare/runs)
+# Environment (all optional):
+#   PARTS     "resnet20 lbn mobilenet integer"
+#   BITS      "4 3 2"                 resnet20 bit-widths (first/last layers 8 bits)
+#   FP32_EPOCHS 15; FT_EPOCHS "4:2 3:3 2:4"  fine-tuning epochs per bit-width; LBN_EPOCHS 5
+#   R20_FP32  an FP32 resnet20 checkpoint to start from instead of training one
+#   THREADS   1 (each cell; run two copies of this script to use two cores: cells are claimed
+#             with a lock directory, so copies never run the same cell)
+#   EXTRA     appended to every train command (smoke tests: "--train-limit 512 --test-limit 256")
+#   LOWBIT    the binary (default <repo>/build/release/lowbit); DATA (Fashion-MNIST)
+#   DRY_RUN   1: print the commands only
+# A cell is done when RUNDIR/<cell>.log exists (written as .log.part, renamed at exit); an
+# interrupted cell (lock, no .log) is redone from scratch after its lock is removed.
+set -u -o pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+RUNDIR=${1:-${RUNDIR:-$here/runs}}
+PARTS=${PARTS:-resnet20 lbn mobilenet integer}
+BITS=${BITS:-4 3 2}
+FP32_EPOCHS=${FP32_EPOCHS:-15}
+FT_EPOCHS=${FT_EPOCHS:-4:2 3:3 2:4}
+LBN_EPOCHS=${LBN_EPOCHS:-5}
+R20_FP32=${R20_FP32:-}
+THREADS=${THREADS:-1}
+EXTRA=${EXTRA:-}
+LOWBIT=${LOWBIT:-$repo/build/release/lowbit}
+DATA=${DATA:-/usr/share/datasets/fashion-mnist}
+DRY_RUN=${DRY_RUN:-0}
+
+die() { echo "compare: $*" >&2; exit 2; }
+[ -x "$LOWBIT" ] || die "no lowbit binary at $LOWBIT (set LOWBIT)"
+mkdir -p "$RUNDIR" || die "cannot create $RUNDIR"
+# shellcheck disable=SC2206
+extra=($EXTRA)
+
+ft_epochs() { # bits -> fine-tuning epochs
+    local p
+    for p in $FT_EPOCHS; do [ "${p%%:*}" = "$1" ] && { echo "${p#*:}"; return; }; done
+    echo 3
+}
+
+# cell NAME ARGS...: lowbit train ARGS --out RUNDIR/NAME.safetensors, once
+cell() {
+    local name=$1
+    shift
+    local out="$RUNDIR/$name"
+    [ -e "$out.log" ] && return 0
+    if [ "$DRY_RUN" = 1 ]; then
+        echo "+ $LOWBIT train $* --out $out.safetensors"
+        return 0
+    fi
+    mkdir "$out.lock" 2>/dev/null || return 0 # another copy runs it
+    rm -f "$out.safetensors" "$out.safetensors.metrics.jsonl"
+    {
+        echo "# command: $LOWBIT train $* --data $DATA --threads $THREADS ${extra[*]} --out $out.safetensors"
+        echo "# git: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null)  started: $(date -u +%FT%TZ)"
+    } >"$out.log.part"
+    OPENBLAS_NUM_THREADS=1 "$LOWBIT" train "$@" --data "$DATA" --threads "$THREADS" \
+        "${extra[@]}" --out "$out.safetensors" >>"$out.log.part" 2>&1
+    echo "# exit $?  ended: $(date -u +%FT%TZ)" >>"$out.log.part"
+    mv "$out.log.part" "$out.log"
+    rmdir "$out.lock"
+}
+
+# the FP32 base must be finished before its fine-tunes start (another copy may be training it)
+wait_for() {
+    [ "$DRY_RUN" = 1 ] && return 0
+    while [ ! -e "$1.log" ] && [ -d "$1.lock" ]; do sleep 30; done
+    [ -e "$1.log" ] && grep -q '^# exit 0' "$1.log"
+}
+
+common=(--seed 1 --label-smoothing 0.1 --flip)
+for part in $PARTS; do
+    case $part in
+    resnet20)
+        base=$R20_FP32
+        if [ -z "$base" ]; then
+            cell r20_fp32 --model resnet20 --epochs "$FP32_EPOCHS" --lr 0.1 --warmup 1 \
+                "${common[@]}"
+            wait_for "$RUNDIR/r20_fp32" || { echo "compare: resnet20 FP32 failed" >&2; continue; }
+            base=$RUNDIR/r20_fp32.safetensors
+        fi
+        for b in $BITS; do
+            ft=(--model resnet20 --init "$base" --epochs "$(ft_epochs "$b")" --lr 0.02 --warmup 0
+                --wbits "$b" --abits "$b" "${common[@]}")
+            cell "r20_lsq_w$b" "${ft[@]}" --quant lsq
+            cell "r20_lsqpo2_w$b" "${ft[@]}" --quant lsq --po2
+            cell "r20_msqe_w$b" "${ft[@]}" --quant msqe-po2 --per-channel --log-scales 50
+            cell "r20_gradpo2_w$b" "${ft[@]}" --quant grad-po2 --per-channel --log-scales 50
+            cell "r20_maqd_w$b" "${ft[@]}" --quant roundclip --weight-std
+            cell "r20_dorefa_w$b" "${ft[@]}" --quant dorefa
+            cell "r20_reg_w$b" "${ft[@]}" --quant reg --levels learned
+        done
+        ;;
+    lbn)
+        q=(--model cnn --quant roundclip --wbits 4 --abits 4 --epochs "$LBN_EPOCHS" "${common[@]}")
+        cell lbn_cnn_bn_b128 "${q[@]}" --batch 128
+        cell lbn_cnn_lbn_b8 "${q[@]}" --norm lbn --batch 8
+        cell lbn_cnn_bn_b8 "${q[@]}" --batch 8
+        ;;
+    mobilenet)
+        for m in mobilenetv1 mobilenetv2; do
+            cell "${m}_fp32" --model "$m" --epochs "$FP32_EPOCHS" --lr 0.1 --warmup 1 \
+                "${common[@]}"
+            wait_for "$RUNDIR/${m}_fp32" || { echo "compare: $m FP32 failed" >&2; continue; }
+            ft=(--model "$m" --init "$RUNDIR/${m}_fp32.safetensors" --epochs "$(ft_epochs 4)"
+                --lr 0.02 --warmup 0 --wbits 4 --abits 4 --log-scales 50 "${common[@]}")
+            cell "${m}_lsq_w4" "${ft[@]}" --quant lsq
+            for gran in tensor channel; do
+                g=()
+                [ $gran = channel ] && g=(--per-channel)
+                cell "${m}_msqe_${gran}_nofix" "${ft[@]}" "${g[@]}" --quant msqe-po2 \
+                    --msqe-outlier off --msqe-moments off
+                cell "${m}_msqe_${gran}_fix" "${ft[@]}" "${g[@]}" --quant msqe-po2 \
+                    --msqe-outlier on --msqe-moments on
+                cell "${m}_grad_${gran}_nofix" "${ft[@]}" "${g[@]}" --quant grad-po2
+                cell "${m}_grad_${gran}_fix" "${ft[@]}" "${g[@]}" --quant grad-po2 \
+                    --po2-stable-after 469
+            done
+        done
+        ;;
+    integer)
+        [ "$DRY_RUN" = 1 ] && { echo "+ bench/int_agree.sh (W4A4 resnet20 and mobilenetv2 cells)"; continue; }
+        cks=()
+        for f in "$RUNDIR"/r20_*_w4.safetensors "$RUNDIR"/mobilenetv2_*.safetensors; do
+            [ -e "$f" ] && [ "$f" != "$RUNDIR/mobilenetv2_fp32.safetensors" ] && cks+=("$f")
+        done
+        [ ${#cks[@]} -gt 0 ] && bash "$repo/bench/int_agree.sh" -l "$LOWBIT" -o "$RUNDIR/int_agree" \
+            "${cks[@]}"
+        ;;
+    *) die "unknown part '$part' (resnet20 lbn mobilenet integer)" ;;
+    esac
+done
+[ "$DRY_RUN" = 1 ] || /usr/bin/python3 "$here/table.py" "$RUNDIR" >"$RUNDIR/tables.md" &&
+    echo "tables: $RUNDIR/tables.md"
