@@ -1,9 +1,13 @@
 /* lowbit plot scales: draws the scale trajectories a `--log-scales` run wrote into its metrics
  * JSONL (scripts/plot_scales.py); lowbit plot bits: the learned bit-widths of a sliced checkpoint
- * per layer and slice (scripts/plot_bits.py); both run with a python3 that has matplotlib. Not the
- * logger (src/train/scales_log.c) and not a plotting library. */
+ * per layer and slice (scripts/plot_bits.py); lowbit plot pareto: accuracy against exported bytes
+ * per method (scripts/plot_pareto.py, the file checked here first); all run with a python3 that
+ * has matplotlib. Not the logger (src/train/scales_log.c) and not a plotting library. */
 #include "cli.h"
 #include "lb_train.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
 
 #include <limits.h>
 #include <stdio.h>
@@ -14,6 +18,11 @@
 static void usage(FILE *f) {
     fputs("usage: lowbit plot scales METRICS.jsonl -o OUT.svg\n"
           "       lowbit plot bits CKPT -o OUT.svg\n"
+          "       lowbit plot pareto RESULTS.json -o OUT.svg\n"
+          "pareto: test accuracy against the exported model's weight + activation bytes, one\n"
+          "curve per method, one panel per model; RESULTS.json is {\"points\": [{\"model\",\n"
+          "\"method\", \"label\", \"weight_bytes\", \"activation_bytes\", \"accuracy\"}, ..]}\n"
+          "(docs/mixed.md; bench/pareto/run.sh writes it).\n"
           "bits: the learned bit-width of every slice of a --quant sliced checkpoint (weights:\n"
           "one bar per output channel of each layer; activations: one per layer), with each\n"
           "layer's mean; writes OUT.svg and OUT.png.\n"
@@ -117,16 +126,59 @@ static void write_bits(const char *cmd, const char *ckpt, char *tmp) {
     }
 }
 
+/* plot pareto: the whole file is checked here, so a bad point is named before python starts. */
+static void check_pareto(const char *cmd, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) cli_die(1, cmd, "%s: cannot read", path);
+    char *buf = malloc(1 << 24);
+    size_t n = buf ? fread(buf, 1, (1 << 24) - 1, f) : 0;
+    int big = buf && n == (1 << 24) - 1 && fgetc(f) != EOF;
+    fclose(f);
+    if (!buf) cli_die(1, cmd, "out of memory");
+    if (big) {
+        free(buf);
+        cli_die(1, cmd, "%s: larger than 16 MiB", path);
+    }
+    buf[n] = 0;
+    cJSON *j = cJSON_Parse(buf);
+    free(buf);
+    if (!j) cli_die(1, cmd, "%s: not valid JSON", path);
+    const cJSON *pts = cJSON_GetObjectItemCaseSensitive(j, "points");
+    if (!cJSON_IsArray(pts) || cJSON_GetArraySize(pts) == 0) {
+        cJSON_Delete(j);
+        cli_die(1, cmd, "%s: no \"points\" array (or it is empty)", path);
+    }
+    static const char *const nums[3] = {"weight_bytes", "activation_bytes", "accuracy"};
+    int i = 0;
+    for (const cJSON *p = pts->child; p; p = p->next, i++) {
+        const char *why = NULL, *field = NULL;
+        if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(p, "method")))
+            field = "method", why = "missing or not a string";
+        for (int k = 0; k < 3 && !why; k++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, nums[k]);
+            if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0)
+                field = nums[k], why = "missing, not a number or negative";
+            else if (k == 2 && v->valuedouble > 1)
+                field = nums[k], why = "above 1 (a fraction, not a percentage)";
+        }
+        if (why) {
+            cJSON_Delete(j);
+            cli_die(1, cmd, "%s: point %d: \"%s\" %s", path, i, field, why);
+        }
+    }
+    cJSON_Delete(j);
+}
+
 int cmd_plot(int argc, char **argv) {
     const char *cmd = "plot";
     if (argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
         usage(argc < 1 ? stderr : stdout);
         return argc < 1 ? 2 : 0;
     }
-    int bits = strcmp(argv[0], "bits") == 0;
-    if (strcmp(argv[0], "scales") != 0 && !bits)
-        cli_die(2, cmd, "unknown plot '%s' (scales, bits)", argv[0]);
-    cmd = bits ? "plot bits" : "plot scales";
+    int bits = strcmp(argv[0], "bits") == 0, pareto = strcmp(argv[0], "pareto") == 0;
+    if (strcmp(argv[0], "scales") != 0 && !bits && !pareto)
+        cli_die(2, cmd, "unknown plot '%s' (scales, bits, pareto)", argv[0]);
+    cmd = bits ? "plot bits" : pareto ? "plot pareto" : "plot scales";
     const char *in = NULL, *out = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--out") == 0)
@@ -139,11 +191,13 @@ int cmd_plot(int argc, char **argv) {
         else if (!in)
             in = argv[i];
         else
-            cli_die(2, cmd, "one metrics file, got '%s' too", argv[i]);
+            cli_die(2, cmd, "one input file, got '%s' too", argv[i]);
     }
     if (!in)
         cli_die(2, cmd, "needs %s (see lowbit plot --help)",
-                bits ? "a sliced checkpoint" : "the metrics JSONL of a run");
+                bits     ? "a sliced checkpoint"
+                : pareto ? "a results JSON"
+                         : "the metrics JSONL of a run");
     if (!out) cli_die(2, cmd, "-o OUT.svg is required");
     if (strchr(in, '\'') || strchr(out, '\''))
         cli_die(2, cmd, "file names with a single quote are not supported");
@@ -151,10 +205,12 @@ int cmd_plot(int argc, char **argv) {
     if (bits) {
         write_bits(cmd, in, tmp);
         in = tmp;
+    } else if (pareto) {
+        check_pareto(cmd, in);
     } else if (!has_scales(cmd, in)) {
         cli_die(1, cmd, "%s: no scale records (train with --log-scales N to write them)", in);
     }
-    const char *sname = bits ? "plot_bits.py" : "plot_scales.py";
+    const char *sname = bits ? "plot_bits.py" : pareto ? "plot_pareto.py" : "plot_scales.py";
     char script[PATH_MAX + 64];
     if (!find_script(sname, script, sizeof script)) {
         if (bits) unlink(tmp);

@@ -17,7 +17,8 @@ static void usage(FILE *f) {
           "  finetune fine-tune a checkpoint for a faulty chip (docs/faults.md)\n"
           "  import  an ONNX model into an FP32 checkpoint (docs/onnx.md)\n"
           "  events  event-camera files: info, emulate a data set (docs/events.md)\n"
-          "  plot    scales: the scale trajectories of a --log-scales run (docs/quantizers.md)\n"
+          "  plot    scales / bits / pareto: scale trajectories, learned bit-widths, accuracy\n"
+          "          against exported bytes (docs/quantizers.md, docs/mixed.md)\n"
           "'lowbit <command> --help' describes each.\n",
           f);
 }

@@ -55,43 +55,17 @@ ft_epochs() { # bits -> fine-tuning epochs
     echo 3
 }
 
-# cell NAME ARGS...: lowbit train ARGS --out RUNDIR/NAME.safetensors, once
-cell() {
-    local name=$1
-    shift
-    local out="$RUNDIR/$name"
-    [ -e "$out.log" ] && return 0
-    if [ "$DRY_RUN" = 1 ]; then
-        echo "+ $LOWBIT train $* --out $out.safetensors"
-        return 0
-    fi
-    mkdir "$out.lock" 2>/dev/null || return 0 # another copy runs it
-    rm -f "$out.safetensors" "$out.safetensors.metrics.jsonl"
-    {
-        echo "# command: $LOWBIT train $* --data $DATA --threads $THREADS ${extra[*]} --out $out.safetensors"
-        echo "# git: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null)  started: $(date -u +%FT%TZ)"
-    } >"$out.log.part"
-    OPENBLAS_NUM_THREADS=1 "$LOWBIT" train "$@" --data "$DATA" --threads "$THREADS" \
-        "${extra[@]}" --out "$out.safetensors" >>"$out.log.part" 2>&1
-    echo "# exit $?  ended: $(date -u +%FT%TZ)" >>"$out.log.part"
-    mv "$out.log.part" "$out.log"
-    rmdir "$out.lock"
-}
-
-# the FP32 base must be finished before its fine-tunes start (another copy may be training it)
-wait_for() {
-    [ "$DRY_RUN" = 1 ] && return 0
-    while [ ! -e "$1.log" ] && [ -d "$1.lock" ]; do sleep 30; done
-    [ -e "$1.log" ] && grep -q '^# exit 0' "$1.log"
-}
+. "$here/../cells.bash"
 
 common=(--seed 1 --label-smoothing 0.1 --flip)
+wu=1 # recipe B's one-epoch warm-up (none in a one-epoch smoke run)
+[ "$FP32_EPOCHS" -gt 1 ] || wu=0
 for part in $PARTS; do
     case $part in
     resnet20)
         base=$R20_FP32
         if [ -z "$base" ]; then
-            cell r20_fp32 --model resnet20 --epochs "$FP32_EPOCHS" --lr 0.1 --warmup 1 \
+            cell r20_fp32 --model resnet20 --epochs "$FP32_EPOCHS" --lr 0.1 --warmup $wu \
                 "${common[@]}"
             wait_for "$RUNDIR/r20_fp32" || { echo "compare: resnet20 FP32 failed" >&2; continue; }
             base=$RUNDIR/r20_fp32.safetensors
@@ -116,7 +90,7 @@ for part in $PARTS; do
         ;;
     mobilenet)
         for m in mobilenetv1 mobilenetv2; do
-            cell "${m}_fp32" --model "$m" --epochs "$FP32_EPOCHS" --lr 0.1 --warmup 1 \
+            cell "${m}_fp32" --model "$m" --epochs "$FP32_EPOCHS" --lr 0.1 --warmup $wu \
                 "${common[@]}"
             wait_for "$RUNDIR/${m}_fp32" || { echo "compare: $m FP32 failed" >&2; continue; }
             ft=(--model "$m" --init "$RUNDIR/${m}_fp32.safetensors" --epochs "$(ft_epochs 4)"

@@ -4,7 +4,8 @@
 # info` shows the learned bits per slice; `lowbit eval --integer` agrees with the float model on
 # every prediction; the exported C (each output channel packed at its own width) prints the same
 # logits and its byte figures are the arrays it declares; --stop-after and --resume across the
-# phases give the same file; `lowbit plot bits` writes SVG and PNG;
+# phases give the same file; `lowbit plot bits` and `plot pareto` write SVG and PNG (bad
+# results files named);
 # a tight budget is missed, said by how
 # much, exit 4. Then the bad inputs: budgets of zero or below the smallest possible model (the
 # minimum is named), phases that do not add up, widths out of range, options without sliced
@@ -77,6 +78,27 @@ if "$L" plot bits "$T/a.ckpt" -o "$T/bits.svg" >"$T/plot.out" 2>&1 && [ -s "$T/b
         bad "plot bits" "no SVG/PNG" "$T/plot.out"
     fi
 fi
+
+# ---- lowbit plot pareto: this run's own bytes and accuracy; bad files named -----------------
+wb=$("$L" info "$T/a.ckpt" | sed -n 's/^weight_bytes: //p')
+ab=$("$L" info "$T/a.ckpt" | sed -n 's/^activation_bytes: //p')
+printf '{"points": [{"model": "cnn", "method": "sliced", "label": "a", "weight_bytes": %s, "activation_bytes": %s, "accuracy": 0.5}, {"model": "cnn", "method": "uniform", "label": "W2", "weight_bytes": %s, "activation_bytes": %s, "accuracy": 0.4}]}\n' \
+    "$wb" "$ab" "$((wb / 2))" "$ab" >"$T/res.json"
+if "$L" plot pareto "$T/res.json" -o "$T/pareto.svg" >"$T/pareto.out" 2>&1 &&
+    [ -s "$T/pareto.svg" ] && [ -s "$T/pareto.png" ]; then ok; else
+    if grep -q 'matplotlib is not installed' "$T/pareto.out"; then
+        echo "SKIP plot pareto: no python3 with matplotlib"
+    else
+        bad "plot pareto" "no SVG/PNG" "$T/pareto.out"
+    fi
+fi
+echo '{"points": [{"method": "x", "weight_bytes": 1, "activation_bytes": 2, "accuracy": 93}]}' >"$T/bad1.json"
+expect_fail "pareto percent" 'point 0: "accuracy" above 1' "$L" plot pareto "$T/bad1.json" -o "$T/b1.svg"
+echo '{"points": [{"method": "x", "accuracy": 0.9, "weight_bytes": 1}]}' >"$T/bad2.json"
+expect_fail "pareto field" 'point 0: "activation_bytes" missing' "$L" plot pareto "$T/bad2.json" -o "$T/b2.svg"
+echo '{"points": [' >"$T/bad3.json"
+expect_fail "pareto json" "bad3.json: not valid JSON" "$L" plot pareto "$T/bad3.json" -o "$T/b3.svg"
+[ ! -e "$T/b1.svg" ] && [ ! -e "$T/b3.svg" ] && ok || bad "pareto bad input" "a plot was written"
 
 # the export's byte figures are the arrays it declares; sliced rows packed at their own widths
 declared() { # file, 1 for const arrays (model_data.h) or 0 for buffers (model.c)
