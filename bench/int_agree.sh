@@ -3,10 +3,11 @@
 # list of checkpoints (issues 11-14 "Integer" items), on all 10,000 Fashion-MNIST test images:
 #   - `lowbit eval CKPT --integer --compare`: float accuracy (for reg checkpoints the snapped
 #     model, docs/reg.md), integer accuracy, prediction agreement;
-#   - `lowbit export CKPT` compiled with cc -std=c99 -pedantic -O3 and run on the same images: its
+#   - `lowbit export CKPT` compiled with cc -std=c99 -pedantic -O3 -march=native and run on the same images: its
 #     logits compared with `lowbit eval --integer --dump-logits` for every image and class.
 # CHIP=MAP evaluates and exports every checkpoint for that fault map (docs/faults.md). N=...
-# limits the images (default 0: all). int_bench.sh is the LSQ-only version with speed figures.
+# limits the images (default 0: all); CN=... the exported C's share of them (default: the same;
+# the scalar C runs a resnet20 at ~30 images/s). int_bench.sh is the LSQ-only version with speed figures.
 # Prints a markdown table, also OUT/summary.md; exit 1 when any row fails or differs.
 # Usage: bench/int_agree.sh [-l path/to/lowbit] [-o OUT] CKPT...
 set -u
@@ -52,14 +53,17 @@ for ck in "$@"; do
     ex="$OUT/ex_$name"
     cres="export failed"
     if "$L" export "$ck" -o "$ex" --data "$DATA" "${chip[@]}" >"$OUT/$name.export" 2>&1 &&
-        cc -std=c99 -O3 -Wall -Wextra -Werror -pedantic "$ex/model.c" "$ex/main.c" \
+        cc -std=c99 -O3 -march=native -Wall -Wextra -Werror -pedantic "$ex/model.c" "$ex/main.c" \
             -o "$ex/model" 2>"$OUT/$name.cc"; then
         # main.c reads the whole idx file; keep the first N lines when limited
-        "$ex/model" "$OUT/t10k.idx" 2>"$OUT/$name.c.err" | head -n "${N/#0/1000000}" >"$OUT/$name.c.out"
-        if cmp -s "$OUT/$name.c.out" "$OUT/$name.int"; then
-            cres="identical ($(wc -l <"$OUT/$name.int") images)"
+        cn=${CN:-$N}
+        [ "$cn" = 0 ] && cn=$(wc -l <"$OUT/$name.int")
+        "$ex/model" "$OUT/t10k.idx" "$cn" 2>"$OUT/$name.c.err" >"$OUT/$name.c.out"
+        head -n "$cn" "$OUT/$name.int" >"$OUT/$name.int.c"
+        if cmp -s "$OUT/$name.c.out" "$OUT/$name.int.c"; then
+            cres="identical ($cn images)"
         else
-            cres="DIFFER on $(diff "$OUT/$name.c.out" "$OUT/$name.int" | grep -c '^<') images"
+            cres="DIFFER on $(diff "$OUT/$name.c.out" "$OUT/$name.int.c" | grep -c '^<') images"
             rc=1
         fi
     else
