@@ -80,10 +80,10 @@ static int stages(lb_net *n, int x, const int (*cfg)[5], int count, float wm, in
     return x;
 }
 
-/* MobileNetV2 (Sandler et al. 2018): stem conv3x3 32; inverted residual blocks (t, c, n, s) with
- * 3x3 depthwise convs; conv 1x1 1280 + BN + ReLU6, GAP, fc. ImageNet strides (stem 2; stages 2,
- * 3, 4, 6 start at stride 2); small inputs: stem 1 and stage 2 at stride 1. The last conv keeps
- * 1280 channels for multipliers below 1 (as the paper). */
+/* MobileNetV2 (Sandler et al. 2018): stem conv3x3 32; inverted residual blocks (t, c, n, s; the
+ * table adds the depthwise kernel k, 3 throughout: {t, k, c, n, s}); conv 1x1 1280 + BN + ReLU6,
+ * GAP, fc. ImageNet strides (stem 2; stages 2, 3, 4, 6 start at stride 2); small inputs: stem 1 and
+ * stage 2 at stride 1. The last conv keeps 1280 channels for multipliers below 1 (as the paper). */
 void lb_build_mobilenetv2(lb_net *n, int classes, float wm, int h, int w) {
     static const int cfg[7][5] = {{1, 3, 16, 1, 1}, {6, 3, 24, 2, 2}, {6, 3, 32, 3, 2},
                                   {6, 3, 64, 4, 2}, {6, 3, 96, 3, 1}, {6, 3, 160, 3, 2},
