@@ -1,8 +1,8 @@
-/* lb_models: the model zoo as lb_nn graphs (cnn, resnet20, resnet18, mobilenetv1/v2; 1 or 3 input
- * channels, any input size from 28) and the quantization plan that assigns quantizers to their
- * conv/linear layers: W/A bits for the body, separate bits for the first and last layer, per-layer
- * overrides, signed or unsigned activations decided by whether the layer input is known
- * non-negative. */
+/* lb_models: the model zoo as lb_nn graphs (cnn, resnet20, resnet18, mobilenetv1/v2,
+ * efficientnet-lite0; 1 or 3 channels, any input size from 28) and the quantization plan that
+ * assigns quantizers to their conv/linear layers: W/A bits for the body, separate bits for the
+ * first and last layer, per-layer overrides, signed or unsigned activations decided by whether the
+ * layer input is known non-negative. */
 #ifndef LB_MODELS_H
 #define LB_MODELS_H
 
@@ -62,9 +62,11 @@ typedef struct lb_snn_cfg {
 #define LB_GRAPH_MAX 49152
 
 typedef struct lb_model_cfg {
-    char arch[32]; /* cnn | resnet20 | resnet18 | mobilenetv1 | mobilenetv2 | graph (imported) */
+    char arch[32]; /* cnn | resnet20 | resnet18 | mobilenetv1 | mobilenetv2 | efficientnet-lite0 |
+                    * snn-vgg | snn-resnet | graph (imported) */
     int in_c, in_h, in_w, classes;
-    float width_mult; /* MobileNets' channel multiplier (docs/models.md); 1 for the others */
+    float width_mult; /* MobileNets' and EfficientNet-Lite0's channel multiplier (docs/models.md);
+                       * 1 for the others */
     lb_quant_plan q;
     /* The input normalization the model is trained with: a fresh training run sets it from
      * the training split (lb_dataset_norm), a resumed or --init run takes the checkpoint's.

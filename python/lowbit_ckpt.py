@@ -396,19 +396,25 @@ def _ch(c, wm):
 
 
 class MobileNet(_Net):
-    """lowbit's mobilenetv1 / mobilenetv2 (docs/models.md): conv + `<conv>_bn` + ReLU6 units,
-    V1 blocks b<i>.dw/.pw, V2 blocks s<stage>.b<i>.expand/.dw/.project with residual adds,
-    conv_last, global average pool, fc; stride 8 in total below 112 pixels, else 32."""
+    """lowbit's mobilenetv1 / mobilenetv2 / efficientnet-lite0 (docs/models.md): conv +
+    `<conv>_bn` + ReLU6 units, V1 blocks b<i>.dw/.pw, V2 and Lite0 blocks
+    s<stage>.b<i>.expand/.dw/.project with residual adds, conv_last, global average pool, fc;
+    stride 8 in total below 112 pixels, else 32. Lite0: B0's stages (5x5 depthwise convs in
+    some), stem 32 and head 1280 whatever the multiplier."""
 
     V1 = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + \
         [(1024, 2), (1024, 1)]
     V2 = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
           (6, 160, 3, 2), (6, 320, 1, 1)]
+    # EfficientNet-B0's stages as (t, c, n, s, depthwise kernel)
+    LITE0 = [(1, 16, 1, 1, 3), (6, 24, 2, 2, 3), (6, 40, 2, 2, 5), (6, 80, 3, 2, 3),
+             (6, 112, 3, 1, 5), (6, 192, 4, 2, 5), (6, 320, 1, 1, 3)]
 
     def __init__(self, cfg):
         wm, small = cfg.get("width_mult", 1.0), cfg["in_h"] < 112 and cfg["in_w"] < 112
         units, blocks = [], []  # (name, cin, cout, k, stride, groups, relu6, signed input)
-        c0 = _ch(32, wm)
+        lite = cfg["arch"] == "efficientnet-lite0"
+        c0 = 32 if lite else _ch(32, wm)
         units.append(("conv1", cfg["in_c"], c0, 3, 1 if small else 2, 1, True, True))
         cin = c0
         if cfg["arch"] == "mobilenetv1":
@@ -419,7 +425,8 @@ class MobileNet(_Net):
                 units.append(("b%d.pw" % (b + 1), cin, cout, 1, 1, 1, True, False))
                 cin = cout
         else:
-            for s, (t, c, n, st0) in enumerate(self.V2):
+            stages = self.LITE0 if lite else [v + (3,) for v in self.V2]
+            for s, (t, c, n, st0, k) in enumerate(stages):
                 cout = _ch(c, wm)
                 for b in range(n):
                     p = "s%d.b%d." % (s + 1, b)
@@ -428,12 +435,12 @@ class MobileNet(_Net):
                     if t != 1:  # the block input is a linear bottleneck: signed
                         units.append((p + "expand", cin, cin * t, 1, 1, 1, True, s > 0))
                     h = cin * t
-                    units.append((p + "dw", h, h, 3, st, h, True, t == 1 and s > 0))
+                    units.append((p + "dw", h, h, k, st, h, True, t == 1 and s > 0))
                     units.append((p + "project", h, cout, 1, 1, 1, False, False))
                     if st == 1 and cin == cout:
                         blocks.append((first, len(units)))
                     cin = cout
-            last = _ch(1280, wm) if wm > 1 else 1280
+            last = _ch(1280, wm) if wm > 1 and not lite else 1280
             units.append(("conv_last", cin, last, 1, 1, 1, True, True))
             cin = last
         super().__init__(cfg, [u[0] for u in units] + ["fc"])
@@ -478,10 +485,10 @@ def build(cfg):
         return CNN(cfg)
     if cfg["arch"] in ("resnet20", "resnet18"):
         return ResNet(cfg)
-    if cfg["arch"] in ("mobilenetv1", "mobilenetv2"):
+    if cfg["arch"] in ("mobilenetv1", "mobilenetv2", "efficientnet-lite0"):
         return MobileNet(cfg)
-    raise ValueError("unknown model %r (cnn, resnet20, resnet18, mobilenetv1, mobilenetv2)"
-                     % cfg["arch"])
+    raise ValueError("unknown model %r (cnn, resnet20, resnet18, mobilenetv1, mobilenetv2, "
+                     "efficientnet-lite0)" % cfg["arch"])
 
 
 def to_torch(spec, **kw):
@@ -491,7 +498,7 @@ def to_torch(spec, **kw):
     if isinstance(spec, dict):
         return build(spec)
     if not os.path.exists(spec) and spec in ("cnn", "resnet20", "resnet18", "mobilenetv1",
-                                             "mobilenetv2"):
+                                             "mobilenetv2", "efficientnet-lite0"):
         return build(model_cfg(spec, **kw))
     tensors, meta = load(spec)
     if "lowbit.model" not in meta:

@@ -130,7 +130,8 @@ static void fusion_exact(const char *arch, int lsq) {
     lb_model_cfg mc;
     lb_model_cfg_default(&mc);
     snprintf(mc.arch, sizeof mc.arch, "%s", arch);
-    if (strncmp(arch, "mobilenet", 9) == 0) mc.width_mult = 0.25f; /* same ops, less time */
+    if (strncmp(arch, "mobilenet", 9) == 0 || strncmp(arch, "efficientnet", 12) == 0)
+        mc.width_mult = 0.25f; /* same ops, less time */
     mc.q.kind = lsq ? LB_Q_LSQ : LB_Q_NONE;
     lb_net *f = NULL, *u = NULL;
     CHECK(lb_model_build(&mc, &f) == LB_OK && lb_model_build(&mc, &u) == LB_OK, "build");
@@ -190,8 +191,9 @@ int main(void) {
     fusion_exact("cnn", 1);
     fusion_exact("resnet20", 1);
     fusion_exact("resnet20", 0);
-    fusion_exact("mobilenetv1", 0); /* BN+ReLU6 */
-    fusion_exact("mobilenetv2", 1); /* BN+ReLU6, linear bottlenecks, residual adds folded */
+    fusion_exact("mobilenetv1", 0);        /* BN+ReLU6 */
+    fusion_exact("mobilenetv2", 1);        /* BN+ReLU6, linear bottlenecks, residual adds folded */
+    fusion_exact("efficientnet-lite0", 1); /* the same with 5x5 depthwise convs */
     backend_agree("cnn");
     backend_agree("resnet20");
     CHECK(lb_backend_find("cpu-ref") == lb_backend_cpu_ref() && !lb_backend_find("gpu"),

@@ -1,9 +1,12 @@
-/* MobileNetV1 and MobileNetV2 against their PyTorch 1.13 twins (tests/torch/ref_mobilenet.py):
+/* MobileNetV1, MobileNetV2 and EfficientNet-Lite0 against their PyTorch 1.13 twins
+ * (tests/torch/ref_mobilenet.py, ref_efficientnet.py):
  * one training forward (batch statistics) and backward on a fixed batch, float32: logits, loss,
  * every parameter gradient and the BN running statistics, loaded and compared by lowbit's tensor
  * names (so names, graph order, strides per input size, the width multiplier's rounding,
- * depthwise groups, ReLU6 placement and the residual adds are all checked). Width 0.25 on
- * 1x28x28 and width 0.5 on 3x32x32, batch 4. Not a test of single ops (test_torch_ops/conv).
+ * depthwise groups and kernel sizes, ReLU6 placement and the residual adds are all checked). V1
+ * and V2 width 0.25 on 1x28x28, V2 width 0.5 on 3x32x32, Lite0 width 0.25 on 1x28x28 and 3x32x32
+ * (its 5x5 depthwise convs, stride 1 and 2, on the fast backend), batch 4. Not a test of single ops
+ * (test_torch_ops/conv).
  *
  * Tolerances, as test_torch_resnet.c's (float32 reassociation through ~35-50 BN layers; single
  * elements far below the tensor's maximum are relatively noisier): logits and gradients
@@ -17,10 +20,14 @@
  * mn1_28's b8.dw among ~10^5) lands on either side in the two implementations, and the element's
  * gradient is then passed in one and dropped in the other, which moves whole parameter gradients
  * upstream far beyond any float tolerance. After the forward, each ReLU6 output whose mask
- * (0 < y < 6) differs from PyTorch's (<tag>_y.<conv>) while both values lie within KINK of the
- * same kink takes PyTorch's value, so the backward masks as PyTorch did (the forward values move
- * by at most KINK); any other mask difference fails. */
-#define KINK 1e-5 /* BN outputs are of order 1, their measured noise below 1e-6 */
+ * (0 < y < 6) differs from PyTorch's (<tag>_y.<conv>) while both values lie within the layer's
+ * window of the same kink takes PyTorch's value, so the backward masks as PyTorch did (the
+ * forward values move by at most the window); any other mask difference fails. The window is
+ * KINK or twice the largest difference between the two sides among that layer's outputs inside
+ * (0, 6), whichever is larger: the noise grows with depth (measured: below 1e-6 after the stem,
+ * 5e-5 to 1e-4 in the last blocks of all five cases), and Lite0 x0.25 3x32x32 has an element at
+ * 1.04e-5 in lowbit and <= 0 in PyTorch in s7.b0.dw, whose outputs differ by up to 5.2e-5. */
+#define KINK 1e-5 /* BN outputs are of order 1 */
 #include "lb_backend.h"
 #include "lb_models.h"
 #include "lb_ops.h"
@@ -72,12 +79,17 @@ static int align_kinks(lb_net *n, const char *tag, long *forced, long *bad) {
             ok = 0;
             continue;
         }
+        double noise = 0;
+        for (size_t j = 0; j < cnt; j++)
+            if (d->y[j] > 0.0f && d->y[j] < 6.0f && r[j] > 0.0f && r[j] < 6.0f)
+                noise = fmax(noise, fabs((double)d->y[j] - r[j]));
+        const float win = (float)fmax(KINK, 2 * noise);
         for (size_t j = 0; j < cnt; j++) {
             float a = d->y[j], b = r[j];
             int ma = a > 0.0f && a<6.0f, mb = b> 0.0f && b < 6.0f;
             if (ma == mb) continue;
-            if ((fabsf(a) <= KINK && fabsf(b) <= KINK) ||
-                (fabsf(a - 6.0f) <= KINK && fabsf(b - 6.0f) <= KINK)) {
+            if ((fabsf(a) <= win && fabsf(b) <= win) ||
+                (fabsf(a - 6.0f) <= win && fabsf(b - 6.0f) <= win)) {
                 d->y[j] = b;
                 (*forced)++;
             } else {
@@ -172,5 +184,7 @@ int main(void) {
     run_case("mn1_28", "mobilenetv1", 0.25f, 1, 28, be);
     run_case("mn2_28", "mobilenetv2", 0.25f, 1, 28, be);
     run_case("mn2_32", "mobilenetv2", 0.5f, 3, 32, be);
+    run_case("el0_28", "efficientnet-lite0", 0.25f, 1, 28, be);
+    run_case("el0_32", "efficientnet-lite0", 0.25f, 3, 32, be);
     TEST_MAIN_END("test_torch_mobilenet");
 }

@@ -167,7 +167,7 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         if (!ok)
             cli_die(2, cmd,
                     "--model: unknown model '%s' (cnn, resnet20, resnet18, mobilenetv1, "
-                    "mobilenetv2, snn-vgg, snn-resnet)",
+                    "mobilenetv2, efficientnet-lite0, snn-vgg, snn-resnet)",
                     v);
         cli_copy(cmd, o, c->model.arch, sizeof c->model.arch, v);
     } else if (IS("--width-mult")) {
@@ -321,9 +321,10 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
 
 void cli_train_usage(void) {
     fputs("  --model M          cnn | resnet20 | resnet18 | mobilenetv1 | mobilenetv2 |\n"
-          "                     snn-vgg | snn-resnet\n"
+          "                     efficientnet-lite0 | snn-vgg | snn-resnet\n"
           "                     (default cnn; docs/models.md)\n"
-          "  --width-mult X     MobileNets: channel multiplier 0.25..4 (default 1)\n"
+          "  --width-mult X     MobileNets, EfficientNet-Lite0: channel multiplier 0.25..4\n"
+          "                     (default 1)\n"
           "  --data DIR         data set directory (default /usr/share/datasets/fashion-mnist):\n"
           "                     MNIST/Fashion-MNIST idx (.gz or raw), CIFAR-10/100 binary,\n"
           "                     or image folders DIR/{train,test}/<class>/*.png|jpg or\n"

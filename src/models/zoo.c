@@ -6,8 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const g_archs[] = {"cnn",         "resnet20", "resnet18",   "mobilenetv1",
-                                      "mobilenetv2", "snn-vgg",  "snn-resnet", NULL};
+static const char *const g_archs[] = {"cnn",         "resnet20",    "resnet18",
+                                      "mobilenetv1", "mobilenetv2", "efficientnet-lite0",
+                                      "snn-vgg",     "snn-resnet",  NULL};
 
 const char *const *lb_model_archs(void) {
     return g_archs;
@@ -150,12 +151,14 @@ lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out) {
                             cfg->in_w);
     if (cfg->classes < 2)
         return lb_error_set(LB_EINVAL, "need at least 2 classes, got %d", cfg->classes);
-    int mobile = strncmp(cfg->arch, "mobilenetv", 10) == 0;
+    int mobile =
+        strncmp(cfg->arch, "mobilenetv", 10) == 0 || strcmp(cfg->arch, "efficientnet-lite0") == 0;
     if (!(cfg->width_mult >= 0.25f && cfg->width_mult <= 4.0f) ||
         (!mobile && cfg->width_mult != 1.0f))
-        return lb_error_set(
-            LB_EINVAL, "--width-mult %g: only the MobileNets take one, in [0.25, 4] (model %s)",
-            (double)cfg->width_mult, cfg->arch);
+        return lb_error_set(LB_EINVAL,
+                            "--width-mult %g: only the MobileNets and EfficientNet-Lite0 take one, "
+                            "in [0.25, 4] (model %s)",
+                            (double)cfg->width_mult, cfg->arch);
     lb_net *n = lb_net_new(cfg->in_c, cfg->in_h, cfg->in_w);
     if (!n) return lb_error_set(LB_ENOMEM, "out of memory building %s", cfg->arch);
     if (strcmp(cfg->arch, "cnn") == 0) {
@@ -170,6 +173,8 @@ lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out) {
         lb_build_mobilenetv1(n, cfg->classes, cfg->width_mult, cfg->in_h, cfg->in_w);
     } else if (strcmp(cfg->arch, "mobilenetv2") == 0) {
         lb_build_mobilenetv2(n, cfg->classes, cfg->width_mult, cfg->in_h, cfg->in_w);
+    } else if (strcmp(cfg->arch, "efficientnet-lite0") == 0) {
+        lb_build_efficientnet_lite0(n, cfg->classes, cfg->width_mult, cfg->in_h, cfg->in_w);
     } else if (lb_model_is_snn(cfg)) {
         lb_status ss = lb_snn_cfg_check(&cfg->snn);
         if (ss != LB_OK) {
@@ -190,8 +195,8 @@ lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out) {
         lb_net_free(n);
         return lb_error_set(
             LB_EINVAL,
-            "unknown model '%s' (cnn, resnet20, resnet18, mobilenetv1, mobilenetv2, snn-vgg, "
-            "snn-resnet, graph)",
+            "unknown model '%s' (cnn, resnet20, resnet18, mobilenetv1, mobilenetv2, "
+            "efficientnet-lite0, snn-vgg, snn-resnet, graph)",
             cfg->arch);
     }
     lb_status st = n->err;

@@ -8,6 +8,7 @@
 int lb_mobilenet_ch(int c, float wm);
 void lb_build_mobilenetv1(lb_net *n, int classes, float wm, int h, int w);
 void lb_build_mobilenetv2(lb_net *n, int classes, float wm, int h, int w);
+void lb_build_efficientnet_lite0(lb_net *n, int classes, float wm, int h, int w);
 
 /* Spiking models (zoo_snn.c): snn-vgg and snn-resnet for cfg->snn. */
 void lb_build_snn(lb_net *n, const lb_model_cfg *cfg);

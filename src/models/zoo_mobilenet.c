@@ -1,5 +1,6 @@
-/* MobileNetV1 and MobileNetV2 as lb_nn graphs (zoo.c dispatches here): layer lists, the width
- * multiplier and the stage strides per input size. Not the quantization plan (quant_plan.c). */
+/* MobileNetV1, MobileNetV2 and EfficientNet-Lite0 as lb_nn graphs (zoo.c dispatches here): layer
+ * lists, the width multiplier and the stage strides per input size. Not the quantization plan
+ * (quant_plan.c). */
 #include "zoo_internal.h"
 
 #include <stdio.h>
@@ -51,31 +52,63 @@ void lb_build_mobilenetv1(lb_net *n, int classes, float wm, int h, int w) {
     lb_net_linear(n, "fc", x, classes, 1);
 }
 
-/* MobileNetV2 (Sandler et al. 2018): stem conv3x3 32; inverted residual blocks (t, c, n, s):
- * expansion 1x1 (skipped when t = 1) + BN + ReLU6, dw 3x3 + BN + ReLU6, linear projection 1x1 +
- * BN, and a residual add when stride 1 and cin == cout; conv 1x1 1280 + BN + ReLU6, GAP, fc.
- * ImageNet strides (stem 2; stages 2, 3, 4, 6 start at stride 2); small inputs: stem 1 and stage
- * 2 at stride 1. The last conv keeps 1280 channels for multipliers below 1 (as the paper). */
-void lb_build_mobilenetv2(lb_net *n, int classes, float wm, int h, int w) {
-    static const int cfg[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
-                                  {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
-    int small = small_input(h, w);
-    int x = cbr(n, "", "conv1", 0, lb_mobilenet_ch(32, wm), 3, small ? 1 : 2, 1, 1);
-    for (int s = 0; s < 7; s++) {
-        int cout = lb_mobilenet_ch(cfg[s][1], wm);
-        for (int b = 0; b < cfg[s][2]; b++) {
+/* Inverted residual (MBConv without squeeze-excite): expansion 1x1 (skipped when t = 1) + BN +
+ * ReLU6, depthwise kxk + BN + ReLU6, linear projection 1x1 + BN, and a residual add when stride 1
+ * and cin == cout (BN first, so the add folds into it). Layers "<p>expand", "<p>dw",
+ * "<p>project". */
+static int inverted_residual(lb_net *n, const char *p, int x, int t, int cout, int k, int stride) {
+    int cin = n->nodes[x].c, hid = cin * t;
+    int y = x;
+    if (t != 1) y = cbr(n, p, "expand", y, hid, 1, 1, 1, 1);
+    y = cbr(n, p, "dw", y, hid, k, stride, hid, 1);
+    y = cbr(n, p, "project", y, cout, 1, 1, 1, 0);
+    return (stride == 1 && cin == cout) ? lb_net_add(n, y, x) : y;
+}
+
+/* Stages of inverted residuals {t, k, c, n, s}: channels c scaled by wm, blocks "s<i>.b<j>.",
+ * the first block of stage `keep1` (0-based; -1 for none) at stride 1 instead of s. */
+static int stages(lb_net *n, int x, const int (*cfg)[5], int count, float wm, int keep1) {
+    for (int s = 0; s < count; s++) {
+        int cout = lb_mobilenet_ch(cfg[s][2], wm);
+        for (int b = 0; b < cfg[s][3]; b++) {
             char p[32];
             snprintf(p, sizeof p, "s%d.b%d.", s + 1, b);
-            int stride = b == 0 ? ((small && s == 1) ? 1 : cfg[s][3]) : 1;
-            int cin = n->nodes[x].c, hid = cin * cfg[s][0];
-            int y = x;
-            if (cfg[s][0] != 1) y = cbr(n, p, "expand", y, hid, 1, 1, 1, 1);
-            y = cbr(n, p, "dw", y, hid, 3, stride, hid, 1);
-            y = cbr(n, p, "project", y, cout, 1, 1, 1, 0);
-            x = (stride == 1 && cin == cout) ? lb_net_add(n, y, x) : y; /* BN first: folds */
+            int stride = b == 0 ? (s == keep1 ? 1 : cfg[s][4]) : 1;
+            x = inverted_residual(n, p, x, cfg[s][0], cout, cfg[s][1], stride);
         }
     }
+    return x;
+}
+
+/* MobileNetV2 (Sandler et al. 2018): stem conv3x3 32; inverted residual blocks (t, c, n, s; the
+ * table adds the depthwise kernel k, 3 throughout: {t, k, c, n, s}); conv 1x1 1280 + BN + ReLU6,
+ * GAP, fc. ImageNet strides (stem 2; stages 2, 3, 4, 6 start at stride 2); small inputs: stem 1 and
+ * stage 2 at stride 1. The last conv keeps 1280 channels for multipliers below 1 (as the paper). */
+void lb_build_mobilenetv2(lb_net *n, int classes, float wm, int h, int w) {
+    static const int cfg[7][5] = {{1, 3, 16, 1, 1}, {6, 3, 24, 2, 2}, {6, 3, 32, 3, 2},
+                                  {6, 3, 64, 4, 2}, {6, 3, 96, 3, 1}, {6, 3, 160, 3, 2},
+                                  {6, 3, 320, 1, 1}};
+    int small = small_input(h, w);
+    int x = cbr(n, "", "conv1", 0, lb_mobilenet_ch(32, wm), 3, small ? 1 : 2, 1, 1);
+    x = stages(n, x, cfg, 7, wm, small ? 1 : -1);
     x = cbr(n, "", "conv_last", x, wm > 1.0f ? lb_mobilenet_ch(1280, wm) : 1280, 1, 1, 1, 1);
+    x = lb_net_gap(n, x);
+    lb_net_linear(n, "fc", x, classes, 1);
+}
+
+/* EfficientNet-Lite0 (Tan & Le 2019, B0's stages; the "lite" variant of TF's efficientnet-lite):
+ * MBConv blocks without squeeze-excite, ReLU6 instead of swish; stages (t, k, c, n, s) as B0's;
+ * stem conv3x3 32 and head conv 1x1 1280 + BN + ReLU6 NOT scaled by the width multiplier (as TF's
+ * lite models), GAP, fc without dropout. B0's stride-2 stages are V2's (2, 3, 4, 6), so small
+ * inputs take V2's adaptation: stem 1 and stage 2 at stride 1 (total stride 8). */
+void lb_build_efficientnet_lite0(lb_net *n, int classes, float wm, int h, int w) {
+    static const int cfg[7][5] = {{1, 3, 16, 1, 1}, {6, 3, 24, 2, 2},  {6, 5, 40, 2, 2},
+                                  {6, 3, 80, 3, 2}, {6, 5, 112, 3, 1}, {6, 5, 192, 4, 2},
+                                  {6, 3, 320, 1, 1}};
+    int small = small_input(h, w);
+    int x = cbr(n, "", "conv1", 0, 32, 3, small ? 1 : 2, 1, 1);
+    x = stages(n, x, cfg, 7, wm, small ? 1 : -1);
+    x = cbr(n, "", "conv_last", x, 1280, 1, 1, 1, 1);
     x = lb_net_gap(n, x);
     lb_net_linear(n, "fc", x, classes, 1);
 }

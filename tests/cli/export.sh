@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `lowbit export` end to end on real Fashion-MNIST: tiny checkpoints (cnn W4A4, cnn W8A8 with
-# per-channel weights, resnet20 W2A2, cnn with reg fixed and step levels) are trained, evaluated with `lowbit eval --integer
+# per-channel weights, resnet20 W2A2, cnn with reg fixed and step levels, MobileNets,
+# efficientnet-lite0 W4A4) are trained, evaluated with `lowbit eval --integer
 # --dump-logits`, exported, compiled with `cc -std=c99 -Wall -Wextra -Werror -pedantic` with the
 # exported main.c, run on the first test images, and their output must equal the dump byte for
 # byte. model.c must build for a Cortex-M4 (arm-none-eabi-gcc) and hold no float, double, malloc
@@ -108,6 +109,12 @@ shifts mn1po2
 if [ "$quick" = 0 ]; then
     check_model mn2po2 --model mobilenetv2 --width-mult 0.25 --quant lsq --po2 --per-channel
     shifts mn2po2
+    # EfficientNet-Lite0 (5x5 depthwise convs at stride 1 and 2, unscaled stem and head), LSQ
+    # W4A4: 2 x 24 steps of 16 images (at 1 x 64 all 200 predictions were one class), one thread
+    # (~5 s; OpenMP's two threads ran ~10x slower on a loaded 2-core machine), chance-level test
+    # accuracy on 16 images is no collapse here
+    check_model el0 --model efficientnet-lite0 --width-mult 0.25 --quant lsq --wbits 4 --abits 4 \
+        --train-limit 384 --batch 16 --epochs 2 --threads 1 --on-collapse warn
 fi
 
 # ---- errors -----------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Checkpoints a PyTorch user can read without C (issue 16, docs/checkpoint.md): tiny cnn FP32,
-# cnn LSQ W4A4, resnet20 FP32 and mobilenetv2 x0.25 LSQ --po2 runs are loaded into PyTorch by
-# python/lowbit_ckpt.py and their logits and accuracy compared with `lowbit eval --dump-logits`; files written back from PyTorch
+# cnn LSQ W4A4, resnet20 FP32, mobilenetv2 x0.25 LSQ --po2 and efficientnet-lite0 x0.25 LSQ runs
+# are loaded into PyTorch by python/lowbit_ckpt.py and their logits and accuracy compared with `lowbit eval --dump-logits`; files written back from PyTorch
 # (weights-only) must evaluate in lowbit to the same logits, export, --init and info --tensors, and
 # refuse --resume; metadata errors name the field. Usage: python_ckpt.sh path/to/lowbit.
-# With a sanitizer build (or LOWBIT_QUICK=1) fewer images and no resnet20 or mobilenetv2.
+# With a sanitizer build (or LOWBIT_QUICK=1) fewer images and no resnet20, mobilenetv2 or
+# efficientnet-lite0.
 set -u
 L=${1:?usage: python_ckpt.sh path/to/lowbit}
 DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
@@ -52,6 +53,10 @@ if [ "$quick" = 0 ]; then
     train mn --model mobilenetv2 --width-mult 0.25 --quant lsq --po2 --per-channel \
         --train-limit 128 --batch 32 --lr 0.02
     check mn quant
+    # efficientnet-lite0: 5x5 depthwise convs, stem and head not scaled by the multiplier
+    train el0 --model efficientnet-lite0 --width-mult 0.25 --quant lsq --train-limit 128 \
+        --batch 32 --lr 0.02 --threads 1
+    check el0 quant
 fi
 
 # a file changed in PyTorch: lowbit's logits are PyTorch's
