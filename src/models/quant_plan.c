@@ -202,8 +202,10 @@ lb_status lb_quant_plan_apply(const lb_quant_plan *q, lb_net *n) {
         /* DoReFa weights span [-1, 1] whatever the fan-in: harmless before a BN, but the last
          * layer feeds the softmax directly and its logits would start ~sqrt(fan-in) too large
          * (cnn: loss 13, collapse within 40 steps). DoReFa's authors keep that layer float;
-         * lowbit keeps it quantized for the integer model, with LSQ (docs/quantizers.md). */
-        if (i == last && wkind == LB_Q_DOREFA) w.kind = LB_Q_LSQ;
+         * lowbit keeps it quantized for the integer model, with LSQ (docs/quantizers.md). The
+         * first layer too: they keep it float, and at 8 bits DoReFa's odd codes need 9 (no
+         * integer model: the default --first-bits 8 could not be exported). */
+        if ((i == first || i == last) && wkind == LB_Q_DOREFA) w.kind = LB_Q_LSQ;
         /* reg: the reference keeps the first and last layers float and unregularized. Their
          * (Q/N) normalisation is the largest of the net (an 8-bit grid on a few hundred weights):
          * at lambda 1000 and lr 0.01 the pull on each weight overshoots its level (the cnn's first

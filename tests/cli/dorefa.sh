@@ -96,13 +96,20 @@ expect_fail "unknown wquant" "--wquant: expected none, fixed, lsq, dorefa, round
 expect_fail "unknown aquant" "--aquant: expected none, fixed, lsq, pact, roundclip, msqe-po2, grad-po2, sliced, got 'relu'" \
     "$L" train "${C[@]}" --out "$T/e6.ckpt" --aquant relu
 ls "$T"/e*.ckpt >/dev/null 2>&1 && bad "errors" "a checkpoint was written" || ok
-# 8-bit DoReFa weights (the default first/last bits) have 9-bit codes: no integer form
+# default first/last bits (8): those layers are LSQ, so the default DoReFa model exports; 8-bit
+# DoReFa weights in the body have 9-bit codes: no integer form, refused naming the layer
 if "$L" train "${C[@]}" --out "$T/d8.ckpt" --quant dorefa --train-limit 64 --epochs 1 \
-    >"$T/d8.train" 2>&1; then
+    >"$T/d8.train" 2>&1 &&
+    "$L" export "$T/d8.ckpt" -o "$T/exd" --data "$DATA" >"$T/d8.export" 2>&1 &&
+    "$L" info "$T/d8.ckpt" | grep -qE '^  conv1 .*W: lsq 8-bit'; then ok; else
+    bad "dorefa default export" "train/export failed or conv1 not LSQ" "$T/d8.export"
+fi
+if "$L" train "${C[@]}" --out "$T/w8.ckpt" --quant dorefa --wbits 8 --abits 8 --train-limit 64 \
+    --epochs 1 >"$T/w8.train" 2>&1; then
     expect_fail "dorefa 8-bit export" "8-bit DoReFa weights" \
-        "$L" export "$T/d8.ckpt" -o "$T/ex8" --data "$DATA"
+        "$L" export "$T/w8.ckpt" -o "$T/ex8" --data "$DATA"
     [ ! -e "$T/ex8" ] && ok || bad "dorefa 8-bit export" "output created"
 else
-    bad "dorefa 8-bit train" "exit $?" "$T/d8.train"
+    bad "dorefa 8-bit train" "exit $?" "$T/w8.train"
 fi
 finish
