@@ -96,8 +96,13 @@ static void check_hook(lb_net *n, lb_chip *chip, lb_ft_method m, const char *wha
     s.sigma = 0.5;
     float *want = calloc(n->nparam, sizeof *want), *got1 = malloc(n->nparam * sizeof *got1);
     double wl = 0;
+    /* the first and last coded layers stay outside the regularizer (ft_reg.c, docs/faults.md):
+     * here c1 and fc, so only c2 is regularized */
+    int first = -1, last = -1;
+    for (int i = 0; i < n->nnodes; i++)
+        if (chip->layer[i] >= 0) last = i, first = first < 0 ? i : first;
     for (int i = 0; i < n->nnodes; i++) {
-        if (chip->layer[i] < 0) continue;
+        if (chip->layer[i] < 0 || i == first || i == last) continue;
         const lb_node *d = &n->nodes[i];
         const lb_flayer *L = &chip->map->layers[chip->layer[i]];
         int b = L->spec.bits;
@@ -181,15 +186,23 @@ static void test_hook(void) {
         CHECK(n->wq_hook_ctx == &chip, "the eval chip keeps its hook");
         lb_ft_state_free(&s);
 
-        /* QFALT's clamp: every coded weight inside its channel's outer levels */
+        /* QFALT's clamp: every regularized weight inside its channel's outer levels; the first
+         * and last coded layers (outside the regularizer, ft_reg.c) are left as they are */
         CHECK(lb_ft_state_init(&s, LB_FT_QFALT, n, &chip, "t") == LB_OK, "qfalt init");
+        int first = -1, last = -1;
         for (int i = 0; i < n->nnodes; i++)
-            if (chip.layer[i] >= 0) n->param[n->params[n->nodes[i].pw].off] = 1e3f;
+            if (chip.layer[i] >= 0) {
+                n->param[n->params[n->nodes[i].pw].off] = 1e3f;
+                last = i, first = first < 0 ? i : first;
+            }
         lb_ft_clamp(&s);
         int inside = 1;
-        for (int i = 0; i < n->nnodes; i++)
-            if (chip.layer[i] >= 0) inside &= n->param[n->params[n->nodes[i].pw].off] < 1e3f;
-        CHECK(inside, "clamped");
+        for (int i = 0; i < n->nnodes; i++) {
+            if (chip.layer[i] < 0) continue;
+            float v = n->param[n->params[n->nodes[i].pw].off];
+            inside &= (i == first || i == last) ? v == 1e3f : v < 1e3f;
+        }
+        CHECK(inside, "clamped (body), untouched (first/last)");
         memcpy(n->param, keep, n->nparam * sizeof *keep);
         free(keep);
         lb_ft_state_free(&s);

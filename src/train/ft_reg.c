@@ -47,9 +47,18 @@ lb_status lb_ft_state_init(ft_state *s, lb_ft_method m, lb_net *net, const lb_ch
     s->loss = malloc((size_t)(n ? n : 1) * sizeof *s->loss);
     s->dR = malloc((size_t)(n ? n : 1) * (LB_FMAX_BITS + 1) * sizeof *s->dR);
     if (!s->sl || !s->loss || !s->dR) return lb_error_set(LB_ENOMEM, "out of memory (fine-tune)");
+    /* The reference has no coded first and last layers (they stay float): their (2^b-1)/N is
+     * the largest of the net (an 8-bit grid over the cnn's 288 first-conv weights), and at lambda
+     * 1000 its pull overshoots (docs/faults.md: 53% against 87% at lambda 100 on a 10% chip).
+     * They stay on the chip (evaluation, resets), outside the regularizer, when there is a body. */
+    int first = -1, last = -1, coded = 0;
     for (int i = 0; i < net->nnodes; i++)
+        if (chip->layer[i] >= 0) last = i, first = first < 0 ? i : first, coded++;
+    for (int i = 0; i < net->nnodes; i++) {
+        if (coded > 2 && (i == first || i == last)) continue;
         for (int c = 0; chip->layer[i] >= 0 && c < net->nodes[i].wq.ch; c++)
             s->sl[s->nsl++] = (ft_slice){i, chip->layer[i], c};
+    }
     if (m != LB_FT_INJECT) return LB_OK;
     /* the injected maps: the chip's layers, drawn at its measured rate and SA1 share (a measured
      * map records no rate), with its variability when it has any */
