@@ -13,10 +13,8 @@ with 1000 classes (x1) and at 1x28x28 with 10 classes (x1, x0.25) for docs/model
 import sys
 
 import torch
-import torch.nn.functional as F
 
-from ref_mobilenet import BATCH, cbr, ch, make_params
-from refio import save
+from ref_mobilenet import ch, run_blocks
 
 # B0: (expand ratio t, kernel k, stride s, channels c, repeats n)
 B0 = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
@@ -63,32 +61,7 @@ def run_case(out, tag, wm, in_c, hw, seed):
     gen = torch.Generator().manual_seed(seed)
     blocks, feat = blocks_of(wm, hw < 112)
     convs = [c for L, _ in blocks for c in L]
-    P, S = make_params(gen, convs, in_c, feat, 10)
-    x = torch.randn(BATCH, in_c, hw, hw, generator=gen)
-    labels = torch.randint(0, 10, (BATCH,), generator=gen)
-    save(out, f"{tag}_x", x)
-    save(out, f"{tag}_labels", labels.float())
-    for k, v in P.items():
-        save(out, f"{tag}_p0.{k}", v)
-    for k, v in S.items():
-        save(out, f"{tag}_s0.{k}", v)
-    h, acts = x, {}
-    for L, res in blocks:
-        y = h
-        for layer in L:
-            y = cbr(P, S, layer, y, acts)
-        h = y + h if res else y
-    logits = F.linear(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1), P["fc.weight"], P["fc.bias"])
-    loss = F.cross_entropy(logits, labels)
-    loss.backward()
-    save(out, f"{tag}_logits", logits)
-    save(out, f"{tag}_loss", loss.reshape(1))
-    for k, v in P.items():
-        save(out, f"{tag}_g.{k}", v.grad)
-    for k, v in S.items():
-        save(out, f"{tag}_s1.{k}", v)
-    for k, v in acts.items():
-        save(out, f"{tag}_y.{k}", v)
+    run_blocks(out, tag, gen, blocks, convs, feat, in_c, hw)
 
 
 def main(out):

@@ -105,15 +105,10 @@ def cbr(P, S, layer, x, acts):
     return y
 
 
-def run_case(out, tag, arch, wm, in_c, hw, seed):
-    gen = torch.Generator().manual_seed(seed)
-    small = hw < 112
-    if arch == "mobilenetv1":
-        convs, feat = v1_layers(wm, small)
-        blocks = [([c], False) for c in convs]
-    else:
-        blocks, feat = v2_blocks(wm, small)
-        convs = [c for L, _ in blocks for c in L]
+def run_blocks(out, tag, gen, blocks, convs, feat, in_c, hw):
+    """One train-mode forward/backward of blocks [(layers, residual)] + GAP + fc on random data from
+    gen; dumps inputs, parameters, BN statistics before/after, logits, loss, gradients and every
+    layer's output under tag (shared by ref_efficientnet.py)."""
     P, S = make_params(gen, convs, in_c, feat, 10)
     x = torch.randn(BATCH, in_c, hw, hw, generator=gen)
     labels = torch.randint(0, 10, (BATCH,), generator=gen)
@@ -140,6 +135,18 @@ def run_case(out, tag, arch, wm, in_c, hw, seed):
         save(out, f"{tag}_s1.{k}", v)
     for k, v in acts.items():
         save(out, f"{tag}_y.{k}", v)
+
+
+def run_case(out, tag, arch, wm, in_c, hw, seed):
+    gen = torch.Generator().manual_seed(seed)
+    small = hw < 112
+    if arch == "mobilenetv1":
+        convs, feat = v1_layers(wm, small)
+        blocks = [([c], False) for c in convs]
+    else:
+        blocks, feat = v2_blocks(wm, small)
+        convs = [c for L, _ in blocks for c in L]
+    run_blocks(out, tag, gen, blocks, convs, feat, in_c, hw)
 
 
 def main(out):
