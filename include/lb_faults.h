@@ -90,6 +90,12 @@ lb_status lb_fmap_draw_faults(lb_fmap *m, double rate, double sa1_share, uint64_
 /* Draws the variability multipliers (allocating them when the map has none), kind and ratio
  * r = sigma/mu >= 0 (finite); r == 0 or LB_FVAR_NONE sets all to exactly 1. */
 lb_status lb_fmap_draw_var(lb_fmap *m, lb_fvar kind, double ratio, uint64_t seed);
+/* Spares the first and last coded layers (first_last != 0 and more than two layers): no stuck
+ * cells, multipliers exactly 1. The reference keeps those layers float, off the faulty array
+ * (methods.md sec. 2, "first and last layers excluded unless asked"); lowbit stores them as
+ * 8-bit codes, which a chip may or may not hold: `--layers body|all` (docs/faults.md). Call
+ * after drawing; the other layers' draws are unchanged (per-layer streams). */
+void lb_fmap_spare(lb_fmap *m, int first_last);
 /* Does the map fit this model? Same arch, same layers in the same order with the same names,
  * counts, bits and encodings. LB_ESHAPE with a message naming `file` and the first difference. */
 lb_status lb_fmap_check_model(const lb_fmap *m, const char *file, const char *arch,

@@ -271,7 +271,8 @@ typedef struct lb_sweep_cfg {
     lb_fvar var_kind;
     lb_ft_method methods[LB_FT_COUNT];
     int nmethods;
-    int keep; /* keep the fine-tuned checkpoints (DIR/ckpt/) */
+    int keep;       /* keep the fine-tuned checkpoints (DIR/ckpt/) */
+    int all_layers; /* 0: the first and last coded layers are spared (lb_fmap_spare), 1: none */
 } lb_sweep_cfg;
 typedef struct lb_sweep_progress {
     int done, total, reused; /* cells; reused: found finished on disk */

@@ -209,6 +209,48 @@ static void test_draw(void) {
     lb_fmap_free(&m);
 }
 
+/* Sparing the first and last layers heals exactly them and leaves the body's draw alone; a net
+ * of two coded layers has no body, so nothing is spared. */
+static void test_spare(void) {
+    lb_flayer_spec sp[3] = {spec("conv1", 300, 8, LB_FENC_TWOS),
+                            spec("conv2", 2000, 4, LB_FENC_INDEX),
+                            spec("fc", 500, 8, LB_FENC_TWOS)};
+    lb_fmap m, ref;
+    CHECK(lb_fmap_create(&m, "cnn", sp, 3, 0) == LB_OK &&
+              lb_fmap_create(&ref, "cnn", sp, 3, 0) == LB_OK,
+          "create: %s", lb_error_msg());
+    lb_fmap_draw_faults(&m, 0.3, 0.5, 4);
+    lb_fmap_draw_var(&m, LB_FVAR_GAUSS, 0.3, 4);
+    lb_fmap_draw_faults(&ref, 0.3, 0.5, 4);
+    lb_fmap_draw_var(&ref, LB_FVAR_GAUSS, 0.3, 4);
+    lb_fmap_spare(&m, 0);
+    CHECK(maps_equal(&m, &ref), "spare(0) changes nothing");
+    lb_fmap_spare(&m, 1);
+    int bad = 0;
+    for (int l = 0; l < 3; l += 2) {
+        const lb_flayer *L = &m.layers[l];
+        for (uint64_t w = 0; w < L->spec.n; w++) bad += (L->sa0[w] | L->sa1[w]) != 0;
+        for (uint64_t k = 0; k < L->spec.n * 8; k++) bad += L->var[k] != 1.0f;
+    }
+    CHECK(bad == 0, "first and last layers healthy after spare (%d faulty cells)", bad);
+    const lb_flayer *a = &m.layers[1], *b = &ref.layers[1];
+    CHECK(!memcmp(a->sa0, b->sa0, 2000) && !memcmp(a->sa1, b->sa1, 2000) &&
+              !memcmp(a->var, b->var, 2000 * 4 * sizeof(float)),
+          "the body's faults and multipliers are the drawn ones");
+    int any = 0;
+    for (int w = 0; w < 2000; w++) any |= a->sa0[w] | a->sa1[w];
+    CHECK(any, "the body still has faults at 30%%");
+    lb_fmap_free(&m);
+    lb_fmap_free(&ref);
+    lb_fmap_create(&m, "two", sp, 2, 0);
+    lb_fmap_draw_faults(&m, 0.3, 0, 4);
+    any = 0;
+    lb_fmap_spare(&m, 1);
+    for (int w = 0; w < 300; w++) any |= m.layers[0].sa0[w];
+    CHECK(any, "two coded layers: nothing spared");
+    lb_fmap_free(&m);
+}
+
 /* ---- files --------------------------------------------------------------------------------- */
 static void small_map(lb_fmap *m, int with_var) {
     lb_flayer_spec sp[2] = {spec("c1", 5, 3, LB_FENC_INDEX), spec("fc", 3, 2, LB_FENC_TWOS)};
@@ -446,6 +488,7 @@ int main(void) {
     test_apply_all();
     test_levels();
     test_draw();
+    test_spare();
     test_file();
     test_text();
     test_reg();

@@ -28,6 +28,12 @@ int cli_int(const char *cmd, const char *opt, const char *v, long lo, long hi) {
     return (int)x;
 }
 
+int cli_layers(const char *cmd, const char *v) {
+    if (strcmp(v, "body") == 0) return 0;
+    if (strcmp(v, "all") == 0) return 1;
+    cli_die(2, cmd, "--layers: expected body or all, got '%s'", v);
+}
+
 float cli_float(const char *cmd, const char *opt, const char *v, double lo, double hi) {
     char *end;
     errno = 0;

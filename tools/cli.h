@@ -10,6 +10,8 @@ _Noreturn void cli_die(int code, const char *cmd, const char *fmt, ...)
 int cli_int(const char *cmd, const char *opt, const char *v, long lo, long hi);
 float cli_float(const char *cmd, const char *opt, const char *v, double lo, double hi);
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);
+/* --layers body|all (fault maps, sweeps): 1 for all, 0 for body; exits 2 otherwise. */
+int cli_layers(const char *cmd, const char *v);
 void cli_copy(const char *cmd, const char *opt, char *dst, size_t n, const char *v);
 
 /* Options shared by train and bench (model, quantization, optimization, data). Returns 1 if

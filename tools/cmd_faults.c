@@ -37,7 +37,7 @@ static int faults_map(int argc, char **argv) {
     const char *cmd = "faults map", *file = NULL, *out = NULL, *dist = NULL;
     double rate = 0.02, share = 0, var = 0;
     uint64_t seed = 1, vseed = 0;
-    int have_var = 0, have_vseed = 0;
+    int have_var = 0, have_vseed = 0, all_layers = 0;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
 #define IS(s) (strcmp(o, s) == 0)
@@ -52,6 +52,9 @@ static int faults_map(int argc, char **argv) {
                  "1]\n"
                  "                    (default 0.02, methods.md's reference)\n"
                  "  --sa1-share S     share of stuck cells stuck at 1, in [0, 1] (default 0: SA0)\n"
+                 "  --layers L        body (default): the first and last coded layers are\n"
+                 "                    healthy (held off the faulty array, as in the reference,\n"
+                 "                    where they stay float); all: every coded layer\n"
                  "  --seed N          fault seed (default 1); one seed's maps are nested in R\n"
                  "  --variability X   sigma/mu >= 0 of the per-cell multipliers (default 0: none)\n"
                  "  --var-dist D      gauss (1 + X*N(0,1), the reference) | lognormal (default\n"
@@ -65,6 +68,8 @@ static int faults_map(int argc, char **argv) {
             rate = cli_float(cmd, o, VAL, 0, 1);
         else if (IS("--sa1-share"))
             share = cli_float(cmd, o, VAL, 0, 1);
+        else if (IS("--layers"))
+            all_layers = cli_layers(cmd, VAL);
         else if (IS("--seed"))
             seed = (uint64_t)cli_int(cmd, o, VAL, 0, 2147483647);
         else if (IS("--variability")) {
@@ -102,15 +107,18 @@ static int faults_map(int argc, char **argv) {
     if (st == LB_OK) st = lb_fmap_draw_faults(&m, rate, share, seed);
     /* sigma/mu 0 draws no multipliers at all: the map stays integer (docs/faults.md) */
     if (st == LB_OK && var > 0) st = lb_fmap_draw_var(&m, kind, var, have_vseed ? vseed : seed);
+    if (st == LB_OK) lb_fmap_spare(&m, !all_layers);
     if (st == LB_OK) st = lb_fmap_write(out, &m);
     if (st != LB_OK) {
         lb_fmap_free(&m);
         cli_die(1, cmd, "%s", lb_error_msg());
     }
     uint64_t n = 0, cells = 0, stuck = 0;
+    int spared = !all_layers && m.nlayers > 2;
     for (int l = 0; l < m.nlayers; l++) {
         const lb_flayer *L = &m.layers[l];
         n += L->spec.n;
+        if (spared && (l == 0 || l == m.nlayers - 1)) continue;
         cells += L->spec.n * (uint64_t)L->spec.bits;
         for (uint64_t w = 0; w < L->spec.n; w++)
             stuck += (uint64_t)__builtin_popcount(L->sa0[w] | L->sa1[w]);
@@ -119,6 +127,10 @@ static int faults_map(int argc, char **argv) {
            out, arch, m.nlayers, (unsigned long long)n, (unsigned long long)stuck,
            (unsigned long long)cells, cells ? (double)stuck / (double)cells : 0.0);
     if (var > 0) printf(", %s variability sigma/mu %g", lb_fvar_name(kind), var);
+    if (spared)
+        printf("; first and last coded layers ('%s', '%s') spared (--layers all puts them on the "
+               "chip)",
+               m.layers[0].spec.name, m.layers[m.nlayers - 1].spec.name);
     putchar('\n');
     lb_fmap_free(&m);
     return 0;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The faulty-chip sweep of issue 12 ("Must show: the sweep"): Fashion-MNIST cnn and resnet20,
 # W4A4 with reg learned levels (the base model) and LSQ, bit-fault rates 0..20% and variability
-# 0..40%, 5 chips a point, before fine-tuning and after each method (lowbit, inject, qfalt), one
-# epoch of the training set per chip and method. Not run by the suite (hours of CPU); the table
+# 0..40%, 5 chips a point, before fine-tuning and after each method (lowbit, inject, qfalt), two
+# epochs of the training set per chip and method (the issue's most). Not run by the suite (hours of CPU); the table
 # and plots go to bench/RESULTS.md by hand, with this command.
 #
 # usage: bench/faults/sweep.sh [RUNDIR]          (RUNDIR default: $RUNDIR, else bench/faults/runs)
@@ -14,7 +14,11 @@
 #   RATES    "0,0.01,0.02,0.05,0.1,0.15,0.2"   the rate sweep (variability 0)
 #   VARS     "0,0.1,0.2,0.3,0.4"               the variability sweep (rate 0, --var-dist gauss)
 #   CHIPS    5
-#   FT_EPOCHS 1                                 epochs per chip and method (the issue allows 2)
+#   FT_EPOCHS 2                                 epochs per chip and method (the issue allows 2)
+#   FT_LR    ""   fine-tune peak rate (--lr of the sweeps; default: finetune's own)
+#   SA1      0    share of stuck cells stuck at 1 (--sa1-share; 0: SA0 only, the reference's)
+#   LAYERS   body first and last coded layers spared (body, the reference's setting) or on the
+#                 chip too (all); docs/faults.md
 #   FT_LIMIT ""   fine-tune on the first N training images only (--train-limit of the sweeps,
 #                 not of the base training): a fraction of an epoch per chip and method
 #   METHODS  "lowbit,inject,qfalt"
@@ -42,7 +46,10 @@ QUANTS=${QUANTS:-reg lsq}
 RATES=${RATES:-0,0.01,0.02,0.05,0.1,0.15,0.2}
 VARS=${VARS:-0,0.1,0.2,0.3,0.4}
 CHIPS=${CHIPS:-5}
-FT_EPOCHS=${FT_EPOCHS:-1}
+FT_EPOCHS=${FT_EPOCHS:-2}
+FT_LR=${FT_LR:-}
+SA1=${SA1:-0}
+LAYERS=${LAYERS:-body}
 FT_LIMIT=${FT_LIMIT:-}
 METHODS=${METHODS:-lowbit,inject,qfalt}
 THREADS=${THREADS:-2}
@@ -79,8 +86,9 @@ for m in $MODELS; do
             [ "$DRY_RUN" = 1 ] || touch "$base.done"
         fi
         common=(--chips "$CHIPS" --finetune-epochs "$FT_EPOCHS" --methods "$METHODS"
-            --data "$DATA" --threads "$THREADS" "${extra[@]}")
+            --sa1-share "$SA1" --layers "$LAYERS" --data "$DATA" --threads "$THREADS" "${extra[@]}")
         [ -n "$FT_LIMIT" ] && common+=(--train-limit "$FT_LIMIT")
+        [ -n "$FT_LR" ] && common+=(--lr "$FT_LR")
         run "$LOWBIT" faults sweep "$base.safetensors" --rates "$RATES" --variability 0 \
             "${common[@]}" -o "${base}_rates" || exit 1
         run "$LOWBIT" faults sweep "$base.safetensors" --rates 0 --variability "$VARS" \

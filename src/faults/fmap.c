@@ -202,6 +202,18 @@ lb_status lb_fmap_draw_var(lb_fmap *m, lb_fvar kind, double ratio, uint64_t seed
     return LB_OK;
 }
 
+void lb_fmap_spare(lb_fmap *m, int first_last) {
+    if (!first_last || m->nlayers <= 2) return;
+    const int ends[2] = {0, m->nlayers - 1};
+    for (int e = 0; e < 2; e++) {
+        lb_flayer *L = &m->layers[ends[e]];
+        size_t n = (size_t)L->spec.n;
+        memset(L->sa0, 0, n);
+        memset(L->sa1, 0, n);
+        for (size_t k = 0; L->var && k < n * (size_t)L->spec.bits; k++) L->var[k] = 1.0f;
+    }
+}
+
 lb_status lb_fmap_check_model(const lb_fmap *m, const char *file, const char *arch,
                               const lb_flayer_spec *specs, int nlayers) {
     if (strcmp(m->arch, arch) != 0)

@@ -32,6 +32,7 @@ typedef struct ft_state {
     lb_chip mask_chip; /* whose snaps keep every weight's code under the eval's rounding */
     double inj_rate, inj_share, inj_var;
     lb_fvar inj_kind;
+    int inj_spare; /* the chip's first and last layers are healthy: so are the injected ones */
 } ft_state;
 
 lb_status lb_ft_state_init(ft_state *s, lb_ft_method m, lb_net *net, const lb_chip *chip,

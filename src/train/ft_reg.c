@@ -33,6 +33,15 @@ static float slice_R(const ft_state *s, int i, float *R) {
     return st;
 }
 
+/* No stuck cell and every multiplier exactly 1. */
+static int healthy(const lb_flayer *L) {
+    for (uint64_t w = 0; w < L->spec.n; w++)
+        if (L->sa0[w] | L->sa1[w]) return 0;
+    for (uint64_t k = 0; L->var && k < L->spec.n * (uint64_t)L->spec.bits; k++)
+        if (L->var[k] != 1.0f) return 0;
+    return 1;
+}
+
 lb_status lb_ft_state_init(ft_state *s, lb_ft_method m, lb_net *net, const lb_chip *chip,
                            const char *arch) {
     memset(s, 0, sizeof *s);
@@ -69,10 +78,15 @@ lb_status lb_ft_state_init(ft_state *s, lb_ft_method m, lb_net *net, const lb_ch
         free(specs);
         return lb_error_set(LB_ENOMEM, "out of memory (fault injection)");
     }
+    /* a chip whose first and last layers are spared (lb_fmap_spare) gets injected maps spared
+     * the same way, and its rate is measured over the other layers */
+    s->inj_spare =
+        cm->nlayers > 2 && healthy(&cm->layers[0]) && healthy(&cm->layers[cm->nlayers - 1]);
     double cells = 0, stuck = 0, sa1 = 0, vs = 0, vs2 = 0, nv = 0;
     for (int l = 0; l < cm->nlayers; l++) {
         const lb_flayer *L = &cm->layers[l];
         specs[l] = L->spec;
+        if (s->inj_spare && (l == 0 || l == cm->nlayers - 1)) continue;
         for (uint64_t w = 0; w < L->spec.n; w++) {
             stuck += __builtin_popcount(L->sa0[w] | L->sa1[w]);
             sa1 += __builtin_popcount(L->sa1[w]);
@@ -135,6 +149,7 @@ lb_status lb_ft_inject_draw(ft_state *s, uint64_t seed) {
     lb_status st = lb_fmap_draw_faults(&s->inj_map, s->inj_rate, s->inj_share, seed);
     if (st == LB_OK && s->inj_kind != LB_FVAR_NONE && s->inj_var > 0)
         st = lb_fmap_draw_var(&s->inj_map, s->inj_kind, s->inj_var, seed);
+    if (st == LB_OK) lb_fmap_spare(&s->inj_map, s->inj_spare);
     return st;
 }
 

@@ -57,6 +57,10 @@ static void cell_name(const cell *k, char *b, size_t cap) {
     snprintf(b, cap, "r%g_v%g_c%d_%s", k->rate, k->var, k->chip, method_of(k->method));
 }
 
+static const char *layers_of(int all) {
+    return all ? "all" : "body";
+}
+
 /* A finished cell's JSON (NULL when absent or unreadable: then it is redone). */
 static cJSON *read_cell(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -82,6 +86,7 @@ static lb_status ensure_map(const lb_sweep_cfg *c, const cell *k, const char *ar
     lb_status st = lb_fmap_create(&m, arch, specs, ns, 0);
     if (st == LB_OK) st = lb_fmap_draw_faults(&m, k->rate, c->sa1_share, seed);
     if (st == LB_OK && k->var > 0) st = lb_fmap_draw_var(&m, c->var_kind, k->var, seed);
+    if (st == LB_OK) lb_fmap_spare(&m, !c->all_layers);
     if (st == LB_OK) st = lb_fmap_write(path, &m);
     lb_fmap_free(&m);
     return st;
@@ -113,11 +118,12 @@ static lb_status run_cell(const lb_sweep_cfg *c, const cell *k, const char *map,
                      "{\"rate\":%.17g,\"variability\":%.17g,\"chip\":%d,\"seed\":%llu,"
                      "\"method\":\"%s\",\"accuracy\":%.6f,\"accuracy_before\":%.6f,"
                      "\"changed\":%llu,\"total\":%llu,\"epochs\":%d,\"seconds\":%.2f,"
-                     "\"train_limit\":%d,\"test_limit\":%d}\n",
+                     "\"train_limit\":%d,\"test_limit\":%d,\"layers\":\"%s\"}\n",
                      k->rate, k->var, k->chip, (unsigned long long)(c->ft.seed + k->chip),
                      method_of(k->method), (double)r.acc_after, (double)r.acc_before,
                      (unsigned long long)r.changed, (unsigned long long)r.total,
-                     k->method < 0 ? 0 : f.epochs, r.seconds, c->ft.train_limit, c->ft.test_limit);
+                     k->method < 0 ? 0 : f.epochs, r.seconds, c->ft.train_limit, c->ft.test_limit,
+                     layers_of(c->all_layers));
     return write_atomic(path, buf, (size_t)n);
 }
 
@@ -156,6 +162,7 @@ static lb_status write_tables(const lb_sweep_cfg *c, const cell *cells, int n) {
     cJSON_AddNumberToObject(root, "finetune_epochs", c->ft.epochs);
     cJSON_AddNumberToObject(root, "sa1_share", c->sa1_share);
     cJSON_AddStringToObject(root, "var_dist", lb_fvar_name(c->var_kind));
+    cJSON_AddStringToObject(root, "layers", layers_of(c->all_layers));
     cJSON_AddItemToObject(root, "cells", arr);
     lb_status st = LB_OK;
     for (int i = 0; i < n && st == LB_OK; i++) {
@@ -239,14 +246,18 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
         if (j) { /* finished before: not redone, if it was made with these settings */
 #define NUM(k) cJSON_GetNumberValue(cJSON_GetObjectItem(j, k))
             int ep = cells[i].method < 0 ? 0 : c->ft.epochs;
+            /* cells from before --layers existed held every layer on the chip */
+            const char *ly = cJSON_GetStringValue(cJSON_GetObjectItem(j, "layers"));
+            if (!ly) ly = "all";
             if (NUM("epochs") != ep || NUM("train_limit") != c->ft.train_limit ||
-                NUM("test_limit") != c->ft.test_limit) {
-                st = lb_error_set(LB_EINVAL,
-                                  "%s: made with other settings (epochs %g, train limit %g, test "
-                                  "limit %g; now %d, %d, %d): give another -o DIR or delete "
-                                  "that sweep's cells",
-                                  path, NUM("epochs"), NUM("train_limit"), NUM("test_limit"), ep,
-                                  c->ft.train_limit, c->ft.test_limit);
+                NUM("test_limit") != c->ft.test_limit || strcmp(ly, layers_of(c->all_layers))) {
+                st =
+                    lb_error_set(LB_EINVAL,
+                                 "%s: made with other settings (epochs %g, train limit %g, test "
+                                 "limit %g, layers %s; now %d, %d, %d, %s): give another -o DIR "
+                                 "or delete that sweep's cells",
+                                 path, NUM("epochs"), NUM("train_limit"), NUM("test_limit"), ly, ep,
+                                 c->ft.train_limit, c->ft.test_limit, layers_of(c->all_layers));
                 cJSON_Delete(j);
                 goto out;
             }
@@ -260,7 +271,9 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
             char mname[256];
             cell_name(&mk, mname, sizeof mname);
             mname[strlen(mname) - strlen("_before")] = 0;
-            snprintf(map, sizeof map, "%s/maps/%s.lbmap", c->dir, mname);
+            /* the layer choice is in the name: a map drawn for the other one is never reused */
+            snprintf(map, sizeof map, "%s/maps/%s.%s.lbmap", c->dir, mname,
+                     layers_of(c->all_layers));
             if ((st = ensure_map(c, &cells[i], info.model.arch, specs, ns, map)) != LB_OK) goto out;
             if ((st = run_cell(c, &cells[i], map, name, path)) != LB_OK) goto out;
             computed++;

@@ -54,6 +54,23 @@ if "$L" faults info "$T/a.lbmap" >"$T/info.out" 2>&1 && grep -q "^model: cnn" "$
     bad "faults info" "no model line or layers" "$T/info.out"
 fi
 
+# ---- which layers: body (default) spares the first and last coded layers, all does not --------
+stuck_of() { awk -v l="$2" '$1 == l { for (i = 1; i <= NF; i++) if ($i == "cells:") s = $(i + 1) + $(i + 4); print s }' "$1"; }
+"$L" "${M[@]}" --rate 0.2 --seed 3 -o "$T/body.lbmap" >"$T/body.out" 2>&1
+"$L" "${M[@]}" --rate 0.2 --seed 3 --layers all -o "$T/all.lbmap" >/dev/null 2>&1
+"$L" faults info "$T/body.lbmap" >"$T/body.info" 2>&1
+"$L" faults info "$T/all.lbmap" >"$T/all.info" 2>&1
+first=$(awk '$2 ~ /^[0-9]+$/ && $3 == "weights" { print $1; exit }' "$T/body.info")
+last=$(awk '$2 ~ /^[0-9]+$/ && $3 == "weights" { l = $1 } END { print l }' "$T/body.info")
+mid=$(awk '$2 ~ /^[0-9]+$/ && $3 == "weights" { n++; if (n == 2) print $1 }' "$T/body.info")
+if [ "$(stuck_of "$T/body.info" "$first")" = 0 ] && [ "$(stuck_of "$T/body.info" "$last")" = 0 ] &&
+    [ "$(stuck_of "$T/all.info" "$first")" -gt 0 ] && [ "$(stuck_of "$T/all.info" "$last")" -gt 0 ] &&
+    [ "$(stuck_of "$T/body.info" "$mid")" = "$(stuck_of "$T/all.info" "$mid")" ] &&
+    [ "$(stuck_of "$T/body.info" "$mid")" -gt 0 ] && grep -q "spared" "$T/body.out"; then ok; else
+    bad "faults map --layers" "body must spare '$first' and '$last' and keep '$mid' as drawn" "$T/body.info"
+fi
+expect_fail "map --layers" "body or all" "$L" "${M[@]}" --layers some -o "$T/x4.lbmap"
+
 # ---- a healthy chip changes nothing: float and integer logits, the same bytes ------------------
 "$L" "${M[@]}" --rate 0 -o "$T/h.lbmap" >/dev/null 2>&1 || bad "map rate 0" "failed"
 ev "$T/f0" "$T/lsq.ckpt" --dump-logits "$T/f0.txt"

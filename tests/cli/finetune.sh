@@ -99,6 +99,10 @@ if [ "${S2[9]}" = --finetune-epochs ] && ! "$L" "${S2[@]}" >/dev/null 2>"$T/sw3.
     grep -q "other settings" "$T/sw3.err"; then ok; else
     bad "sweep resume, other settings" "accepted or no message" "$T/sw3.err"
 fi
+grep -q '"layers":"body"' "$T/sw/cells/"*_lowbit.json && ok || bad "sweep cells" "no layers field"
+if ! "$L" "${S[@]}" --layers all >/dev/null 2>"$T/sw4.err" && grep -q "layers body" "$T/sw4.err"; then
+    ok
+else bad "sweep resume, --layers all" "cells of --layers body reused" "$T/sw4.err"; fi
 
 # ---- bad input: a clear message, a non-zero exit, nothing written ----------------------------
 fails() { # name, expected exit, grep pattern, command...
@@ -119,5 +123,6 @@ fails "no chip" 2 "--chip" "$L" "${F[@]}"
 fails "sweep rate > 1" 2 "--rates" "$L" faults sweep "$T/lsq.ckpt" --rates 0,1.5 -o "$T/nope"
 fails "sweep rate < 0" 2 "--rates" "$L" faults sweep "$T/lsq.ckpt" --rates -0.1 -o "$T/nope"
 fails "sweep method" 2 "lowbit, inject or qfalt" "$L" faults sweep "$T/lsq.ckpt" --methods x -o "$T/nope"
+fails "sweep layers" 2 "body or all" "$L" faults sweep "$T/lsq.ckpt" --layers first -o "$T/nope"
 [ -e "$T/nope" ] && bad "sweep bad input" "created the directory" || ok
 finish
