@@ -214,13 +214,20 @@ typedef struct lb_chip {
     struct lb_net *net;
     const lb_fmap *map; /* borrowed (lb_chip_attach) or &own (lb_chip_open) */
     lb_fmap own;
-    int nearest;      /* 1: nearest reachable code instead of the faulty one */
+    int nearest;      /* LB_CHIP_SNAP, LB_CHIP_REACHABLE or LB_CHIP_OWN_LEVEL (below) */
     int *layer;       /* per node: its layer in the map, -1 for none */
     unsigned char *k; /* scratch: reg level indices of the largest coded tensor */
 } lb_chip;
 /* Checks the map against the network's coded tensors (lb_fmap_check_model, `name` names the
  * map in messages; arch the model's architecture) and installs the hook. LB_EINVAL naming the
  * model when it has no coded weights (float / unquantized). The map must outlive the chip. */
+/* How a weight's code is chosen (lb_chip.nearest): SNAP the quantizer's code, the chip holds its
+ * faulty pattern (methods.md's default); REACHABLE the reachable code nearest to it in value (the
+ * option "nearest reachable level", `nearest` != 0 below); OWN_LEVEL the code whose value on this
+ * chip (stuck cells, then the weight's own multipliers) is nearest to the float weight:
+ * methods.md's evaluation with variability, chosen for every map with multipliers whatever
+ * `nearest` says. */
+enum { LB_CHIP_SNAP = 0, LB_CHIP_REACHABLE = 1, LB_CHIP_OWN_LEVEL = 2 };
 lb_status lb_chip_attach(lb_chip *c, struct lb_net *net, const char *arch, const lb_fmap *map,
                          const char *name, int nearest);
 /* The same checks and tables without the eval hook: a second chip on a net that has one (fault

@@ -1,7 +1,7 @@
 /* Tests of a chip on a network (lb_chip_*, src/faults/fnet.c): the eval forward's weights against
- * scalar references (faulty code, nearest reachable code, per-weight variability levels) for LSQ,
- * fixed and the three reg kinds; a healthy map changes nothing, bit for bit; the snap of the float
- * weights equals what the eval forward uses and is idempotent; the integer model of a snapped
+ * scalar references (faulty code, nearest reachable code, nearest own level with variability) for
+ * LSQ, fixed and the three reg kinds; a healthy map changes nothing, bit for bit; the snap of the
+ * float weights equals what the eval forward uses and is idempotent; the integer model of a snapped
  * network holds the chip's codes; the errors. Not the map files (test_faults.c) nor the CLI. */
 #include "lb_faults.h"
 #include "lb_int.h"
@@ -74,7 +74,20 @@ static float expect_value(const lb_node *d, const lb_flayer *L, size_t i, float 
         lb_quant_reg_R_deployed(q, ch, R);
     else
         lb_fault_R_twos(s, b, R);
-    lb_fault_levels(R, b, L->var ? L->var + i * (size_t)b : NULL, a);
+    const float *v = L->var ? L->var + i * (size_t)b : NULL;
+    lb_fault_levels(R, b, v, a);
+    int faulty = L->sa0[i] | L->sa1[i];
+    for (int j = 0; v && j < b; j++) faulty |= v[j] != 1.0f;
+    if (nearest == 2 && faulty) { /* own level: every pattern the programmer can write */
+        unsigned best = 0;
+        for (unsigned p = 0; p < (1u << b); p++) {
+            unsigned h = (p & ~L->sa0[i]) | L->sa1[i], hb = (best & ~L->sa0[i]) | L->sa1[i];
+            if (fabsf(w - a[h]) < fabsf(w - a[hb])) best = p;
+        }
+        best = (best & ~L->sa0[i]) | L->sa1[i];
+        *held_out = lb_fault_value(best, b, L->spec.enc);
+        return a[best];
+    }
     return a[lb_fault_pattern(held, b, L->spec.enc)];
 }
 
@@ -172,8 +185,9 @@ static void test_kind(lb_qcfg wq2, const char *name) {
     CHECK(lb_fmap_has_var(&m, &vl, &vw, &vb) && vl == 0 && vw == 0 && vb == 0,
           "variability found at its first cell (%d %llu %d)", vl, (unsigned long long)vw, vb);
     CHECK(lb_chip_attach(&c, n, "tiny", &m, "var", 0) == LB_OK, "attach");
+    CHECK(c.nearest == LB_CHIP_OWN_LEVEL, "a map with multipliers programs the nearest own level");
     snprintf(what, sizeof what, "%s faults+var", name);
-    check_values(n, &c, x, 0, what);
+    check_values(n, &c, x, LB_CHIP_OWN_LEVEL, what);
     /* the snap with multipliers: every coded weight becomes its own level, as the eval uses it */
     float *eval_w = malloc(n->nparam * sizeof *eval_w);
     memcpy(eval_w, n->param, n->nparam * sizeof *eval_w);
@@ -184,6 +198,8 @@ static void test_kind(lb_qcfg wq2, const char *name) {
     CHECK(lb_chip_snap_weights(&c) == LB_OK, "snap");
     CHECK(!memcmp(eval_w, n->param, n->nparam * sizeof *eval_w),
           "%s: snapped weights = the eval forward's weights", what);
+    lb_chip_snap_weights(&c);
+    CHECK(!memcmp(eval_w, n->param, n->nparam * sizeof *eval_w), "%s: snap is idempotent", what);
     free(eval_w);
     lb_chip_detach(&c);
     lb_fmap_free(&m);

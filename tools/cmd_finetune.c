@@ -30,8 +30,9 @@ static void usage(void) {
          "  --nearest-reachable  evaluate with the nearest reachable code\n"
          "  --metrics PATH     metrics JSON lines\n"
          "  --data DIR --train-limit N --test-limit N --batch B --threads T --seed S --lr LR\n"
-         "                     as for train (and its image-folder options); --lr default: a\n"
-         "                     tenth of train's for the model");
+         "                     as for train (and its image-folder options); --lr default:\n"
+         "                     half of train's for the model (cnn 0.01, ResNets 0.05 at\n"
+         "                     batch 128)");
 }
 
 typedef struct bar {

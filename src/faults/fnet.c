@@ -28,6 +28,25 @@ static float level_at(const float *R, int bits, const float *v, unsigned p) {
     return (float)(acc - (double)R[bits]);
 }
 
+/* LB_CHIP_OWN_LEVEL: the pattern the chip ends up holding when the weight is programmed with the
+ * code whose value on this chip (stuck cells applied, then its own multipliers) is nearest to w,
+ * ties to the lowest pattern. A healthy weight keeps its code p (its levels are the quantizer's,
+ * and p is the nearest of them by the quantizer's own rounding). */
+static unsigned own_level(float w, const float *R, const float *a, int b, const float *v,
+                          unsigned s0, unsigned s1, unsigned p) {
+    int healthy = !(s0 | s1);
+    for (int j = 0; v && healthy && j < b; j++) healthy = v[j] == 1.0f;
+    if (healthy) return p;
+    unsigned best = lb_fault_apply(0, s0, s1);
+    float bd = INFINITY;
+    for (unsigned q = 0; q < (1u << b); q++) {
+        unsigned h = lb_fault_apply(q, s0, s1);
+        float d = fabsf(w - (v ? level_at(R, b, v, h) : a[h]));
+        if (d < bd) bd = d, best = h;
+    }
+    return best;
+}
+
 /* R of the quantizer of node d, channel ch, in layer L's encoding. An unsigned uniform grid
  * (index encoding) is s * [2^0, .., 2^(b-1)] with no offset: its code is its own index. */
 static void R_of(const lb_node *d, const lb_flayer *L, int ch, float *R) {
@@ -63,13 +82,16 @@ static uint64_t layer_pass(const lb_chip *c, const lb_node *d, const lb_flayer *
         for (size_t i = (size_t)ch * q->inner; i < (size_t)(ch + 1) * q->inner; i++) {
             int code = reg ? c->k[i] : uniform_code(w[i], s, q->qn, q->qp);
             unsigned p = lb_fault_pattern(code, b, enc), s0 = L->sa0[i], s1 = L->sa1[i], ph = p;
-            if (s0 | s1)
+            const float *vi = L->var ? L->var + i * (size_t)b : NULL;
+            if (c->nearest == LB_CHIP_OWN_LEVEL)
+                ph = own_level(w[i], R, a, b, vi, s0, s1, p);
+            else if (s0 | s1)
                 ph = c->nearest
                          ? lb_fault_pattern(lb_fault_nearest_code(code, b, enc, s0, s1), b, enc)
                          : lb_fault_apply(p, s0, s1);
             changed += ph != p;
             if (!wq) continue;
-            float v = L->var ? level_at(R, b, L->var + i * (size_t)b, ph) : a[ph];
+            float v = vi ? level_at(R, b, vi, ph) : a[ph];
             if (v != wq[i]) wq[i] = v; /* equal: keep the quantizer's bits (the sign of a 0) */
         }
     }
@@ -142,7 +164,11 @@ static lb_status attach(lb_chip *c, lb_net *net, const char *arch, const lb_fmap
     }
     c->net = net;
     c->map = map;
-    c->nearest = nearest != 0;
+    /* methods.md's evaluation with variability: each weight's code is the nearest of its own
+     * levels (the programmer knows the measured multipliers); then `nearest` has no say */
+    c->nearest = lb_fmap_has_var(map, NULL, NULL, NULL) ? LB_CHIP_OWN_LEVEL
+                 : nearest                              ? LB_CHIP_REACHABLE
+                                                        : LB_CHIP_SNAP;
     if (!hook) return LB_OK;
     net->wq_hook = chip_hook;
     net->wq_hook_ctx = c;

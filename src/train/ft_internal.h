@@ -27,9 +27,6 @@ typedef struct ft_state {
     lb_chip inj;
     float *saved;
     int snapped;
-    int chip_fwd;      /* LOWBIT on a map with multipliers: training forwards see the chip itself */
-    lb_fmap mask_map;  /* chip_fwd: the chip's stuck cells without multipliers, and a chip on it */
-    lb_chip mask_chip; /* whose snaps keep every weight's code under the eval's rounding */
     double inj_rate, inj_share, inj_var;
     lb_fvar inj_kind;
     int inj_spare; /* the chip's first and last layers are healthy: so are the injected ones */
@@ -37,9 +34,6 @@ typedef struct ft_state {
 
 lb_status lb_ft_state_init(ft_state *s, lb_ft_method m, lb_net *net, const lb_chip *chip,
                            const char *arch);
-/* LOWBIT with variability: every training forward sees the weights as this chip holds them (the
- * injection's mechanism on the real map; see finetune.c for why). */
-lb_status lb_ft_chip_forward(ft_state *s, const char *arch);
 void lb_ft_state_free(ft_state *s);
 /* run.reg_hook: the method's regularizer over every slice (in parallel, summed in slice order),
  * or the end of an injection (the float weights back). */

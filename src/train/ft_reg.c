@@ -114,29 +114,8 @@ lb_status lb_ft_state_init(ft_state *s, lb_ft_method m, lb_net *net, const lb_ch
     return st;
 }
 
-lb_status lb_ft_chip_forward(ft_state *s, const char *arch) {
-    if (!(s->saved = malloc(s->net->nparam * sizeof *s->saved)))
-        return lb_error_set(LB_ENOMEM, "out of memory (fine-tune)");
-    s->chip_fwd = 1;
-    const lb_fmap *cm = s->chip->map;
-    lb_flayer_spec *specs = malloc((size_t)cm->nlayers * sizeof *specs);
-    if (!specs) return lb_error_set(LB_ENOMEM, "out of memory (fine-tune)");
-    for (int l = 0; l < cm->nlayers; l++) specs[l] = cm->layers[l].spec;
-    lb_status st = lb_fmap_create(&s->mask_map, arch, specs, cm->nlayers, 0);
-    free(specs);
-    for (int l = 0; st == LB_OK && l < cm->nlayers; l++) {
-        memcpy(s->mask_map.layers[l].sa0, cm->layers[l].sa0, cm->layers[l].spec.n);
-        memcpy(s->mask_map.layers[l].sa1, cm->layers[l].sa1, cm->layers[l].spec.n);
-    }
-    if (st == LB_OK) st = lb_chip_bind(&s->mask_chip, s->net, arch, &s->mask_map, "stuck cells", 0);
-    if (st != LB_OK) return st;
-    return lb_chip_bind(&s->inj, s->net, arch, cm, "chip forward", s->chip->nearest);
-}
-
 void lb_ft_state_free(ft_state *s) {
     lb_chip_detach(&s->inj);
-    lb_chip_detach(&s->mask_chip);
-    lb_fmap_free(&s->mask_map);
     lb_fmap_free(&s->inj_map);
     free(s->sl);
     free(s->loss);
@@ -184,7 +163,6 @@ double lb_ft_hook(void *ctx, lb_net *n) {
         memset(dR, 0, nb * sizeof *dR);
         float sp = slice_R(s, i, R);
         lb_fslice mk = lb_fslice_of(L, off);
-        if (s->chip_fwd) mk.var = NULL; /* see lb_ft_chip_forward's caller */
         if (s->method == LB_FT_LOWBIT)
             s->loss[i] = lb_freg_mse(w, inner, N, R, L->spec.bits, mk, s->lambda, dw, dR);
         else

@@ -72,6 +72,18 @@ for q in reg lsq; do
     done
 done
 
+# ---- variability: each weight programmed with its nearest own level, and fine-tuned for it -----
+if "$L" faults map "$T/lsq.ckpt" --rate 0 --variability 0.4 --seed 5 -o "$T/v.lbmap" >/dev/null 2>&1 &&
+    "$L" finetune "$T/lsq.ckpt" --chip "$T/v.lbmap" --epochs 1 --data "$D" --train-limit "$nft" \
+        --batch 32 --seed 1 -o "$T/v.ckpt" >"$T/v.out" 2>"$T/v.err"; then
+    before=$(sed -n 's/^accuracy before: //p' "$T/v.out")
+    after=$(acc "$T/v.out")
+    "$L" eval "$T/v.ckpt" --data "$D" --chip "$T/v.lbmap" >"$T/v.eval" 2>&1
+    [ -n "$after" ] && [ "$(acc "$T/v.eval")" = "$after" ] && ge "$after" "$before" && ok ||
+        bad "finetune, 40% variability" "$before -> $after, eval $(acc "$T/v.eval")" "$T/v.out"
+    echo "  lsq lowbit, 40% variability: chip accuracy $before -> $after"
+else bad "finetune, 40% variability" "exit $?" "$T/v.err"; fi
+
 # ---- a tiny sweep, then its resumption -------------------------------------------------------
 S=(faults sweep "$T/lsq.ckpt" --rates 0,0.1 --chips 2 --methods lowbit --finetune-epochs 1
     --data "$D" --train-limit 64 --test-limit 64 --batch 32 -o "$T/sw")
