@@ -48,8 +48,9 @@ static void progress(void *ctx, const lb_progress *p) {
     }
     if (p->done) {
         if (b->tty) fputs("\r\033[K", stderr);
-        fprintf(stderr, "epoch %d/%d  loss %.4f  acc %.4f  chip_acc %.4f  %.1f s\n", p->epoch,
-                p->epochs, p->loss, p->acc, p->test_acc, p->epoch_s);
+        /* img/s: the training steps alone (resets included), as train's epoch line */
+        fprintf(stderr, "epoch %d/%d  loss %.4f  acc %.4f  chip_acc %.4f  %.0f img/s  %.1f s\n",
+                p->epoch, p->epochs, p->loss, p->acc, p->test_acc, p->img_per_s, p->epoch_s);
         return;
     }
     if (!b->tty || (p->step % 5 && p->step != p->steps)) return;

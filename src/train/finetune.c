@@ -136,17 +136,18 @@ static void qfalt_sched(ft_state *s, double lambda, double t) {
 
 static lb_status metrics_line(const char *path, int first, const lb_ft_cfg *f, int e, int epochs,
                               double train_loss, float acc_before, float acc, const ft_state *s,
-                              int resets, float lr, double secs) {
+                              int resets, float lr, double secs, double img_s) {
     FILE *fp = fopen(path, first ? "w" : "a");
     if (!fp) return lb_error_set(LB_EIO, "%s: cannot write metrics: %s", path, strerror(errno));
     double reg = s->reg_steps ? s->reg_sum / (double)s->reg_steps : 0;
     fprintf(fp,
             "{\"epoch\":%d,\"epochs\":%d,\"method\":\"%s\",\"chip_acc_before\":%.6f,"
             "\"chip_acc\":%.6f,\"train_loss\":%.6g,\"reg\":%.6g,\"lambda\":%.6g,"
-            "\"sigma_steps\":%.6g,\"resets\":%d,\"lr\":%.6g,\"epoch_s\":%.2f}\n",
+            "\"sigma_steps\":%.6g,\"resets\":%d,\"lr\":%.6g,\"epoch_s\":%.2f,"
+            "\"img_per_s\":%.1f}\n",
             e, epochs, lb_ft_method_name(f->method), (double)acc_before, (double)acc,
             isfinite(train_loss) ? train_loss : -1.0, reg, s->lambda,
-            f->method == LB_FT_QFALT ? s->sigma : 0.0, resets, (double)lr, secs);
+            f->method == LB_FT_QFALT ? s->sigma : 0.0, resets, (double)lr, secs, img_s);
     if (fclose(fp) != 0) return lb_error_set(LB_EIO, "%s: write failed: %s", path, strerror(errno));
     return LB_OK;
 }
@@ -299,7 +300,7 @@ lb_status lb_ft_run(const lb_ft_cfg *f, lb_progress_fn fn, void *ctx, lb_ft_resu
         p.epoch_s = (float)(now_s() - t0);
         res->reg = s.reg_steps ? s.reg_sum / (double)s.reg_steps : 0;
         st = metrics_line(c.metrics, e == 0, f, e + 1, c.epochs, p.loss, res->acc_before, acc, &s,
-                          resets, lr, p.epoch_s);
+                          resets, lr, p.epoch_s, p.img_per_s);
         if (st != LB_OK) goto out;
         p.done = 1;
         if (fn) fn(ctx, &p);
