@@ -31,7 +31,7 @@ typedef struct lb_qseg_kernels {
     /* sliced backward of a run: dx (+)= the modified straight-through gradient (EWGS when ewgs,
      * else the inverse tanh with its constant kt), out[0] += the d sum, out[1] += the xmax sum */
     void (*sl_backward)(const float *x, const float *dy, float *dx, size_t n, float d, float lo,
-                        float xm, int sg, int ewgs, double kt, int dx_acc, double *out);
+                        float xm, int sg, int ewgs, float kt, int dx_acc, double *out);
 } lb_qseg_kernels;
 
 extern const lb_qseg_kernels lb_qseg_base, lb_qseg_avx2, lb_qseg_avx512;

@@ -281,8 +281,8 @@ static void LB_QS(seg_po2_errs)(const float *x, const float *mom, size_t n, cons
 
 /* The sliced quantizer (sliced.c), one run of a slice with step d and range [lo, xm]: the forward
  * y = d round(clamp(x, lo, xm)/d), and the backward, element for element the scalar reference
- * lb_quant_sliced_backward_ref (the same float clamp and division, the same double expressions in
- * the same order, lb_sl_atanh for the activations' inverse tanh); only the two double sums (out[0]
+ * lb_quant_sliced_backward_ref (the same float clamp and division, the same float expressions in
+ * the same order, lb_sl_atanhf for the activations' inverse tanh); only the two double sums (out[0]
  * += the d sum, out[1] += the xmax sum) are added in lane order. The caller keeps |xm/d| and
  * |lo/d| below 2^22 (the magic-number round). */
 static void LB_QS(seg_sl_forward)(const float *x, float *y, size_t n, float d, float lo, float xm) {
@@ -294,11 +294,10 @@ static void LB_QS(seg_sl_forward)(const float *x, float *y, size_t n, float d, f
     }
 }
 
-#define LB_SL_DELTA 5e-3 /* sliced.c's SL_DELTA */
+#define LB_SL_DELTA 5e-3f /* sliced.c's SL_DELTAF */
 LB_QS_INLINE void LB_QS(sl_bwd_loop)(const float *x, const float *dy, float *dx, size_t n, float df,
-                                     float lo, float xm, int sg, double kt, double *out,
+                                     float lo, float xm, int sg, float kt, double *out,
                                      const int ewgs, const int acc) {
-    const double d = df;
     double ad = 0, ax = 0;
 #pragma omp simd simdlen(8) reduction(+ : ad, ax)
     for (size_t i = 0; i < n; i++) {
@@ -307,22 +306,22 @@ LB_QS_INLINE void LB_QS(sl_bwd_loop)(const float *x, const float *dy, float *dx,
         float xv = x[i], cv = xv < lo ? lo : xv;
         cv = cv > xm ? xm : cv;
         float uf = cv / df;
-        double g = dy[i], u = uf, R = (double)LB_QS(q_round)(uf), rr = u - R;
-        double sgn = (double)(g > 0) - (double)(g < 0);
-        double m =
-            ewgs ? 1 + LB_SL_DELTA * sgn * rr : 1 + LB_SL_DELTA * sgn * kt * lb_sl_atanh(1.9 * rr);
-        double gu = g * d * m, q = gu / d;
-        /* dx: (float)q inside [lo, xm], +0 outside, as the reference's select; written as a
-         * mask times q (gcc vectorizes no select here) with the sign taken from q inside and
-         * from +1 outside, so that -0 inside and +0 outside keep their bits */
-        float in = (float)((xv >= lo) & (xv <= xm)), qf = (float)q;
-        float gx = copysignf(qf * in, in * qf - (in - 1.0f));
-        ad += g * R - gu * u / d;
+        float g = dy[i], R = LB_QS(q_round)(uf), rr = uf - R;
+        float sgn = (float)(g > 0) - (float)(g < 0);
+        float m = ewgs ? 1.0f + LB_SL_DELTA * sgn * rr
+                       : 1.0f + LB_SL_DELTA * sgn * kt * lb_sl_atanhf(1.9f * rr);
+        float q = g * m;
+        /* dx: q inside [lo, xm], +0 outside, as the reference's select; written as a mask times
+         * q (gcc vectorizes no select here) with the sign taken from q inside and from +1
+         * outside, so that -0 inside and +0 outside keep their bits */
+        float in = (float)((xv >= lo) & (xv <= xm));
+        float gx = copysignf(q * in, in * q - (in - 1.0f));
+        ad += (double)g * ((double)R - (double)m * (double)uf);
         /* masks, not selects: gcc does not vectorize a select feeding a double reduction. The
          * same sums as the reference's for finite gradients (q * 1 - q * 0 is q, and +-0 added
          * to a sum that starts at +0 changes nothing) */
-        double up = (double)((xv > xm) & (xv == xv)), dn = (double)(sg & (xv < lo));
-        ax += q * up - q * dn;
+        double qd = q, up = (double)((xv > xm) & (xv == xv)), dn = (double)(sg & (xv < lo));
+        ax += qd * up - qd * dn;
         dx[i] = acc ? dx[i] + gx : gx;
     }
     out[0] += ad;
@@ -330,7 +329,7 @@ LB_QS_INLINE void LB_QS(sl_bwd_loop)(const float *x, const float *dy, float *dx,
 }
 
 static void LB_QS(seg_sl_backward)(const float *x, const float *dy, float *dx, size_t n, float d,
-                                   float lo, float xm, int sg, int ewgs, double kt, int dx_acc,
+                                   float lo, float xm, int sg, int ewgs, float kt, int dx_acc,
                                    double *out) {
     if (ewgs)
         dx_acc ? LB_QS(sl_bwd_loop)(x, dy, dx, n, d, lo, xm, sg, kt, out, 1, 1)

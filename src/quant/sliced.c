@@ -23,8 +23,8 @@
  * The scalar loops here are the reference (lb_quant_sliced_forward_ref / _backward_ref); the kind
  * runs the SIMD kernels of quant_seg_impl.h over the shared chunk plan with threads, which give the
  * same element values bit for bit (tests/test_sliced.c) and add the two double sums in lane order.
- * Both use lb_sl_atanh (sliced_atanh.h) for the inverse tanh. Sums are the same for any thread
- * count. */
+ * Both use lb_sl_atanhf (sliced_atanh.h) for the inverse tanh, in float as PyTorch's twin. Sums are
+ * the same for any thread count. */
 #include "lb_quant.h"
 
 #include <math.h>
@@ -35,7 +35,7 @@
 #include "quant_seg.h"
 #include "sliced_atanh.h"
 
-#define SL_DELTA 5e-3 /* methods.md: the strength of both rounding-gradient modifications */
+#define SL_DELTAF 5e-3f /* methods.md: the strength of both rounding-gradient modifications */
 
 static int is_weight(const lb_quant *q) {
     return q->cfg.numel > 0;
@@ -254,7 +254,7 @@ void lb_quant_sliced_backward_ref(lb_quant *q, size_t outer, const float *x, con
                                   float *dx, int dx_acc) {
     size_t ch = (size_t)q->ch;
     int sg = q->cfg.is_signed, w = is_weight(q);
-    const double kt = 0.5 / atanh(0.95);
+    const float kt = (float)(0.5 / atanh(0.95));
     q_plan p = plan_of(q, outer);
     double pd[LB_Q_MAXPART], px[LB_Q_MAXPART]; /* partials when slices are split in chunks */
 #pragma omp parallel for schedule(static) if (p.par)
@@ -268,16 +268,18 @@ void lb_quant_sliced_backward_ref(lb_quant *q, size_t outer, const float *x, con
             for (size_t i = r.off; i < r.off + r.len; i++) {
                 float xv = x[i], cv = xv < lo ? lo : xv > xm ? xm : xv;
                 float uf = cv / df;
-                double g = dy[i], u = uf, R = rint(uf), rr = u - R;
-                double sgn = g > 0 ? 1 : g < 0 ? -1 : 0;
-                double m =
-                    w ? 1 + SL_DELTA * sgn * rr : 1 + SL_DELTA * sgn * kt * lb_sl_atanh(1.9 * rr);
-                double gu = g * d * m;
-                double gx = (xv >= lo && xv <= xm) ? gu / d : 0.0;
-                ad += g * R - gu * u / d;
-                if (xv > xm) ax += gu / d;
-                if (sg && xv < lo) ax -= gu / d;
-                dx[i] = dx_acc ? dx[i] + (float)gx : (float)gx;
+                float g = dy[i], R = rintf(uf), rr = uf - R; /* rr exact: |uf| < 2^22 */
+                float sgn = g > 0 ? 1.0f : g < 0 ? -1.0f : 0.0f;
+                float m = w ? 1.0f + SL_DELTAF * sgn * rr
+                            : 1.0f + SL_DELTAF * sgn * kt * lb_sl_atanhf(1.9f * rr);
+                /* d's gradient through y = d round(u), u = x/d with the factor on du: the
+                 * autograd expression g R - (g d m) u / d, i.e. g (R - m u); x's is g m */
+                float q = g * m;
+                float gx = (xv >= lo && xv <= xm) ? q : 0.0f;
+                ad += (double)g * ((double)R - (double)m * (double)uf);
+                if (xv > xm) ax += (double)q;
+                if (sg && xv < lo) ax -= (double)q;
+                dx[i] = dx_acc ? dx[i] + gx : gx;
             }
         }
         if (p.groups == 1) /* a chunk is the whole slice (always so from LB_Q_MAXPART slices) */
@@ -303,7 +305,7 @@ static void sl_backward(lb_quant *q, size_t outer, const float *x, const float *
             lb_quant_sliced_backward_ref(q, outer, x, dy, dx, dx_acc);
             return;
         }
-    const double kt = 0.5 / atanh(0.95);
+    const float kt = (float)(0.5 / atanh(0.95));
     q_plan p = plan_of(q, outer);
     double pd[LB_Q_MAXPART], px[LB_Q_MAXPART];
 #pragma omp parallel for schedule(static) if (p.par)
