@@ -104,6 +104,15 @@ if "$L" train "${C[@]}" --out "$T/d8.ckpt" --quant dorefa --train-limit 64 --epo
     "$L" info "$T/d8.ckpt" | grep -qE '^  conv1 .*W: lsq 8-bit'; then ok; else
     bad "dorefa default export" "train/export failed or conv1 not LSQ" "$T/d8.export"
 fi
+# ... and its exported C prints exactly eval --integer's logits, as every exportable model must
+"$L" eval "$T/d8.ckpt" --data "$DATA" --integer --test-limit "$nimg" --dump-logits "$T/d8.int" \
+    >"$T/d8.eval" 2>&1
+if "$CC99" -std=c99 -O2 -Wall -Wextra -Werror -pedantic "$T/exd/model.c" "$T/exd/main.c" \
+    -o "$T/exd/model" >"$T/d8.cc" 2>&1 &&
+    "$T/exd/model" "$T/t10k.idx" "$nimg" >"$T/d8.c.out" 2>"$T/d8.c.err" &&
+    cmp -s "$T/d8.c.out" "$T/d8.int"; then ok; else
+    bad "dorefa default exported C" "logits differ from lowbit eval --integer" "$T/d8.cc"
+fi
 if "$L" train "${C[@]}" --out "$T/w8.ckpt" --quant dorefa --wbits 8 --abits 8 --train-limit 64 \
     --epochs 1 >"$T/w8.train" 2>&1; then
     expect_fail "dorefa 8-bit export" "8-bit DoReFa weights" \
