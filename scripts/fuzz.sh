@@ -43,13 +43,15 @@ fi
 rm -f "$out/.probe"
 
 # The parsers and what they use: core, data, ckpt, the fault-map files, the ONNX reader with the
-# C protoc-c generates for onnx.proto (as the Makefile does; no OpenMP, no BLAS).
+# C protoc-c generates for onnx.proto (as the Makefile does; no OpenMP, no BLAS), and the CLI's
+# check of a Pareto results JSON.
 mkdir -p "$out/gen"
 protoc-c --c_out="$out/gen" -I/usr/include/onnx onnx.proto ||
     echo "  protoc-c failed (protobuf-c-compiler, libonnx-dev): fuzz_onnx will not build"
 FLAGS+=(-I"$out/gen")
 SRC=(src/core/*.c src/data/*.c src/ckpt/*.c src/faults/fmap*.c src/interop/onnx_[fmprs]*.c
-    "$out/gen/onnx.pb-c.c")
+    "$out/gen/onnx.pb-c.c" tools/pareto_check.c)
+FLAGS+=(-Itools) # the CLI-side check of `plot pareto`
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_fuzz.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0

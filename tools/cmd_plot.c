@@ -4,6 +4,7 @@
  * per method (scripts/plot_pareto.py, the file checked here first); all run with a python3 that
  * has matplotlib. Not the logger (src/train/scales_log.c) and not a plotting library. */
 #include "cli.h"
+#include "pareto_check.h"
 #include "lb_train.h"
 
 #include <cjson/cJSON.h>
@@ -140,33 +141,10 @@ static void check_pareto(const char *cmd, const char *path) {
         cli_die(1, cmd, "%s: larger than 16 MiB", path);
     }
     buf[n] = 0;
-    cJSON *j = cJSON_Parse(buf);
+    char why[512];
+    int good = pareto_check(path, buf, why, sizeof why);
     free(buf);
-    if (!j) cli_die(1, cmd, "%s: not valid JSON", path);
-    const cJSON *pts = cJSON_GetObjectItemCaseSensitive(j, "points");
-    if (!cJSON_IsArray(pts) || cJSON_GetArraySize(pts) == 0) {
-        cJSON_Delete(j);
-        cli_die(1, cmd, "%s: no \"points\" array (or it is empty)", path);
-    }
-    static const char *const nums[3] = {"weight_bytes", "activation_bytes", "accuracy"};
-    int i = 0;
-    for (const cJSON *p = pts->child; p; p = p->next, i++) {
-        const char *why = NULL, *field = NULL;
-        if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(p, "method")))
-            field = "method", why = "missing or not a string";
-        for (int k = 0; k < 3 && !why; k++) {
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, nums[k]);
-            if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0)
-                field = nums[k], why = "missing, not a number or negative";
-            else if (k == 2 && v->valuedouble > 1)
-                field = nums[k], why = "above 1 (a fraction, not a percentage)";
-        }
-        if (why) {
-            cJSON_Delete(j);
-            cli_die(1, cmd, "%s: point %d: \"%s\" %s", path, i, field, why);
-        }
-    }
-    cJSON_Delete(j);
+    if (!good) cli_die(1, cmd, "%s", why);
 }
 
 int cmd_plot(int argc, char **argv) {
