@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """Plots of a `lowbit faults sweep` directory: DIR/sweep.csv -> DIR/sweep_rate.{svg,png} (chip
-accuracy against the bit-fault rate, one panel per variability) and, when the sweep has more than
-one variability, DIR/sweep_var.{svg,png} (against sigma/mu, one panel per rate). One curve per
-method (and "before" fine-tuning): the mean across chips, a band from the lowest to the highest
-chip and bars of one standard deviation. Not the sweep itself (lowbit faults sweep writes the
+accuracy against the bit-fault rate, one panel per variability; when the sweep has more than one
+rate or only one variability) and DIR/sweep_var.{svg,png} (against sigma/mu, one panel per rate;
+when it has more than one variability). One curve per method (and "before" fine-tuning): the mean
+across chips, a band from the lowest to the highest chip and bars of one standard deviation. The
+model on a healthy chip (sweep.json's fault_free_accuracy) is a dotted line, with the goals of
+issue 12 (1, 2 and 3 points below it) as fainter ones. Not the sweep itself (lowbit faults sweep writes the
 table). Needs Debian's matplotlib (python3-matplotlib, scripts/deps.sh).
 
 Usage: /usr/bin/python3 scripts/plot_sweep.py DIR"""
@@ -37,7 +39,17 @@ def stats(v):
     return m, sd, min(v), max(v)
 
 
-def figure(cells, xkey, panels, title, out_base):
+def fault_free(d):
+    import json
+    try:
+        with open(os.path.join(d, "sweep.json")) as f:
+            v = json.load(f).get("fault_free_accuracy")
+        return float(v) if v else None
+    except (OSError, ValueError):
+        return None
+
+
+def figure(cells, xkey, panels, title, out_base, ff=None):
     """xkey 'rate' (panel per variability) or 'var' (panel per rate)."""
     methods = sorted({k[2] for k in cells}, key=lambda m: ORDER.index(m) if m in ORDER else 99)
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False)
@@ -55,6 +67,11 @@ def figure(cells, xkey, panels, title, out_base):
                             color=color, alpha=0.15, linewidth=0)
             ax.errorbar(xs, mean, yerr=sd, color=color, marker=marker, linestyle=ls, capsize=3,
                         label=m)
+        if ff is not None:
+            ax.axhline(100 * ff, color="k", linestyle=":", linewidth=1,
+                       label="fault-free %.2f%%" % (100 * ff))
+            for drop in (1, 2, 3):
+                ax.axhline(100 * ff - drop, color="k", linestyle=":", linewidth=0.6, alpha=0.35)
         ax.set_xlabel("bit-fault rate (%)" if xkey == "rate" else "variability sigma/mu (%)")
         ax.set_ylabel("chip test accuracy (%)")
         ax.set_title(("variability %g%%" if xkey == "rate" else "bit-fault rate %g%%") % (100 * p))
@@ -79,11 +96,14 @@ def main():
     vars_ = sorted({k[0] for k in cells})
     rates = sorted({k[1] for k in cells})
     title = "chip accuracy: mean of chips, band min..max, bars 1 std"
-    made = [os.path.join(d, "sweep_rate")]
-    figure(cells, "rate", vars_, title, made[0])
+    ff = fault_free(d)
+    made = []
+    if len(rates) > 1 or len(vars_) == 1:
+        made.append(os.path.join(d, "sweep_rate"))
+        figure(cells, "rate", vars_, title, made[-1], ff)
     if len(vars_) > 1:
         made.append(os.path.join(d, "sweep_var"))
-        figure(cells, "var", rates, title, made[1])
+        figure(cells, "var", rates, title, made[-1], ff)
     print("plots: " + " ".join("%s.svg %s.png" % (m, m) for m in made))
 
 

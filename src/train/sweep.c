@@ -144,7 +144,7 @@ static lb_status check(const lb_sweep_cfg *c) {
 }
 
 /* The table from the cell files: one CSV row and one JSON object per cell, point by point. */
-static lb_status write_tables(const lb_sweep_cfg *c, const cell *cells, int n) {
+static lb_status write_tables(const lb_sweep_cfg *c, const cell *cells, int n, double fault_free) {
     size_t cap = (size_t)n * 160 + 256, len = 0;
     char *csv = malloc(cap);
     cJSON *root = cJSON_CreateObject(), *arr = cJSON_CreateArray();
@@ -163,6 +163,7 @@ static lb_status write_tables(const lb_sweep_cfg *c, const cell *cells, int n) {
     cJSON_AddNumberToObject(root, "sa1_share", c->sa1_share);
     cJSON_AddStringToObject(root, "var_dist", lb_fvar_name(c->var_kind));
     cJSON_AddStringToObject(root, "layers", layers_of(c->all_layers));
+    cJSON_AddNumberToObject(root, "fault_free_accuracy", fault_free);
     cJSON_AddItemToObject(root, "cells", arr);
     lb_status st = LB_OK;
     for (int i = 0; i < n && st == LB_OK; i++) {
@@ -287,7 +288,26 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
         p.eta_s = computed ? (now_s() - t0) / computed * (n - p.done) : -1;
         if (fn) fn(ctx, &p);
     }
-    st = write_tables(c, cells, n);
+    /* the model on a healthy chip (the cell r0_v0_c0_before, computed when the grid lacks it):
+     * the line the goals are measured from, in sweep.json and on the plots */
+    double ff = 0;
+    {
+        cell k0 = {0, 0, 0, -1};
+        char name[256], path[1400], map[1400];
+        cell_name(&k0, name, sizeof name);
+        snprintf(path, sizeof path, "%s/cells/%s.json", c->dir, name);
+        cJSON *j = read_cell(path);
+        if (!j) {
+            snprintf(map, sizeof map, "%s/maps/r0_v0_c0.%s.lbmap", c->dir,
+                     layers_of(c->all_layers));
+            if ((st = ensure_map(c, &k0, info.model.arch, specs, ns, map)) != LB_OK) goto out;
+            if ((st = run_cell(c, &k0, map, name, path)) != LB_OK) goto out;
+            j = read_cell(path);
+        }
+        ff = j ? cJSON_GetNumberValue(cJSON_GetObjectItem(j, "accuracy")) : 0;
+        cJSON_Delete(j);
+    }
+    st = write_tables(c, cells, n, ff);
 out:
     free(cells);
     free(specs);

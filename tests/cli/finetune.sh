@@ -91,6 +91,10 @@ if "$L" "${S[@]}" >"$T/sw.out" 2>"$T/sw.err"; then ok; else bad "sweep" "exit $?
 [ "$(wc -l <"$T/sw/sweep.csv")" = 9 ] && grep -q '"cells"' "$T/sw/sweep.json" && ok ||
     bad "sweep table" "expected 8 rows" "$T/sw/sweep.csv"
 grep -q "ETA" "$T/sw.err" && ok || bad "sweep progress" "no ETA on stderr" "$T/sw.err"
+ffa=$(/usr/bin/python3 -c 'import json,sys; print("%.6f" % json.load(open(sys.argv[1]))["fault_free_accuracy"])' "$T/sw/sweep.json" 2>/dev/null)
+r0=$(sed -n 's/.*"accuracy":\([0-9.]*\).*/\1/p' "$T/sw/cells/r0_v0_c0_before.json")
+[ -n "$ffa" ] && [ "$ffa" = "$r0" ] && ok ||
+    bad "sweep fault-free" "sweep.json fault_free_accuracy '$ffa', healthy chip '$r0'" "$T/sw/sweep.json"
 if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
     [ -s "$T/sw/sweep_rate.svg" ] && [ -s "$T/sw/sweep_rate.png" ] && ok ||
         bad "sweep plots" "no svg/png" "$T/sw.err"
