@@ -333,7 +333,16 @@ static void print_reg_levels(const lb_node *d) {
     printf("  %-14s reg %s/%s levels (by index k%s):", d->name, lb_reg_levels_name(d->wqcfg.levels),
            lb_reg_form_name(d->wqcfg.form), d->wq.ch > 1 ? ", channel 0" : "");
     if (d->wq.state[0] == 0.0f) nl = 0; /* never trained: no levels yet */
-    for (int k = 0; k < nl; k++) printf(" %.6g", (double)lv[k]);
+    /* up to 4 bits every level; wider grids (32..256 levels) the four at each end and the count,
+     * so that one line stays readable */
+    for (int k = 0; k < nl; k++) {
+        if (nl > 16 && k == 4) {
+            printf(" ... (%d levels) ...", nl);
+            k = nl - 5;
+            continue;
+        }
+        printf(" %.6g", (double)lv[k]);
+    }
     if (!nl) printf(" not initialized");
     if (d->wq.ch > 1) printf("  (%d channels)", d->wq.ch);
     putchar('\n');
