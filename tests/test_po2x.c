@@ -341,6 +341,23 @@ static void test_plan_errors_json(void) {
     js = lb_model_cfg_to_json(&m);
     CHECK(js && !strstr(js, "msqe") && !strstr(js, "po2_"), "other kinds: no new fields: %s", js);
     free(js);
+    /* --quant msqe-po2: grad-po2 activations, written down; a file without "aquant" is older
+     * and keeps msqe-po2 activations */
+    m.q.kind = LB_Q_MSQE_PO2;
+    CHECK(lb_quant_plan_wkind(&m.q) == LB_Q_MSQE_PO2 && lb_quant_plan_akind(&m.q) == LB_Q_GRAD_PO2,
+          "msqe-po2: weights %s, activations %s", lb_qkind_name(lb_quant_plan_wkind(&m.q)),
+          lb_qkind_name(lb_quant_plan_akind(&m.q)));
+    js = lb_model_cfg_to_json(&m);
+    CHECK(js && strstr(js, "\"aquant\":\"grad-po2\"") &&
+              lb_model_cfg_from_json(js, "x.ckpt", &back) == LB_OK &&
+              lb_quant_plan_akind(&back.q) == LB_Q_GRAD_PO2,
+          "msqe-po2 aquant written and read: %s", js);
+    free(js);
+    CHECK(lb_model_cfg_from_json("{\"arch\":\"cnn\",\"in_c\":1,\"in_h\":28,\"in_w\":28,"
+                                 "\"classes\":10,\"quant\":\"msqe-po2\"}",
+                                 "x.ckpt", &back) == LB_OK &&
+              lb_quant_plan_akind(&back.q) == LB_Q_MSQE_PO2,
+          "an older msqe-po2 file keeps msqe-po2 activations: %s", lb_error_msg());
     CHECK(lb_model_cfg_from_json("{\"arch\":\"cnn\",\"in_c\":1,\"in_h\":28,\"in_w\":28,"
                                  "\"classes\":10,\"quant\":\"msqe-po2\",\"po2_round\":\"up\"}",
                                  "x.ckpt", &back) == LB_EFORMAT &&

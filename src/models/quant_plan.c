@@ -2,7 +2,9 @@
  * --quant reg the weights get the reg quantizer (with the plan's levels and form) and the
  * activations LSQ, as in methods.md sec. 2; the plan's lambda schedule is the trainer's to apply.
  * --quant dorefa gives DoReFa weights and PACT activations (AdaQAT's pair, methods.md sec. 4);
- * --quant msqe-po2 / grad-po2 put power-of-two quantizers on both sides (methods.md 1b);
+ * --quant grad-po2 puts learned power-of-two scales on both sides; --quant msqe-po2 searched ones on
+ * the weights and grad-po2's on the activations (methods.md 1b compares weight quantizers: the two
+ * arms differ in the weights only; docs/quantizers.md);
  * --quant sliced learned (d, xmax) per slice on both sides (methods.md sec. 4, docs/mixed.md);
  * --wquant / --aquant choose each side on its own. */
 #include "lb_models.h"
@@ -90,6 +92,7 @@ lb_qkind lb_quant_plan_akind(const lb_quant_plan *q) {
     if (q->aquant) return (lb_qkind)(q->aquant - 1);
     if (q->kind == LB_Q_REG) return LB_Q_LSQ;
     if (q->kind == LB_Q_DOREFA) return LB_Q_PACT;
+    if (q->kind == LB_Q_MSQE_PO2) return LB_Q_GRAD_PO2;
     return q->kind;
 }
 

@@ -26,7 +26,9 @@ char *lb_model_cfg_to_json(const lb_model_cfg *m) {
     /* only when chosen apart from --quant: other checkpoints keep their metadata unchanged */
     if (m->q.wquant)
         cJSON_AddStringToObject(o, "wquant", lb_qkind_name(lb_quant_plan_wkind(&m->q)));
-    if (m->q.aquant)
+    /* msqe-po2 always: its activations were msqe-po2 too before 2026-12-05, and a checkpoint
+     * without the field keeps that meaning (below) */
+    if (m->q.aquant || m->q.kind == LB_Q_MSQE_PO2)
         cJSON_AddStringToObject(o, "aquant", lb_qkind_name(lb_quant_plan_akind(&m->q)));
     if (m->q.po2) cJSON_AddNumberToObject(o, "po2", 1); /* absent: 0, as older checkpoints */
     /* MaQD fields only when used: other checkpoints keep their metadata unchanged */
@@ -274,6 +276,7 @@ lb_status lb_model_cfg_from_json(const char *js, const char *path, lb_model_cfg 
                                 path, i ? "aquant" : "wquant", side[i]);
         *sel[i] = 1 + (int)k;
     }
+    if (m->q.kind == LB_Q_MSQE_PO2 && !aq[0]) m->q.aquant = 1 + (int)LB_Q_MSQE_PO2; /* older */
     if (lb_quant_plan_check(&m->q) != LB_OK) {
         char why[256]; /* lb_error_msg() is the buffer lb_error_set writes */
         snprintf(why, sizeof why, "%s", lb_error_msg());

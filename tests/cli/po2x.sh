@@ -64,8 +64,9 @@ if awk -v a="$acc" -v f="$floor" 'BEGIN { exit !(a >= f) }'; then ok; else
     bad "msqe-po2 accuracy" "$acc below $floor (chance 0.10)" "$T/m.train"
 fi
 "$L" info "$T/m.ckpt" >"$T/m.info" 2>&1
-if grep -q '^po2 scales: weights msqe-po2  activations msqe-po2  msqe-outlier on  msqe-moments on' \
-    "$T/m.info" && grep -qE '^  conv2 .*W: msqe-po2 4-bit step [0-9.e-]+  A: msqe-po2 4-bit' \
+# --quant msqe-po2: searched weight exponents, grad-po2's learned ones on the activations
+if grep -q '^po2 scales: weights msqe-po2  activations grad-po2  msqe-outlier on  msqe-moments on' \
+    "$T/m.info" && grep -qE '^  conv2 .*W: msqe-po2 4-bit step [0-9.e-]+  A: grad-po2 4-bit' \
     "$T/m.info"; then ok; else
     bad "msqe-po2 info" "quantizers not shown" "$T/m.info"
 fi
@@ -165,7 +166,7 @@ expect_fail "--po2 without a scale" 2 "--po2: fixed weights have no learned scal
 expect_fail "--msqe-moments without a po2 kind" 2 "--msqe-moments needs msqe-po2 or grad-po2" \
     "$L" train "${E[@]}" --quant lsq --msqe-moments off
 expect_fail "--po2-round without grad-po2" 2 "--po2-round needs grad-po2" \
-    "$L" train "${E[@]}" --quant msqe-po2 --po2-round ceil
+    "$L" train "${E[@]}" --quant msqe-po2 --aquant msqe-po2 --po2-round ceil
 expect_fail "--po2-round value" 2 "--po2-round: expected msqe or ceil, got 'up'" \
     "$L" train "${E[@]}" --quant grad-po2 --po2-round up
 expect_fail "--msqe-outlier value" 2 "--msqe-outlier: expected on or off, got 'yes'" \
