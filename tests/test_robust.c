@@ -65,7 +65,8 @@ static void test_loss_window(void) {
     lb_watch_nonfinite(&w, 9, "conv2.weight");
     CHECK(has_event(&w, LB_CK_NONFINITE, "conv2.weight", "gradient of 'conv2.weight'"),
           "names the tensor, again in a new epoch");
-    /* epoch verdicts: at chance only after quiet_until */
+    /* epoch verdicts: at chance only after quiet_until (the last window at ln 10) */
+    for (long s = 300; s < 320; s++) lb_watch_step(&w, NULL, s, ln10, 13, 128, 0, 0, 0);
     w.n = 0;
     w.quiet_until = 100;
     CHECK(lb_watch_epoch_end(&w, 1, 50, 0.1f, 0.1, 10000, 0.1f, 60000) == 0, "too early");
@@ -75,6 +76,12 @@ static void test_loss_window(void) {
     /* a training epoch at 99% with a test at chance: an evaluation problem, warned, no stop */
     CHECK(lb_watch_epoch_end(&w, 4, 200, 0.106f, 0.1, 500, 0.99f, 500) == 0, "eval mismatch");
     CHECK(has_event(&w, LB_CK_EVAL_CHANCE, "", "training accuracy is 0.9900"), "eval event");
+    /* an epoch at chance on both sides whose last window learns (a slow start): no stop */
+    for (long s = 320; s < 340; s++) lb_watch_step(&w, NULL, s, 1.5f, 13, 128, 0, 0, 0);
+    w.n = 0;
+    CHECK(lb_watch_epoch_end(&w, 5, 250, 0.1f, 0.1, 10000, 0.1f, 60000) == 0, "learning late");
+    CHECK(has_event(&w, LB_CK_EVAL_CHANCE, "", "training loss 1.5000 over the last 20 steps"),
+          "late-learning event");
     lb_watch_free(&w);
 }
 

@@ -2,9 +2,9 @@
  * --quant reg the weights get the reg quantizer (with the plan's levels and form) and the
  * activations LSQ, as in methods.md sec. 2; the plan's lambda schedule is the trainer's to apply.
  * --quant dorefa gives DoReFa weights and PACT activations (AdaQAT's pair, methods.md sec. 4);
- * --quant grad-po2 puts learned power-of-two scales on both sides; --quant msqe-po2 searched ones on
- * the weights and grad-po2's on the activations (methods.md 1b compares weight quantizers: the two
- * arms differ in the weights only; docs/quantizers.md);
+ * --quant grad-po2 puts learned power-of-two scales on both sides; --quant msqe-po2 searched ones
+ * on the weights and grad-po2's on the activations (methods.md 1b compares weight quantizers: the
+ * two arms differ in the weights only; docs/quantizers.md);
  * --quant sliced learned (d, xmax) per slice on both sides (methods.md sec. 4, docs/mixed.md);
  * --wquant / --aquant choose each side on its own. */
 #include "lb_models.h"

@@ -1,5 +1,6 @@
 /* conv2d, depthwise (groups == cin == cout): direct plane loops with baseline, AVX2 and AVX-512
- * plane kernels (conv2d_dw_impl.h). Not the dense formulations (conv2d.c, conv2d_fast.c). */
+ * plane kernels (conv2d_dw_impl.h), and 16 channels at a time for short rows
+ * (conv2d_dwc_avx512.c). Not the dense formulations (conv2d.c, conv2d_fast.c). */
 #include "conv2d_direct.h"
 #include "conv2d_internal.h"
 
@@ -42,12 +43,82 @@ static void pad_plane(const float *x, int h, int w, int pad, float *xp) {
     for (int r = 0; r < h; r++)
         memcpy(xp + (size_t)(r + pad) * pw + pad, x + (size_t)r * w, (size_t)w * sizeof *x);
 }
+/* 16 channels at a time (p->dwc): items are (image, block of 16 channels); worker t gets a
+ * contiguous range of them. Its scratch: the input tile, the dX tile, the gathered dy. */
+static void dwc_forward(const lb_conv2d_desc *d, const plan *p, const float *x, const float *w,
+                        const float *b, float *y, float *scratch) {
+    const int C = d->cin, nb = (C + 15) / 16;
+    const long items = (long)d->n * nb;
+    const int nt = p->nt < items ? p->nt : (int)items;
+    const size_t tl = round16(16 * (size_t)(d->h + 2 * d->pad) * (d->w + 2 * d->pad));
+#pragma omp parallel num_threads(nt)
+    {
+        int t, T;
+        team(&t, &T);
+        float *tile = worker_col(p, scratch, t);
+        memset(tile, 0, tl * sizeof *tile);
+        const long i0 = items * t / T, i1 = items * (t + 1) / T;
+        for (long i = i0; i < i1; i++) {
+            const int img = (int)(i / nb), c0 = (int)(i % nb) * 16;
+            const int nc = C - c0 < 16 ? C - c0 : 16;
+            const size_t pl = (size_t)img * C + c0; /* the block's first plane */
+            lb_conv2d_dwc_fwd_avx512(x + pl * p->hw, d->h, d->w, nc, w + (size_t)c0 * p->kk,
+                                     b ? b + c0 : NULL, p->k, d->stride, d->pad, d->oh, d->ow,
+                                     y + pl * p->ohw, tile, tile + tl);
+            if (d->moments)
+                for (int c = 0; c < nc; c++)
+                    lb_bn_plane_moments(y + (pl + c) * p->ohw, p->ohw, d->moments + 2 * (pl + c));
+        }
+    }
+}
+
+static void dwc_backward(const lb_conv2d_desc *d, const plan *p, const float *x, const float *w,
+                         const float *dy, float *dx, int dx_acc, float *dw, float *db,
+                         float *scratch) {
+    const int C = d->cin, nb = (C + 15) / 16, kk = p->kk;
+    const long items = (long)d->n * nb;
+    const int nt = p->nt < items ? p->nt : (int)items;
+    const size_t tl = round16(16 * (size_t)(d->h + 2 * d->pad) * (d->w + 2 * d->pad));
+    int used = nt;
+#pragma omp parallel num_threads(nt)
+    {
+        int t, T;
+        team(&t, &T);
+#pragma omp single
+        used = T;
+        float *tile = worker_col(p, scratch, t), *dtile = tile + tl, *dyt = dtile + tl;
+        float *pdw = worker_part(p, scratch, t), *pdb = pdw + round16((size_t)C * kk);
+        memset(tile, 0, tl * sizeof *tile);
+        memset(pdw, 0, p->part * sizeof *pdw);
+        const long i0 = items * t / T, i1 = items * (t + 1) / T;
+        for (long i = i0; i < i1; i++) {
+            const int img = (int)(i / nb), c0 = (int)(i % nb) * 16;
+            const int nc = C - c0 < 16 ? C - c0 : 16;
+            const size_t pl = (size_t)img * C + c0;
+            if (db)
+                for (int c = 0; c < nc; c++)
+                    pdb[c0 + c] += sum_floats(dy + (pl + c) * p->ohw, p->ohw);
+            if (!dw && !dx) continue;
+            lb_conv2d_dwc_bwd_avx512(x + pl * p->hw, d->h, d->w, nc, w + (size_t)c0 * kk,
+                                     dy + pl * p->ohw, p->k, d->stride, d->pad, d->oh, d->ow,
+                                     dw ? pdw + (size_t)c0 * kk : NULL, dx ? dx + pl * p->hw : NULL,
+                                     dx_acc, tile, dtile, dyt);
+        }
+#pragma omp barrier
+        lb_conv2d_reduce_partials(p, scratch, used, (size_t)C * kk, C, dw, db);
+    }
+}
+
 /* Items are (image, channel) planes; worker t gets a contiguous range of them. */
 void lb_conv2d_dw_forward(const lb_conv2d_desc *d, const plan *p, const float *x, const float *w,
                           const float *b, float *y, float *scratch) {
     dw_fwd_fn fwd;
     dw_bwd_fn bwd;
     dw_kernels(p->simd, &fwd, &bwd);
+    if (p->dwc) {
+        dwc_forward(d, p, x, w, b, y, scratch);
+        return;
+    }
     const long items = (long)d->n * d->cin;
     const int nt = p->nt < items ? p->nt : (int)items;
     const int pw = d->w + 2 * d->pad;
@@ -80,6 +151,10 @@ void lb_conv2d_dw_backward(const lb_conv2d_desc *d, const plan *p, const float *
     dw_fwd_fn fwd;
     dw_bwd_fn bwd;
     dw_kernels(p->simd, &fwd, &bwd);
+    if (p->dwc) {
+        dwc_backward(d, p, x, w, dy, dx, dx_acc, dw, db, scratch);
+        return;
+    }
     const long items = (long)d->n * d->cin;
     const int nt = p->nt < items ? p->nt : (int)items;
     const int pw = d->w + 2 * d->pad, kk = p->kk, C = d->cin;

@@ -25,6 +25,7 @@ typedef struct plan {
     int kdim;            /* GEMM depth of the forward: cig*k*k */
     int dw;              /* depthwise: direct loops instead of GEMM */
     int dw3;             /* depthwise 3x3 stride 1 with the AVX-512 plane kernels */
+    int dwc;             /* depthwise, short rows: 16 channels at a time (conv2d_dwc_avx512.c) */
     int simd;            /* SIMD kernels allowed (CPU has them and LOWBIT_CONV_SIMD != 0) */
     int direct;          /* AVX-512 direct kernels */
     int G;               /* direct: images per block (small images are packed side by side) */
@@ -95,6 +96,22 @@ static inline void image_range(int n, int t, int nt, int *n0, int *n1) {
 static inline int workers(const plan *p, int n) {
     return p->nt < n ? p->nt : n;
 }
+
+/* conv2d_dwc_avx512.c: one block of nc <= 16 channels of one image (x, dy, y, dx at its first
+ * channel; wk at its first channel's k*k weights, b at its first bias). `tile` and `dtile` hold
+ * (h+2 pad)(w+2 pad)*16 floats, `dyt` and `yt` oh*ow*16; the border of `tile` must
+ * be zero (it is never written). dwk (the first channel's k*k partial, may be NULL) is added to;
+ * dx (may be NULL) is written, or added to with dx_acc. */
+#define LB_DWC_MAXK 7
+#define LB_DWC_MAX_OW 16      /* output rows at most this long ... */
+#define LB_DWC_MAX_OW_DW3 4   /* ... or this long where the 3x3 stride-1 plane kernel applies */
+#define LB_DWC_MAX_PLANE 1024 /* padded input planes of at most this many pixels */
+void lb_conv2d_dwc_fwd_avx512(const float *x, int h, int w, int nc, const float *wk, const float *b,
+                              int k, int s, int pad, int oh, int ow, float *y, float *tile,
+                              float *yt);
+void lb_conv2d_dwc_bwd_avx512(const float *x, int h, int w, int nc, const float *wk,
+                              const float *dy, int k, int s, int pad, int oh, int ow, float *dwk,
+                              float *dx, int dx_acc, float *tile, float *dtile, float *dyt);
 
 /* conv2d_plan.c */
 int lb_conv2d_simd_allowed(void);

@@ -118,6 +118,16 @@ void lb_conv2d_plan_make(const lb_conv2d_desc *d, int nt, int simd, int wino, pl
         const size_t px = (size_t)(d->h + 2 * d->pad) * (d->w + 2 * d->pad);
         const size_t pdy = (size_t)(d->oh + 4 - 2 * d->pad) * (d->ow + 4 - 2 * d->pad);
         p->col = 2 * round16(p->dw3 && pdy > px ? pdy : px);
+        /* short rows: 16 channels at a time instead, in pixel-major tiles (input, dX) and the
+         * transposed dy; planes this small keep them in L1. Measured on mobilenetv1 (bench
+         * --profile): it beats the generic plane loops up to rows of 16 (stride 2: 14 -> 7 wide
+         * 2.7x) and the 3x3 stride-1 plane kernel on rows of 4 (3x), not on rows of 7 (0.8x) */
+        p->dwc = simd && lb_conv2d_cpu_avx512() && p->k <= LB_DWC_MAXK && px <= LB_DWC_MAX_PLANE &&
+                 d->ow <= (p->dw3 ? LB_DWC_MAX_OW_DW3 : LB_DWC_MAX_OW);
+        if (p->dwc) {
+            p->dw3 = 0;
+            p->col = 2 * round16(16 * px) + round16(16 * p->ohw);
+        }
         return;
     }
     /* "same" padding, stride 1 or 2: the output grid (or, at stride 2, each of the 4 phase planes

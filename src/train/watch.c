@@ -182,14 +182,21 @@ int lb_watch_epoch_end(lb_watch *w, int epoch, long step, float test_acc, double
     /* chance on the training side uses 1/classes: the training split's majority is not known
      * here, and a constant predictor on a balanced set is what the glyph runs showed */
     double tbound = lb_watch_chance_bound(w->classes, 0, n_train);
-    if (train_acc > tbound) {
+    /* the epoch's mean hides a run that starts slowly and is learning by the end of it: a
+     * training loss clearly below ln(classes) over the last window is not a collapse */
+    double ml = 0;
+    for (int i = 0; i < w->fill; i++) ml += w->loss[i];
+    const int late = w->fill > 0 && ml / w->fill < (1 - CHANCE_LOSS_TOL) * w->ln_c;
+    if (train_acc > tbound || late) {
         w->reported &= ~(1u << LB_CK_EVAL_CHANCE);
         emit(w, LB_CK_EVAL_CHANCE, step, "",
              "collapse: epoch %d's test accuracy %.4f is at chance (up to %.4f on %ld images) "
-             "while its training accuracy is %.4f: the model learns but its evaluation disagrees "
-             "(batch-norm running statistics or activation steps unsettled). Not stopping; "
-             "likely fix: a lower --lr (now %g) or more epochs",
-             epoch, (double)test_acc, bound, n_test, (double)train_acc, (double)w->lr_hint);
+             "while its training accuracy is %.4f and its training loss %.4f over the last %d "
+             "steps (ln(%d) = %.3f): the model learns but its evaluation disagrees (batch-norm "
+             "running statistics or activation steps unsettled). Not stopping; likely fix: a "
+             "lower --lr (now %g) or more epochs",
+             epoch, (double)test_acc, bound, n_test, (double)train_acc,
+             w->fill > 0 ? ml / w->fill : 0.0, w->fill, w->classes, w->ln_c, (double)w->lr_hint);
         return 0;
     }
     /* reported every time it happens: with --on-collapse warn each such epoch is news */
