@@ -11,7 +11,7 @@ rate over the first max(5% of the run, 100) steps; random crop with 2-pixel zero
 each channel normalized with the training split's own mean and std.
 
 usage: peer_first_epoch.py DIR [--seeds 1,2,3] [--lr 0.02] [--batch 128] [--epochs 15]
-       [--threads 2]
+       [--threads 2] [--head torch|zero]
 DIR: a CIFAR-10 binary set (data_batch_*.bin, test_batch.bin) or an idx set (train-images-idx3-ubyte[.gz]).
 Prints, per seed, the loss of the untrained net on the first batch and the mean training loss of
 epoch 1 (the mean over its batches, as lowbit's epoch line), against ln(classes).
@@ -79,6 +79,8 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--head", choices=["torch", "zero"], default="torch",
+                    help="fc init: PyTorch's default (lowbit's) or zero weights and bias")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     x8, y = load(a.dir)
@@ -98,6 +100,9 @@ def main():
         torch.manual_seed(seed)
         g = np.random.default_rng(seed)
         net = Cnn(cin, hw, classes)
+        if a.head == "zero":
+            nn.init.zeros_(net.fc.weight)
+            nn.init.zeros_(net.fc.bias)
         decay = [p for nm, p in net.named_parameters() if p.dim() > 1]
         rest = [p for nm, p in net.named_parameters() if p.dim() <= 1]
         opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4},
