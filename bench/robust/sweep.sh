@@ -15,6 +15,8 @@
 #                                "--epochs 1 --train-limit 512 --test-limit 256"); keep smoke
 #                                runs in their own RUNDIR: a finished cell is never redone
 #   LOWBIT   the binary          (default <repo>/build/release/lowbit)
+#   REPO     the checkout whose commit the logs record (default: the one holding this script;
+#            set it when running a copy of the script from elsewhere)
 #   DRY_RUN  1: print the commands, run nothing
 #
 # Per cell <set>_<model>_<quant>_s<seed> in RUNDIR:
@@ -31,7 +33,7 @@
 set -u -o pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/../.." && pwd)
+repo=${REPO:-$(cd "$here/../.." && pwd)}
 RUNDIR=${1:-${RUNDIR:-$here/runs}}
 DATA=${DATA:-/work/data/robust}
 SETS=${SETS:-glyphs digits colour tiny}
