@@ -1,10 +1,11 @@
 /* Depthwise convolution 16 channels at a time (AVX-512), for planes whose rows are too short to
  * fill the plane kernels' 16 lanes (the MobileNets' 7x7, 4x4 and 2x2 planes fill 7, 4 or 2): a
- * block of up to 16 channels of one image is gathered into a pixel-major padded tile
- * [hp][wp][16], so that every tap of every output pixel is one 16-lane FMA, and the results are
- * scattered back to NCHW. Forward, dX and dW of one block; the loops over images and blocks and
- * the per-worker partials are conv2d_dw.c's. Not the per-plane kernels (conv2d_dw_impl.h,
- * conv2d_direct_avx512.c). */
+ * block of up to 16 channels of one image is transposed (in registers, 16 pixels at a time: a
+ * first version with gather/scatter instructions was slower than the plane kernels) into a
+ * pixel-major padded tile [hp][wp][16], so that every tap of every output pixel is one 16-lane
+ * FMA, and the results are transposed back to NCHW. Forward, dX and dW of one block; the loops over
+ * images and blocks and the per-worker partials are conv2d_dw.c's. Not the per-plane kernels
+ * (conv2d_dw_impl.h, conv2d_direct_avx512.c). */
 #include <immintrin.h>
 #include <stddef.h>
 #include <string.h>
