@@ -50,7 +50,7 @@ static void dwc_forward(const lb_conv2d_desc *d, const plan *p, const float *x, 
     const int C = d->cin, nb = (C + 15) / 16;
     const long items = (long)d->n * nb;
     const int nt = p->nt < items ? p->nt : (int)items;
-    const size_t tl = round16(16 * (size_t)(d->h + 2 * d->pad) * (d->w + 2 * d->pad));
+    const size_t tl = p->dwt;
 #pragma omp parallel num_threads(nt)
     {
         int t, T;
@@ -78,7 +78,7 @@ static void dwc_backward(const lb_conv2d_desc *d, const plan *p, const float *x,
     const int C = d->cin, nb = (C + 15) / 16, kk = p->kk;
     const long items = (long)d->n * nb;
     const int nt = p->nt < items ? p->nt : (int)items;
-    const size_t tl = round16(16 * (size_t)(d->h + 2 * d->pad) * (d->w + 2 * d->pad));
+    const size_t tl = p->dwt;
     int used = nt;
 #pragma omp parallel num_threads(nt)
     {

@@ -26,6 +26,7 @@ typedef struct plan {
     int dw;              /* depthwise: direct loops instead of GEMM */
     int dw3;             /* depthwise 3x3 stride 1 with the AVX-512 plane kernels */
     int dwc;             /* depthwise, short rows: 16 channels at a time (conv2d_dwc_avx512.c) */
+    size_t dwt;          /* dwc: floats of one pixel-major tile, (h+2 pad)(w+2 pad)*16 rounded */
     int simd;            /* SIMD kernels allowed (CPU has them and LOWBIT_CONV_SIMD != 0) */
     int direct;          /* AVX-512 direct kernels */
     int G;               /* direct: images per block (small images are packed side by side) */

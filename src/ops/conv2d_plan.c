@@ -126,7 +126,8 @@ void lb_conv2d_plan_make(const lb_conv2d_desc *d, int nt, int simd, int wino, pl
                  d->ow <= (p->dw3 ? LB_DWC_MAX_OW_DW3 : LB_DWC_MAX_OW);
         if (p->dwc) {
             p->dw3 = 0;
-            p->col = 2 * round16(16 * px) + round16(16 * p->ohw);
+            p->dwt = round16(16 * px);
+            p->col = 2 * p->dwt + round16(16 * p->ohw);
         }
         return;
     }
