@@ -4,7 +4,7 @@
 # fuzz/corpus/<name>/ (the repository is never modified). A target that crashes, leaks, trips a
 # sanitizer or an invariant (__builtin_trap/abort) fails; its reproducer is copied to
 # build/fuzz/crashes/. Ends with "fuzz.sh: N passed, N failed" and exits non-zero on a failure.
-# FUZZ_SECONDS (default 20) bounds each target's run; the event-file targets (fuzz_events_*: flat
+# FUZZ_ONLY="config idx" runs only those targets. FUZZ_SECONDS (default 20) bounds each target's run; the event-file targets (fuzz_events_*: flat
 # records, no compression or nesting, so a few seconds reach their branches) get a quarter of it.
 # Installs clang and libFuzzer (Debian: clang, libclang-rt-14-dev) with apt when they are missing. Not the unit tests (scripts/test.sh).
 set -u
@@ -52,6 +52,18 @@ FLAGS+=(-I"$out/gen")
 SRC=(src/core/*.c src/data/*.c src/ckpt/*.c src/faults/fmap*.c src/interop/onnx_[fmprs]*.c
     "$out/gen/onnx.pb-c.c" tools/pareto_check.c)
 FLAGS+=(-Itools) # the CLI-side check of `plot pareto`
+# Targets whose parser sits on top of the library (the checkpoint configuration JSON needs the
+# quantizer, model and schedule names of most modules) link the whole library, built here once
+# with the same instrumentation (make, build/fuzz/lib).
+WHOLE=" config "
+whole_lib=build/fuzz/lib/liblowbit.a
+if ! make -s CC="$CC" BUILD=build/fuzz/lib OPT=-O1 \
+    SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+    "$whole_lib" >build/fuzz/lib.log 2>&1; then
+    echo "  the instrumented library does not build (build/fuzz/lib.log): targets$WHOLE will fail"
+    tail -5 build/fuzz/lib.log
+fi
+BLAS_LIB=$(pkg-config --libs openblas 2>/dev/null || echo -lcblas)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_fuzz.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
@@ -59,8 +71,14 @@ for f in fuzz/fuzz_*.c; do
     [ -f "$f" ] || continue
     target=$(basename "$f" .c)
     name=${target#fuzz_}
+    [ -z "${FUZZ_ONLY:-}" ] || [[ " $FUZZ_ONLY " == *" $name "* ]] || continue
     bin="$out/$target"
-    if ! "$CC" "${FLAGS[@]}" "$f" "${SRC[@]}" "${LIBS[@]}" -o "$bin" 2>"$tmp/$name.build"; then
+    if [[ "$WHOLE" == *" $name "* ]]; then
+        src=(-Isrc/train "$whole_lib" $BLAS_LIB -fopenmp)
+    else
+        src=("${SRC[@]}")
+    fi
+    if ! "$CC" "${FLAGS[@]}" "$f" "${src[@]}" "${LIBS[@]}" -o "$bin" 2>"$tmp/$name.build"; then
         echo "FAIL $target: does not build"
         tail -20 "$tmp/$name.build"
         fail=$((fail + 1))

@@ -268,12 +268,47 @@ static void test_model_json(void) {
           "missing fields still refused: %s", lb_error_msg());
 }
 
+/* Numbers out of range in the metadata JSON are refused by name, before any conversion that would
+ * be undefined or turn them into inf (found by fuzz/fuzz_config.c). */
+static void test_json_ranges(void) {
+    static const char *const model_bad[] = {
+        "{\"arch\":\"snn-vgg\",\"in_c\":1,\"in_h\":28,\"in_w\":28,\"classes\":10,"
+        "\"snn\":{\"timesteps\":8e15}}",
+        "{\"arch\":\"snn-vgg\",\"in_c\":1,\"in_h\":28,\"in_w\":28,\"classes\":10,"
+        "\"snn\":{\"beta\":1e300}}",
+        "{\"arch\":\"cnn\",\"in_c\":1,\"in_h\":28,\"in_w\":28,\"classes\":10,"
+        "\"norm_mean\":[0,0,1e39],\"norm_std\":[1,1,1]}",
+    };
+    static const char *const train_bad[] = {
+        "{\"optimizer\":1e12}", "{\"sched\":-3e10}",      "{\"weight_decay\":4e300}",
+        "{\"lr\":-1e39}",       "{\"step_every\":1e300}", "{\"step_every\":2.5}",
+    };
+    lb_model_cfg m;
+    for (size_t k = 0; k < sizeof model_bad / sizeof *model_bad; k++)
+        CHECK(lb_model_cfg_from_json(model_bad[k], "range.ckpt", &m) == LB_EFORMAT &&
+                  strstr(lb_error_msg(), "range.ckpt"),
+              "model JSON %zu refused: %s", k, lb_error_msg());
+    lb_train_cfg c;
+    for (size_t k = 0; k < sizeof train_bad / sizeof *train_bad; k++) {
+        lb_train_cfg_default(&c);
+        CHECK(lb_train_cfg_from_json(train_bad[k], "range.ckpt", &c) == LB_EFORMAT &&
+                  strstr(lb_error_msg(), "range.ckpt"),
+              "train JSON %s refused: %s", train_bad[k], lb_error_msg());
+    }
+    lb_train_cfg_default(&c);
+    CHECK(lb_train_cfg_from_json("{\"optimizer\":\"adamw\",\"step_every\":300}", "ok.ckpt", &c) ==
+                  LB_OK &&
+              c.opt.kind == LB_OPT_ADAMW && c.sched.step_every == 300,
+          "in-range values still read: %s", lb_error_msg());
+}
+
 int main(void) {
     int quick = getenv("LOWBIT_QUICK") && atoi(getenv("LOWBIT_QUICK"));
     snprintf(g_dir, sizeof g_dir, "/tmp/lowbit_train_XXXXXX");
     if (!mkdtemp(g_dir)) return 1;
 
     test_model_json();
+    test_json_ranges();
     test_norm_is_the_models();
 
     /* accuracy floors on a subset (the full-data figures are in bench/RESULTS.md) */

@@ -3,6 +3,8 @@
 #include "lb_adaqat.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +71,7 @@ char *lb_model_cfg_to_json(const lb_model_cfg *m) {
 
 static int get_num(const cJSON *o, const char *k, double *v) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!cJSON_IsNumber(x)) return 0;
+    if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) <= FLT_MAX)) return 0; /* a float's range */
     *v = x->valuedouble;
     return 1;
 }
@@ -87,7 +89,7 @@ static int get_float3(const cJSON *o, const char *k, float dst[3]) {
     if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 3) return 0;
     for (int i = 0; i < 3; i++) {
         const cJSON *x = cJSON_GetArrayItem(a, i);
-        if (!cJSON_IsNumber(x)) return 0;
+        if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) <= FLT_MAX)) return 0;
         dst[i] = (float)x->valuedouble;
     }
     return 1;
@@ -167,10 +169,13 @@ static lb_status jnum(const jctx *j, const char *k, double *v) {
     return LB_OK;
 }
 
+/* A float field: finite and within a float's range (1e300 would become inf, which the writer
+ * prints as null and no reader takes back). */
 static lb_status jfloat(const jctx *j, const char *k, float *v) {
     double d = *v;
     lb_status st = jnum(j, k, &d);
-    *v = (float)d;
+    if (st == LB_OK && !(fabs(d) <= FLT_MAX)) return field_err(j, k, "must be a finite float");
+    if (st == LB_OK) *v = (float)d;
     return st;
 }
 
@@ -195,8 +200,9 @@ static lb_status jenum(const jctx *j, const char *k, const char *const *names, i
                 *v = i;
                 return LB_OK;
             }
-    if (cJSON_IsNumber(x) && x->valuedouble == (double)(int)x->valuedouble && x->valuedouble >= 0 &&
-        x->valuedouble < cnt) {
+    /* the range first: converting a double outside int's range is undefined */
+    if (cJSON_IsNumber(x) && x->valuedouble >= 0 && x->valuedouble < cnt &&
+        x->valuedouble == (double)(int)x->valuedouble) {
         *v = (int)x->valuedouble;
         return LB_OK;
     }
@@ -376,6 +382,9 @@ lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg 
     if (st == LB_OK) st = jfloat(&j, "final_lr", &c->sched.final);
     if (st == LB_OK) st = jfloat(&j, "gamma", &c->sched.gamma);
     if (st == LB_OK) st = jnum(&j, "step_every", &step_every);
+    /* a step count: whole, and in range before it becomes a long */
+    if (st == LB_OK && !(step_every >= 0 && step_every <= 1e15 && step_every == floor(step_every)))
+        st = field_err(&j, "step_every", "must be a whole number of steps in [0, 1e15]");
     if (st == LB_OK) st = jfloat(&j, "qlr_scale", &c->qlr_scale);
     if (st == LB_OK) st = jfloat(&j, "label_smoothing", &c->label_smoothing);
     if (st == LB_OK) st = jint(&j, "crop_pad", 0, 0, 1 << 16, &c->aug.crop_pad);

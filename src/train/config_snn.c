@@ -3,6 +3,8 @@
 #include "train_internal.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,17 +47,22 @@ static lb_status get_enum(const cJSON *o, const char *path, const char *k, const
 static lb_status get_num(const cJSON *o, const char *path, const char *k, float *v) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
     if (!x) return LB_OK;
-    if (!cJSON_IsNumber(x)) return bad(path, k, "must be a number");
+    if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) <= FLT_MAX))
+        return bad(path, k, "must be a finite float");
     *v = (float)x->valuedouble;
     return LB_OK;
 }
 
+/* An integer in [-2^30, 2^30] (lb_snn_cfg_check judges the real range afterwards); the range is
+ * checked before the conversion, which is undefined for a double outside int's range. */
 static lb_status get_int(const cJSON *o, const char *path, const char *k, int *v) {
-    float f = (float)*v;
-    lb_status st = get_num(o, path, k, &f);
-    if (st == LB_OK && (f != (float)(int)f)) return bad(path, k, "must be an integer");
-    *v = (int)f;
-    return st;
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!x) return LB_OK;
+    double d = cJSON_IsNumber(x) ? x->valuedouble : 0.5;
+    if (!(d >= -(double)(1 << 30) && d <= (double)(1 << 30)) || d != (double)(int)d)
+        return bad(path, k, "must be an integer");
+    *v = (int)d;
+    return LB_OK;
 }
 
 /* Absent fields keep lb_model_cfg_default's values; the whole is then range-checked. */
