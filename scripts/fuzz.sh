@@ -57,7 +57,7 @@ FLAGS+=(-Itools) # the CLI-side check of `plot pareto`
 # with the same instrumentation (make, build/fuzz/lib).
 WHOLE=" config "
 whole_lib=build/fuzz/lib/liblowbit.a
-if ! make -s CC="$CC" BUILD=build/fuzz/lib OPT=-O1 \
+if ! make -s -j"$(nproc)" CC="$CC" BUILD=build/fuzz/lib OPT=-O1 \
     SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
     "$whole_lib" >build/fuzz/lib.log 2>&1; then
     echo "  the instrumented library does not build (build/fuzz/lib.log): targets$WHOLE will fail"
