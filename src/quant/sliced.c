@@ -28,6 +28,7 @@
 #include "lb_quant.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,15 +152,34 @@ static void sl_reset(lb_quant *q) {
     clip_params(q);
 }
 
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
+/* Rearranges a[0..n) so that a[k] is the k-th smallest value, none above it before and none below
+ * it after (Wirth's selection: Hoare partitions around a[k], which keep the many equal values of
+ * a ReLU's output from degrading it). Expected O(n), where a sort was O(n log n): at the init of
+ * every activation slice the first batch is millions of values. Indices are signed so that j can
+ * step below l. */
+static void select_kth(float *a, ptrdiff_t n, ptrdiff_t k) {
+    ptrdiff_t l = 0, m = n - 1;
+    while (l < m) {
+        float x = a[k];
+        ptrdiff_t i = l, j = m;
+        do {
+            while (i < m && a[i] < x) i++; /* the bounds matter only for NaN, unordered */
+            while (j > l && x < a[j]) j--;
+            if (i <= j) {
+                float t = a[i];
+                a[i++] = a[j];
+                a[j--] = t;
+            }
+        } while (i <= j);
+        if (j < k) l = i;
+        if (k < i) m = j;
+    }
 }
 
 /* Activations: the 99.9th percentile of |x| over the first training batch, interpolated between
  * order statistics as numpy's default. One allocation, at the init only; a batch of more than
- * SL_PCT_MAX values (large images) is read at an even stride, SL_PCT_MAX of them, so the copy and
- * the sort stay bounded (16 MB). */
+ * SL_PCT_MAX values (large images) is read at an even stride, SL_PCT_MAX of them, so the copy
+ * stays bounded (16 MB). */
 #define SL_PCT_MAX ((size_t)1 << 22)
 static float percentile_abs(const float *x, size_t n, double p) {
     size_t stride = n > SL_PCT_MAX ? (n + SL_PCT_MAX - 1) / SL_PCT_MAX : 1;
@@ -167,11 +187,16 @@ static float percentile_abs(const float *x, size_t n, double p) {
     float *a = malloc(n * sizeof *a);
     if (!a) return 1.0f; /* no memory: the reset's range, still valid */
     for (size_t i = 0; i < n; i++) a[i] = fabsf(x[i * stride]);
-    qsort(a, n, sizeof *a, cmp_float);
     double pos = p * (double)(n - 1);
     size_t lo = (size_t)pos;
     double f = pos - (double)lo;
-    double v = lo + 1 < n ? a[lo] + f * ((double)a[lo + 1] - a[lo]) : a[lo];
+    select_kth(a, (ptrdiff_t)n, (ptrdiff_t)lo);
+    double v = a[lo];
+    if (lo + 1 < n) { /* the next order statistic: the least of what lies above a[lo] */
+        float hi = a[lo + 1];
+        for (size_t i = lo + 2; i < n; i++) hi = a[i] < hi ? a[i] : hi;
+        v = a[lo] + f * ((double)hi - a[lo]);
+    }
     free(a);
     return (float)v;
 }
