@@ -6,7 +6,8 @@
 #   sliced   --quant sliced under 3 budgets: the weight and activation bytes of uniform W2, W3
 #            and W4 (each run must end within its budget: exit 4 otherwise, reported);
 #   adaqat   --learn-bits adaqat from 4 bits with --bits-lambda 0.005, 0.02, 0.05.
-# Writes RUNDIR/results.json, RUNDIR/pareto.svg/.png (lowbit plot pareto) and RUNDIR/table.md.
+# Writes RUNDIR/results.json, RUNDIR/pareto.svg/.png (lowbit plot pareto), RUNDIR/table.md and
+# RUNDIR/goal.md (issue 14's goal judged by bench/pareto/goal.py).
 # Not part of the suite: hours of CPU.
 #
 # usage: bench/pareto/run.sh [RUNDIR]            (RUNDIR default: $RUNDIR, else bench/pareto/runs)
@@ -124,4 +125,5 @@ with open(os.path.join(rundir, "table.md"), "w") as f:
         f.write("| %s | %s | %s | %d | %s | %s | %s | %s | %s |\n" % (r[0], r[1], r[2], r[3], r[4], r[5], r[6], b, w))
 print(open(os.path.join(rundir, "table.md")).read())
 EOF
+/usr/bin/python3 "$here/goal.py" "$RUNDIR/results.json" | tee "$RUNDIR/goal.md"
 "$LOWBIT" plot pareto "$RUNDIR/results.json" -o "$RUNDIR/pareto.svg" && echo "plot: $RUNDIR/pareto.svg"
