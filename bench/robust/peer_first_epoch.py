@@ -11,7 +11,7 @@ rate over the first max(5% of the run, 100) steps; random crop with 2-pixel zero
 each channel normalized with the training split's own mean and std.
 
 usage: peer_first_epoch.py DIR [--seeds 1,2,3] [--lr 0.02] [--batch 128] [--epochs 15]
-       [--threads 2] [--head torch|zero]
+       [--threads 2] [--head torch|zero] [--head-lr M]
 DIR: a CIFAR-10 binary set (data_batch_*.bin, test_batch.bin) or an idx set (train-images-idx3-ubyte[.gz]).
 Prints, per seed, the loss of the untrained net on the first batch and the mean training loss of
 epoch 1 (the mean over its batches, as lowbit's epoch line), against ln(classes).
@@ -81,6 +81,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--head", choices=["torch", "zero"], default="torch",
                     help="fc init: PyTorch's default (lowbit's) or zero weights and bias")
+    ap.add_argument("--head-lr", type=float, default=1.0,
+                    help="the fc layer's rate as a multiple of the others' (docs/robust.md)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     x8, y = load(a.dir)
@@ -103,17 +105,19 @@ def main():
         if a.head == "zero":
             nn.init.zeros_(net.fc.weight)
             nn.init.zeros_(net.fc.bias)
-        decay = [p for nm, p in net.named_parameters() if p.dim() > 1]
-        rest = [p for nm, p in net.named_parameters() if p.dim() <= 1]
+        decay = [p for nm, p in net.named_parameters() if p.dim() > 1 and not nm.startswith("fc")]
+        rest = [p for nm, p in net.named_parameters() if p.dim() <= 1 and not nm.startswith("fc")]
         opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4},
-                               {"params": rest, "weight_decay": 0}],
+                               {"params": rest, "weight_decay": 0},
+                               {"params": [net.fc.weight], "weight_decay": 5e-4, "m": a.head_lr},
+                               {"params": [net.fc.bias], "weight_decay": 0, "m": a.head_lr}],
                               lr=a.lr, momentum=0.9, nesterov=True)
         perm = torch.from_numpy(g.permutation(n))
         losses = []
         for t in range(steps):
             lr = a.lr * (0.1 + 0.9 * t / warm) if t < warm else a.lr
             for grp in opt.param_groups:
-                grp["lr"] = lr
+                grp["lr"] = lr * grp.get("m", 1.0)
             idx = perm[t * a.batch:(t + 1) * a.batch]
             xp = F.pad(x[idx], (2, 2, 2, 2))
             off = g.integers(0, 5, (len(idx), 2))
