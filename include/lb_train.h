@@ -77,7 +77,7 @@ typedef struct lb_train_cfg {
      * all 0: the whole run is the mixed phase), --budget-weights / --budget-acts in kB (1000
      * bytes; 0: none), and the period K of the quantizer updates (--sliced-every, 20). */
     int phases[3];
-    float budget_w_kb, budget_a_kb;
+    double budget_w_kb, budget_a_kb; /* judged to the byte: lb_sliced_budget_bytes */
     int sliced_every;
     /* --log-scales N: every N optimizer steps, each quantizer's scales as one JSON line in the
      * metrics file (0: never). Like the paths, the caller's choice on --resume; not recorded. */

@@ -339,6 +339,20 @@ static void test_options(void) {
     for (int i = 1; i < r.net->nnodes; i++)
         if (r.net->nodes[i].wqcfg.kind == LB_Q_SLICED) after += r.net->nodes[i].wq.param[0];
     CHECK(before == after, "the floor's probe puts the parameters back");
+    /* A budget equal to the floor, in kB with three decimals as the message prints it (and as
+     * bench/pareto passes a uniform model's bytes), is that many bytes: met, not a hair below. */
+    const char *fm = strstr(lb_error_msg(), "smallest possible model: ");
+    double floor_kb = fm ? atof(fm + strlen("smallest possible model: ")) : 0;
+    CHECK(floor_kb > 25 && floor_kb < 30, "the floor in the message: %s", lb_error_msg());
+    c.budget_w_kb = floor_kb - 0.001;
+    CHECK(lb_sliced_setup(&r, &c, 10) == LB_EINVAL && strstr(lb_error_msg(), "exported model"),
+          "a byte below the floor: %s", lb_error_msg());
+    c.budget_w_kb = floor_kb;
+    CHECK(lb_sliced_setup(&r, &c, 10) == LB_OK, "a budget of exactly the floor (%.3f kB): %s",
+          floor_kb, lb_error_msg());
+    lb_sliced_free(&r);
+    CHECK(lb_sliced_budget_bytes(180.896) == 180896.0 && lb_sliced_budget_bytes(0) == 0,
+          "kB to bytes, rounded to the byte");
     c.budget_w_kb = 100;
     c.phases[1] = 0, c.phases[2] = 2;
     CHECK(lb_sliced_setup(&r, &c, 10) == LB_EINVAL && strstr(lb_error_msg(), "mixed phase"),

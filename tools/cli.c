@@ -264,7 +264,7 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         double kb = strtod(v, &end);
         if (end == v || *end || !(kb > 0) || kb > 1e9)
             cli_die(2, cmd, "%s: expected a size in kB greater than 0, got '%s'", o, v);
-        *(o[9] == 'w' ? &c->budget_w_kb : &c->budget_a_kb) = (float)kb;
+        *(o[9] == 'w' ? &c->budget_w_kb : &c->budget_a_kb) = kb;
     } else if (IS("--sliced-every")) {
         c->sliced_every = cli_int(cmd, o, VAL, 1, 1000000);
     } else if (IS("--layer-bits")) {

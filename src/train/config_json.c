@@ -396,8 +396,10 @@ lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg 
     if (st == LB_OK) st = jenum(&j, "learn_bits_scope", sc_names, &c->bits_scope);
     if (st == LB_OK) st = jfloat(&j, "bits_lr", &c->bits_lr);
     if (st == LB_OK) st = jfloat(&j, "bits_lambda", &c->bits_lambda);
-    if (st == LB_OK) st = jfloat(&j, "budget_weights_kb", &c->budget_w_kb);
-    if (st == LB_OK) st = jfloat(&j, "budget_acts_kb", &c->budget_a_kb);
+    if (st == LB_OK) st = jnum(&j, "budget_weights_kb", &c->budget_w_kb);
+    if (st == LB_OK) st = jnum(&j, "budget_acts_kb", &c->budget_a_kb);
+    if (st == LB_OK && !(isfinite(c->budget_w_kb) && isfinite(c->budget_a_kb)))
+        st = field_err(&j, "budget_weights_kb/budget_acts_kb", "must be finite");
     if (st == LB_OK) st = jint(&j, "sliced_every", 0, 1, 1 << 30, &c->sliced_every);
     const cJSON *ph = cJSON_GetObjectItemCaseSensitive(o, "phases");
     if (st == LB_OK && ph) {

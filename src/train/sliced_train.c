@@ -135,13 +135,13 @@ static lb_status check_floor(run *r, const lb_train_cfg *c) {
                             "bytes could be counted (%s)",
                             why);
     }
-    if (c->budget_w_kb > 0 && (double)wb > c->budget_w_kb * 1000.0)
+    if (c->budget_w_kb > 0 && (double)wb > lb_sliced_budget_bytes(c->budget_w_kb))
         return lb_error_set(LB_EINVAL,
                             "--budget-weights %g kB is below the smallest possible model: %.3f kB "
                             "(the exported model with every weight slice at 2 bits: codes, "
                             "requantization constants, input table)",
                             (double)c->budget_w_kb, (double)wb / 1000.0);
-    if (c->budget_a_kb > 0 && (double)ab > c->budget_a_kb * 1000.0)
+    if (c->budget_a_kb > 0 && (double)ab > lb_sliced_budget_bytes(c->budget_a_kb))
         return lb_error_set(LB_EINVAL,
                             "--budget-acts %g kB is below the smallest possible model: %.3f kB "
                             "(the exported integer model keeps every activation code in a byte "
@@ -149,6 +149,13 @@ static lb_status check_floor(run *r, const lb_train_cfg *c) {
                             "any bits)",
                             (double)c->budget_a_kb, (double)ab / 1000.0);
     return LB_OK;
+}
+
+/* A budget in bytes: kB times 1000, rounded to the byte, so that a budget written with three
+ * decimals (a model's own bytes, as bench/pareto gives them) is that many bytes exactly and not a
+ * hair below them (180.896 * 1000 is not 180896 in binary floating point). 0: none. */
+double lb_sliced_budget_bytes(double kb) {
+    return kb > 0 ? (double)llround(kb * 1000.0) : 0.0;
 }
 
 lb_status lb_sliced_setup(run *r, const lb_train_cfg *c, int steps_per_epoch) {
@@ -166,12 +173,12 @@ lb_status lb_sliced_setup(run *r, const lb_train_cfg *c, int steps_per_epoch) {
                             "--phases %d,0,%d: a budget needs a mixed phase (its "
                             "penalty acts there only)",
                             c->phases[0], c->phases[2]);
-    if (c->budget_w_kb > 0 && c->budget_w_kb < k.min_w)
+    if (c->budget_w_kb > 0 && lb_sliced_budget_bytes(c->budget_w_kb) < llround(k.min_w * 1000.0))
         return lb_error_set(LB_EINVAL,
                             "--budget-weights %g kB is below the smallest possible model: %.3f kB "
                             "(every weight at 2 bits, one code each side of 0)",
                             (double)c->budget_w_kb, k.min_w);
-    if (c->budget_a_kb > 0 && c->budget_a_kb < k.min_a)
+    if (c->budget_a_kb > 0 && lb_sliced_budget_bytes(c->budget_a_kb) < llround(k.min_a * 1000.0))
         return lb_error_set(LB_EINVAL,
                             "--budget-acts %g kB is below the smallest possible model: %.3f kB "
                             "(every quantized activation at 1 bit unsigned, 2 signed)",
@@ -334,7 +341,7 @@ lb_status lb_sliced_final(const run *r, const lb_train_cfg *c, char *note, size_
     st = lb_int_export_bytes(im, &wb, &ab);
     lb_int_free(im);
     if (st != LB_OK) return st;
-    double tw = c->budget_w_kb * 1000.0, ta = c->budget_a_kb * 1000.0;
+    double tw = lb_sliced_budget_bytes(c->budget_w_kb), ta = lb_sliced_budget_bytes(c->budget_a_kb);
     int miss_w = c->budget_w_kb > 0 && (double)wb > tw,
         miss_a = c->budget_a_kb > 0 && (double)ab > ta;
     snprintf(note, cap, "budget: exported weight_bytes %zu%s%s, activation_bytes %zu%s%s", wb,

@@ -96,6 +96,8 @@ lb_status lb_adaqat_setup(run *r, const lb_train_cfg *c);
 typedef struct lb_sliced_run lb_sliced_run;
 lb_status lb_sliced_cfg_check(const lb_train_cfg *c);
 lb_status lb_sliced_setup(run *r, const lb_train_cfg *c, int steps_per_epoch);
+/* A --budget-weights/--budget-acts value in kB as bytes, rounded to the byte (0: none). */
+double lb_sliced_budget_bytes(double kb);
 void lb_sliced_epoch_start(run *r, int epoch);
 double lb_sliced_before_update(run *r, long step);
 void lb_sliced_after_update(run *r);
