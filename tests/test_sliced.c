@@ -361,7 +361,7 @@ static void test_options(void) {
     c.budget_w_kb = 30; /* above the exported floor (27.2 kB); the estimate at b0 = 4, ~48 kB */
     CHECK(lb_sliced_setup(&r, &c, 10) == LB_OK && r.sl, "setup: %s", lb_error_msg());
     /* phases: A frozen (restored after the update), B moves every K-th step */
-    lb_sliced_epoch_start(&r, 0);
+    CHECK(lb_sliced_epoch_start(&r, &c, 0) == LB_OK, "epoch 0: %s", lb_error_msg());
     lb_sliced_before_update(&r, 0);
     lb_node *d = &r.net->nodes[0];
     for (int i = 1; i < r.net->nnodes; i++)
@@ -373,7 +373,7 @@ static void test_options(void) {
     d->wq.param[0] *= 0.5f; /* what an optimizer could do */
     lb_sliced_after_update(&r);
     CHECK(d->wq.param[0] == d0, "phase A: the parameters are put back");
-    lb_sliced_epoch_start(&r, 1);
+    CHECK(lb_sliced_epoch_start(&r, &c, 1) == LB_OK, "epoch 1: %s", lb_error_msg());
     /* the penalty at step 20 (rho = 1: half of the 2-epoch mixed phase after 10 steps of A):
      * 1e-4 (S_w - T_w)^2 with T_w = 100 kB, its gradient 2e-4 (S_w - T_w) dS_w/dparam added to
      * each slice's (zeroed) gradient, within the clip [-d, d] here */
@@ -401,6 +401,30 @@ static void test_options(void) {
     d->wq.param[0] = d0;
     lb_sliced_after_update(&r);
     CHECK(d->wq.param[0] == 0.5f * d0, "phase B, step 21: put back");
+    /* The budget as a constraint (sliced_budget.c): the 4-bit cnn (~48 kB exported) is over 30 kB;
+     * slices go down a storage width, the export then fits, the layers' widths only fell, and a
+     * second call finds nothing to do (and changes no parameter). */
+    int before_bits[LB_Q_MAXSL];
+    for (int ch = 0; ch < d->wq.ch; ch++) before_bits[ch] = lb_quant_sliced_bits(&d->wq, ch);
+    char fit[320];
+    CHECK(lb_sliced_fit_budget(&r, &c, fit, sizeof fit) == LB_OK && strstr(fit, "lowered"),
+          "fit the budget: %s / %s", fit, lb_error_msg());
+    lb_int_model *im = NULL;
+    size_t wb = 0, ab = 0;
+    CHECK(lb_int_from_net(r.net, c.model.norm.mean, c.model.norm.std, &im) == LB_OK &&
+              lb_int_export_bytes(im, &wb, &ab) == LB_OK && wb > 0 && wb <= 30000,
+          "exported weight bytes %zu within 30 kB", wb);
+    lb_int_free(im);
+    int rose = 0;
+    for (int ch = 0; ch < d->wq.ch; ch++)
+        rose += lb_quant_sliced_bits(&d->wq, ch) > before_bits[ch];
+    CHECK(rose == 0, "no slice got wider (%d)", rose);
+    float *snap = malloc(r.net->nparam * sizeof *snap);
+    if (snap) memcpy(snap, r.net->param, r.net->nparam * sizeof *snap);
+    CHECK(lb_sliced_fit_budget(&r, &c, fit, sizeof fit) == LB_OK && !fit[0] && snap &&
+              memcmp(snap, r.net->param, r.net->nparam * sizeof *snap) == 0,
+          "within the budget: nothing done (%s)", fit);
+    free(snap);
     lb_run_free(&r);
     /* the config fields round trip through the checkpoint's JSON */
     c.phases[0] = 2, c.phases[1] = 5, c.phases[2] = 1, c.budget_a_kb = 12.5f;

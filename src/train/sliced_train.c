@@ -26,6 +26,7 @@ struct lb_sliced_run {
     float *gd, *gx;          /* per-slice size gradients (scratch, the widest quantizer's slices) */
     int restore;             /* this step's update of the quantizer parameters is undone */
     double sw, sa, pen, rho; /* the last step's sizes (kB), penalty and ramp */
+    char fit[320];           /* what lb_sliced_fit_budget did ("" nothing), for the final line */
 };
 
 static const char *const phase_name[3] = {"qat", "mixed", "finetune"};
@@ -214,10 +215,14 @@ void lb_sliced_free(run *r) {
     r->sl = NULL;
 }
 
-void lb_sliced_epoch_start(run *r, int epoch) {
+lb_status lb_sliced_epoch_start(run *r, const lb_train_cfg *c, int epoch) {
     lb_sliced_run *s = r->sl;
-    if (!s) return;
+    if (!s) return LB_OK;
     s->phase = epoch < s->ph[0] ? 0 : epoch < s->ph[0] + s->ph[1] ? 1 : 2;
+    /* the budget is a constraint: the fine-tune starts from a model that meets it */
+    if (s->ph[2] > 0 && epoch == s->ph[0] + s->ph[1])
+        return lb_sliced_fit_budget(r, c, s->fit, sizeof s->fit);
+    return LB_OK;
 }
 
 typedef struct pen_ctx {
@@ -308,6 +313,10 @@ void lb_sliced_after_update(run *r) {
  * initialized already, so their forwards change nothing. */
 lb_status lb_sliced_epoch_end(run *r, const lb_train_cfg *c, int epoch) {
     if (!r->sl || epoch != c->epochs - 1) return LB_OK;
+    if (r->sl->ph[2] == 0) { /* no fine-tune phase: the budget is met here, before BN */
+        lb_status st = lb_sliced_fit_budget(r, c, r->sl->fit, sizeof r->sl->fit);
+        if (st != LB_OK) return st;
+    }
     lb_loader_start(r->loader, epoch + 1);
     int b;
     while ((b = lb_loader_next(r->loader, r->x, r->y)) > 0) lb_net_forward(r->net, r->x, b, 1);
@@ -344,11 +353,11 @@ lb_status lb_sliced_final(const run *r, const lb_train_cfg *c, char *note, size_
     double tw = lb_sliced_budget_bytes(c->budget_w_kb), ta = lb_sliced_budget_bytes(c->budget_a_kb);
     int miss_w = c->budget_w_kb > 0 && (double)wb > tw,
         miss_a = c->budget_a_kb > 0 && (double)ab > ta;
-    snprintf(note, cap, "budget: exported weight_bytes %zu%s%s, activation_bytes %zu%s%s", wb,
+    snprintf(note, cap, "budget: exported weight_bytes %zu%s%s, activation_bytes %zu%s%s%s%s", wb,
              c->budget_w_kb > 0 ? (miss_w ? " OVER " : " within ") : "",
              c->budget_w_kb > 0 ? "--budget-weights" : "", ab,
              c->budget_a_kb > 0 ? (miss_a ? " OVER " : " within ") : "",
-             c->budget_a_kb > 0 ? "--budget-acts" : "");
+             c->budget_a_kb > 0 ? "--budget-acts" : "", r->sl->fit[0] ? "\n" : "", r->sl->fit);
     if (!miss_w && !miss_a) return LB_OK;
     char part[2][160] = {"", ""};
     if (miss_w)

@@ -515,7 +515,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         lb_loader_start(r.loader, e);
         lb_watch_epoch_start(&w);
         float lambda = lb_reg_epoch_start(&r, c, e);
-        lb_sliced_epoch_start(&r, e);
+        if ((st = lb_sliced_epoch_start(&r, c, e)) != LB_OK) goto out;
         double sum_loss = 0;
         long hits = 0, seen = 0, counted = 0;
         lb_progress p = {0};

@@ -98,7 +98,13 @@ lb_status lb_sliced_cfg_check(const lb_train_cfg *c);
 lb_status lb_sliced_setup(run *r, const lb_train_cfg *c, int steps_per_epoch);
 /* A --budget-weights/--budget-acts value in kB as bytes, rounded to the byte (0: none). */
 double lb_sliced_budget_bytes(double kb);
-void lb_sliced_epoch_start(run *r, int epoch);
+/* The epoch's phase; at the start of the fine-tune phase the weight budget is enforced
+ * (lb_sliced_fit_budget), as it is at the end of a run without one (lb_sliced_epoch_end). */
+lb_status lb_sliced_epoch_start(run *r, const lb_train_cfg *c, int epoch);
+/* Lowers weight slices to the next storage width, least added quantization error per byte first,
+ * until the exported weight bytes are within --budget-weights (sliced_budget.c). note: what was
+ * done ("" when the model fitted already). */
+lb_status lb_sliced_fit_budget(run *r, const lb_train_cfg *c, char *note, size_t cap);
 double lb_sliced_before_update(run *r, long step);
 void lb_sliced_after_update(run *r);
 lb_status lb_sliced_epoch_end(run *r, const lb_train_cfg *c, int epoch);

@@ -6,8 +6,8 @@
 # logits and its byte figures are the arrays it declares; --stop-after and --resume across the
 # phases give the same file; `lowbit plot bits` and `plot pareto` write SVG and PNG (bad
 # results files named);
-# a tight budget is missed, said by how
-# much, exit 4. Then the bad inputs: budgets of zero or below the smallest possible model (the
+# a tight budget the mixed phase cannot reach is met by lowering slices at the end (the export's
+# bytes within it, integer = float). Then the bad inputs: budgets of zero or below the smallest possible model (the
 # minimum is named), phases that do not add up, widths out of range, options without sliced
 # quantizers, a fault map asked of a sliced checkpoint, a damaged sliced checkpoint: clear messages, non-zero exits.
 # Usage: sliced.sh path/to/lowbit. With a sanitizer build (or LOWBIT_QUICK=1) fewer samples.
@@ -136,12 +136,21 @@ if command -v arm-none-eabi-gcc >/dev/null; then
         bad "cortex-m4" "arm-none-eabi-gcc failed" "$T/a.arm"
 fi
 
-# ---- a budget missed: by how much, exit 4 ----------------------------------------------------
+# ---- a tight budget: slices lowered until the export fits, then checked on the export -------
+# 30 kB is above the export's floor (every slice at 2 bits) and far below a 4-bit model: the
+# mixed phase cannot get there in one epoch, so the end of the run lowers slices (docs/mixed.md)
 train "$T/b.ckpt" --epochs 1 --phases 0,1,0 --budget-weights 30 >"$T/b.train" 2>&1
 rc=$?
-if [ "$rc" -eq 4 ] && grep -q "budget missed by the exported model: weights [0-9]* bytes, [0-9]* over --budget-weights 30 kB" "$T/b.train" &&
-    [ -f "$T/b.ckpt" ]; then ok; else
-    bad "budget missed" "exit $rc, want 4 and the excess" "$T/b.train"
+bw=$("$L" info "$T/b.ckpt" 2>/dev/null | sed -n 's/^weight_bytes: \([0-9]*\)/\1/p')
+if [ "$rc" -eq 0 ] && grep -q "budget: exported weight_bytes [0-9]* within --budget-weights" "$T/b.train" &&
+    grep -q "weight slices lowered to the next storage width" "$T/b.train" &&
+    [ -n "$bw" ] && [ "$bw" -le 30000 ]; then ok; else
+    bad "tight budget met by lowering slices" "exit $rc (want 0), weight_bytes '$bw' (want <= 30000)" "$T/b.train"
+fi
+if "$L" eval "$T/b.ckpt" --data "$DATA" --test-limit "$nimg" >"$T/b.f" 2>&1 &&
+    "$L" eval "$T/b.ckpt" --data "$DATA" --test-limit "$nimg" --integer >"$T/b.i" 2>&1 &&
+    [ "$(grep '^accuracy' "$T/b.f")" = "$(grep '^accuracy' "$T/b.i")" ]; then ok; else
+    bad "lowered model: integer = float" "accuracies differ" "$T/b.f"
 fi
 
 # ---- bad inputs ------------------------------------------------------------------------------
