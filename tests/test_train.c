@@ -337,8 +337,12 @@ int main(void) {
 
     base_cfg(&c, "lsq", quick);
     c.model.q.kind = LB_Q_LSQ;
+    /* a one-epoch warm-up, as docs/robust.md advises for a short schedule of one's own: with the
+     * default's tenth of this 126-step run (12 steps) the fc step reached its floor at step 16 on
+     * an AMD EPYC (OpenBLAS's kernels there round differently) and the run ended at 0.358 */
+    c.warmup_epochs = 1;
     CHECK(lb_train_run(&c, NULL, NULL, &acc) == LB_OK, "lsq train: %s", lb_error_msg());
-    float floor_lsq = quick ? 0.40f : 0.68f; /* measured 0.7390 */
+    float floor_lsq = quick ? 0.40f : 0.68f; /* measured 0.7390, 0.8240 with the warm-up */
     CHECK(acc >= floor_lsq, "cnn LSQ W4A4 accuracy %.4f below floor %.2f", acc, floor_lsq);
     printf("cnn LSQ W4A4 %d imgs x 2 epochs: test accuracy %.4f\n", c.train_limit, acc);
 
