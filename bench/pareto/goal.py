@@ -7,10 +7,10 @@ usage: goal.py RUNDIR/results.json
 better (>= 0.5 point) at two or more." Bytes are weight + activation bytes of the exported model
 (lowbit info). Read as Pareto dominance, per model:
   - every mixed-precision point (sliced, adaqat) is compared with the best uniform point that
-    needs at most its bytes plus 1% (TOL: a sliced budget is a uniform model's bytes rounded down
-    to the kB, so "equal bytes" must not require uniform to be smaller; the tolerance favours
-    uniform): the mixed point must be at least as accurate (a mixed point smaller than every
-    uniform one has nothing to be compared with and is listed as such);
+    needs at most its reference bytes: a budgeted run's budget (budget_bytes, a uniform model's
+    own bytes: equal bytes by construction, whatever the run undershot it by), else its own
+    bytes plus 1% (TOL, in uniform's favour); the mixed point must be at least as accurate (a
+    mixed point smaller than every uniform one has nothing to be compared with and is listed);
   - "strictly better at two or more": at least two mixed points are 0.5 point or more above it.
 Also printed, the other reading: at the bytes of each uniform point, the best mixed point that
 fits them against the uniform one (W8's size usually holds only mixed models trained toward 2-4
@@ -37,11 +37,12 @@ def main():
         uni = sorted((p for p in mp if p["method"] == "uniform"), key=lambda p: p["bytes"])
         mix = sorted((p for p in mp if p["method"] != "uniform"), key=lambda p: p["bytes"])
         print("### %s\n" % m)
-        print("| mixed point | bytes | acc % | best uniform within its bytes (+1%) | acc % | difference |")
+        print("| mixed point | bytes | acc % | best uniform within its budget (or bytes +1%) | acc % | difference |")
         print("|---|---:|---:|---|---:|---:|")
         ok, better = True, 0
         for p in mix:
-            fit = [u for u in uni if u["bytes"] <= p["bytes"] * (1 + TOL)]
+            ref = p.get("budget_bytes") or p["bytes"] * (1 + TOL)
+            fit = [u for u in uni if u["bytes"] <= ref]
             if not fit:
                 print("| %s %s | %d | %.2f | (none that small) | | |"
                       % (p["method"], p["label"], p["bytes"], p["acc"]))

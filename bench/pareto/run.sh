@@ -110,9 +110,12 @@ for name in sorted(os.listdir(rundir)):
     rows.append((model, method, tag, code, acc[-1] if acc else "-", wb.group(1) if wb else "-",
                  ab.group(1) if ab else "-", budget.groups() if budget else None, within))
     if code in (0, 4) and acc and wb and ab:
-        pts.append({"model": model, "method": method, "label": tag,
-                    "weight_bytes": int(wb.group(1)), "activation_bytes": int(ab.group(1)),
-                    "accuracy": float(acc[-1])})
+        pt = {"model": model, "method": method, "label": tag,
+              "weight_bytes": int(wb.group(1)), "activation_bytes": int(ab.group(1)),
+              "accuracy": float(acc[-1])}
+        if budget:  # the bytes it was allowed (a uniform model's): where goal.py compares it
+            pt["budget_bytes"] = sum(round(float(x) * 1000) for x in budget.groups())
+        pts.append(pt)
 tmp = os.path.join(rundir, "results.json.part")
 json.dump({"points": pts}, open(tmp, "w"), indent=1)
 os.replace(tmp, os.path.join(rundir, "results.json"))
