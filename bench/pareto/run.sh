@@ -4,7 +4,8 @@
 # bytes (`lowbit info`'s weight_bytes / activation_bytes, the exporter's own figures):
 #   uniform  LSQ at W2A2, W3A3, W4A4, W8A8 (first/last layers 8 bits);
 #   sliced   --quant sliced under 3 budgets: the weight and activation bytes of uniform W2, W3
-#            and W4 (each run must end within its budget: exit 4 otherwise, reported);
+#            and W4 (each run must end within its budget: the trainer lowers slices at the
+#            fine-tune if the mixed phase did not get there; exit 4 otherwise, reported);
 #   adaqat   --learn-bits adaqat from 4 bits with --bits-lambda 0.005, 0.02, 0.05.
 # Writes RUNDIR/results.json, RUNDIR/pareto.svg/.png (lowbit plot pareto), RUNDIR/table.md and
 # RUNDIR/goal.md (issue 14's goal judged by bench/pareto/goal.py).
