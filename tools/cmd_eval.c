@@ -389,8 +389,8 @@ static void print_sliced(const lb_net *n, const lb_ckpt_info *in) {
                 printf("sliced bits (b0 W%d A%d; phases %d,%d,%d; budgets weights %g kB, "
                        "activations %g kB; 0: none):\n",
                        in->model.q.wbits, in->model.q.abits, in->train.phases[0],
-                       in->train.phases[1], in->train.phases[2], (double)in->train.budget_w_kb,
-                       (double)in->train.budget_a_kb);
+                       in->train.phases[1], in->train.phases[2], in->train.budget_w_kb,
+                       in->train.budget_a_kb);
             size_t nel = side ? q->inner : (size_t)q->cfg.numel;
             double kb = lb_quant_sliced_kb(q, nel, NULL, NULL), mean = kb * 8000.0 / (double)nel;
             *(side ? &sa : &sw) += kb;

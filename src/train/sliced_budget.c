@@ -3,7 +3,6 @@
  * slices lowered, greedily, to the next smaller storage width until the export fits. Not the
  * size penalty of the mixed phase (sliced_train.c), which only steers towards the budget. */
 #include "train_internal.h"
-#include "lb_int.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -20,8 +19,8 @@ static int storage_bits(int b) {
  * saved. */
 typedef struct cand {
     lb_quant *q;
-    int node, c, to; /* the layer, the slice, its new width (4 or 2) */
-    double cost;
+    int node, c, to;    /* the layer, the slice, its new width (4 or 2) */
+    double saved, cost; /* bytes the codes lose, added error per byte */
 } cand;
 
 typedef struct cand_list {
@@ -72,7 +71,7 @@ static int collect(cand_list *L) {
             }
             double saved = (double)in * (s - to) / 8.0;
             double cost = e / saved;
-            L->v[L->n++] = (cand){q, i, c, to, isfinite(cost) ? cost : HUGE_VAL};
+            L->v[L->n++] = (cand){q, i, c, to, saved, isfinite(cost) ? cost : HUGE_VAL};
         }
     }
     return 1;
@@ -82,16 +81,6 @@ static int by_cost(const void *a, const void *b) {
     const cand *x = a, *y = b; /* ties: network order, so the choice is deterministic */
     if (x->cost != y->cost) return x->cost < y->cost ? -1 : 1;
     return x->node != y->node ? x->node - y->node : x->c - y->c;
-}
-
-static lb_status export_bytes(run *r, const lb_train_cfg *c, size_t *wb) {
-    lb_int_model *im;
-    size_t ab = 0;
-    lb_status st = lb_int_from_net(r->net, c->model.norm.mean, c->model.norm.std, &im);
-    if (st != LB_OK) return st;
-    st = lb_int_export_bytes(im, wb, &ab);
-    lb_int_free(im);
-    return st;
 }
 
 static void lower(cand *k) {
@@ -115,7 +104,7 @@ static int cap_at_8(lb_net *n) {
             continue;
         for (int c = 0; c < nd->wq.ch; c++)
             if (lb_quant_sliced_bits(&nd->wq, c) > 8) {
-                cand w = {&nd->wq, i, c, 8, 0};
+                cand w = {&nd->wq, i, c, 8, 0, 0};
                 lower(&w);
                 k++;
             }
@@ -130,7 +119,8 @@ lb_status lb_sliced_fit_budget(run *r, const lb_train_cfg *c, char *note, size_t
     if (!r->sl || !(budget > 0)) return LB_OK;
     int wide = cap_at_8(r->net);
     size_t wb0 = 0, wb = 0;
-    lb_status st = export_bytes(r, c, &wb0);
+    size_t ab = 0;
+    lb_status st = lb_sliced_export_bytes(r, c, &wb0, &ab);
     if (st != LB_OK) return st;
     wb = wb0;
     int lowered = 0;
@@ -152,17 +142,14 @@ lb_status lb_sliced_fit_budget(run *r, const lb_train_cfg *c, char *note, size_t
         }
         qsort(L.v, (size_t)L.n, sizeof *L.v, by_cost);
         double need = (double)wb - budget, got = 0;
-        for (int i = 0; i < L.n && got < need; i++) {
-            lb_quant *q = L.v[i].q;
-            got += (double)q->inner *
-                   (storage_bits(lb_quant_sliced_bits(q, L.v[i].c)) - L.v[i].to) / 8.0;
+        for (int i = 0; i < L.n && got < need; i++, lowered++) {
+            got += L.v[i].saved;
             lower(&L.v[i]);
-            lowered++;
         }
         free(L.v);
         for (int i = 1; i < r->net->nnodes; i++)
             if (r->net->nodes[i].wqcfg.kind == LB_Q_SLICED) lb_quant_project(&r->net->nodes[i].wq);
-        if ((st = export_bytes(r, c, &wb)) != LB_OK) return st;
+        if ((st = lb_sliced_export_bytes(r, c, &wb, &ab)) != LB_OK) return st;
     }
     if (lowered)
         snprintf(note, cap,

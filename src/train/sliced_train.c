@@ -111,6 +111,15 @@ static void floor_fn(void *ctx, lb_quant *q, size_t n, int weight) {
  * every weight slice at K = 1 (2 bits; the codes, the requantization constants and the input
  * table), and the activations, whose exported peak does not depend on their widths (the integer
  * model keeps every code in a byte). The weight parameters are put back afterwards. */
+lb_status lb_sliced_export_bytes(const run *r, const lb_train_cfg *c, size_t *wb, size_t *ab) {
+    lb_int_model *im;
+    lb_status st = lb_int_from_net(r->net, c->model.norm.mean, c->model.norm.std, &im);
+    if (st != LB_OK) return st;
+    st = lb_int_export_bytes(im, wb, ab);
+    lb_int_free(im);
+    return st;
+}
+
 static lb_status check_floor(run *r, const lb_train_cfg *c) {
     size_t n = 0;
     for (int i = 1; i < r->net->nnodes; i++)
@@ -118,13 +127,8 @@ static lb_status check_floor(run *r, const lb_train_cfg *c) {
     floor_ctx f = {malloc((n ? n : 1) * sizeof(float)), 0, 0};
     if (!f.buf) return lb_error_set(LB_ENOMEM, "out of memory (sliced)");
     each_sliced(r->net, floor_fn, &f);
-    lb_int_model *im;
     size_t wb = 0, ab = 0;
-    lb_status st = lb_int_from_net(r->net, c->model.norm.mean, c->model.norm.std, &im);
-    if (st == LB_OK) {
-        st = lb_int_export_bytes(im, &wb, &ab);
-        lb_int_free(im);
-    }
+    lb_status st = lb_sliced_export_bytes(r, c, &wb, &ab);
     f.off = 0, f.phase = 1;
     each_sliced(r->net, floor_fn, &f);
     free(f.buf);
@@ -141,14 +145,14 @@ static lb_status check_floor(run *r, const lb_train_cfg *c) {
                             "--budget-weights %g kB is below the smallest possible model: %.3f kB "
                             "(the exported model with every weight slice at 2 bits: codes, "
                             "requantization constants, input table)",
-                            (double)c->budget_w_kb, (double)wb / 1000.0);
+                            c->budget_w_kb, (double)wb / 1000.0);
     if (c->budget_a_kb > 0 && (double)ab > lb_sliced_budget_bytes(c->budget_a_kb))
         return lb_error_set(LB_EINVAL,
                             "--budget-acts %g kB is below the smallest possible model: %.3f kB "
                             "(the exported integer model keeps every activation code in a byte "
                             "whatever its width, so its peak activation memory is the same at "
                             "any bits)",
-                            (double)c->budget_a_kb, (double)ab / 1000.0);
+                            c->budget_a_kb, (double)ab / 1000.0);
     return LB_OK;
 }
 
@@ -178,12 +182,12 @@ lb_status lb_sliced_setup(run *r, const lb_train_cfg *c, int steps_per_epoch) {
         return lb_error_set(LB_EINVAL,
                             "--budget-weights %g kB is below the smallest possible model: %.3f kB "
                             "(every weight at 2 bits, one code each side of 0)",
-                            (double)c->budget_w_kb, k.min_w);
+                            c->budget_w_kb, k.min_w);
     if (c->budget_a_kb > 0 && lb_sliced_budget_bytes(c->budget_a_kb) < llround(k.min_a * 1000.0))
         return lb_error_set(LB_EINVAL,
                             "--budget-acts %g kB is below the smallest possible model: %.3f kB "
                             "(every quantized activation at 1 bit unsigned, 2 signed)",
-                            (double)c->budget_a_kb, k.min_a);
+                            c->budget_a_kb, k.min_a);
     if (c->budget_w_kb > 0 || c->budget_a_kb > 0) {
         lb_status st = check_floor(r, c);
         if (st != LB_OK) return st;
@@ -335,9 +339,8 @@ void lb_sliced_metrics(const run *r, char *buf, size_t cap) {
 lb_status lb_sliced_final(const run *r, const lb_train_cfg *c, char *note, size_t cap) {
     note[0] = 0;
     if (!r->sl || (!(c->budget_w_kb > 0) && !(c->budget_a_kb > 0))) return LB_OK;
-    const float *mean = c->model.norm.mean, *sd = c->model.norm.std;
-    lb_int_model *im;
-    lb_status st = lb_int_from_net(r->net, mean, sd, &im);
+    size_t wb = 0, ab = 0;
+    lb_status st = lb_sliced_export_bytes(r, c, &wb, &ab);
     if (st != LB_OK) {
         char why[400]; /* lb_error_msg's buffer is the one written next */
         snprintf(why, sizeof why, "%s", lb_error_msg());
@@ -346,10 +349,6 @@ lb_status lb_sliced_final(const run *r, const lb_train_cfg *c, char *note, size_
                             "counted (%s)",
                             why);
     }
-    size_t wb = 0, ab = 0;
-    st = lb_int_export_bytes(im, &wb, &ab);
-    lb_int_free(im);
-    if (st != LB_OK) return st;
     double tw = lb_sliced_budget_bytes(c->budget_w_kb), ta = lb_sliced_budget_bytes(c->budget_a_kb);
     int miss_w = c->budget_w_kb > 0 && (double)wb > tw,
         miss_a = c->budget_a_kb > 0 && (double)ab > ta;
@@ -362,10 +361,10 @@ lb_status lb_sliced_final(const run *r, const lb_train_cfg *c, char *note, size_
     char part[2][160] = {"", ""};
     if (miss_w)
         snprintf(part[0], sizeof part[0], "weights %zu bytes, %.0f over --budget-weights %g kB", wb,
-                 (double)wb - tw, (double)c->budget_w_kb);
+                 (double)wb - tw, c->budget_w_kb);
     if (miss_a)
         snprintf(part[1], sizeof part[1], "%sactivations %zu bytes, %.0f over --budget-acts %g kB",
-                 miss_w ? "; " : "", ab, (double)ab - ta, (double)c->budget_a_kb);
+                 miss_w ? "; " : "", ab, (double)ab - ta, c->budget_a_kb);
     return lb_error_set(LB_EBUDGET,
                         "budget missed by the exported model: %s%s. The checkpoint %s holds the "
                         "trained model; a longer mixed phase (--phases) or a larger budget may "

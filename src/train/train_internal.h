@@ -96,6 +96,8 @@ lb_status lb_adaqat_setup(run *r, const lb_train_cfg *c);
 typedef struct lb_sliced_run lb_sliced_run;
 lb_status lb_sliced_cfg_check(const lb_train_cfg *c);
 lb_status lb_sliced_setup(run *r, const lb_train_cfg *c, int steps_per_epoch);
+/* The exported model's weight and activation bytes (lb_int_export_bytes of the net as it is). */
+lb_status lb_sliced_export_bytes(const run *r, const lb_train_cfg *c, size_t *wb, size_t *ab);
 /* A --budget-weights/--budget-acts value in kB as bytes, rounded to the byte (0: none). */
 double lb_sliced_budget_bytes(double kb);
 /* The epoch's phase; at the start of the fine-tune phase the weight budget is enforced

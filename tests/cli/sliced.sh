@@ -7,7 +7,7 @@
 # phases give the same file; `lowbit plot bits` and `plot pareto` write SVG and PNG (bad
 # results files named);
 # a tight budget the mixed phase cannot reach is met by lowering slices at the end (the export's
-# bytes within it, integer = float). Then the bad inputs: budgets of zero or below the smallest possible model (the
+# bytes within it; integer = float on every prediction, exported C = eval --integer). Then the bad inputs: budgets of zero or below the smallest possible model (the
 # minimum is named), phases that do not add up, widths out of range, options without sliced
 # quantizers, a fault map asked of a sliced checkpoint, a damaged sliced checkpoint: clear messages, non-zero exits.
 # Usage: sliced.sh path/to/lowbit. With a sanitizer build (or LOWBIT_QUICK=1) fewer samples.
@@ -147,10 +147,19 @@ if [ "$rc" -eq 0 ] && grep -q "budget: exported weight_bytes [0-9]* within --bud
     [ -n "$bw" ] && [ "$bw" -le 30000 ]; then ok; else
     bad "tight budget met by lowering slices" "exit $rc (want 0), weight_bytes '$bw' (want <= 30000)" "$T/b.train"
 fi
-if "$L" eval "$T/b.ckpt" --data "$DATA" --test-limit "$nimg" >"$T/b.f" 2>&1 &&
-    "$L" eval "$T/b.ckpt" --data "$DATA" --test-limit "$nimg" --integer >"$T/b.i" 2>&1 &&
-    [ "$(grep '^accuracy' "$T/b.f")" = "$(grep '^accuracy' "$T/b.i")" ]; then ok; else
-    bad "lowered model: integer = float" "accuracies differ" "$T/b.f"
+# the lowered model (rows of 2 and 4 bits in one layer) through the integer path and the export
+if "$L" eval "$T/b.ckpt" --data "$DATA" --integer --compare --test-limit "$nimg" \
+    --dump-logits "$T/b.int" >"$T/b.i" 2>&1 && grep -q '^agreement: 1.0000 ' "$T/b.i"; then ok; else
+    bad "lowered model: integer = float" "not every prediction agrees" "$T/b.i"
+fi
+if "$L" export "$T/b.ckpt" -o "$T/exb" --data "$DATA" >"$T/b.export" 2>&1 &&
+    "$CC99" -std=c99 -O2 -Wall -Wextra -Werror -pedantic "$T/exb/model.c" "$T/exb/main.c" \
+        -o "$T/exb/model" >"$T/b.cc" 2>&1 &&
+    "$T/exb/model" "$T/t10k.idx" "$nimg" >"$T/b.c.out" 2>"$T/b.c.err" &&
+    cmp -s "$T/b.c.out" "$T/b.int" && [ "$(sed -n 's/^weight_bytes: //p' "$T/b.export")" = "$bw" ]; then
+    ok
+else
+    bad "lowered model: export" "exported C differs from eval --integer, or other bytes" "$T/b.export"
 fi
 
 # ---- bad inputs ------------------------------------------------------------------------------
