@@ -364,6 +364,8 @@ static lb_net *zoo(const char *arch, lb_qkind kind, int wb, int ab, int first, i
 }
 
 /* Every op with an integer rule: strided conv with bias and a per-channel fixed quantizer,
+ * weight widths 6, 5, 3, 2 and 7 bits (every packing but the byte-aligned 4 and 8 of the zoo
+ * models, codes straddling bytes),
  * ReLU6, average pool, depthwise conv, padded max pool, standalone ReLU, 1x1 conv, option-A
  * shortcut, adds with and without rescaling, GAP, linear with a signed input. */
 static lb_net *all_ops_net(int batch) {
@@ -382,9 +384,9 @@ static lb_net *all_ops_net(int batch) {
     lb_net_linear(n, "fc", lb_net_gap(n, a2), 10, 1);
     const lb_qcfg none = {.kind = LB_Q_NONE, .bits = 0, .is_signed = 0, .per_channel = 0};
     lb_net_set_quant(
-        n, c1, &(lb_qcfg){.kind = LB_Q_FIXED, .bits = 8, .is_signed = 1, .per_channel = 1}, &none);
+        n, c1, &(lb_qcfg){.kind = LB_Q_FIXED, .bits = 6, .is_signed = 1, .per_channel = 1}, &none);
     lb_net_set_quant(n, c2,
-                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 4, .is_signed = 1, .per_channel = 0},
+                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 5, .is_signed = 1, .per_channel = 0},
                      &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 4, .is_signed = 0, .per_channel = 0});
     lb_net_set_quant(n, c3,
                      &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 3, .is_signed = 1, .per_channel = 1},
@@ -393,7 +395,7 @@ static lb_net *all_ops_net(int batch) {
                      &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 2, .is_signed = 1, .per_channel = 0},
                      &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 4, .is_signed = 0, .per_channel = 0});
     lb_net_set_quant(n, lb_net_out(n),
-                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 8, .is_signed = 1, .per_channel = 0},
+                     &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 7, .is_signed = 1, .per_channel = 0},
                      &(lb_qcfg){.kind = LB_Q_LSQ, .bits = 6, .is_signed = 1, .per_channel = 0});
     if (lb_net_plan(n, batch, 2) != LB_OK) {
         lb_net_free(n);

@@ -402,12 +402,13 @@ static void test_options(void) {
     lb_sliced_after_update(&r);
     CHECK(d->wq.param[0] == 0.5f * d0, "phase B, step 21: put back");
     /* The budget as a constraint (sliced_budget.c): the 4-bit cnn (~48 kB exported) is over 30 kB;
-     * slices go down a storage width, the export then fits, the layers' widths only fell, and a
+     * slices go down a bit at a time, the export then fits, the layers' widths only fell, and a
      * second call finds nothing to do (and changes no parameter). */
     int before_bits[LB_Q_MAXSL];
     for (int ch = 0; ch < d->wq.ch; ch++) before_bits[ch] = lb_quant_sliced_bits(&d->wq, ch);
     char fit[320];
-    CHECK(lb_sliced_fit_budget(&r, &c, fit, sizeof fit) == LB_OK && strstr(fit, "lowered"),
+    CHECK(lb_sliced_fit_budget(&r, &c, fit, sizeof fit) == LB_OK &&
+              strstr(fit, "one-bit lowerings"),
           "fit the budget: %s / %s", fit, lb_error_msg());
     lb_int_model *im = NULL;
     size_t wb = 0, ab = 0;

@@ -3,9 +3,11 @@
 # checkpoint on Fashion-MNIST, test accuracy against the exported model's weight + activation
 # bytes (`lowbit info`'s weight_bytes / activation_bytes, the exporter's own figures):
 #   uniform  LSQ at W2A2, W3A3, W4A4, W8A8 (first/last layers 8 bits);
-#   sliced   --quant sliced under 3 budgets: the weight and activation bytes of uniform W2, W3
-#            and W4 (each run must end within its budget: the trainer lowers slices at the
-#            fine-tune if the mixed phase did not get there; exit 4 otherwise, reported);
+#   sliced   --quant sliced under 5 budgets: the weight and activation bytes of uniform W2, W3
+#            and W4, and the midpoints W2.5 and W3.5 (the mean of the two neighbours' weight
+#            bytes, the lower one's activation bytes): each run must end within its budget (the
+#            trainer lowers slices at the fine-tune if the mixed phase did not get there; exit 4
+#            otherwise, reported);
 #   adaqat   --learn-bits adaqat from 4 bits with --bits-lambda 0.005, 0.02, 0.05.
 # Writes RUNDIR/results.json, RUNDIR/pareto.svg/.png (lowbit plot pareto), RUNDIR/table.md and
 # RUNDIR/goal.md (issue 14's goal judged by bench/pareto/goal.py).
@@ -17,6 +19,8 @@
 #   FP32_resnet20, FP32_mobilenetv2   FP32 checkpoints to start from (default: bench/compare's
 #              runs if there, else trained here: 15 epochs, recipe B)
 #   EPOCHS     3 (every fine-tune); PHASES "1,1,1" (sliced: fixed-bit, mixed, fine-tune)
+#   METHODS    "uniform sliced adaqat" (the cells to run; uniform's must exist for sliced)
+#   SLICED     "2 2.5 3 3.5 4" (sliced budgets: uniform widths or midpoints between two)
 #   THREADS 1; EXTRA; LOWBIT; DATA; DRY_RUN as bench/compare/run.sh (two copies share the cells)
 set -u -o pipefail
 
@@ -31,6 +35,8 @@ EXTRA=${EXTRA:-}
 LOWBIT=${LOWBIT:-$repo/build/release/lowbit}
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 DRY_RUN=${DRY_RUN:-0}
+METHODS=${METHODS:-uniform sliced adaqat}
+SLICED=${SLICED:-2 2.5 3 3.5 4}
 die() { echo "pareto: $*" >&2; exit 2; }
 [ -x "$LOWBIT" ] || die "no lowbit binary at $LOWBIT (set LOWBIT)"
 mkdir -p "$RUNDIR" || die "cannot create $RUNDIR"
@@ -38,6 +44,7 @@ mkdir -p "$RUNDIR" || die "cannot create $RUNDIR"
 extra=($EXTRA)
 . "$here/../cells.bash"
 
+has() { case " $METHODS " in *" $1 "*) return 0 ;; esac; return 1; }
 bytes() { # checkpoint, weight|activation -> bytes of the exported model
     "$LOWBIT" info "$1" 2>/dev/null | sed -n "s/^$2_bytes: \([0-9]*\)/\1/p"
 }
@@ -59,23 +66,30 @@ for m in $MODELS; do
         base=$RUNDIR/${m}_fp32.safetensors
     fi
     ft=(--model "$m" --init "$base" --epochs "$EPOCHS" --lr 0.02 --warmup 0 "${common[@]}")
-    for b in 2 3 4 8; do
+    has uniform && for b in 2 3 4 8; do
         cell "${m}_uniform_w$b" "${ft[@]}" --quant lsq --wbits $b --abits $b
     done
-    for b in 2 3 4; do
-        u="$RUNDIR/${m}_uniform_w$b"
-        wait_for "$u" || { echo "pareto: ${m} uniform W$b failed: no budget from it" >&2; continue; }
-        if [ "$DRY_RUN" = 1 ]; then wb=W$b-weights ab=W$b-acts; else
-            wb=$(bytes "$u.safetensors" weight) ab=$(bytes "$u.safetensors" activation)
-            [ -n "$wb" ] && [ -n "$ab" ] || { echo "pareto: no bytes for $u" >&2; continue; }
+    has sliced && for b in $SLICED; do
+        lo=${b%.*} hi=${b%.*}
+        [ "$lo" = "$b" ] || hi=$((lo + 1)) # a midpoint: between W<lo> and W<lo+1>
+        wb=0 ab=
+        for u in $lo $hi; do
+            u="$RUNDIR/${m}_uniform_w$u"
+            wait_for "$u" || { echo "pareto: $u failed: no budget from it" >&2; continue 2; }
+            if [ "$DRY_RUN" = 1 ]; then wb=W$b-weights ab=W$b-acts; continue; fi
+            w=$(bytes "$u.safetensors" weight) a=$(bytes "$u.safetensors" activation)
+            [ -n "$w" ] && [ -n "$a" ] || { echo "pareto: no bytes for $u" >&2; continue 2; }
+            wb=$((wb + w)) ab=${ab:-$a}
+        done
+        if [ "$DRY_RUN" != 1 ]; then
             # kB = 1000 bytes, rounded down: the budget is at most uniform's own bytes
-            wb=$(awk -v x="$wb" 'BEGIN { printf "%.3f", int(x) / 1000 }')
+            wb=$(awk -v x="$wb" -v n=$((hi > lo ? 2 : 1)) 'BEGIN { printf "%.3f", int(x / n) / 1000 }')
             ab=$(awk -v x="$ab" 'BEGIN { printf "%.3f", int(x) / 1000 }')
         fi
         cell "${m}_sliced_w$b" "${ft[@]}" --quant sliced --per-channel --wbits 4 --abits 4 \
             --phases "$PHASES" --budget-weights "$wb" --budget-acts "$ab"
     done
-    for lam in 0.005 0.02 0.05; do
+    has adaqat && for lam in 0.005 0.02 0.05; do
         cell "${m}_adaqat_l$lam" "${ft[@]}" --quant lsq --wbits 4 --abits 4 \
             --learn-bits adaqat --bits-lambda "$lam"
     done

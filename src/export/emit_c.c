@@ -106,7 +106,7 @@ int lb_emit_model_data_h(FILE *f, const lb_int_model *m, const lb_export_plan *p
     fputs(
         "typedef struct lbm_conv {\n"
         "    int cin, ih, iw, cout, oh, ow, k, stride, pad, groups;\n"
-        "    int bits; /* storage bits of a packed weight code: 2, 4 or 8 */\n"
+        "    int bits; /* storage bits of a packed weight code, 1..8 */\n"
         "    const unsigned char *w; /* codes [cout][cin/groups][k][k] */\n"
         "    /* tab != 0: w holds unsigned level indices and the code of index v in output\n"
         "     * channel co is tab[(tabs > 1 ? co : 0) * tabn + v] */\n"
@@ -117,7 +117,7 @@ int lb_emit_model_data_h(FILE *f, const lb_int_model *m, const lb_export_plan *p
         "    /* a max pool done per output plane (pk = 0: none): window, stride, padding, size */\n"
         "    int pk, ps, ppad, poh, pow;\n"
         "    /* rb != 0 (sliced layers): output channel co's codes start at byte ro[co] of w,\n"
-        "     * stored in rb[co] bits (2, 4 or 8) each; bits is then unused */\n"
+        "     * stored in rb[co] bits (1..8) each; bits is then unused */\n"
         "    const signed char *rb;\n    const int32_t *ro;\n"
         "} lbm_conv;\n\n",
         f);
@@ -147,7 +147,7 @@ int lb_emit_model_data_h(FILE *f, const lb_int_model *m, const lb_export_plan *p
         if (rows)
             fprintf(f,
                     "/* %s: %s %dx%dx%dx%d, sliced: each output channel's codes (up to %d bits) "
-                    "in its own 2/4/8-bit storage */\n",
+                    "in its own storage width */\n",
                     op->name, op->linear ? "linear" : "conv", op->cout, op->cin / op->groups, op->k,
                     op->k, op->wbits);
         else if (op->ibits)

@@ -10,18 +10,26 @@ void lb_emit_u8_array(FILE *f, const char *name, const unsigned char *v, size_t 
     fputs("\n};\n", f);
 }
 
-/* Codes of one layer, packed little-endian within bytes: 8-bit as bytes (two's complement),
- * 4-bit two per byte (low nibble first), 2-bit four per byte (lowest bits first). */
+/* n codes (two's complement, or level indices) as one bit stream from p's first bit: code j
+ * takes bits j*sb .. j*sb+sb-1, bit b of the stream being bit b%8 of byte b/8. At 2, 4 and 8 bits
+ * that is four, two or one code a byte, lowest bits first; a 3-bit code may straddle two bytes. */
+static void put_codes(unsigned char *p, const int16_t *w, const unsigned char *idx, size_t n,
+                      int sb) {
+    unsigned mask = (1u << sb) - 1;
+    for (size_t i = 0; i < n; i++) {
+        size_t b = i * (size_t)sb;
+        unsigned v = (((unsigned)(w ? w[i] : idx[i])) & mask) << (b % 8);
+        p[b / 8] |= (unsigned char)(v & 0xffu);
+        if (v > 0xffu) p[b / 8 + 1] |= (unsigned char)(v >> 8);
+    }
+}
+
 unsigned char *lb_emit_pack_codes(const int16_t *w, const unsigned char *idx, size_t n, int sbits,
                                   size_t *bytes) {
-    int per = 8 / sbits;
-    *bytes = (n + (size_t)per - 1) / (size_t)per;
+    *bytes = lb_emit_packed_bytes(n, sbits);
     unsigned char *p = calloc(*bytes ? *bytes : 1, 1);
     if (!p) return NULL;
-    unsigned mask = (1u << sbits) - 1;
-    for (size_t i = 0; i < n; i++)
-        p[i / (size_t)per] |= (unsigned char)((((unsigned)(w ? w[i] : idx[i])) & mask)
-                                              << ((i % (size_t)per) * sbits));
+    put_codes(p, w, idx, n, sbits);
     return p;
 }
 
@@ -30,10 +38,8 @@ unsigned char *lb_emit_pack_codes(const int16_t *w, const unsigned char *idx, si
  * lbm_ro<i> (byte offsets) to f before the codes. NULL when out of memory. */
 unsigned char *lb_emit_pack_rows(const lb_int_op *op, int K, size_t *bytes, int i, FILE *f) {
     size_t total = 0;
-    for (int co = 0; co < op->cout; co++) {
-        int per = 8 / lb_emit_storage_bits(op->rbits[co]);
-        total += ((size_t)K + per - 1) / per;
-    }
+    for (int co = 0; co < op->cout; co++)
+        total += lb_emit_packed_bytes((size_t)K, lb_emit_storage_bits(op->rbits[co]));
     unsigned char *p = calloc(total ? total : 1, 1);
     if (!p) return NULL;
     fprintf(f, "static const signed char lbm_rb%d[%d] = {", i, op->cout);
@@ -42,13 +48,10 @@ unsigned char *lb_emit_pack_rows(const lb_int_op *op, int K, size_t *bytes, int 
     fprintf(f, "\n};\nstatic const int32_t lbm_ro%d[%d] = {", i, op->cout);
     size_t off = 0;
     for (int co = 0; co < op->cout; co++) {
-        int sb = lb_emit_storage_bits(op->rbits[co]), per = 8 / sb;
-        unsigned mask = (1u << sb) - 1;
+        int sb = lb_emit_storage_bits(op->rbits[co]);
         fprintf(f, "%s%zu,", co % 8 ? " " : "\n    ", off);
-        for (int k = 0; k < K; k++)
-            p[off + (size_t)(k / per)] |=
-                (unsigned char)((((unsigned)op->w[(size_t)co * K + k]) & mask) << ((k % per) * sb));
-        off += ((size_t)K + per - 1) / per;
+        put_codes(p + off, op->w + (size_t)co * K, NULL, (size_t)K, sb);
+        off += lb_emit_packed_bytes((size_t)K, sb);
     }
     fputs("\n};\n", f);
     *bytes = total;

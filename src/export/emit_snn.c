@@ -28,16 +28,16 @@ static void i64_array(FILE *f, const char *name, const int64_t *v, size_t n) {
     fputs("\n};\n", f);
 }
 
-/* The storage bits of a layer's codes: the narrowest of 2, 4, 8 whose two's complement holds them
- * all (the spiking model keeps codes, not bit-widths; a 4-bit body layer lands on 4), or 0 when a
- * code needs more than 8 bits. */
+/* The storage bits of a layer's codes: the narrowest width from 2 to 8 whose two's complement holds
+ * them all (the spiking model keeps codes, not bit-widths; a 4-bit body layer lands on 4), or 0
+ * when a code needs more than 8 bits. */
 static int snn_storage_bits(const lb_isnn_layer *L, size_t n) {
     int lo = 0, hi = 0;
     for (size_t i = 0; i < n; i++) {
         lo = L->wc[i] < lo ? L->wc[i] : lo;
         hi = L->wc[i] > hi ? L->wc[i] : hi;
     }
-    for (int sb = 2; sb <= 8; sb *= 2)
+    for (int sb = 2; sb <= 8; sb++)
         if (lo >= -(1 << (sb - 1)) && hi < (1 << (sb - 1))) return sb;
     return 0;
 }
@@ -70,7 +70,7 @@ int lb_emit_snn_data_h(FILE *f, const lb_int_model *mm, const char *source) {
           "    int cin, ih, iw, k, stride, pad, groups, to_cur, enc;\n"
           "    int reset, mem_bits, pk, pstride, eps_e;\n"
           "    long off, state_off;\n"
-          "    int wbits; /* storage bits of a packed weight code or level index: 2, 4 or 8 */\n"
+          "    int wbits; /* storage bits of a packed weight code or level index, 1..8 */\n"
           "    const unsigned char *wc;\n"
           "    int tbits; /* level-table layers: index bits; tk: codes per table (0: one) */\n"
           "    long tk;\n"
@@ -203,12 +203,17 @@ static const char *const g_model_c =
     "    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);\n"
     "    return z ^ (z >> 31);\n"
     "}\n\n"
-    "/* weight code i of a layer, packed as the CNN export packs (little-endian in bytes) */\n"
+    "/* weight code i of a layer, packed as the CNN export packs (one little-endian bit stream) "
+    "*/\n"
     "static int32_t code(const lbm_layer *L, long i) {\n"
-    "    int b = L->wbits, per = 8 / b;\n"
-    "    int v = (L->wc[i / per] >> ((int)(i % per) * b)) & ((1 << b) - 1);\n"
-    "    if (L->tab) return L->tab[(L->tk ? i / L->tk : 0) * (1L << L->tbits) + v];\n"
-    "    return v >= (1 << (b - 1)) ? v - (1 << b) : v;\n"
+    "    const int b = L->wbits;\n"
+    "    const unsigned long at = (unsigned long)i * (unsigned long)b;\n"
+    "    const int sh = (int)(at & 7u);\n"
+    "    unsigned v = L->wc[at >> 3];\n"
+    "    if (sh + b > 8) v |= (unsigned)L->wc[(at >> 3) + 1] << 8;\n"
+    "    v = (v >> sh) & ((1u << b) - 1u);\n"
+    "    if (L->tab) return L->tab[(L->tk ? i / L->tk : 0) * (1L << L->tbits) + (long)v];\n"
+    "    return v >= (1u << (b - 1)) ? (int32_t)v - (1 << b) : (int32_t)v;\n"
     "}\n\n"
     "static int32_t load(const lbm_layer *S, long i) {\n"
     "    if (S->ty == T_SPK || S->ty == T_PIX) return ((const uint8_t *)(WS + S->off))[i];\n"

@@ -201,9 +201,9 @@ lb_status lb_int_export_bytes(const lb_int_model *m, size_t *weight_bytes,
         any_conv = 1;
         wide |= op->wbits > 8;
         size_t K = (size_t)op->cin / op->groups * op->k * op->k;
-        size_t per = (size_t)(8 / lb_emit_storage_bits(op->ibits ? op->ibits : op->wbits));
+        int sb = lb_emit_storage_bits(op->ibits ? op->ibits : op->wbits);
         size_t rows = lb_emit_row_bytes(op); /* sliced: each row at its own width */
-        wb += rows ? rows : ((size_t)op->cout * K + per - 1) / per;
+        wb += rows ? rows : lb_emit_packed_bytes((size_t)op->cout * K, sb);
         if (op->ibits) wb += 2 * (size_t)op->ntab * ((size_t)1 << op->ibits);
         wb += (size_t)op->cout * (4 + 1 + 8); /* int32 m, signed char s, int64 b */
     }

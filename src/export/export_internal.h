@@ -53,17 +53,23 @@ extern const char *const lb_emit_k_common,
                                                                      *const lb_emit_k_add;
 
 /* Packed weight codes (emit_pack.c). lb_emit_pack_codes packs n codes (w, or level indices idx
- * when w is NULL) at sbits 2, 4 or 8, little-endian within bytes; lb_emit_pack_rows packs a sliced
- * layer row by row and writes its row tables to f; both return malloc'd bytes, NULL when out of
- * memory. lb_emit_u8_array writes one static byte array. */
+ * when w is NULL) at sbits 1..8 as one little-endian bit stream (code j at bits j*sbits..);
+ * lb_emit_pack_rows packs a sliced layer row by row and writes its row tables to f; both return
+ * malloc'd bytes, NULL when out of memory. lb_emit_u8_array writes one static byte array. */
 void lb_emit_u8_array(FILE *f, const char *name, const unsigned char *v, size_t n);
 unsigned char *lb_emit_pack_codes(const int16_t *w, const unsigned char *idx, size_t n, int sbits,
                                   size_t *bytes);
 unsigned char *lb_emit_pack_rows(const lb_int_op *op, int K, size_t *bytes, int i, FILE *f);
 
-/* Storage bits of packed weight codes: 2 (2-bit), 4 (3..4-bit) or 8 (5..8-bit). */
+/* Storage bits of packed weight codes: the codes' own width, 1..8 (a 3-bit layer costs 3/8 of a
+ * byte a weight, not 4/8: sub-byte widths are what mixed precision trades in). */
 static inline int lb_emit_storage_bits(int bits) {
-    return bits <= 2 ? 2 : bits <= 4 ? 4 : 8;
+    return bits < 1 ? 1 : bits > 8 ? 8 : bits;
+}
+
+/* Bytes of n codes packed at sbits each. */
+static inline size_t lb_emit_packed_bytes(size_t n, int sbits) {
+    return (n * (size_t)sbits + 7) / 8;
 }
 
 /* Sliced layers with a width per output channel (op->rbits): every row packed at its own storage
@@ -73,13 +79,11 @@ static inline int lb_emit_storage_bits(int bits) {
 static inline size_t lb_emit_row_bytes(const lb_int_op *op) {
     if (op->kind != LB_IOP_CONV || !op->rbits || op->ibits) return 0;
     size_t K = (size_t)op->cin / (size_t)op->groups * (size_t)op->k * (size_t)op->k, rows = 0;
-    for (int co = 0; co < op->cout; co++) {
-        size_t per = (size_t)(8 / lb_emit_storage_bits(op->rbits[co]));
-        rows += (K + per - 1) / per;
-    }
+    for (int co = 0; co < op->cout; co++)
+        rows += lb_emit_packed_bytes(K, lb_emit_storage_bits(op->rbits[co]));
     rows += (size_t)op->cout * (1 + 4);
-    size_t per = (size_t)(8 / lb_emit_storage_bits(op->wbits));
-    return rows < ((size_t)op->cout * K + per - 1) / per ? rows : 0;
+    return rows < lb_emit_packed_bytes((size_t)op->cout * K, lb_emit_storage_bits(op->wbits)) ? rows
+                                                                                              : 0;
 }
 
 #endif

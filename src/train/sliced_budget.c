@@ -1,6 +1,6 @@
 /* The weight budget of --quant sliced made a hard constraint: before the frozen fine-tune (or at
  * the end of a run without one), a model whose exported weight bytes exceed --budget-weights has
- * slices lowered, greedily, to the next smaller storage width until the export fits. Not the
+ * slices lowered, greedily, a bit at a time until the export fits. Not the
  * size penalty of the mixed phase (sliced_train.c), which only steers towards the budget. */
 #include "train_internal.h"
 
@@ -9,17 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The export stores a slice's codes in 2, 4 or 8 bits (docs/mixed.md). */
-static int storage_bits(int b) {
-    return b <= 2 ? 2 : b <= 4 ? 4 : 8;
-}
+/* The export stores a slice's codes in exactly its width's bits (docs/mixed.md); the fit does not
+ * go below 2 bits, the narrowest signed grid with a nonzero level. */
+enum { MIN_BITS = 2 };
 
-/* A candidate: lower slice c of weight quantizer q (inner elements a slice) from its
- * storage width to the next smaller one, at this much added squared quantization error per byte
- * saved. */
+/* A candidate: lower slice c of weight quantizer q (inner elements a slice) by one bit, at this
+ * much added squared quantization error per byte saved. */
 typedef struct cand {
     lb_quant *q;
-    int node, c, to;    /* the layer, the slice, its new width (4 or 2) */
+    int node, c, to;    /* the layer, the slice, its new width */
     double saved, cost; /* bytes the codes lose, added error per byte */
 } cand;
 
@@ -52,9 +50,9 @@ static int collect(cand_list *L) {
         const float *w = L->net->param + L->net->params[nd->pw].off;
         size_t in = q->inner;
         for (int c = 0; c < q->ch; c++) {
-            int s = storage_bits(lb_quant_sliced_bits(q, c));
-            if (s <= 2) continue;
-            int to = s == 8 ? 4 : 2;
+            int s = lb_quant_sliced_bits(q, c);
+            if (s <= MIN_BITS) continue;
+            int to = s - 1;
             float d0 = lb_quant_sliced_d(q, c), x0 = q->param[q->ch + c], d1, x1;
             width_params(q, c, to, &d1, &x1);
             double e = 0;
@@ -154,7 +152,7 @@ lb_status lb_sliced_fit_budget(run *r, const lb_train_cfg *c, char *note, size_t
     if (lowered)
         snprintf(note, cap,
                  "budget: the exported weights had %zu bytes, over --budget-weights %g kB; %d "
-                 "weight slices lowered to the next storage width (least added error per byte "
+                 "one-bit lowerings of weight slices (least added error per byte "
                  "first): %zu bytes",
                  wb0, c->budget_w_kb, lowered, wb);
     if (wide)
