@@ -16,6 +16,10 @@
 #define LB_ADAQAT_FLOOR 1.5f   /* so that b = ceil(N) >= 2 */
 #define LB_ADAQAT_MAXBITS 8
 #define LB_ADAQAT_RISES 10 /* a width freezes once it rose back from one value more than this */
+/* Share of a run's steps in which the widths move; the rest trains the weights at the widths
+ * reached (our design, docs/mixed.md: a width that drops in the last steps, at a learning rate
+ * near 0, leaves weights and BN statistics no time to follow). 1: the whole run. */
+#define LB_ADAQAT_UNTIL (2.0f / 3.0f)
 
 typedef enum lb_learn_bits { LB_LEARN_BITS_NONE = 0, LB_LEARN_BITS_ADAQAT } lb_learn_bits;
 typedef enum lb_bits_scope { LB_BITS_LAYER = 0, LB_BITS_NET } lb_bits_scope;

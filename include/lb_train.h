@@ -69,9 +69,10 @@ typedef struct lb_train_cfg {
      * recipe (AdamW, wd 1e-4, lr 1e-3: seed 000's; docs/snn.md) */
     int opt_given, wd_given;
     /* --learn-bits (docs/mixed.md): 0 none, 1 AdaQAT; scope 0 per layer, 1 one pair for the net;
-     * the widths' learning rate and cost weight lambda (halved once the weights settle) */
+     * the widths' learning rate and cost weight lambda (halved once the weights settle), and
+     * the share of the run's steps in which they move (--bits-until; 1: all) */
     int learn_bits, bits_scope;
-    float bits_lr, bits_lambda;
+    float bits_lr, bits_lambda, bits_until;
     /* --quant sliced (docs/mixed.md, methods.md sec. 4): --phases A,B,C epochs (fixed-bit QAT
      * with the quantizer parameters frozen, mixed phase with the size penalty, frozen fine-tune;
      * all 0: the whole run is the mixed phase), --budget-weights / --budget-acts in kB (1000

@@ -5,11 +5,13 @@
  * evaluation), with the older-checkpoint fallback and malformed metadata. LOWBIT_QUICK=1
  * (sanitizer pass) shrinks the data. */
 #include "../src/train/train_internal.h"
+#include "lb_adaqat.h"
 #include "lb_ckpt.h"
 #include "lb_int.h"
 #include "lb_train.h"
 #include "lb_test.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -302,12 +304,48 @@ static void test_json_ranges(void) {
           "in-range values still read: %s", lb_error_msg());
 }
 
+/* --bits-until (docs/mixed.md): the step it stops the widths at, and its JSON: a run written
+ * before the field existed learned its widths to the end, so its resume keeps doing that. */
+static void test_bits_until(void) {
+    lb_train_cfg c;
+    lb_train_cfg_default(&c);
+    CHECK(c.bits_until == LB_ADAQAT_UNTIL && fabsf(c.bits_until - 2.0f / 3.0f) < 1e-6f,
+          "default 2/3");
+    CHECK(lb_adaqat_until_step(&c, 1407) == 938, "2/3 of 1407 steps: %ld",
+          lb_adaqat_until_step(&c, 1407));
+    c.bits_until = 1;
+    CHECK(lb_adaqat_until_step(&c, 1407) == 0, "1: every step");
+    c.bits_until = 1e-6f;
+    CHECK(lb_adaqat_until_step(&c, 10) == 1, "at least one step");
+    c.learn_bits = 1, c.bits_until = 0.5f;
+    char *js = lb_train_cfg_to_json(&c);
+    lb_train_cfg d;
+    lb_train_cfg_default(&d);
+    CHECK(js && lb_train_cfg_from_json(js, "rt.ckpt", &d) == LB_OK && d.bits_until == 0.5f,
+          "round trip: %s", lb_error_msg());
+    free(js);
+    lb_train_cfg_default(&d);
+    CHECK(lb_train_cfg_from_json("{\"learn_bits\":\"adaqat\"}", "old.ckpt", &d) == LB_OK &&
+              d.bits_until == 1,
+          "an older AdaQAT checkpoint: its widths moved to the end (%g)", (double)d.bits_until);
+    lb_train_cfg_default(&d);
+    CHECK(lb_train_cfg_from_json("{\"optimizer\":\"sgd\"}", "plain.ckpt", &d) == LB_OK &&
+              d.bits_until == LB_ADAQAT_UNTIL,
+          "no learned bits: the default stays");
+    lb_train_cfg_default(&d);
+    d.learn_bits = 1;
+    d.bits_until = 0;
+    CHECK(lb_adaqat_cfg_check(&d) == LB_EINVAL && strstr(lb_error_msg(), "--bits-until"),
+          "0 refused: %s", lb_error_msg());
+}
+
 int main(void) {
     int quick = getenv("LOWBIT_QUICK") && atoi(getenv("LOWBIT_QUICK"));
     snprintf(g_dir, sizeof g_dir, "/tmp/lowbit_train_XXXXXX");
     if (!mkdtemp(g_dir)) return 1;
 
     test_model_json();
+    test_bits_until();
     test_json_ranges();
     test_norm_is_the_models();
 

@@ -248,6 +248,8 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         c->bits_lr = cli_float(cmd, o, VAL, 1e-6, 10);
     } else if (IS("--bits-lambda")) {
         c->bits_lambda = cli_float(cmd, o, VAL, 0, 10);
+    } else if (IS("--bits-until")) {
+        c->bits_until = cli_float(cmd, o, VAL, 1e-6, 1);
     } else if (IS("--phases")) {
         const char *v = VAL;
         int a, b, k, n = -1;
@@ -395,6 +397,8 @@ void cli_train_usage(void) {
           "  --learn-bits-scope layer|net  a width pair per layer or one for the net\n"
           "  --bits-lr R --bits-lambda L  width rate (0.1) and cost weight (0.02, halved\n"
           "                     once every weight width is frozen)\n"
+          "  --bits-until F     the widths move in the first F of the run's steps (0.667),\n"
+          "                     the rest trains the weights at the widths reached\n"
           "  --quant sliced     learned step d and range xmax per slice, bits implied\n"
           "                     (docs/mixed.md), starting from --wbits/--abits\n"
           "  --phases A,B,C     sliced: epochs of fixed-bit QAT, mixed phase (size\n"

@@ -362,9 +362,9 @@ static void print_widths(const char *file, const lb_net *n, const lb_ckpt_info *
                 js ? lb_error_msg() : "no lowbit.adaqat metadata");
     }
     free(js);
-    printf("learned bits: %s, scope %s, bits_lr %g, lambda %g (now %g)\n",
+    printf("learned bits: %s, scope %s, bits_lr %g, lambda %g (now %g), until %g of the run\n",
            lb_learn_bits_name(in->train.learn_bits), lb_bits_scope_name(s.scope), (double)s.lr,
-           (double)s.lambda, (double)lb_adaqat_lambda(&s));
+           (double)s.lambda, (double)lb_adaqat_lambda(&s), (double)in->train.bits_until);
     for (int i = 0; i < s.nlayers; i++) {
         const lb_bitwidth *w = &s.w[s.npairs > 1 ? i : 0], *a = &s.a[s.npairs > 1 ? i : 0];
         printf("  %-14s N_w %.4f -> W%d%s  N_a %.4f -> A%d%s\n", n->nodes[s.node[i]].name,

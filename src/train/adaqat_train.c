@@ -17,6 +17,9 @@ lb_status lb_adaqat_cfg_check(const lb_train_cfg *c) {
     if (!(c->bits_lambda >= 0 && c->bits_lambda <= 10))
         return lb_error_set(LB_EINVAL, "--bits-lambda must be in [0, 10], got %g",
                             (double)c->bits_lambda);
+    if (!(c->bits_until > 0 && c->bits_until <= 1))
+        return lb_error_set(LB_EINVAL, "--bits-until must be in (0, 1], got %g",
+                            (double)c->bits_until);
     const lb_quant_plan *q = &c->model.q;
     lb_qkind w = lb_quant_plan_wkind(q), a = lb_quant_plan_akind(q);
     if (w == LB_Q_NONE || a == LB_Q_NONE)
@@ -29,6 +32,12 @@ lb_status lb_adaqat_cfg_check(const lb_train_cfg *c) {
         return lb_error_set(LB_EINVAL, "--learn-bits adaqat: reg levels have a fixed bit-width "
                                        "(their tables have b+1 entries); use lsq, fixed or dorefa");
     return LB_OK;
+}
+
+long lb_adaqat_until_step(const lb_train_cfg *c, long total) {
+    if (!(c->bits_until < 1)) return 0;
+    long s = lround((double)c->bits_until * (double)total);
+    return s < 1 ? 1 : s;
 }
 
 lb_status lb_adaqat_setup(run *r, const lb_train_cfg *c) {

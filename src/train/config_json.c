@@ -325,6 +325,7 @@ char *lb_train_cfg_to_json(const lb_train_cfg *c) {
         cJSON_AddStringToObject(o, "learn_bits_scope", lb_bits_scope_name(c->bits_scope));
         cJSON_AddNumberToObject(o, "bits_lr", c->bits_lr);
         cJSON_AddNumberToObject(o, "bits_lambda", c->bits_lambda);
+        cJSON_AddNumberToObject(o, "bits_until", c->bits_until);
     }
     /* only sliced runs: other checkpoints keep their metadata unchanged */
     if (lb_quant_plan_wkind(&c->model.q) == LB_Q_SLICED ||
@@ -396,6 +397,10 @@ lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg 
     if (st == LB_OK) st = jenum(&j, "learn_bits_scope", sc_names, &c->bits_scope);
     if (st == LB_OK) st = jfloat(&j, "bits_lr", &c->bits_lr);
     if (st == LB_OK) st = jfloat(&j, "bits_lambda", &c->bits_lambda);
+    /* a run that learned bits before --bits-until existed moved its widths to the end */
+    if (st == LB_OK && c->learn_bits && !cJSON_GetObjectItemCaseSensitive(o, "bits_until"))
+        c->bits_until = 1;
+    if (st == LB_OK) st = jfloat(&j, "bits_until", &c->bits_until);
     if (st == LB_OK) st = jnum(&j, "budget_weights_kb", &c->budget_w_kb);
     if (st == LB_OK) st = jnum(&j, "budget_acts_kb", &c->budget_a_kb);
     if (st == LB_OK && !(isfinite(c->budget_w_kb) && isfinite(c->budget_a_kb)))

@@ -45,6 +45,7 @@ void lb_train_cfg_default(lb_train_cfg *c) {
     c->aug.hflip = 0; /* opt-in: a flip changes the class of digits and letters */
     c->bits_lr = LB_ADAQAT_LR;
     c->bits_lambda = LB_ADAQAT_LAMBDA;
+    c->bits_until = LB_ADAQAT_UNTIL;
     c->sliced_every = LB_SLICED_EVERY;
 }
 
@@ -264,10 +265,12 @@ lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, i
                         float *loss, int *nc, double *tm) {
     int classes = lb_net_classes(r->net);
     double Lw = NAN, La = NAN;
-    int pw = 0, pa = 0, turn = r->ada ? lb_adaqat_turn(r->ada, step) : 0;
+    /* past --bits-until the widths stay: no probes, no update */
+    lb_adaqat *ada = r->ada && (r->ada_until <= 0 || step < r->ada_until) ? r->ada : NULL;
+    int pw = 0, pa = 0, turn = ada ? lb_adaqat_turn(ada, step) : 0;
     lb_status st;
-    if (r->ada && (st = lb_adaqat_probe(r->ada, r->net, turn, r->x, r->y, b, c->label_smoothing,
-                                        r->probs, r->state_save, &Lw, &La, &pw, &pa)) != LB_OK)
+    if (ada && (st = lb_adaqat_probe(ada, r->net, turn, r->x, r->y, b, c->label_smoothing, r->probs,
+                                     r->state_save, &Lw, &La, &pw, &pa)) != LB_OK)
         return st;
     memcpy(r->state_save, r->net->state, r->net->nstate * sizeof(float));
     const float *logits = lb_net_forward(r->net, r->x, b, 1);
@@ -309,9 +312,9 @@ lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, i
     int node = 0, is_w = 0, at = lb_net_project(r->net, &node, &is_w);
     lb_net_reg_clamp(r->net); /* Gaussian form only (methods.md): weights into the levels' span */
     lb_watch_step(w, r->net, step, ce, *nc, b, at, node, is_w);
-    if (r->ada) { /* the widths move after the weights, from this batch's three losses */
-        lb_adaqat_update(r->ada, turn, ce, Lw, La, pw, pa);
-        return lb_adaqat_apply(r->ada, r->net);
+    if (ada) { /* the widths move after the weights, from this batch's three losses */
+        lb_adaqat_update(ada, turn, ce, Lw, La, pw, pa);
+        return lb_adaqat_apply(ada, r->net);
     }
     return LB_OK;
 }
@@ -485,6 +488,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         step = info.step;
     }
     if ((st = lb_adaqat_setup(&r, c)) != LB_OK) goto out;
+    r.ada_until = lb_adaqat_until_step(c, sch.total);
     if ((st = lb_sliced_setup(&r, c, steps_per_epoch)) != LB_OK) goto out;
     if ((st = lb_snn_train_setup(&r, c)) != LB_OK) goto out;
     if ((st = check_classes(&r, c)) != LB_OK) goto out;

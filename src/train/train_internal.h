@@ -34,6 +34,7 @@ typedef struct run {
     int sync_loader;   /* set before lb_run_setup: prepare batches in lb_loader_next, no thread */
     int auto_batch;    /* set before lb_run_setup: c->batch may shrink for a small set (lb_train) */
     lb_adaqat *ada;    /* --learn-bits adaqat: the widths (NULL otherwise) */
+    long ada_until;    /* the widths move in steps before this one (0: every step) */
     struct lb_sliced_run *sl; /* --quant sliced: phases, penalty, saved parameters (or NULL) */
     /* Fine-tuning for a chip (finetune.c), NULL otherwise: called in every step right after the
      * backward, before the quantizers' own regularizers and the update; returns a loss to add and
@@ -84,6 +85,8 @@ void lb_snn_fire_metrics(run *r, char *buf, size_t cap, float *mean);
  * checkpoint's lowbit.adaqat on --resume (r->ada stays NULL without --learn-bits). */
 lb_status lb_adaqat_cfg_check(const lb_train_cfg *c);
 lb_status lb_adaqat_setup(run *r, const lb_train_cfg *c);
+/* The step from which --bits-until keeps the widths still, for a run of total steps (0: never). */
+long lb_adaqat_until_step(const lb_train_cfg *c, long total);
 
 /* --quant sliced in the trainer (sliced_train.c, docs/mixed.md). cfg_check: the options alone
  * (LB_EINVAL naming the option); setup: after the schedule is resolved and the net built (phases

@@ -61,6 +61,21 @@ if cmp -s "$T/full.ckpt" "$T/resumed.ckpt"; then ok; else
     bad "resume" "resumed checkpoint differs from the uninterrupted run" "$T/r.log"
 fi
 
+# ---- --bits-until: the widths stop where it says, the weights go on ----------------------------
+# 2 epochs of 4 steps, until 0.5: the widths after epoch 2 are those after epoch 1, to the digit
+"$L" train "${A[@]}" --train-limit 256 --epochs 2 --bits-until 0.5 --out "$T/until.ckpt" \
+    >"$T/until.log" 2>&1 || bad "until" "exit" "$T/until.log"
+w1=$(sed -n 1p "$T/until.ckpt.metrics.jsonl" | grep -o '"widths":\[.*\]')
+w2=$(sed -n 2p "$T/until.ckpt.metrics.jsonl" | grep -o '"widths":\[.*\]')
+if [ -n "$w1" ] && [ "$w1" = "$w2" ] && echo "$w1" | grep -o '"nw":[0-9.]*' | grep -qv '"nw":4.000000' &&
+    "$L" info "$T/until.ckpt" | grep -q 'until 0.5 of the run'; then ok; else
+    bad "until" "widths moved after --bits-until 0.5, or never moved" "$T/until.ckpt.metrics.jsonl"
+fi
+if ! "$L" train "${A[@]}" --train-limit 64 --bits-until 0 --out "$T/x.ckpt" >"$T/u0.log" 2>&1 &&
+    grep -q -- "--bits-until" "$T/u0.log"; then ok; else
+    bad "until 0" "--bits-until 0 accepted" "$T/u0.log"
+fi
+
 # ---- export bit-exact, byte figures = the declared arrays -----------------------------------
 gunzip -c "$DATA/t10k-images-idx3-ubyte.gz" | head -c $((16 + nimg * 784)) >"$T/t10k.idx"
 "$L" train --data "$DATA" --out "$T/u.ckpt" --train-limit 256 --test-limit 16 --epochs 1 \
