@@ -70,20 +70,20 @@ for m in $MODELS; do
         cell "${m}_uniform_w$b" "${ft[@]}" --quant lsq --wbits $b --abits $b
     done
     has sliced && for b in $SLICED; do
-        lo=${b%.*} hi=${b%.*}
-        [ "$lo" = "$b" ] || hi=$((lo + 1)) # a midpoint: between W<lo> and W<lo+1>
-        wb=0 ab=
-        for u in $lo $hi; do
+        lo=${b%.*} ws=${b%.*}
+        [ "$lo" = "$b" ] || ws="$lo $((lo + 1))" # a midpoint: between W<lo> and W<lo+1>
+        wb=0 ab= n=0
+        for u in $ws; do
             u="$RUNDIR/${m}_uniform_w$u"
             wait_for "$u" || { echo "pareto: $u failed: no budget from it" >&2; continue 2; }
             if [ "$DRY_RUN" = 1 ]; then wb=W$b-weights ab=W$b-acts; continue; fi
             w=$(bytes "$u.safetensors" weight) a=$(bytes "$u.safetensors" activation)
             [ -n "$w" ] && [ -n "$a" ] || { echo "pareto: no bytes for $u" >&2; continue 2; }
-            wb=$((wb + w)) ab=${ab:-$a}
+            wb=$((wb + w)) ab=${ab:-$a} n=$((n + 1))
         done
         if [ "$DRY_RUN" != 1 ]; then
             # kB = 1000 bytes, rounded down: the budget is at most uniform's own bytes
-            wb=$(awk -v x="$wb" -v n=$((hi > lo ? 2 : 1)) 'BEGIN { printf "%.3f", int(x / n) / 1000 }')
+            wb=$(awk -v x="$wb" -v n="$n" 'BEGIN { printf "%.3f", int(x / n) / 1000 }')
             ab=$(awk -v x="$ab" 'BEGIN { printf "%.3f", int(x) / 1000 }')
         fi
         cell "${m}_sliced_w$b" "${ft[@]}" --quant sliced --per-channel --wbits 4 --abits 4 \
