@@ -7,8 +7,9 @@ usage: goal.py RUNDIR/results.json
 better (>= 0.5 point) at two or more." Bytes are weight + activation bytes of the exported model
 (lowbit info). Read as Pareto dominance, per model:
   - every mixed-precision point (sliced, adaqat) is compared with the best uniform point that
-    needs at most its reference bytes: a budgeted run's budget (budget_bytes, a uniform model's
-    own bytes: equal bytes by construction, whatever the run undershot it by), else its own
+    needs at most its reference bytes: a budgeted run's budget (budget_bytes: a uniform model's
+    own bytes, equal bytes by construction whatever the run undershot it by, or a midpoint
+    between two uniform models, compared with the smaller one), else its own
     bytes plus 1% (TOL, in uniform's favour); the mixed point must be at least as accurate (a
     mixed point smaller than every uniform one has nothing to be compared with and is listed);
   - "strictly better at two or more": at least two mixed points are 0.5 point or more above it.
