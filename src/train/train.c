@@ -503,6 +503,16 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         p.note = note;
         fn(ctx, &p);
     }
+    if (fn && r.ada && r.ada_until > 0) {
+        char un[160];
+        lb_progress p = {0};
+        snprintf(un, sizeof un,
+                 "learned bits: the widths move in steps 1-%ld of %ld (--bits-until %.3g), then "
+                 "stay for the weights to train at them",
+                 r.ada_until, sch.total, (double)c->bits_until);
+        p.note = un;
+        fn(ctx, &p);
+    }
     /* a loss verdict looks at a tenth of the run (10..100 steps), after the warm-up */
     long win = sch.total / 10;
     win = win < 10 ? 10 : win > 100 ? 100 : win;

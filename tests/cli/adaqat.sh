@@ -68,7 +68,8 @@ fi
 w1=$(sed -n 1p "$T/until.ckpt.metrics.jsonl" | grep -o '"widths":\[.*\]')
 w2=$(sed -n 2p "$T/until.ckpt.metrics.jsonl" | grep -o '"widths":\[.*\]')
 if [ -n "$w1" ] && [ "$w1" = "$w2" ] && echo "$w1" | grep -o '"nw":[0-9.]*' | grep -qv '"nw":4.000000' &&
-    "$L" info "$T/until.ckpt" | grep -q 'until 0.5 of the run'; then ok; else
+    "$L" info "$T/until.ckpt" | grep -q 'until 0.5 of the run' &&
+    grep -q 'learned bits: the widths move in steps 1-4 of 8 (--bits-until 0.5)' "$T/until.log"; then ok; else
     bad "until" "widths moved after --bits-until 0.5, or never moved" "$T/until.ckpt.metrics.jsonl"
 fi
 if ! "$L" train "${A[@]}" --train-limit 64 --bits-until 0 --out "$T/x.ckpt" >"$T/u0.log" 2>&1 &&
