@@ -26,7 +26,7 @@ struct lb_sliced_run {
     float *gd, *gx;          /* per-slice size gradients (scratch, the widest quantizer's slices) */
     int restore;             /* this step's update of the quantizer parameters is undone */
     double sw, sa, pen, rho; /* the last step's sizes (kB), penalty and ramp */
-    char fit[320];           /* what lb_sliced_fit_budget did ("" nothing), for the final line */
+    char fit[1024]; /* what lb_sliced_fit_budget did, when ("" nothing), for the final line */
 };
 
 static const char *const phase_name[3] = {"qat", "mixed", "finetune"};
@@ -219,13 +219,27 @@ void lb_sliced_free(run *r) {
     r->sl = NULL;
 }
 
+/* lb_sliced_fit_budget, its note kept after those of earlier fits, saying when */
+static lb_status fit_at(run *r, const lb_train_cfg *c, const char *when) {
+    lb_sliced_run *s = r->sl;
+    char note[400];
+    lb_status st = lb_sliced_fit_budget(r, c, note, sizeof note);
+    size_t n = strlen(s->fit);
+    if (st == LB_OK && note[0])
+        snprintf(s->fit + n, sizeof s->fit - n, "%s%s: %s", n ? "\n" : "", when, note);
+    return st;
+}
+
 lb_status lb_sliced_epoch_start(run *r, const lb_train_cfg *c, int epoch) {
     lb_sliced_run *s = r->sl;
     if (!s) return LB_OK;
     s->phase = epoch < s->ph[0] ? 0 : epoch < s->ph[0] + s->ph[1] ? 1 : 2;
-    /* the budget is a constraint: the fine-tune starts from a model that meets it */
-    if (s->ph[2] > 0 && epoch == s->ph[0] + s->ph[1])
-        return lb_sliced_fit_budget(r, c, s->fit, sizeof s->fit);
+    /* The budget is a constraint: the mixed phase starts from a model that meets it, when the
+     * fixed-bit phase has initialized the quantizers (the penalty alone moves a width by about a
+     * bit an epoch, so the weights would otherwise meet the budget's widths in the fine-tune
+     * only), and so does the fine-tune (the mixed phase may have widened slices again). */
+    if (s->ph[0] > 0 && s->ph[1] > 0 && epoch == s->ph[0]) return fit_at(r, c, "mixed phase");
+    if (s->ph[2] > 0 && epoch == s->ph[0] + s->ph[1]) return fit_at(r, c, "fine-tune");
     return LB_OK;
 }
 
@@ -318,7 +332,7 @@ void lb_sliced_after_update(run *r) {
 lb_status lb_sliced_epoch_end(run *r, const lb_train_cfg *c, int epoch) {
     if (!r->sl || epoch != c->epochs - 1) return LB_OK;
     if (r->sl->ph[2] == 0) { /* no fine-tune phase: the budget is met here, before BN */
-        lb_status st = lb_sliced_fit_budget(r, c, r->sl->fit, sizeof r->sl->fit);
+        lb_status st = fit_at(r, c, "end of the run");
         if (st != LB_OK) return st;
     }
     lb_loader_start(r->loader, epoch + 1);

@@ -147,6 +147,14 @@ if [ "$rc" -eq 0 ] && grep -q "budget: exported weight_bytes [0-9]* within --bud
     [ -n "$bw" ] && [ "$bw" -le 30000 ]; then ok; else
     bad "tight budget met by lowering slices" "exit $rc (want 0), weight_bytes '$bw' (want <= 30000)" "$T/b.train"
 fi
+# with a fixed-bit phase first, the mixed phase already starts within the budget
+train "$T/m.ckpt" --epochs 3 --phases 1,1,1 --budget-weights 30 >"$T/m.train" 2>&1
+rc=$?
+mw=$("$L" info "$T/m.ckpt" 2>/dev/null | sed -n 's/^weight_bytes: \([0-9]*\)/\1/p')
+if [ "$rc" -eq 0 ] && grep -q "^mixed phase: budget: the exported weights had [0-9]* bytes" "$T/m.train" &&
+    [ -n "$mw" ] && [ "$mw" -le 30000 ]; then ok; else
+    bad "budget met from the mixed phase on" "exit $rc, weight_bytes '$mw'" "$T/m.train"
+fi
 # the lowered model (rows of several widths in one layer) through the integer path and the export
 if "$L" eval "$T/b.ckpt" --data "$DATA" --integer --compare --test-limit "$nimg" \
     --dump-logits "$T/b.int" >"$T/b.i" 2>&1 && grep -q '^agreement: 1.0000 ' "$T/b.i"; then ok; else
