@@ -69,6 +69,10 @@ lb_status lb_adaqat_init(lb_adaqat *s, const lb_net *n, lb_bits_scope scope, flo
                          float lambda);
 /* Sets every learned quantizer to b = ceil(N). */
 lb_status lb_adaqat_apply(const lb_adaqat *s, lb_net *n);
+/* The same after a width update, for good: an initialized LSQ quantizer whose bits change keeps
+ * its range, its steps (and their floors) scaled by Qp_old / Qp_new (our design, docs/mixed.md;
+ * the probes' lowered bits keep the step, as AdaQAT's code does). */
+lb_status lb_adaqat_commit(const lb_adaqat *s, lb_net *n);
 /* The two extra forwards for pair `turn` (training mode, same batch, same dropout masks; the
  * state array and RNG are restored after each, so only the normal forward moves BN statistics):
  * *Lw and *La, NaN when that side is not probed (*probed_w / *probed_a 0). state_save holds

@@ -134,6 +134,41 @@ static void test_net(void) {
         CHECK(lb_adaqat_from_json(bad[i], "x.ckpt", n, &t) == LB_EFORMAT &&
                   strstr(lb_error_msg(), "x.ckpt"),
               "bad json %d refused: %s", i, lb_error_msg());
+    /* commit keeps an initialized LSQ quantizer's range (Qp s), apply does not touch the step */
+    {
+        lb_node *c2 = &n->nodes[s.node[0]];
+        lb_adaqat u;
+        CHECK(lb_adaqat_init(&u, n, LB_BITS_LAYER, 0.1f, 0.02f) == LB_OK &&
+                  lb_adaqat_apply(&u, n) == LB_OK,
+              "fresh widths");
+        float *sw = c2->wq.param, *sa = c2->aq.param;
+        CHECK(c2->wq.cfg.bits == 4 && c2->aq.cfg.bits == 3 && c2->wq.qp == 7 && c2->aq.qp == 7,
+              "conv2 W4 (Qp 7) A3 unsigned (Qp 7)");
+        c2->wq.state[0] = c2->aq.state[0] = 1; /* as after the data-driven init */
+        sw[0] = 0.07f, c2->wq.state[1] = 0.05f, sa[0] = 0.3f;
+        u.w[0].n = 2.9f; /* W4 -> W3: Qp 7 -> 3 */
+        u.a[0].n = 3.6f; /* A3 -> A4: Qp 7 -> 15 */
+        CHECK(lb_adaqat_apply(&u, n) == LB_OK && sw[0] == 0.07f && sa[0] == 0.3f,
+              "apply: steps unchanged");
+        u.w[0].n = 4, u.a[0].n = 3;
+        CHECK(lb_adaqat_apply(&u, n) == LB_OK, "back to W4A3");
+        u.w[0].n = 2.9f, u.a[0].n = 3.6f;
+        CHECK(lb_adaqat_commit(&u, n) == LB_OK && c2->wq.qp == 3 && c2->aq.qp == 15,
+              "commit: W3A4");
+        CHECK(fabsf(sw[0] - 0.07f * 7 / 3) < 1e-7f &&
+                  fabsf(c2->wq.state[1] - 0.05f * 7 / 3) < 1e-7f &&
+                  fabsf(sa[0] - 0.3f * 7 / 15) < 1e-7f,
+              "commit: range kept, floor follows (%g %g %g)", (double)sw[0],
+              (double)c2->wq.state[1], (double)sa[0]);
+        CHECK(lb_adaqat_commit(&u, n) == LB_OK && fabsf(sw[0] - 0.07f * 7 / 3) < 1e-7f,
+              "commit again at the same bits: nothing moves");
+        c2->wq.state[0] = 0;
+        u.w[0].n = 4;
+        CHECK(lb_adaqat_commit(&u, n) == LB_OK && fabsf(sw[0] - 0.07f * 7 / 3) < 1e-7f,
+              "before the init: the init will set the step for its bits");
+        u.w[0].n = 4, u.a[0].n = 3;
+        CHECK(lb_adaqat_apply(&u, n) == LB_OK, "restore");
+    }
     /* net scope: one pair for all */
     CHECK(lb_adaqat_init(&t, n, LB_BITS_NET, 0.1f, 0.02f) == LB_OK && t.npairs == 1, "net");
     t.w[0].n = 2.1f;

@@ -142,6 +142,30 @@ lb_status lb_adaqat_apply(const lb_adaqat *s, lb_net *n) {
     return set_bits(s, n, -1, 0, 0);
 }
 
+/* Bits b on q; an initialized LSQ quantizer keeps its clipping range Qp * s. */
+static lb_status keep_range(lb_quant *q, int b) {
+    float qp = q->qp;
+    lb_status st = lb_quant_set_bits(q, b);
+    if (st != LB_OK || q->cfg.kind != LB_Q_LSQ || q->state[0] == 0.0f || q->qp == qp) return st;
+    float r = qp / q->qp;
+    for (int c = 0; c < q->ch; c++) {
+        q->param[c] *= r;
+        q->state[1 + c] *= r; /* the floor follows: still a share of this width's initial step */
+    }
+    return LB_OK;
+}
+
+lb_status lb_adaqat_commit(const lb_adaqat *s, lb_net *n) {
+    for (int i = 0; i < s->nlayers; i++) {
+        lb_node *d = &n->nodes[s->node[i]];
+        int p = pair_of(s, i);
+        lb_status st = keep_range(&d->wq, lb_bitwidth_bits(&s->w[p]));
+        if (st == LB_OK) st = keep_range(&d->aq, lb_bitwidth_bits(&s->a[p]));
+        if (st != LB_OK) return st;
+    }
+    return LB_OK;
+}
+
 /* One training-mode forward at lowered widths; state and RNG put back afterwards. */
 static double probe_loss(const lb_adaqat *s, lb_net *n, int turn, int lw, int la, const float *x,
                          const int32_t *y, int b, float ls, float *probs, float *state_save,

@@ -314,7 +314,7 @@ lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, i
     lb_watch_step(w, r->net, step, ce, *nc, b, at, node, is_w);
     if (ada) { /* the widths move after the weights, from this batch's three losses */
         lb_adaqat_update(ada, turn, ce, Lw, La, pw, pa);
-        return lb_adaqat_apply(ada, r->net);
+        return lb_adaqat_commit(ada, r->net);
     }
     return LB_OK;
 }
