@@ -19,6 +19,9 @@
 #   BITS      "4 3 2"                 resnet20 bit-widths (first/last layers 8 bits)
 #   FP32_EPOCHS 15; FT_EPOCHS "4:2 3:3 2:4"  fine-tuning epochs per bit-width; LBN_EPOCHS 5
 #   R20_FP32  an FP32 resnet20 checkpoint to start from instead of training one
+#   R20_FP32_WS  the same with --weight-std, MaQD's start (a model trained without weight
+#             standardization computes another function once its weights are standardized:
+#             MaQD from the plain FP32 lost 1.12 points, from its own base 0.58; RESULTS.md)
 #   THREADS   1 (each cell; run two copies of this script to use two cores: cells are claimed
 #             with a lock directory, so copies never run the same cell)
 #   EXTRA     appended to every train command (smoke tests: "--train-limit 512 --test-limit 256")
@@ -37,6 +40,7 @@ FP32_EPOCHS=${FP32_EPOCHS:-15}
 FT_EPOCHS=${FT_EPOCHS:-4:2 3:3 2:4}
 LBN_EPOCHS=${LBN_EPOCHS:-5}
 R20_FP32=${R20_FP32:-}
+R20_FP32_WS=${R20_FP32_WS:-}
 THREADS=${THREADS:-1}
 EXTRA=${EXTRA:-}
 LOWBIT=${LOWBIT:-$repo/build/release/lowbit}
@@ -70,6 +74,13 @@ for part in $PARTS; do
             wait_for "$RUNDIR/r20_fp32" || { echo "compare: resnet20 FP32 failed" >&2; continue; }
             base=$RUNDIR/r20_fp32.safetensors
         fi
+        wsbase=$R20_FP32_WS
+        if [ -z "$wsbase" ]; then
+            cell r20_fp32_ws --model resnet20 --epochs "$FP32_EPOCHS" --lr 0.1 --warmup $wu \
+                --weight-std "${common[@]}"
+            wait_for "$RUNDIR/r20_fp32_ws" || echo "compare: resnet20 FP32 --weight-std failed" >&2
+            wsbase=$RUNDIR/r20_fp32_ws.safetensors
+        fi
         for b in $BITS; do
             ft=(--model resnet20 --init "$base" --epochs "$(ft_epochs "$b")" --lr 0.02 --warmup 0
                 --wbits "$b" --abits "$b" "${common[@]}")
@@ -77,7 +88,7 @@ for part in $PARTS; do
             cell "r20_lsqpo2_w$b" "${ft[@]}" --quant lsq --po2
             cell "r20_msqe_w$b" "${ft[@]}" --quant msqe-po2 --per-channel --log-scales 50
             cell "r20_gradpo2_w$b" "${ft[@]}" --quant grad-po2 --per-channel --log-scales 50
-            cell "r20_maqd_w$b" "${ft[@]}" --quant roundclip --weight-std
+            cell "r20_maqd_w$b" "${ft[@]/#$base/$wsbase}" --quant roundclip --weight-std
             cell "r20_dorefa_w$b" "${ft[@]}" --quant dorefa
             cell "r20_reg_w$b" "${ft[@]}" --quant reg --levels learned
         done
