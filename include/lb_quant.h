@@ -38,7 +38,8 @@
  *   which would attach them through a borrowed pointer added here then; they are not quantizer
  *   state.
  * - Learned bit-widths (sec. 4): AdaQAT keeps its real-valued N outside and calls
- *   lb_quant_set_bits(q, ceil N) (bounds and gradient scale follow; parameters are kept). Seed
+ *   lb_quant_set_bits(q, ceil N) (bounds and gradient scale follow; parameters are kept), or
+ *   lb_quant_set_bits_keep_range once a width changes for good. Seed
  *   004's tensor-sliced precision: BUILT as LB_Q_SLICED below (docs/mixed.md), a slice per
  *   channel with (d, xmax) as two parameters each and its own loops; the size penalty is the
  *   trainer's (src/train/sliced_train.c: it couples all quantizers through relu(S - T)), with
@@ -141,6 +142,9 @@ typedef struct lb_quant_vt {
      * (a step at its floor; 0: all strictly inside). A learned scale can never reach zero or
      * change sign this way. NULL: nothing to keep. */
     int (*project)(lb_quant *q);
+    /* After a bit-width change that should keep the clipping range: scales the learned scale by
+     * r = Qp_old / Qp_new (lb_quant_set_bits_keep_range). NULL: nothing learned to scale. */
+    void (*rescale)(lb_quant *q, float r);
 } lb_quant_vt;
 
 struct lb_quant {
@@ -265,6 +269,9 @@ void lb_quant_reset(lb_quant *q);
  * follow; parameters and state are kept. LB_EINVAL outside 2..8, for LB_Q_NONE and for LB_Q_REG
  * with fixed or learned levels (their tensors have b+1 entries per channel). */
 lb_status lb_quant_set_bits(lb_quant *q, int bits);
+/* The same for a change for good (AdaQAT's committed widths, docs/mixed.md): a kind with a
+ * learned scale (LSQ) keeps its clipping range Qp * s, the scale times Qp_old / Qp_new. */
+lb_status lb_quant_set_bits_keep_range(lb_quant *q, int bits);
 void lb_quant_forward(lb_quant *q, size_t outer, const float *x, float *y, int training);
 void lb_quant_backward(lb_quant *q, size_t outer, const float *x, const float *dy, float *dx,
                        int dx_acc);

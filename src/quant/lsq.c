@@ -65,6 +65,16 @@ static int lsq_project(lb_quant *q) {
     return at;
 }
 
+/* Before the init nothing is scaled: the init sets the step for the bits it finds. The floor
+ * follows the step, still a share of this width's initial step. */
+static void lsq_rescale(lb_quant *q, float r) {
+    if (q->state[0] == 0.0f) return;
+    for (int c = 0; c < q->ch; c++) {
+        q->param[c] *= r;
+        q->state[1 + c] *= r;
+    }
+}
+
 float lb_po2_step(float s) {
     if (!(s > 0.0f) || isinf(s)) return s;
     int e;
@@ -110,4 +120,5 @@ const lb_quant_vt lb_quant_vt_lsq = {
     .step = lsq_step,
     .reset = lsq_reset,
     .project = lsq_project,
+    .rescale = lsq_rescale,
 };

@@ -316,6 +316,13 @@ lb_status lb_quant_set_bits(lb_quant *q, int bits) {
     return LB_OK;
 }
 
+lb_status lb_quant_set_bits_keep_range(lb_quant *q, int bits) {
+    int qp = q->qp;
+    lb_status st = lb_quant_set_bits(q, bits);
+    if (st == LB_OK && q->vt->rescale && q->qp != qp) q->vt->rescale(q, (float)qp / (float)q->qp);
+    return st;
+}
+
 /* ---- dispatch -------------------------------------------------------------------------------- */
 void lb_quant_forward(lb_quant *q, size_t outer, const float *x, float *y, int training) {
     assert(q->vt);

@@ -122,8 +122,10 @@ static int pair_of(const lb_adaqat *s, int i) {
 }
 
 /* Sets bits ceil(N) on every learned quantizer, one less on pair `turn`'s weights (lower_w) or
- * activations (lower_a) where that pair can be probed. */
-static lb_status set_bits(const lb_adaqat *s, lb_net *n, int turn, int lower_w, int lower_a) {
+ * activations (lower_a) where that pair can be probed; keep: for good, ranges kept. */
+static lb_status set_bits(const lb_adaqat *s, lb_net *n, int turn, int lower_w, int lower_a,
+                          int keep) {
+    lb_status (*set)(lb_quant *, int) = keep ? lb_quant_set_bits_keep_range : lb_quant_set_bits;
     for (int i = 0; i < s->nlayers; i++) {
         lb_node *d = &n->nodes[s->node[i]];
         int p = pair_of(s, i);
@@ -131,46 +133,26 @@ static lb_status set_bits(const lb_adaqat *s, lb_net *n, int turn, int lower_w, 
         int bw = lb_bitwidth_bits(w), ba = lb_bitwidth_bits(a);
         if (p == turn && lower_w && !w->frozen && bw > 2) bw--;
         if (p == turn && lower_a && !a->frozen && ba > 2) ba--;
-        lb_status st = lb_quant_set_bits(&d->wq, bw);
-        if (st == LB_OK) st = lb_quant_set_bits(&d->aq, ba);
+        lb_status st = set(&d->wq, bw);
+        if (st == LB_OK) st = set(&d->aq, ba);
         if (st != LB_OK) return st;
     }
     return LB_OK;
 }
 
 lb_status lb_adaqat_apply(const lb_adaqat *s, lb_net *n) {
-    return set_bits(s, n, -1, 0, 0);
-}
-
-/* Bits b on q; an initialized LSQ quantizer keeps its clipping range Qp * s. */
-static lb_status keep_range(lb_quant *q, int b) {
-    float qp = q->qp;
-    lb_status st = lb_quant_set_bits(q, b);
-    if (st != LB_OK || q->cfg.kind != LB_Q_LSQ || q->state[0] == 0.0f || q->qp == qp) return st;
-    float r = qp / q->qp;
-    for (int c = 0; c < q->ch; c++) {
-        q->param[c] *= r;
-        q->state[1 + c] *= r; /* the floor follows: still a share of this width's initial step */
-    }
-    return LB_OK;
+    return set_bits(s, n, -1, 0, 0, 0);
 }
 
 lb_status lb_adaqat_commit(const lb_adaqat *s, lb_net *n) {
-    for (int i = 0; i < s->nlayers; i++) {
-        lb_node *d = &n->nodes[s->node[i]];
-        int p = pair_of(s, i);
-        lb_status st = keep_range(&d->wq, lb_bitwidth_bits(&s->w[p]));
-        if (st == LB_OK) st = keep_range(&d->aq, lb_bitwidth_bits(&s->a[p]));
-        if (st != LB_OK) return st;
-    }
-    return LB_OK;
+    return set_bits(s, n, -1, 0, 0, 1);
 }
 
 /* One training-mode forward at lowered widths; state and RNG put back afterwards. */
 static double probe_loss(const lb_adaqat *s, lb_net *n, int turn, int lw, int la, const float *x,
                          const int32_t *y, int b, float ls, float *probs, float *state_save,
                          lb_status *st) {
-    if ((*st = set_bits(s, n, turn, lw, la)) != LB_OK) return NAN;
+    if ((*st = set_bits(s, n, turn, lw, la, 0)) != LB_OK) return NAN;
     memcpy(state_save, n->state, n->nstate * sizeof(float));
     lb_rng rng = n->rng;
     const float *logits = lb_net_forward(n, x, b, 1);
