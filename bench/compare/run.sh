@@ -22,6 +22,9 @@
 #   R20_FP32_WS  the same with --weight-std, MaQD's start (a model trained without weight
 #             standardization computes another function once its weights are standardized:
 #             MaQD from the plain FP32 lost 1.12 points, from its own base 0.58; RESULTS.md)
+#   MB_MODELS "mobilenetv1 mobilenetv2"; MB_WIDTH 1 (--width-mult of both MobileNets; at 1
+#             MobileNetV2's FP32 alone is about 1.5 hours of one core on a 2-core machine)
+#   MV1_FP32, MV2_FP32  FP32 MobileNet checkpoints (same recipe and width) to start from
 #   THREADS   1 (each cell; run two copies of this script to use two cores: cells are claimed
 #             with a lock directory, so copies never run the same cell)
 #   EXTRA     appended to every train command (smoke tests: "--train-limit 512 --test-limit 256")
@@ -41,6 +44,10 @@ FT_EPOCHS=${FT_EPOCHS:-4:2 3:3 2:4}
 LBN_EPOCHS=${LBN_EPOCHS:-5}
 R20_FP32=${R20_FP32:-}
 R20_FP32_WS=${R20_FP32_WS:-}
+MB_MODELS=${MB_MODELS:-mobilenetv1 mobilenetv2}
+MB_WIDTH=${MB_WIDTH:-1}
+MV1_FP32=${MV1_FP32:-}
+MV2_FP32=${MV2_FP32:-}
 THREADS=${THREADS:-1}
 EXTRA=${EXTRA:-}
 LOWBIT=${LOWBIT:-$repo/build/release/lowbit}
@@ -100,11 +107,17 @@ for part in $PARTS; do
         cell lbn_cnn_bn_b8 "${q[@]}" --batch 8
         ;;
     mobilenet)
-        for m in mobilenetv1 mobilenetv2; do
-            cell "${m}_fp32" --model "$m" --epochs "$FP32_EPOCHS" --lr 0.1 --warmup $wu \
-                "${common[@]}"
-            wait_for "$RUNDIR/${m}_fp32" || { echo "compare: $m FP32 failed" >&2; continue; }
-            ft=(--model "$m" --init "$RUNDIR/${m}_fp32.safetensors" --epochs "$(ft_epochs 4)"
+        for m in $MB_MODELS; do
+            mw=(--model "$m" --width-mult "$MB_WIDTH")
+            base=$MV1_FP32
+            [ "$m" = mobilenetv2 ] && base=$MV2_FP32
+            if [ -z "$base" ]; then
+                cell "${m}_fp32" "${mw[@]}" --epochs "$FP32_EPOCHS" --lr 0.1 --warmup $wu \
+                    "${common[@]}"
+                wait_for "$RUNDIR/${m}_fp32" || { echo "compare: $m FP32 failed" >&2; continue; }
+                base=$RUNDIR/${m}_fp32.safetensors
+            fi
+            ft=("${mw[@]}" --init "$base" --epochs "$(ft_epochs 4)"
                 --lr 0.02 --warmup 0 --wbits 4 --abits 4 --log-scales 50 "${common[@]}")
             cell "${m}_lsq_w4" "${ft[@]}" --quant lsq
             for gran in tensor channel; do
