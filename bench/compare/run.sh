@@ -10,7 +10,9 @@
 #   mobilenet: mobilenetv1 and mobilenetv2 FP32, then seed 003's matrix at W4A4: msqe-po2 and
 #     grad-po2 x per tensor / per channel x without / with the fixes (msqe: outlier mask and
 #     second moments; grad: stable-scale freeze after one epoch), scales logged every 50 steps
-#     (lowbit plot scales RUN.metrics.jsonl), and LSQ as the reference;
+#     (lowbit plot scales RUN.metrics.jsonl), and LSQ as the reference; mobilenetv2 also with
+#     LSQ po2 steps, MaQD round-clip (+ weight standardization, from the plain FP32), DoReFa+PACT
+#     and reg learned levels, so that the integer checks cover every method;
 #   integer: bench/int_agree.sh on every W4A4 checkpoint of resnet20 and mobilenetv2.
 #
 # usage: bench/compare/run.sh [RUNDIR]         (RUNDIR default: $RUNDIR, else bench/compare/runs)
@@ -131,6 +133,13 @@ for part in $PARTS; do
                 cell "${m}_grad_${gran}_fix" "${ft[@]}" "${g[@]}" --quant grad-po2 \
                     --po2-stable-after 469
             done
+            # the integer checks cover every method on mobilenetv2 (issue 13), not only the matrix
+            if [ "$m" = mobilenetv2 ]; then
+                cell "${m}_lsqpo2_w4" "${ft[@]}" --quant lsq --po2
+                cell "${m}_maqd_w4" "${ft[@]}" --quant roundclip --weight-std
+                cell "${m}_dorefa_w4" "${ft[@]}" --quant dorefa
+                cell "${m}_reg_w4" "${ft[@]}" --quant reg --levels learned
+            fi
         done
         ;;
     integer)

@@ -92,6 +92,15 @@ def main():
                 fmt(cell(rundir, "%s_%s_%s_%s" % (m, key, g, f)), ref)
                 for g in ("tensor", "channel") for f in ("nofix", "fix")) + " |")
         out.append("")
+        others = [(label, cell(rundir, "%s_%s_w4" % (m, key))) for key, label in R20_METHODS
+                  if key not in ("lsq", "msqe", "gradpo2")]
+        if any(c for _, c in others):
+            out.append("Other methods at W4A4 (2 epochs from the same FP32; MaQD's round-clip with "
+                       "weight standardization starts from the plain FP32):\n")
+            out.append("| method | test accuracy |")
+            out.append("|---|---|")
+            out += ["| %s | %s |" % (label, fmt(c, ref)) for label, c in others]
+            out.append("")
     agree = os.path.join(rundir, "int_agree", "summary.md")
     if os.path.exists(agree):
         out.append("### Integer model vs float evaluation, exported C vs `eval --integer`\n")
