@@ -33,6 +33,9 @@ typedef struct lb_opt_cfg {
 typedef struct lb_opt_segment {
     size_t off, n; /* range in the flat parameter array */
     lb_group group;
+    /* multiplies the group's rate for this range: 1 for the group's own rate (a segment must set
+     * it; lb_net_segments does). The trainer lowers the classifier's (docs/robust.md, head rate) */
+    float lr_scale;
 } lb_opt_segment;
 
 typedef struct lb_optim {

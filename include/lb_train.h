@@ -60,7 +60,12 @@ typedef struct lb_train_cfg {
     lb_sched sched;      /* base rate, kind, warm-up; total filled from epochs */
     float warmup_epochs; /* converted to steps; < 0: LB_WARMUP_PCT percent of the run */
     float qlr_scale;     /* quantizer parameters' rate = lr * qlr_scale */
-    float levels_lr;     /* peak rate of learned reg levels R (LB_GROUP_LEVELS), same schedule */
+    /* --head-lr (docs/robust.md, "The classifier's rate"): the classifier layer's parameters
+     * learn at lr * scale; head_lr < 0 (auto, the default) takes the scale from the curvature
+     * of the loss at the first batch (SGD only), >= 0 is the scale itself. head_lr_scale is
+     * the resolved scale a checkpoint records (0: not resolved yet), so a resume keeps it. */
+    float head_lr, head_lr_scale;
+    float levels_lr; /* peak rate of learned reg levels R (LB_GROUP_LEVELS), same schedule */
     float label_smoothing;
     lb_augment aug;
     lb_on_collapse on_collapse;

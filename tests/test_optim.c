@@ -15,7 +15,7 @@ static void test_sgd(void) {
     lb_opt_cfg c = {.kind = LB_OPT_SGD, .weight_decay = 0.1f};
     CHECK(lb_optim_state_floats(&c, 7) == 7, "sgd state n");
     float p[1] = {1}, g[1] = {0.5f}, st[1] = {123};
-    lb_opt_segment w = {0, 1, LB_GROUP_WEIGHT};
+    lb_opt_segment w = {0, 1, LB_GROUP_WEIGHT, 1.0f};
     lb_optim o;
     lb_optim_init(&o, &c, 1, st);
     CHECK(st[0] == 0 && o.t == 0, "init zeroes state and t");
@@ -62,7 +62,7 @@ static void test_adamw(void) {
     float p[K] = {1, 1, 1, -2, 0.5f, 3}, g[K] = {1e-3f, 1, 100, -1, -1e-2f, 0}, st[2 * K];
     float p0[K];
     memcpy(p0, p, sizeof p);
-    lb_opt_segment w = {0, K, LB_GROUP_WEIGHT};
+    lb_opt_segment w = {0, K, LB_GROUP_WEIGHT, 1.0f};
     float lr[LB_NGROUPS] = {0.01f, 0.01f, 0.01f};
     lb_optim o;
     lb_optim_init(&o, &c, K, st);
@@ -97,11 +97,11 @@ static void test_adamw(void) {
 /* Weight decay touches only LB_GROUP_WEIGHT; each group steps with its own rate. */
 static void test_groups(void) {
     enum { K = 9 };
-    lb_opt_segment seg[] = {{0, 2, LB_GROUP_WEIGHT},
-                            {2, 2, LB_GROUP_NODECAY},
-                            {4, 2, LB_GROUP_QUANT},
-                            {6, 0, LB_GROUP_WEIGHT}, /* empty segments are fine */
-                            {7, 2, LB_GROUP_WEIGHT}};
+    lb_opt_segment seg[] = {{0, 2, LB_GROUP_WEIGHT, 1.0f},
+                            {2, 2, LB_GROUP_NODECAY, 1.0f},
+                            {4, 2, LB_GROUP_QUANT, 1.0f},
+                            {6, 0, LB_GROUP_WEIGHT, 1.0f}, /* empty segments are fine */
+                            {7, 2, LB_GROUP_WEIGHT, 1.0f}};
     /* index 6 lies in no segment and must stay put */
     float lr[LB_NGROUPS] = {0.1f, 0.2f, 0.05f};
     for (int kind = 0; kind < 2; kind++) {
@@ -133,6 +133,15 @@ static void test_groups(void) {
         CHECK_NEAR(p[2], -0.2, 0, 1e-6, "no-decay rate");
         CHECK_NEAR(p[5], -0.05, 0, 1e-6, "quant rate");
         CHECK(p[6] == 0, "%s: outside segments untouched", nm);
+
+        /* a segment's lr_scale multiplies its group's rate there, and only there */
+        seg[4].lr_scale = 0.25f;
+        lb_optim_init(&o, &c, K, st);
+        for (int i = 0; i < K; i++) p[i] = 0, g[i] = 1;
+        lb_optim_step(&o, p, g, seg, 5, lr);
+        CHECK_NEAR(p[7], -0.025, 0, 1e-7, "scaled segment at a quarter of its rate");
+        CHECK_NEAR(p[1], -0.1, 0, 1e-7, "other weight segment at its rate");
+        seg[4].lr_scale = 1.0f;
     }
 }
 
@@ -148,7 +157,7 @@ static void test_resume_threads(void) {
     for (int s = 0; off < K; s++) {
         size_t len = s % 3 == 0 ? 20011 : (size_t)(s % 7 + 1);
         if (len > K - off) len = K - off;
-        seg[nseg++] = (lb_opt_segment){off, len, (lb_group)(s % LB_NGROUPS)};
+        seg[nseg++] = (lb_opt_segment){off, len, (lb_group)(s % LB_NGROUPS), 1.0f};
         off += len;
     }
     lb_rng r;

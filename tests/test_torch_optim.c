@@ -8,9 +8,10 @@
 #include <string.h>
 
 /* Must match SEGS in tests/torch/ref_optim.py. */
-static const lb_opt_segment SEGS[] = {{0, 40, LB_GROUP_WEIGHT},   {40, 7, LB_GROUP_NODECAY},
-                                      {47, 3, LB_GROUP_QUANT},    {50, 61, LB_GROUP_WEIGHT},
-                                      {111, 5, LB_GROUP_NODECAY}, {116, 9, LB_GROUP_QUANT}};
+static const lb_opt_segment SEGS[] = {
+    {0, 40, LB_GROUP_WEIGHT, 1.0f},   {40, 7, LB_GROUP_NODECAY, 1.0f},
+    {47, 3, LB_GROUP_QUANT, 1.0f},    {50, 61, LB_GROUP_WEIGHT, 1.0f},
+    {111, 5, LB_GROUP_NODECAY, 1.0f}, {116, 9, LB_GROUP_QUANT, 1.0f}};
 enum { N = 125, STEPS = 5, NSEG = sizeof SEGS / sizeof *SEGS };
 
 /* Torch rounds after each op and fuses some (fmadd in its AVX2 kernels), we round after each op:

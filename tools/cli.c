@@ -305,6 +305,9 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
         c->log_scales = cli_int(cmd, o, VAL, 0, 100000000);
     } else if (IS("--qlr-scale")) {
         c->qlr_scale = cli_float(cmd, o, VAL, 0, 1000);
+    } else if (IS("--head-lr")) {
+        const char *v = VAL;
+        c->head_lr = strcmp(v, "auto") == 0 ? -1.0f : cli_float(cmd, o, v, 1e-6, 1000);
     } else if (IS("--label-smoothing")) {
         c->label_smoothing = cli_float(cmd, o, VAL, 0, 0.999);
     } else if (IS("--no-augment")) {
@@ -414,6 +417,8 @@ void cli_train_usage(void) {
           "  --warmup E         linear warm-up epochs (default: the first 5% of the steps)\n"
           "  --step-epochs N --gamma G  step schedule: multiply by G every N epochs\n"
           "  --qlr-scale S      quantizer parameters learn at lr*S (default 1)\n"
+          "  --head-lr auto|S   the classifier layer learns at lr*S; auto (default): S from the\n"
+          "                     loss's curvature at the first batch, at most 1 (SGD)\n"
           "  --label-smoothing E  (default 0)\n"
           "  --crop-pad P       random crop after zero padding by P, 0 = no crop (default 2)\n"
           "  --flip             random horizontal flip (off by default: a flip changes the\n"

@@ -298,6 +298,7 @@ lb_opt_segment *lb_net_segments(const lb_net *n, int *nseg) {
         s[i].off = n->params[i].off;
         s[i].n = n->params[i].n;
         s[i].group = n->params[i].group;
+        s[i].lr_scale = 1.0f;
     }
     *nseg = n->nparams;
     return s;

@@ -108,8 +108,12 @@ static void adamw_segment(float *restrict p, const float *restrict g, float *res
 
 /* Updates elements [off, off+n) of one segment's group. */
 static void update_range(const lb_optim *o, float *param, const float *grad, lb_group grp,
-                         size_t off, size_t n, const float lr[LB_NGROUPS], double bc1, double bc2) {
+                         float scale, size_t off, size_t n, const float lr_group[LB_NGROUPS],
+                         double bc1, double bc2) {
     const lb_opt_cfg *c = &o->cfg;
+    /* a scale of 1 leaves the rate's bits as they were (x * 1.0f == x) */
+    const float lr[LB_NGROUPS] = {lr_group[0] * scale, lr_group[1] * scale, lr_group[2] * scale,
+                                  lr_group[3] * scale};
     /* Decay only on weights; BN/bias and quantizer parameters (scales, clip values) would be
      * pulled toward zero by it, which for a scale means towards collapse. */
     double wd = grp == LB_GROUP_WEIGHT ? c->weight_decay : 0.0;
@@ -149,6 +153,7 @@ void lb_optim_step(lb_optim *o, float *param, const float *grad, const lb_opt_se
     for (int s = 0; s < nseg; s++) {
         assert(seg[s].group >= 0 && seg[s].group < LB_NGROUPS);
         assert(seg[s].off <= o->n && seg[s].n <= o->n - seg[s].off);
+        assert(seg[s].lr_scale >= 0.0f);
         total += seg[s].n;
     }
     /* Each thread takes an equal contiguous share of the concatenated segments, so many small
@@ -167,8 +172,8 @@ void lb_optim_step(lb_optim *o, float *param, const float *grad, const lb_opt_se
         for (int s = 0; s < nseg && pos < hi; s++) {
             size_t a = lo > pos ? lo : pos, b = pos + seg[s].n < hi ? pos + seg[s].n : hi;
             if (a < b)
-                update_range(o, param, grad, seg[s].group, seg[s].off + (a - pos), b - a, lr, bc1,
-                             bc2);
+                update_range(o, param, grad, seg[s].group, seg[s].lr_scale, seg[s].off + (a - pos),
+                             b - a, lr, bc1, bc2);
             pos += seg[s].n;
         }
     }

@@ -315,6 +315,8 @@ char *lb_train_cfg_to_json(const lb_train_cfg *c) {
     cJSON_AddNumberToObject(o, "gamma", c->sched.gamma);
     cJSON_AddNumberToObject(o, "step_every", (double)c->sched.step_every);
     cJSON_AddNumberToObject(o, "qlr_scale", c->qlr_scale);
+    cJSON_AddNumberToObject(o, "head_lr", c->head_lr);
+    cJSON_AddNumberToObject(o, "head_lr_scale", c->head_lr_scale);
     cJSON_AddNumberToObject(o, "label_smoothing", c->label_smoothing);
     cJSON_AddNumberToObject(o, "crop_pad", c->aug.crop_pad);
     cJSON_AddNumberToObject(o, "hflip", c->aug.hflip);
@@ -387,6 +389,13 @@ lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg 
     if (st == LB_OK && !(step_every >= 0 && step_every <= 1e15 && step_every == floor(step_every)))
         st = field_err(&j, "step_every", "must be a whole number of steps in [0, 1e15]");
     if (st == LB_OK) st = jfloat(&j, "qlr_scale", &c->qlr_scale);
+    /* a run recorded before --head-lr existed trained its classifier at the common rate */
+    if (st == LB_OK && !cJSON_GetObjectItemCaseSensitive(o, "head_lr"))
+        c->head_lr = c->head_lr_scale = 1;
+    if (st == LB_OK) st = jfloat(&j, "head_lr", &c->head_lr);
+    if (st == LB_OK) st = jfloat(&j, "head_lr_scale", &c->head_lr_scale);
+    if (st == LB_OK && !(c->head_lr_scale >= 0 && c->head_lr_scale <= 1000))
+        st = field_err(&j, "head_lr_scale", "must be in [0, 1000]");
     if (st == LB_OK) st = jfloat(&j, "label_smoothing", &c->label_smoothing);
     if (st == LB_OK) st = jint(&j, "crop_pad", 0, 0, 1 << 16, &c->aug.crop_pad);
     if (st == LB_OK) st = jint(&j, "hflip", 0, 0, 1, &c->aug.hflip);

@@ -108,6 +108,9 @@ static void train_cfg_of(const lb_ft_cfg *f, const lb_ckpt_info *info, lb_train_
     /* a spiking model fine-tunes with its own recipe's optimizer (AdamW), at a tenth of its rate */
     if (lb_model_is_snn(&c->model) && f->lr <= 0) c->sched.base = 1e-4f;
     c->warmup_epochs = 0;
+    /* the classifier at the common rate: these runs start trained (a confident softmax has
+     * little curvature; docs/robust.md) and their recipes were measured so */
+    c->head_lr = c->head_lr_scale = 1;
     c->on_collapse = LB_ON_COLLAPSE_WARN;
     snprintf(c->out, sizeof c->out, "%s", f->out);
     if (f->metrics[0])

@@ -39,6 +39,7 @@ void lb_train_cfg_default(lb_train_cfg *c) {
     c->sched.gamma = 0.1f;
     c->warmup_epochs = -1; /* LB_WARMUP_PCT percent of the run */
     c->qlr_scale = 1.0f;
+    c->head_lr = -1.0f; /* auto */
     c->levels_lr = LB_LEVELS_LR;
     c->label_smoothing = 0;
     c->aug.crop_pad = 2;
@@ -283,6 +284,7 @@ lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, i
         *nc = 0;
         return LB_OK;
     }
+    if (r->head_pending && (st = lb_head_rate_measure(r, c, b, r->probs)) != LB_OK) return st;
     lb_watch_forward(w, r->net, b, step);
     lb_snn_fire_accum(r, b);
     /* the watch judges cross-entropy on the readout whatever the training loss */
@@ -492,6 +494,8 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
     if ((st = lb_sliced_setup(&r, c, steps_per_epoch)) != LB_OK) goto out;
     if ((st = lb_snn_train_setup(&r, c)) != LB_OK) goto out;
     if ((st = check_classes(&r, c)) != LB_OK) goto out;
+    char hn[320];
+    lb_head_rate_setup(&r, c, sch.base, hn, sizeof hn);
     if (fn && r.train.class_names) {
         char dn[1024];
         lb_progress p = {0};
@@ -501,6 +505,11 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
     if (fn) {
         lb_progress p = {0};
         p.note = note;
+        fn(ctx, &p);
+    }
+    if (fn && hn[0]) {
+        lb_progress p = {0};
+        p.note = hn;
         fn(ctx, &p);
     }
     if (fn && r.ada && r.ada_until > 0) {
@@ -543,6 +552,16 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
             if (step == poison) r.x[0] = NAN;
             if ((st = lb_train_step(&r, c, &w, step, b, lr, &loss, &nc, NULL)) != LB_OK) goto out;
             if ((st = drain_events(&w, c->metrics, e + 1, fn, ctx)) != LB_OK) goto out;
+            if (r.head_resolved) {
+                r.head_resolved = 0;
+                c->head_lr_scale = r.head_scale;
+                if (fn) {
+                    lb_progress hp = {0};
+                    lb_head_rate_note(&r, hn, sizeof hn);
+                    hp.note = hn;
+                    fn(ctx, &hp);
+                }
+            }
             step++;
             if (c->log_scales > 0 && step % c->log_scales == 0 &&
                 (st = lb_scales_append(c->metrics, r.net, e + 1, step)) != LB_OK)

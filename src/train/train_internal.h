@@ -42,11 +42,36 @@ typedef struct run {
      * injection, which puts the float weights back under the gradient of the faulty ones). */
     double (*reg_hook)(void *ctx, lb_net *n);
     void *reg_hook_ctx;
+    /* --head-lr (head_rate.c): the classifier node (-1: none), whether its scale is still to be
+     * measured at the next step with a finite loss, the peak rate it is judged against, and
+     * the measurement (resolved: set once, read and cleared by the trainer) */
+    int head, head_pending, head_resolved;
+    float head_lr_peak, head_scale;
+    double head_lambda, head_bound;
     double *fire; /* spiking models: per node, the sum over samples of its mean firing rate */
     long fire_n;  /* samples in it */
 } run;
 
 lb_status lb_run_setup(run *r, lb_train_cfg *c);
+/* The classifier's rate (head_rate.c, docs/robust.md). lb_head_node: the linear layer that
+ * makes the logits (through flatten/dropout), -1 when there is none. lb_head_rate_bound: the
+ * largest stable rate of the configured SGD along curvature lambda. lb_head_curvature: the top
+ * eigenvalue of the loss's Hessian in the head's weights and bias on the batch of the last
+ * forward (b samples, softmax probs[b][C]); NaN when the layer is too large to measure.
+ * lb_head_rate_apply: lr_scale on the head's weight, bias and weight-quantizer segments. setup
+ * resolves what it can before the first step (note: a start line, or ""); measure does the rest
+ * after the first forward; note describes the measurement. */
+int lb_head_node(const lb_net *n);
+double lb_head_rate_bound(const lb_opt_cfg *o, double lambda);
+lb_status lb_head_curvature(const lb_net *n, int node, int b, const float *probs, double *lambda);
+/* The same for features x[b][d] (and a bias when bias != 0) and C classes, by power iteration
+ * (lb_head_curvature's arithmetic, for the tests). */
+lb_status lb_head_gn_top(const float *x, int b, int d, int bias, const float *probs, int C,
+                         double *lambda);
+void lb_head_rate_apply(const lb_net *n, int node, lb_opt_segment *seg, int nseg, float scale);
+void lb_head_rate_setup(run *r, lb_train_cfg *c, float lr_peak, char *note, size_t cap);
+lb_status lb_head_rate_measure(run *r, const lb_train_cfg *c, int b, const float *probs);
+void lb_head_rate_note(const run *r, char *note, size_t cap);
 /* --init sources (init_src.c): a checkpoint, or an ONNX file (name ending in .onnx) imported on
  * the fly; peek gives its model config (an ONNX model's: arch graph, pixel/255). */
 int lb_init_is_onnx(const char *path);

@@ -3,7 +3,8 @@
 # ("collapse" on stderr, a {"event":"collapse"} line in the metrics) and, by default, stops the run
 # after its first epoch at chance with exit status 3 and that epoch's checkpoint written;
 # --on-collapse warn keeps training; a poisoned batch (a NaN pixel, LOWBIT_POISON_STEP) is reported
-# and skipped, and the run still learns. Not the option errors (errors.sh) or the detection rules
+# and skipped, and the run still learns; the classifier's rate is measured, printed, recorded and
+# refused when a resume would change it. Not the option errors (errors.sh) or the detection rules
 # one by one (tests/test_train.c). Usage: collapse.sh path/to/lowbit.
 set -u
 L=${1:?usage: collapse.sh path/to/lowbit}
@@ -90,6 +91,39 @@ check "poisoned: still learns" '"$PY" -c "import sys; sys.exit(not float(\"${acc
 rc=$?
 check "clean: exit 0, no warning" '[ "$rc" -eq 0 ] && ! grep -q collapse "$T/c.err"' \
     "exit $rc or a warning" "$T/c.err"
+
+# ---- the classifier's rate (docs/robust.md): measured on the clean run above, recorded, kept -----
+check "head rate: start line" 'grep -qE "^head rate: layer .fc. learns at 0\.[0-9]+x the rate: the loss.s curvature there is" "$T/c.err"' \
+    "no head-rate line with a scale below 1" "$T/c.err"
+# the checkpoint records the scale it trained with (safetensors: 8-byte length, JSON header)
+rec=$("$PY" - "$T/c.ckpt" <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+meta = json.loads(raw[8:8 + n])["__metadata__"]
+t = json.loads(meta["lowbit.train"])
+print(t["head_lr"], t["head_lr_scale"])
+PY
+)
+check "head rate: recorded" '"$PY" -c "import sys; a, s = map(float, \"$rec\".split()); sys.exit(not (a < 0 and 0 < s < 1))"' \
+    "head_lr, head_lr_scale: '$rec'"
+# a fixed scale is taken as given and printed; 1 prints nothing
+"$L" "${RUN[@]}" --epochs 1 --head-lr 0.5 --out "$T/h.ckpt" >"$T/h.out" 2>"$T/h.err"
+check "head rate: --head-lr 0.5" 'grep -q "^head rate: layer .fc. learns at 0.5x the rate (--head-lr)" "$T/h.err"' \
+    "no fixed-scale line" "$T/h.err"
+"$L" "${RUN[@]}" --epochs 1 --head-lr 1 --out "$T/h1.ckpt" >"$T/h1.out" 2>"$T/h1.err"
+check "head rate: --head-lr 1" '! grep -q "head rate" "$T/h1.err"' "a head-rate line at 1x" "$T/h1.err"
+# bad values and a resume that would change it: clear errors, exit 2
+for v in 0 -1 abc 2000; do
+    "$L" "${RUN[@]}" --head-lr "$v" --out "$T/bad.ckpt" >/dev/null 2>"$T/bad.err"
+    rc=$?
+    check "head rate: --head-lr $v refused" '[ "$rc" -eq 2 ] && grep -q -- "--head-lr" "$T/bad.err" && [ ! -e "$T/bad.ckpt" ]' \
+        "exit $rc" "$T/bad.err"
+done
+"$L" train --resume "$T/c.ckpt" --data "$DATA" --head-lr 1 --out "$T/r.ckpt" >/dev/null 2>"$T/r.err"
+rc=$?
+check "head rate: resume with another --head-lr" '[ "$rc" -eq 2 ] && grep -q "head-lr 1 contradicts the checkpoint" "$T/r.err"' \
+    "exit $rc" "$T/r.err"
 
 echo "collapse.sh: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

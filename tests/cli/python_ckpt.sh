@@ -44,7 +44,11 @@ check() { # name, mode (exact|quant)
 
 train fp --train-limit "$nfp" --batch 32 --lr 0.02
 check fp exact
-train q --init "$T/fp.ckpt" --quant lsq --train-limit "$nq" --batch 32 --lr 0.02
+# --head-lr 1: with the classifier's default rate this 16-step model has a constant channel a
+# hair (1e-4 of a step) from a rounding boundary of conv3's input quantizer, and float sums in
+# another order put 26 of 300 images across it (predictions still all equal); the test is about
+# the file, so it keeps the model it was written for
+train q --init "$T/fp.ckpt" --quant lsq --train-limit "$nq" --batch 32 --lr 0.02 --head-lr 1
 check q quant
 if [ "$quick" = 0 ]; then
     train r --model resnet20 --train-limit 256 --batch 64
