@@ -226,6 +226,13 @@ static lb_status make_conv(build *b, int i) {
     const lb_node *bn = b->bn[i] >= 0 ? &n->nodes[b->bn[i]] : NULL;
     for (int co = 0; co < d->c; co++) {
         alpha[co] = ti->scale * sw[co];
+        /* a channel whose codes are all 0 (stored without a table, so no chip can change them)
+         * accumulates 0 for every input: its step does not matter, and the integer model need
+         * not represent it. msqe-po2 with second moments can leave such a dead channel's
+         * exponent at 2^64, whose multiplier no int32 holds (bench/RESULTS.md, MobileNets) */
+        int dead = wc.idx == NULL;
+        for (int k = 0; dead && k < K; k++) dead = op->w[(size_t)co * (size_t)K + (size_t)k] == 0;
+        if (dead) alpha[co] = 0;
         beta[co] = bias ? bias[co] : 0.0;
         if (bn) {
             /* the factor exactly as lb_bn_forward_eval rounds it */
