@@ -507,6 +507,25 @@ static void test_models(const lb_dataset *d, int quick) {
         }
         lb_net_free(n);
     }
+    /* A dead channel (every weight code 0) with an absurd step: its accumulator is 0 for every
+     * input, so it needs no multiplier (msqe-po2 with second moments left one at 2^64 in a
+     * MobileNetV2 run, and the conversion refused the layer: bench/RESULTS.md). Integer, float
+     * and the exported C must still agree. */
+    n = zoo("cnn", LB_Q_LSQ, 4, 4, 8, 8, 1, 32);
+    CHECK(n != NULL, "dead channel net: %s", lb_error_msg());
+    if (n) {
+        warm_up(n, d, 32, quick);
+        for (int i = 0; i < n->nnodes; i++) {
+            lb_node *c = &n->nodes[i];
+            if (c->op != LB_OP_CONV || strcmp(c->name, "conv3") != 0) continue;
+            size_t K = n->params[c->pw].n / (size_t)c->c;
+            memset(n->param + n->params[c->pw].off, 0, K * sizeof(float)); /* channel 0 */
+            c->wq.param[0] = 1e30f;
+        }
+        check_model("cnn with a dead channel at step 1e30", n, d, count, 0.97, 0.9);
+        check_export_runs("cnn with a dead channel", n, d, quick ? 8 : 64);
+        lb_net_free(n);
+    }
 }
 
 /* ---- errors ---------------------------------------------------------------------------------- */
