@@ -12,6 +12,8 @@
  *  - LB_FENC_TWOS: p is the b-bit two's complement pattern of a signed code c in
  *    [-2^(b-1), 2^(b-1)-1] (LSQ, fixed uniform); c = p - 2^b * bit_{b-1}(p). A uniform grid of
  *    step s is the same sum with R = s*[2^0, .., 2^(b-2), -2^(b-1)] and R_b = 0 (lb_fault_R_twos).
+ *    A reg layer may be stored so too (a map drawn with that encoding): its index k is the code
+ *    c = k - 2^(b-1), and its R becomes lb_fault_R_reg_twos(R).
  * So everything below works on the pattern p and a b+1 vector R, whatever the quantizer.
  * Per weight the map holds sa0 and sa1 masks (bit j set: cell j stuck at 0 / at 1; never both) and
  * optionally b variability multipliers v_j (a stored 1 conducts R_j * v_j; a 0 contributes 0; the
@@ -48,6 +50,9 @@ typedef struct lb_flayer_spec {
     uint64_t n; /* weights */
     int bits;   /* 1..LB_FMAX_BITS */
     lb_fenc enc;
+    /* in a model's specs only (lb_fmap_specs_of_net; never in a file): the layer may also be
+     * stored in two's complement (a reg layer, whose default is the index) */
+    int twos_ok;
 } lb_flayer_spec;
 
 /* One layer of a map. In memory the masks are one byte per weight (the file packs them). */
@@ -145,6 +150,12 @@ int lb_fault_reachable_set(int bits, unsigned sa0, unsigned sa1, uint8_t *out);
 /* R of a signed uniform grid of step s as a two's complement sum: s*2^j (j < b-1), -s*2^(b-1),
  * offset 0. Then lb_fault_levels gives a[p] = s * c(p). */
 void lb_fault_R_twos(float s, int bits, float *R);
+/* A reg quantizer's levels stored in two's complement (our design, docs/faults.md "Encodings"):
+ * index k is stored as the pattern p = k ^ 2^(b-1) (the two's complement of k - 2^(b-1)), so
+ * a_k = sum_j bit_j(p) Rt_j - Rt_b with Rt_j = R_j (j < b-1), Rt_{b-1} = -R_{b-1},
+ * Rt_b = R_b - R_{b-1}: the top cell counts negatively, and the all-0 pattern is the level just
+ * above the middle rather than the lowest one. */
+void lb_fault_R_reg_twos(const float *R, int bits, float *Rt);
 /* a[p] = sum_j bit_j(p) R_j v_j - R_b for p in [0, 2^b), summed in double (j ascending), rounded
  * to float once; v NULL means all 1 (then equal, bit for bit, to the reg quantizer's levels). */
 void lb_fault_levels(const float *R, int bits, const float *v, float *a);
@@ -194,6 +205,9 @@ double lb_freg_mse_ref(const float *w, size_t n, size_t n_layer, const float *R,
  */
 struct lb_net;
 lb_status lb_fmap_specs_of_net(const struct lb_net *net, lb_flayer_spec *specs, int cap, int *n);
+/* Every layer that may (twos_ok, the reg layers) is stored in two's complement; returns how many
+ * layers that changed. */
+int lb_fmap_specs_twos(lb_flayer_spec *specs, int n);
 /* Does the map carry a multiplier other than exactly 1? Returns 1 and the first such cell
  * (any out pointer may be NULL), else 0. Such a cell's value is not an integer code. */
 int lb_fmap_has_var(const lb_fmap *m, int *layer, uint64_t *weight, int *bit);

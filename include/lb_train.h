@@ -207,7 +207,8 @@ double lb_net_fwd_macs(const lb_net *n); /* conv + linear MACs per image */
  * Methods (methods.md sec. 3): LOWBIT the fault-aware regularizer to each weight's nearest
  * reachable level (lb_freg_mse) in place of the plain reg regularizer, plus the periodic reset to
  * the chip's quantized faulty copy, from the nearest reachable snap (start_snap); with
- * multipliers the chip is in the training forward and the snaps keep codes (docs/faults.md); INJECT
+ * multipliers the snaps program each weight's nearest own level (docs/faults.md); chip_forward
+ * puts the chip's values in every training forward (straight-through to the floats); INJECT
  * plain QAT whose training forwards see a fresh random map per epoch (the chip's rate and SA1
  * share); QFALT the all-reachable-levels Gaussian regularizer (sigma shrinking, lambda growing over
  * the first half), weights clamped to the outer levels, periodic reset with a fresh optimizer.
@@ -241,6 +242,10 @@ typedef struct lb_ft_cfg {
      * lb_ft_cfg_default sets it, --no-start-snap clears it) */
     int start_snap;
     int eval_only; /* evaluate CKPT on the chip and stop (no training, nothing written) */
+    /* LOWBIT: every training forward sees the weights as the chip holds them (each at its
+     * nearest reachable code, or own level with multipliers), the gradient applied to the float
+     * weights (straight-through) */
+    int chip_forward;
 } lb_ft_cfg;
 void lb_ft_cfg_default(lb_ft_cfg *c); /* lambda 0 = the method's default */
 
@@ -279,6 +284,7 @@ typedef struct lb_sweep_cfg {
     int nmethods;
     int keep;       /* keep the fine-tuned checkpoints (DIR/ckpt/) */
     int all_layers; /* 0: the first and last coded layers are spared (lb_fmap_spare), 1: none */
+    int reg_twos;   /* reg layers stored in two's complement (lb_fmap_specs_twos), 0: the index */
 } lb_sweep_cfg;
 typedef struct lb_sweep_progress {
     int done, total, reused; /* cells; reused: found finished on disk */

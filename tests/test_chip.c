@@ -41,8 +41,14 @@ static lb_net *make_net(lb_qcfg wq2, const float *x) {
     return n;
 }
 
+/* 1: reg layers stored in two's complement (lb_fmap_specs_twos); LSQ and fixed keep theirs */
+static int g_twos;
+
 static void specs_of(lb_net *n, lb_flayer_spec *sp, int *ns) {
     CHECK(lb_fmap_specs_of_net(n, sp, 8, ns) == LB_OK && *ns == 3, "3 coded layers (%d)", *ns);
+    int reg = 0;
+    for (int i = 0; i < n->nnodes; i++) reg += n->nodes[i].wqcfg.kind == LB_Q_REG;
+    if (g_twos) CHECK(lb_fmap_specs_twos(sp, *ns) == reg, "twos: exactly the %d reg layer(s)", reg);
 }
 
 static void inputs(float *x) {
@@ -57,10 +63,12 @@ static float expect_value(const lb_node *d, const lb_flayer *L, size_t i, float 
     const lb_quant *q = &d->wq;
     int b = L->spec.bits, ch = q->ch > 1 ? (int)(i / q->inner) : 0;
     int reg = d->wqcfg.kind == LB_Q_REG;
+    /* a reg index in two's complement: the signed code k - 2^(b-1) (lb_faults.h) */
+    int twos_reg = reg && L->spec.enc == LB_FENC_TWOS, half = twos_reg ? 1 << (b - 1) : 0;
     int code;
     float s = reg ? 0 : lb_quant_step(q, ch);
     if (reg) {
-        code = k_reg;
+        code = k_reg - half;
     } else {
         float t = w / s;
         t = t < -q->qn ? (float)-q->qn : t > q->qp ? (float)q->qp : t;
@@ -68,14 +76,26 @@ static float expect_value(const lb_node *d, const lb_flayer *L, size_t i, float 
     }
     int held = nearest ? lb_fault_nearest_code(code, b, L->spec.enc, L->sa0[i], L->sa1[i])
                        : lb_fault_code(code, b, L->spec.enc, L->sa0[i], L->sa1[i]);
-    *code_out = code, *held_out = held;
+    *code_out = code + half, *held_out = held + half; /* reg: as level indices */
     float R[9], a[256];
     if (reg) /* the deployed levels: what the eval snaps to and the indices index */
         lb_quant_reg_R_deployed(q, ch, R);
     else
         lb_fault_R_twos(s, b, R);
     const float *v = L->var ? L->var + i * (size_t)b : NULL;
-    lb_fault_levels(R, b, v, a);
+    if (twos_reg && !v) { /* the index levels, held at pattern p ^ 2^(b-1) */
+        float ak[256];
+        lb_fault_levels(R, b, NULL, ak);
+        for (unsigned p = 0; p < (1u << b); p++) a[p] = ak[p ^ (unsigned)half];
+    } else if (twos_reg) { /* the top cell counts negatively: -R_{b-1}, offset R_b - R_{b-1} */
+        float Rt[9];
+        memcpy(Rt, R, sizeof Rt);
+        Rt[b - 1] = -R[b - 1];
+        Rt[b] = R[b] - R[b - 1];
+        lb_fault_levels(Rt, b, v, a);
+    } else {
+        lb_fault_levels(R, b, v, a);
+    }
     int faulty = L->sa0[i] | L->sa1[i];
     for (int j = 0; v && j < b; j++) faulty |= v[j] != 1.0f;
     if (nearest == 2 && faulty) { /* own level: every pattern the programmer can write */
@@ -85,7 +105,7 @@ static float expect_value(const lb_node *d, const lb_flayer *L, size_t i, float 
             if (fabsf(w - a[h]) < fabsf(w - a[hb])) best = p;
         }
         best = (best & ~L->sa0[i]) | L->sa1[i];
-        *held_out = lb_fault_value(best, b, L->spec.enc);
+        *held_out = lb_fault_value(best, b, L->spec.enc) + half;
         return a[best];
     }
     return a[lb_fault_pattern(held, b, L->spec.enc)];
@@ -326,6 +346,15 @@ int main(void) {
     test_integer(lsq, "lsq");
     test_integer(regfx, "reg fixed");
     test_integer(regst, "reg step");
+    /* the reg kinds stored in two's complement (faults map --reg-encoding twos) */
+    g_twos = 1;
+    test_kind(regfx, "reg fixed, twos");
+    test_kind(regst, "reg step, twos");
+    test_kind(regle, "reg learned, twos");
+    test_kind(lsq, "lsq, twos asked (no reg layer: unchanged)");
+    test_integer(regfx, "reg fixed, twos");
+    test_integer(regst, "reg step, twos");
+    g_twos = 0;
     test_errors();
     TEST_MAIN_END("test_chip");
 }

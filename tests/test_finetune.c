@@ -91,7 +91,7 @@ static lb_net *make_net(lb_qcfg wq2) {
 /* The hook's loss and gradients against the scalar references, slice by slice. */
 static void check_hook(lb_net *n, lb_chip *chip, lb_ft_method m, const char *what) {
     ft_state s;
-    CHECK(lb_ft_state_init(&s, m, n, chip, "t") == LB_OK, "%s: init: %s", what, lb_error_msg());
+    CHECK(lb_ft_state_init(&s, m, n, chip, "t", 0) == LB_OK, "%s: init: %s", what, lb_error_msg());
     s.lambda = m == LB_FT_QFALT ? 0.01 : 300;
     s.sigma = 0.5;
     float *want = calloc(n->nparam, sizeof *want), *got1 = malloc(n->nparam * sizeof *got1);
@@ -109,9 +109,14 @@ static void check_hook(lb_net *n, lb_chip *chip, lb_ft_method m, const char *wha
         size_t N = n->params[d->pw].n, off = n->params[d->pw].off;
         for (int c = 0; c < d->wq.ch; c++) {
             float R[9], sp;
+            int twos_reg = d->wqcfg.kind == LB_Q_REG && L->spec.enc == LB_FENC_TWOS;
             if (d->wqcfg.kind == LB_Q_REG) {
                 lb_quant_reg_R(&d->wq, c, R);
                 sp = R[0];
+                if (twos_reg) { /* stored in two's complement: the top cell counts negatively */
+                    R[b] -= R[b - 1];
+                    R[b - 1] = -R[b - 1];
+                }
             } else {
                 sp = lb_quant_step(&d->wq, c);
                 lb_fault_R_twos(sp, b, R);
@@ -123,6 +128,7 @@ static void check_hook(lb_net *n, lb_chip *chip, lb_ft_method m, const char *wha
                                                       s.lambda, want + off + o, dR)
                                     : lb_freg_qfalt(n->param + off + o, d->wq.inner, R, b, mk,
                                                     s.lambda, s.sigma * sp, want + off + o, dR);
+            if (twos_reg) dR[b - 1] = -dR[b - 1] - dR[b]; /* chain rule back to R */
             if (d->wqcfg.kind == LB_Q_REG && d->wqcfg.levels == LB_REG_LEARNED)
                 for (int j = 0; j <= b; j++)
                     want[(size_t)(d->wq.dparam - n->grad) + (size_t)c * (b + 1) + j] +=
@@ -148,6 +154,39 @@ static void check_hook(lb_net *n, lb_chip *chip, lb_ft_method m, const char *wha
     lb_ft_state_free(&s);
 }
 
+/* The lowbit hook's gradient of the learned levels R of c2 (channel 0) against central
+ * differences of its loss: the regularizer is piecewise quadratic in R, and a step of 1e-3 of a
+ * level spacing moves no weight to another nearest level. */
+static void fd_levels(lb_net *n, lb_chip *chip, const char *what) {
+    ft_state s;
+    CHECK(lb_ft_state_init(&s, LB_FT_LOWBIT, n, chip, "t", 0) == LB_OK, "%s: init", what);
+    s.lambda = 300;
+    lb_threads_set(1);
+    lb_node *d = NULL;
+    for (int i = 0; i < n->nnodes; i++)
+        if (n->nodes[i].wqcfg.kind == LB_Q_REG) d = &n->nodes[i];
+    int b = d->wqcfg.bits, bad = 0;
+    memset(n->grad, 0, n->nparam * sizeof *n->grad);
+    lb_ft_hook(&s, n);
+    float g[9];
+    memcpy(g, d->wq.dparam, (size_t)(b + 1) * sizeof *g);
+    for (int j = 0; j <= b; j++) {
+        float *r = &d->wq.param[j], keep = *r, h = 1e-3f * fabsf(d->wq.param[0]);
+        *r = keep + h;
+        double lp = lb_ft_hook(&s, n);
+        *r = keep - h;
+        double lm = lb_ft_hook(&s, n);
+        *r = keep;
+        double fd = (lp - lm) / (2.0 * (double)h);
+        if (fabs(fd - g[j]) > 1e-3 * (fabs(fd) + 1e-3)) {
+            bad++;
+            fprintf(stderr, "%s: dR[%d] %.6g, central difference %.6g\n", what, j, g[j], fd);
+        }
+    }
+    CHECK(bad == 0, "%s: the learned levels' gradient matches central differences", what);
+    lb_ft_state_free(&s);
+}
+
 static void test_hook(void) {
     lb_qcfg learned = {
         .kind = LB_Q_REG, .bits = 4, .is_signed = 1, .per_channel = 1, .levels = LB_REG_LEARNED};
@@ -157,23 +196,33 @@ static void test_hook(void) {
     lb_flayer_spec sp[8];
     int ns = 0;
     CHECK(lb_fmap_specs_of_net(n, sp, 8, &ns) == LB_OK && ns == 3, "3 coded layers");
-    for (int var = 0; var <= 1; var++) {
+    for (int var = 0; var <= 3; var++) {
+        /* 2, 3: the reg layer stored in two's complement (faults map --reg-encoding twos) */
+        lb_flayer_spec spv[8];
+        memcpy(spv, sp, sizeof spv);
+        if (var >= 2) CHECK(lb_fmap_specs_twos(spv, ns) == 1, "twos: the reg layer");
         lb_fmap map;
-        CHECK(lb_fmap_create(&map, "t", sp, ns, 0) == LB_OK, "map");
+        CHECK(lb_fmap_create(&map, "t", spv, ns, 0) == LB_OK, "map");
         CHECK(lb_fmap_draw_faults(&map, 0.2, 0.3, 5) == LB_OK, "draw");
-        if (var) CHECK(lb_fmap_draw_var(&map, LB_FVAR_GAUSS, 0.2, 5) == LB_OK, "var");
+        if (var & 1) CHECK(lb_fmap_draw_var(&map, LB_FVAR_GAUSS, 0.2, 5) == LB_OK, "var");
         lb_chip chip;
         CHECK(lb_chip_attach(&chip, n, "t", &map, "m", 0) == LB_OK, "attach: %s", lb_error_msg());
-        check_hook(n, &chip, LB_FT_LOWBIT, var ? "lowbit + variability" : "lowbit");
-        check_hook(n, &chip, LB_FT_QFALT, var ? "qfalt + variability" : "qfalt");
+        static const char *const nm[4][2] = {{"lowbit", "qfalt"},
+                                             {"lowbit + variability", "qfalt + variability"},
+                                             {"lowbit, twos", "qfalt, twos"},
+                                             {"lowbit + variability, twos", "qfalt + var, twos"}};
+        check_hook(n, &chip, LB_FT_LOWBIT, nm[var][0]);
+        check_hook(n, &chip, LB_FT_QFALT, nm[var][1]);
+        fd_levels(n, &chip, nm[var][0]);
 
         /* injection: the faulty weights while the step runs, the floats back after it */
         ft_state s;
-        CHECK(lb_ft_state_init(&s, LB_FT_INJECT, n, &chip, "t") == LB_OK, "inject init: %s",
+        CHECK(lb_ft_state_init(&s, LB_FT_INJECT, n, &chip, "t", 0) == LB_OK, "inject init: %s",
               lb_error_msg());
         CHECK(s.inj_rate > 0.15 && s.inj_rate < 0.25 && s.inj_share > 0.2 && s.inj_share < 0.4,
               "injected rate %g, SA1 share %g: the chip's", s.inj_rate, s.inj_share);
-        CHECK((s.inj_kind != LB_FVAR_NONE) == var, "injected variability iff the chip has it");
+        CHECK((s.inj_kind != LB_FVAR_NONE) == (var & 1),
+              "injected variability iff the chip has it");
         CHECK(lb_ft_inject_draw(&s, 9) == LB_OK, "inject draw");
         float *keep = malloc(n->nparam * sizeof *keep);
         memcpy(keep, n->param, n->nparam * sizeof *keep);
@@ -186,9 +235,26 @@ static void test_hook(void) {
         CHECK(n->wq_hook_ctx == &chip, "the eval chip keeps its hook");
         lb_ft_state_free(&s);
 
+        /* --chip-forward: the step's forward sees the evaluation chip's values (the weights
+         * snapped as lb_chip_snap_weights does), the hook gives the floats back */
+        CHECK(lb_ft_state_init(&s, LB_FT_LOWBIT, n, &chip, "t", 1) == LB_OK && s.saved,
+              "chip forward init: %s", lb_error_msg());
+        CHECK(lb_chip_snap_weights(&chip) == LB_OK, "snap");
+        float *held = malloc(n->nparam * sizeof *held);
+        memcpy(held, n->param, n->nparam * sizeof *held);
+        memcpy(n->param, keep, n->nparam * sizeof *keep);
+        CHECK(lb_ft_forward_begin(&s, &chip) == LB_OK, "forward begin");
+        CHECK(memcmp(held, n->param, n->nparam * sizeof *held) == 0,
+              "the forward's weights are the chip's");
+        s.lambda = 300;
+        lb_ft_hook(&s, n);
+        CHECK(memcmp(keep, n->param, n->nparam * sizeof *keep) == 0, "hook restores the floats");
+        free(held);
+        lb_ft_state_free(&s);
+
         /* QFALT's clamp: every regularized weight inside its channel's outer levels; the first
          * and last coded layers (outside the regularizer, ft_reg.c) are left as they are */
-        CHECK(lb_ft_state_init(&s, LB_FT_QFALT, n, &chip, "t") == LB_OK, "qfalt init");
+        CHECK(lb_ft_state_init(&s, LB_FT_QFALT, n, &chip, "t", 0) == LB_OK, "qfalt init");
         int first = -1, last = -1;
         for (int i = 0; i < n->nnodes; i++)
             if (chip.layer[i] >= 0) {

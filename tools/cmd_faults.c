@@ -37,7 +37,7 @@ static int faults_map(int argc, char **argv) {
     const char *cmd = "faults map", *file = NULL, *out = NULL, *dist = NULL;
     double rate = 0.02, share = 0, var = 0;
     uint64_t seed = 1, vseed = 0;
-    int have_var = 0, have_vseed = 0, all_layers = 0;
+    int have_var = 0, have_vseed = 0, all_layers = 0, reg_twos = 0;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
 #define IS(s) (strcmp(o, s) == 0)
@@ -52,6 +52,9 @@ static int faults_map(int argc, char **argv) {
                  "1]\n"
                  "                    (default 0.02, methods.md's reference)\n"
                  "  --sa1-share S     share of stuck cells stuck at 1, in [0, 1] (default 0: SA0)\n"
+                 "  --reg-encoding E  how reg layers store their level index k: index (default,\n"
+                 "                    offset binary, the seed's) or twos (k - 2^(b-1) in two's\n"
+                 "                    complement: the all-0 pattern is a middle level)\n"
                  "  --layers L        body (default): the first and last coded layers are\n"
                  "                    healthy (held off the faulty array, as in the reference,\n"
                  "                    where they stay float); all: every coded layer\n"
@@ -70,6 +73,8 @@ static int faults_map(int argc, char **argv) {
             share = cli_float(cmd, o, VAL, 0, 1);
         else if (IS("--layers"))
             all_layers = cli_layers(cmd, VAL);
+        else if (IS("--reg-encoding"))
+            reg_twos = cli_reg_encoding(cmd, VAL);
         else if (IS("--seed"))
             seed = (uint64_t)cli_int(cmd, o, VAL, 0, 2147483647);
         else if (IS("--variability")) {
@@ -101,6 +106,13 @@ static int faults_map(int argc, char **argv) {
     char arch[LB_FNAME_MAX];
     lb_flayer_spec *specs;
     int ns = ckpt_specs(cmd, file, arch, &specs);
+    if (reg_twos && lb_fmap_specs_twos(specs, ns) == 0) {
+        free(specs);
+        cli_die(2, cmd,
+                "--reg-encoding twos: %s has no reg-coded layer (LSQ and fixed layers "
+                "store their own encoding)",
+                file);
+    }
     lb_fmap m;
     lb_status st = lb_fmap_create(&m, arch, specs, ns, 0);
     free(specs);

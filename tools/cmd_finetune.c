@@ -27,6 +27,9 @@ static void usage(void) {
          "  --reset-f1 F --reset-f2 F  reset after unit u when u % F == F-1, F1 in the first\n"
          "                     half, F2 in the second (default 5 and 4, methods.md's)\n"
          "  --no-start-snap    lowbit: do not start from the nearest reachable codes\n"
+         "  --chip-forward     lowbit: every training forward sees the weights as the chip\n"
+         "                     holds them (nearest reachable codes), the gradient applied\n"
+         "                     to the float weights (straight-through)\n"
          "  --nearest-reachable  evaluate with the nearest reachable code\n"
          "  --metrics PATH     metrics JSON lines\n"
          "  --data DIR --train-limit N --test-limit N --batch B --threads T --seed S --lr LR\n"
@@ -122,6 +125,8 @@ int cmd_finetune(int argc, char **argv) {
             c.nearest = 1;
         else if (IS("--no-start-snap"))
             c.start_snap = 0;
+        else if (IS("--chip-forward"))
+            c.chip_forward = 1;
         else if (o[0] == '-')
             cli_die(2, cmd, "unknown option '%s' (see lowbit finetune --help)", o);
         else if (c.ckpt[0])

@@ -26,6 +26,8 @@ static void usage(void) {
         "  --sa1-share S        share of stuck cells stuck at 1 (default 0)\n"
         "  --layers body|all    body (default): the first and last coded layers sit in\n"
         "                       healthy memory, as in the reference; all: on the chip too\n"
+        "  --reg-encoding E     reg layers store their level index as index (default,\n"
+        "                       offset binary, the seed's) or twos (two's complement)\n"
         "  --finetune-epochs E  epochs per chip and method (default 1)\n"
         "  --methods LIST       of lowbit, inject, qfalt (default all three)\n"
         "  --keep-checkpoints   keep the fine-tuned checkpoints in DIR/ckpt\n"
@@ -149,6 +151,8 @@ int cmd_faults_sweep(int argc, char **argv) {
             c.sa1_share = cli_float(cmd, o, VAL, 0, 1);
         else if (IS("--layers"))
             c.all_layers = cli_layers(cmd, VAL);
+        else if (IS("--reg-encoding"))
+            c.reg_twos = cli_reg_encoding(cmd, VAL);
         else if (IS("--chips"))
             c.chips = cli_int(cmd, o, VAL, 1, 10000);
         else if (IS("--finetune-epochs"))

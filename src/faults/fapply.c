@@ -49,6 +49,12 @@ void lb_fault_R_twos(float s, int bits, float *R) {
     R[bits] = 0.0f;
 }
 
+void lb_fault_R_reg_twos(const float *R, int bits, float *Rt) {
+    for (int j = 0; j < bits - 1; j++) Rt[j] = R[j];
+    Rt[bits - 1] = -R[bits - 1];
+    Rt[bits] = R[bits] - R[bits - 1];
+}
+
 /* Same summation as the reg quantizer's lb_reg_levels_of (double, j ascending, one rounding):
  * with v == NULL or all 1 (R_j * 1 is exact) the levels are the same bits. */
 void lb_fault_levels(const float *R, int bits, const float *v, float *a) {

@@ -31,6 +31,7 @@ lb_status lb_fmap_specs_of_net(const struct lb_net *net, lb_flayer_spec *specs, 
             s->n = (uint64_t)net->params[nd->pw].n;
             s->bits = q->bits;
             s->enc = q->kind == LB_Q_REG || !q->is_signed ? LB_FENC_INDEX : LB_FENC_TWOS;
+            s->twos_ok = q->kind == LB_Q_REG && q->bits >= 2;
         }
         cnt++;
     }
@@ -39,4 +40,12 @@ lb_status lb_fmap_specs_of_net(const struct lb_net *net, lb_flayer_spec *specs, 
         return lb_error_set(LB_EINVAL, "network has %d coded weight tensors, room for %d", cnt,
                             cap);
     return LB_OK;
+}
+
+int lb_fmap_specs_twos(lb_flayer_spec *specs, int n) {
+    int changed = 0;
+    for (int i = 0; i < n; i++)
+        if (specs[i].twos_ok && specs[i].enc != LB_FENC_TWOS)
+            specs[i].enc = LB_FENC_TWOS, changed++;
+    return changed;
 }

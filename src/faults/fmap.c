@@ -235,7 +235,7 @@ lb_status lb_fmap_check_model(const lb_fmap *m, const char *file, const char *ar
         if (a->bits != b->bits)
             return lb_error_set(LB_ESHAPE, "%s: layer '%s': %d bits in the map, %d in the model",
                                 file, a->name, a->bits, b->bits);
-        if (a->enc != b->enc)
+        if (a->enc != b->enc && !(a->enc == LB_FENC_TWOS && b->twos_ok))
             return lb_error_set(LB_ESHAPE,
                                 "%s: layer '%s': encoding %s in the map, %s in the model", file,
                                 a->name, lb_fenc_name(a->enc), lb_fenc_name(b->enc));

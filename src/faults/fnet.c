@@ -47,22 +47,32 @@ static unsigned own_level(float w, const float *R, const float *a, int b, const 
     return best;
 }
 
-/* R of the quantizer of node d, channel ch, in layer L's encoding. An unsigned uniform grid
- * (index encoding) is s * [2^0, .., 2^(b-1)] with no offset: its code is its own index. */
-static void R_of(const lb_node *d, const lb_flayer *L, int ch, float *R) {
+/* R of the quantizer of node d, channel ch, in layer L's encoding, and the levels a[p] of the
+ * patterns. An unsigned uniform grid (index encoding) is s * [2^0, .., 2^(b-1)] with no offset:
+ * its code is its own index. A reg layer in two's complement permutes its index levels (the same
+ * floats as the quantizer's, whatever rounding Rt's offset had). */
+static void R_of(const lb_node *d, const lb_flayer *L, int ch, float *R, float *a) {
     const lb_quant *q = &d->wq;
+    int b = L->spec.bits;
     if (d->wqcfg.kind == LB_Q_REG) {
         lb_quant_reg_R_deployed(q, ch, R); /* the levels the eval snaps to and the indices index */
+        lb_fault_levels(R, b, NULL, a);
+        if (L->spec.enc != LB_FENC_TWOS) return;
+        float Rt[LB_FMAX_BITS + 1], ak[1 << LB_FMAX_BITS];
+        lb_fault_R_reg_twos(R, b, Rt);
+        memcpy(R, Rt, (size_t)(b + 1) * sizeof *R);
+        memcpy(ak, a, sizeof(float) << b);
+        for (unsigned p = 0; p < (1u << b); p++) a[p] = ak[p ^ (1u << (b - 1))];
         return;
     }
     float s = lb_quant_step(q, ch);
-    int b = L->spec.bits;
     if (L->spec.enc == LB_FENC_TWOS) {
         lb_fault_R_twos(s, b, R);
     } else {
         for (int j = 0; j < b; j++) R[j] = ldexpf(s, j);
         R[b] = 0.0f;
     }
+    lb_fault_levels(R, b, NULL, a);
 }
 
 /* One coded layer: from the float weights w, the chip's values into wq where they differ from
@@ -76,11 +86,12 @@ static uint64_t layer_pass(const lb_chip *c, const lb_node *d, const lb_flayer *
     uint64_t changed = 0;
     for (int ch = 0; ch < q->ch; ch++) {
         float R[LB_FMAX_BITS + 1], a[1 << LB_FMAX_BITS];
-        R_of(d, L, ch, R);
-        lb_fault_levels(R, b, NULL, a);
+        R_of(d, L, ch, R, a);
         float s = reg ? 0 : lb_quant_step(q, ch);
+        /* a reg index in two's complement is the signed code k - 2^(b-1) */
+        int shift = reg && enc == LB_FENC_TWOS ? 1 << (b - 1) : 0;
         for (size_t i = (size_t)ch * q->inner; i < (size_t)(ch + 1) * q->inner; i++) {
-            int code = reg ? c->k[i] : uniform_code(w[i], s, q->qn, q->qp);
+            int code = reg ? (int)c->k[i] - shift : uniform_code(w[i], s, q->qn, q->qp);
             unsigned p = lb_fault_pattern(code, b, enc), s0 = L->sa0[i], s1 = L->sa1[i], ph = p;
             const float *vi = L->var ? L->var + i * (size_t)b : NULL;
             if (c->nearest == LB_CHIP_OWN_LEVEL)

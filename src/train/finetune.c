@@ -198,7 +198,9 @@ lb_status lb_ft_run(const lb_ft_cfg *f, lb_progress_fn fn, void *ctx, lb_ft_resu
         LB_OK)
         goto out;
     note(fn, ctx, msg, 0);
-    if ((st = lb_ft_state_init(&s, f->method, r.net, &chip, c.model.arch)) != LB_OK) goto out;
+    if ((st = lb_ft_state_init(&s, f->method, r.net, &chip, c.model.arch,
+                               f->method == LB_FT_LOWBIT && f->chip_forward)) != LB_OK)
+        goto out;
     float lambda = f->lambda > 0              ? f->lambda
                    : f->method == LB_FT_QFALT ? LB_FT_QFALT_LAMBDA
                                               : LB_FT_LAMBDA;
@@ -254,6 +256,13 @@ lb_status lb_ft_run(const lb_ft_cfg *f, lb_progress_fn fn, void *ctx, lb_ft_resu
             float loss;
             int nc;
             if (f->method == LB_FT_INJECT && (st = lb_ft_inject_begin(&s)) != LB_OK) goto out;
+            if (f->method == LB_FT_LOWBIT && f->chip_forward) {
+                int keep = snap->nearest;
+                if (keep != LB_CHIP_OWN_LEVEL) snap->nearest = LB_CHIP_REACHABLE;
+                st = lb_ft_forward_begin(&s, snap);
+                snap->nearest = keep;
+                if (st != LB_OK) goto out;
+            }
             st = lb_train_step(&r, &c, &w, step, b, lr, &loss, &nc, NULL);
             lb_ft_inject_end(&s); /* a skipped step never reached the hook */
             if (st != LB_OK) goto out;

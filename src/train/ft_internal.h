@@ -33,7 +33,7 @@ typedef struct ft_state {
 } ft_state;
 
 lb_status lb_ft_state_init(ft_state *s, lb_ft_method m, lb_net *net, const lb_chip *chip,
-                           const char *arch);
+                           const char *arch, int chip_forward);
 void lb_ft_state_free(ft_state *s);
 /* run.reg_hook: the method's regularizer over every slice (in parallel, summed in slice order),
  * or the end of an injection (the float weights back). */
@@ -41,6 +41,8 @@ double lb_ft_hook(void *ctx, lb_net *n);
 /* INJECT: before a step, the weights as the injected chip holds them (the floats kept); after
  * a step that skipped the hook (non-finite loss), the floats back. */
 lb_status lb_ft_inject_begin(ft_state *s);
+/* LOWBIT with chip_forward: the same for the evaluation chip `c` (its `nearest` rule). */
+lb_status lb_ft_forward_begin(ft_state *s, lb_chip *c);
 void lb_ft_inject_end(ft_state *s);
 /* INJECT: a fresh random map at the chip's rate, SA1 share and variability. */
 lb_status lb_ft_inject_draw(ft_state *s, uint64_t seed);

@@ -21,7 +21,13 @@ static float slice_R(const ft_state *s, int i, float *R) {
     int b = L->spec.bits, ch = s->sl[i].ch;
     if (d->wqcfg.kind == LB_Q_REG) {
         lb_quant_reg_R(&d->wq, ch, R);
-        return R[0];
+        float sp = R[0];
+        if (L->spec.enc == LB_FENC_TWOS) {
+            float Rt[LB_FMAX_BITS + 1];
+            lb_fault_R_reg_twos(R, b, Rt);
+            memcpy(R, Rt, (size_t)(b + 1) * sizeof *R);
+        }
+        return sp;
     }
     float st = lb_quant_step(&d->wq, ch);
     if (L->spec.enc == LB_FENC_TWOS) {
@@ -43,7 +49,7 @@ static int healthy(const lb_flayer *L) {
 }
 
 lb_status lb_ft_state_init(ft_state *s, lb_ft_method m, lb_net *net, const lb_chip *chip,
-                           const char *arch) {
+                           const char *arch, int chip_forward) {
     memset(s, 0, sizeof *s);
     s->method = m;
     s->net = net;
@@ -68,7 +74,11 @@ lb_status lb_ft_state_init(ft_state *s, lb_ft_method m, lb_net *net, const lb_ch
         for (int c = 0; chip->layer[i] >= 0 && c < net->nodes[i].wq.ch; c++)
             s->sl[s->nsl++] = (ft_slice){i, chip->layer[i], c};
     }
-    if (m != LB_FT_INJECT) return LB_OK;
+    if (m != LB_FT_INJECT) {
+        if (!chip_forward) return LB_OK;
+        s->saved = malloc(net->nparam * sizeof *s->saved);
+        return s->saved ? LB_OK : lb_error_set(LB_ENOMEM, "out of memory (chip forward)");
+    }
     /* the injected maps: the chip's layers, drawn at its measured rate and SA1 share (a measured
      * map records no rate), with its variability when it has any */
     const lb_fmap *cm = chip->map;
@@ -132,10 +142,14 @@ lb_status lb_ft_inject_draw(ft_state *s, uint64_t seed) {
     return st;
 }
 
-lb_status lb_ft_inject_begin(ft_state *s) {
+lb_status lb_ft_forward_begin(ft_state *s, lb_chip *c) {
     memcpy(s->saved, s->net->param, s->net->nparam * sizeof *s->saved);
     s->snapped = 1;
-    return lb_chip_snap_weights(&s->inj);
+    return lb_chip_snap_weights(c);
+}
+
+lb_status lb_ft_inject_begin(ft_state *s) {
+    return lb_ft_forward_begin(s, &s->inj);
 }
 
 void lb_ft_inject_end(ft_state *s) {
@@ -178,7 +192,12 @@ double lb_ft_hook(void *ctx, lb_net *n) {
         if (d->wqcfg.kind != LB_Q_REG || d->wqcfg.levels != LB_REG_LEARNED) continue;
         int b = d->wqcfg.bits;
         float *g = d->wq.dparam + (size_t)s->sl[i].ch * (b + 1);
-        for (int j = 0; j <= b; j++) g[j] += (float)s->dR[(size_t)i * nb + j];
+        double *dR = s->dR + (size_t)i * nb;
+        if (s->chip->map->layers[s->sl[i].layer].spec.enc == LB_FENC_TWOS) {
+            /* back through lb_fault_R_reg_twos: Rt_{b-1} = -R_{b-1}, Rt_b = R_b - R_{b-1} */
+            dR[b - 1] = -dR[b - 1] - dR[b];
+        }
+        for (int j = 0; j <= b; j++) g[j] += (float)dR[j];
     }
     s->reg_sum += loss;
     s->reg_steps++;

@@ -61,6 +61,10 @@ static const char *layers_of(int all) {
     return all ? "all" : "body";
 }
 
+static const char *enc_of(int twos) {
+    return twos ? "twos" : "index";
+}
+
 /* A finished cell's JSON (NULL when absent or unreadable: then it is redone). */
 static cJSON *read_cell(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -118,12 +122,13 @@ static lb_status run_cell(const lb_sweep_cfg *c, const cell *k, const char *map,
                      "{\"rate\":%.17g,\"variability\":%.17g,\"chip\":%d,\"seed\":%llu,"
                      "\"method\":\"%s\",\"accuracy\":%.6f,\"accuracy_before\":%.6f,"
                      "\"changed\":%llu,\"total\":%llu,\"epochs\":%d,\"seconds\":%.2f,"
-                     "\"train_limit\":%d,\"test_limit\":%d,\"layers\":\"%s\"}\n",
+                     "\"train_limit\":%d,\"test_limit\":%d,\"layers\":\"%s\","
+                     "\"reg_encoding\":\"%s\"}\n",
                      k->rate, k->var, k->chip, (unsigned long long)(c->ft.seed + k->chip),
                      method_of(k->method), (double)r.acc_after, (double)r.acc_before,
                      (unsigned long long)r.changed, (unsigned long long)r.total,
                      k->method < 0 ? 0 : f.epochs, r.seconds, c->ft.train_limit, c->ft.test_limit,
-                     layers_of(c->all_layers));
+                     layers_of(c->all_layers), enc_of(c->reg_twos));
     return write_atomic(path, buf, (size_t)n);
 }
 
@@ -163,6 +168,7 @@ static lb_status write_tables(const lb_sweep_cfg *c, const cell *cells, int n, d
     cJSON_AddNumberToObject(root, "sa1_share", c->sa1_share);
     cJSON_AddStringToObject(root, "var_dist", lb_fvar_name(c->var_kind));
     cJSON_AddStringToObject(root, "layers", layers_of(c->all_layers));
+    cJSON_AddStringToObject(root, "reg_encoding", enc_of(c->reg_twos));
     cJSON_AddNumberToObject(root, "fault_free_accuracy", fault_free);
     cJSON_AddItemToObject(root, "cells", arr);
     lb_status st = LB_OK;
@@ -219,6 +225,11 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
                           lb_quant_plan_wkind(&info.model.q) == LB_Q_NONE
                               ? "float (unquantized)"
                               : lb_qkind_name(lb_quant_plan_wkind(&info.model.q)));
+    if (st == LB_OK && c->reg_twos && lb_fmap_specs_twos(specs, ns) == 0)
+        st = lb_error_set(LB_EINVAL,
+                          "--reg-encoding twos: %s has no reg-coded layer (LSQ and fixed layers "
+                          "store their own encoding)",
+                          c->ft.ckpt);
     int per = 1 + c->nmethods, total = c->nrates * c->nvars * c->chips * per;
     cell *cells = st == LB_OK ? malloc((size_t)total * sizeof *cells) : NULL;
     if (st == LB_OK && !cells) st = lb_error_set(LB_ENOMEM, "out of memory");
@@ -250,15 +261,19 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
             /* cells from before --layers existed held every layer on the chip */
             const char *ly = cJSON_GetStringValue(cJSON_GetObjectItem(j, "layers"));
             if (!ly) ly = "all";
+            /* and before --reg-encoding, the index */
+            const char *en = cJSON_GetStringValue(cJSON_GetObjectItem(j, "reg_encoding"));
+            if (!en) en = "index";
             if (NUM("epochs") != ep || NUM("train_limit") != c->ft.train_limit ||
-                NUM("test_limit") != c->ft.test_limit || strcmp(ly, layers_of(c->all_layers))) {
-                st =
-                    lb_error_set(LB_EINVAL,
-                                 "%s: made with other settings (epochs %g, train limit %g, test "
-                                 "limit %g, layers %s; now %d, %d, %d, %s): give another -o DIR "
-                                 "or delete that sweep's cells",
-                                 path, NUM("epochs"), NUM("train_limit"), NUM("test_limit"), ly, ep,
-                                 c->ft.train_limit, c->ft.test_limit, layers_of(c->all_layers));
+                NUM("test_limit") != c->ft.test_limit || strcmp(ly, layers_of(c->all_layers)) ||
+                strcmp(en, enc_of(c->reg_twos))) {
+                st = lb_error_set(LB_EINVAL,
+                                  "%s: made with other settings (epochs %g, train limit %g, test "
+                                  "limit %g, layers %s, reg encoding %s; now %d, %d, %d, %s, %s): "
+                                  "give another -o DIR or delete that sweep's cells",
+                                  path, NUM("epochs"), NUM("train_limit"), NUM("test_limit"), ly,
+                                  en, ep, c->ft.train_limit, c->ft.test_limit,
+                                  layers_of(c->all_layers), enc_of(c->reg_twos));
                 cJSON_Delete(j);
                 goto out;
             }
@@ -272,9 +287,10 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
             char mname[256];
             cell_name(&mk, mname, sizeof mname);
             mname[strlen(mname) - strlen("_before")] = 0;
-            /* the layer choice is in the name: a map drawn for the other one is never reused */
-            snprintf(map, sizeof map, "%s/maps/%s.%s.lbmap", c->dir, mname,
-                     layers_of(c->all_layers));
+            /* the layer and encoding choices are in the name: a map drawn for another one is
+             * never reused */
+            snprintf(map, sizeof map, "%s/maps/%s.%s%s.lbmap", c->dir, mname,
+                     layers_of(c->all_layers), c->reg_twos ? ".twos" : "");
             if ((st = ensure_map(c, &cells[i], info.model.arch, specs, ns, map)) != LB_OK) goto out;
             if ((st = run_cell(c, &cells[i], map, name, path)) != LB_OK) goto out;
             computed++;
@@ -298,8 +314,8 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
         snprintf(path, sizeof path, "%s/cells/%s.json", c->dir, name);
         cJSON *j = read_cell(path);
         if (!j) {
-            snprintf(map, sizeof map, "%s/maps/r0_v0_c0.%s.lbmap", c->dir,
-                     layers_of(c->all_layers));
+            snprintf(map, sizeof map, "%s/maps/r0_v0_c0.%s%s.lbmap", c->dir,
+                     layers_of(c->all_layers), c->reg_twos ? ".twos" : "");
             if ((st = ensure_map(c, &k0, info.model.arch, specs, ns, map)) != LB_OK) goto out;
             if ((st = run_cell(c, &k0, map, name, path)) != LB_OK) goto out;
             j = read_cell(path);

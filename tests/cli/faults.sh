@@ -70,6 +70,10 @@ if [ "$(stuck_of "$T/body.info" "$first")" = 0 ] && [ "$(stuck_of "$T/body.info"
     bad "faults map --layers" "body must spare '$first' and '$last' and keep '$mid' as drawn" "$T/body.info"
 fi
 expect_fail "map --layers" "body or all" "$L" "${M[@]}" --layers some -o "$T/x4.lbmap"
+expect_fail "map --reg-encoding" "index or twos" "$L" "${M[@]}" --reg-encoding gray -o "$T/x5.lbmap"
+expect_fail "map --reg-encoding twos, no reg layer" "no reg-coded layer" "$L" "${M[@]}" \
+    --reg-encoding twos -o "$T/x6.lbmap"
+[ ! -e "$T/x5.lbmap" ] && [ ! -e "$T/x6.lbmap" ] && ok || bad "bad --reg-encoding" "wrote a map"
 
 # ---- a healthy chip changes nothing: float and integer logits, the same bytes ------------------
 "$L" "${M[@]}" --rate 0 -o "$T/h.lbmap" >/dev/null 2>&1 || bad "map rate 0" "failed"
@@ -120,6 +124,16 @@ if [ "$quick" = 0 ]; then
         grep -q index <("$L" faults info "$T/r.lbmap") && ok || bad "reg map" "no index layers"
         ev "$T/f0" "$T/regfx.ckpt" --dump-logits "$T/f0.txt" # chip_checks compares with it
         chip_checks regfx "$T/regfx.ckpt" "$T/r.lbmap"
+        # the reg layers stored in two's complement: their map says so, and the chip is held
+        # the same way by the float eval, the integer model and the exported C
+        "$L" faults map "$T/regfx.ckpt" --rate 0.02 --seed 6 --reg-encoding twos \
+            -o "$T/rt.lbmap" >/dev/null 2>&1
+        "$L" faults info "$T/rt.lbmap" >"$T/rt.info" 2>&1
+        [ "$(grep -c ' index ' "$T/rt.info")" = 0 ] && grep -q ' twos ' "$T/rt.info" && ok ||
+            bad "reg map, twos" "layers still in the index encoding" "$T/rt.info"
+        chip_checks regfx_twos "$T/regfx.ckpt" "$T/rt.lbmap"
+        cmp -s "$T/regfx.f.txt" "$T/regfx_twos.f.txt" && bad "twos" "same logits as the index chip" ||
+            ok
     else bad "train regfx" "failed" "$T/regfx.train"; fi
 fi
 
