@@ -19,6 +19,9 @@
 #   SA1      0    share of stuck cells stuck at 1 (--sa1-share; 0: SA0 only, the reference's)
 #   LAYERS   body first and last coded layers spared (body, the reference's setting) or on the
 #                 chip too (all); docs/faults.md
+#   REG_ENC  index  how reg layers store their level index: index (the seed's offset binary) or
+#                 twos (two's complement, docs/faults.md "Encodings"); the rate sweep's
+#                 directory gets a _twos suffix. LSQ keeps its own encoding (two's complement)
 #   FT_LIMIT ""   fine-tune on the first N training images only (--train-limit of the sweeps,
 #                 not of the base training): a fraction of an epoch per chip and method
 #   METHODS  "lowbit,inject,qfalt"
@@ -50,6 +53,7 @@ FT_EPOCHS=${FT_EPOCHS:-2}
 FT_LR=${FT_LR:-}
 SA1=${SA1:-0}
 LAYERS=${LAYERS:-body}
+REG_ENC=${REG_ENC:-index}
 FT_LIMIT=${FT_LIMIT:-}
 METHODS=${METHODS:-lowbit,inject,qfalt}
 THREADS=${THREADS:-2}
@@ -89,8 +93,10 @@ for m in $MODELS; do
             --sa1-share "$SA1" --layers "$LAYERS" --data "$DATA" --threads "$THREADS" "${extra[@]}")
         [ -n "$FT_LIMIT" ] && common+=(--train-limit "$FT_LIMIT")
         [ -n "$FT_LR" ] && common+=(--lr "$FT_LR")
+        enc=() sfx=""
+        if [ "$q" = reg ] && [ "$REG_ENC" != index ]; then enc=(--reg-encoding "$REG_ENC") sfx="_$REG_ENC"; fi
         run "$LOWBIT" faults sweep "$base.safetensors" --rates "$RATES" --variability 0 \
-            "${common[@]}" -o "${base}_rates" || exit 1
+            "${common[@]}" "${enc[@]}" -o "${base}_rates$sfx" || exit 1
         run "$LOWBIT" faults sweep "$base.safetensors" --rates 0 --variability "$VARS" \
             --var-dist gauss "${common[@]}" -o "${base}_var" || exit 1
     done
