@@ -244,7 +244,7 @@ typedef struct lb_ft_cfg {
     int eval_only; /* evaluate CKPT on the chip and stop (no training, nothing written) */
     /* LOWBIT: every training forward sees the weights as the chip holds them (each at its
      * nearest reachable code, or own level with multipliers), the gradient applied to the float
-     * weights (straight-through) */
+     * weights (straight-through); lb_ft_cfg_default sets it, --no-chip-forward clears it */
     int chip_forward;
 } lb_ft_cfg;
 void lb_ft_cfg_default(lb_ft_cfg *c); /* lambda 0 = the method's default */

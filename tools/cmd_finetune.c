@@ -27,9 +27,9 @@ static void usage(void) {
          "  --reset-f1 F --reset-f2 F  reset after unit u when u % F == F-1, F1 in the first\n"
          "                     half, F2 in the second (default 5 and 4, methods.md's)\n"
          "  --no-start-snap    lowbit: do not start from the nearest reachable codes\n"
-         "  --chip-forward     lowbit: every training forward sees the weights as the chip\n"
-         "                     holds them (nearest reachable codes), the gradient applied\n"
-         "                     to the float weights (straight-through)\n"
+         "  --no-chip-forward  lowbit: the training forward sees the float weights (the\n"
+         "                     reference's); by default it sees them as the chip holds\n"
+         "                     them, the gradient applied to the floats (straight-through)\n"
          "  --nearest-reachable  evaluate with the nearest reachable code\n"
          "  --metrics PATH     metrics JSON lines\n"
          "  --data DIR --train-limit N --test-limit N --batch B --threads T --seed S --lr LR\n"
@@ -84,6 +84,8 @@ int cli_ft_option(const char *cmd, int argc, char **argv, int *i, lb_ft_cfg *c) 
         c->lr = cli_float(cmd, o, VAL, 1e-12, 100);
     else if (IS("--lambda"))
         c->lambda = cli_float(cmd, o, VAL, 0, 1e9);
+    else if (IS("--no-chip-forward"))
+        c->chip_forward = 0;
     else
         return 0;
     return 1;
@@ -125,8 +127,6 @@ int cmd_finetune(int argc, char **argv) {
             c.nearest = 1;
         else if (IS("--no-start-snap"))
             c.start_snap = 0;
-        else if (IS("--chip-forward"))
-            c.chip_forward = 1;
         else if (o[0] == '-')
             cli_die(2, cmd, "unknown option '%s' (see lowbit finetune --help)", o);
         else if (c.ckpt[0])

@@ -32,8 +32,8 @@ static void usage(void) {
         "  --methods LIST       of lowbit, inject, qfalt (default all three)\n"
         "  --keep-checkpoints   keep the fine-tuned checkpoints in DIR/ckpt\n"
         "  --no-plot            tables only\n"
-        "  --data --train-limit --test-limit --batch --threads --seed --lr --lambda as for\n"
-        "  finetune");
+        "  --data --train-limit --test-limit --batch --threads --seed --lr --lambda\n"
+        "  --no-chip-forward as for finetune");
 }
 
 /* A comma-separated list of numbers in [lo, hi]; exits 2 naming the option otherwise. */

@@ -46,6 +46,7 @@ void lb_ft_cfg_default(lb_ft_cfg *c) {
     c->reset_f1 = LB_FT_RESET_F1;
     c->reset_f2 = LB_FT_RESET_F2;
     c->start_snap = 1;
+    c->chip_forward = 1;
 }
 
 int lb_ft_reset_due(int unit, int units, int f1, int f2) {

@@ -123,12 +123,12 @@ static lb_status run_cell(const lb_sweep_cfg *c, const cell *k, const char *map,
                      "\"method\":\"%s\",\"accuracy\":%.6f,\"accuracy_before\":%.6f,"
                      "\"changed\":%llu,\"total\":%llu,\"epochs\":%d,\"seconds\":%.2f,"
                      "\"train_limit\":%d,\"test_limit\":%d,\"layers\":\"%s\","
-                     "\"reg_encoding\":\"%s\"}\n",
+                     "\"reg_encoding\":\"%s\",\"chip_forward\":%d}\n",
                      k->rate, k->var, k->chip, (unsigned long long)(c->ft.seed + k->chip),
                      method_of(k->method), (double)r.acc_after, (double)r.acc_before,
                      (unsigned long long)r.changed, (unsigned long long)r.total,
                      k->method < 0 ? 0 : f.epochs, r.seconds, c->ft.train_limit, c->ft.test_limit,
-                     layers_of(c->all_layers), enc_of(c->reg_twos));
+                     layers_of(c->all_layers), enc_of(c->reg_twos), c->ft.chip_forward);
     return write_atomic(path, buf, (size_t)n);
 }
 
@@ -169,6 +169,7 @@ static lb_status write_tables(const lb_sweep_cfg *c, const cell *cells, int n, d
     cJSON_AddStringToObject(root, "var_dist", lb_fvar_name(c->var_kind));
     cJSON_AddStringToObject(root, "layers", layers_of(c->all_layers));
     cJSON_AddStringToObject(root, "reg_encoding", enc_of(c->reg_twos));
+    cJSON_AddBoolToObject(root, "chip_forward", c->ft.chip_forward);
     cJSON_AddNumberToObject(root, "fault_free_accuracy", fault_free);
     cJSON_AddItemToObject(root, "cells", arr);
     lb_status st = LB_OK;
@@ -264,16 +265,21 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
             /* and before --reg-encoding, the index */
             const char *en = cJSON_GetStringValue(cJSON_GetObjectItem(j, "reg_encoding"));
             if (!en) en = "index";
+            /* and before the chip was in lowbit's forward, without it; other methods ignore it */
+            cJSON *cf = cJSON_GetObjectItem(j, "chip_forward");
+            int fwd = cf ? (int)cJSON_GetNumberValue(cf) : 0;
+            int want_fwd = cells[i].method == (int)LB_FT_LOWBIT ? c->ft.chip_forward : fwd;
             if (NUM("epochs") != ep || NUM("train_limit") != c->ft.train_limit ||
                 NUM("test_limit") != c->ft.test_limit || strcmp(ly, layers_of(c->all_layers)) ||
-                strcmp(en, enc_of(c->reg_twos))) {
+                strcmp(en, enc_of(c->reg_twos)) || fwd != want_fwd) {
                 st = lb_error_set(LB_EINVAL,
                                   "%s: made with other settings (epochs %g, train limit %g, test "
-                                  "limit %g, layers %s, reg encoding %s; now %d, %d, %d, %s, %s): "
-                                  "give another -o DIR or delete that sweep's cells",
+                                  "limit %g, layers %s, reg encoding %s, chip forward %d; now %d, "
+                                  "%d, %d, %s, %s, %d): give another -o DIR or delete that "
+                                  "sweep's cells",
                                   path, NUM("epochs"), NUM("train_limit"), NUM("test_limit"), ly,
-                                  en, ep, c->ft.train_limit, c->ft.test_limit,
-                                  layers_of(c->all_layers), enc_of(c->reg_twos));
+                                  en, fwd, ep, c->ft.train_limit, c->ft.test_limit,
+                                  layers_of(c->all_layers), enc_of(c->reg_twos), want_fwd);
                 cJSON_Delete(j);
                 goto out;
             }

@@ -77,19 +77,19 @@ for q in reg lsq; do
     done
 done
 
-# ---- the reg model on a two's complement chip, fine-tuned with the chip in the forward --------
+# ---- the reg model on a two's complement chip, fine-tuned without the chip in the forward -----
 if "$L" faults map "$T/reg.ckpt" --rate 0.1 --seed 3 --reg-encoding twos -o "$T/rt.lbmap" \
     >/dev/null 2>&1 &&
-    "$L" finetune "$T/reg.ckpt" --chip "$T/rt.lbmap" --chip-forward --epochs 1 --data "$D" \
+    "$L" finetune "$T/reg.ckpt" --chip "$T/rt.lbmap" --no-chip-forward --epochs 1 --data "$D" \
         --train-limit "$nft" --batch 32 --seed 1 -o "$T/rt.ckpt" >"$T/rt.out" 2>"$T/rt.err"; then
     before=$(sed -n 's/^accuracy before: //p' "$T/rt.out")
     after=$(acc "$T/rt.out")
     "$L" eval "$T/rt.ckpt" --data "$D" --chip "$T/rt.lbmap" >"$T/rt.eval" 2>&1
     [ -n "$after" ] && [ "$(acc "$T/rt.eval")" = "$after" ] && gain "$after" "$before" && ok ||
-        bad "finetune, twos chip, --chip-forward" "$before -> $after, eval $(acc "$T/rt.eval")" \
+        bad "finetune, twos chip, --no-chip-forward" "$before -> $after, eval $(acc "$T/rt.eval")" \
             "$T/rt.out"
-    echo "  reg lowbit --chip-forward, twos chip: chip accuracy $before -> $after"
-else bad "finetune, twos chip, --chip-forward" "exit $?" "$T/rt.err"; fi
+    echo "  reg lowbit --no-chip-forward, twos chip: chip accuracy $before -> $after"
+else bad "finetune, twos chip, --no-chip-forward" "exit $?" "$T/rt.err"; fi
 
 # ---- variability: each weight programmed with its nearest own level, and fine-tuned for it -----
 if "$L" faults map "$T/lsq.ckpt" --rate 0 --variability 0.4 --seed 5 -o "$T/v.lbmap" >/dev/null 2>&1 &&
@@ -145,6 +145,11 @@ if ! "$L" "${S[@]}" --reg-encoding twos >/dev/null 2>"$T/sw5.err" &&
     grep -q "no reg-coded layer" "$T/sw5.err"; then
     ok
 else bad "sweep --reg-encoding twos, LSQ" "accepted or no message" "$T/sw5.err"; fi
+grep -q '"chip_forward":1' "$T/sw/cells/"*_lowbit.json && ok || bad "sweep cells" "no chip_forward"
+if ! "$L" "${S[@]}" --no-chip-forward >/dev/null 2>"$T/sw6.err" &&
+    grep -q "chip forward 1" "$T/sw6.err"; then
+    ok
+else bad "sweep resume, --no-chip-forward" "lowbit cells made with the chip reused" "$T/sw6.err"; fi
 
 # ---- bad input: a clear message, a non-zero exit, nothing written ----------------------------
 fails() { # name, expected exit, grep pattern, command...
