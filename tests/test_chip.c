@@ -9,6 +9,7 @@
 #include "lb_test.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define B 4
@@ -17,11 +18,14 @@
 /* c1: conv, LSQ 4-bit signed per channel, float input; c2: conv with weight quantizer `wq2`, LSQ
  * unsigned 4-bit input; fc: linear, fixed 4-bit, LSQ unsigned input. Trained-forward once so
  * every quantizer is initialized from the data. */
+/* 1: c2 has 1200 channels (43,200 weights), so a chip's pass runs in blocks on several threads */
+static int g_wide;
+
 static lb_net *make_net(lb_qcfg wq2, const float *x) {
     lb_net *n = lb_net_new(1, 8, 8);
     int c1 = lb_net_conv(n, "c1", 0, 4, 3, 1, 1, 1, 1);
     int r1 = lb_net_act(n, LB_OP_RELU, c1);
-    int c2 = lb_net_conv(n, "c2", r1, 6, 3, 2, 1, 1, 1);
+    int c2 = lb_net_conv(n, "c2", r1, g_wide ? 1200 : 6, 3, 2, 1, 1, 1);
     int r2 = lb_net_act(n, LB_OP_RELU, c2);
     int f = lb_net_act(n, LB_OP_FLATTEN, r2);
     int fc = lb_net_linear(n, "fc", f, 5, 1);
@@ -120,11 +124,11 @@ static void check_values(lb_net *n, lb_chip *c, const float *x, int nearest, con
         const lb_node *d = &n->nodes[i];
         const lb_flayer *L = &c->map->layers[c->layer[i]];
         const float *w = n->param + n->params[d->pw].off;
-        unsigned char k[512];
+        unsigned char *k = calloc(L->spec.n, 1);
         if (d->wqcfg.kind == LB_Q_REG) lb_quant_reg_codes(&d->wq, 1, w, k);
         for (size_t j = 0; j < L->spec.n; j++) {
             int code, held;
-            float v = expect_value(d, L, j, w[j], k[j < 512 ? j : 0], nearest, &code, &held);
+            float v = expect_value(d, L, j, w[j], k[j], nearest, &code, &held);
             if (!(v == d->wqbuf[j])) {
                 if (bad++ < 3)
                     fprintf(stderr, "%s: %s[%zu] code %d held %d: %.9g, want %.9g\n", what, d->name,
@@ -133,6 +137,7 @@ static void check_values(lb_net *n, lb_chip *c, const float *x, int nearest, con
             changed += code != held;
             total++;
         }
+        free(k);
     }
     CHECK(bad == 0, "%s: %d weights differ from the scalar reference", what, bad);
     uint64_t ch, tot;
@@ -355,6 +360,14 @@ int main(void) {
     test_integer(regfx, "reg fixed, twos");
     test_integer(regst, "reg step, twos");
     g_twos = 0;
+    /* a layer of many blocks, on one and two threads, against the same scalar references */
+    g_wide = 1;
+    for (int t = 1; t <= 2; t++) {
+        lb_threads_set(t);
+        test_kind(regle, t == 1 ? "wide reg learned, 1 thread" : "wide reg learned, 2 threads");
+        test_kind(lsq, t == 1 ? "wide lsq, 1 thread" : "wide lsq, 2 threads");
+    }
+    g_wide = 0;
     test_errors();
     TEST_MAIN_END("test_chip");
 }

@@ -83,14 +83,26 @@ static uint64_t layer_pass(const lb_chip *c, const lb_node *d, const lb_flayer *
     int b = L->spec.bits, reg = d->wqcfg.kind == LB_Q_REG;
     lb_fenc enc = L->spec.enc;
     if (reg) lb_quant_reg_codes(q, 1, w, c->k); /* cannot fail: the kind is reg */
+    /* a reg index in two's complement is the signed code k - 2^(b-1) */
+    int shift = reg && enc == LB_FENC_TWOS ? 1 << (b - 1) : 0;
+    /* blocks of weights in parallel (the snap runs every step with the chip in the forward);
+     * each weight is computed alone and the count is an integer sum: the same on any thread
+     * count. A block recomputes its channel's levels where the channel changes. */
+    const long blk = 4096, n = (long)L->spec.n, nblk = (n + blk - 1) / blk;
     uint64_t changed = 0;
-    for (int ch = 0; ch < q->ch; ch++) {
-        float R[LB_FMAX_BITS + 1], a[1 << LB_FMAX_BITS];
-        R_of(d, L, ch, R, a);
-        float s = reg ? 0 : lb_quant_step(q, ch);
-        /* a reg index in two's complement is the signed code k - 2^(b-1) */
-        int shift = reg && enc == LB_FENC_TWOS ? 1 << (b - 1) : 0;
-        for (size_t i = (size_t)ch * q->inner; i < (size_t)(ch + 1) * q->inner; i++) {
+#pragma omp parallel for schedule(static) reduction(+ : changed) if (nblk > 1)
+    for (long bi = 0; bi < nblk; bi++) {
+        float R[LB_FMAX_BITS + 1], a[1 << LB_FMAX_BITS], s = 0;
+        int cur = -1;
+        size_t end =
+            (size_t)(bi + 1) * (size_t)blk < (size_t)n ? (size_t)(bi + 1) * (size_t)blk : (size_t)n;
+        for (size_t i = (size_t)bi * (size_t)blk; i < end; i++) {
+            int ch = q->ch > 1 ? (int)(i / q->inner) : 0;
+            if (ch != cur) {
+                R_of(d, L, ch, R, a);
+                s = reg ? 0 : lb_quant_step(q, ch);
+                cur = ch;
+            }
             int code = reg ? (int)c->k[i] - shift : uniform_code(w[i], s, q->qn, q->qp);
             unsigned p = lb_fault_pattern(code, b, enc), s0 = L->sa0[i], s1 = L->sa1[i], ph = p;
             const float *vi = L->var ? L->var + i * (size_t)b : NULL;
