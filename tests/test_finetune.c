@@ -235,17 +235,22 @@ static void test_hook(void) {
         CHECK(n->wq_hook_ctx == &chip, "the eval chip keeps its hook");
         lb_ft_state_free(&s);
 
-        /* --chip-forward: the step's forward sees the evaluation chip's values (the weights
-         * snapped as lb_chip_snap_weights does), the hook gives the floats back */
+        /* the chip in the forward: the step's forward sees the weights at their nearest
+         * reachable codes on the evaluation chip (own levels with multipliers), the chip keeps
+         * its evaluation rule, the hook gives the floats back */
         CHECK(lb_ft_state_init(&s, LB_FT_LOWBIT, n, &chip, "t", 1) == LB_OK && s.saved,
               "chip forward init: %s", lb_error_msg());
+        int rule = chip.nearest;
+        if (rule != LB_CHIP_OWN_LEVEL) chip.nearest = LB_CHIP_REACHABLE;
         CHECK(lb_chip_snap_weights(&chip) == LB_OK, "snap");
+        chip.nearest = rule;
         float *held = malloc(n->nparam * sizeof *held);
         memcpy(held, n->param, n->nparam * sizeof *held);
         memcpy(n->param, keep, n->nparam * sizeof *keep);
         CHECK(lb_ft_forward_begin(&s, &chip) == LB_OK, "forward begin");
         CHECK(memcmp(held, n->param, n->nparam * sizeof *held) == 0,
-              "the forward's weights are the chip's");
+              "the forward's weights are the chip's nearest reachable codes");
+        CHECK(chip.nearest == rule, "the chip keeps its evaluation rule");
         s.lambda = 300;
         lb_ft_hook(&s, n);
         CHECK(memcmp(keep, n->param, n->nparam * sizeof *keep) == 0, "hook restores the floats");

@@ -93,15 +93,16 @@ static uint64_t layer_pass(const lb_chip *c, const lb_node *d, const lb_flayer *
 #pragma omp parallel for schedule(static) reduction(+ : changed) if (nblk > 1)
     for (long bi = 0; bi < nblk; bi++) {
         float R[LB_FMAX_BITS + 1], a[1 << LB_FMAX_BITS], s = 0;
-        int cur = -1;
-        size_t end =
-            (size_t)(bi + 1) * (size_t)blk < (size_t)n ? (size_t)(bi + 1) * (size_t)blk : (size_t)n;
-        for (size_t i = (size_t)bi * (size_t)blk; i < end; i++) {
-            int ch = q->ch > 1 ? (int)(i / q->inner) : 0;
-            if (ch != cur) {
+        size_t i0 = (size_t)bi * (size_t)blk, inner = q->ch > 1 ? q->inner : (size_t)n;
+        size_t end = i0 + (size_t)blk < (size_t)n ? i0 + (size_t)blk : (size_t)n;
+        int ch = (int)(i0 / inner);
+        size_t next = i0; /* where the levels of channel ch are (re)computed */
+        for (size_t i = i0; i < end; i++) {
+            if (i == next) {
+                ch = (int)(i / inner);
                 R_of(d, L, ch, R, a);
                 s = reg ? 0 : lb_quant_step(q, ch);
-                cur = ch;
+                next = (size_t)(ch + 1) * inner;
             }
             int code = reg ? (int)c->k[i] - shift : uniform_code(w[i], s, q->qn, q->qp);
             unsigned p = lb_fault_pattern(code, b, enc), s0 = L->sa0[i], s1 = L->sa1[i], ph = p;

@@ -216,11 +216,7 @@ lb_status lb_ft_run(const lb_ft_cfg *f, lb_progress_fn fn, void *ctx, lb_ft_resu
     if (f->method == LB_FT_LOWBIT && f->start_snap) {
         /* the nearest reachable code of every weight: reachable codes are their own faulty
          * code, so from here the chip holds what the weights say */
-        int keep = snap->nearest;
-        if (keep != LB_CHIP_OWN_LEVEL) snap->nearest = LB_CHIP_REACHABLE;
-        st = lb_chip_snap_weights(snap);
-        snap->nearest = keep;
-        if (st != LB_OK) goto out;
+        if ((st = lb_ft_snap_reachable(snap)) != LB_OK) goto out;
     }
     r.reg_hook = lb_ft_hook;
     r.reg_hook_ctx = &s;
@@ -257,13 +253,9 @@ lb_status lb_ft_run(const lb_ft_cfg *f, lb_progress_fn fn, void *ctx, lb_ft_resu
             float loss;
             int nc;
             if (f->method == LB_FT_INJECT && (st = lb_ft_inject_begin(&s)) != LB_OK) goto out;
-            if (f->method == LB_FT_LOWBIT && f->chip_forward) {
-                int keep = snap->nearest;
-                if (keep != LB_CHIP_OWN_LEVEL) snap->nearest = LB_CHIP_REACHABLE;
-                st = lb_ft_forward_begin(&s, snap);
-                snap->nearest = keep;
-                if (st != LB_OK) goto out;
-            }
+            if (f->method == LB_FT_LOWBIT && f->chip_forward &&
+                (st = lb_ft_forward_begin(&s, snap)) != LB_OK)
+                goto out;
             st = lb_train_step(&r, &c, &w, step, b, lr, &loss, &nc, NULL);
             lb_ft_inject_end(&s); /* a skipped step never reached the hook */
             if (st != LB_OK) goto out;

@@ -41,8 +41,12 @@ double lb_ft_hook(void *ctx, lb_net *n);
 /* INJECT: before a step, the weights as the injected chip holds them (the floats kept); after
  * a step that skipped the hook (non-finite loss), the floats back. */
 lb_status lb_ft_inject_begin(ft_state *s);
-/* LOWBIT with chip_forward: the same for the evaluation chip `c` (its `nearest` rule). */
+/* LOWBIT with chip_forward: the same for the evaluation chip `c`, each weight at its nearest
+ * reachable code (lb_ft_snap_reachable's rule). */
 lb_status lb_ft_forward_begin(ft_state *s, lb_chip *c);
+/* The float weights snapped to their nearest reachable codes (with multipliers: their nearest own
+ * level, the chip's rule then), whatever rule c evaluates with. */
+lb_status lb_ft_snap_reachable(lb_chip *c);
 void lb_ft_inject_end(ft_state *s);
 /* INJECT: a fresh random map at the chip's rate, SA1 share and variability. */
 lb_status lb_ft_inject_draw(ft_state *s, uint64_t seed);

@@ -142,20 +142,42 @@ lb_status lb_ft_inject_draw(ft_state *s, uint64_t seed) {
     return st;
 }
 
-lb_status lb_ft_forward_begin(ft_state *s, lb_chip *c) {
-    memcpy(s->saved, s->net->param, s->net->nparam * sizeof *s->saved);
+/* Only the coded weight tensors change between a begin and its end (the update comes after the
+ * hook): they alone are kept and put back, at their offsets in `saved`. */
+static void copy_coded(const ft_state *s, float *dst, const float *src) {
+    const lb_net *n = s->net;
+    for (int i = 0; i < n->nnodes; i++) {
+        if (s->chip->layer[i] < 0) continue;
+        const lb_tensor_info *t = &n->params[n->nodes[i].pw];
+        memcpy(dst + t->off, src + t->off, t->n * sizeof *dst);
+    }
+}
+
+lb_status lb_ft_snap_reachable(lb_chip *c) {
+    int keep = c->nearest;
+    if (keep != LB_CHIP_OWN_LEVEL) c->nearest = LB_CHIP_REACHABLE;
+    lb_status st = lb_chip_snap_weights(c);
+    c->nearest = keep;
+    return st;
+}
+
+static lb_status begin(ft_state *s, lb_chip *c, int reachable) {
+    copy_coded(s, s->saved, s->net->param);
     s->snapped = 1;
-    return lb_chip_snap_weights(c);
+    return reachable ? lb_ft_snap_reachable(c) : lb_chip_snap_weights(c);
+}
+
+lb_status lb_ft_forward_begin(ft_state *s, lb_chip *c) {
+    return begin(s, c, 1);
 }
 
 lb_status lb_ft_inject_begin(ft_state *s) {
-    return lb_ft_forward_begin(s, &s->inj);
+    return begin(s, &s->inj, 0);
 }
 
 void lb_ft_inject_end(ft_state *s) {
     if (!s->snapped) return;
-    /* only coded weights changed since begin (the update comes after the hook) */
-    memcpy(s->net->param, s->saved, s->net->nparam * sizeof *s->saved);
+    copy_coded(s, s->net->param, s->saved);
     s->snapped = 0;
 }
 
