@@ -93,35 +93,6 @@ out:
     return st;
 }
 
-/* A JSON number, or null for NaN/Inf (a run whose every step was skipped has no loss). */
-static void json_num(FILE *f, const char *key, double v) {
-    if (isfinite(v))
-        fprintf(f, ",\"%s\":%.6f", key, v);
-    else
-        fprintf(f, ",\"%s\":null", key);
-}
-
-static lb_status append_metrics(const char *path, const lb_train_cfg *c, const lb_progress *p,
-                                int collapses, long skipped, const char *extra) {
-    FILE *f = fopen(path, "a");
-    if (!f) return lb_error_set(LB_EIO, "%s: cannot append metrics: %s", path, strerror(errno));
-    fprintf(f,
-            "{\"epoch\":%d,\"epochs\":%d,\"model\":\"%s\",\"quant\":\"%s\",\"wbits\":%d,"
-            "\"abits\":%d",
-            p->epoch, p->epochs, c->model.arch, lb_qkind_name(c->model.q.kind), c->model.q.wbits,
-            c->model.q.abits);
-    json_num(f, "train_loss", p->loss);
-    json_num(f, "train_acc", p->acc);
-    json_num(f, "test_loss", p->test_loss);
-    json_num(f, "test_acc", p->test_acc);
-    fprintf(f,
-            ",\"img_per_s\":%.1f,\"epoch_s\":%.2f,\"lr\":%.6g,\"collapse_warnings\":%d,"
-            "\"skipped_steps\":%ld%s}\n",
-            p->img_per_s, p->epoch_s, p->lr, collapses, skipped, extra);
-    if (fclose(f) != 0) return lb_error_set(LB_EIO, "%s: write failed: %s", path, strerror(errno));
-    return LB_OK;
-}
-
 static lb_status check_cfg(const lb_train_cfg *c) {
     lb_status st;
     if (c->epochs < 0) return lb_error_set(LB_EINVAL, "--epochs must be >= 1, got %d", c->epochs);
@@ -321,43 +292,6 @@ lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, i
     return LB_OK;
 }
 
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', f);
-        if ((unsigned char)*s >= 0x20) fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-/* Reports the watch's pending events: one metrics line each, then the progress callback. */
-static lb_status drain_events(lb_watch *w, const char *metrics, int epoch, lb_progress_fn fn,
-                              void *ctx) {
-    for (int i = 0; i < w->n; i++) {
-        const lb_collapse_event *e = &w->ev[i];
-        FILE *f = fopen(metrics, "a");
-        if (!f)
-            return lb_error_set(LB_EIO, "%s: cannot append metrics: %s", metrics, strerror(errno));
-        fprintf(f, "{\"event\":\"collapse\",\"kind\":\"%s\",\"epoch\":%d,\"step\":%ld,\"layer\":",
-                lb_collapse_kind_name(e->kind), epoch, e->step);
-        json_str(f, e->layer);
-        fputs(",\"message\":", f);
-        json_str(f, e->message);
-        fputs("}\n", f);
-        if (fclose(f) != 0)
-            return lb_error_set(LB_EIO, "%s: write failed: %s", metrics, strerror(errno));
-        if (fn) {
-            lb_progress p = {0};
-            p.epoch = epoch;
-            p.note = e->message;
-            p.warning = 1;
-            fn(ctx, &p);
-        }
-    }
-    w->n = 0;
-    return LB_OK;
-}
-
 /* The share of the most frequent label among the first `limit` (0: all) samples. */
 static double majority_share(const lb_dataset *d, int limit, long *count) {
     long n = limit > 0 && limit < d->n ? limit : d->n, best = 0;
@@ -551,7 +485,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
             int nc;
             if (step == poison) r.x[0] = NAN;
             if ((st = lb_train_step(&r, c, &w, step, b, lr, &loss, &nc, NULL)) != LB_OK) goto out;
-            if ((st = drain_events(&w, c->metrics, e + 1, fn, ctx)) != LB_OK) goto out;
+            if ((st = lb_metrics_drain_events(&w, c->metrics, e + 1, fn, ctx)) != LB_OK) goto out;
             if (r.head_resolved) {
                 r.head_resolved = 0;
                 c->head_lr_scale = r.head_scale;
@@ -589,7 +523,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
                          &p.test_acc);
         if (st != LB_OK) goto out;
         int at_chance = lb_watch_epoch_end(&w, e + 1, step, p.test_acc, major, n_test, p.acc, seen);
-        if ((st = drain_events(&w, c->metrics, e + 1, fn, ctx)) != LB_OK) goto out;
+        if ((st = lb_metrics_drain_events(&w, c->metrics, e + 1, fn, ctx)) != LB_OK) goto out;
         p.epoch_s = (float)(now_s() - t0);
         p.done = 1;
         acc_last = p.test_acc;
@@ -619,8 +553,8 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         lb_adaqat_metrics(r.ada, r.net, regm + strlen(regm), sizeof regm - strlen(regm));
         lb_sliced_metrics(&r, regm + strlen(regm), sizeof regm - strlen(regm));
         lb_snn_fire_metrics(&r, regm, sizeof regm, &p.fire_rate);
-        if ((st = append_metrics(c->metrics, c, &p, w.epoch_events, w.nonfinite_epoch, regm)) !=
-            LB_OK)
+        if ((st = lb_metrics_append_epoch(c->metrics, c, &p, w.epoch_events, w.nonfinite_epoch,
+                                          regm)) != LB_OK)
             goto out;
         if (fn) fn(ctx, &p);
         if (at_chance && c->on_collapse == LB_ON_COLLAPSE_STOP) {

@@ -90,6 +90,13 @@ lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, i
 lb_status lb_train_resolve(lb_train_cfg *c, int n_train, int steps_per_epoch, lb_sched *sch,
                            char *note, size_t cap);
 void lb_run_free(run *r);
+/* The metrics JSON lines (metrics_log.c): an epoch's record (extra: more ,"key":value fields,
+ * may be empty), and one record per pending collapse event of the watch, each also handed to fn
+ * (may be NULL) as a warning; the watch's queue is emptied. */
+lb_status lb_metrics_append_epoch(const char *path, const lb_train_cfg *c, const lb_progress *p,
+                                  int collapses, long skipped, const char *extra);
+lb_status lb_metrics_drain_events(lb_watch *w, const char *metrics, int epoch, lb_progress_fn fn,
+                                  void *ctx);
 /* --log-scales (scales_log.c): appends {"event":"scales","epoch","step","layers":[{"layer","q":
  * "w"|"a","kind","po2","log2_step":[per channel],"e" (grad-po2) or "s" (lsq)}]} to path. */
 lb_status lb_scales_append(const char *path, const lb_net *n, int epoch, long step);
