@@ -14,8 +14,8 @@ Writes, deterministically (fixed seeds; same Pillow/FreeType/NumPy/scikit-learn 
   OUTDIR/tiny/    10 grey texture classes, 28x28, 500 train + 500 test, MNIST idx (.gz)
 
 Every training file is in shuffled order (lowbit's --train-limit takes the first N records).
-No class is the horizontal mirror of another one: lowbit's default augmentation flips every
-data set horizontally (and crops after padding by 2).
+No class is the horizontal mirror of another one, so the sets stay valid with `--flip` too
+(lowbit's default augmentation is a crop after padding by 2, no flip: docs/robust.md).
 """
 import gzip
 import json
