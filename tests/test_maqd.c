@@ -10,20 +10,11 @@
 #include "lb_ops.h"
 #include "lb_quant.h"
 #include "lb_test.h"
+#include "maqd_rng.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static unsigned g_rng = 2002u;
-static double urand(void) { /* [0, 1) */
-    g_rng = g_rng * 1664525u + 1013904223u;
-    return (g_rng >> 8) / 16777216.0;
-}
-static double nrand(void) {
-    double u = urand() + 1e-12, v = urand();
-    return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
-}
 
 /* ---- round-clip --------------------------------------------------------------------------- */
 /* The smooth staircase whose derivative is the triangle surrogate: F(u) = floor(u) + 2t^2 for
