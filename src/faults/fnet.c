@@ -95,8 +95,8 @@ static uint64_t layer_pass(const lb_chip *c, const lb_node *d, const lb_flayer *
         float R[LB_FMAX_BITS + 1], a[1 << LB_FMAX_BITS], s = 0;
         size_t i0 = (size_t)bi * (size_t)blk, inner = q->ch > 1 ? q->inner : (size_t)n;
         size_t end = i0 + (size_t)blk < (size_t)n ? i0 + (size_t)blk : (size_t)n;
-        int ch = (int)(i0 / inner);
-        size_t next = i0; /* where the levels of channel ch are (re)computed */
+        int ch = 0;
+        size_t next = i0; /* where the levels of channel ch are (re)computed: first at i0 */
         for (size_t i = i0; i < end; i++) {
             if (i == next) {
                 ch = (int)(i / inner);
