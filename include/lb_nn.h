@@ -134,7 +134,11 @@ typedef struct lb_net {
     int batch; /* batch of the last forward */
     int training;
     int reg_float; /* eval forwards leave LB_Q_REG weights unsnapped (lb_net_reg_float) */
-    lb_rng rng;    /* dropout */
+    /* Every quantizer off (the float phase of --quant-delay, docs/robust.md): forwards and
+     * backwards see the float inputs and weights, quantizer parameters get no gradient and
+     * nothing initializes; regularizers on quantized weights are 0. */
+    int quant_off;
+    lb_rng rng; /* dropout */
     /* Eval-forward weight hook (borrowed, NULL: none): in an eval forward (training == 0), after
      * a conv/linear node with a weight quantizer has quantized its weights into wq (the node's
      * params[pw].n floats), wq_hook may rewrite them. The one place the fault module enters the

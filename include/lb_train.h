@@ -59,7 +59,16 @@ typedef struct lb_train_cfg {
     lb_opt_cfg opt;
     lb_sched sched;      /* base rate, kind, warm-up; total filled from epochs */
     float warmup_epochs; /* converted to steps; < 0: LB_WARMUP_PCT percent of the run */
-    float qlr_scale;     /* quantizer parameters' rate = lr * qlr_scale */
+    /* --quant-delay (docs/robust.md, "The float phase"): the first steps train with every
+     * quantizer off, so the quantizers initialize from weights and activations that have
+     * started to learn. quant_delay_epochs < 0 (auto, the default): the warm-up's steps for a
+     * run from random weights with LSQ on either side (not spiking, not --learn-bits or sliced),
+     * else none; >= 0: that many epochs. quant_delay is the resolved step count a checkpoint
+     * records (a resume keeps it); a checkpoint saved at step <= quant_delay has no quantizers
+     * yet and is refused by eval and export. */
+    float quant_delay_epochs;
+    long quant_delay;
+    float qlr_scale; /* quantizer parameters' rate = lr * qlr_scale */
     /* --head-lr (docs/robust.md, "The classifier's rate"): the classifier layer's parameters
      * learn at lr * scale; head_lr < 0 (auto, the default) takes the scale from the curvature
      * of the loss at the first batch (SGD only), >= 0 is the scale itself. head_lr_scale is
@@ -110,6 +119,7 @@ typedef struct lb_progress {
      * warning set, a collapse warning, which starts with "collapse:"). */
     const char *note;
     int warning;
+    int float_phase; /* at the epoch's end: evaluated with the quantizers off (--quant-delay) */
 } lb_progress;
 
 typedef void (*lb_progress_fn)(void *ctx, const lb_progress *p);
@@ -178,6 +188,9 @@ lb_status lb_ckpt_load(const char *path, lb_net *n, lb_optim *o, lb_ckpt_info *i
  * fine-tuning): weights, biases, BN parameters and running statistics must all be present with
  * matching shapes; quantizer parameters are left to their data-driven initialization. */
 lb_status lb_ckpt_load_weights(const char *path, lb_net *n);
+/* LB_EINVAL naming the file when it was saved in its float phase (step <= the recorded
+ * --quant-delay steps): its quantizers are not initialized, no quantized model exists yet. */
+lb_status lb_ckpt_check_started(const char *path, const lb_ckpt_info *info);
 /* The class names a checkpoint records (models trained on image folders): *names is one
  * allocation (free() it), or NULL with *n = 0 when the file records none. A malformed lowbit.data
  * or a count other than the model's classes is LB_EFORMAT naming the file. */

@@ -221,10 +221,138 @@ static void test_resolve(void) {
     CHECK(lb_on_collapse_parse("maybe", &oc) == LB_EINVAL, "maybe");
 }
 
+static const float *param_of(const lb_net *n, const char *name, float **grad) {
+    int i = lb_net_find_param(n, name);
+    if (i < 0) return NULL;
+    if (grad) *grad = n->grad + n->params[i].off;
+    return n->param + n->params[i].off;
+}
+
+/* The float phase (--quant-delay): with quant_off an LSQ cnn computes what the same float cnn
+ * computes, bit for bit, forward and backward; its quantizers neither initialize nor get a
+ * gradient, and the watch does not read their (empty) codes. Once on, the first training forward
+ * initializes them from the weights reached. */
+static void test_quant_off(void) {
+    lb_net *q = cnn(LB_Q_LSQ), *f = cnn(LB_Q_NONE);
+    CHECK(q && f, "cnn: %s", lb_error_msg());
+    if (!q || !f) {
+        lb_net_free(q);
+        lb_net_free(f);
+        return;
+    }
+    float x[8 * 28 * 28], dl[8 * 10];
+    for (int i = 0; i < 8 * 28 * 28; i++) x[i] = (float)((i * 7919) % 255) / 128.0f - 1.0f;
+    for (int i = 0; i < 8 * 10; i++) dl[i] = (float)((i * 31) % 17) / 17.0f - 0.5f;
+    int fc = node_of(q, "fc");
+    q->nodes[fc].wq.dparam[0] = 123.0f; /* a stale gradient the float phase must clear */
+    q->quant_off = 1;
+    const float *yq = lb_net_forward(q, x, 8, 1), *yf = lb_net_forward(f, x, 8, 1);
+    CHECK(memcmp(yq, yf, 8 * 10 * sizeof(float)) == 0, "float phase: the float logits");
+    CHECK(lb_net_backward(q, dl) == LB_OK && lb_net_backward(f, dl) == LB_OK, "backward");
+    const char *names[] = {"conv1.weight", "conv2.weight", "fc.weight", "fc.bias"};
+    for (int k = 0; k < 4; k++) {
+        float *gq = NULL, *gf = NULL;
+        param_of(q, names[k], &gq);
+        param_of(f, names[k], &gf);
+        int i = lb_net_find_param(f, names[k]);
+        CHECK(gq && gf && i >= 0 && memcmp(gq, gf, f->params[i].n * sizeof(float)) == 0,
+              "float phase: %s's gradient is the float net's", names[k]);
+    }
+    int inited = 0, graded = 0;
+    for (int i = 1; i < q->nnodes; i++) {
+        const lb_node *d = &q->nodes[i];
+        if (d->op != LB_OP_CONV && d->op != LB_OP_LINEAR) continue;
+        inited += d->wq.state[0] != 0 || (d->aqcfg.kind != LB_Q_NONE && d->aq.state[0] != 0);
+        for (int j = 0; j < d->wq.nparam; j++) graded += d->wq.dparam[j] != 0;
+        for (int j = 0; j < d->aq.nparam; j++) graded += d->aq.dparam[j] != 0;
+    }
+    CHECK(inited == 0 && graded == 0, "float phase: %d quantizers initialized, %d gradients",
+          inited, graded);
+    CHECK(lb_net_reg(q) == 0.0f, "no regularizer in the float phase");
+    lb_watch w;
+    CHECK(lb_watch_init(&w, 10, 10, 0, 0.02f) == LB_OK, "init");
+    lb_watch_forward(&w, q, 8, 0);
+    CHECK(w.n == 0, "float phase: no codes to judge (%s)", w.n ? w.ev[0].message : "");
+    /* the quantizers start: initialized from the weights as they are now */
+    float *wfc = (float *)param_of(q, "fc.weight", NULL);
+    for (size_t i = 0; i < q->params[q->nodes[fc].pw].n; i++) wfc[i] *= 2.0f;
+    q->quant_off = 0;
+    lb_net_forward(q, x, 8, 1);
+    CHECK(q->nodes[fc].wq.state[0] == 1.0f, "initialized on the first quantized forward");
+    double m = 0;
+    size_t nw = q->params[q->nodes[fc].pw].n;
+    for (size_t i = 0; i < nw; i++) m += fabs((double)wfc[i]);
+    float want = (float)(2.0 * (m / (double)nw) / sqrt((double)q->nodes[fc].wq.qp));
+    CHECK(fabsf(q->nodes[fc].wq.param[0] - want) <= 1e-5f * want,
+          "fc step from the weights reached: %g, LSQ's init %g", (double)q->nodes[fc].wq.param[0],
+          (double)want);
+    CHECK(memcmp(lb_net_forward(q, x, 8, 0), yf, 8 * 10 * sizeof(float)) != 0,
+          "quantized now: other logits");
+    lb_watch_free(&w);
+    lb_net_free(q);
+    lb_net_free(f);
+}
+
+/* Which runs get a float phase by default, the explicit option, and its errors. */
+static void test_resolve_quant_delay(void) {
+    lb_train_cfg c;
+    lb_sched s;
+    char note[768];
+    lb_train_cfg_default(&c);
+    c.sched.base = 0.02f;
+    c.model.q.kind = LB_Q_LSQ;
+    CHECK(lb_train_resolve(&c, 60000, 469, &s, note, sizeof note) == LB_OK, "%s", lb_error_msg());
+    CHECK(c.quant_delay == s.warmup && c.quant_delay == 351, "LSQ from scratch: the warm-up %ld",
+          c.quant_delay);
+    CHECK(strstr(note, "quantizers off for the first 351 steps") != NULL, "note: %s", note);
+    const char *why[] = {"float", "reg", "init", "learn-bits"};
+    for (int k = 0; k < 4; k++) {
+        lb_train_cfg_default(&c);
+        c.sched.base = 0.02f;
+        c.model.q.kind = k == 0 ? LB_Q_NONE : k == 1 ? LB_Q_REG : LB_Q_LSQ;
+        if (k == 2) strcpy(c.init, "fp32.safetensors");
+        c.learn_bits = k == 3;
+        CHECK(lb_train_resolve(&c, 60000, 469, &s, note, sizeof note) == LB_OK &&
+                  c.quant_delay == 0 && !strstr(note, "quantizers off"),
+              "%s: no float phase by default (%ld)", why[k], c.quant_delay);
+    }
+    lb_train_cfg_default(&c);
+    c.sched.base = 0.02f;
+    c.model.q.kind = LB_Q_REG;
+    c.quant_delay_epochs = 0.5f;
+    CHECK(lb_train_resolve(&c, 60000, 469, &s, note, sizeof note) == LB_OK &&
+              c.quant_delay == 234 && strstr(note, "(--quant-delay)"),
+          "explicit: half an epoch %ld", c.quant_delay);
+    c.quant_delay_epochs = 15;
+    CHECK(lb_train_resolve(&c, 60000, 469, &s, NULL, 0) == LB_EINVAL &&
+              strstr(lb_error_msg(), "never start"),
+          "as long as the run: %s", lb_error_msg());
+    c.quant_delay_epochs = 1;
+    c.model.q.kind = LB_Q_NONE;
+    CHECK(lb_train_resolve(&c, 60000, 469, &s, NULL, 0) == LB_EINVAL &&
+              strstr(lb_error_msg(), "no quantizers"),
+          "float model: %s", lb_error_msg());
+    c.model.q.kind = LB_Q_LSQ;
+    c.learn_bits = 1;
+    CHECK(lb_train_resolve(&c, 60000, 469, &s, NULL, 0) == LB_EINVAL &&
+              strstr(lb_error_msg(), "--learn-bits"),
+          "learned widths: %s", lb_error_msg());
+    /* a resumed run keeps what it recorded, whatever the option now resolves to */
+    lb_train_cfg_default(&c);
+    c.sched.base = 0.02f;
+    c.model.q.kind = LB_Q_LSQ;
+    strcpy(c.resume, "run.safetensors");
+    c.quant_delay = 77;
+    CHECK(lb_train_resolve(&c, 60000, 469, &s, NULL, 0) == LB_OK && c.quant_delay == 77,
+          "resume keeps %ld", c.quant_delay);
+}
+
 int main(void) {
     test_chance_bound();
     test_loss_window();
     test_on_network();
     test_resolve();
+    test_quant_off();
+    test_resolve_quant_delay();
     TEST_MAIN_END("test_robust");
 }

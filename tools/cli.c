@@ -303,6 +303,9 @@ int cli_train_option(const char *cmd, int argc, char **argv, int *i, lb_train_cf
             cli_die(2, cmd, "--sched: expected const, cosine or step, got '%s'", argv[*i]);
     } else if (IS("--warmup")) {
         c->warmup_epochs = cli_float(cmd, o, VAL, 0, 1000);
+    } else if (IS("--quant-delay")) {
+        const char *v = VAL;
+        c->quant_delay_epochs = strcmp(v, "auto") == 0 ? -1.0f : cli_float(cmd, o, v, 0, 1000);
     } else if (IS("--step-epochs")) {
         c->sched.step_every = cli_int(cmd, o, VAL, 1, 100000); /* converted to steps by caller */
     } else if (IS("--gamma")) {
@@ -422,6 +425,9 @@ void cli_train_usage(void) {
           "  --sched S          cosine | step | const (default cosine), per step\n"
           "  --warmup E         linear warm-up epochs (default: the first 5% of the steps)\n"
           "  --step-epochs N --gamma G  step schedule: multiply by G every N epochs\n"
+          "  --quant-delay auto|E  the first E epochs train with the quantizers off, then they\n"
+          "                     initialize from what the weights reached; auto (default):\n"
+          "                     the warm-up for LSQ from random weights, else 0\n"
           "  --qlr-scale S      quantizer parameters learn at lr*S (default 1)\n"
           "  --head-lr auto|S   the classifier layer learns at lr*S; auto (default): S from the\n"
           "                     loss's curvature at the first batch, at most 1 (SGD)\n"

@@ -40,9 +40,9 @@ static void progress(void *ctx, const lb_progress *p) {
         if (b->tty) fputs("\r\033[K", stderr);
         fprintf(stderr,
                 "epoch %d/%d  loss %.4f  acc %.4f  test_loss %.4f  test_acc %.4f  %.0f img/s  "
-                "%.1f s\n",
+                "%.1f s%s\n",
                 p->epoch, p->epochs, p->loss, p->acc, p->test_loss, p->test_acc, p->img_per_s,
-                p->epoch_s);
+                p->epoch_s, p->float_phase ? "  (float phase: quantizers not started yet)" : "");
         return;
     }
     if (!b->tty || (p->step % 5 && p->step != p->steps)) return;

@@ -26,6 +26,7 @@ int lb_net_reg_set_lambda(lb_net *n, float lambda) {
 
 size_t lb_net_reg_clamp(lb_net *n) {
     size_t moved = 0;
+    if (n->quant_off) return 0; /* no levels to clamp to before the quantizers start */
     for (int i = 1; i < n->nnodes; i++)
         if (reg_of(n, i)) moved += lb_quant_reg_clamp(&n->nodes[i].wq, 1, Pw(n, &n->nodes[i]));
     return moved;

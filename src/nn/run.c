@@ -44,6 +44,7 @@ static void quant_operands(lb_net *n, lb_node *d, int B, const float *x, const f
         lb_wstd_forward(d->c, wn / (size_t)d->c, *win, d->wsbuf, NULL, d->wsinv);
         *win = d->wsbuf;
     }
+    if (n->quant_off) return; /* the float phase: the float operands themselves */
     if (d->aqcfg.kind != LB_Q_NONE) {
         lb_quant_forward(&d->aq, (size_t)B, x, d->xq, n->training);
         *xin = d->xq;
@@ -220,7 +221,13 @@ static lb_status backward_linear_or_conv(lb_net *n, lb_node *d, int B) {
     const lb_node *s = &n->nodes[d->in[0]];
     int acc;
     float *dx = grad_target(n, d->in[0], &acc);
-    int aq = d->aqcfg.kind != LB_Q_NONE, wq = d->wqcfg.kind != LB_Q_NONE;
+    int aq = !n->quant_off && d->aqcfg.kind != LB_Q_NONE;
+    int wq = !n->quant_off && d->wqcfg.kind != LB_Q_NONE;
+    if (n->quant_off) { /* quantizers that did not run: no gradient (a quantizer's backward
+                         * overwrites its own, so nothing else would clear it) */
+        if (d->aq.nparam > 0) memset(d->aq.dparam, 0, (size_t)d->aq.nparam * sizeof(float));
+        if (d->wq.nparam > 0) memset(d->wq.dparam, 0, (size_t)d->wq.nparam * sizeof(float));
+    }
     const float *xin = aq ? d->xq : s->y;
     const float *win = wq ? d->wqbuf : d->wstd ? d->wsbuf : P(n, d->pw);
     /* with an activation quantizer the conv's input gradient lands in dtmp first; it is needed
@@ -385,6 +392,7 @@ lb_status lb_net_backward(lb_net *n, const float *dlogits) {
 
 float lb_net_reg(lb_net *n) {
     float r = 0;
+    if (n->quant_off) return 0;
     for (int i = 1; i < n->nnodes; i++) {
         lb_node *d = &n->nodes[i];
         if ((d->op == LB_OP_CONV || d->op == LB_OP_LINEAR) && d->wqcfg.kind != LB_Q_NONE)

@@ -286,10 +286,22 @@ lb_status lb_ckpt_meta(const char *path, const char *key, char **value) {
     return st;
 }
 
+lb_status lb_ckpt_check_started(const char *path, const lb_ckpt_info *info) {
+    long d = info->train.quant_delay;
+    if (info->weights_only || d <= 0 || info->step > d) return LB_OK;
+    return lb_error_set(LB_EINVAL,
+                        "%s: saved in its float phase (step %ld of --quant-delay's %ld): its "
+                        "quantizers have not started yet, so there is no quantized model to "
+                        "use; continue it with lowbit train --resume %s, or start a run from its "
+                        "weights with --init",
+                        path, info->step, d, path);
+}
+
 lb_status lb_ckpt_open_model(const char *path, int max_batch, int threads, lb_net **out,
                              lb_ckpt_info *info) {
     *out = NULL;
     lb_status st = lb_ckpt_peek(path, info);
+    if (st == LB_OK) st = lb_ckpt_check_started(path, info);
     if (st != LB_OK) return st;
     lb_net *n;
     st = lb_model_build(&info->model, &n);

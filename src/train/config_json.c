@@ -314,6 +314,11 @@ char *lb_train_cfg_to_json(const lb_train_cfg *c) {
     cJSON_AddNumberToObject(o, "final_lr", c->sched.final);
     cJSON_AddNumberToObject(o, "gamma", c->sched.gamma);
     cJSON_AddNumberToObject(o, "step_every", (double)c->sched.step_every);
+    /* only runs with a float phase or the option typed: other checkpoints keep their metadata */
+    if (c->quant_delay > 0 || c->quant_delay_epochs >= 0) {
+        cJSON_AddNumberToObject(o, "quant_delay_epochs", c->quant_delay_epochs);
+        cJSON_AddNumberToObject(o, "quant_delay", (double)c->quant_delay);
+    }
     cJSON_AddNumberToObject(o, "qlr_scale", c->qlr_scale);
     cJSON_AddNumberToObject(o, "head_lr", c->head_lr);
     cJSON_AddNumberToObject(o, "head_lr_scale", c->head_lr_scale);
@@ -388,6 +393,19 @@ lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg 
     /* a step count: whole, and in range before it becomes a long */
     if (st == LB_OK && !(step_every >= 0 && step_every <= 1e15 && step_every == floor(step_every)))
         st = field_err(&j, "step_every", "must be a whole number of steps in [0, 1e15]");
+    /* absent: the default option, resolved to no float phase (every run before it existed) */
+    double qd = 0;
+    if (st == LB_OK && !cJSON_GetObjectItemCaseSensitive(o, "quant_delay"))
+        c->quant_delay_epochs = -1, c->quant_delay = 0;
+    if (st == LB_OK) st = jfloat(&j, "quant_delay_epochs", &c->quant_delay_epochs);
+    if (st == LB_OK && !(c->quant_delay_epochs >= -1 && c->quant_delay_epochs <= 1e6))
+        st = field_err(&j, "quant_delay_epochs", "must be -1 (auto) or in [0, 1e6]");
+    if (st == LB_OK && cJSON_GetObjectItemCaseSensitive(o, "quant_delay")) {
+        st = jnum(&j, "quant_delay", &qd);
+        if (st == LB_OK && !(qd >= 0 && qd <= 1e15 && qd == floor(qd)))
+            st = field_err(&j, "quant_delay", "must be a whole number of steps in [0, 1e15]");
+        if (st == LB_OK) c->quant_delay = (long)qd;
+    }
     if (st == LB_OK) st = jfloat(&j, "qlr_scale", &c->qlr_scale);
     /* a run recorded before --head-lr existed trained its classifier at the common rate */
     if (st == LB_OK && !cJSON_GetObjectItemCaseSensitive(o, "head_lr"))

@@ -109,6 +109,7 @@ static void train_cfg_of(const lb_ft_cfg *f, const lb_ckpt_info *info, lb_train_
     /* a spiking model fine-tunes with its own recipe's optimizer (AdamW), at a tenth of its rate */
     if (lb_model_is_snn(&c->model) && f->lr <= 0) c->sched.base = 1e-4f;
     c->warmup_epochs = 0;
+    c->quant_delay_epochs = 0; /* a trained model: its quantizers are what is fine-tuned */
     /* the classifier at the common rate: these runs start trained (a confident softmax has
      * little curvature; docs/robust.md) and their recipes were measured so */
     c->head_lr = c->head_lr_scale = 1;
@@ -184,6 +185,7 @@ lb_status lb_ft_run(const lb_ft_cfg *f, lb_progress_fn fn, void *ctx, lb_ft_resu
     if ((st = lb_run_setup(&r, &c)) != LB_OK) goto out;
     lb_ckpt_info li;
     if ((st = lb_ckpt_load(f->ckpt, r.net, NULL, &li)) != LB_OK) goto out;
+    if ((st = lb_ckpt_check_started(f->ckpt, &li)) != LB_OK) goto out;
     if ((st = lb_chip_open(&chip, r.net, c.model.arch, f->chip, f->nearest)) != LB_OK) goto out;
     lb_chip_count(&chip, &res->changed, &res->total);
     st = lb_evaluate(r.net, &r.test, &c.model.norm, c.test_limit, c.batch, NULL, &res->acc_before);

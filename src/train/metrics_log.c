@@ -31,8 +31,9 @@ lb_status lb_metrics_append_epoch(const char *path, const lb_train_cfg *c, const
     json_num(f, "test_acc", p->test_acc);
     fprintf(f,
             ",\"img_per_s\":%.1f,\"epoch_s\":%.2f,\"lr\":%.6g,\"collapse_warnings\":%d,"
-            "\"skipped_steps\":%ld%s}\n",
-            p->img_per_s, p->epoch_s, p->lr, collapses, skipped, extra);
+            "\"skipped_steps\":%ld%s%s}\n",
+            p->img_per_s, p->epoch_s, p->lr, collapses, skipped,
+            p->float_phase ? ",\"float_phase\":true" : "", extra);
     if (fclose(f) != 0) return lb_error_set(LB_EIO, "%s: write failed: %s", path, strerror(errno));
     return LB_OK;
 }

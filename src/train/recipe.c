@@ -22,6 +22,39 @@ int lb_train_default_batch(int n) {
     return b;
 }
 
+/* The float phase (--quant-delay, docs/robust.md): by default the warm-up's steps where LSQ
+ * weights train from random ones, where a 2-bit net's codes barely move in its first steps and
+ * its steps initialize from weights that have not learned yet. Trained weights (--init) are
+ * what LSQ's own recipe initializes from: no float phase. A resumed run keeps the recorded
+ * steps (its --init is not recorded). */
+static lb_status resolve_quant_delay(lb_train_cfg *c, const lb_sched *sch, int steps_per_epoch) {
+    if (c->resume[0]) return LB_OK;
+    lb_qkind wk = lb_quant_plan_wkind(&c->model.q), ak = lb_quant_plan_akind(&c->model.q);
+    if (c->quant_delay_epochs < 0) {
+        int from_scratch = !c->init[0] && !lb_model_is_snn(&c->model) && !c->learn_bits;
+        c->quant_delay = wk == LB_Q_LSQ && from_scratch ? sch->warmup : 0;
+        return LB_OK;
+    }
+    c->quant_delay = (long)(c->quant_delay_epochs * (float)steps_per_epoch);
+    if (c->quant_delay == 0) return LB_OK;
+    if (wk == LB_Q_NONE && ak == LB_Q_NONE)
+        return lb_error_set(LB_EINVAL,
+                            "--quant-delay %g: the model has no quantizers to delay "
+                            "(--quant is none)",
+                            (double)c->quant_delay_epochs);
+    if (c->learn_bits || wk == LB_Q_SLICED || ak == LB_Q_SLICED)
+        return lb_error_set(LB_EINVAL,
+                            "--quant-delay cannot be combined with %s: its bit-widths are learned "
+                            "through the quantizers from the first step",
+                            c->learn_bits ? "--learn-bits" : "--quant sliced");
+    if (c->quant_delay >= sch->total)
+        return lb_error_set(LB_EINVAL,
+                            "--quant-delay %g epochs (%ld steps) is not shorter than the run (%ld "
+                            "steps): the quantizers would never start",
+                            (double)c->quant_delay_epochs, c->quant_delay, sch->total);
+    return LB_OK;
+}
+
 lb_status lb_train_resolve(lb_train_cfg *c, int n_train, int steps_per_epoch, lb_sched *sch,
                            char *note, size_t cap) {
     int auto_epochs = c->epochs == 0;
@@ -55,26 +88,40 @@ lb_status lb_train_resolve(lb_train_cfg *c, int n_train, int steps_per_epoch, lb
                             "schedule would never lower the rate (use --sched const for that)",
                             c->sched.step_every, c->epochs);
     lb_status st = lb_sched_check(sch);
+    if (st == LB_OK) st = resolve_quant_delay(c, sch, steps_per_epoch);
     if (st != LB_OK) return st;
-    if (note)
-        snprintf(
-            note, cap,
-            "schedule: %d epochs x %d steps = %ld steps (%s), %s lr %g%s with %ld warm-up "
-            "steps (%s), %d training images, batch %d%s",
-            c->epochs, steps_per_epoch, sch->total,
-            auto_epochs ? "default: at least " LB_STR(LB_DEFAULT_EPOCHS) " epochs and " LB_STR(
+    if (note) {
+        int
+            k =
+                snprintf(
+                    note, cap,
+                    "schedule: %d epochs x %d steps = %ld steps (%s), %s lr %g%s with %ld warm-up "
+                    "steps (%s), %d training images, batch %d%s",
+                    c->epochs, steps_per_epoch, sch->total,
+                    auto_epochs
+                        ? "default: at least " LB_STR(LB_DEFAULT_EPOCHS) " epochs and " LB_STR(
                               LB_MIN_STEPS) " steps"
                         : "--epochs",
-            lb_sched_name(sch->kind), (double)sch->base,
-            c->lr_given ? "" : " (default for the model and batch)", sch->warmup,
-            auto_warm ? "default: " LB_STR(LB_WARMUP_PCT) "% of the run, at least " LB_STR(
-                            LB_WARMUP_MIN) " or a tenth"
-                      : "--warmup",
-            n_train, c->batch,
-            !c->batch_auto
-                ? ""
-                : " (default: " LB_STR(LB_LR_BATCH) ", halved down to " LB_STR(
-                      LB_MIN_AUTO_BATCH) " while an epoch has fewer than " LB_STR(LB_MIN_EPOCH_STEPS) " steps)");
+                    lb_sched_name(sch->kind), (double)sch->base,
+                    c->lr_given ? "" : " (default for the model and batch)", sch->warmup,
+                    auto_warm ? "default: " LB_STR(LB_WARMUP_PCT) "% of the run, at least " LB_STR(
+                                    LB_WARMUP_MIN) " or a tenth"
+                              : "--warmup",
+                    n_train, c->batch,
+                    !c->batch_auto ? ""
+                                   : " (default: " LB_STR(LB_LR_BATCH) ", halved down to " LB_STR(
+                                         LB_MIN_AUTO_BATCH) " while an epoch has fewer "
+                                                            "than " LB_STR(LB_MIN_EPOCH_STEPS) " st"
+                                                                                               "eps"
+                                                                                               ")");
+        if (c->quant_delay > 0 && k > 0 && (size_t)k < cap)
+            snprintf(note + k, cap - (size_t)k,
+                     "; quantizers off for the first %ld steps (%s), then initialized from the "
+                     "weights and activations reached",
+                     c->quant_delay,
+                     c->quant_delay_epochs < 0 ? "default: the warm-up, for LSQ from random weights"
+                                               : "--quant-delay");
+    }
     return LB_OK;
 }
 

@@ -39,7 +39,8 @@ void lb_train_cfg_default(lb_train_cfg *c) {
     c->sched.gamma = 0.1f;
     c->warmup_epochs = -1; /* LB_WARMUP_PCT percent of the run */
     c->qlr_scale = 1.0f;
-    c->head_lr = -1.0f; /* auto */
+    c->quant_delay_epochs = -1; /* auto: the warm-up for LSQ from random weights (recipe.c) */
+    c->head_lr = -1.0f;         /* auto */
     c->levels_lr = LB_LEVELS_LR;
     c->label_smoothing = 0;
     c->aug.crop_pad = 2;
@@ -414,7 +415,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
     if ((st = lb_run_setup(&r, c)) != LB_OK) goto out;
     int steps_per_epoch = lb_loader_batches(r.loader);
     lb_sched sch;
-    char note[512];
+    char note[768];
     st = lb_train_resolve(c, lb_loader_samples(r.loader), steps_per_epoch, &sch, note, sizeof note);
     if (st != LB_OK) goto out;
     if (c->init[0] && !c->resume[0] && (st = lb_init_load(c->init, r.net)) != LB_OK) goto out;
@@ -459,8 +460,9 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
     /* a loss verdict looks at a tenth of the run (10..100 steps), after the warm-up */
     long win = sch.total / 10;
     win = win < 10 ? 10 : win > 100 ? 100 : win;
-    if ((st = lb_watch_init(&w, lb_net_classes(r.net), (int)win, sch.warmup + win, sch.base)) !=
-        LB_OK)
+    /* ... and after the float phase: the quantizers' first steps are a start of their own */
+    long quiet = sch.warmup > c->quant_delay ? sch.warmup : c->quant_delay;
+    if ((st = lb_watch_init(&w, lb_net_classes(r.net), (int)win, quiet + win, sch.base)) != LB_OK)
         goto out;
     long n_test;
     double major = majority_share(&r.test, c->test_limit, &n_test);
@@ -484,6 +486,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
             float lr = lb_sched_lr(&sch, step), loss;
             int nc;
             if (step == poison) r.x[0] = NAN;
+            r.net->quant_off = step < c->quant_delay; /* the float phase */
             if ((st = lb_train_step(&r, c, &w, step, b, lr, &loss, &nc, NULL)) != LB_OK) goto out;
             if ((st = lb_metrics_drain_events(&w, c->metrics, e + 1, fn, ctx)) != LB_OK) goto out;
             if (r.head_resolved) {
@@ -519,6 +522,9 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         double t_train = now_s() - t0;
         p.img_per_s = (float)((double)seen / t_train);
         if ((st = lb_sliced_epoch_end(&r, c, e)) != LB_OK) goto out; /* BN after the last */
+        /* the quantizers initialize on the first quantized training step: until it has run,
+         * the model (and the checkpoint) is the float one */
+        r.net->quant_off = p.float_phase = step <= c->quant_delay && c->quant_delay > 0;
         st = lb_evaluate(r.net, &r.test, &c->model.norm, c->test_limit, c->batch, &p.test_loss,
                          &p.test_acc);
         if (st != LB_OK) goto out;

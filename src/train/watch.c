@@ -101,7 +101,8 @@ void lb_watch_forward(lb_watch *w, const lb_net *n, int batch, long step) {
             return;
         }
     }
-    for (int i = 1; i < n->nnodes; i++) {
+    /* the float phase (--quant-delay) has no codes yet: the buffers hold nothing of this batch */
+    for (int i = 1; i < n->nnodes && !n->quant_off; i++) {
         const lb_node *d = &n->nodes[i];
         if (d->op != LB_OP_CONV && d->op != LB_OP_LINEAR) continue;
         const char *which = NULL;

@@ -125,5 +125,32 @@ rc=$?
 check "head rate: resume with another --head-lr" '[ "$rc" -eq 2 ] && grep -q "head-lr 1 contradicts the checkpoint" "$T/r.err"' \
     "exit $rc" "$T/r.err"
 
+# ---- the float phase (--quant-delay, docs/robust.md) ------------------------------------------
+# LSQ from random weights gets one by default (the warm-up's steps), printed with the schedule
+"$L" "${RUN[@]}" --quant lsq --wbits 2 --abits 2 --epochs 1 --out "$T/qa.ckpt" >/dev/null 2>"$T/qa.err"
+check "float phase: default for LSQ" 'grep -q "quantizers off for the first [0-9]* steps (default: the warm-up" "$T/qa.err"' \
+    "not in the schedule line" "$T/qa.err"
+# an epoch inside it: evaluated as the float net, marked; eval and export refuse its checkpoint
+Q=("${RUN[@]}" --quant lsq --wbits 2 --abits 2 --epochs 3 --quant-delay 1.5)
+"$L" "${Q[@]}" --out "$T/qf.ckpt" >/dev/null 2>"$T/qf.err"
+"$L" "${Q[@]}" --stop-after 1 --out "$T/qs.ckpt" >/dev/null 2>"$T/qs.err"
+check "float phase: epoch 1 marked" 'grep -q "^epoch 1/3 .*(float phase: quantizers not started yet)" "$T/qs.err" && grep -q "\"float_phase\":true" "$T/qs.ckpt.metrics.jsonl"' \
+    "no float-phase mark" "$T/qs.err"
+for cmd in "eval --data $DATA" "export -o $T/qx"; do
+    "$L" $cmd "$T/qs.ckpt" >/dev/null 2>"$T/qx.err"
+    rc=$?
+    check "float phase: ${cmd%% *} refuses" '[ "$rc" -ne 0 ] && grep -q "saved in its float phase (step [0-9]* of --quant-delay" "$T/qx.err"' \
+        "exit $rc" "$T/qx.err"
+done
+# resumed across the phase's end: the uninterrupted run's bytes; then a quantized model exists
+"$L" train --resume "$T/qs.ckpt" --data "$DATA" --out "$T/qs.ckpt" >/dev/null 2>"$T/qr.err"
+check "float phase: resume bit for bit" 'cmp -s "$T/qf.ckpt" "$T/qs.ckpt"' "checkpoints differ" "$T/qr.err"
+check "float phase: last epoch quantized" '! grep -q "^epoch 3/3 .*float phase" "$T/qf.err" && "$L" eval "$T/qf.ckpt" --data "$DATA" --test-limit 64 >/dev/null 2>&1' \
+    "epoch 3 still float, or eval refused" "$T/qf.err"
+"$L" "${RUN[@]}" --quant lsq --epochs 2 --quant-delay 2 --out "$T/qb.ckpt" >/dev/null 2>"$T/qb.err"
+rc=$?
+check "float phase: as long as the run refused" '[ "$rc" -ne 0 ] && grep -q "quantizers would never start" "$T/qb.err" && [ ! -e "$T/qb.ckpt" ]' \
+    "exit $rc" "$T/qb.err"
+
 echo "collapse.sh: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
