@@ -55,6 +55,32 @@ static lb_status resolve_quant_delay(lb_train_cfg *c, const lb_sched *sch, int s
     return LB_OK;
 }
 
+/* The schedule line `lowbit train` prints first: each value with where it came from. */
+static void schedule_note(const lb_train_cfg *c, const lb_sched *sch, int steps_per_epoch,
+                          int n_train, int auto_epochs, int auto_warm, char *note, size_t cap) {
+    static const char epochs_auto[] =
+        "default: at least " LB_STR(LB_DEFAULT_EPOCHS) " epochs and " LB_STR(LB_MIN_STEPS) " steps";
+    static const char warm_auto[] = "default: " LB_STR(
+        LB_WARMUP_PCT) "% of the run, at least " LB_STR(LB_WARMUP_MIN) " or a tenth";
+    static const char batch_auto[] = " (default: " LB_STR(LB_LR_BATCH) ", halved down to " LB_STR(
+        LB_MIN_AUTO_BATCH) " while an epoch has fewer than " LB_STR(LB_MIN_EPOCH_STEPS) " steps)";
+    int k = snprintf(note, cap,
+                     "schedule: %d epochs x %d steps = %ld steps (%s), %s lr %g%s with %ld warm-up "
+                     "steps (%s), %d training images, batch %d%s",
+                     c->epochs, steps_per_epoch, sch->total, auto_epochs ? epochs_auto : "--epochs",
+                     lb_sched_name(sch->kind), (double)sch->base,
+                     c->lr_given ? "" : " (default for the model and batch)", sch->warmup,
+                     auto_warm ? warm_auto : "--warmup", n_train, c->batch,
+                     c->batch_auto ? batch_auto : "");
+    if (c->quant_delay > 0 && k > 0 && (size_t)k < cap)
+        snprintf(note + k, cap - (size_t)k,
+                 "; quantizers off for the first %ld steps (%s), then initialized from the weights "
+                 "and activations reached",
+                 c->quant_delay,
+                 c->quant_delay_epochs < 0 ? "default: the warm-up, for LSQ from random weights"
+                                           : "--quant-delay");
+}
+
 lb_status lb_train_resolve(lb_train_cfg *c, int n_train, int steps_per_epoch, lb_sched *sch,
                            char *note, size_t cap) {
     int auto_epochs = c->epochs == 0;
@@ -90,38 +116,7 @@ lb_status lb_train_resolve(lb_train_cfg *c, int n_train, int steps_per_epoch, lb
     lb_status st = lb_sched_check(sch);
     if (st == LB_OK) st = resolve_quant_delay(c, sch, steps_per_epoch);
     if (st != LB_OK) return st;
-    if (note) {
-        int
-            k =
-                snprintf(
-                    note, cap,
-                    "schedule: %d epochs x %d steps = %ld steps (%s), %s lr %g%s with %ld warm-up "
-                    "steps (%s), %d training images, batch %d%s",
-                    c->epochs, steps_per_epoch, sch->total,
-                    auto_epochs
-                        ? "default: at least " LB_STR(LB_DEFAULT_EPOCHS) " epochs and " LB_STR(
-                              LB_MIN_STEPS) " steps"
-                        : "--epochs",
-                    lb_sched_name(sch->kind), (double)sch->base,
-                    c->lr_given ? "" : " (default for the model and batch)", sch->warmup,
-                    auto_warm ? "default: " LB_STR(LB_WARMUP_PCT) "% of the run, at least " LB_STR(
-                                    LB_WARMUP_MIN) " or a tenth"
-                              : "--warmup",
-                    n_train, c->batch,
-                    !c->batch_auto ? ""
-                                   : " (default: " LB_STR(LB_LR_BATCH) ", halved down to " LB_STR(
-                                         LB_MIN_AUTO_BATCH) " while an epoch has fewer "
-                                                            "than " LB_STR(LB_MIN_EPOCH_STEPS) " st"
-                                                                                               "eps"
-                                                                                               ")");
-        if (c->quant_delay > 0 && k > 0 && (size_t)k < cap)
-            snprintf(note + k, cap - (size_t)k,
-                     "; quantizers off for the first %ld steps (%s), then initialized from the "
-                     "weights and activations reached",
-                     c->quant_delay,
-                     c->quant_delay_epochs < 0 ? "default: the warm-up, for LSQ from random weights"
-                                               : "--quant-delay");
-    }
+    if (note) schedule_note(c, sch, steps_per_epoch, n_train, auto_epochs, auto_warm, note, cap);
     return LB_OK;
 }
 
