@@ -191,6 +191,11 @@ lb_status lb_ckpt_load_weights(const char *path, lb_net *n);
 /* LB_EINVAL naming the file when it was saved in its float phase (step <= the recorded
  * --quant-delay steps): its quantizers are not initialized, no quantized model exists yet. */
 lb_status lb_ckpt_check_started(const char *path, const lb_ckpt_info *info);
+/* After steps_done optimizer steps of a run with a float phase of quant_delay steps, its
+ * quantizers have not initialized yet: they do on the first quantized training step. */
+static inline int lb_in_float_phase(long quant_delay, long steps_done) {
+    return quant_delay > 0 && steps_done <= quant_delay;
+}
 /* The class names a checkpoint records (models trained on image folders): *names is one
  * allocation (free() it), or NULL with *n = 0 when the file records none. A malformed lowbit.data
  * or a count other than the model's classes is LB_EFORMAT naming the file. */

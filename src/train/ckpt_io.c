@@ -288,7 +288,7 @@ lb_status lb_ckpt_meta(const char *path, const char *key, char **value) {
 
 lb_status lb_ckpt_check_started(const char *path, const lb_ckpt_info *info) {
     long d = info->train.quant_delay;
-    if (info->weights_only || d <= 0 || info->step > d) return LB_OK;
+    if (info->weights_only || !lb_in_float_phase(d, info->step)) return LB_OK;
     return lb_error_set(LB_EINVAL,
                         "%s: saved in its float phase (step %ld of --quant-delay's %ld): its "
                         "quantizers have not started yet, so there is no quantized model to "

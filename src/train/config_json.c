@@ -179,6 +179,16 @@ static lb_status jfloat(const jctx *j, const char *k, float *v) {
     return st;
 }
 
+/* A step count: whole, and in range before it becomes a long. */
+static lb_status jsteps(const jctx *j, const char *k, long *v) {
+    double d = (double)*v;
+    lb_status st = jnum(j, k, &d);
+    if (st == LB_OK && !(d >= 0 && d <= 1e15 && d == floor(d)))
+        return field_err(j, k, "must be a whole number of steps in [0, 1e15]");
+    if (st == LB_OK) *v = (long)d;
+    return st;
+}
+
 static lb_status jstr(const jctx *j, const char *k, int req, char *dst, size_t n) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(j->o, k);
     if (!x) return req ? field_err(j, k, "is missing") : LB_OK;
@@ -361,7 +371,6 @@ lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg 
     static const char *const sched_names[] = {"const", "cosine", "step", NULL};
     jctx j = {o, path, "lowbit.train"};
     int kind = (int)c->opt.kind, sk = (int)c->sched.kind;
-    double step_every = (double)c->sched.step_every;
     char seed[32] = "";
     lb_status st = jint(&j, "epochs", 0, 0, 1 << 30, &c->epochs);
     if (st == LB_OK) st = jint(&j, "batch", 0, 1, 1 << 30, &c->batch);
@@ -389,23 +398,12 @@ lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg 
     if (st == LB_OK) st = jfloat(&j, "warmup_start", &c->sched.warmup_start);
     if (st == LB_OK) st = jfloat(&j, "final_lr", &c->sched.final);
     if (st == LB_OK) st = jfloat(&j, "gamma", &c->sched.gamma);
-    if (st == LB_OK) st = jnum(&j, "step_every", &step_every);
-    /* a step count: whole, and in range before it becomes a long */
-    if (st == LB_OK && !(step_every >= 0 && step_every <= 1e15 && step_every == floor(step_every)))
-        st = field_err(&j, "step_every", "must be a whole number of steps in [0, 1e15]");
-    /* absent: the default option, resolved to no float phase (every run before it existed) */
-    double qd = 0;
-    if (st == LB_OK && !cJSON_GetObjectItemCaseSensitive(o, "quant_delay"))
-        c->quant_delay_epochs = -1, c->quant_delay = 0;
+    if (st == LB_OK) st = jsteps(&j, "step_every", &c->sched.step_every);
+    /* absent (every run before the float phase existed): the defaults, auto resolved to none */
     if (st == LB_OK) st = jfloat(&j, "quant_delay_epochs", &c->quant_delay_epochs);
     if (st == LB_OK && !(c->quant_delay_epochs >= -1 && c->quant_delay_epochs <= 1e6))
         st = field_err(&j, "quant_delay_epochs", "must be -1 (auto) or in [0, 1e6]");
-    if (st == LB_OK && cJSON_GetObjectItemCaseSensitive(o, "quant_delay")) {
-        st = jnum(&j, "quant_delay", &qd);
-        if (st == LB_OK && !(qd >= 0 && qd <= 1e15 && qd == floor(qd)))
-            st = field_err(&j, "quant_delay", "must be a whole number of steps in [0, 1e15]");
-        if (st == LB_OK) c->quant_delay = (long)qd;
-    }
+    if (st == LB_OK) st = jsteps(&j, "quant_delay", &c->quant_delay);
     if (st == LB_OK) st = jfloat(&j, "qlr_scale", &c->qlr_scale);
     /* a run recorded before --head-lr existed trained its classifier at the common rate */
     if (st == LB_OK && !cJSON_GetObjectItemCaseSensitive(o, "head_lr"))
@@ -449,6 +447,5 @@ lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg 
     if (st != LB_OK) return st;
     c->opt.kind = (lb_opt_kind)kind;
     c->sched.kind = (lb_sched_kind)sk;
-    c->sched.step_every = (long)step_every;
     return LB_OK;
 }

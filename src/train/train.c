@@ -524,7 +524,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         if ((st = lb_sliced_epoch_end(&r, c, e)) != LB_OK) goto out; /* BN after the last */
         /* the quantizers initialize on the first quantized training step: until it has run,
          * the model (and the checkpoint) is the float one */
-        r.net->quant_off = p.float_phase = step <= c->quant_delay && c->quant_delay > 0;
+        r.net->quant_off = p.float_phase = lb_in_float_phase(c->quant_delay, step);
         st = lb_evaluate(r.net, &r.test, &c->model.norm, c->test_limit, c->batch, &p.test_loss,
                          &p.test_acc);
         if (st != LB_OK) goto out;
