@@ -14,6 +14,12 @@
  *    step s is the same sum with R = s*[2^0, .., 2^(b-2), -2^(b-1)] and R_b = 0 (lb_fault_R_twos).
  *    A reg layer may be stored so too (a map drawn with that encoding): its index k is the code
  *    c = k - 2^(b-1), and its R becomes lb_fault_R_reg_twos(R).
+ *  - LB_FENC_SIGNMAG (LSQ and fixed signed layers, an option; our design, docs/faults.md): bit
+ *    b-1 is the sign and bits 0..b-2 the magnitude of a code c in [-(2^(b-1)-1), 2^(b-1)-1], as
+ *    a differential pair of cell columns stores it; the code -2^(b-1) is held as -(2^(b-1)-1).
+ *    Its levels are a[p] = sign(p) * sum_{j<b-1} bit_j(p) R_j v_j: the sign cell selects the
+ *    polarity and carries no magnitude, so R_{b-1} = 0 and no multiplier of it counts
+ *    (lb_fault_R_signmag); a stuck sign cell flips the weight's polarity.
  * So everything below works on the pattern p and a b+1 vector R, whatever the quantizer.
  * Per weight the map holds sa0 and sa1 masks (bit j set: cell j stuck at 0 / at 1; never both) and
  * optionally b variability multipliers v_j (a stored 1 conducts R_j * v_j; a 0 contributes 0; the
@@ -37,7 +43,12 @@
 #define LB_FMAX_WEIGHTS ((uint64_t)1 << 28)
 #endif
 
-typedef enum lb_fenc { LB_FENC_INDEX = 0, LB_FENC_TWOS = 1, LB_FENC_COUNT } lb_fenc;
+typedef enum lb_fenc {
+    LB_FENC_INDEX = 0,
+    LB_FENC_TWOS = 1,
+    LB_FENC_SIGNMAG = 2,
+    LB_FENC_COUNT
+} lb_fenc;
 
 /* Variability multipliers (methods.md sec. 3; docs/faults.md): GAUSS v = 1 + r*N(0,1) (reference,
  * not clipped: may be <= 0 for large r); LOGNORMAL v = exp(N(-s^2/2, s^2)), s^2 = ln(1 + r^2), so
@@ -53,6 +64,9 @@ typedef struct lb_flayer_spec {
     /* in a model's specs only (lb_fmap_specs_of_net; never in a file): the layer may also be
      * stored in two's complement (a reg layer, whose default is the index) */
     int twos_ok;
+    /* likewise: the layer may be stored in sign-magnitude (a signed LSQ or fixed layer, whose
+     * default is two's complement) */
+    int signmag_ok;
 } lb_flayer_spec;
 
 /* One layer of a map. In memory the masks are one byte per weight (the file packs them). */
@@ -137,9 +151,17 @@ static inline unsigned lb_fault_apply(unsigned p, unsigned sa0, unsigned sa1) {
 static inline int lb_fault_reachable(unsigned p, unsigned sa0, unsigned sa1) {
     return (p & sa0) == 0 && (p & sa1) == sa1;
 }
-/* Pattern <-> code value of an encoding: index k = p; twos c = p - 2^b * bit_{b-1}(p). */
+/* Pattern <-> code value of an encoding: index k = p; twos c = p - 2^b * bit_{b-1}(p); signmag
+ * c = (1 - 2 bit_{b-1}(p)) * (p mod 2^(b-1)) (both zeros read 0). */
 int lb_fault_value(unsigned p, int bits, lb_fenc enc);
-unsigned lb_fault_pattern(int code, int bits, lb_fenc enc); /* code in the encoding's range */
+/* The pattern stored for a code in the encoding's range; signmag stores -2^(b-1), which it cannot
+ * hold, as -(2^(b-1)-1), and 0 as the all-0 pattern. */
+unsigned lb_fault_pattern(int code, int bits, lb_fenc enc);
+/* The sign the encoding gives pattern p's magnitude sum: -1 for a signmag pattern with its sign
+ * bit set, else +1. */
+static inline int lb_fault_sign(unsigned p, int bits, lb_fenc enc) {
+    return enc == LB_FENC_SIGNMAG && ((p >> (bits - 1)) & 1) ? -1 : 1;
+}
 /* The code the chip holds for `code` (an index or a signed code, by enc). */
 int lb_fault_code(int code, int bits, lb_fenc enc, unsigned sa0, unsigned sa1);
 /* The reachable code nearest to `code` in value (ties to the lower). sa0 & sa1 must be 0 (then
@@ -150,22 +172,28 @@ int lb_fault_reachable_set(int bits, unsigned sa0, unsigned sa1, uint8_t *out);
 /* R of a signed uniform grid of step s as a two's complement sum: s*2^j (j < b-1), -s*2^(b-1),
  * offset 0. Then lb_fault_levels gives a[p] = s * c(p). */
 void lb_fault_R_twos(float s, int bits, float *R);
+/* R of a signed uniform grid of step s in sign-magnitude: s*2^j (j < b-1), 0 for the sign cell,
+ * offset 0. Then lb_fault_levels(.., LB_FENC_SIGNMAG, ..) gives a[p] = s * c(p). */
+void lb_fault_R_signmag(float s, int bits, float *R);
 /* A reg quantizer's levels stored in two's complement (our design, docs/faults.md "Encodings"):
  * index k is stored as the pattern p = k ^ 2^(b-1) (the two's complement of k - 2^(b-1)), so
  * a_k = sum_j bit_j(p) Rt_j - Rt_b with Rt_j = R_j (j < b-1), Rt_{b-1} = -R_{b-1},
  * Rt_b = R_b - R_{b-1}: the top cell counts negatively, and the all-0 pattern is the level just
  * above the middle rather than the lowest one. */
 void lb_fault_R_reg_twos(const float *R, int bits, float *Rt);
-/* a[p] = sum_j bit_j(p) R_j v_j - R_b for p in [0, 2^b), summed in double (j ascending), rounded
- * to float once; v NULL means all 1 (then equal, bit for bit, to the reg quantizer's levels). */
-void lb_fault_levels(const float *R, int bits, const float *v, float *a);
+/* a[p] = sign(p) * sum_j bit_j(p) R_j v_j - R_b for p in [0, 2^b) (sign: lb_fault_sign, +1 but
+ * for signmag), summed in double (j ascending), rounded to float once; v NULL means all 1 (then
+ * equal, bit for bit, to the reg quantizer's levels). A signmag zero is +0 whatever its sign. */
+void lb_fault_levels(const float *R, int bits, lb_fenc enc, const float *v, float *a);
+/* a[p] of that sum for one pattern alone (the same bits as lb_fault_levels's a[p]). */
+float lb_fault_level_at(const float *R, int bits, lb_fenc enc, const float *v, unsigned p);
 /* The reachable level nearest to w among a[0..2^b): w clamped into the reachable range, smallest
  * float |w - a| wins, ties to the lower level, equal levels to the smaller p (reg's rule). Returns
  * p; NaN w gives the reachable p of the lowest level. */
 int lb_fault_nearest_level(float w, const float *a, int bits, unsigned sa0, unsigned sa1);
 /* Fast path over a tensor slice of a layer: out[i] = the faulty pattern of in[i] for weights
  * off..off+n of layer L (index codes as uint8; two's complement codes as int8, sign-extended
- * from b bits). out may equal in. */
+ * from b bits; signmag codes as int8, decoded). out may equal in. */
 void lb_fault_apply_u8(const lb_flayer *L, size_t off, size_t n, const uint8_t *in, uint8_t *out);
 void lb_fault_apply_i8(const lb_flayer *L, size_t off, size_t n, const int8_t *in, int8_t *out);
 
@@ -174,7 +202,8 @@ void lb_fault_apply_i8(const lb_flayer *L, size_t off, size_t n, const int8_t *i
  * one level vector R (b+1; a per-channel quantizer calls once per channel), with the map slice
  * `mk` (sa0/sa1/var pointers already offset to the slice's first weight; any may be NULL:
  * NULL masks = no faults, NULL var = no variability). Each weight's level set is its own:
- * a_{w,p} = sum_j bit_j(p) R_j v_{w,j} - R_b over the patterns p reachable under its masks.
+ * a_{w,p} = sign(p) sum_j bit_j(p) R_j v_{w,j} - R_b over the patterns p reachable under its masks
+ * (sign: lb_fault_sign of mk.enc).
  * The losses are returned (double), gradients ADDED to dw (may be NULL) and dR (b+1 doubles,
  * may be NULL). Single-threaded and deterministic; the trainer parallelizes over layers/channels.
  *
@@ -187,6 +216,7 @@ void lb_fault_apply_i8(const lb_flayer *L, size_t off, size_t n, const int8_t *i
 typedef struct lb_fslice {
     const uint8_t *sa0, *sa1;
     const float *var; /* n * bits */
+    lb_fenc enc;      /* the layer's: the sign of a signmag level (dR_j carries it too) */
 } lb_fslice;
 lb_fslice lb_fslice_of(const lb_flayer *L, size_t off); /* L NULL: all NULL (healthy) */
 double lb_freg_mse(const float *w, size_t n, size_t n_layer, const float *R, int bits, lb_fslice mk,
@@ -208,6 +238,9 @@ lb_status lb_fmap_specs_of_net(const struct lb_net *net, lb_flayer_spec *specs, 
 /* Every layer that may (twos_ok, the reg layers) is stored in two's complement; returns how many
  * layers that changed. */
 int lb_fmap_specs_twos(lb_flayer_spec *specs, int n);
+/* Every layer that may (signmag_ok, signed LSQ and fixed layers) is stored in sign-magnitude;
+ * returns how many layers that changed. */
+int lb_fmap_specs_signmag(lb_flayer_spec *specs, int n);
 /* Does the map carry a multiplier other than exactly 1? Returns 1 and the first such cell
  * (any out pointer may be NULL), else 0. Such a cell's value is not an integer code. */
 int lb_fmap_has_var(const lb_fmap *m, int *layer, uint64_t *weight, int *bit);

@@ -300,9 +300,11 @@ typedef struct lb_sweep_cfg {
     lb_fvar var_kind;
     lb_ft_method methods[LB_FT_COUNT];
     int nmethods;
-    int keep;       /* keep the fine-tuned checkpoints (DIR/ckpt/) */
-    int all_layers; /* 0: the first and last coded layers are spared (lb_fmap_spare), 1: none */
-    int reg_twos;   /* reg layers stored in two's complement (lb_fmap_specs_twos), 0: the index */
+    int keep;        /* keep the fine-tuned checkpoints (DIR/ckpt/) */
+    int all_layers;  /* 0: the first and last coded layers are spared (lb_fmap_spare), 1: none */
+    int reg_twos;    /* reg layers stored in two's complement (lb_fmap_specs_twos), 0: the index */
+    int lsq_signmag; /* LSQ/fixed signed layers in sign-magnitude (lb_fmap_specs_signmag), 0: twos
+                      */
 } lb_sweep_cfg;
 typedef struct lb_sweep_progress {
     int done, total, reused; /* cells; reused: found finished on disk */

@@ -89,16 +89,16 @@ static float expect_value(const lb_node *d, const lb_flayer *L, size_t i, float 
     const float *v = L->var ? L->var + i * (size_t)b : NULL;
     if (twos_reg && !v) { /* the index levels, held at pattern p ^ 2^(b-1) */
         float ak[256];
-        lb_fault_levels(R, b, NULL, ak);
+        lb_fault_levels(R, b, LB_FENC_INDEX, NULL, ak);
         for (unsigned p = 0; p < (1u << b); p++) a[p] = ak[p ^ (unsigned)half];
     } else if (twos_reg) { /* the top cell counts negatively: -R_{b-1}, offset R_b - R_{b-1} */
         float Rt[9];
         memcpy(Rt, R, sizeof Rt);
         Rt[b - 1] = -R[b - 1];
         Rt[b] = R[b] - R[b - 1];
-        lb_fault_levels(Rt, b, v, a);
+        lb_fault_levels(Rt, b, LB_FENC_INDEX, v, a);
     } else {
-        lb_fault_levels(R, b, v, a);
+        lb_fault_levels(R, b, LB_FENC_INDEX, v, a);
     }
     int faulty = L->sa0[i] | L->sa1[i];
     for (int j = 0; v && j < b; j++) faulty |= v[j] != 1.0f;

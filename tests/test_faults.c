@@ -78,9 +78,9 @@ static void test_apply_all(void) {
 /* ---- levels ---------------------------------------------------------------------------------- */
 static void test_levels(void) {
     float R[3] = {1, 2, 1.5f}, v[2] = {2, 0.5f}, a[4];
-    lb_fault_levels(R, 2, v, a);
+    lb_fault_levels(R, 2, LB_FENC_INDEX, v, a);
     CHECK(a[0] == -1.5f && a[1] == 0.5f && a[2] == -0.5f && a[3] == 1.5f, "variability levels");
-    lb_fault_levels(R, 2, NULL, a);
+    lb_fault_levels(R, 2, LB_FENC_INDEX, NULL, a);
     CHECK(a[0] == -1.5f && a[1] == -0.5f && a[2] == 0.5f && a[3] == 1.5f, "plain levels");
     /* nearest reachable level: bit 1 stuck at 0 -> {p0 = -1.5, p1 = -0.5} */
     CHECK(lb_fault_nearest_level(1.2f, a, 2, 2, 0) == 1, "clamped to the reachable range");
@@ -92,7 +92,7 @@ static void test_levels(void) {
     /* two's complement R: a[p] = s * code(p) */
     float Rt[5], at[16];
     lb_fault_R_twos(0.25f, 4, Rt);
-    lb_fault_levels(Rt, 4, NULL, at);
+    lb_fault_levels(Rt, 4, LB_FENC_INDEX, NULL, at);
     int bad = 0;
     for (unsigned p = 0; p < 16; p++) bad += at[p] != 0.25f * lb_fault_value(p, 4, LB_FENC_TWOS);
     CHECK(bad == 0, "two's complement levels = s * code");
@@ -104,7 +104,7 @@ static void test_levels(void) {
     memcpy(param, (float[]){0.013f, 0.027f, 0.051f, 0.11f, 0.097f}, sizeof param);
     float ar[16], af[16], ones[4] = {1, 1, 1, 1};
     lb_quant_levels(&q, 0, ar);
-    lb_fault_levels(param, 4, ones, af);
+    lb_fault_levels(param, 4, LB_FENC_INDEX, ones, af);
     CHECK(memcmp(ar, af, sizeof ar) == 0, "v = 1: reg's levels bit for bit");
 }
 
@@ -421,7 +421,7 @@ static void test_reg(void) {
             /* a nearest-level switch inside [w-h, w+h] makes the MSE form's FD meaningless */
             if (kind < 3 && fabs(fd - dw[i]) > tol) {
                 float a[8];
-                lb_fault_levels(R, B, mk.var ? mk.var + i * B : NULL, a);
+                lb_fault_levels(R, B, LB_FENC_INDEX, mk.var ? mk.var + i * B : NULL, a);
                 unsigned s0 = mk.sa0 ? mk.sa0[i] : 0, s1 = mk.sa1 ? mk.sa1[i] : 0;
                 if (lb_fault_nearest_level(wp[i], a, B, s0, s1) !=
                     lb_fault_nearest_level(wm[i], a, B, s0, s1))

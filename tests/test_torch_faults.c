@@ -36,7 +36,8 @@ static void run_case(const char *c, int bits, double lam, int form, double sigma
     if (w && R && s0 && s1 && var && p && loss && dw && dR) {
         uint8_t a0[N], a1[N];
         for (int i = 0; i < N; i++) a0[i] = (uint8_t)s0[i], a1[i] = (uint8_t)s1[i];
-        lb_fslice mk = {use_masks ? a0 : NULL, use_masks ? a1 : NULL, use_var ? var : NULL};
+        lb_fslice mk = {use_masks ? a0 : NULL, use_masks ? a1 : NULL, use_var ? var : NULL,
+                        LB_FENC_INDEX};
         float gw[N] = {0}, gR[9];
         double dRd[9] = {0};
         double L = form == 0 ? lb_freg_mse(w, N, N, R, bits, mk, lam, gw, dRd)
@@ -52,7 +53,7 @@ static void run_case(const char *c, int bits, double lam, int form, double sigma
             int bad = 0;
             for (int i = 0; i < N; i++) {
                 float a[256];
-                lb_fault_levels(R, bits, use_var ? var + (size_t)i * bits : NULL, a);
+                lb_fault_levels(R, bits, LB_FENC_INDEX, use_var ? var + (size_t)i * bits : NULL, a);
                 bad += lb_fault_nearest_level(w[i], a, bits, a0[i], a1[i]) != (int)p[i];
             }
             CHECK(bad == 0, "%s: nearest reachable pattern of every weight (%d differ)", c, bad);

@@ -40,6 +40,12 @@ int cli_reg_encoding(const char *cmd, const char *v) {
     cli_die(2, cmd, "--reg-encoding: expected index or twos, got '%s'", v);
 }
 
+int cli_lsq_encoding(const char *cmd, const char *v) {
+    if (strcmp(v, "twos") == 0) return 0;
+    if (strcmp(v, "signmag") == 0) return 1;
+    cli_die(2, cmd, "--lsq-encoding: expected twos or signmag, got '%s'", v);
+}
+
 float cli_float(const char *cmd, const char *opt, const char *v, double lo, double hi) {
     char *end;
     errno = 0;

@@ -14,6 +14,9 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 int cli_layers(const char *cmd, const char *v);
 /* --reg-encoding index|twos (fault maps, sweeps): 1 for twos, 0 for index; exits 2 otherwise. */
 int cli_reg_encoding(const char *cmd, const char *v);
+/* --lsq-encoding twos|signmag (fault maps, sweeps): 1 for signmag, 0 for twos; exits 2 otherwise.
+ */
+int cli_lsq_encoding(const char *cmd, const char *v);
 void cli_copy(const char *cmd, const char *opt, char *dst, size_t n, const char *v);
 
 /* Options shared by train and bench (model, quantization, optimization, data). Returns 1 if

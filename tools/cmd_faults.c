@@ -37,7 +37,7 @@ static int faults_map(int argc, char **argv) {
     const char *cmd = "faults map", *file = NULL, *out = NULL, *dist = NULL;
     double rate = 0.02, share = 0, var = 0;
     uint64_t seed = 1, vseed = 0;
-    int have_var = 0, have_vseed = 0, all_layers = 0, reg_twos = 0;
+    int have_var = 0, have_vseed = 0, all_layers = 0, reg_twos = 0, lsq_signmag = 0;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
 #define IS(s) (strcmp(o, s) == 0)
@@ -55,6 +55,9 @@ static int faults_map(int argc, char **argv) {
                  "  --reg-encoding E  how reg layers store their level index k: index (default,\n"
                  "                    offset binary, the seed's) or twos (k - 2^(b-1) in two's\n"
                  "                    complement: the all-0 pattern is a middle level)\n"
+                 "  --lsq-encoding E  how signed LSQ/fixed layers store their code: twos\n"
+                 "                    (default) or signmag (a sign cell and b-1 magnitude\n"
+                 "                    cells, as a differential pair: holds +-(2^(b-1)-1))\n"
                  "  --layers L        body (default): the first and last coded layers are\n"
                  "                    healthy (held off the faulty array, as in the reference,\n"
                  "                    where they stay float); all: every coded layer\n"
@@ -75,6 +78,8 @@ static int faults_map(int argc, char **argv) {
             all_layers = cli_layers(cmd, VAL);
         else if (IS("--reg-encoding"))
             reg_twos = cli_reg_encoding(cmd, VAL);
+        else if (IS("--lsq-encoding"))
+            lsq_signmag = cli_lsq_encoding(cmd, VAL);
         else if (IS("--seed"))
             seed = (uint64_t)cli_int(cmd, o, VAL, 0, 2147483647);
         else if (IS("--variability")) {
@@ -111,6 +116,13 @@ static int faults_map(int argc, char **argv) {
         cli_die(2, cmd,
                 "--reg-encoding twos: %s has no reg-coded layer (LSQ and fixed layers "
                 "store their own encoding)",
+                file);
+    }
+    if (lsq_signmag && lb_fmap_specs_signmag(specs, ns) == 0) {
+        free(specs);
+        cli_die(2, cmd,
+                "--lsq-encoding signmag: %s has no signed LSQ or fixed layer (reg layers store "
+                "an index or two's complement: --reg-encoding)",
                 file);
     }
     lb_fmap m;

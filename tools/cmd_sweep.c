@@ -28,6 +28,8 @@ static void usage(void) {
         "                       healthy memory, as in the reference; all: on the chip too\n"
         "  --reg-encoding E     reg layers store their level index as index (default,\n"
         "                       offset binary, the seed's) or twos (two's complement)\n"
+        "  --lsq-encoding E     signed LSQ/fixed layers store their code as twos (default,\n"
+        "                       two's complement) or signmag (sign cell + magnitude cells)\n"
         "  --finetune-epochs E  epochs per chip and method (default 1)\n"
         "  --methods LIST       of lowbit, inject, qfalt (default all three)\n"
         "  --keep-checkpoints   keep the fine-tuned checkpoints in DIR/ckpt\n"
@@ -153,6 +155,8 @@ int cmd_faults_sweep(int argc, char **argv) {
             c.all_layers = cli_layers(cmd, VAL);
         else if (IS("--reg-encoding"))
             c.reg_twos = cli_reg_encoding(cmd, VAL);
+        else if (IS("--lsq-encoding"))
+            c.lsq_signmag = cli_lsq_encoding(cmd, VAL);
         else if (IS("--chips"))
             c.chips = cli_int(cmd, o, VAL, 1, 10000);
         else if (IS("--finetune-epochs"))

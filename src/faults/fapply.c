@@ -9,12 +9,18 @@
 
 int lb_fault_value(unsigned p, int bits, lb_fenc enc) {
     p &= (1u << bits) - 1;
-    if (enc == LB_FENC_TWOS && ((p >> (bits - 1)) & 1)) return (int)p - (1 << bits);
+    unsigned top = 1u << (bits - 1);
+    if (enc == LB_FENC_SIGNMAG) return p & top ? -(int)(p & ~top) : (int)p;
+    if (enc == LB_FENC_TWOS && (p & top)) return (int)p - (1 << bits);
     return (int)p;
 }
 
 unsigned lb_fault_pattern(int code, int bits, lb_fenc enc) {
-    (void)enc; /* two's complement of a code in range is its low b bits; an index is itself */
+    if (enc == LB_FENC_SIGNMAG) {
+        int mx = (1 << (bits - 1)) - 1; /* the largest magnitude the b-1 cells hold */
+        return code < 0 ? (1u << (bits - 1)) | (unsigned)(-code > mx ? mx : -code) : (unsigned)code;
+    }
+    /* two's complement of a code in range is its low b bits; an index is itself */
     return (unsigned)code & ((1u << bits) - 1);
 }
 
@@ -49,6 +55,12 @@ void lb_fault_R_twos(float s, int bits, float *R) {
     R[bits] = 0.0f;
 }
 
+void lb_fault_R_signmag(float s, int bits, float *R) {
+    for (int j = 0; j < bits - 1; j++) R[j] = ldexpf(s, j);
+    R[bits - 1] = 0.0f;
+    R[bits] = 0.0f;
+}
+
 void lb_fault_R_reg_twos(const float *R, int bits, float *Rt) {
     for (int j = 0; j < bits - 1; j++) Rt[j] = R[j];
     Rt[bits - 1] = -R[bits - 1];
@@ -56,14 +68,20 @@ void lb_fault_R_reg_twos(const float *R, int bits, float *Rt) {
 }
 
 /* Same summation as the reg quantizer's lb_reg_levels_of (double, j ascending, one rounding):
- * with v == NULL or all 1 (R_j * 1 is exact) the levels are the same bits. */
-void lb_fault_levels(const float *R, int bits, const float *v, float *a) {
-    for (unsigned p = 0; p < (1u << bits); p++) {
-        double acc = 0;
-        for (int j = 0; j < bits; j++)
-            if ((p >> j) & 1) acc += v ? (double)R[j] * (double)v[j] : (double)R[j];
-        a[p] = (float)(acc - (double)R[bits]);
-    }
+ * with v == NULL or all 1 (R_j * 1 is exact) the levels are the same bits. A signmag sign cell
+ * has R_{b-1} = 0 and is skipped, so no multiplier of it enters the sum (a stored 0 * a non-
+ * finite multiplier would not be 0). */
+float lb_fault_level_at(const float *R, int bits, lb_fenc enc, const float *v, unsigned p) {
+    int sgn = lb_fault_sign(p, bits, enc), top = enc == LB_FENC_SIGNMAG ? bits - 1 : bits;
+    double acc = 0;
+    for (int j = 0; j < top; j++)
+        if ((p >> j) & 1) acc += v ? (double)R[j] * (double)v[j] : (double)R[j];
+    if (sgn < 0 && acc != 0) acc = -acc; /* a signmag zero stays +0 */
+    return (float)(acc - (double)R[bits]);
+}
+
+void lb_fault_levels(const float *R, int bits, lb_fenc enc, const float *v, float *a) {
+    for (unsigned p = 0; p < (1u << bits); p++) a[p] = lb_fault_level_at(R, bits, enc, v, p);
 }
 
 int lb_fault_nearest_level(float w, const float *a, int bits, unsigned sa0, unsigned sa1) {
@@ -97,6 +115,11 @@ void lb_fault_apply_u8(const lb_flayer *L, size_t off, size_t n, const uint8_t *
 void lb_fault_apply_i8(const lb_flayer *L, size_t off, size_t n, const int8_t *in, int8_t *out) {
     const uint8_t *s0 = L->sa0 + off, *s1 = L->sa1 + off;
     int b = L->spec.bits;
+    if (L->spec.enc == LB_FENC_SIGNMAG) { /* the scalar rule: not a hot path (stuck-only maps) */
+        for (size_t i = 0; i < n; i++)
+            out[i] = (int8_t)lb_fault_code(in[i], b, LB_FENC_SIGNMAG, s0[i], s1[i]);
+        return;
+    }
     uint8_t m = (uint8_t)((1u << b) - 1), sign = (uint8_t)(1u << (b - 1));
     for (size_t i = 0; i < n; i++) {
         uint8_t p = (uint8_t)((((uint8_t)in[i] & m) & ~s0[i]) | s1[i]);

@@ -32,6 +32,7 @@ lb_status lb_fmap_specs_of_net(const struct lb_net *net, lb_flayer_spec *specs, 
             s->bits = q->bits;
             s->enc = q->kind == LB_Q_REG || !q->is_signed ? LB_FENC_INDEX : LB_FENC_TWOS;
             s->twos_ok = q->kind == LB_Q_REG && q->bits >= 2;
+            s->signmag_ok = s->enc == LB_FENC_TWOS;
         }
         cnt++;
     }
@@ -47,5 +48,13 @@ int lb_fmap_specs_twos(lb_flayer_spec *specs, int n) {
     for (int i = 0; i < n; i++)
         if (specs[i].twos_ok && specs[i].enc != LB_FENC_TWOS)
             specs[i].enc = LB_FENC_TWOS, changed++;
+    return changed;
+}
+
+int lb_fmap_specs_signmag(lb_flayer_spec *specs, int n) {
+    int changed = 0;
+    for (int i = 0; i < n; i++)
+        if (specs[i].signmag_ok && specs[i].enc != LB_FENC_SIGNMAG)
+            specs[i].enc = LB_FENC_SIGNMAG, changed++;
     return changed;
 }

@@ -26,9 +26,9 @@ lb_status lb_fmap_check_spec(const char *file, const lb_flayer_spec *s, int i, l
     if ((unsigned)s->enc >= LB_FENC_COUNT)
         return lb_error_set(code, "%s: layer '%s': unknown encoding %d", file, s->name,
                             (int)s->enc);
-    if (s->enc == LB_FENC_TWOS && s->bits < 2)
-        return lb_error_set(code, "%s: layer '%s': two's complement needs >= 2 bits", file,
-                            s->name);
+    if (s->enc != LB_FENC_INDEX && s->bits < 2)
+        return lb_error_set(code, "%s: layer '%s': %s needs >= 2 bits", file, s->name,
+                            s->enc == LB_FENC_TWOS ? "two's complement" : "sign-magnitude");
     if (s->n > LB_FMAX_WEIGHTS)
         return lb_error_set(code, "%s: layer '%s': %llu weights (at most %llu)", file, s->name,
                             (unsigned long long)s->n, (unsigned long long)LB_FMAX_WEIGHTS);
@@ -235,7 +235,8 @@ lb_status lb_fmap_check_model(const lb_fmap *m, const char *file, const char *ar
         if (a->bits != b->bits)
             return lb_error_set(LB_ESHAPE, "%s: layer '%s': %d bits in the map, %d in the model",
                                 file, a->name, a->bits, b->bits);
-        if (a->enc != b->enc && !(a->enc == LB_FENC_TWOS && b->twos_ok))
+        if (a->enc != b->enc && !(a->enc == LB_FENC_TWOS && b->twos_ok) &&
+            !(a->enc == LB_FENC_SIGNMAG && b->signmag_ok))
             return lb_error_set(LB_ESHAPE,
                                 "%s: layer '%s': encoding %s in the map, %s in the model", file,
                                 a->name, lb_fenc_name(a->enc), lb_fenc_name(b->enc));
@@ -243,7 +244,7 @@ lb_status lb_fmap_check_model(const lb_fmap *m, const char *file, const char *ar
     return LB_OK;
 }
 
-static const char *const g_enc[] = {"index", "twos"};
+static const char *const g_enc[] = {"index", "twos", "signmag"};
 static const char *const g_var[] = {"none", "gauss", "lognormal"};
 
 const char *lb_fenc_name(lb_fenc e) {
@@ -257,7 +258,8 @@ const char *lb_fvar_name(lb_fvar v) {
 lb_status lb_fenc_parse(const char *s, lb_fenc *out) {
     for (int i = 0; i < LB_FENC_COUNT; i++)
         if (s && strcmp(s, g_enc[i]) == 0) return *out = (lb_fenc)i, LB_OK;
-    return lb_error_set(LB_EINVAL, "unknown code encoding '%s' (index, twos)", s ? s : "(null)");
+    return lb_error_set(LB_EINVAL, "unknown code encoding '%s' (index, twos, signmag)",
+                        s ? s : "(null)");
 }
 
 lb_status lb_fvar_parse(const char *s, lb_fvar *out) {

@@ -111,7 +111,7 @@ static lb_status pass1(const ctx *c, int ln, const line *l, void *arg) {
             lb_fenc_parse(l->tok[4], &enc) != LB_OK)
             return lb_error_set(LB_EFORMAT,
                                 "%s:%d: expected 'layer <name> <weights> <bits> "
-                                "index|twos'",
+                                "index|twos|signmag'",
                                 c->fn, ln);
         if (h->nl == LB_FMAX_LAYERS)
             return lb_error_set(LB_EFORMAT, "%s:%d: more than %d layers", c->fn, ln,

@@ -20,20 +20,12 @@ static int uniform_code(float w, float s, int qn, int qp) {
     return (int)rintf(t);
 }
 
-/* Level p of one weight: lb_fault_levels's sum for that p alone (same order, one rounding). */
-static float level_at(const float *R, int bits, const float *v, unsigned p) {
-    double acc = 0;
-    for (int j = 0; j < bits; j++)
-        if ((p >> j) & 1) acc += (double)R[j] * (double)v[j];
-    return (float)(acc - (double)R[bits]);
-}
-
 /* LB_CHIP_OWN_LEVEL: the pattern the chip ends up holding when the weight is programmed with the
  * code whose value on this chip (stuck cells applied, then its own multipliers) is nearest to w,
  * ties to the lowest pattern. A healthy weight keeps its code p (its levels are the quantizer's,
  * and p is the nearest of them by the quantizer's own rounding). */
-static unsigned own_level(float w, const float *R, const float *a, int b, const float *v,
-                          unsigned s0, unsigned s1, unsigned p) {
+static unsigned own_level(float w, const float *R, const float *a, int b, lb_fenc enc,
+                          const float *v, unsigned s0, unsigned s1, unsigned p) {
     int healthy = !(s0 | s1);
     for (int j = 0; v && healthy && j < b; j++) healthy = v[j] == 1.0f;
     if (healthy) return p;
@@ -41,7 +33,7 @@ static unsigned own_level(float w, const float *R, const float *a, int b, const 
     float bd = INFINITY;
     for (unsigned q = 0; q < (1u << b); q++) {
         unsigned h = lb_fault_apply(q, s0, s1);
-        float d = fabsf(w - (v ? level_at(R, b, v, h) : a[h]));
+        float d = fabsf(w - (v ? lb_fault_level_at(R, b, enc, v, h) : a[h]));
         if (d < bd) bd = d, best = h;
     }
     return best;
@@ -56,7 +48,7 @@ static void R_of(const lb_node *d, const lb_flayer *L, int ch, float *R, float *
     int b = L->spec.bits;
     if (d->wqcfg.kind == LB_Q_REG) {
         lb_quant_reg_R_deployed(q, ch, R); /* the levels the eval snaps to and the indices index */
-        lb_fault_levels(R, b, NULL, a);
+        lb_fault_levels(R, b, LB_FENC_INDEX, NULL, a);
         if (L->spec.enc != LB_FENC_TWOS) return;
         float Rt[LB_FMAX_BITS + 1], ak[1 << LB_FMAX_BITS];
         lb_fault_R_reg_twos(R, b, Rt);
@@ -68,11 +60,13 @@ static void R_of(const lb_node *d, const lb_flayer *L, int ch, float *R, float *
     float s = lb_quant_step(q, ch);
     if (L->spec.enc == LB_FENC_TWOS) {
         lb_fault_R_twos(s, b, R);
+    } else if (L->spec.enc == LB_FENC_SIGNMAG) {
+        lb_fault_R_signmag(s, b, R);
     } else {
         for (int j = 0; j < b; j++) R[j] = ldexpf(s, j);
         R[b] = 0.0f;
     }
-    lb_fault_levels(R, b, NULL, a);
+    lb_fault_levels(R, b, L->spec.enc, NULL, a);
 }
 
 /* One coded layer: from the float weights w, the chip's values into wq where they differ from
@@ -108,14 +102,15 @@ static uint64_t layer_pass(const lb_chip *c, const lb_node *d, const lb_flayer *
             unsigned p = lb_fault_pattern(code, b, enc), s0 = L->sa0[i], s1 = L->sa1[i], ph = p;
             const float *vi = L->var ? L->var + i * (size_t)b : NULL;
             if (c->nearest == LB_CHIP_OWN_LEVEL)
-                ph = own_level(w[i], R, a, b, vi, s0, s1, p);
+                ph = own_level(w[i], R, a, b, enc, vi, s0, s1, p);
             else if (s0 | s1)
                 ph = c->nearest
                          ? lb_fault_pattern(lb_fault_nearest_code(code, b, enc, s0, s1), b, enc)
                          : lb_fault_apply(p, s0, s1);
-            changed += ph != p;
+            /* signmag holds the code -2^(b-1) as -(2^(b-1)-1): another code, healthy or not */
+            changed += ph != p || (enc == LB_FENC_SIGNMAG && lb_fault_value(p, b, enc) != code);
             if (!wq) continue;
-            float v = vi ? level_at(R, b, vi, ph) : a[ph];
+            float v = vi ? lb_fault_level_at(R, b, enc, vi, ph) : a[ph];
             if (v != wq[i]) wq[i] = v; /* equal: keep the quantizer's bits (the sign of a 0) */
         }
     }

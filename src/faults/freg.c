@@ -16,19 +16,23 @@ lb_fslice lb_fslice_of(const lb_flayer *L, size_t off) {
     s.sa0 = L->sa0 + off;
     s.sa1 = L->sa1 + off;
     s.var = L->var ? L->var + off * (size_t)L->spec.bits : NULL;
+    s.enc = L->spec.enc;
     return s;
 }
 
 /* One weight's contribution to the MSE form, shared by the reference and the fast path so that
  * dw and the loss are the same bits: adds d^2 to *loss, cf*d to *dw, and the R gradient. */
-static inline void mse_term(float w, const float *a, int p, const float *v, int b, float cf,
-                            double coefR, double *loss, float *dw, double *dR) {
+static inline void mse_term(float w, const float *a, int p, const float *v, int b, lb_fenc enc,
+                            float cf, double coefR, double *loss, float *dw, double *dR) {
     float d = w - a[p];
     *loss += (double)d * (double)d;
     if (dw) *dw += cf * d;
     if (!dR) return;
-    for (int j = 0; j < b; j++)
-        if ((p >> j) & 1) dR[j] -= coefR * (double)d * (v ? (double)v[j] : 1.0);
+    /* a signmag sign cell's R is in no level: it gets no gradient */
+    double sg = lb_fault_sign((unsigned)p, b, enc);
+    int top = enc == LB_FENC_SIGNMAG ? b - 1 : b;
+    for (int j = 0; j < top; j++)
+        if ((p >> j) & 1) dR[j] -= coefR * (double)d * sg * (v ? (double)v[j] : 1.0);
     dR[b] += coefR * (double)d;
 }
 
@@ -40,9 +44,9 @@ double lb_freg_mse_ref(const float *w, size_t n, size_t n_layer, const float *R,
     for (size_t i = 0; i < n; i++) {
         const float *v = mk.var ? mk.var + i * (size_t)bits : NULL;
         unsigned s0 = mk.sa0 ? mk.sa0[i] : 0, s1 = mk.sa1 ? mk.sa1[i] : 0;
-        lb_fault_levels(R, bits, v, a);
+        lb_fault_levels(R, bits, mk.enc, v, a);
         int p = lb_fault_nearest_level(w[i], a, bits, s0, s1);
-        mse_term(w[i], a, p, v, bits, cf, coefR, &loss, dw ? dw + i : NULL, dR);
+        mse_term(w[i], a, p, v, bits, mk.enc, cf, coefR, &loss, dw ? dw + i : NULL, dR);
     }
     return lambda * qn * loss;
 }
@@ -72,7 +76,7 @@ double lb_freg_mse(const float *w, size_t n, size_t n_layer, const float *R, int
     float cf = (float)coefR, a[MAXL], t[MAXL];
     unsigned char ix[MAXL];
     int nl = 1 << bits;
-    lb_fault_levels(R, bits, NULL, a);
+    lb_fault_levels(R, bits, mk.enc, NULL, a);
     for (int k = 0; k < nl; k++) { /* stable insertion sort by value: equal levels keep k order */
         int j = k;
         while (j > 0 && t[j - 1] > a[k]) t[j] = t[j - 1], ix[j] = ix[j - 1], j--;
@@ -82,7 +86,7 @@ double lb_freg_mse(const float *w, size_t n, size_t n_layer, const float *R, int
         unsigned s0 = mk.sa0 ? mk.sa0[i] : 0, s1 = mk.sa1 ? mk.sa1[i] : 0;
         int p = (s0 | s1) == 0 ? ix[near_sorted(t, nl, w[i])]
                                : lb_fault_nearest_level(w[i], a, bits, s0, s1);
-        mse_term(w[i], a, p, NULL, bits, cf, coefR, &loss, dw ? dw + i : NULL, dR);
+        mse_term(w[i], a, p, NULL, bits, mk.enc, cf, coefR, &loss, dw ? dw + i : NULL, dR);
     }
     return lambda * qn * loss;
 }
@@ -92,11 +96,11 @@ double lb_freg_qfalt(const float *w, size_t n, const float *R, int bits, lb_fsli
     double is2 = 1.0 / (sigma * sigma), loss = 0;
     float a[MAXL];
     unsigned m = (1u << bits) - 1;
-    if (!mk.var) lb_fault_levels(R, bits, NULL, a);
+    if (!mk.var) lb_fault_levels(R, bits, mk.enc, NULL, a);
     for (size_t i = 0; i < n; i++) {
         const float *v = mk.var ? mk.var + i * (size_t)bits : NULL;
         unsigned s0 = mk.sa0 ? mk.sa0[i] & m : 0, s1 = mk.sa1 ? mk.sa1[i] & m : 0;
-        if (v) lb_fault_levels(R, bits, v, a);
+        if (v) lb_fault_levels(R, bits, mk.enc, v, a);
         double gw = 0;
         for (unsigned p = 0; p <= m; p++) {
             if (!lb_fault_reachable(p, s0, s1)) continue;
@@ -106,8 +110,10 @@ double lb_freg_qfalt(const float *w, size_t n, const float *R, int bits, lb_fsli
             double ga = -lambda * e * 2.0 * d * is2;
             gw -= ga;
             if (!dR) continue;
-            for (int j = 0; j < bits; j++)
-                if ((p >> j) & 1) dR[j] += ga * (v ? (double)v[j] : 1.0);
+            double sg = lb_fault_sign(p, bits, mk.enc);
+            int top = mk.enc == LB_FENC_SIGNMAG ? bits - 1 : bits;
+            for (int j = 0; j < top; j++)
+                if ((p >> j) & 1) dR[j] += ga * sg * (v ? (double)v[j] : 1.0);
             dR[bits] -= ga;
         }
         if (dw) dw[i] += (float)gw;

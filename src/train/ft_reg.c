@@ -14,7 +14,7 @@ static const lb_node *node_of(const ft_state *s, int i) {
 
 /* R of slice i as the regularizer sees it, and the level spacing (QFALT's sigma unit). Reg kinds:
  * the layer's own R (training sees R itself, docs/reg.md); LSQ and fixed: their step's grid in the
- * layer's encoding (lb_fault_R_twos, or s*2^j without offset for an unsigned grid). */
+ * layer's encoding (lb_fault_R_twos or _signmag, or s*2^j without offset for an unsigned grid). */
 static float slice_R(const ft_state *s, int i, float *R) {
     const lb_node *d = node_of(s, i);
     const lb_flayer *L = &s->chip->map->layers[s->sl[i].layer];
@@ -32,6 +32,8 @@ static float slice_R(const ft_state *s, int i, float *R) {
     float st = lb_quant_step(&d->wq, ch);
     if (L->spec.enc == LB_FENC_TWOS) {
         lb_fault_R_twos(st, b, R);
+    } else if (L->spec.enc == LB_FENC_SIGNMAG) {
+        lb_fault_R_signmag(st, b, R);
     } else {
         for (int j = 0; j < b; j++) R[j] = ldexpf(st, j);
         R[b] = 0.0f;
@@ -230,10 +232,11 @@ void lb_ft_clamp(ft_state *s) {
     lb_net *n = s->net;
     for (int i = 0; i < s->nsl; i++) {
         const lb_node *d = node_of(s, i);
-        int b = s->chip->map->layers[s->sl[i].layer].spec.bits;
+        const lb_flayer_spec *sp = &s->chip->map->layers[s->sl[i].layer].spec;
+        int b = sp->bits;
         float R[LB_FMAX_BITS + 1], a[1 << LB_FMAX_BITS];
         slice_R(s, i, R);
-        lb_fault_levels(R, b, NULL, a);
+        lb_fault_levels(R, b, sp->enc, NULL, a);
         float lo = a[0], hi = a[0];
         for (int p = 1; p < (1 << b); p++) lo = fminf(lo, a[p]), hi = fmaxf(hi, a[p]);
         size_t inner = d->wq.inner;

@@ -65,6 +65,17 @@ static const char *enc_of(int twos) {
     return twos ? "twos" : "index";
 }
 
+static const char *lsq_enc_of(int signmag) {
+    return signmag ? "signmag" : "twos";
+}
+
+/* The map file's suffix: the encodings that differ from the defaults (a map drawn for another
+ * encoding is never reused). */
+static const char *enc_suffix(const lb_sweep_cfg *c) {
+    return c->reg_twos ? (c->lsq_signmag ? ".twos.signmag" : ".twos")
+                       : (c->lsq_signmag ? ".signmag" : "");
+}
+
 /* A finished cell's JSON (NULL when absent or unreadable: then it is redone). */
 static cJSON *read_cell(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -123,12 +134,13 @@ static lb_status run_cell(const lb_sweep_cfg *c, const cell *k, const char *map,
                      "\"method\":\"%s\",\"accuracy\":%.6f,\"accuracy_before\":%.6f,"
                      "\"changed\":%llu,\"total\":%llu,\"epochs\":%d,\"seconds\":%.2f,"
                      "\"train_limit\":%d,\"test_limit\":%d,\"layers\":\"%s\","
-                     "\"reg_encoding\":\"%s\",\"chip_forward\":%d}\n",
+                     "\"reg_encoding\":\"%s\",\"lsq_encoding\":\"%s\",\"chip_forward\":%d}\n",
                      k->rate, k->var, k->chip, (unsigned long long)(c->ft.seed + k->chip),
                      method_of(k->method), (double)r.acc_after, (double)r.acc_before,
                      (unsigned long long)r.changed, (unsigned long long)r.total,
                      k->method < 0 ? 0 : f.epochs, r.seconds, c->ft.train_limit, c->ft.test_limit,
-                     layers_of(c->all_layers), enc_of(c->reg_twos), c->ft.chip_forward);
+                     layers_of(c->all_layers), enc_of(c->reg_twos), lsq_enc_of(c->lsq_signmag),
+                     c->ft.chip_forward);
     return write_atomic(path, buf, (size_t)n);
 }
 
@@ -169,6 +181,7 @@ static lb_status write_tables(const lb_sweep_cfg *c, const cell *cells, int n, d
     cJSON_AddStringToObject(root, "var_dist", lb_fvar_name(c->var_kind));
     cJSON_AddStringToObject(root, "layers", layers_of(c->all_layers));
     cJSON_AddStringToObject(root, "reg_encoding", enc_of(c->reg_twos));
+    cJSON_AddStringToObject(root, "lsq_encoding", lsq_enc_of(c->lsq_signmag));
     cJSON_AddBoolToObject(root, "chip_forward", c->ft.chip_forward);
     cJSON_AddNumberToObject(root, "fault_free_accuracy", fault_free);
     cJSON_AddItemToObject(root, "cells", arr);
@@ -231,6 +244,11 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
                           "--reg-encoding twos: %s has no reg-coded layer (LSQ and fixed layers "
                           "store their own encoding)",
                           c->ft.ckpt);
+    if (st == LB_OK && c->lsq_signmag && lb_fmap_specs_signmag(specs, ns) == 0)
+        st = lb_error_set(LB_EINVAL,
+                          "--lsq-encoding signmag: %s has no signed LSQ or fixed layer (reg "
+                          "layers store an index or two's complement: --reg-encoding)",
+                          c->ft.ckpt);
     int per = 1 + c->nmethods, total = c->nrates * c->nvars * c->chips * per;
     cell *cells = st == LB_OK ? malloc((size_t)total * sizeof *cells) : NULL;
     if (st == LB_OK && !cells) st = lb_error_set(LB_ENOMEM, "out of memory");
@@ -265,21 +283,26 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
             /* and before --reg-encoding, the index */
             const char *en = cJSON_GetStringValue(cJSON_GetObjectItem(j, "reg_encoding"));
             if (!en) en = "index";
+            /* and before --lsq-encoding, two's complement */
+            const char *le = cJSON_GetStringValue(cJSON_GetObjectItem(j, "lsq_encoding"));
+            if (!le) le = "twos";
             /* and before the chip was in lowbit's forward, without it; other methods ignore it */
             cJSON *cf = cJSON_GetObjectItem(j, "chip_forward");
             int fwd = cf ? (int)cJSON_GetNumberValue(cf) : 0;
             int want_fwd = cells[i].method == (int)LB_FT_LOWBIT ? c->ft.chip_forward : fwd;
             if (NUM("epochs") != ep || NUM("train_limit") != c->ft.train_limit ||
                 NUM("test_limit") != c->ft.test_limit || strcmp(ly, layers_of(c->all_layers)) ||
-                strcmp(en, enc_of(c->reg_twos)) || fwd != want_fwd) {
+                strcmp(en, enc_of(c->reg_twos)) || strcmp(le, lsq_enc_of(c->lsq_signmag)) ||
+                fwd != want_fwd) {
                 st = lb_error_set(LB_EINVAL,
                                   "%s: made with other settings (epochs %g, train limit %g, test "
-                                  "limit %g, layers %s, reg encoding %s, chip forward %d; now %d, "
-                                  "%d, %d, %s, %s, %d): give another -o DIR or delete that "
-                                  "sweep's cells",
+                                  "limit %g, layers %s, reg encoding %s, lsq encoding %s, chip "
+                                  "forward %d; now %d, %d, %d, %s, %s, %s, %d): give another -o "
+                                  "DIR or delete that sweep's cells",
                                   path, NUM("epochs"), NUM("train_limit"), NUM("test_limit"), ly,
-                                  en, fwd, ep, c->ft.train_limit, c->ft.test_limit,
-                                  layers_of(c->all_layers), enc_of(c->reg_twos), want_fwd);
+                                  en, le, fwd, ep, c->ft.train_limit, c->ft.test_limit,
+                                  layers_of(c->all_layers), enc_of(c->reg_twos),
+                                  lsq_enc_of(c->lsq_signmag), want_fwd);
                 cJSON_Delete(j);
                 goto out;
             }
@@ -296,7 +319,7 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
             /* the layer and encoding choices are in the name: a map drawn for another one is
              * never reused */
             snprintf(map, sizeof map, "%s/maps/%s.%s%s.lbmap", c->dir, mname,
-                     layers_of(c->all_layers), c->reg_twos ? ".twos" : "");
+                     layers_of(c->all_layers), enc_suffix(c));
             if ((st = ensure_map(c, &cells[i], info.model.arch, specs, ns, map)) != LB_OK) goto out;
             if ((st = run_cell(c, &cells[i], map, name, path)) != LB_OK) goto out;
             computed++;
@@ -321,7 +344,7 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
         cJSON *j = read_cell(path);
         if (!j) {
             snprintf(map, sizeof map, "%s/maps/r0_v0_c0.%s%s.lbmap", c->dir,
-                     layers_of(c->all_layers), c->reg_twos ? ".twos" : "");
+                     layers_of(c->all_layers), enc_suffix(c));
             if ((st = ensure_map(c, &k0, info.model.arch, specs, ns, map)) != LB_OK) goto out;
             if ((st = run_cell(c, &k0, map, name, path)) != LB_OK) goto out;
             j = read_cell(path);
