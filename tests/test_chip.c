@@ -47,12 +47,17 @@ static lb_net *make_net(lb_qcfg wq2, const float *x) {
 
 /* 1: reg layers stored in two's complement (lb_fmap_specs_twos); LSQ and fixed keep theirs */
 static int g_twos;
+/* 1: signed LSQ and fixed layers stored in sign-magnitude (lb_fmap_specs_signmag) */
+static int g_signmag;
 
 static void specs_of(lb_net *n, lb_flayer_spec *sp, int *ns) {
     CHECK(lb_fmap_specs_of_net(n, sp, 8, ns) == LB_OK && *ns == 3, "3 coded layers (%d)", *ns);
     int reg = 0;
     for (int i = 0; i < n->nnodes; i++) reg += n->nodes[i].wqcfg.kind == LB_Q_REG;
     if (g_twos) CHECK(lb_fmap_specs_twos(sp, *ns) == reg, "twos: exactly the %d reg layer(s)", reg);
+    if (g_signmag)
+        CHECK(lb_fmap_specs_signmag(sp, *ns) == 3 - reg, "signmag: exactly the %d LSQ/fixed layers",
+              3 - reg);
 }
 
 static void inputs(float *x) {
@@ -82,8 +87,11 @@ static float expect_value(const lb_node *d, const lb_flayer *L, size_t i, float 
                        : lb_fault_code(code, b, L->spec.enc, L->sa0[i], L->sa1[i]);
     *code_out = code + half, *held_out = held + half; /* reg: as level indices */
     float R[9], a[256];
+    int sm = L->spec.enc == LB_FENC_SIGNMAG;
     if (reg) /* the deployed levels: what the eval snaps to and the indices index */
         lb_quant_reg_R_deployed(q, ch, R);
+    else if (sm) /* a sign cell (no magnitude) and b-1 magnitude cells */
+        lb_fault_R_signmag(s, b, R);
     else
         lb_fault_R_twos(s, b, R);
     const float *v = L->var ? L->var + i * (size_t)b : NULL;
@@ -98,7 +106,7 @@ static float expect_value(const lb_node *d, const lb_flayer *L, size_t i, float 
         Rt[b] = R[b] - R[b - 1];
         lb_fault_levels(Rt, b, LB_FENC_INDEX, v, a);
     } else {
-        lb_fault_levels(R, b, LB_FENC_INDEX, v, a);
+        lb_fault_levels(R, b, sm ? LB_FENC_SIGNMAG : LB_FENC_INDEX, v, a);
     }
     int faulty = L->sa0[i] | L->sa1[i];
     for (int j = 0; v && j < b; j++) faulty |= v[j] != 1.0f;
@@ -169,20 +177,25 @@ static void test_kind(lb_qcfg wq2, const char *name) {
     lb_chip c;
     memset(&c, 0, sizeof c);
     CHECK(lb_chip_attach(&c, n, "tiny", &m, "healthy", 0) == LB_OK, "attach: %s", lb_error_msg());
-    memcpy(got, lb_net_forward(n, x, B, 0), sizeof got);
-    CHECK(!memcmp(got, ref, sizeof ref), "%s: healthy chip changes the logits", name);
+    char what[64];
     float *w0 = malloc(n->nparam * sizeof *w0);
     memcpy(w0, n->param, n->nparam * sizeof *w0);
-    CHECK(lb_chip_snap_weights(&c) == LB_OK, "snap");
-    memcpy(got, lb_net_forward(n, x, B, 0), sizeof got);
-    CHECK(!memcmp(got, ref, sizeof ref), "%s: healthy snap changes the logits", name);
+    if (g_signmag) { /* sign-magnitude holds -2^(b-1) as -(2^(b-1)-1): those codes, and no other */
+        snprintf(what, sizeof what, "%s healthy", name);
+        check_values(n, &c, x, 0, what);
+    } else {
+        memcpy(got, lb_net_forward(n, x, B, 0), sizeof got);
+        CHECK(!memcmp(got, ref, sizeof ref), "%s: healthy chip changes the logits", name);
+        CHECK(lb_chip_snap_weights(&c) == LB_OK, "snap");
+        memcpy(got, lb_net_forward(n, x, B, 0), sizeof got);
+        CHECK(!memcmp(got, ref, sizeof ref), "%s: healthy snap changes the logits", name);
+    }
     lb_chip_detach(&c);
     CHECK(n->wq_hook == NULL, "detach removes the hook");
     memcpy(n->param, w0, n->nparam * sizeof *w0);
 
     /* stuck bits (both kinds), then nearest reachable, then lognormal variability */
     CHECK(lb_fmap_draw_faults(&m, 0.2, 0.5, 5) == LB_OK, "draw 20%%");
-    char what[64];
     for (int nearest = 0; nearest < 2; nearest++) {
         CHECK(lb_chip_attach(&c, n, "tiny", &m, "faulty", nearest) == LB_OK, "attach");
         snprintf(what, sizeof what, "%s faults%s", name, nearest ? " nearest" : "");
@@ -360,6 +373,13 @@ int main(void) {
     test_integer(regfx, "reg fixed, twos");
     test_integer(regst, "reg step, twos");
     g_twos = 0;
+    /* signed LSQ and fixed layers in sign-magnitude (faults map --lsq-encoding signmag) */
+    g_signmag = 1;
+    test_kind(lsq, "lsq, signmag");
+    test_kind(regle, "reg learned + lsq/fixed signmag");
+    test_integer(lsq, "lsq, signmag");
+    test_integer(regst, "reg step + lsq/fixed signmag");
+    g_signmag = 0;
     /* a layer of many blocks, on one and two threads, against the same scalar references */
     g_wide = 1;
     for (int t = 1; t <= 2; t++) {

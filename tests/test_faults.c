@@ -34,8 +34,11 @@ static void test_apply_all(void) {
                     bad += got != want;
                     /* reachable <=> the chip stores p unchanged */
                     badset += lb_fault_reachable(p, s0, s1) != (got == p) || set[p] != (got == p);
-                    for (int e = 0; e < 2; e++) {
+                    for (int e = 0; e < LB_FENC_COUNT; e++) {
                         lb_fenc enc = (lb_fenc)e;
+                        /* sign-magnitude's second zero (sign bit alone) is never written: the
+                         * code 0 is stored as the all-0 pattern (checked at p = 0) */
+                        if (enc == LB_FENC_SIGNMAG && p == 1u << (b - 1)) continue;
                         int code = lb_fault_value(p, b, enc);
                         bad += lb_fault_pattern(code, b, enc) != p;
                         bad += lb_fault_code(code, b, enc, s0, s1) != lb_fault_value(want, b, enc);
@@ -46,8 +49,12 @@ static void test_apply_all(void) {
                             if (set[q] && (d < bd || (d == bd && v < best))) bd = d, best = v;
                         }
                         int nc = lb_fault_nearest_code(code, b, enc, s0, s1);
+                        /* a sign-magnitude 0 is held by either zero pattern */
+                        int zero2 = enc == LB_FENC_SIGNMAG && nc == 0 &&
+                                    lb_fault_reachable(1u << (b - 1), s0, s1);
                         badnear +=
-                            nc != best || !lb_fault_reachable(lb_fault_pattern(nc, b, enc), s0, s1);
+                            nc != best ||
+                            !(lb_fault_reachable(lb_fault_pattern(nc, b, enc), s0, s1) || zero2);
                         badnear += set[p] && nc != code; /* reachable codes stay */
                     }
                     /* the fast path on one weight */
@@ -63,7 +70,8 @@ static void test_apply_all(void) {
     }
     CHECK(bad == 0, "faulty pattern = cell by cell for every 2/3/4-bit pattern and mask (%d)", bad);
     CHECK(badset == 0, "reachable sets: count 2^(b-faulty) and <=> unchanged (%d)", badset);
-    CHECK(badnear == 0, "nearest reachable code, index and two's complement (%d)", badnear);
+    CHECK(badnear == 0, "nearest reachable code, index, two's complement, sign-magnitude (%d)",
+          badnear);
     CHECK(badfast == 0, "fast path = scalar (%d)", badfast);
     /* hand-made: 3-bit index 5 = 101b, bit 2 stuck at 0, bit 1 stuck at 1 -> 011b = 3 */
     CHECK(lb_fault_code(5, 3, LB_FENC_INDEX, 4, 2) == 3, "5 -> 3");
@@ -73,6 +81,40 @@ static void test_apply_all(void) {
     CHECK(lb_fault_nearest_code(0, 2, LB_FENC_INDEX, 0, 2) == 2, "nearest 0 -> 2");
     /* 3 bits, bit 0 stuck at 0: {0,2,4,6}; 3 ties between 2 and 4 -> 2 */
     CHECK(lb_fault_nearest_code(3, 3, LB_FENC_INDEX, 1, 0) == 2, "tie to the lower");
+    /* sign-magnitude 4 bits: -3 = 1011b; the sign cell stuck at 0 flips it to +3; 5 = 0101b
+     * with bit 2 stuck at 0 reads 1; -8 is held as -7 = 1111b; 0 = 0000b, bit 0 stuck at 1
+     * reads 1; with the sign cell stuck at 1 the 0 still reaches 1000b = 0 */
+    CHECK(lb_fault_code(-3, 4, LB_FENC_SIGNMAG, 8, 0) == 3, "signmag -3 -> 3");
+    CHECK(lb_fault_code(5, 4, LB_FENC_SIGNMAG, 4, 0) == 1, "signmag 5 -> 1");
+    CHECK(lb_fault_pattern(-8, 4, LB_FENC_SIGNMAG) == 15 &&
+              lb_fault_value(15, 4, LB_FENC_SIGNMAG) == -7,
+          "signmag -8 held as -7");
+    CHECK(lb_fault_pattern(-2, 3, LB_FENC_SIGNMAG) == 6 &&
+              lb_fault_value(6, 3, LB_FENC_SIGNMAG) == -2,
+          "signmag 3 bits: -2 = 110b");
+    CHECK(lb_fault_code(0, 4, LB_FENC_SIGNMAG, 0, 1) == 1, "signmag 0 -> 1");
+    CHECK(lb_fault_code(0, 4, LB_FENC_SIGNMAG, 0, 8) == 0 &&
+              lb_fault_value(8, 4, LB_FENC_SIGNMAG) == 0,
+          "signmag 0, sign stuck at 1 -> 0");
+    CHECK(lb_fault_nearest_code(2, 4, LB_FENC_SIGNMAG, 0, 8) == 0, "signmag: nearest to 2 of the "
+                                                                   "negative half is 0");
+    /* the fast path on sign-magnitude codes: every code of 4 bits, every mask */
+    int badsm = 0;
+    for (unsigned s0 = 0; s0 < 16; s0++)
+        for (unsigned s1 = 0; s1 < 16; s1++)
+            for (int c = -8; c <= 7 && !(s0 & s1); c++) {
+                lb_flayer L = {.spec = {.bits = 4, .enc = LB_FENC_SIGNMAG, .n = 1}};
+                uint8_t a0 = (uint8_t)s0, a1 = (uint8_t)s1;
+                int8_t ci = (int8_t)c, co;
+                L.sa0 = &a0, L.sa1 = &a1;
+                lb_fault_apply_i8(&L, 0, 1, &ci, &co);
+                /* cell by cell from the stored pattern */
+                unsigned q = c < 0 ? 8u | (unsigned)(c < -7 ? 7 : -c) : (unsigned)c;
+                q = (q & ~s0) | s1;
+                int want = (q & 8 ? -1 : 1) * (int)(q & 7);
+                badsm += co != want;
+            }
+    CHECK(badsm == 0, "signmag fast path = cell by cell (%d)", badsm);
 }
 
 /* ---- levels ---------------------------------------------------------------------------------- */
@@ -96,6 +138,19 @@ static void test_levels(void) {
     int bad = 0;
     for (unsigned p = 0; p < 16; p++) bad += at[p] != 0.25f * lb_fault_value(p, 4, LB_FENC_TWOS);
     CHECK(bad == 0, "two's complement levels = s * code");
+    /* sign-magnitude R: a[p] = s * code(p), zeros +0; the sign cell's multiplier is no factor */
+    float Rs[5], as[16], vs[4] = {1.5f, 0.5f, 2.0f, NAN};
+    lb_fault_R_signmag(0.25f, 4, Rs);
+    lb_fault_levels(Rs, 4, LB_FENC_SIGNMAG, NULL, as);
+    bad = signbit(as[8]) != 0;
+    for (unsigned p = 0; p < 16; p++) bad += as[p] != 0.25f * lb_fault_value(p, 4, LB_FENC_SIGNMAG);
+    CHECK(bad == 0, "sign-magnitude levels = s * code, +0 for both zeros");
+    lb_fault_levels(Rs, 4, LB_FENC_SIGNMAG, vs, as);
+    CHECK(as[0] == 0 && as[8] == 0 && !signbit(as[8]) && as[1] == 0.375f && as[9] == -0.375f &&
+              as[7] == 0.25f * (1.5f + 1.0f + 8.0f) && as[15] == -as[7] &&
+              lb_fault_level_at(Rs, 4, LB_FENC_SIGNMAG, vs, 13) == -0.25f * (1.5f + 8.0f),
+          "sign-magnitude variability levels: sign * sum of the magnitude cells (%g %g)",
+          (double)as[7], (double)as[15]);
     /* v = 1 gives the reg quantizer's levels bit for bit */
     lb_qcfg cfg = {.kind = LB_Q_REG, .bits = 4, .is_signed = 1, .levels = LB_REG_LEARNED};
     float param[5] = {0.013f, 0.027f, 0.051f, 0.11f, 0.097f}, dparam[5], state[2] = {1, 0.01f};
@@ -380,18 +435,22 @@ static void fill_w(float *w, size_t n, uint64_t seed, float scale) {
 }
 
 /* Central differences with the step actually taken (the float rounding of w +- h). */
-static void test_reg(void) {
-    enum { N = 48, B = 3 };
-    lb_flayer_spec sp = spec("c", N, B, LB_FENC_INDEX);
-    lb_fmap m;
-    lb_fmap_create(&m, "x", &sp, 1, 1);
-    lb_fmap_draw_faults(&m, 0.25, 0.4, 21);
-    lb_fmap_draw_var(&m, LB_FVAR_LOGNORMAL, 0.2, 22);
-    float w[N], R[B + 1] = {0.1f, 0.2f, 0.4f, 0.35f}, dw[N];
-    fill_w(w, N, 3, 0.3f);
-    const char *names[3] = {"fault-aware", "variability-aware", "both"};
+enum { RN = 48, RB = 3 };
+
+/* The regularizers' gradients by central differences and the fast MSE path against the
+ * reference, on one map and one layer encoding (R in that encoding). */
+static void reg_checks(const lb_fmap *m, lb_fenc enc, const float *R0, const float *w) {
+    enum { N = RN, B = RB };
+    float R[B + 1], dw[N];
+    memcpy(R, R0, sizeof R);
+    const char *names[3] = {enc == LB_FENC_SIGNMAG ? "signmag fault-aware" : "fault-aware",
+                            enc == LB_FENC_SIGNMAG ? "signmag variability-aware"
+                                                   : "variability-aware",
+                            enc == LB_FENC_SIGNMAG ? "signmag both" : "both"};
+    const char *qname = enc == LB_FENC_SIGNMAG ? "signmag qfalt" : "qfalt";
     for (int kind = 0; kind < 4; kind++) { /* 0..2 mse forms, 3 qfalt (both) */
-        lb_fslice mk = lb_fslice_of(&m.layers[0], 0);
+        lb_fslice mk = lb_fslice_of(&m->layers[0], 0);
+        mk.enc = enc;
         if (kind == 0) mk.var = NULL;
         if (kind == 1) mk.sa0 = mk.sa1 = NULL;
         double lam = 3.0, sig = 0.1, dR[B + 1] = {0};
@@ -421,7 +480,7 @@ static void test_reg(void) {
             /* a nearest-level switch inside [w-h, w+h] makes the MSE form's FD meaningless */
             if (kind < 3 && fabs(fd - dw[i]) > tol) {
                 float a[8];
-                lb_fault_levels(R, B, LB_FENC_INDEX, mk.var ? mk.var + i * B : NULL, a);
+                lb_fault_levels(R, B, enc, mk.var ? mk.var + i * B : NULL, a);
                 unsigned s0 = mk.sa0 ? mk.sa0[i] : 0, s1 = mk.sa1 ? mk.sa1[i] : 0;
                 if (lb_fault_nearest_level(wp[i], a, B, s0, s1) !=
                     lb_fault_nearest_level(wm[i], a, B, s0, s1))
@@ -431,17 +490,32 @@ static void test_reg(void) {
             worst = err > worst ? err : worst;
         }
         CHECK(badw == 0, "%s: dL/dw by central differences (worst %g)",
-              kind < 3 ? names[kind] : "qfalt", worst);
+              kind < 3 ? names[kind] : qname, worst);
         for (int j = 0; j <= B; j++) {
             float Rp[B + 1], Rm[B + 1];
             memcpy(Rp, R, sizeof Rp), memcpy(Rm, R, sizeof Rm);
             Rp[j] += 1e-4f, Rm[j] -= 1e-4f;
             double fd = (LOSS(w, Rp) - LOSS(w, Rm)) / ((double)Rp[j] - (double)Rm[j]);
-            CHECK_NEAR(dR[j], fd, 1e-3, 2e-3, kind < 3 ? names[kind] : "qfalt dR");
+            CHECK_NEAR(dR[j], fd, 1e-3, 2e-3, kind < 3 ? names[kind] : qname);
         }
         (void)L0;
 #undef LOSS
     }
+}
+
+static void test_reg(void) {
+    enum { N = RN, B = RB };
+    lb_flayer_spec sp = spec("c", N, B, LB_FENC_INDEX);
+    lb_fmap m;
+    lb_fmap_create(&m, "x", &sp, 1, 1);
+    lb_fmap_draw_faults(&m, 0.25, 0.4, 21);
+    lb_fmap_draw_var(&m, LB_FVAR_LOGNORMAL, 0.2, 22);
+    float w[N], R[B + 1] = {0.1f, 0.2f, 0.4f, 0.35f};
+    fill_w(w, N, 3, 0.3f);
+    reg_checks(&m, LB_FENC_INDEX, R, w);
+    /* sign-magnitude: the sign cell's R is in no level (its dR is 0), an offset still counts */
+    float Rs[B + 1] = {0.1f, 0.2f, 0.0f, 0.02f};
+    reg_checks(&m, LB_FENC_SIGNMAG, Rs, w);
     /* limits: a healthy map and unit multipliers change nothing, and the fault-aware MSE of a
      * healthy map is the reg quantizer's regularizer bit for bit (learned levels, same R). */
     lb_fmap_draw_faults(&m, 0, 0, 1);

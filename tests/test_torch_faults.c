@@ -27,7 +27,7 @@ static float absmax(const float *v, size_t n) {
 
 /* form 0: MSE, 1: QFALT; masks/var 0: pass NULL (the reference holds zeros / ones there) */
 static void run_case(const char *c, int bits, double lam, int form, double sigma, int use_masks,
-                     int use_var) {
+                     int use_var, lb_fenc enc) {
     int nb = bits + 1;
     float *w = load(c, "w", N), *R = load(c, "R", nb), *s0 = load(c, "sa0", N);
     float *s1 = load(c, "sa1", N), *var = load(c, "var", (size_t)N * bits), *p = load(c, "p", N);
@@ -36,8 +36,7 @@ static void run_case(const char *c, int bits, double lam, int form, double sigma
     if (w && R && s0 && s1 && var && p && loss && dw && dR) {
         uint8_t a0[N], a1[N];
         for (int i = 0; i < N; i++) a0[i] = (uint8_t)s0[i], a1[i] = (uint8_t)s1[i];
-        lb_fslice mk = {use_masks ? a0 : NULL, use_masks ? a1 : NULL, use_var ? var : NULL,
-                        LB_FENC_INDEX};
+        lb_fslice mk = {use_masks ? a0 : NULL, use_masks ? a1 : NULL, use_var ? var : NULL, enc};
         float gw[N] = {0}, gR[9];
         double dRd[9] = {0};
         double L = form == 0 ? lb_freg_mse(w, N, N, R, bits, mk, lam, gw, dRd)
@@ -53,7 +52,7 @@ static void run_case(const char *c, int bits, double lam, int form, double sigma
             int bad = 0;
             for (int i = 0; i < N; i++) {
                 float a[256];
-                lb_fault_levels(R, bits, LB_FENC_INDEX, use_var ? var + (size_t)i * bits : NULL, a);
+                lb_fault_levels(R, bits, enc, use_var ? var + (size_t)i * bits : NULL, a);
                 bad += lb_fault_nearest_level(w[i], a, bits, a0[i], a1[i]) != (int)p[i];
             }
             CHECK(bad == 0, "%s: nearest reachable pattern of every weight (%d differ)", c, bad);
@@ -64,13 +63,13 @@ static void run_case(const char *c, int bits, double lam, int form, double sigma
 
 static void test_codes(void) {
     enum { M = 64 };
-    float *t = lbt_ref_load("faults_codes", 9 * M);
+    float *t = lbt_ref_load("faults_codes", 12 * M);
     CHECK(t != NULL, "codes reference present");
     if (!t) return;
     int bad = 0;
     for (int i = 0; i < M; i++) {
         unsigned s0 = (unsigned)t[M + i], s1 = (unsigned)t[2 * M + i];
-        for (int e = 0; e < 2; e++) {
+        for (int e = 0; e < LB_FENC_COUNT; e++) {
             const float *r = t + (3 + 3 * e) * M;
             int code = (int)r[i];
             bad += lb_fault_value((unsigned)t[i], 4, (lb_fenc)e) != code;
@@ -78,16 +77,20 @@ static void test_codes(void) {
             bad += lb_fault_nearest_code(code, 4, (lb_fenc)e, s0, s1) != (int)r[2 * M + i];
         }
     }
-    CHECK(bad == 0, "faulty and nearest reachable codes, index and two's complement (%d)", bad);
+    CHECK(bad == 0,
+          "faulty and nearest reachable codes, index, two's complement and sign-magnitude (%d)",
+          bad);
     free(t);
 }
 
 int main(void) {
     test_codes();
-    run_case("f4", 4, 100.0, 0, 0, 1, 0);
-    run_case("v3", 3, 50.0, 0, 0, 0, 1);
-    run_case("fv4", 4, 200.0, 0, 0, 1, 1);
-    run_case("tw4", 4, 10.0, 0, 0, 1, 0);
-    run_case("q3", 3, 0.5, 1, 0.03, 1, 1);
+    run_case("f4", 4, 100.0, 0, 0, 1, 0, LB_FENC_INDEX);
+    run_case("v3", 3, 50.0, 0, 0, 0, 1, LB_FENC_INDEX);
+    run_case("fv4", 4, 200.0, 0, 0, 1, 1, LB_FENC_INDEX);
+    run_case("tw4", 4, 10.0, 0, 0, 1, 0, LB_FENC_INDEX);
+    run_case("q3", 3, 0.5, 1, 0.03, 1, 1, LB_FENC_INDEX);
+    run_case("sm4", 4, 10.0, 0, 0, 1, 1, LB_FENC_SIGNMAG);
+    run_case("smq4", 4, 0.5, 1, 0.01, 1, 1, LB_FENC_SIGNMAG);
     TEST_MAIN_END("test_torch_faults");
 }

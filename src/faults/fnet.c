@@ -107,8 +107,9 @@ static uint64_t layer_pass(const lb_chip *c, const lb_node *d, const lb_flayer *
                 ph = c->nearest
                          ? lb_fault_pattern(lb_fault_nearest_code(code, b, enc, s0, s1), b, enc)
                          : lb_fault_apply(p, s0, s1);
-            /* signmag holds the code -2^(b-1) as -(2^(b-1)-1): another code, healthy or not */
-            changed += ph != p || (enc == LB_FENC_SIGNMAG && lb_fault_value(p, b, enc) != code);
+            /* by value in signmag: it has two zeros, and holds the code -2^(b-1) as
+             * -(2^(b-1)-1), another code on a healthy chip too */
+            changed += enc == LB_FENC_SIGNMAG ? lb_fault_value(ph, b, enc) != code : ph != p;
             if (!wq) continue;
             float v = vi ? lb_fault_level_at(R, b, enc, vi, ph) : a[ph];
             if (v != wq[i]) wq[i] = v; /* equal: keep the quantizer's bits (the sign of a 0) */

@@ -117,6 +117,17 @@ chip_checks lsq2 "$T/lsq.ckpt" "$T/f.lbmap"
 ev "$T/near" "$T/lsq.ckpt" --chip "$T/f.lbmap" --nearest-reachable
 grep -q "(nearest reachable)" "$T/near" && [ -n "$(acc "$T/near")" ] && ok ||
     bad "nearest reachable" "no chip line or accuracy" "$T/near"
+# the LSQ/fixed layers in sign-magnitude: the map says so, and the float eval, the integer model
+# and the exported C hold the chip the same way; the same cells stuck give other logits
+"$L" "${M[@]}" --rate 0.02 --sa1-share 0.3 --seed 5 --lsq-encoding signmag -o "$T/fs.lbmap" \
+    >/dev/null 2>&1
+"$L" faults info "$T/fs.lbmap" >"$T/fs.info" 2>&1
+[ "$(grep -c ' twos ' "$T/fs.info")" = 0 ] && grep -q ' signmag ' "$T/fs.info" && ok ||
+    bad "lsq map, signmag" "layers still in two's complement" "$T/fs.info"
+chip_checks lsq_sm "$T/lsq.ckpt" "$T/fs.lbmap"
+cmp -s "$T/lsq2.f.txt" "$T/lsq_sm.f.txt" && bad "signmag" "same logits as the twos chip" || ok
+expect_fail "map --lsq-encoding" "twos or signmag" "$L" "${M[@]}" --lsq-encoding gray \
+    -o "$T/x7.lbmap"
 
 if [ "$quick" = 0 ]; then
     if train regfx --model cnn --quant reg --levels fixed --first-bits 7 --last-bits 7; then
@@ -134,6 +145,11 @@ if [ "$quick" = 0 ]; then
         chip_checks regfx_twos "$T/regfx.ckpt" "$T/rt.lbmap"
         cmp -s "$T/regfx.f.txt" "$T/regfx_twos.f.txt" && bad "twos" "same logits as the index chip" ||
             ok
+        # --lsq-encoding moves the LSQ first/last layers only; the reg layers keep the index
+        "$L" faults map "$T/regfx.ckpt" --lsq-encoding signmag -o "$T/rs.lbmap" >/dev/null 2>&1
+        "$L" faults info "$T/rs.lbmap" >"$T/rs.info" 2>&1
+        [ "$(grep -c ' signmag ' "$T/rs.info")" = 2 ] && [ "$(grep -c ' index ' "$T/rs.info")" = 3 ] &&
+            ok || bad "reg map, lsq signmag" "not 2 signmag + 3 index layers" "$T/rs.info"
     else bad "train regfx" "failed" "$T/regfx.train"; fi
 fi
 

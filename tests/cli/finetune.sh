@@ -102,6 +102,24 @@ if "$L" faults map "$T/lsq.ckpt" --rate 0 --variability 0.4 --seed 5 -o "$T/v.lb
         bad "finetune, 40% variability" "$before -> $after, eval $(acc "$T/v.eval")" "$T/v.out"
     echo "  lsq lowbit, 40% variability: chip accuracy $before -> $after"
 else bad "finetune, 40% variability" "exit $?" "$T/v.err"; fi
+# the same cells' multipliers with the codes in sign-magnitude: the chip as it holds them before
+# fine-tuning is better (a small code's spread no longer includes the sign cell's), and the
+# fine-tuned model is the one that eval --chip evaluates
+vb=$before
+if "$L" faults map "$T/lsq.ckpt" --rate 0 --variability 0.4 --seed 5 --lsq-encoding signmag \
+    -o "$T/vs.lbmap" >/dev/null 2>&1 &&
+    "$L" finetune "$T/lsq.ckpt" --chip "$T/vs.lbmap" --epochs 1 --data "$D" --train-limit "$nft" \
+        --batch 32 --seed 1 -o "$T/vs.ckpt" >"$T/vs.out" 2>"$T/vs.err"; then
+    before=$(sed -n 's/^accuracy before: //p' "$T/vs.out")
+    after=$(acc "$T/vs.out")
+    "$L" eval "$T/vs.ckpt" --data "$D" --chip "$T/vs.lbmap" >"$T/vs.eval" 2>&1
+    [ -n "$after" ] && [ "$(acc "$T/vs.eval")" = "$after" ] && ok ||
+        bad "finetune, 40% variability, signmag" "$before -> $after, eval $(acc "$T/vs.eval")" \
+            "$T/vs.out"
+    [ -n "$vb" ] && gain "$before" "$vb" && ok ||
+        bad "40% variability, signmag before fine-tuning" "$before, twos $vb" "$T/vs.out"
+    echo "  lsq lowbit, 40% variability, signmag: chip accuracy $before -> $after (twos before: $vb)"
+else bad "finetune, 40% variability, signmag" "exit $?" "$T/vs.err"; fi
 
 # ---- a tiny sweep, then its resumption -------------------------------------------------------
 S=(faults sweep "$T/lsq.ckpt" --rates 0,0.1 --chips 2 --methods lowbit --finetune-epochs 1
@@ -145,6 +163,12 @@ if ! "$L" "${S[@]}" --reg-encoding twos >/dev/null 2>"$T/sw5.err" &&
     grep -q "no reg-coded layer" "$T/sw5.err"; then
     ok
 else bad "sweep --reg-encoding twos, LSQ" "accepted or no message" "$T/sw5.err"; fi
+grep -q '"lsq_encoding":"twos"' "$T/sw/cells/"*_lowbit.json && ok ||
+    bad "sweep cells" "no lsq_encoding field"
+if ! "$L" "${S[@]}" --lsq-encoding signmag >/dev/null 2>"$T/sw7.err" &&
+    grep -q "lsq encoding twos" "$T/sw7.err"; then
+    ok
+else bad "sweep resume, --lsq-encoding signmag" "twos cells reused" "$T/sw7.err"; fi
 grep -q '"chip_forward":1' "$T/sw/cells/"*_lowbit.json && ok || bad "sweep cells" "no chip_forward"
 if ! "$L" "${S[@]}" --no-chip-forward >/dev/null 2>"$T/sw6.err" &&
     grep -q "chip forward 1" "$T/sw6.err"; then

@@ -6,6 +6,8 @@ a pattern p; stuck-at masks give the chip's pattern (p & ~sa0) | sa1 and the rea
 reachable range, ties to the lower level, equal levels to the smaller p); the fault/variability-aware
 regularizer lambda*(Q/N)*sum d^2 and QFALT's -lambda*sum_w sum_p V[w,p] exp(-(w-a[w,p])^2/sigma^2),
 with gradients by autograd w.r.t. the weights and R. Masks are written as float32 values.
+Sign-magnitude (docs/faults.md "Encodings"): bit b-1 is the sign, a[w,p] = sign(p) * sum_{j<b-1}
+bit_j(p) R_j v[w,j] - R_b, and a code c is stored as c (c >= 0) or 2^(b-1) | -c.
 Per case: faults_<case>_w, _R, _sa0, _sa1, _var, _p (chosen pattern), _loss, _dw, _dR; and
 faults_codes for the faulty and nearest reachable codes of random codes."""
 import sys
@@ -34,11 +36,16 @@ def reachable(sa0, sa1, bits):
     return ((p & sa0[:, None]) == 0) & ((p & sa1[:, None]) == sa1[:, None])  # [n, 2^b]
 
 
-def own_levels(R, v, bits):
-    """a[w, p] in float64 then float32 once; R [b+1] (differentiable), v [n, b]."""
+def own_levels(R, v, bits, signmag=False):
+    """a[w, p] in float64 then float32 once; R [b+1] (differentiable), v [n, b]. Sign-magnitude:
+    the top cell carries no magnitude and gives the sum its sign."""
     B = bits_of(bits).double()  # [2^b, b]
-    contrib = R.double()[None, None, :bits] * v.double()[:, None, :] * B[None, :, :]
-    return (contrib.sum(2) - R.double()[bits]).float()  # [n, 2^b]
+    m = bits - 1 if signmag else bits
+    contrib = R.double()[None, None, :m] * v.double()[:, None, :m] * B[None, :, :m]
+    mag = contrib.sum(2)
+    if signmag:
+        mag = mag * (1.0 - 2.0 * B[None, :, bits - 1])
+    return (mag - R.double()[bits]).float()  # [n, 2^b]
 
 
 def nearest(w, a, V):
@@ -54,11 +61,11 @@ def nearest(w, a, V):
     return torch.gather(perm, 1, j[:, None])[:, 0]
 
 
-def case(out, name, w, R, bits, sa0, sa1, v, lam, form, sigma=0.0):
+def case(out, name, w, R, bits, sa0, sa1, v, lam, form, sigma=0.0, signmag=False):
     n = w.numel()
     x = w.clone().requires_grad_(True)
     Rp = R.clone().requires_grad_(True)
-    a = own_levels(Rp, v, bits)
+    a = own_levels(Rp, v, bits, signmag)
     V = reachable(sa0, sa1, bits)
     p = nearest(x.detach(), a.detach(), V)
     if form == "mse":
@@ -77,16 +84,23 @@ def case(out, name, w, R, bits, sa0, sa1, v, lam, form, sigma=0.0):
 
 def codes(out, gen):
     """Faulty codes and nearest reachable codes (in value, ties to the lower) for random codes of
-    4 bits, index and two's complement. Rows: k, sa0, sa1, then per encoding code, faulty, near."""
+    4 bits, index, two's complement and sign-magnitude. Rows: k, sa0, sa1, then per encoding
+    code, faulty, near. The stored pattern is the code's (sign-magnitude's 0 is 0000)."""
     n, bits = 64, 4
     sa0, sa1 = masks(n, bits, 0.3, 0.5, gen)
     k = torch.randint(0, 1 << bits, (n,), generator=gen)
     rows = [k.float(), sa0.float(), sa1.float()]
-    for twos in (False, True):
+    top = 1 << (bits - 1)
+    for enc in ("index", "twos", "signmag"):
         def value(p):
-            return p - (1 << bits) * ((p >> (bits - 1)) & 1) if twos else p
+            if enc == "twos":
+                return p - (1 << bits) * ((p >> (bits - 1)) & 1)
+            if enc == "signmag":
+                return (p & (top - 1)) * (1 - 2 * ((p >> (bits - 1)) & 1))
+            return p
         code = value(k)
-        faulty = value((k & ~sa0) | sa1)
+        stored = torch.where(code < 0, top | -code, code) if enc == "signmag" else k
+        faulty = value((stored & ~sa0) | sa1)
         P = torch.arange(1 << bits)[None, :].expand(n, -1)
         vals = value(P)
         V = reachable(sa0, sa1, bits)
@@ -130,6 +144,15 @@ def main(out):
     w = torch.randn(n, generator=gen) * 0.05
     sa0, sa1 = masks(n, 3, 0.2, 0.5, gen)
     case(out, "q3", w, R3, 3, sa0, sa1, lognormal(n, 3, 0.1), 0.5, "qfalt", sigma=0.03)
+    # sign-magnitude grid of step 0.01 (R = s*[1, 2, 4, 0], offset 0): faults and variability,
+    # the MSE form and QFALT's
+    Rs = torch.tensor([0.01, 0.02, 0.04, 0.0, 0.0])
+    w = torch.randn(n, generator=gen) * 0.03
+    sa0, sa1 = masks(n, 4, 0.1, 0.5, gen)
+    case(out, "sm4", w, Rs, 4, sa0, sa1, lognormal(n, 4, 0.4), 10.0, "mse", signmag=True)
+    w = torch.randn(n, generator=gen) * 0.03
+    case(out, "smq4", w, Rs, 4, sa0, sa1, lognormal(n, 4, 0.2), 0.5, "qfalt", sigma=0.01,
+         signmag=True)
     codes(out, gen)
 
 
