@@ -165,7 +165,8 @@ static inline int lb_fault_sign(unsigned p, int bits, lb_fenc enc) {
 /* The code the chip holds for `code` (an index or a signed code, by enc). */
 int lb_fault_code(int code, int bits, lb_fenc enc, unsigned sa0, unsigned sa1);
 /* The reachable code nearest to `code` in value (ties to the lower). sa0 & sa1 must be 0 (then
- * the set is never empty: the faulty code itself is reachable). */
+ * the set is never empty: the faulty code itself is reachable). A signmag 0 is reachable through
+ * either of its two patterns (lb_fault_pattern writes 0000; both levels are +0). */
 int lb_fault_nearest_code(int code, int bits, lb_fenc enc, unsigned sa0, unsigned sa1);
 /* The 2^b reachable flags of a mask pair: out[p] = 1 when reachable; returns how many. */
 int lb_fault_reachable_set(int bits, unsigned sa0, unsigned sa1, uint8_t *out);
