@@ -250,8 +250,8 @@ typedef struct lb_ft_cfg {
     int epochs; /* >= 1 (0 with eval_only) */
     int batch, threads, train_limit, test_limit;
     uint64_t seed;
-    float lr;     /* 0: a tenth of lb_train_default_lr (a fine-tune starts from a trained model) */
-    float lambda; /* LOWBIT: lambda of lb_freg_mse; QFALT: its final lambda */
+    float lr;        /* 0: half of lb_train_default_lr (finetune.c says why) */
+    float lambda;    /* LOWBIT: lambda of lb_freg_mse; QFALT: its final lambda */
     int reset_units; /* 0: one unit per epoch (the reference's epoch ends) */
     int reset_f1, reset_f2;
     int nearest; /* evaluate with the nearest reachable code (lb_chip_attach's option) */
