@@ -134,13 +134,14 @@ static lb_status run_cell(const lb_sweep_cfg *c, const cell *k, const char *map,
                      "\"method\":\"%s\",\"accuracy\":%.6f,\"accuracy_before\":%.6f,"
                      "\"changed\":%llu,\"total\":%llu,\"epochs\":%d,\"seconds\":%.2f,"
                      "\"train_limit\":%d,\"test_limit\":%d,\"layers\":\"%s\","
-                     "\"reg_encoding\":\"%s\",\"lsq_encoding\":\"%s\",\"chip_forward\":%d}\n",
+                     "\"reg_encoding\":\"%s\",\"lsq_encoding\":\"%s\",\"chip_forward\":%d,"
+                     "\"lr\":%.9g,\"lambda\":%.9g,\"batch\":%d}\n",
                      k->rate, k->var, k->chip, (unsigned long long)(c->ft.seed + k->chip),
                      method_of(k->method), (double)r.acc_after, (double)r.acc_before,
                      (unsigned long long)r.changed, (unsigned long long)r.total,
                      k->method < 0 ? 0 : f.epochs, r.seconds, c->ft.train_limit, c->ft.test_limit,
                      layers_of(c->all_layers), enc_of(c->reg_twos), lsq_enc_of(c->lsq_signmag),
-                     c->ft.chip_forward);
+                     c->ft.chip_forward, (double)c->ft.lr, (double)c->ft.lambda, c->ft.batch);
     return write_atomic(path, buf, (size_t)n);
 }
 
@@ -182,6 +183,10 @@ static lb_status write_tables(const lb_sweep_cfg *c, const cell *cells, int n, d
     cJSON_AddStringToObject(root, "layers", layers_of(c->all_layers));
     cJSON_AddStringToObject(root, "reg_encoding", enc_of(c->reg_twos));
     cJSON_AddStringToObject(root, "lsq_encoding", lsq_enc_of(c->lsq_signmag));
+    /* the fine-tune's rate, lambda and batch as given (0: finetune's defaults) */
+    cJSON_AddNumberToObject(root, "lr", c->ft.lr);
+    cJSON_AddNumberToObject(root, "lambda", c->ft.lambda);
+    cJSON_AddNumberToObject(root, "batch", c->ft.batch);
     cJSON_AddBoolToObject(root, "chip_forward", c->ft.chip_forward);
     cJSON_AddNumberToObject(root, "fault_free_accuracy", fault_free);
     cJSON_AddItemToObject(root, "cells", arr);
@@ -290,19 +295,31 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
             cJSON *cf = cJSON_GetObjectItem(j, "chip_forward");
             int fwd = cf ? (int)cJSON_GetNumberValue(cf) : 0;
             int want_fwd = cells[i].method == (int)LB_FT_LOWBIT ? c->ft.chip_forward : fwd;
+            /* the rate, lambda and batch (0: finetune's defaults); cells from before they were
+             * recorded are not checked for them, nor is an eval-only cell */
+            cJSON *jl = cJSON_GetObjectItem(j, "lr"), *jm = cJSON_GetObjectItem(j, "lambda"),
+                  *jb = cJSON_GetObjectItem(j, "batch");
+            double lr = jl ? cJSON_GetNumberValue(jl) : c->ft.lr;
+            double lam = jm ? cJSON_GetNumberValue(jm) : c->ft.lambda;
+            double bat = jb ? cJSON_GetNumberValue(jb) : c->ft.batch;
+            int same_ft =
+                cells[i].method < 0 ||
+                ((float)lr == c->ft.lr && (float)lam == c->ft.lambda && (int)bat == c->ft.batch);
             if (NUM("epochs") != ep || NUM("train_limit") != c->ft.train_limit ||
                 NUM("test_limit") != c->ft.test_limit || strcmp(ly, layers_of(c->all_layers)) ||
                 strcmp(en, enc_of(c->reg_twos)) || strcmp(le, lsq_enc_of(c->lsq_signmag)) ||
-                fwd != want_fwd) {
+                fwd != want_fwd || !same_ft) {
                 st = lb_error_set(LB_EINVAL,
                                   "%s: made with other settings (epochs %g, train limit %g, test "
                                   "limit %g, layers %s, reg encoding %s, lsq encoding %s, chip "
-                                  "forward %d; now %d, %d, %d, %s, %s, %s, %d): give another -o "
-                                  "DIR or delete that sweep's cells",
+                                  "forward %d, lr %g, lambda %g, batch %g; now %d, %d, %d, %s, "
+                                  "%s, %s, %d, %g, %g, %d; 0: the default): give another -o DIR "
+                                  "or delete that sweep's cells",
                                   path, NUM("epochs"), NUM("train_limit"), NUM("test_limit"), ly,
-                                  en, le, fwd, ep, c->ft.train_limit, c->ft.test_limit,
-                                  layers_of(c->all_layers), enc_of(c->reg_twos),
-                                  lsq_enc_of(c->lsq_signmag), want_fwd);
+                                  en, le, fwd, lr, lam, bat, ep, c->ft.train_limit,
+                                  c->ft.test_limit, layers_of(c->all_layers), enc_of(c->reg_twos),
+                                  lsq_enc_of(c->lsq_signmag), want_fwd, (double)c->ft.lr,
+                                  (double)c->ft.lambda, c->ft.batch);
                 cJSON_Delete(j);
                 goto out;
             }

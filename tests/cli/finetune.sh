@@ -169,6 +169,12 @@ if ! "$L" "${S[@]}" --lsq-encoding signmag >/dev/null 2>"$T/sw7.err" &&
     grep -q "lsq encoding twos" "$T/sw7.err"; then
     ok
 else bad "sweep resume, --lsq-encoding signmag" "twos cells reused" "$T/sw7.err"; fi
+# the fine-tune's rate is recorded and checked: a resume at another --lr does not mix its cells
+grep -q '"lr":0,' "$T/sw/cells/"*_lowbit.json && grep -Eq '"lr":[[:space:]]*0' "$T/sw/sweep.json" && ok ||
+    bad "sweep cells" "no lr field"
+if ! "$L" "${S[@]}" --lr 0.003 >/dev/null 2>"$T/sw8.err" && grep -q "lr 0, " "$T/sw8.err"; then
+    ok
+else bad "sweep resume, --lr 0.003" "cells made at the default rate reused" "$T/sw8.err"; fi
 grep -q '"chip_forward":1' "$T/sw/cells/"*_lowbit.json && ok || bad "sweep cells" "no chip_forward"
 if ! "$L" "${S[@]}" --no-chip-forward >/dev/null 2>"$T/sw6.err" &&
     grep -q "chip forward 1" "$T/sw6.err"; then
