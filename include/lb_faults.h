@@ -162,6 +162,10 @@ unsigned lb_fault_pattern(int code, int bits, lb_fenc enc);
 static inline int lb_fault_sign(unsigned p, int bits, lb_fenc enc) {
     return enc == LB_FENC_SIGNMAG && ((p >> (bits - 1)) & 1) ? -1 : 1;
 }
+/* The cells 0..n-1 whose R_j enters a level: all b, but signmag's sign cell (b - 1). */
+static inline int lb_fault_value_cells(int bits, lb_fenc enc) {
+    return enc == LB_FENC_SIGNMAG ? bits - 1 : bits;
+}
 /* The code the chip holds for `code` (an index or a signed code, by enc). */
 int lb_fault_code(int code, int bits, lb_fenc enc, unsigned sa0, unsigned sa1);
 /* The reachable code nearest to `code` in value (ties to the lower). sa0 & sa1 must be 0 (then
@@ -176,6 +180,9 @@ void lb_fault_R_twos(float s, int bits, float *R);
 /* R of a signed uniform grid of step s in sign-magnitude: s*2^j (j < b-1), 0 for the sign cell,
  * offset 0. Then lb_fault_levels(.., LB_FENC_SIGNMAG, ..) gives a[p] = s * c(p). */
 void lb_fault_R_signmag(float s, int bits, float *R);
+/* R of a uniform grid of step s in encoding enc: lb_fault_R_twos, lb_fault_R_signmag, or for the
+ * index (an unsigned grid, its code its own index) s*2^j with no offset. */
+void lb_fault_R_uniform(float s, int bits, lb_fenc enc, float *R);
 /* A reg quantizer's levels stored in two's complement (our design, docs/faults.md "Encodings"):
  * index k is stored as the pattern p = k ^ 2^(b-1) (the two's complement of k - 2^(b-1)), so
  * a_k = sum_j bit_j(p) Rt_j - Rt_b with Rt_j = R_j (j < b-1), Rt_{b-1} = -R_{b-1},

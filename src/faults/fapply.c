@@ -61,6 +61,17 @@ void lb_fault_R_signmag(float s, int bits, float *R) {
     R[bits] = 0.0f;
 }
 
+void lb_fault_R_uniform(float s, int bits, lb_fenc enc, float *R) {
+    if (enc == LB_FENC_TWOS) {
+        lb_fault_R_twos(s, bits, R);
+    } else if (enc == LB_FENC_SIGNMAG) {
+        lb_fault_R_signmag(s, bits, R);
+    } else {
+        for (int j = 0; j < bits; j++) R[j] = ldexpf(s, j);
+        R[bits] = 0.0f;
+    }
+}
+
 void lb_fault_R_reg_twos(const float *R, int bits, float *Rt) {
     for (int j = 0; j < bits - 1; j++) Rt[j] = R[j];
     Rt[bits - 1] = -R[bits - 1];
@@ -72,7 +83,7 @@ void lb_fault_R_reg_twos(const float *R, int bits, float *Rt) {
  * has R_{b-1} = 0 and is skipped, so no multiplier of it enters the sum (a stored 0 * a non-
  * finite multiplier would not be 0). */
 float lb_fault_level_at(const float *R, int bits, lb_fenc enc, const float *v, unsigned p) {
-    int sgn = lb_fault_sign(p, bits, enc), top = enc == LB_FENC_SIGNMAG ? bits - 1 : bits;
+    int sgn = lb_fault_sign(p, bits, enc), top = lb_fault_value_cells(bits, enc);
     double acc = 0;
     for (int j = 0; j < top; j++)
         if ((p >> j) & 1) acc += v ? (double)R[j] * (double)v[j] : (double)R[j];

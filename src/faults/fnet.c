@@ -57,15 +57,7 @@ static void R_of(const lb_node *d, const lb_flayer *L, int ch, float *R, float *
         for (unsigned p = 0; p < (1u << b); p++) a[p] = ak[p ^ (1u << (b - 1))];
         return;
     }
-    float s = lb_quant_step(q, ch);
-    if (L->spec.enc == LB_FENC_TWOS) {
-        lb_fault_R_twos(s, b, R);
-    } else if (L->spec.enc == LB_FENC_SIGNMAG) {
-        lb_fault_R_signmag(s, b, R);
-    } else {
-        for (int j = 0; j < b; j++) R[j] = ldexpf(s, j);
-        R[b] = 0.0f;
-    }
+    lb_fault_R_uniform(lb_quant_step(q, ch), b, L->spec.enc, R);
     lb_fault_levels(R, b, L->spec.enc, NULL, a);
 }
 
@@ -107,9 +99,9 @@ static uint64_t layer_pass(const lb_chip *c, const lb_node *d, const lb_flayer *
                 ph = c->nearest
                          ? lb_fault_pattern(lb_fault_nearest_code(code, b, enc, s0, s1), b, enc)
                          : lb_fault_apply(p, s0, s1);
-            /* by value in signmag: it has two zeros, and holds the code -2^(b-1) as
-             * -(2^(b-1)-1), another code on a healthy chip too */
-            changed += enc == LB_FENC_SIGNMAG ? lb_fault_value(ph, b, enc) != code : ph != p;
+            /* by value: signmag has two zeros, and holds the code -2^(b-1) as -(2^(b-1)-1),
+             * another code on a healthy chip too */
+            changed += lb_fault_value(ph, b, enc) != code;
             if (!wq) continue;
             float v = vi ? lb_fault_level_at(R, b, enc, vi, ph) : a[ph];
             if (v != wq[i]) wq[i] = v; /* equal: keep the quantizer's bits (the sign of a 0) */

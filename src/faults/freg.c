@@ -30,7 +30,7 @@ static inline void mse_term(float w, const float *a, int p, const float *v, int 
     if (!dR) return;
     /* a signmag sign cell's R is in no level: it gets no gradient */
     double sg = lb_fault_sign((unsigned)p, b, enc);
-    int top = enc == LB_FENC_SIGNMAG ? b - 1 : b;
+    int top = lb_fault_value_cells(b, enc);
     for (int j = 0; j < top; j++)
         if ((p >> j) & 1) dR[j] -= coefR * (double)d * sg * (v ? (double)v[j] : 1.0);
     dR[b] += coefR * (double)d;
@@ -111,7 +111,7 @@ double lb_freg_qfalt(const float *w, size_t n, const float *R, int bits, lb_fsli
             gw -= ga;
             if (!dR) continue;
             double sg = lb_fault_sign(p, bits, mk.enc);
-            int top = mk.enc == LB_FENC_SIGNMAG ? bits - 1 : bits;
+            int top = lb_fault_value_cells(bits, mk.enc);
             for (int j = 0; j < top; j++)
                 if ((p >> j) & 1) dR[j] += ga * sg * (v ? (double)v[j] : 1.0);
             dR[bits] -= ga;

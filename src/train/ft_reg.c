@@ -14,7 +14,7 @@ static const lb_node *node_of(const ft_state *s, int i) {
 
 /* R of slice i as the regularizer sees it, and the level spacing (QFALT's sigma unit). Reg kinds:
  * the layer's own R (training sees R itself, docs/reg.md); LSQ and fixed: their step's grid in the
- * layer's encoding (lb_fault_R_twos or _signmag, or s*2^j without offset for an unsigned grid). */
+ * layer's encoding (lb_fault_R_uniform). */
 static float slice_R(const ft_state *s, int i, float *R) {
     const lb_node *d = node_of(s, i);
     const lb_flayer *L = &s->chip->map->layers[s->sl[i].layer];
@@ -30,14 +30,7 @@ static float slice_R(const ft_state *s, int i, float *R) {
         return sp;
     }
     float st = lb_quant_step(&d->wq, ch);
-    if (L->spec.enc == LB_FENC_TWOS) {
-        lb_fault_R_twos(st, b, R);
-    } else if (L->spec.enc == LB_FENC_SIGNMAG) {
-        lb_fault_R_signmag(st, b, R);
-    } else {
-        for (int j = 0; j < b; j++) R[j] = ldexpf(st, j);
-        R[b] = 0.0f;
-    }
+    lb_fault_R_uniform(st, b, L->spec.enc, R);
     return st;
 }
 
