@@ -305,6 +305,8 @@ typedef struct lb_sweep_cfg {
     int reg_twos;    /* reg layers stored in two's complement (lb_fmap_specs_twos), 0: the index */
     int lsq_signmag; /* LSQ/fixed signed layers in sign-magnitude (lb_fmap_specs_signmag), 0: twos
                       */
+    int collect;     /* compute nothing: every cell of the grid (and r0_v0_c0_before) must be in
+                      * DIR/cells already, e.g. copied from sweeps run point by point */
 } lb_sweep_cfg;
 typedef struct lb_sweep_progress {
     int done, total, reused; /* cells; reused: found finished on disk */

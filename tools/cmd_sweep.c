@@ -34,6 +34,9 @@ static void usage(void) {
         "  --methods LIST       of lowbit, inject, qfalt (default all three)\n"
         "  --keep-checkpoints   keep the fine-tuned checkpoints in DIR/ckpt\n"
         "  --no-plot            tables only\n"
+        "  --collect            compute nothing: the tables and plots of the cells already in\n"
+        "                       DIR/cells (sweeps run point by point, their cells and maps\n"
+        "                       copied into DIR); a missing cell is an error naming it\n"
         "  --data --train-limit --test-limit --batch --threads --seed --lr --lambda\n"
         "  --no-chip-forward as for finetune");
 }
@@ -176,6 +179,8 @@ int cmd_faults_sweep(int argc, char **argv) {
             c.keep = 1;
         else if (IS("--no-plot"))
             no_plot = 1;
+        else if (IS("--collect"))
+            c.collect = 1;
         else if (cli_ft_option(cmd, argc, argv, &i, &c.ft))
             continue;
         else if (o[0] == '-')

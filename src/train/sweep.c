@@ -258,6 +258,13 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
     cell *cells = st == LB_OK ? malloc((size_t)total * sizeof *cells) : NULL;
     if (st == LB_OK && !cells) st = lb_error_set(LB_ENOMEM, "out of memory");
     char sub[1100];
+    struct stat sb;
+    snprintf(sub, sizeof sub, "%s/cells", c->dir);
+    if (st == LB_OK && c->collect && (stat(sub, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        st = lb_error_set(LB_EIO,
+                          "%s: no such directory (--collect writes the tables of cells that are "
+                          "there already)",
+                          sub);
     const char *dirs[] = {"", "/cells", "/maps", "/ckpt"};
     for (int i = 0; i < 4 && st == LB_OK; i++) {
         snprintf(sub, sizeof sub, "%s%s", c->dir, dirs[i]);
@@ -272,7 +279,8 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
                     cells[n++] =
                         (cell){c->rates[r], c->vars[v], k, m < 0 ? -1 : (int)c->methods[m]};
     double t0 = now_s();
-    int computed = 0;
+    int computed = 0, missing = 0;
+    char first_missing[256] = "";
     lb_sweep_progress p = {0, total, 0, -1, NULL, 0};
     for (int i = 0; i < n; i++) {
         char name[256], path[1400], map[1400];
@@ -327,6 +335,9 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
             p.acc = (float)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "accuracy"));
             cJSON_Delete(j);
             p.reused++;
+        } else if (c->collect) {
+            if (!missing++) snprintf(first_missing, sizeof first_missing, "%s", name);
+            continue;
         } else {
             cell mk = cells[i];
             mk.method = -1;
@@ -359,6 +370,21 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
         cell_name(&k0, name, sizeof name);
         snprintf(path, sizeof path, "%s/cells/%s.json", c->dir, name);
         cJSON *j = read_cell(path);
+        int in_grid = 0; /* then a missing r0_v0_c0_before was counted above */
+        for (int r = 0; r < c->nrates; r++)
+            for (int v = 0; v < c->nvars; v++) in_grid |= c->rates[r] == 0 && c->vars[v] == 0;
+        if (!j && c->collect && !in_grid && !missing++)
+            snprintf(first_missing, sizeof first_missing, "%s", name);
+        if (missing) {
+            st = lb_error_set(LB_EINVAL,
+                              "%s/cells: %d cell%s of the grid %s missing (the first: %s); "
+                              "--collect computes nothing: copy them from the sweeps that made "
+                              "them, or run without --collect",
+                              c->dir, missing, missing == 1 ? "" : "s", missing == 1 ? "is" : "are",
+                              first_missing);
+            cJSON_Delete(j);
+            goto out;
+        }
         if (!j) {
             snprintf(map, sizeof map, "%s/maps/r0_v0_c0.%s%s.lbmap", c->dir,
                      layers_of(c->all_layers), enc_suffix(c));

@@ -181,6 +181,23 @@ if ! "$L" "${S[@]}" --no-chip-forward >/dev/null 2>"$T/sw6.err" &&
     ok
 else bad "sweep resume, --no-chip-forward" "lowbit cells made with the chip reused" "$T/sw6.err"; fi
 
+# ---- points run apart, merged with --collect: tables of the cells there, nothing computed -----
+SC=("${S[@]:0:${#S[@]}-1}" "$T/swm" --collect --no-plot)
+if ! "$L" "${SC[@]}" >/dev/null 2>"$T/swc0.err" && grep -q "swm/cells: no such directory" "$T/swc0.err" &&
+    [ ! -e "$T/swm" ]; then ok; else
+    bad "sweep --collect, no cells" "accepted, no message or created DIR" "$T/swc0.err"
+fi
+mkdir -p "$T/swm/cells" && cp "$T/sw/cells/r0.1_"* "$T/swm/cells/"
+if ! "$L" "${SC[@]}" >/dev/null 2>"$T/swc1.err" && grep -q "4 cells of the grid are missing (the first: r0_v0_c0_before)" "$T/swc1.err" &&
+    [ -z "$(ls "$T/swm/maps")" ] && [ ! -e "$T/swm/sweep.csv" ]; then ok; else
+    bad "sweep --collect, cells missing" "accepted, no message or computed" "$T/swc1.err"
+fi
+cp "$T/sw/cells/r0_"* "$T/swm/cells/"
+if "$L" "${SC[@]}" >/dev/null 2>"$T/swc2.err" && cmp -s "$T/swm/sweep.csv" "$T/csv.1" &&
+    [ -z "$(ls "$T/swm/maps")" ]; then ok; else
+    bad "sweep --collect" "exit, another table or a map drawn" "$T/swc2.err"
+fi
+
 # ---- bad input: a clear message, a non-zero exit, nothing written ----------------------------
 fails() { # name, expected exit, grep pattern, command...
     local name=$1 code=$2 pat=$3
