@@ -25,7 +25,12 @@
 #   FT_LIMIT ""   fine-tune on the first N training images only (--train-limit of the sweeps,
 #                 not of the base training): a fraction of an epoch per chip and method
 #   METHODS  "lowbit,inject,qfalt"
-#   THREADS  2
+#   THREADS  2    threads of each lowbit process
+#   JOBS     1    points run at once: with JOBS > 1 every point (rate x variability) of a sweep
+#                 is its own `lowbit faults sweep` process into <sweep>.points/r<R>_v<V>/ (log
+#                 beside it), JOBS at a time, each with THREADS threads (JOBS=2 THREADS=1 on two
+#                 cores); then their cells and maps are copied into the sweep's directory and
+#                 `faults sweep --collect` writes the joint tables and plots, computing nothing
 #   EXTRA    ""   appended to every lowbit command (smoke tests only, e.g. "--train-limit 512
 #                 --test-limit 256"); keep smoke runs in their own RUNDIR
 #   LOWBIT   the binary (default <repo>/build/release/lowbit)
@@ -57,6 +62,7 @@ REG_ENC=${REG_ENC:-index}
 FT_LIMIT=${FT_LIMIT:-}
 METHODS=${METHODS:-lowbit,inject,qfalt}
 THREADS=${THREADS:-2}
+JOBS=${JOBS:-1}
 EXTRA=${EXTRA:-}
 LOWBIT=${LOWBIT:-$repo/build/release/lowbit}
 DRY_RUN=${DRY_RUN:-0}
@@ -67,7 +73,46 @@ run() { # prints the command; runs it unless DRY_RUN
     "$@"
 }
 
+# One sweep over RATES x VARS (comma lists) into OUT: one process, or with JOBS > 1 one process per
+# point, JOBS at a time, merged with --collect (bench/faults/README.md).
+grid() { # CKPT OUT RATES VARS [faults sweep options...]
+    local ck=$1 out=$2 rates=$3 vars=$4
+    shift 4
+    if [ "$JOBS" -le 1 ]; then
+        run "$LOWBIT" faults sweep "$ck" --rates "$rates" --variability "$vars" "$@" -o "$out"
+        return
+    fi
+    local pts="$out.points" n=0 fail=0 r v
+    mkdir -p "$pts"
+    for r in ${rates//,/ }; do
+        for v in ${vars//,/ }; do
+            local log="$pts/r${r}_v$v.log"
+            [ "$DRY_RUN" = 1 ] && log=/dev/stdout
+            run "$LOWBIT" faults sweep "$ck" --rates "$r" --variability "$v" "$@" --no-plot \
+                -o "$pts/r${r}_v$v" >"$log" 2>&1 &
+            n=$((n + 1))
+            if [ "$n" -ge "$JOBS" ]; then
+                wait -n || fail=1
+                n=$((n - 1))
+            fi
+        done
+    done
+    while [ "$n" -gt 0 ]; do
+        wait -n || fail=1
+        n=$((n - 1))
+    done
+    [ "$fail" = 0 ] || { echo "a point of $out failed: see $pts/*.log" >&2; return 1; }
+    [ "$DRY_RUN" = 1 ] || {
+        mkdir -p "$out/cells" "$out/maps" &&
+            for d in "$pts"/r*/; do
+                cp -n "$d"cells/* "$out/cells/" && cp -n "$d"maps/* "$out/maps/" || return 1
+            done
+    }
+    run "$LOWBIT" faults sweep "$ck" --rates "$rates" --variability "$vars" "$@" --collect -o "$out"
+}
+
 [ "$DRY_RUN" = 1 ] || [ -x "$LOWBIT" ] || { echo "no $LOWBIT: run make first" >&2; exit 1; }
+[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "JOBS must be a positive integer, not '$JOBS'" >&2; exit 2; }
 mkdir -p "$RUNDIR"
 # shellcheck disable=SC2206
 extra=($EXTRA)
@@ -95,10 +140,8 @@ for m in $MODELS; do
         [ -n "$FT_LR" ] && common+=(--lr "$FT_LR")
         enc=() sfx=""
         if [ "$q" = reg ] && [ "$REG_ENC" != index ]; then enc=(--reg-encoding "$REG_ENC") sfx="_$REG_ENC"; fi
-        run "$LOWBIT" faults sweep "$base.safetensors" --rates "$RATES" --variability 0 \
-            "${common[@]}" "${enc[@]}" -o "${base}_rates$sfx" || exit 1
-        run "$LOWBIT" faults sweep "$base.safetensors" --rates 0 --variability "$VARS" \
-            --var-dist gauss "${common[@]}" -o "${base}_var" || exit 1
+        grid "$base.safetensors" "${base}_rates$sfx" "$RATES" 0 "${common[@]}" "${enc[@]}" || exit 1
+        grid "$base.safetensors" "${base}_var" 0 "$VARS" --var-dist gauss "${common[@]}" || exit 1
     done
 done
 echo "done: tables and plots in $RUNDIR/*_rates and $RUNDIR/*_var"
