@@ -85,6 +85,48 @@ static void test_loss_window(void) {
     lb_watch_free(&w);
 }
 
+/* Imbalanced classes (90/10): a network that predicts the class shares sits at their entropy
+ * (0.325, not ln 2) with the majority's accuracy; that is chance, and a run clearly above it
+ * is not. */
+static void test_imbalanced(void) {
+    int32_t lab[1000];
+    for (int i = 0; i < 1000; i++) lab[i] = i % 10 == 3;
+    const double h = -(0.9 * log(0.9) + 0.1 * log(0.1));
+    lb_watch w;
+    CHECK(lb_watch_init(&w, 2, 20, 0, 0.02f) == LB_OK, "init");
+    CHECK(lb_watch_set_prior(&w, lab, 1000) == LB_OK, "prior");
+    CHECK_NEAR(w.chance_loss, h, 1e-12, 0, "entropy of the shares");
+    CHECK_NEAR(w.train_major, 0.9, 1e-12, 0, "majority share");
+    for (long s = 0; s < 40; s++) lb_watch_step(&w, NULL, s, (float)h, 115, 128, 0, 0, 0);
+    CHECK(w.n == 1 && has_event(&w, LB_CK_CHANCE, "", "entropy of the training split's class"),
+          "stuck at the shares' entropy with the majority's accuracy: chance (%d)", w.n);
+    lb_watch_free(&w);
+    /* the same loss with accuracy well above the majority: learning, no verdict */
+    CHECK(lb_watch_init(&w, 2, 20, 0, 0.02f) == LB_OK, "init");
+    CHECK(lb_watch_set_prior(&w, lab, 1000) == LB_OK, "prior");
+    for (long s = 0; s < 40; s++) lb_watch_step(&w, NULL, s, (float)h, 125, 128, 0, 0, 0);
+    CHECK(w.n == 0, "accuracy above the majority share is not chance (%d)", w.n);
+    /* without the prior the old rule would not see it: ln 2 is far from 0.325 */
+    CHECK(fabs(h - log(2.0)) > 0.05 * log(2.0), "the two levels differ");
+    /* epoch verdicts: a training accuracy at the majority share is chance, above it is not */
+    for (long s = 40; s < 60; s++) lb_watch_step(&w, NULL, s, (float)h, 115, 128, 0, 0, 0);
+    w.n = 0;
+    CHECK(lb_watch_epoch_end(&w, 1, 60, 0.9f, 0.9, 5000, 0.9f, 1000) == 1,
+          "test and training accuracy at the majorities: at chance");
+    CHECK(has_event(&w, LB_CK_EPOCH_CHANCE, "", "0.9000 in the training split"), "epoch event");
+    CHECK(lb_watch_epoch_end(&w, 2, 80, 0.9f, 0.9, 5000, 0.99f, 1000) == 0,
+          "training accuracy above the majority: not at chance");
+    lb_watch_free(&w);
+    /* balanced labels give back ln(classes) and the old messages */
+    for (int i = 0; i < 1000; i++) lab[i] = i % 10;
+    CHECK(lb_watch_init(&w, 10, 20, 0, 0.02f) == LB_OK, "init");
+    CHECK(lb_watch_set_prior(&w, lab, 1000) == LB_OK, "prior");
+    CHECK_NEAR(w.chance_loss, log(10.0), 1e-12, 0, "balanced: ln 10");
+    for (long s = 0; s < 40; s++) lb_watch_step(&w, NULL, s, (float)log(10.0), 13, 128, 0, 0, 0);
+    CHECK(has_event(&w, LB_CK_CHANCE, "", "ln(10) = 2.303"), "balanced message");
+    lb_watch_free(&w);
+}
+
 static lb_net *cnn(lb_qkind kind) {
     lb_model_cfg mc;
     lb_model_cfg_default(&mc);
@@ -350,6 +392,7 @@ static void test_resolve_quant_delay(void) {
 int main(void) {
     test_chance_bound();
     test_loss_window();
+    test_imbalanced();
     test_on_network();
     test_resolve();
     test_quant_off();

@@ -210,7 +210,8 @@ int cmd_eval(int argc, char **argv) {
     if (names) print_classes(names, nnames);
     free(names);
     if (lb_dataset_planes(&d) != info.model.in_c || d.h != info.model.in_h ||
-        d.w != info.model.in_w || d.classes != info.model.classes) {
+        d.w != info.model.in_w ||
+        (d.class_names ? d.classes != info.model.classes : d.classes > info.model.classes)) {
         int dc = lb_dataset_planes(&d), dh = d.h, dw = d.w,
             dk = d.classes; /* freed below, printed after */
         lb_chip_detach(&chip);

@@ -1,5 +1,6 @@
-/* idx readers for MNIST/Fashion-MNIST (ubyte 3-d images, 1-d labels), raw or gzip, from a file or
- * from memory; not a general idx reader (no other element types or ranks). */
+/* idx readers for MNIST/Fashion-MNIST-style sets (ubyte 3-d images, 1-d ubyte labels, any class
+ * count up to 256), raw or gzip, from a file or memory; not a general idx reader (no other
+ * element types or ranks). */
 #include "lb_data.h"
 
 #include <errno.h>
@@ -11,7 +12,6 @@
 
 #define IDX_IMAGES 0x00000803u
 #define IDX_LABELS 0x00000801u
-#define IDX_CLASSES 10
 #define IDX_MAX_SIDE 4096u
 #define IDX_MAX_BYTES ((uint64_t)1 << 34) /* 16 GiB of pixels: beyond any data set we train on */
 #define IN_CHUNK ((size_t)1 << 16)
@@ -260,12 +260,11 @@ static lb_status idx_combine(const char *iname, const uint32_t idims[3], uint8_t
                           lname, nlab);
         goto done;
     }
+    /* the format names no class count: label k is class k, and a split has classes up to its
+     * largest label (at least 2); a run takes the larger of its two splits (docs/data.md) */
+    int classes = 2;
     for (uint32_t i = 0; i < nlab; i++)
-        if (lab[i] >= IDX_CLASSES) {
-            st = lb_error_set(LB_EFORMAT, "%s: label %u at index %u is out of range [0, %d)", lname,
-                              lab[i], i, IDX_CLASSES);
-            goto done;
-        }
+        if (lab[i] + 1 > classes) classes = lab[i] + 1;
     labels = malloc((size_t)nlab * sizeof *labels);
     if (!labels) {
         st = lb_error_set(LB_ENOMEM, "%s: cannot allocate %u labels", lname, nlab);
@@ -276,7 +275,7 @@ static lb_status idx_combine(const char *iname, const uint32_t idims[3], uint8_t
     out->c = 1;
     out->h = (int)idims[1];
     out->w = (int)idims[2];
-    out->classes = IDX_CLASSES;
+    out->classes = classes;
     out->images = pix;
     out->labels = labels;
     pix = NULL;

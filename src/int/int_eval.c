@@ -37,7 +37,9 @@ lb_status lb_int_evaluate(lb_int_model *m, lb_net *fnet, const lb_dataset *d, co
     const lb_node *in = fnet ? &fnet->nodes[0] : NULL;
     int mc = m ? m->in_c : in->c, mh = m ? m->in_h : in->h, mw = m ? m->in_w : in->w;
     const int planes = lb_dataset_planes(d);
-    if (planes != mc || d->h != mh || d->w != mw || d->classes != classes)
+    /* label-indexed data (idx, CIFAR) fits a model with at least as many classes as it has */
+    if (planes != mc || d->h != mh || d->w != mw ||
+        (d->class_names ? d->classes != classes : d->classes > classes))
         return lb_error_set(LB_EINVAL,
                             "data %dx%dx%d with %d classes does not fit the model (%dx%dx%d, %d)",
                             planes, d->h, d->w, d->classes, mc, mh, mw, classes);

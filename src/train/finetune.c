@@ -182,6 +182,7 @@ lb_status lb_ft_run(const lb_ft_cfg *f, lb_progress_fn fn, void *ctx, lb_ft_resu
     memset(&s, 0, sizeof s);
     lb_watch w;
     memset(&w, 0, sizeof w);
+    r.ckpt_classes = c.model.classes; /* the checkpoint's head, for data with fewer labels */
     if ((st = lb_run_setup(&r, &c)) != LB_OK) goto out;
     lb_ckpt_info li;
     if ((st = lb_ckpt_load(f->ckpt, r.net, NULL, &li)) != LB_OK) goto out;
@@ -225,6 +226,8 @@ lb_status lb_ft_run(const lb_ft_cfg *f, lb_progress_fn fn, void *ctx, lb_ft_resu
     long win = sch.total / 10;
     win = win < 10 ? 10 : win > 100 ? 100 : win;
     if ((st = lb_watch_init(&w, lb_net_classes(r.net), (int)win, win, sch.base)) != LB_OK) goto out;
+    long n_tr = c.train_limit > 0 && c.train_limit < r.train.n ? c.train_limit : r.train.n;
+    if ((st = lb_watch_set_prior(&w, r.train.labels, n_tr)) != LB_OK) goto out;
     /* reset units: a unit is 1/units of the run's steps (0: an epoch); never more than steps */
     int units = f->reset_units ? f->reset_units : c.epochs;
     if (units > sch.total) units = (int)sch.total;

@@ -178,7 +178,21 @@ lb_status lb_run_setup(run *r, lb_train_cfg *c) {
     c->model.in_c = lb_dataset_planes(&r->train);
     c->model.in_h = r->train.h;
     c->model.in_w = r->train.w;
-    c->model.classes = r->train.classes;
+    /* Classes: named ones (image folders) are the training split's, checked against a resumed
+     * checkpoint's names (check_classes); label-indexed ones (idx, CIFAR) are the larger of the
+     * two splits', and data whose labels fit a checkpoint's classes keeps its head (a subset of
+     * its classes, or a split that lacks the last label) */
+    int dk = r->train.classes;
+    if (!r->train.class_names && r->test.classes > dk) dk = r->test.classes;
+    if (!r->train.class_names && r->ckpt_classes > 0) {
+        if (dk > r->ckpt_classes)
+            return lb_error_set(LB_EINVAL,
+                                "%s: labels up to %d, but the checkpoint's model has %d classes "
+                                "(0..%d)",
+                                c->data_dir, dk - 1, r->ckpt_classes, r->ckpt_classes - 1);
+        dk = r->ckpt_classes;
+    }
+    c->model.classes = dk;
     /* The normalization belongs to the model: a fresh run takes the training split's; a resumed
      * or fine-tuning run arrives with its checkpoint's (unset only for older files, whose runs
      * used the training split's too, so a resume stays bit for bit). */
@@ -384,10 +398,12 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
     if (c->sched.base == 0) c->sched.base = lb_train_default_lr(c->model.arch, c->batch);
     if ((st = check_cfg(c)) != LB_OK) return st;
     if (!c->metrics[0]) snprintf(c->metrics, sizeof c->metrics, "%.490s.metrics.jsonl", c->out);
+    int ckpt_classes = c->resume[0] ? c->model.classes : 0;
     if (c->init[0] && !c->resume[0]) {
         /* fine-tuning keeps the normalization the initial weights were trained with */
         lb_ckpt_info ii;
         if ((st = lb_init_peek(c->init, &ii)) != LB_OK) return st;
+        ckpt_classes = ii.model.classes;
         if (ii.model.norm.set) c->model.norm = ii.model.norm;
         if (strcmp(ii.model.arch, "graph") == 0) { /* an imported network is its own model */
             memcpy(c->model.arch, ii.model.arch, sizeof c->model.arch);
@@ -412,6 +428,7 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
     }
     /* a batch the caller set (or --batch) stays; the default one adapts to a small set */
     r.auto_batch = !c->batch_given && c->batch == LB_LR_BATCH && !c->resume[0];
+    r.ckpt_classes = ckpt_classes;
     if ((st = lb_run_setup(&r, c)) != LB_OK) goto out;
     int steps_per_epoch = lb_loader_batches(r.loader);
     lb_sched sch;
@@ -464,6 +481,8 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
     long quiet = sch.warmup > c->quant_delay ? sch.warmup : c->quant_delay;
     if ((st = lb_watch_init(&w, lb_net_classes(r.net), (int)win, quiet + win, sch.base)) != LB_OK)
         goto out;
+    long n_tr = c->train_limit > 0 && c->train_limit < r.train.n ? c->train_limit : r.train.n;
+    if ((st = lb_watch_set_prior(&w, r.train.labels, n_tr)) != LB_OK) goto out;
     long n_test;
     double major = majority_share(&r.test, c->test_limit, &n_test);
     long poison = poison_step();

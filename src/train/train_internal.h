@@ -33,6 +33,8 @@ typedef struct run {
     float *state_save; /* the state array before a step, restored when the step is skipped */
     int sync_loader;   /* set before lb_run_setup: prepare batches in lb_loader_next, no thread */
     int auto_batch;    /* set before lb_run_setup: c->batch may shrink for a small set (lb_train) */
+    int ckpt_classes;  /* set before lb_run_setup: the classes of the checkpoint the weights come
+                        * from (resume, --init, finetune), 0 for a fresh model */
     lb_adaqat *ada;    /* --learn-bits adaqat: the widths (NULL otherwise) */
     long ada_until;    /* the widths move in steps before this one (0: every step) */
     struct lb_sliced_run *sl; /* --quant sliced: phases, penalty, saved parameters (or NULL) */

@@ -30,12 +30,31 @@ lb_status lb_watch_init(lb_watch *w, int classes, int window, long quiet_until, 
     memset(w, 0, sizeof *w);
     w->classes = classes > 1 ? classes : 2;
     w->ln_c = log((double)w->classes);
+    w->chance_loss = w->ln_c;
     w->window = window > 0 ? window : 1;
     w->quiet_until = quiet_until;
     w->lr_hint = lr;
     w->loss = calloc((size_t)w->window, sizeof *w->loss);
     w->acc = calloc((size_t)w->window, sizeof *w->acc);
     if (!w->loss || !w->acc) return lb_error_set(LB_ENOMEM, "out of memory (collapse watch)");
+    return LB_OK;
+}
+
+lb_status lb_watch_set_prior(lb_watch *w, const int32_t *labels, long n) {
+    if (n <= 0) return LB_OK;
+    long *hist = calloc((size_t)w->classes, sizeof *hist);
+    if (!hist) return lb_error_set(LB_ENOMEM, "out of memory (collapse watch)");
+    for (long i = 0; i < n; i++)
+        if (labels[i] >= 0 && labels[i] < w->classes) hist[labels[i]]++;
+    double h = 0, top = 0;
+    for (int k = 0; k < w->classes; k++) {
+        double p = (double)hist[k] / (double)n;
+        if (p > 0) h -= p * log(p);
+        top = p > top ? p : top;
+    }
+    free(hist);
+    w->chance_loss = h;
+    w->train_major = top;
     return LB_OK;
 }
 
@@ -56,6 +75,18 @@ double lb_watch_chance_bound(int classes, double major, long n) {
     double p = classes > 0 ? 1.0 / classes : 0.5;
     if (major > p) p = major;
     return p + 3.0 * sqrt(p * (1.0 - p) / (double)(n > 0 ? n : 1));
+}
+
+/* "ln(10) = 2.303", or for imbalanced classes "0.325, the entropy of the training split's class
+ * shares (ln(2) = 0.693 if balanced)" */
+static void chance_level(const lb_watch *w, char *b, size_t cap) {
+    if (fabs(w->chance_loss - w->ln_c) <= 1e-3 * w->ln_c)
+        snprintf(b, cap, "ln(%d) = %.3f", w->classes, w->ln_c);
+    else
+        snprintf(b, cap,
+                 "%.3f, the entropy of the training split's class shares (ln(%d) = %.3f if "
+                 "balanced)",
+                 w->chance_loss, w->classes, w->ln_c);
 }
 
 static void emit(lb_watch *w, lb_collapse_kind k, long step, const char *layer, const char *fmt,
@@ -165,13 +196,16 @@ void lb_watch_step(lb_watch *w, const lb_net *n, long step, float loss, int hits
              "far above ln(%d) = %.3f, worse than guessing: training is diverging. Likely fix: "
              "a lower --lr (now %g) or a longer --warmup",
              ml, w->window, step, w->classes, w->ln_c, (double)w->lr_hint);
-    } else if (fabs(ml - w->ln_c) <= CHANCE_LOSS_TOL * w->ln_c &&
-               ma <= lb_watch_chance_bound(w->classes, 0, (long)w->window * (seen ? seen : 1))) {
+    } else if (fabs(ml - w->chance_loss) <= CHANCE_LOSS_TOL * w->chance_loss &&
+               ma <= lb_watch_chance_bound(w->classes, w->train_major,
+                                           (long)w->window * (seen ? seen : 1))) {
+        char lvl[128];
+        chance_level(w, lvl, sizeof lvl);
         emit(w, LB_CK_CHANCE, step, "",
-             "collapse: the training loss has stayed at ln(%d) = %.3f (mean %.4f) with chance "
-             "accuracy (%.4f) over the last %d steps (step %ld): the network has stopped "
-             "learning. Likely fix: a lower --lr (now %g) or a longer --warmup",
-             w->classes, w->ln_c, ml, ma, w->window, step, (double)w->lr_hint);
+             "collapse: the training loss has stayed at %s (mean %.4f) with chance accuracy "
+             "(%.4f) over the last %d steps (step %ld): the network has stopped learning. Likely "
+             "fix: a lower --lr (now %g) or a longer --warmup",
+             lvl, ml, ma, w->window, step, (double)w->lr_hint);
     }
 }
 
@@ -180,33 +214,36 @@ int lb_watch_epoch_end(lb_watch *w, int epoch, long step, float test_acc, double
     if (step < w->quiet_until) return 0;
     double bound = lb_watch_chance_bound(w->classes, major, n_test);
     if (!(test_acc <= bound)) return 0;
-    /* chance on the training side uses 1/classes: the training split's majority is not known
-     * here, and a constant predictor on a balanced set is what the glyph runs showed */
-    double tbound = lb_watch_chance_bound(w->classes, 0, n_train);
+    /* chance on the training side: the training split's majority share (1/classes unless
+     * lb_watch_set_prior said otherwise) */
+    double tbound = lb_watch_chance_bound(w->classes, w->train_major, n_train);
     /* the epoch's mean hides a run that starts slowly and is learning by the end of it: a
-     * training loss clearly below ln(classes) over the last window is not a collapse */
+     * training loss clearly below chance level over the last window is not a collapse */
     double ml = 0;
     for (int i = 0; i < w->fill; i++) ml += w->loss[i];
-    const int late = w->fill > 0 && ml / w->fill < (1 - CHANCE_LOSS_TOL) * w->ln_c;
+    const int late = w->fill > 0 && ml / w->fill < (1 - CHANCE_LOSS_TOL) * w->chance_loss;
+    char lvl[128];
+    chance_level(w, lvl, sizeof lvl);
     if (train_acc > tbound || late) {
         w->reported &= ~(1u << LB_CK_EVAL_CHANCE);
         emit(w, LB_CK_EVAL_CHANCE, step, "",
              "collapse: epoch %d's test accuracy %.4f is at chance (up to %.4f on %ld images) "
              "while its training accuracy is %.4f and its training loss %.4f over the last %d "
-             "steps (ln(%d) = %.3f): the model learns but its evaluation disagrees (batch-norm "
+             "steps (chance: %s): the model learns but its evaluation disagrees (batch-norm "
              "running statistics or activation steps unsettled). Not stopping; likely fix: a "
              "lower --lr (now %g) or more epochs",
              epoch, (double)test_acc, bound, n_test, (double)train_acc,
-             w->fill > 0 ? ml / w->fill : 0.0, w->fill, w->classes, w->ln_c, (double)w->lr_hint);
+             w->fill > 0 ? ml / w->fill : 0.0, w->fill, lvl, (double)w->lr_hint);
         return 0;
     }
     /* reported every time it happens: with --on-collapse warn each such epoch is news */
     w->reported &= ~(1u << LB_CK_EPOCH_CHANCE);
     emit(w, LB_CK_EPOCH_CHANCE, step, "",
          "collapse: epoch %d ends at chance: test accuracy %.4f and training accuracy %.4f "
-         "(chance: %.4f for %d classes, majority class %.4f; anything up to %.4f is chance on "
-         "%ld test images). Likely fix: a lower --lr (now %g) or a longer --warmup",
-         epoch, (double)test_acc, (double)train_acc, 1.0 / w->classes, w->classes, major, bound,
-         n_test, (double)w->lr_hint);
+         "(chance: %.4f for %d classes, majority class %.4f in the test split and %.4f in the "
+         "training split; anything up to %.4f is chance on %ld test images). Likely fix: a "
+         "lower --lr (now %g) or a longer --warmup",
+         epoch, (double)test_acc, (double)train_acc, 1.0 / w->classes, w->classes, major,
+         w->train_major > 0 ? w->train_major : 1.0 / w->classes, bound, n_test, (double)w->lr_hint);
     return 1;
 }

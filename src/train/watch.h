@@ -25,7 +25,7 @@ typedef struct lb_collapse_event {
     lb_collapse_kind kind;
     long step;         /* optimizer steps done when it was seen */
     char layer[64];    /* "" when not about one layer */
-    char message[480]; /* one line, starts with "collapse:" */
+    char message[640]; /* one line, starts with "collapse:" */
 } lb_collapse_event;
 
 #define LB_WATCH_MAX_EVENTS 8
@@ -33,6 +33,10 @@ typedef struct lb_collapse_event {
 typedef struct lb_watch {
     int classes;
     double ln_c;
+    /* what a constant prediction of the training split's class shares scores: its cross-entropy
+     * (the shares' entropy; ln_c when balanced) and accuracy (the majority share; 0: 1/classes).
+     * lb_watch_set_prior sets them; without it the classes count as balanced. */
+    double chance_loss, train_major;
     int window;       /* steps a training-loss verdict looks at */
     long quiet_until; /* no loss-window verdicts before this step (warm-up + one window) */
     float lr_hint;    /* the run's peak rate, quoted in the advice */
@@ -51,6 +55,10 @@ typedef struct lb_watch {
  * the two rings once. */
 lb_status lb_watch_init(lb_watch *w, int classes, int window, long quiet_until, float lr);
 void lb_watch_free(lb_watch *w);
+/* The training split's labels (the n the run reads, each in [0, classes)): on an imbalanced set
+ * a network that has stopped learning predicts the class shares, so its loss sits at their
+ * entropy and its accuracy at the majority share, not at ln(classes) and 1/classes. */
+lb_status lb_watch_set_prior(lb_watch *w, const int32_t *labels, long n);
 void lb_watch_epoch_start(lb_watch *w);
 
 /* Upper bound of accuracies that are "at chance": the larger of 1/classes and the majority share

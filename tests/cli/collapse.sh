@@ -152,5 +152,50 @@ rc=$?
 check "float phase: as long as the run refused" '[ "$rc" -ne 0 ] && grep -q "quantizers would never start" "$T/qb.err" && [ ! -e "$T/qb.ckpt" ]' \
     "exit $rc" "$T/qb.err"
 
+# ---- two imbalanced classes (docs/robust.md): chance is the majority share, not 1/classes ----
+# An idx set of Fashion-MNIST's T-shirts (label 0, 90%) and trousers (label 1, 10%): 2 classes
+# (idx has as many as its labels say), and a collapsed run that predicts the majority (accuracy
+# 0.9, loss at the shares' entropy) is stopped as at chance, not taken for a learning run.
+# 500 test images: a healthy run's 96% is clear of chance (0.9 + 3 binomial sd = 0.94).
+"$PY" - "$DATA" "$T/imb" <<'PY'
+import gzip, os, struct, sys
+src, out = sys.argv[1], sys.argv[2]
+os.makedirs(out)
+def read(split):
+    def idx(kind):
+        for n in (f"{split}-{kind}-ubyte.gz", f"{split}-{kind}-ubyte"):
+            p = os.path.join(src, n)
+            if os.path.exists(p):
+                return (gzip.open if p.endswith(".gz") else open)(p, "rb").read()
+        raise SystemExit(f"no {split} {kind} in {src}")
+    return idx("images-idx3"), idx("labels-idx1")
+for split, n0, n1 in (("train", 540, 60), ("t10k", 450, 50)):
+    img, lab = read(split)
+    rows, cols = struct.unpack(">II", img[8:16])
+    sz = rows * cols
+    keep, c = [], {0: 0, 1: 0}
+    for i, y in enumerate(lab[8:]):
+        if y in c and c[y] < (n0 if y == 0 else n1):
+            keep.append(i)
+            c[y] += 1
+    keep.sort(key=lambda i: (i * 7919) % 1009)  # mixed, deterministically
+    with open(os.path.join(out, f"{split}-images-idx3-ubyte"), "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, len(keep), rows, cols))
+        f.write(b"".join(img[16 + i * sz:16 + (i + 1) * sz] for i in keep))
+    with open(os.path.join(out, f"{split}-labels-idx1-ubyte"), "wb") as f:
+        f.write(struct.pack(">II", 0x801, len(keep)) + bytes(lab[8 + i] for i in keep))
+PY
+IMB=(train --data "$T/imb" --batch 32 --epochs 2 --threads 2)
+"$L" "${IMB[@]}" --lr 50 --head-lr 1 --warmup 0 --out "$T/imb.ckpt" >/dev/null 2>"$T/imb.err"
+rc=$?
+check "imbalanced: stopped at chance, exit 3" '[ "$rc" -eq 3 ] && grep -q "ends at chance: .*majority class 0.9000 in the test split and 0.9000 in the training split" "$T/imb.err"' \
+    "exit $rc" "$T/imb.err"
+check "imbalanced: 2 classes" 'grep -q "ln(2) = 0.693" "$T/imb.err" && "$L" info "$T/imb.ckpt" | grep -q "classes 2"' \
+    "not a 2-class model" "$T/imb.err"
+"$L" "${IMB[@]}" --out "$T/imb2.ckpt" >/dev/null 2>"$T/imb2.err"
+rc=$?
+check "imbalanced: a healthy run is not stopped" '[ "$rc" -eq 0 ] && ! grep -q "collapse" "$T/imb2.err"' \
+    "exit $rc" "$T/imb2.err"
+
 echo "collapse.sh: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
