@@ -196,6 +196,19 @@ check "imbalanced: 2 classes" 'grep -q "ln(2) = 0.693" "$T/imb.err" && "$L" info
 rc=$?
 check "imbalanced: a healthy run is not stopped" '[ "$rc" -eq 0 ] && ! grep -q "collapse" "$T/imb2.err"' \
     "exit $rc" "$T/imb2.err"
+# labels that fit a checkpoint's classes keep its classifier; labels beyond them are refused
+"$L" eval "$T/lr.ckpt" --data "$T/imb" >/dev/null 2>"$T/imb3.err"
+rc=$?
+check "imbalanced: a 10-class model evaluates the 2-class set" '[ "$rc" -eq 0 ]' "exit $rc" "$T/imb3.err"
+"$L" train --init "$T/imb2.ckpt" --data "$DATA" --train-limit 64 --test-limit 64 --epochs 1 \
+    --out "$T/imb4.ckpt" >/dev/null 2>"$T/imb4.err"
+rc=$?
+check "imbalanced: --init of a 2-class model on 10 classes refused" '[ "$rc" -ne 0 ] && grep -q "labels up to 9, but the checkpoint.s model has 2 classes" "$T/imb4.err" && [ ! -e "$T/imb4.ckpt" ]' \
+    "exit $rc" "$T/imb4.err"
+"$L" eval "$T/imb2.ckpt" --data "$DATA" --test-limit 64 >/dev/null 2>"$T/imb5.err"
+rc=$?
+check "imbalanced: eval of a 2-class model on 10 classes refused" '[ "$rc" -ne 0 ] && grep -q "with 10 classes does not fit the model" "$T/imb5.err"' \
+    "exit $rc" "$T/imb5.err"
 
 echo "collapse.sh: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
