@@ -147,8 +147,11 @@ lb_status lb_model_build(const lb_model_cfg *cfg, lb_net **out) {
         return lb_error_set(LB_EINVAL, "model input must have 1 or 3 channels, got %d", cfg->in_c);
     int graph = strcmp(cfg->arch, "graph") == 0;
     if (!graph && (cfg->in_h < 28 || cfg->in_w < 28))
-        return lb_error_set(LB_EINVAL, "model input must be at least 28x28, got %dx%d", cfg->in_h,
-                            cfg->in_w);
+        return lb_error_set(LB_EINVAL,
+                            "model '%s': input must be at least 28x28, got %dx%d (smaller images: "
+                            "put them in an image folder and give --image-size 28, or resize "
+                            "them; docs/data.md)",
+                            cfg->arch, cfg->in_h, cfg->in_w);
     if (cfg->classes < 2)
         return lb_error_set(LB_EINVAL, "need at least 2 classes, got %d", cfg->classes);
     int mobile =

@@ -107,6 +107,12 @@ open(p, "wb").write(bytes(z))
 files = dict(base)
 files["train-images-idx3-ubyte"] = struct.pack(">I", 0x804) + base["train-images-idx3-ubyte"][4:]
 write_dir("magic", files, False)
+# 8x8 images (scikit-learn's digits size): too small for the zoo's models
+files = {}
+for split, n in (("train", 16), ("t10k", 8)):
+    files[f"{split}-images-idx3-ubyte"] = struct.pack(">IIII", 0x803, n, 8, 8) + rng.randbytes(64 * n)
+    files[f"{split}-labels-idx1-ubyte"] = struct.pack(">II", 0x801, n) + bytes(i % 10 for i in range(n))
+write_dir("small", files, False)
 # CIFAR-100: train.bin of 2 records and 5 bytes; test.bin one valid record
 os.makedirs(os.path.join(out, "cifar"))
 open(os.path.join(out, "cifar", "train.bin"), "wb").write(rng.randbytes(3074 * 2 + 5))
@@ -126,6 +132,8 @@ expect_error "missing data dir" "$T/nonexistent" 'cannot open|No such' \
     "$L" "${TR[@]}" --data "$T/nonexistent"
 expect_error "CIFAR file of wrong size" "$T/cifar/train.bin" 'size|multiple' \
     "$L" "${TR[@]}" --data "$T/cifar"
+expect_error "8x8 images" "--image-size 28" 'at least 28x28, got 8x8' \
+    "$L" "${TR[@]}" --data "$T/small"
 
 # ---- checkpoints: one tiny real one, and broken variants -------------------------------------
 if ! "$L" "${TR[@]}" --out "$T/cnn.ckpt" --data "$T/good" >"$T/out" 2>"$T/err"; then
