@@ -3,7 +3,8 @@
 variability) and method, the chip accuracy over chips (mean, std, min), its gap to the fault-free
 model (sweep.json's fault_free_accuracy), and the goals: within 1 point of fault-free at 10% BFR,
 3 points at 20%, 2 points at 40% variability (lowbit's mean), and lowbit above both baselines at
-every nonzero point (means). Points with fewer than CHIPS chips are marked partial.
+every nonzero point (means). Points with fewer than CHIPS chips are marked partial (the healthy
+point, rate 0 and variability 0, has one chip: lowbit faults sweep runs one there).
 
 Usage: /usr/bin/python3 bench/faults/table.py [--chips 5] DIR [DIR ...]"""
 import argparse
@@ -41,6 +42,8 @@ def main():
     for (rate, var) in sorted(acc, key=lambda k: (k[1] > 0, k[1], k[0])):
         ms = acc[(rate, var)]
         n = min(len(v) for v in ms.values())
+        # the healthy point (no stuck cell, no variability) is one chip: every chip is the same
+        full = a.chips if (rate > 0 or var > 0) else 1
 
         def cell(m):
             if m not in ms:
@@ -52,7 +55,7 @@ def main():
         lm = 100 * statistics.mean(ms["lowbit"].values()) if "lowbit" in ms else None
         gap = "%+.2f" % (lm - base) if lm is not None else "-"
         print("| %g%% | %g%% | %d%s | %s | %s | %s | %s | %s |" % (
-            100 * rate, 100 * var, n, "" if n >= a.chips else " (partial)", cell("before"),
+            100 * rate, 100 * var, n, "" if n >= full else " (partial)", cell("before"),
             cell("inject"), cell("qfalt"), cell("lowbit"), gap))
         for kind, x in (("rate", rate), ("var", var)):
             other = var if kind == "rate" else rate
@@ -61,7 +64,7 @@ def main():
                 checks.append("- %s %g%%: lowbit %.2f%%, %.2f points below fault-free (goal <= %g): "
                               "%s%s" % ("BFR" if kind == "rate" else "variability", 100 * x, lm,
                                         base - lm, g, "PASS" if base - lm <= g else "FAIL",
-                                        "" if n >= a.chips else " (partial point)"))
+                                        "" if n >= full else " (partial point)"))
         if (rate > 0 or var > 0) and lm is not None:
             for m in ("inject", "qfalt"):
                 if m in ms:
