@@ -271,15 +271,18 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
         st = mkdir_p(sub);
     }
     if (st != LB_OK) goto out;
-    int n = 0;
+    int n = 0, healthy_in_grid = 0;
     for (int v = 0; v < c->nvars; v++)
-        for (int r = 0; r < c->nrates; r++)
+        for (int r = 0; r < c->nrates; r++) {
             /* with no stuck cell and no variability every chip is the same healthy one, and
              * each method's fine-tune of it the same run: one chip there, not c->chips copies */
-            for (int k = 0; k < (c->rates[r] == 0 && c->vars[v] == 0 ? 1 : c->chips); k++)
+            int healthy = c->rates[r] == 0 && c->vars[v] == 0;
+            healthy_in_grid |= healthy;
+            for (int k = 0; k < (healthy ? 1 : c->chips); k++)
                 for (int m = -1; m < c->nmethods; m++)
                     cells[n++] =
                         (cell){c->rates[r], c->vars[v], k, m < 0 ? -1 : (int)c->methods[m]};
+        }
     double t0 = now_s();
     int computed = 0, missing = 0;
     char first_missing[256] = "";
@@ -372,10 +375,8 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
         cell_name(&k0, name, sizeof name);
         snprintf(path, sizeof path, "%s/cells/%s.json", c->dir, name);
         cJSON *j = read_cell(path);
-        int in_grid = 0; /* then a missing r0_v0_c0_before was counted above */
-        for (int r = 0; r < c->nrates; r++)
-            for (int v = 0; v < c->nvars; v++) in_grid |= c->rates[r] == 0 && c->vars[v] == 0;
-        if (!j && c->collect && !in_grid && !missing++)
+        /* in the grid, a missing r0_v0_c0_before was counted above */
+        if (!j && c->collect && !healthy_in_grid && !missing++)
             snprintf(first_missing, sizeof first_missing, "%s", name);
         if (missing) {
             st = lb_error_set(LB_EINVAL,

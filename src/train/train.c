@@ -307,24 +307,6 @@ lb_status lb_train_step(run *r, const lb_train_cfg *c, lb_watch *w, long step, i
     return LB_OK;
 }
 
-/* The share of the most frequent label among the first `limit` (0: all) samples. */
-static double majority_share(const lb_dataset *d, int limit, long *count) {
-    long n = limit > 0 && limit < d->n ? limit : d->n, best = 0;
-    long *hist = calloc((size_t)(d->classes > 0 ? d->classes : 1), sizeof *hist);
-    if (!hist || n == 0) {
-        free(hist);
-        *count = n;
-        return 0;
-    }
-    for (long i = 0; i < n; i++) {
-        long k = ++hist[d->labels[i]];
-        best = k > best ? k : best;
-    }
-    free(hist);
-    *count = n;
-    return (double)best / (double)n;
-}
-
 /* One line on an image folder: what was found and how it is seen. */
 static const char *data_note(const run *r, const lb_train_cfg *c, char *b, size_t cap) {
     int k =
@@ -483,8 +465,10 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
         goto out;
     long n_tr = c->train_limit > 0 && c->train_limit < r.train.n ? c->train_limit : r.train.n;
     if ((st = lb_watch_set_prior(&w, r.train.labels, n_tr)) != LB_OK) goto out;
-    long n_test;
-    double major = majority_share(&r.test, c->test_limit, &n_test);
+    long n_test = c->test_limit > 0 && c->test_limit < r.test.n ? c->test_limit : r.test.n;
+    double major;
+    if ((st = lb_label_shares(r.test.labels, n_test, r.test.classes, &major, NULL)) != LB_OK)
+        goto out;
     long poison = poison_step();
     float acc_last = info.test_acc;
     if (!c->resume[0]) acc_last = 0;

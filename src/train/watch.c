@@ -40,22 +40,30 @@ lb_status lb_watch_init(lb_watch *w, int classes, int window, long quiet_until, 
     return LB_OK;
 }
 
-lb_status lb_watch_set_prior(lb_watch *w, const int32_t *labels, long n) {
-    if (n <= 0) return LB_OK;
-    long *hist = calloc((size_t)w->classes, sizeof *hist);
-    if (!hist) return lb_error_set(LB_ENOMEM, "out of memory (collapse watch)");
+lb_status lb_label_shares(const int32_t *labels, long n, int classes, double *major,
+                          double *entropy) {
+    *major = 0;
+    if (entropy) *entropy = 0;
+    if (n <= 0 || classes < 1) return LB_OK;
+    long *hist = calloc((size_t)classes, sizeof *hist);
+    if (!hist) return lb_error_set(LB_ENOMEM, "out of memory (label counts)");
     for (long i = 0; i < n; i++)
-        if (labels[i] >= 0 && labels[i] < w->classes) hist[labels[i]]++;
+        if (labels[i] >= 0 && labels[i] < classes) hist[labels[i]]++;
     double h = 0, top = 0;
-    for (int k = 0; k < w->classes; k++) {
+    for (int k = 0; k < classes; k++) {
         double p = (double)hist[k] / (double)n;
         if (p > 0) h -= p * log(p);
         top = p > top ? p : top;
     }
     free(hist);
-    w->chance_loss = h;
-    w->train_major = top;
+    *major = top;
+    if (entropy) *entropy = h;
     return LB_OK;
+}
+
+lb_status lb_watch_set_prior(lb_watch *w, const int32_t *labels, long n) {
+    if (n <= 0) return LB_OK;
+    return lb_label_shares(labels, n, w->classes, &w->train_major, &w->chance_loss);
 }
 
 void lb_watch_free(lb_watch *w) {

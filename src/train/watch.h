@@ -59,6 +59,10 @@ void lb_watch_free(lb_watch *w);
  * a network that has stopped learning predicts the class shares, so its loss sits at their
  * entropy and its accuracy at the majority share, not at ln(classes) and 1/classes. */
 lb_status lb_watch_set_prior(lb_watch *w, const int32_t *labels, long n);
+/* The class shares of n labels (labels outside [0, classes) are not counted): the majority's
+ * share, and their entropy if `entropy`; both 0 when n is 0. */
+lb_status lb_label_shares(const int32_t *labels, long n, int classes, double *major,
+                          double *entropy);
 void lb_watch_epoch_start(lb_watch *w);
 
 /* Upper bound of accuracies that are "at chance": the larger of 1/classes and the majority share
