@@ -83,6 +83,18 @@ check_model() { # name, train options...
 check_model cnn4 --model cnn --quant lsq --wbits 4 --abits 4
 [ "$quick" = 1 ] || check_model cnn8pc --model cnn --quant lsq --wbits 8 --abits 8 --per-channel
 check_model r20w2 --model resnet20 --quant lsq --wbits 2 --abits 2
+# two classes (idx has the classes its labels say, docs/data.md): the same images, labels mod 2,
+# so the exported classifier has 2 outputs and t10k.idx still holds its first test images
+mkdir -p "$T/two"
+for s in train t10k; do
+    gunzip -c "$DATA/$s-images-idx3-ubyte.gz" >"$T/two/$s-images-idx3-ubyte"
+    /usr/bin/python3 -c 'import gzip,sys; b=gzip.open(sys.argv[1]).read(); sys.stdout.buffer.write(b[:8]+bytes(x%2 for x in b[8:]))' \
+        "$DATA/$s-labels-idx1-ubyte.gz" >"$T/two/$s-labels-idx1-ubyte"
+done
+DATA="$T/two" check_model cnn4c2 --model cnn --quant lsq --wbits 4 --abits 4
+if "$L" info "$T/cnn4c2.ckpt" | grep -q 'classes 2'; then ok; else
+    bad "cnn4c2 classes" "not a 2-class model" "$T/cnn4c2.train"
+fi
 # reg (docs/reg.md): fixed levels are odd codes at half a step, stored as their b-bit index
 # (7-bit first/last: 8-bit fixed levels have 9-bit codes); step levels are LSQ's grid; learned
 # levels are int16 codes on their deployment grid, stored as the b-bit index
