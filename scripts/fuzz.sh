@@ -101,12 +101,23 @@ for f in fuzz/fuzz_*.c; do
         echo "  $target: ${runs:-?} inputs in $((SECONDS - t0)) s, no crash"
         pass=$((pass + 1))
     else
-        echo "FAIL $target: exit $rc after $((SECONDS - t0)) s"
-        grep -E 'ERROR|SUMMARY|runtime error|Test unit written|==[0-9]+==' "$tmp/$name.log" | head -12
+        echo "FAIL $target: exit $rc after $((SECONDS - t0)) s (log: $out/crashes/$name.log)"
+        cp "$tmp/$name.log" "$out/crashes/$name.log"
+        # The sanitizer's report; where there is none (a start-up failure, an exit), the log's end.
+        grep -E 'ERROR|SUMMARY|runtime error|Test unit written|==[0-9]+==' "$tmp/$name.log" | head -12 |
+            grep . || tail -8 "$tmp/$name.log"
         for a in "$tmp/art/$name"/*; do
             [ -f "$a" ] || continue
             cp "$a" "$out/crashes/$name-$(basename "$a")"
             echo "  reproducer: $out/crashes/$name-$(basename "$a") (run: $bin <file>)"
+            # Does it fail again alone? A reproducer that does not points at the environment
+            # (memory, start-up) rather than the parser.
+            if "$bin" "$a" >"$tmp/$name.rerun" 2>&1; then
+                echo "  the reproducer passes when rerun alone"
+            else
+                echo "  the reproducer fails again alone:"
+                grep -E 'ERROR|SUMMARY|runtime error' "$tmp/$name.rerun" | head -4
+            fi
         done
         fail=$((fail + 1))
     fi

@@ -27,7 +27,8 @@ run() { # name, command...
     local name="$1"; shift
     local t0=$SECONDS out rc
     out=$("$@" 2>&1); rc=$?
-    printf '%s\n' "$out" | grep -E 'FAIL|passed|error' | tail -20
+    # Sanitizer reports (ERROR, SUMMARY) and the fuzzers' reproducers too: CI keeps only this.
+    printf '%s\n' "$out" | grep -E 'FAIL|passed|error|ERROR|SUMMARY|reproducer' | tail -20
     echo "  ($name: $((SECONDS - t0)) s)"
     tally "$out" "$rc" "$name"
 }
