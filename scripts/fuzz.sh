@@ -3,7 +3,8 @@
 # undefined) in build/fuzz and runs each for a bounded time on a temporary copy of its corpus
 # fuzz/corpus/<name>/ (the repository is never modified). A target that crashes, leaks, trips a
 # sanitizer or an invariant (__builtin_trap/abort) fails; its reproducer is copied to
-# build/fuzz/crashes/. Ends with "fuzz.sh: N passed, N failed" and exits non-zero on a failure.
+# build/fuzz/crashes/ with its log. A failure that leaves no reproducer (the fuzzer did not run)
+# is retried once. Ends with "fuzz.sh: N passed, N failed" and exits non-zero on a failure.
 # FUZZ_ONLY="config idx" runs only those targets. FUZZ_SECONDS (default 20) bounds each target's run; the event-file targets (fuzz_events_*: flat
 # records, no compression or nesting, so a few seconds reach their branches) get a quarter of it.
 # Installs clang and libFuzzer (Debian: clang, libclang-rt-14-dev) with apt when they are missing. Not the unit tests (scripts/test.sh).
@@ -93,9 +94,24 @@ for f in fuzz/fuzz_*.c; do
     t0=$SECONDS
     tsecs=$secs
     case $name in events_*) tsecs=$(((secs + 3) / 4)) ;; esac
-    "$bin" -max_total_time="$tsecs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-        -artifact_prefix="$tmp/art/$name/" "$tmp/corpus/$name" >"$tmp/$name.log" 2>&1
+    fuzz_once() {
+        "$bin" -max_total_time="$tsecs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+            -artifact_prefix="$tmp/art/$name/" "$tmp/corpus/$name" >"$tmp/$name.log" 2>&1
+    }
+    fuzz_once
     rc=$?
+    # libFuzzer writes a reproducer for every crash, sanitizer report and leak it finds in the
+    # parser. A failure without one is the fuzzer not running (a sanitizer run-time that cannot
+    # start or stop the world, seen once in CI as "exit 1 after 0 s"): say so and try once more;
+    # a second such failure fails.
+    if [ "$rc" -ne 0 ] && [ -z "$(ls -A "$tmp/art/$name")" ]; then
+        echo "  $target: exit $rc after $((SECONDS - t0)) s with no reproducer; its log ends:"
+        tail -4 "$tmp/$name.log" | sed 's/^/    /'
+        echo "  $target: running it once more"
+        t0=$SECONDS
+        fuzz_once
+        rc=$?
+    fi
     runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$tmp/$name.log" | grep -oE '[0-9]+$')
     if [ "$rc" -eq 0 ]; then
         echo "  $target: ${runs:-?} inputs in $((SECONDS - t0)) s, no crash"
