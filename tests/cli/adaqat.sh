@@ -10,15 +10,7 @@
 set -u
 L=${1:?usage: adaqat.sh path/to/lowbit}
 DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
-T=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_adaqat.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL $1: $2"
-    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/    /' "$3" | tail -5
-}
+. "$(dirname "$0")/common.bash"
 if [ ! -d "$DATA" ]; then
     echo "FAIL data: $DATA missing"
     exit 1
@@ -168,5 +160,4 @@ expect_fail "bits-lambda" "--bits-lambda: expected a number" --quant lsq --learn
     --bits-lambda -1
 [ -f "$T/bad.ckpt" ] && bad "bad input" "a checkpoint was written"
 
-echo "adaqat.sh: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

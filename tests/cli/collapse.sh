@@ -11,15 +11,7 @@ L=${1:?usage: collapse.sh path/to/lowbit}
 DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
-T=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_collapse.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { # name, why, [file to show]
-    fail=$((fail + 1))
-    echo "FAIL $1: $2"
-    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/    /' "$3" | tail -5
-}
+. "$(dirname "$0")/common.bash"
 check() { # name, condition (a command), why, [file]
     local name=$1 why=$3 file=${4:-}
     if eval "$2"; then ok; else bad "$name" "$why" "$file"; fi
@@ -210,5 +202,4 @@ rc=$?
 check "imbalanced: eval of a 2-class model on 10 classes refused" '[ "$rc" -ne 0 ] && grep -q "with 10 classes does not fit the model" "$T/imb5.err"' \
     "exit $rc" "$T/imb5.err"
 
-echo "collapse.sh: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -10,15 +10,7 @@ L=${1:?usage: train.sh path/to/lowbit}
 DATA=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
-T=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_train.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { # name, why, [file to show]
-    fail=$((fail + 1))
-    echo "FAIL $1: $2"
-    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/    /' "$3" | tail -5
-}
+. "$(dirname "$0")/common.bash"
 
 # ASan/UBSan run about 15x slower: the same checks on fewer samples.
 ntrain=512 ntest=256
@@ -98,5 +90,4 @@ if [ "$rc" -eq 0 ] && tail -n 1 "$T/bench.out" | grep -qE '^train_img_per_s: '; 
     bad "bench" "exit $rc, last line '$(tail -n 1 "$T/bench.out")'" "$T/bench.err"
 fi
 
-echo "train.sh: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
