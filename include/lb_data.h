@@ -57,6 +57,9 @@ lb_status lb_cifar_parse_mem(const char *name, const uint8_t *buf, size_t len, i
  * what was looked for. Event folders are not looked for: lb_events_load_dir reads them. */
 lb_status lb_dataset_load_dir(const char *dir, int train, lb_dataset *out);
 void lb_dataset_free(lb_dataset *d);
+/* How many of d's samples a --train-limit/--test-limit of `limit` leaves: the first `limit`, or
+ * all of them when limit <= 0 or larger than the set. */
+int lb_dataset_count(const lb_dataset *d, int limit);
 
 /* ---- image folders (docs/data.md) ---------------------------------------------------------- */
 /* A decoded image, interleaved rows (HWC): c = 1 (grey) or 3 (RGB); alpha is dropped. */

@@ -67,6 +67,10 @@ fi
 BLAS_LIB=$(pkg-config --libs openblas 2>/dev/null || echo -lcblas)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lowbit_fuzz.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
+fuzz_once() { # the current target ($bin, $name) for $tsecs seconds, its log in $tmp/$name.log
+    "$bin" -max_total_time="$tsecs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -artifact_prefix="$tmp/art/$name/" "$tmp/corpus/$name" >"$tmp/$name.log" 2>&1
+}
 pass=0 fail=0
 for f in fuzz/fuzz_*.c; do
     [ -f "$f" ] || continue
@@ -94,10 +98,6 @@ for f in fuzz/fuzz_*.c; do
     t0=$SECONDS
     tsecs=$secs
     case $name in events_*) tsecs=$(((secs + 3) / 4)) ;; esac
-    fuzz_once() {
-        "$bin" -max_total_time="$tsecs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-            -artifact_prefix="$tmp/art/$name/" "$tmp/corpus/$name" >"$tmp/$name.log" 2>&1
-    }
     fuzz_once
     rc=$?
     # libFuzzer writes a reproducer for every crash, sanitizer report and leak it finds in the

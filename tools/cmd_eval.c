@@ -22,7 +22,7 @@ static int cmd_eval_integer(const char *file, lb_net *n, const lb_dataset *d,
     lb_int_model *m = NULL;
     if (integer && lb_int_from_net(n, mean, sd, &m) != LB_OK)
         cli_die(1, "eval", "%s: %s", file, lb_error_msg());
-    int cnt = limit > 0 && limit < d->n ? limit : d->n;
+    int cnt = lb_dataset_count(d, limit);
     int32_t *logits = dump ? malloc((size_t)cnt * info->model.classes * sizeof *logits) : NULL;
     if (dump && !logits) cli_die(1, "eval", "out of memory");
     lb_int_eval r;
@@ -235,7 +235,7 @@ int cmd_eval(int argc, char **argv) {
         return rc;
     }
     float loss, acc;
-    int cnt = limit > 0 && limit < d.n ? limit : d.n, classes = info.model.classes;
+    int cnt = lb_dataset_count(&d, limit), classes = info.model.classes;
     float *logits = dump ? malloc((size_t)cnt * classes * sizeof *logits) : NULL;
     if (dump && !logits) cli_die(1, "eval", "out of memory");
     st = lb_evaluate_logits(n, &d, &info.model.norm, limit, batch, logits, &loss, &acc);

@@ -157,6 +157,10 @@ lb_status lb_dataset_load_dir_opts(const char *dir, int train, const lb_image_op
                         train ? "train.bin" : "test.bin");
 }
 
+int lb_dataset_count(const lb_dataset *d, int limit) {
+    return limit > 0 && limit < d->n ? limit : d->n;
+}
+
 void lb_dataset_free(lb_dataset *d) {
     if (!d) return;
     free(d->images);

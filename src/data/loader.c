@@ -154,7 +154,7 @@ lb_status lb_loader_new(const lb_dataset *d, const lb_loader_cfg *cfg, lb_loader
     if (!l) return lb_error_set(LB_ENOMEM, "cannot allocate the loader");
     l->d = d;
     l->cfg = *cfg;
-    l->n = cfg->limit > 0 && cfg->limit < d->n ? cfg->limit : d->n;
+    l->n = lb_dataset_count(d, cfg->limit);
     l->nb = (l->n + cfg->batch - 1) / cfg->batch;
     l->chw = (size_t)lb_dataset_planes(d) * d->h * d->w;
 

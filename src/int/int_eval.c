@@ -43,7 +43,7 @@ lb_status lb_int_evaluate(lb_int_model *m, lb_net *fnet, const lb_dataset *d, co
         return lb_error_set(LB_EINVAL,
                             "data %dx%dx%d with %d classes does not fit the model (%dx%dx%d, %d)",
                             planes, d->h, d->w, d->classes, mc, mh, mw, classes);
-    const int n = limit > 0 && limit < d->n ? limit : d->n;
+    const int n = lb_dataset_count(d, limit);
     const size_t chw = (size_t)planes * d->h * d->w;
     int32_t *lg = malloc((size_t)batch * classes * sizeof *lg);
     int32_t *ipred = malloc((size_t)batch * sizeof *ipred);

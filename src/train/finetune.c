@@ -226,7 +226,7 @@ lb_status lb_ft_run(const lb_ft_cfg *f, lb_progress_fn fn, void *ctx, lb_ft_resu
     long win = sch.total / 10;
     win = win < 10 ? 10 : win > 100 ? 100 : win;
     if ((st = lb_watch_init(&w, lb_net_classes(r.net), (int)win, win, sch.base)) != LB_OK) goto out;
-    long n_tr = c.train_limit > 0 && c.train_limit < r.train.n ? c.train_limit : r.train.n;
+    long n_tr = lb_dataset_count(&r.train, c.train_limit);
     if ((st = lb_watch_set_prior(&w, r.train.labels, n_tr)) != LB_OK) goto out;
     /* reset units: a unit is 1/units of the run's steps (0: an epoch); never more than steps */
     int units = f->reset_units ? f->reset_units : c.epochs;

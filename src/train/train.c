@@ -162,7 +162,7 @@ lb_status lb_run_setup(run *r, lb_train_cfg *c) {
                             "events",
                             c->data_dir);
     if (r->auto_batch) { /* the default batch for this set's size (recipe.c, docs/robust.md) */
-        int n = c->train_limit > 0 && c->train_limit < r->train.n ? c->train_limit : r->train.n;
+        int n = lb_dataset_count(&r->train, c->train_limit);
         int b = lb_train_default_batch(n);
         c->batch_auto = 1;
         if (b != c->batch) {
@@ -463,9 +463,9 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
     long quiet = sch.warmup > c->quant_delay ? sch.warmup : c->quant_delay;
     if ((st = lb_watch_init(&w, lb_net_classes(r.net), (int)win, quiet + win, sch.base)) != LB_OK)
         goto out;
-    long n_tr = c->train_limit > 0 && c->train_limit < r.train.n ? c->train_limit : r.train.n;
+    long n_tr = lb_dataset_count(&r.train, c->train_limit);
     if ((st = lb_watch_set_prior(&w, r.train.labels, n_tr)) != LB_OK) goto out;
-    long n_test = c->test_limit > 0 && c->test_limit < r.test.n ? c->test_limit : r.test.n;
+    long n_test = lb_dataset_count(&r.test, c->test_limit);
     double major;
     if ((st = lb_label_shares(r.test.labels, n_test, r.test.classes, &major, NULL)) != LB_OK)
         goto out;
