@@ -68,8 +68,11 @@ $(CLI): $(TOOL_SRC:%.c=$(BUILD)/%.o) $(LIB)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# -O2, not ASan's usual -O1: the suite's sanitizer runs spend their time in the Winograd GEMM and
+# weight-gradient kernels, which -O2 runs 1.4x faster under the sanitizers (a 512-image cnn run:
+# 26.5 s at -O1, 18.6 s at -O2; release 1.6 s); the checks are inserted before optimization.
 asan:
-	$(MAKE) BUILD=build/asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" all
+	$(MAKE) BUILD=build/asan OPT=-O2 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" all
 
 test:
 	bash scripts/test.sh
