@@ -235,7 +235,11 @@ typedef enum lb_ft_method { LB_FT_LOWBIT = 0, LB_FT_INJECT, LB_FT_QFALT, LB_FT_C
 const char *lb_ft_method_name(lb_ft_method m); /* "lowbit", "inject", "qfalt"; "?" */
 lb_status lb_ft_method_parse(const char *s, lb_ft_method *out);
 
-#define LB_FT_LAMBDA 1000.0f     /* lowbit's regularizer weight (the reg quantizer's lambda_max) */
+#define LB_FT_LAMBDA 1000.0f /* lowbit's regularizer weight (the reg quantizer's lambda_max) */
+/* lowbit's weight on a chip whose map has multipliers (lb_fmap_has_var): chosen on held-out cnn
+ * chips at 40% variability, where 1000 held weights at their own levels too hard (docs/faults.md,
+ * "The pull's strength on a chip with variability") */
+#define LB_FT_LAMBDA_VAR 30.0f
 #define LB_FT_QFALT_LAMBDA 1e-4f /* QFALT's final lambda (its loss has no Q/N: per weight) */
 #define LB_FT_RESET_UNITS 20     /* the run is cut into this many units for the reset schedule */
 #define LB_FT_RESET_F1 5         /* methods.md's reference periods, in units */
@@ -251,7 +255,7 @@ typedef struct lb_ft_cfg {
     int batch, threads, train_limit, test_limit;
     uint64_t seed;
     float lr;        /* 0: half of lb_train_default_lr (finetune.c says why) */
-    float lambda;    /* LOWBIT: lambda of lb_freg_mse; QFALT: its final lambda */
+    float lambda;    /* LOWBIT: lambda of lb_freg_mse; QFALT: its final lambda; 0: lb_ft_lambda */
     int reset_units; /* 0: one unit per epoch (the reference's epoch ends) */
     int reset_f1, reset_f2;
     int nearest; /* evaluate with the nearest reachable code (lb_chip_attach's option) */
@@ -266,6 +270,10 @@ typedef struct lb_ft_cfg {
     int chip_forward;
 } lb_ft_cfg;
 void lb_ft_cfg_default(lb_ft_cfg *c); /* lambda 0 = the method's default */
+/* The lambda a fine-tune uses: `given` when > 0, else the method's default for the chip (LOWBIT:
+ * LB_FT_LAMBDA_VAR when its map has multipliers, lb_fmap_has_var, else LB_FT_LAMBDA; QFALT:
+ * LB_FT_QFALT_LAMBDA); INJECT: 0, it has no chip regularizer. Pure. */
+float lb_ft_lambda(lb_ft_method m, float given, int has_var);
 
 /* The periodic reset (methods.md): at the end of unit u of `units`, when u % f1 == f1 - 1 in the
  * first half (2u < units) and u % f2 == f2 - 1 in the second. Pure. */
@@ -278,6 +286,7 @@ typedef struct lb_ft_result {
     double reg;                  /* the last epoch's mean regularizer value */
     int resets;
     double seconds;          /* fine-tuning wall time (without the evaluation before) */
+    float lambda;            /* the regularizer weight used (lb_ft_lambda; QFALT: its final) */
     uint64_t changed, total; /* coded weights whose chip code differs, before fine-tuning */
 } lb_ft_result;
 /* Fine-tunes cfg->ckpt for the chip cfg->chip: writes cfg->out atomically after every epoch

@@ -464,11 +464,27 @@ static void test_runs(int quick) {
     lb_net_free(n);
 }
 
+/* The default lambda follows the chip: lowbit pulls less hard when the map has multipliers. */
+static void test_lambda(void) {
+    CHECK(lb_ft_lambda(LB_FT_LOWBIT, 0, 0) == LB_FT_LAMBDA, "lowbit, stuck cells");
+    CHECK(lb_ft_lambda(LB_FT_LOWBIT, 0, 1) == LB_FT_LAMBDA_VAR, "lowbit, multipliers");
+    CHECK(LB_FT_LAMBDA_VAR < LB_FT_LAMBDA, "the variability default is the weaker pull");
+    CHECK(lb_ft_lambda(LB_FT_LOWBIT, 7, 1) == 7 && lb_ft_lambda(LB_FT_LOWBIT, 7, 0) == 7,
+          "a given lambda wins");
+    CHECK(lb_ft_lambda(LB_FT_QFALT, 0, 1) == LB_FT_QFALT_LAMBDA &&
+              lb_ft_lambda(LB_FT_QFALT, 0, 0) == LB_FT_QFALT_LAMBDA &&
+              lb_ft_lambda(LB_FT_QFALT, 5, 1) == 5,
+          "qfalt");
+    CHECK(lb_ft_lambda(LB_FT_INJECT, 0, 1) == 0 && lb_ft_lambda(LB_FT_INJECT, 9, 0) == 0,
+          "inject has no chip regularizer");
+}
+
 int main(void) {
     int quick = getenv("LOWBIT_QUICK") && atoi(getenv("LOWBIT_QUICK"));
     snprintf(g_dir, sizeof g_dir, "/tmp/lowbit_ft_XXXXXX");
     if (!mkdtemp(g_dir)) return 1;
     test_schedule();
+    test_lambda();
     test_hook();
     lb_threads_set(2);
     test_runs(quick);

@@ -20,7 +20,8 @@ static void usage(void) {
          "                     map per epoch at the chip's rate; qfalt: the all-reachable-levels\n"
          "                     Gaussian regularizer, clamping, reset with a fresh optimizer\n"
          "  --epochs E         epochs of the training set (1..1000; default 1)\n"
-         "  --lambda X         lowbit: regularizer weight (default 1000); qfalt: its final\n"
+         "  --lambda X         lowbit: regularizer weight (default 1000; 30 on a chip with\n"
+         "                     variability: docs/faults.md); qfalt: its final\n"
          "                     lambda (default 1e-4)\n"
          "  --reset-units U    the reset schedule cuts the run into U units (default 20;\n"
          "                     0: one per epoch, the reference's epoch ends)\n"
@@ -144,8 +145,8 @@ int cmd_finetune(int argc, char **argv) {
     if (lb_ft_run(&c, progress, &b, &r) != LB_OK) cli_die(1, cmd, "%s", lb_error_msg());
     printf("chip: %s %llu of %llu coded weights hold another code\n", c.chip,
            (unsigned long long)r.changed, (unsigned long long)r.total);
-    printf("method: %s\nresets: %d\nseconds: %.1f\ncheckpoint: %s\n", lb_ft_method_name(c.method),
-           r.resets, r.seconds, c.out);
+    printf("method: %s\nlambda: %g\nresets: %d\nseconds: %.1f\ncheckpoint: %s\n",
+           lb_ft_method_name(c.method), (double)r.lambda, r.resets, r.seconds, c.out);
     printf("accuracy before: %.4f\naccuracy: %.4f\n", (double)r.acc_before, (double)r.acc_after);
     return 0;
 }

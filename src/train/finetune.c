@@ -49,6 +49,13 @@ void lb_ft_cfg_default(lb_ft_cfg *c) {
     c->chip_forward = 1;
 }
 
+float lb_ft_lambda(lb_ft_method m, float given, int has_var) {
+    if (m == LB_FT_INJECT) return 0;
+    if (given > 0) return given;
+    if (m == LB_FT_QFALT) return LB_FT_QFALT_LAMBDA;
+    return has_var ? LB_FT_LAMBDA_VAR : LB_FT_LAMBDA;
+}
+
 int lb_ft_reset_due(int unit, int units, int f1, int f2) {
     if (unit < 0 || unit >= units || f1 < 1 || f2 < 1) return 0;
     int f = 2 * unit < units ? f1 : f2;
@@ -205,12 +212,11 @@ lb_status lb_ft_run(const lb_ft_cfg *f, lb_progress_fn fn, void *ctx, lb_ft_resu
     if ((st = lb_ft_state_init(&s, f->method, r.net, &chip, c.model.arch,
                                f->method == LB_FT_LOWBIT && f->chip_forward)) != LB_OK)
         goto out;
-    float lambda = f->lambda > 0              ? f->lambda
-                   : f->method == LB_FT_QFALT ? LB_FT_QFALT_LAMBDA
-                                              : LB_FT_LAMBDA;
+    float lambda = lb_ft_lambda(f->method, f->lambda, lb_fmap_has_var(chip.map, NULL, NULL, NULL));
+    res->lambda = lambda;
     /* the plain reg regularizer gives way to the chip's (lowbit, qfalt); inject keeps it */
     lb_net_reg_set_lambda(r.net, f->method == LB_FT_INJECT ? plain_lambda(&info) : 0);
-    s.lambda = f->method == LB_FT_INJECT ? 0 : lambda;
+    s.lambda = lambda;
     if (f->method == LB_FT_QFALT) qfalt_sched(&s, lambda, 0);
     /* With multipliers the chip programs each weight with its nearest own level
      * (LB_CHIP_OWN_LEVEL), the level the variability-aware regularizer pulls to, so the snaps and

@@ -129,19 +129,19 @@ static lb_status run_cell(const lb_sweep_cfg *c, const cell *k, const char *map,
     if (st != LB_OK) return st;
     if (ck[0] && !c->keep) remove(ck);
     char buf[1024];
-    int n = snprintf(buf, sizeof buf,
-                     "{\"rate\":%.17g,\"variability\":%.17g,\"chip\":%d,\"seed\":%llu,"
-                     "\"method\":\"%s\",\"accuracy\":%.6f,\"accuracy_before\":%.6f,"
-                     "\"changed\":%llu,\"total\":%llu,\"epochs\":%d,\"seconds\":%.2f,"
-                     "\"train_limit\":%d,\"test_limit\":%d,\"layers\":\"%s\","
-                     "\"reg_encoding\":\"%s\",\"lsq_encoding\":\"%s\",\"chip_forward\":%d,"
-                     "\"lr\":%.9g,\"lambda\":%.9g,\"batch\":%d}\n",
-                     k->rate, k->var, k->chip, (unsigned long long)(c->ft.seed + k->chip),
-                     method_of(k->method), (double)r.acc_after, (double)r.acc_before,
-                     (unsigned long long)r.changed, (unsigned long long)r.total,
-                     k->method < 0 ? 0 : f.epochs, r.seconds, c->ft.train_limit, c->ft.test_limit,
-                     layers_of(c->all_layers), enc_of(c->reg_twos), lsq_enc_of(c->lsq_signmag),
-                     c->ft.chip_forward, (double)c->ft.lr, (double)c->ft.lambda, c->ft.batch);
+    int n = snprintf(
+        buf, sizeof buf,
+        "{\"rate\":%.17g,\"variability\":%.17g,\"chip\":%d,\"seed\":%llu,"
+        "\"method\":\"%s\",\"accuracy\":%.6f,\"accuracy_before\":%.6f,"
+        "\"changed\":%llu,\"total\":%llu,\"epochs\":%d,\"seconds\":%.2f,"
+        "\"train_limit\":%d,\"test_limit\":%d,\"layers\":\"%s\","
+        "\"reg_encoding\":\"%s\",\"lsq_encoding\":\"%s\",\"chip_forward\":%d,"
+        "\"lr\":%.9g,\"lambda\":%.9g,\"lambda_used\":%.9g,\"batch\":%d}\n",
+        k->rate, k->var, k->chip, (unsigned long long)(c->ft.seed + k->chip), method_of(k->method),
+        (double)r.acc_after, (double)r.acc_before, (unsigned long long)r.changed,
+        (unsigned long long)r.total, k->method < 0 ? 0 : f.epochs, r.seconds, c->ft.train_limit,
+        c->ft.test_limit, layers_of(c->all_layers), enc_of(c->reg_twos), lsq_enc_of(c->lsq_signmag),
+        c->ft.chip_forward, (double)c->ft.lr, (double)c->ft.lambda, (double)r.lambda, c->ft.batch);
     return write_atomic(path, buf, (size_t)n);
 }
 
@@ -311,13 +311,20 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
             /* the rate, lambda and batch (0: finetune's defaults); cells from before they were
              * recorded are not checked for them, nor is an eval-only cell */
             cJSON *jl = cJSON_GetObjectItem(j, "lr"), *jm = cJSON_GetObjectItem(j, "lambda"),
-                  *jb = cJSON_GetObjectItem(j, "batch");
+                  *jb = cJSON_GetObjectItem(j, "batch"),
+                  *ju = cJSON_GetObjectItem(j, "lambda_used");
             double lr = jl ? cJSON_GetNumberValue(jl) : c->ft.lr;
             double lam = jm ? cJSON_GetNumberValue(jm) : c->ft.lambda;
             double bat = jb ? cJSON_GetNumberValue(jb) : c->ft.batch;
+            /* lambda is compared as used, since a default depends on the chip: cells from before
+             * lambda_used was recorded (2026-12-06) ran lowbit's default at LB_FT_LAMBDA on every
+             * chip, so an old default cell at a variability point is not today's default */
+            lb_ft_method fm = cells[i].method < 0 ? LB_FT_LOWBIT : (lb_ft_method)cells[i].method;
+            double used = ju ? cJSON_GetNumberValue(ju) : lb_ft_lambda(fm, (float)lam, 0);
+            double want_used = lb_ft_lambda(fm, c->ft.lambda, cells[i].var > 0);
             int same_ft =
                 cells[i].method < 0 ||
-                ((float)lr == c->ft.lr && (float)lam == c->ft.lambda && (int)bat == c->ft.batch);
+                ((float)lr == c->ft.lr && (float)used == want_used && (int)bat == c->ft.batch);
             if (NUM("epochs") != ep || NUM("train_limit") != c->ft.train_limit ||
                 NUM("test_limit") != c->ft.test_limit || strcmp(ly, layers_of(c->all_layers)) ||
                 strcmp(en, enc_of(c->reg_twos)) || strcmp(le, lsq_enc_of(c->lsq_signmag)) ||
@@ -325,14 +332,14 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
                 st = lb_error_set(LB_EINVAL,
                                   "%s: made with other settings (epochs %g, train limit %g, test "
                                   "limit %g, layers %s, reg encoding %s, lsq encoding %s, chip "
-                                  "forward %d, lr %g, lambda %g, batch %g; now %d, %d, %d, %s, "
-                                  "%s, %s, %d, %g, %g, %d; 0: the default): give another -o DIR "
-                                  "or delete that sweep's cells",
+                                  "forward %d, lr %g, lambda used %g, batch %g; now %d, %d, %d, "
+                                  "%s, %s, %s, %d, %g, %g, %d; lr 0: the default): give another "
+                                  "-o DIR or delete that sweep's cells",
                                   path, NUM("epochs"), NUM("train_limit"), NUM("test_limit"), ly,
-                                  en, le, fwd, lr, lam, bat, ep, c->ft.train_limit,
+                                  en, le, fwd, lr, used, bat, ep, c->ft.train_limit,
                                   c->ft.test_limit, layers_of(c->all_layers), enc_of(c->reg_twos),
-                                  lsq_enc_of(c->lsq_signmag), want_fwd, (double)c->ft.lr,
-                                  (double)c->ft.lambda, c->ft.batch);
+                                  lsq_enc_of(c->lsq_signmag), want_fwd, (double)c->ft.lr, want_used,
+                                  c->ft.batch);
                 cJSON_Delete(j);
                 goto out;
             }

@@ -73,6 +73,9 @@ for q in reg lsq; do
         if [ $m = lowbit ]; then
             gain "$after" "$before" && ok || bad "lowbit $q" "chip accuracy $before -> $after" "$o.out"
         fi
+        # the lambda each method used: lowbit's default on a chip of stuck cells alone is 1000
+        want=$(case $m in lowbit) echo 1000 ;; inject) echo 0 ;; qfalt) echo 0.0001 ;; esac)
+        grep -qx "lambda: $want" "$o.out" && ok || bad "lambda $q $m" "want $want" "$o.out"
         echo "  $q $m: chip accuracy $before -> $after"
     done
 done
@@ -106,6 +109,9 @@ if "$L" faults map "$T/lsq.ckpt" --rate 0 --variability 0.4 --seed 5 -o "$T/v.lb
     "$L" eval "$T/v.ckpt" --data "$D" --chip "$T/v.lbmap" >"$T/v.eval" 2>&1
     [ -n "$after" ] && [ "$(acc "$T/v.eval")" = "$after" ] && gain "$after" "$before" && ok ||
         bad "finetune, 40% variability" "$before -> $after, eval $(acc "$T/v.eval")" "$T/v.out"
+    # with multipliers lowbit's default pull is LB_FT_LAMBDA_VAR (docs/faults.md)
+    grep -qx "lambda: 30" "$T/v.out" && grep -q '"lambda":30,' "$T/v.ckpt.metrics.jsonl" && ok ||
+        bad "finetune, 40% variability" "lambda not 30" "$T/v.out"
     echo "  lsq lowbit, 40% variability: chip accuracy $before -> $after"
 else bad "finetune, 40% variability" "exit $?" "$T/v.err"; fi
 # the same cells' multipliers with the codes in sign-magnitude: the chip as it holds them before
@@ -206,6 +212,23 @@ if "$L" "${SC[@]}" >/dev/null 2>"$T/swc2.err" && cmp -s "$T/swm/sweep.csv" "$T/c
     [ -z "$(ls "$T/swm/maps")" ]; then ok; else
     bad "sweep --collect" "exit, another table or a map drawn" "$T/swc2.err"
 fi
+
+# ---- lambda is checked as used: a default cell made before lambda_used was recorded ran lowbit at
+# 1000 on every chip, which is not today's default at a variability point ----------------------
+mkdir -p "$T/swv/cells" && cp "$T/sw/cells/r0_v0_c0_before.json" "$T/swv/cells/" # the healthy chip
+for k in before lowbit; do
+    sed 's/"lambda_used":[^,]*,//' "$T/sw/cells/r0.1_v0_c0_$k.json" >"$T/swv/cells/r0.1_v0.4_c0_$k.json"
+done
+grep -q '"lambda_used":1000,' "$T/sw/cells/r0.1_v0_c0_lowbit.json" &&
+    ! grep -q lambda_used "$T/swv/cells/r0.1_v0.4_c0_lowbit.json" && ok ||
+    bad "sweep cells" "no lambda_used 1000" "$T/sw/cells/r0.1_v0_c0_lowbit.json"
+SV=(faults sweep "$T/lsq.ckpt" --rates 0.1 --variability 0.4 --chips 1 --methods lowbit
+    --finetune-epochs 1 --data "$D" --train-limit 64 --test-limit 64 --batch 32 -o "$T/swv" --collect
+    --no-plot)
+if ! "$L" "${SV[@]}" >/dev/null 2>"$T/swv1.err" && grep -q "lambda used 1000, .* 0, 30, 32" "$T/swv1.err"
+then ok; else bad "sweep resume, an old default cell at a variability point" "reused" "$T/swv1.err"; fi
+if "$L" "${SV[@]}" --lambda 1000 >/dev/null 2>"$T/swv2.err" && [ -s "$T/swv/sweep.csv" ]; then ok
+else bad "sweep resume, --lambda 1000" "old default cell not taken" "$T/swv2.err"; fi
 
 # ---- bad input: a clear message, a non-zero exit, nothing written ----------------------------
 fails() { # name, expected exit, grep pattern, command...
