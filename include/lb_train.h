@@ -254,8 +254,11 @@ typedef struct lb_ft_cfg {
     int epochs; /* >= 1 (0 with eval_only) */
     int batch, threads, train_limit, test_limit;
     uint64_t seed;
-    float lr;        /* 0: half of lb_train_default_lr (finetune.c says why) */
-    float lambda;    /* LOWBIT: lambda of lb_freg_mse; QFALT: its final lambda; 0: lb_ft_lambda */
+    float lr;     /* 0: half of lb_train_default_lr (finetune.c says why) */
+    float lambda; /* LOWBIT: lambda of lb_freg_mse; QFALT: its final lambda; 0: lb_ft_lambda */
+    /* one method's lambda (--lambda lowbit=X,qfalt=Y): > 0 wins over `lambda` for that method, so a
+     * sweep can hold lowbit at one value and leave QFALT at its own (lb_ft_cfg_lambda) */
+    float lambda_of[LB_FT_COUNT];
     int reset_units; /* 0: one unit per epoch (the reference's epoch ends) */
     int reset_f1, reset_f2;
     int nearest; /* evaluate with the nearest reachable code (lb_chip_attach's option) */
@@ -274,6 +277,11 @@ void lb_ft_cfg_default(lb_ft_cfg *c); /* lambda 0 = the method's default */
  * LB_FT_LAMBDA_VAR when its map has multipliers, lb_fmap_has_var, else LB_FT_LAMBDA; QFALT:
  * LB_FT_QFALT_LAMBDA); INJECT: 0, it has no chip regularizer. Pure. */
 float lb_ft_lambda(lb_ft_method m, float given, int has_var);
+/* The lambda given for method m: c->lambda_of[m] when > 0, else c->lambda (0: the default). */
+float lb_ft_cfg_lambda(const lb_ft_cfg *c, lb_ft_method m);
+/* Parses the value of --lambda into c: a number >= 0 for every method that takes one (c->lambda),
+ * or comma-separated method=X pairs, each method once (c->lambda_of; INJECT takes none). */
+lb_status lb_ft_lambda_parse(const char *s, lb_ft_cfg *c);
 
 /* The periodic reset (methods.md): at the end of unit u of `units`, when u % f1 == f1 - 1 in the
  * first half (2u < units) and u % f2 == f2 - 1 in the second. Pure. */

@@ -477,6 +477,37 @@ static void test_lambda(void) {
           "qfalt");
     CHECK(lb_ft_lambda(LB_FT_INJECT, 0, 1) == 0 && lb_ft_lambda(LB_FT_INJECT, 9, 0) == 0,
           "inject has no chip regularizer");
+    /* --lambda: a bare number is every method's, method=X pairs one method's each */
+    lb_ft_cfg c;
+    lb_ft_cfg_default(&c);
+    CHECK(lb_ft_lambda_parse("250", &c) == LB_OK && c.lambda == 250 &&
+              lb_ft_cfg_lambda(&c, LB_FT_LOWBIT) == 250 && lb_ft_cfg_lambda(&c, LB_FT_QFALT) == 250,
+          "a bare lambda");
+    lb_ft_cfg_default(&c);
+    CHECK(lb_ft_lambda_parse("lowbit=1000", &c) == LB_OK &&
+              lb_ft_cfg_lambda(&c, LB_FT_LOWBIT) == 1000 &&
+              lb_ft_cfg_lambda(&c, LB_FT_QFALT) == 0 &&
+              lb_ft_lambda(LB_FT_QFALT, lb_ft_cfg_lambda(&c, LB_FT_QFALT), 1) == LB_FT_QFALT_LAMBDA,
+          "lowbit's alone leaves qfalt at its default");
+    CHECK(lb_ft_lambda_parse("qfalt=1e-3,lowbit=30", &c) == LB_OK &&
+              lb_ft_cfg_lambda(&c, LB_FT_LOWBIT) == 30 &&
+              lb_ft_cfg_lambda(&c, LB_FT_QFALT) == 1e-3f,
+          "both pairs");
+    c.lambda = 5;
+    CHECK(lb_ft_lambda_parse("qfalt=2", &c) == LB_OK && lb_ft_cfg_lambda(&c, LB_FT_LOWBIT) == 5 &&
+              lb_ft_cfg_lambda(&c, LB_FT_QFALT) == 2,
+          "a pair over a bare number; the pairs replace earlier pairs");
+    const char *bad[] = {"",          "-1",          "nan",
+                         "inf",       "1e10",        "3x",
+                         "lowbit",    "lowbit=",     "=3",
+                         "lowbit=3,", "inject=1",    "lowbit=1,lowbit=2",
+                         "qfalt=-1",  "qfalt=1,x=2", "lowbit=1;qfalt=2"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        lb_ft_cfg_default(&c);
+        CHECK(lb_ft_lambda_parse(bad[i], &c) != LB_OK && strstr(lb_error_msg(), "--lambda") &&
+                  c.lambda == 0 && c.lambda_of[LB_FT_LOWBIT] == 0 && c.lambda_of[LB_FT_QFALT] == 0,
+              "rejected, nothing set: '%s'", bad[i]);
+    }
 }
 
 int main(void) {

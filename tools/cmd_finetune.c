@@ -22,7 +22,7 @@ static void usage(void) {
          "  --epochs E         epochs of the training set (1..1000; default 1)\n"
          "  --lambda X         lowbit: regularizer weight (default 1000; 30 on a chip with\n"
          "                     variability: docs/faults.md); qfalt: its final\n"
-         "                     lambda (default 1e-4)\n"
+         "                     lambda (default 1e-4); also as M=X for the method M run\n"
          "  --reset-units U    the reset schedule cuts the run into U units (default 20;\n"
          "                     0: one per epoch, the reference's epoch ends)\n"
          "  --reset-f1 F --reset-f2 F  reset after unit u when u % F == F-1, F1 in the first\n"
@@ -83,9 +83,9 @@ int cli_ft_option(const char *cmd, int argc, char **argv, int *i, lb_ft_cfg *c) 
         c->seed = (uint64_t)cli_int(cmd, o, VAL, 0, 2147483647);
     else if (IS("--lr"))
         c->lr = cli_float(cmd, o, VAL, 1e-12, 100);
-    else if (IS("--lambda"))
-        c->lambda = cli_float(cmd, o, VAL, 0, 1e9);
-    else if (IS("--no-chip-forward"))
+    else if (IS("--lambda")) {
+        if (lb_ft_lambda_parse(VAL, c) != LB_OK) cli_die(2, cmd, "%s", lb_error_msg());
+    } else if (IS("--no-chip-forward"))
         c->chip_forward = 0;
     else
         return 0;
@@ -140,6 +140,10 @@ int cmd_finetune(int argc, char **argv) {
     if (!c.ckpt[0]) cli_die(2, cmd, "a checkpoint is required (see lowbit finetune --help)");
     if (!c.chip[0]) cli_die(2, cmd, "--chip MAP is required");
     if (!c.out[0]) cli_die(2, cmd, "-o OUT is required");
+    for (int m = 0; m < LB_FT_COUNT; m++)
+        if (c.lambda_of[m] > 0 && m != (int)c.method)
+            cli_die(2, cmd, "--lambda names %s, but --method is %s", lb_ft_method_name(m),
+                    lb_ft_method_name(c.method));
     bar b = {isatty(2)};
     lb_ft_result r;
     if (lb_ft_run(&c, progress, &b, &r) != LB_OK) cli_die(1, cmd, "%s", lb_error_msg());

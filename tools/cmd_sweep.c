@@ -37,7 +37,10 @@ static void usage(void) {
         "  --collect            compute nothing: the tables and plots of the cells already in\n"
         "                       DIR/cells (sweeps run point by point, their cells and maps\n"
         "                       copied into DIR); a missing cell is an error naming it\n"
-        "  --data --train-limit --test-limit --batch --threads --seed --lr --lambda\n"
+        "  --lambda X           lowbit's and qfalt's lambda (as for finetune); pairs such as\n"
+        "                       lowbit=1000 or lowbit=30,qfalt=1e-3 set one method's and\n"
+        "                       leave the other at its default\n"
+        "  --data --train-limit --test-limit --batch --threads --seed --lr\n"
         "  --no-chip-forward as for finetune");
 }
 

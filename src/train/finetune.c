@@ -56,6 +56,61 @@ float lb_ft_lambda(lb_ft_method m, float given, int has_var) {
     return has_var ? LB_FT_LAMBDA_VAR : LB_FT_LAMBDA;
 }
 
+float lb_ft_cfg_lambda(const lb_ft_cfg *c, lb_ft_method m) {
+    if ((unsigned)m < LB_FT_COUNT && c->lambda_of[m] > 0) return c->lambda_of[m];
+    return c->lambda;
+}
+
+/* One number of --lambda: finite, 0..1e9, the whole text. */
+static int lambda_num(const char *s, size_t len, float *out) {
+    char buf[64], *end;
+    if (len == 0 || len >= sizeof buf) return 0;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    errno = 0;
+    double v = strtod(buf, &end);
+    if (*end || errno || !isfinite(v) || v < 0 || v > 1e9) return 0;
+    *out = (float)v;
+    return 1;
+}
+
+lb_status lb_ft_lambda_parse(const char *s, lb_ft_cfg *c) {
+    const char *want = "expected a number >= 0, or method=X pairs such as lowbit=1000,qfalt=1e-4";
+    if (!s || !*s) return lb_error_set(LB_EINVAL, "--lambda: %s, got ''", want);
+    if (!strchr(s, '=')) {
+        if (!lambda_num(s, strlen(s), &c->lambda))
+            return lb_error_set(LB_EINVAL, "--lambda: %s, got '%s'", want, s);
+        return LB_OK;
+    }
+    float of[LB_FT_COUNT] = {0};
+    int seen[LB_FT_COUNT] = {0};
+    for (const char *p = s;;) {
+        size_t n = strcspn(p, ","), k = strcspn(p, "=");
+        if (k >= n) return lb_error_set(LB_EINVAL, "--lambda: %s, got '%s'", want, s);
+        char name[16];
+        lb_ft_method m = LB_FT_COUNT;
+        if (k < sizeof name) {
+            memcpy(name, p, k);
+            name[k] = 0;
+            for (int i = 0; i < LB_FT_COUNT; i++)
+                if (strcmp(name, method_names[i]) == 0) m = (lb_ft_method)i;
+        }
+        if (m == LB_FT_COUNT)
+            return lb_error_set(LB_EINVAL, "--lambda: '%.*s' is not a method (lowbit, qfalt)",
+                                (int)k, p);
+        if (m == LB_FT_INJECT)
+            return lb_error_set(LB_EINVAL, "--lambda: inject has no chip regularizer to weigh");
+        if (seen[m]++) return lb_error_set(LB_EINVAL, "--lambda: %s is given twice", name);
+        if (!lambda_num(p + k + 1, n - k - 1, &of[m]))
+            return lb_error_set(LB_EINVAL, "--lambda: %s: expected a number >= 0, got '%.*s'", name,
+                                (int)(n - k - 1), p + k + 1);
+        if (!p[n]) break;
+        p += n + 1;
+    }
+    memcpy(c->lambda_of, of, sizeof of);
+    return LB_OK;
+}
+
 int lb_ft_reset_due(int unit, int units, int f1, int f2) {
     if (unit < 0 || unit >= units || f1 < 1 || f2 < 1) return 0;
     int f = 2 * unit < units ? f1 : f2;
@@ -74,8 +129,11 @@ static lb_status check(const lb_ft_cfg *f) {
     if (!f->out[0]) return lb_error_set(LB_EINVAL, "-o OUT is required");
     if (f->epochs < 1 || f->epochs > 1000)
         return lb_error_set(LB_EINVAL, "--epochs must be 1..1000, got %d", f->epochs);
-    if (!(isfinite(f->lambda) && f->lambda >= 0))
-        return lb_error_set(LB_EINVAL, "--lambda must be a finite number >= 0");
+    for (int m = -1; m < LB_FT_COUNT; m++) {
+        float l = m < 0 ? f->lambda : f->lambda_of[m];
+        if (!(isfinite(l) && l >= 0))
+            return lb_error_set(LB_EINVAL, "--lambda must be a finite number >= 0");
+    }
     if (!(f->lr >= 0 && f->lr <= 100)) return lb_error_set(LB_EINVAL, "--lr must be in (0, 100]");
     if (f->reset_units < 0 || f->reset_f1 < 1 || f->reset_f2 < 1)
         return lb_error_set(LB_EINVAL, "--reset-units must be >= 0, --reset-f1/--reset-f2 >= 1");
@@ -212,7 +270,8 @@ lb_status lb_ft_run(const lb_ft_cfg *f, lb_progress_fn fn, void *ctx, lb_ft_resu
     if ((st = lb_ft_state_init(&s, f->method, r.net, &chip, c.model.arch,
                                f->method == LB_FT_LOWBIT && f->chip_forward)) != LB_OK)
         goto out;
-    float lambda = lb_ft_lambda(f->method, f->lambda, lb_fmap_has_var(chip.map, NULL, NULL, NULL));
+    float lambda = lb_ft_lambda(f->method, lb_ft_cfg_lambda(f, f->method),
+                                lb_fmap_has_var(chip.map, NULL, NULL, NULL));
     res->lambda = lambda;
     /* the plain reg regularizer gives way to the chip's (lowbit, qfalt); inject keeps it */
     lb_net_reg_set_lambda(r.net, f->method == LB_FT_INJECT ? plain_lambda(&info) : 0);

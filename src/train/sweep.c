@@ -129,19 +129,20 @@ static lb_status run_cell(const lb_sweep_cfg *c, const cell *k, const char *map,
     if (st != LB_OK) return st;
     if (ck[0] && !c->keep) remove(ck);
     char buf[1024];
-    int n = snprintf(
-        buf, sizeof buf,
-        "{\"rate\":%.17g,\"variability\":%.17g,\"chip\":%d,\"seed\":%llu,"
-        "\"method\":\"%s\",\"accuracy\":%.6f,\"accuracy_before\":%.6f,"
-        "\"changed\":%llu,\"total\":%llu,\"epochs\":%d,\"seconds\":%.2f,"
-        "\"train_limit\":%d,\"test_limit\":%d,\"layers\":\"%s\","
-        "\"reg_encoding\":\"%s\",\"lsq_encoding\":\"%s\",\"chip_forward\":%d,"
-        "\"lr\":%.9g,\"lambda\":%.9g,\"lambda_used\":%.9g,\"batch\":%d}\n",
-        k->rate, k->var, k->chip, (unsigned long long)(c->ft.seed + k->chip), method_of(k->method),
-        (double)r.acc_after, (double)r.acc_before, (unsigned long long)r.changed,
-        (unsigned long long)r.total, k->method < 0 ? 0 : f.epochs, r.seconds, c->ft.train_limit,
-        c->ft.test_limit, layers_of(c->all_layers), enc_of(c->reg_twos), lsq_enc_of(c->lsq_signmag),
-        c->ft.chip_forward, (double)c->ft.lr, (double)c->ft.lambda, (double)r.lambda, c->ft.batch);
+    int n = snprintf(buf, sizeof buf,
+                     "{\"rate\":%.17g,\"variability\":%.17g,\"chip\":%d,\"seed\":%llu,"
+                     "\"method\":\"%s\",\"accuracy\":%.6f,\"accuracy_before\":%.6f,"
+                     "\"changed\":%llu,\"total\":%llu,\"epochs\":%d,\"seconds\":%.2f,"
+                     "\"train_limit\":%d,\"test_limit\":%d,\"layers\":\"%s\","
+                     "\"reg_encoding\":\"%s\",\"lsq_encoding\":\"%s\",\"chip_forward\":%d,"
+                     "\"lr\":%.9g,\"lambda\":%.9g,\"lambda_used\":%.9g,\"batch\":%d}\n",
+                     k->rate, k->var, k->chip, (unsigned long long)(c->ft.seed + k->chip),
+                     method_of(k->method), (double)r.acc_after, (double)r.acc_before,
+                     (unsigned long long)r.changed, (unsigned long long)r.total,
+                     k->method < 0 ? 0 : f.epochs, r.seconds, c->ft.train_limit, c->ft.test_limit,
+                     layers_of(c->all_layers), enc_of(c->reg_twos), lsq_enc_of(c->lsq_signmag),
+                     c->ft.chip_forward, (double)c->ft.lr, (double)lb_ft_cfg_lambda(&f, f.method),
+                     (double)r.lambda, c->ft.batch);
     return write_atomic(path, buf, (size_t)n);
 }
 
@@ -158,6 +159,13 @@ static lb_status check(const lb_sweep_cfg *c) {
         return lb_error_set(LB_EINVAL, "--sa1-share must be in [0, 1]");
     if (c->chips < 1 || c->chips > 10000) return lb_error_set(LB_EINVAL, "--chips must be >= 1");
     if (c->ft.epochs < 1) return lb_error_set(LB_EINVAL, "--finetune-epochs must be >= 1");
+    for (int m = 0; m < LB_FT_COUNT; m++) {
+        int runs = 0;
+        for (int k = 0; k < c->nmethods; k++) runs |= c->methods[k] == (lb_ft_method)m;
+        if (c->ft.lambda_of[m] > 0 && !runs)
+            return lb_error_set(LB_EINVAL, "--lambda names %s, which --methods does not run",
+                                lb_ft_method_name((lb_ft_method)m));
+    }
     return LB_OK;
 }
 
@@ -186,6 +194,8 @@ static lb_status write_tables(const lb_sweep_cfg *c, const cell *cells, int n, d
     /* the fine-tune's rate, lambda and batch as given (0: finetune's defaults) */
     cJSON_AddNumberToObject(root, "lr", c->ft.lr);
     cJSON_AddNumberToObject(root, "lambda", c->ft.lambda);
+    cJSON_AddNumberToObject(root, "lambda_lowbit", lb_ft_cfg_lambda(&c->ft, LB_FT_LOWBIT));
+    cJSON_AddNumberToObject(root, "lambda_qfalt", lb_ft_cfg_lambda(&c->ft, LB_FT_QFALT));
     cJSON_AddNumberToObject(root, "batch", c->ft.batch);
     cJSON_AddBoolToObject(root, "chip_forward", c->ft.chip_forward);
     cJSON_AddNumberToObject(root, "fault_free_accuracy", fault_free);
@@ -314,14 +324,15 @@ lb_status lb_sweep_run(const lb_sweep_cfg *c, lb_sweep_fn fn, void *ctx) {
                   *jb = cJSON_GetObjectItem(j, "batch"),
                   *ju = cJSON_GetObjectItem(j, "lambda_used");
             double lr = jl ? cJSON_GetNumberValue(jl) : c->ft.lr;
-            double lam = jm ? cJSON_GetNumberValue(jm) : c->ft.lambda;
+            lb_ft_method fm = cells[i].method < 0 ? LB_FT_LOWBIT : (lb_ft_method)cells[i].method;
+            float given = lb_ft_cfg_lambda(&c->ft, fm);
+            double lam = jm ? cJSON_GetNumberValue(jm) : given;
             double bat = jb ? cJSON_GetNumberValue(jb) : c->ft.batch;
             /* lambda is compared as used, since a default depends on the chip: cells from before
              * lambda_used was recorded (2026-12-06) ran lowbit's default at LB_FT_LAMBDA on every
              * chip, so an old default cell at a variability point is not today's default */
-            lb_ft_method fm = cells[i].method < 0 ? LB_FT_LOWBIT : (lb_ft_method)cells[i].method;
             double used = ju ? cJSON_GetNumberValue(ju) : lb_ft_lambda(fm, (float)lam, 0);
-            double want_used = lb_ft_lambda(fm, c->ft.lambda, cells[i].var > 0);
+            double want_used = lb_ft_lambda(fm, given, cells[i].var > 0);
             int same_ft =
                 cells[i].method < 0 ||
                 ((float)lr == c->ft.lr && (float)used == want_used && (int)bat == c->ft.batch);

@@ -229,6 +229,25 @@ if ! "$L" "${SV[@]}" >/dev/null 2>"$T/swv1.err" && grep -q "lambda used 1000, .*
 then ok; else bad "sweep resume, an old default cell at a variability point" "reused" "$T/swv1.err"; fi
 if "$L" "${SV[@]}" --lambda 1000 >/dev/null 2>"$T/swv2.err" && [ -s "$T/swv/sweep.csv" ]; then ok
 else bad "sweep resume, --lambda 1000" "old default cell not taken" "$T/swv2.err"; fi
+# A bare --lambda is every method's, so it would run QFALT at 1000 too: an old default QFALT cell
+# (1e-4) is refused under it, and taken under lowbit=1000, which leaves QFALT at its default.
+sed 's/"method":"lowbit"/"method":"qfalt"/' "$T/swv/cells/r0.1_v0.4_c0_lowbit.json" \
+    >"$T/swv/cells/r0.1_v0.4_c0_qfalt.json"
+SQ=("${SV[@]}" --methods lowbit,qfalt)
+if ! "$L" "${SQ[@]}" --lambda 1000 >/dev/null 2>"$T/swq1.err" &&
+    grep -q "c0_qfalt.json: .*lambda used 0.0001, .* 0, 1000, 32" "$T/swq1.err"; then ok
+else bad "sweep resume, --lambda 1000 with qfalt" "old qfalt cell taken at 1000" "$T/swq1.err"; fi
+if "$L" "${SQ[@]}" --lambda lowbit=1000 >/dev/null 2>"$T/swq2.err" &&
+    grep -q '"lambda_lowbit":1000,"lambda_qfalt":0,' <(tr -d ' \n\t' <"$T/swv/sweep.json"); then ok
+else bad "sweep resume, --lambda lowbit=1000" "old cells not taken, or sweep.json" "$T/swq2.err"; fi
+# one method's lambda in finetune: the method run's, or an error naming both
+for mx in lowbit:lowbit=7:7 qfalt:qfalt=0.5:0.5 qfalt:0.25:0.25; do
+    IFS=: read -r m x want <<<"$mx"
+    if "$L" finetune "$T/lsq.ckpt" --chip "$T/v.lbmap" --method "$m" --lambda "$x" --epochs 1 \
+        --data "$D" --train-limit 32 --test-limit 64 -o "$T/lx.ckpt" >"$T/lx.out" 2>&1 &&
+        grep -qx "lambda: $want" "$T/lx.out"; then ok
+    else bad "finetune --method $m --lambda $x" "want lambda: $want" "$T/lx.out"; fi
+done
 
 # ---- bad input: a clear message, a non-zero exit, nothing written ----------------------------
 fails() { # name, expected exit, grep pattern, command...
@@ -246,6 +265,18 @@ fails "unknown method" 2 "lowbit, inject or qfalt" "$L" "${F[@]}" --chip "$T/lsq
 fails "chip of another model" 1 "reg.lbmap" "$L" "${F[@]}" --chip "$T/reg.lbmap"
 fails "epochs 0" 2 "--epochs" "$L" "${F[@]}" --chip "$T/lsq.lbmap" --epochs 0
 fails "no chip" 2 "--chip" "$L" "${F[@]}"
+fails "lambda of another method" 2 "names qfalt, but --method is lowbit" "$L" "${F[@]}" \
+    --chip "$T/lsq.lbmap" --lambda qfalt=1
+fails "lambda of inject" 2 "inject has no chip regularizer" "$L" "${F[@]}" --chip "$T/lsq.lbmap" \
+    --lambda inject=1
+fails "lambda, bad pair" 2 "lowbit: expected a number >= 0, got '-3'" "$L" "${F[@]}" \
+    --chip "$T/lsq.lbmap" --lambda qfalt=1,lowbit=-3
+fails "lambda twice" 2 "lowbit is given twice" "$L" "${F[@]}" --chip "$T/lsq.lbmap" \
+    --lambda lowbit=1,lowbit=2
+fails "lambda nan" 2 "got 'nan'" "$L" "${F[@]}" --chip "$T/lsq.lbmap" --lambda nan
+fails "sweep lambda of a method not run" 1 "names qfalt, which --methods does not run" "$L" \
+    faults sweep "$T/lsq.ckpt" --methods lowbit --lambda qfalt=1 -o "$T/nope"
+[ -e "$T/nope" ] && bad "sweep lambda of a method not run" "created $T/nope"
 fails "sweep rate > 1" 2 "--rates" "$L" faults sweep "$T/lsq.ckpt" --rates 0,1.5 -o "$T/nope"
 fails "sweep rate < 0" 2 "--rates" "$L" faults sweep "$T/lsq.ckpt" --rates -0.1 -o "$T/nope"
 fails "sweep method" 2 "lowbit, inject or qfalt" "$L" faults sweep "$T/lsq.ckpt" --methods x -o "$T/nope"
