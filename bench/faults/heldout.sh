@@ -11,7 +11,8 @@
 # Environment (all optional):
 #   LOWBIT   the binary                       (default build/release/lowbit)
 #   SEEDS    "101 102 103"                    map seeds of the held-out chips
-#   KINDS    "v40 v20 r20"   v<P>: P% Gaussian variability, no stuck cells; r<P>: P% BFR, SA0
+#   KINDS    "v40 v20 r20"   v<P>: P% Gaussian variability, no stuck cells; r<P>: P% BFR, SA0;
+#                            r<P>v<Q>: both on one chip
 #   RUNS     "lowbit:0 lowbit:100 lowbit:30 qfalt:0"   method:lambda (0: the method's default)
 #   FT_EPOCHS 2 ; FT_LR ""  (finetune's --epochs and --lr; lr default: finetune's own)
 #   LIMITS   ""   e.g. "--train-limit 256 --test-limit 256": a quick check of the script
@@ -28,12 +29,14 @@ mkdir -p "$OUT/maps" "$OUT/runs" || exit 1
 one() { # kind seed method lambda
     local k=$1 s=$2 m=$3 la=$4 map="$OUT/maps/$1_s$2.lbmap" o="$OUT/runs/$1_s$2_$3_l$4"
     [ -s "$o.acc" ] && return 0
-    local p=${k:1} opt=()
-    case $k in
-    v*) opt=(--rate 0 --variability "$(awk -v p="$p" 'BEGIN { print p / 100 }')" --var-dist gauss) ;;
-    r*) opt=(--rate "$(awk -v p="$p" 'BEGIN { print p / 100 }')" --sa1-share 0) ;;
-    *) echo "heldout.sh: kind '$k': expected v<P> or r<P>" >&2; return 2 ;;
-    esac
+    local r=0 v=0
+    if [[ $k =~ ^r([0-9.]+)v([0-9.]+)$ ]]; then r=${BASH_REMATCH[1]} v=${BASH_REMATCH[2]}
+    elif [[ $k =~ ^r([0-9.]+)$ ]]; then r=${BASH_REMATCH[1]}
+    elif [[ $k =~ ^v([0-9.]+)$ ]]; then v=${BASH_REMATCH[1]}
+    else echo "heldout.sh: kind '$k': expected v<P>, r<P> or r<P>v<Q>" >&2; return 2; fi
+    local opt=(--rate "$(awk -v p="$r" 'BEGIN { print p / 100 }')")
+    [ "$r" != 0 ] && opt+=(--sa1-share 0)
+    [ "$v" != 0 ] && opt+=(--variability "$(awk -v p="$v" 'BEGIN { print p / 100 }')" --var-dist gauss)
     # maps are drawn once per kind and seed, atomically by lowbit; concurrent runs of one map
     # draw the same bits
     [ -s "$map" ] || "$L" faults map "$CK" "${opt[@]}" --seed "$s" -o "$map" >/dev/null || return 1
