@@ -87,15 +87,10 @@ lb_status lb_ft_lambda_parse(const char *s, lb_ft_cfg *c) {
     for (const char *p = s;;) {
         size_t n = strcspn(p, ","), k = strcspn(p, "=");
         if (k >= n) return lb_error_set(LB_EINVAL, "--lambda: %s, got '%s'", want, s);
-        char name[16];
+        char name[16] = "";
         lb_ft_method m = LB_FT_COUNT;
-        if (k < sizeof name) {
-            memcpy(name, p, k);
-            name[k] = 0;
-            for (int i = 0; i < LB_FT_COUNT; i++)
-                if (strcmp(name, method_names[i]) == 0) m = (lb_ft_method)i;
-        }
-        if (m == LB_FT_COUNT)
+        if (k < sizeof name) memcpy(name, p, k);
+        if (k >= sizeof name || lb_ft_method_parse(name, &m) != LB_OK)
             return lb_error_set(LB_EINVAL, "--lambda: '%.*s' is not a method (lowbit, qfalt)",
                                 (int)k, p);
         if (m == LB_FT_INJECT)
