@@ -219,6 +219,8 @@ mkdir -p "$T/swv/cells" && cp "$T/sw/cells/r0_v0_c0_before.json" "$T/swv/cells/"
 for k in before lowbit; do
     sed 's/"lambda_used":[^,]*,//' "$T/sw/cells/r0.1_v0_c0_$k.json" >"$T/swv/cells/r0.1_v0.4_c0_$k.json"
 done
+grep -q '"lambda":0,"lambda_used":0,' "$T/sw/cells/r0.1_v0_c0_before.json" && ok ||
+    bad "sweep cells" "an eval-only cell records a lambda" "$T/sw/cells/r0.1_v0_c0_before.json"
 grep -q '"lambda_used":1000,' "$T/sw/cells/r0.1_v0_c0_lowbit.json" &&
     ! grep -q lambda_used "$T/swv/cells/r0.1_v0.4_c0_lowbit.json" && ok ||
     bad "sweep cells" "no lambda_used 1000" "$T/sw/cells/r0.1_v0_c0_lowbit.json"
