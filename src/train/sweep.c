@@ -128,9 +128,9 @@ static lb_status run_cell(const lb_sweep_cfg *c, const cell *k, const char *map,
     lb_status st = lb_ft_run(&f, NULL, NULL, &r);
     if (st != LB_OK) return st;
     if (ck[0] && !c->keep) remove(ck);
-    /* an eval-only cell trains nothing: no lambda of a method stands in its record */
+    /* an eval-only cell trains nothing: no method's lambda stands in its record (r.lambda is
+     * 0 there already) */
     double lam = k->method < 0 ? 0 : (double)lb_ft_cfg_lambda(&f, f.method);
-    double lam_used = k->method < 0 ? 0 : (double)r.lambda;
     char buf[1024];
     int n = snprintf(buf, sizeof buf,
                      "{\"rate\":%.17g,\"variability\":%.17g,\"chip\":%d,\"seed\":%llu,"
@@ -144,7 +144,7 @@ static lb_status run_cell(const lb_sweep_cfg *c, const cell *k, const char *map,
                      (unsigned long long)r.changed, (unsigned long long)r.total,
                      k->method < 0 ? 0 : f.epochs, r.seconds, c->ft.train_limit, c->ft.test_limit,
                      layers_of(c->all_layers), enc_of(c->reg_twos), lsq_enc_of(c->lsq_signmag),
-                     c->ft.chip_forward, (double)c->ft.lr, lam, lam_used, c->ft.batch);
+                     c->ft.chip_forward, (double)c->ft.lr, lam, (double)r.lambda, c->ft.batch);
     return write_atomic(path, buf, (size_t)n);
 }
 
