@@ -65,9 +65,16 @@ typedef struct lb_train_cfg {
      * run from random weights with LSQ on either side (not spiking, not --learn-bits or sliced),
      * else none; >= 0: that many epochs. quant_delay is the resolved step count a checkpoint
      * records (a resume keeps it); a checkpoint saved at step <= quant_delay has no quantizers
-     * yet and is refused by eval and export. */
+     * yet and is refused by eval and export. The auto phase is open-ended: at its planned end
+     * (the warm-up) it goes on, one step at a time, while the training loss's moving average is
+     * not below LB_FLOAT_PHASE_LEARNED of chance, at most to half the run (lb_float_phase_step).
+     * quant_delay_open is 1 while it may still go on; quant_delay_ema is that average (NaN
+     * before the first step). Both are recorded, so a resume inside the phase decides as the
+     * uninterrupted run does. */
     float quant_delay_epochs;
     long quant_delay;
+    int quant_delay_open;
+    double quant_delay_ema;
     float qlr_scale; /* quantizer parameters' rate = lr * qlr_scale */
     /* --head-lr (docs/robust.md, "The classifier's rate"): the classifier layer's parameters
      * learn at lr * scale; head_lr < 0 (auto, the default) takes the scale from the curvature
@@ -191,6 +198,23 @@ lb_status lb_ckpt_load_weights(const char *path, lb_net *n);
 /* LB_EINVAL naming the file when it was saved in its float phase (step <= the recorded
  * --quant-delay steps): its quantizers are not initialized, no quantized model exists yet. */
 lb_status lb_ckpt_check_started(const char *path, const lb_ckpt_info *info);
+/* The auto float phase ends once the network has started to learn: the moving average of its
+ * training loss is below this share of the chance level (ln(classes), or the entropy of the
+ * training split's class shares). On a set that starts slowly, LSQ initializing from weights
+ * that have learned nothing yet costs accuracy and can drive an 8-bit step to its floor
+ * (docs/robust.md, "The float phase"). */
+#define LB_FLOAT_PHASE_LEARNED 0.9
+/* After optimizer step `step` (0-based) of a run inside its open float phase: updates the
+ * loss's moving average (window steps; a non-finite loss is skipped) and, at the phase's planned
+ * end, either moves the end one step on (not learning yet, and before half of `total`) or
+ * closes it. Returns 1 when it closes after going past its planned length because the loss
+ * fell, 2 when it closes at half the run without that, 0 otherwise (still open, or closed on
+ * time). */
+int lb_float_phase_step(lb_train_cfg *c, long step, float loss, int window, double chance_loss,
+                        long total, long planned);
+/* One line for the closing of an extended phase (what lb_float_phase_step returned as `how`). */
+void lb_float_phase_note(const lb_train_cfg *c, int how, double chance_loss, char *note,
+                         size_t cap);
 /* After steps_done optimizer steps of a run with a float phase of quant_delay steps, its
  * quantizers have not initialized yet: they do on the first quantized training step. */
 static inline int lb_in_float_phase(long quant_delay, long steps_done) {

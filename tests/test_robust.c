@@ -9,6 +9,7 @@
 #include "lb_test.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int has_event(const lb_watch *w, lb_collapse_kind k, const char *layer, const char *word) {
@@ -389,6 +390,83 @@ static void test_resolve_quant_delay(void) {
           "resume keeps %ld", c.quant_delay);
 }
 
+/* The open auto phase: it ends at the warm-up where the net learns by then, runs on while the
+ * loss stays at chance (to half the run at most), and a config written and read back mid-phase
+ * (a checkpoint) decides as the uninterrupted run. */
+static long run_phase(lb_train_cfg *c, long from, long to, double (*loss)(long), int *how) {
+    for (long t = from; t < to; t++) {
+        int h = lb_float_phase_step(c, t, (float)loss(t), 10, log(10.0), 1000, 100);
+        if (h) *how = h;
+    }
+    return c->quant_delay;
+}
+static double loss_fast(long t) { return t < 50 ? 2.30 : 1.0; }
+static double loss_late(long t) { return t < 200 ? 2.31 : 1.5; }
+static double loss_never(long t) { return 2.30 + 0.01 * (double)(t % 3); }
+
+static void test_open_phase(void) {
+    lb_train_cfg c;
+    lb_sched s;
+    char note[768];
+    lb_train_cfg_default(&c);
+    c.sched.base = 0.02f;
+    c.model.q.kind = LB_Q_LSQ;
+    CHECK(lb_train_resolve(&c, 60000, 469, &s, note, sizeof note) == LB_OK, "%s", lb_error_msg());
+    CHECK(c.quant_delay_open == 1 && isnan(c.quant_delay_ema) && strstr(note, "90% of chance"),
+          "auto LSQ from scratch: open (%d), note %s", c.quant_delay_open, note);
+    c.quant_delay_epochs = 0.5f;
+    CHECK(lb_train_resolve(&c, 60000, 469, &s, NULL, 0) == LB_OK && c.quant_delay_open == 0,
+          "explicit --quant-delay: a fixed phase");
+    int how = 0;
+    lb_train_cfg_default(&c);
+    c.quant_delay = 100, c.quant_delay_open = 1;
+    CHECK(run_phase(&c, 0, 1000, loss_fast, &how) == 100 && how == 0 && !c.quant_delay_open,
+          "learned by the warm-up: ends there (%ld, how %d)", c.quant_delay, how);
+    lb_train_cfg_default(&c);
+    c.quant_delay = 100, c.quant_delay_open = 1, how = 0;
+    long end = run_phase(&c, 0, 1000, loss_late, &how);
+    /* the loss falls at step 200; a 10-step average crosses 0.9 ln 10 = 2.07 two steps later */
+    CHECK(end > 200 && end < 215 && how == 1 && !c.quant_delay_open,
+          "slow start: ends once learning (%ld, how %d)", end, how);
+    lb_float_phase_note(&c, how, log(10.0), note, sizeof note);
+    CHECK(strstr(note, "below 90% of chance") && strstr(note, "after step"), "note: %s", note);
+    lb_train_cfg_default(&c);
+    c.quant_delay = 100, c.quant_delay_open = 1, how = 0;
+    CHECK(run_phase(&c, 0, 1000, loss_never, &how) == 500 && how == 2 && !c.quant_delay_open,
+          "never learning: half the run (%ld, how %d)", c.quant_delay, how);
+    /* a checkpoint at step 150 of the slow start, resumed: the same end */
+    lb_train_cfg a, b;
+    lb_train_cfg_default(&a);
+    a.quant_delay = 100, a.quant_delay_open = 1;
+    run_phase(&a, 0, 150, loss_late, &how);
+    char *js = lb_train_cfg_to_json(&a);
+    lb_train_cfg_default(&b);
+    CHECK(js && lb_train_cfg_from_json(js, "mid.ckpt", &b) == LB_OK, "%s", lb_error_msg());
+    CHECK(b.quant_delay_open == 1 && b.quant_delay == a.quant_delay &&
+              b.quant_delay_ema == a.quant_delay_ema,
+          "round trip: open %d, %ld, ema %.17g vs %.17g", b.quant_delay_open, b.quant_delay,
+          b.quant_delay_ema, a.quant_delay_ema);
+    free(js);
+    CHECK(run_phase(&b, 150, 1000, loss_late, &how) == end, "resumed: %ld vs %ld", b.quant_delay,
+          end);
+    /* a closed phase records nothing more; a damaged value is refused */
+    js = lb_train_cfg_to_json(&b);
+    CHECK(js && !strstr(js, "quant_delay_open") && !strstr(js, "quant_delay_ema"), "closed: %s",
+          js ? js : "");
+    free(js);
+    js = lb_train_cfg_to_json(&a);
+    char *at = js ? strstr(js, "\"quant_delay_open\":") : NULL;
+    CHECK(at != NULL, "open phase recorded");
+    if (at) {
+        at[strlen("\"quant_delay_open\":")] = '7';
+        lb_train_cfg_default(&b);
+        CHECK(lb_train_cfg_from_json(js, "bad.ckpt", &b) == LB_EFORMAT &&
+                  strstr(lb_error_msg(), "bad.ckpt") && strstr(lb_error_msg(), "quant_delay_open"),
+              "damaged: %s", lb_error_msg());
+    }
+    free(js);
+}
+
 int main(void) {
     test_chance_bound();
     test_loss_window();
@@ -397,5 +475,6 @@ int main(void) {
     test_resolve();
     test_quant_off();
     test_resolve_quant_delay();
+    test_open_phase();
     TEST_MAIN_END("test_robust");
 }

@@ -328,6 +328,12 @@ char *lb_train_cfg_to_json(const lb_train_cfg *c) {
     if (c->quant_delay > 0 || c->quant_delay_epochs >= 0) {
         cJSON_AddNumberToObject(o, "quant_delay_epochs", c->quant_delay_epochs);
         cJSON_AddNumberToObject(o, "quant_delay", (double)c->quant_delay);
+        /* an auto phase still open: what decides its end (cJSON prints a double exactly) */
+        if (c->quant_delay_open) {
+            cJSON_AddNumberToObject(o, "quant_delay_open", 1);
+            if (isfinite(c->quant_delay_ema))
+                cJSON_AddNumberToObject(o, "quant_delay_ema", c->quant_delay_ema);
+        }
     }
     cJSON_AddNumberToObject(o, "qlr_scale", c->qlr_scale);
     cJSON_AddNumberToObject(o, "head_lr", c->head_lr);
@@ -404,6 +410,14 @@ lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg 
     if (st == LB_OK && !(c->quant_delay_epochs >= -1 && c->quant_delay_epochs <= 1e6))
         st = field_err(&j, "quant_delay_epochs", "must be -1 (auto) or in [0, 1e6]");
     if (st == LB_OK) st = jsteps(&j, "quant_delay", &c->quant_delay);
+    /* absent: a closed (or fixed) phase, as every run recorded before the open phase */
+    c->quant_delay_open = 0;
+    c->quant_delay_ema = NAN;
+    if (st == LB_OK) st = jint(&j, "quant_delay_open", 0, 0, 1, &c->quant_delay_open);
+    if (st == LB_OK) st = jnum(&j, "quant_delay_ema", &c->quant_delay_ema);
+    if (st == LB_OK && cJSON_GetObjectItemCaseSensitive(o, "quant_delay_ema") &&
+        !(isfinite(c->quant_delay_ema) && c->quant_delay_open))
+        st = field_err(&j, "quant_delay_ema", "must be a finite number, with quant_delay_open");
     if (st == LB_OK) st = jfloat(&j, "qlr_scale", &c->qlr_scale);
     /* a run recorded before --head-lr existed trained its classifier at the common rate */
     if (st == LB_OK && !cJSON_GetObjectItemCaseSensitive(o, "head_lr"))

@@ -3,6 +3,7 @@
  * a schedule leaves something to train. Not the schedule arithmetic itself (optim/sched.c). */
 #include "train_internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,9 +31,12 @@ int lb_train_default_batch(int n) {
 static lb_status resolve_quant_delay(lb_train_cfg *c, const lb_sched *sch, int steps_per_epoch) {
     if (c->resume[0]) return LB_OK;
     lb_qkind wk = lb_quant_plan_wkind(&c->model.q), ak = lb_quant_plan_akind(&c->model.q);
+    c->quant_delay_open = 0;
+    c->quant_delay_ema = NAN;
     if (c->quant_delay_epochs < 0) {
         int from_scratch = !c->init[0] && !lb_model_is_snn(&c->model) && !c->learn_bits;
         c->quant_delay = wk == LB_Q_LSQ && from_scratch ? sch->warmup : 0;
+        c->quant_delay_open = c->quant_delay > 0; /* on while the net has not started to learn */
         return LB_OK;
     }
     c->quant_delay = (long)(c->quant_delay_epochs * (float)steps_per_epoch);
@@ -72,13 +76,22 @@ static void schedule_note(const lb_train_cfg *c, const lb_sched *sch, int steps_
                      c->lr_given ? "" : " (default for the model and batch)", sch->warmup,
                      auto_warm ? warm_auto : "--warmup", n_train, c->batch,
                      c->batch_auto ? batch_auto : "");
-    if (c->quant_delay > 0 && k > 0 && (size_t)k < cap)
+    if (c->quant_delay > 0 && k > 0 && (size_t)k < cap) {
+        char why[160];
+        if (c->quant_delay_open)
+            snprintf(why, sizeof why,
+                     "default: the warm-up, for LSQ from random weights, and on while the training "
+                     "loss is not below %.0f%% of chance, at most half the run",
+                     100 * LB_FLOAT_PHASE_LEARNED);
+        else
+            snprintf(why, sizeof why, "%s",
+                     c->quant_delay_epochs < 0 ? "default: the warm-up, for LSQ from random weights"
+                                               : "--quant-delay");
         snprintf(note + k, cap - (size_t)k,
                  "; quantizers off for the first %ld steps (%s), then initialized from the weights "
                  "and activations reached",
-                 c->quant_delay,
-                 c->quant_delay_epochs < 0 ? "default: the warm-up, for LSQ from random weights"
-                                           : "--quant-delay");
+                 c->quant_delay, why);
+    }
 }
 
 lb_status lb_train_resolve(lb_train_cfg *c, int n_train, int steps_per_epoch, lb_sched *sch,
