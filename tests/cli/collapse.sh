@@ -143,6 +143,15 @@ check "float phase: last epoch quantized" '! grep -q "^epoch 3/3 .*float phase" 
 rc=$?
 check "float phase: as long as the run refused" '[ "$rc" -ne 0 ] && grep -q "quantizers would never start" "$T/qb.err" && [ ! -e "$T/qb.ckpt" ]' \
     "exit $rc" "$T/qb.err"
+# the auto phase stays open while the net has not started to learn (a rate that teaches nothing):
+# to half the run (32 of 64 steps), said once; resumed from inside it, the same bytes
+O=("${RUN[@]}" --quant lsq --wbits 2 --abits 2 --epochs 4 --lr 0.000001 --on-collapse warn)
+"$L" "${O[@]}" --out "$T/qo.ckpt" >/dev/null 2>"$T/qo.err"
+check "open float phase: to half the run" 'grep -q "^float phase: .* at half the run: the quantizers start after step 32" "$T/qo.err" && grep -q "^epoch 2/4 .*(float phase" "$T/qo.err" && ! grep -q "^epoch 3/4 .*float phase" "$T/qo.err"' \
+    "no note, or the wrong epochs in the phase" "$T/qo.err"
+"$L" "${O[@]}" --stop-after 1 --out "$T/qp.ckpt" >/dev/null 2>"$T/qp.err"
+"$L" train --resume "$T/qp.ckpt" --data "$DATA" --on-collapse warn --out "$T/qp.ckpt" >/dev/null 2>"$T/qp2.err"
+check "open float phase: resume bit for bit" 'cmp -s "$T/qo.ckpt" "$T/qp.ckpt"' "checkpoints differ" "$T/qp2.err"
 
 # ---- two imbalanced classes (docs/robust.md): chance is the majority share, not 1/classes ----
 # An idx set of Fashion-MNIST's T-shirts (label 0, 90%) and trousers (label 1, 10%): 2 classes
