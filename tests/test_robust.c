@@ -400,9 +400,15 @@ static long run_phase(lb_train_cfg *c, long from, long to, double (*loss)(long),
     }
     return c->quant_delay;
 }
-static double loss_fast(long t) { return t < 50 ? 2.30 : 1.0; }
-static double loss_late(long t) { return t < 200 ? 2.31 : 1.5; }
-static double loss_never(long t) { return 2.30 + 0.01 * (double)(t % 3); }
+static double loss_fast(long t) {
+    return t < 50 ? 2.30 : 1.0;
+}
+static double loss_late(long t) {
+    return t < 200 ? 2.31 : 1.5;
+}
+static double loss_never(long t) {
+    return 2.30 + 0.01 * (double)(t % 3);
+}
 
 static void test_open_phase(void) {
     lb_train_cfg c;

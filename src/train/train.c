@@ -41,7 +41,7 @@ void lb_train_cfg_default(lb_train_cfg *c) {
     c->qlr_scale = 1.0f;
     c->quant_delay_epochs = -1; /* auto: the warm-up for LSQ from random weights (recipe.c) */
     c->quant_delay_ema = NAN;
-    c->head_lr = -1.0f;         /* auto */
+    c->head_lr = -1.0f; /* auto */
     c->levels_lr = LB_LEVELS_LR;
     c->label_smoothing = 0;
     c->aug.crop_pad = 2;
@@ -493,8 +493,8 @@ lb_status lb_train_run(const lb_train_cfg *cfg_in, lb_progress_fn fn, void *ctx,
             r.net->quant_off = step < c->quant_delay; /* the float phase */
             if ((st = lb_train_step(&r, c, &w, step, b, lr, &loss, &nc, NULL)) != LB_OK) goto out;
             if ((st = lb_metrics_drain_events(&w, c->metrics, e + 1, fn, ctx)) != LB_OK) goto out;
-            int how = lb_float_phase_step(c, step, loss, (int)win, w.chance_loss, sch.total,
-                                          sch.warmup);
+            int how =
+                lb_float_phase_step(c, step, loss, (int)win, w.chance_loss, sch.total, sch.warmup);
             if (how && fn) {
                 lb_progress fp = {0};
                 lb_float_phase_note(c, how, w.chance_loss, hn, sizeof hn);
