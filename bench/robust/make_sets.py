@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Builds the robustness-sweep data sets (issue 10, part 4) in the exact formats lowbit reads.
 
-usage: make_sets.py OUTDIR [--only glyphs,digits,colour,tiny]
+usage: make_sets.py OUTDIR [--only glyphs,digits,colour,tiny,hundred,folder]
 
 Writes, deterministically (fixed seeds; same Pillow/FreeType/NumPy/scikit-learn -> same bytes):
   OUTDIR/glyphs/  letters A..J rendered from 21 DejaVu faces, 28x28 grey, white on black,
@@ -12,6 +12,11 @@ Writes, deterministically (fixed seeds; same Pillow/FreeType/NumPy/scikit-learn 
   OUTDIR/colour/  10 coloured shapes on textured, noisy backgrounds with distractors, 32x32x3,
                   CIFAR-10 binary: data_batch_1..5.bin (2,000 each) + test_batch.bin (2,000)
   OUTDIR/tiny/    10 grey texture classes, 28x28, 500 train + 500 test, MNIST idx (.gz)
+Two more, only when named in --only (not part of the sweep's default SETS):
+  OUTDIR/hundred/ 100 classes (the colour set's 10 shapes x 10 fill colours), 32x32x3,
+                  CIFAR-100 binary: train.bin (20,000) + test.bin (5,000)
+  OUTDIR/folder/  an image folder of JPEGs: 6 of the shapes, 48x48 (a tenth 60x40),
+                  train/<class>/ 1,200 + test/<class>/ 300
 
 Every training file is in shuffled order (lowbit's --train-limit takes the first N records).
 No class is the horizontal mirror of another one, so the sets stay valid with `--flip` too
@@ -230,7 +235,14 @@ def _colour_far_from(rng, ref, min_dist=110.0):
     return 255 - ref.astype(np.int64)
 
 
-def render_colour(rng, kind):
+def _fill_colour(rng, ref, palette):
+    """The shape's fill: any colour far from the background, or near a given one."""
+    if palette is None:
+        return _colour_far_from(rng, ref)
+    return np.clip(np.asarray(palette, np.float64) + rng.normal(0, 12, 3), 0, 255).astype(np.int64)
+
+
+def render_colour(rng, kind, palette=None):
     K = 4
     S = 32 * K
     yy, xx = np.mgrid[0:S, 0:S] / S
@@ -265,9 +277,9 @@ def render_colour(rng, kind):
     theta = rng.uniform(-15, 15) * math.pi / 180
     mask = _shape_mask(kind, S, cx, cy, r, theta, rng)
     ref = bg[int(np.clip(cy, 0, S - 1)), int(np.clip(cx, 0, S - 1))]
-    fg = _colour_far_from(rng, ref)
+    fg = _fill_colour(rng, ref, palette)
     if rng.random() < 0.3:  # two-tone fill: stripes of a second colour
-        fg2 = _colour_far_from(rng, ref)
+        fg2 = _fill_colour(rng, ref, palette)
         per = rng.uniform(3, 7) * K
         b = rng.uniform(0, math.pi)
         st = (np.sin((np.cos(b) * xx + np.sin(b) * yy) * S * 2 * math.pi / per) > 0)[..., None]
@@ -366,8 +378,58 @@ def make_tiny(out, n_train=500, n_test=500, seed=4004):
     return res
 
 
+# ---------------------------------------------------------------- extra sets (--only)
+# Not in the sweep's four: sets of other shapes of data, for checks beyond it (bench/RESULTS.md,
+# "Two more kinds of data").
+PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+           (145, 30, 180), (70, 240, 240), (240, 50, 230), (250, 250, 250), (0, 0, 128)]
+FOLDER_CLASSES = SHAPES[:6]
+HUNDRED_CLASSES = [f"{s}_{c}" for s in SHAPES for c in range(10)]
+
+
+def make_hundred(out, n_train=20000, n_test=5000, seed=77):
+    """CIFAR-100 binary (coarse label byte, fine label byte, R/G/B planes): class = shape x one
+    of 10 fill colours."""
+    rng = np.random.default_rng(seed)
+    res = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = np.repeat(np.arange(100), n // 100)
+        rng.shuffle(labels)
+        images = np.empty((n, 32, 32, 3), dtype=np.uint8)
+        for i, lab in enumerate(labels):
+            images[i] = render_colour(rng, SHAPES[lab // 10], PALETTE[lab % 10])
+        rec = np.empty((n, 3074), dtype=np.uint8)
+        rec[:, 0] = labels // 5
+        rec[:, 1] = labels
+        rec[:, 2:] = images.transpose(0, 3, 1, 2).reshape(n, 3072)
+        with open(os.path.join(out, f"{split}.bin"), "wb") as f:
+            f.write(rec.tobytes())
+        res[split] = stats("hundred", split, images, labels, HUNDRED_CLASSES)
+    return res
+
+
+def make_folder(out, n_train=1200, n_test=300, seed=5):
+    """An image folder (train/<class>/*.jpg, test/<class>/*.jpg): 6 of the colour set's shapes,
+    JPEG quality 90, 48x48 but a tenth 60x40 (lowbit resizes to the most common size)."""
+    rng = np.random.default_rng(seed)
+    res = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = np.arange(n) % len(FOLDER_CLASSES)
+        images = np.empty((n, 32, 32, 3), dtype=np.uint8)
+        for i, lab in enumerate(labels):
+            images[i] = render_colour(rng, FOLDER_CLASSES[lab])
+            size = (60, 40) if rng.random() < 0.1 else (48, 48)
+            d = os.path.join(out, split, FOLDER_CLASSES[lab])
+            os.makedirs(d, exist_ok=True)
+            Image.fromarray(images[i]).resize(size, Image.BILINEAR).save(
+                os.path.join(d, f"{i:05d}.jpg"), quality=90)
+        res[split] = stats("folder", split, images, labels, FOLDER_CLASSES)  # before resizing
+    return res
+
+
 SETS = {"glyphs": (make_glyphs, GLYPH_CLASSES), "digits": (make_digits, list(range(10))),
         "colour": (make_colour, SHAPES), "tiny": (make_tiny, TEXTURES)}
+EXTRA = {"hundred": (make_hundred, HUNDRED_CLASSES), "folder": (make_folder, FOLDER_CLASSES)}
 
 
 def main(argv):
@@ -377,12 +439,12 @@ def main(argv):
     only = list(SETS)
     if len(argv) >= 4 and argv[2] == "--only":
         only = argv[3].split(",")
-        bad = [s for s in only if s not in SETS]
+        bad = [s for s in only if s not in SETS and s not in EXTRA]
         if bad:
-            sys.exit(f"make_sets: unknown set(s) {bad}; known: {list(SETS)}")
+            sys.exit(f"make_sets: unknown set(s) {bad}; known: {list(SETS) + list(EXTRA)}")
     os.makedirs(root, exist_ok=True)
     for name in only:
-        fn, classes = SETS[name]
+        fn, classes = SETS[name] if name in SETS else EXTRA[name]
         out = os.path.join(root, name)
         os.makedirs(out, exist_ok=True)
         print(f"{name}: writing {out}", flush=True)
