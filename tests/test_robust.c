@@ -348,6 +348,8 @@ static void test_resolve_quant_delay(void) {
     CHECK(c.quant_delay == s.warmup && c.quant_delay == 351, "LSQ from scratch: the warm-up %ld",
           c.quant_delay);
     CHECK(strstr(note, "quantizers off for the first 351 steps") != NULL, "note: %s", note);
+    CHECK(c.quant_delay_open == 1 && isnan(c.quant_delay_ema) && strstr(note, "90% of chance"),
+          "auto LSQ from scratch: open (%d), note %s", c.quant_delay_open, note);
     const char *why[] = {"float", "reg", "init", "learn-bits"};
     for (int k = 0; k < 4; k++) {
         lb_train_cfg_default(&c);
@@ -364,8 +366,9 @@ static void test_resolve_quant_delay(void) {
     c.model.q.kind = LB_Q_REG;
     c.quant_delay_epochs = 0.5f;
     CHECK(lb_train_resolve(&c, 60000, 469, &s, note, sizeof note) == LB_OK &&
-              c.quant_delay == 234 && strstr(note, "(--quant-delay)"),
-          "explicit: half an epoch %ld", c.quant_delay);
+              c.quant_delay == 234 && strstr(note, "(--quant-delay)") && c.quant_delay_open == 0,
+          "explicit: half an epoch, a fixed phase (%ld, open %d)", c.quant_delay,
+          c.quant_delay_open);
     c.quant_delay_epochs = 15;
     CHECK(lb_train_resolve(&c, 60000, 469, &s, NULL, 0) == LB_EINVAL &&
               strstr(lb_error_msg(), "never start"),
@@ -412,17 +415,7 @@ static double loss_never(long t) {
 
 static void test_open_phase(void) {
     lb_train_cfg c;
-    lb_sched s;
     char note[768];
-    lb_train_cfg_default(&c);
-    c.sched.base = 0.02f;
-    c.model.q.kind = LB_Q_LSQ;
-    CHECK(lb_train_resolve(&c, 60000, 469, &s, note, sizeof note) == LB_OK, "%s", lb_error_msg());
-    CHECK(c.quant_delay_open == 1 && isnan(c.quant_delay_ema) && strstr(note, "90% of chance"),
-          "auto LSQ from scratch: open (%d), note %s", c.quant_delay_open, note);
-    c.quant_delay_epochs = 0.5f;
-    CHECK(lb_train_resolve(&c, 60000, 469, &s, NULL, 0) == LB_OK && c.quant_delay_open == 0,
-          "explicit --quant-delay: a fixed phase");
     int how = 0;
     lb_train_cfg_default(&c);
     c.quant_delay = 100, c.quant_delay_open = 1;
@@ -469,6 +462,19 @@ static void test_open_phase(void) {
         CHECK(lb_train_cfg_from_json(js, "bad.ckpt", &b) == LB_EFORMAT &&
                   strstr(lb_error_msg(), "bad.ckpt") && strstr(lb_error_msg(), "quant_delay_open"),
               "damaged: %s", lb_error_msg());
+    }
+    free(js);
+    js = lb_train_cfg_to_json(&a);
+    at = js ? strstr(js, "\"quant_delay\":") : NULL;
+    CHECK(at != NULL, "phase steps recorded");
+    if (at) {
+        memcpy(at + strlen("\"quant_delay\":"), "0", 1);
+        char *e = at + strlen("\"quant_delay\":") + 1;
+        while (*e >= '0' && *e <= '9') *e++ = ' ';
+        lb_train_cfg_default(&b);
+        CHECK(lb_train_cfg_from_json(js, "bad.ckpt", &b) == LB_EFORMAT &&
+                  strstr(lb_error_msg(), "quant_delay_open"),
+              "open without a phase: %s", lb_error_msg());
     }
     free(js);
 }

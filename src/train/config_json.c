@@ -414,6 +414,8 @@ lb_status lb_train_cfg_from_json(const char *js, const char *path, lb_train_cfg 
     c->quant_delay_open = 0;
     c->quant_delay_ema = NAN;
     if (st == LB_OK) st = jint(&j, "quant_delay_open", 0, 0, 1, &c->quant_delay_open);
+    if (st == LB_OK && c->quant_delay_open && c->quant_delay <= 0)
+        st = field_err(&j, "quant_delay_open", "needs a float phase (quant_delay > 0)");
     if (st == LB_OK) st = jnum(&j, "quant_delay_ema", &c->quant_delay_ema);
     if (st == LB_OK && cJSON_GetObjectItemCaseSensitive(o, "quant_delay_ema") &&
         !(isfinite(c->quant_delay_ema) && c->quant_delay_open))
