@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Summarizes a robustness sweep (bench/robust/sweep.sh) as a Markdown table, checks and a plot.
 
-usage: table.py RUNDIR [--data DIR] [--baseline JSON] [--out PREFIX] [--no-plot]
+usage: table.py RUNDIR [--data DIR] [--baseline JSON] [--out PREFIX] [--prior MD] [--no-plot]
 
 Reads RUNDIR/<set>_<model>_<quant>_s<seed>.safetensors.metrics.jsonl (one JSON object per epoch;
 lines with "event": "collapse" are collapse warnings, zero or more) and the matching .log/.cmd.
@@ -13,6 +13,11 @@ p = 1/classes (lowbit's own bound, with the majority share taken as 1/classes). 
 test-set sizes come from DIR/<set>/stats.json (make_sets.py), else 10 classes.
 The digits baseline is --baseline, else RUNDIR/baseline_digits.json, else computed here with
 baseline.py's logistic regression on DIR/digits (and cached in RUNDIR/baseline_digits.json).
+
+--prior MD merges an earlier sweep's table (its results.md) where its run directory is gone: a
+set/model/quant row of MD that RUNDIR has no run of is taken as printed there (marked "prior"),
+and the checks use its mean, min and first-epoch list. Rows RUNDIR has runs of replace MD's.
+PREFIX.json has every run of RUNDIR (one record each) and the prior rows, for later merges.
 """
 import argparse
 import glob
@@ -136,8 +141,53 @@ def get_baseline(args, rundir):
     return acc, out + " (computed now)"
 
 
+def parse_prior(path):
+    """Rows and first-epoch failures of an earlier results.md (this script's own format)."""
+    rows, above, baseline = {}, [], None
+    row = re.compile(r"^\| (\w+) \| (\w+) \| (\w+) \| (\d+) \(([\d,]+)\) \| ([\d.]+) / ([\d.]+) "
+                     r"\(([\d.]+)\) \| ([\d.]+) ± ([\d.]+) \| ([\d.]+) \| (\d+) \| (\d+) \| "
+                     r"(\d+) / (\d+) \|")
+    with open(path) as f:
+        for line in f:
+            m = row.match(line)
+            if m:
+                g = m.groups()
+                rows[(g[0], g[1], g[2])] = {
+                    "n": int(g[3]), "seeds": g[4], "e1_mean": float(g[5]), "e1_max": float(g[6]),
+                    "lnc": float(g[7]), "mean": float(g[8]) / 100, "std": float(g[9]) / 100,
+                    "min": float(g[10]) / 100, "coll": int(g[11]), "chance": int(g[12]),
+                    "unfinished": int(g[13]), "nonzero": int(g[14])}
+            elif line.startswith("- FAIL:") and ">=" in line:
+                above += re.findall(r"(\w+_s\d+) \(([\d.]+) >= ([\d.]+)\)", line)
+            m = re.match(r"- baseline test accuracy ([\d.]+)", line)
+            if m:
+                baseline = float(m.group(1)) / 100
+    if not rows:
+        sys.exit(f"table: no table rows in {path}")
+    return rows, above, baseline
+
+
+def group_of(name):
+    parts = name.rsplit("_", 3)
+    return tuple(parts[:3])
+
+
 def pct(x):
     return "n/a" if x is None or x != x else f"{100 * x:.2f}"
+
+
+def fin_mean(g):
+    if not g:
+        return None
+    if "prior" in g:
+        return g["prior"]["mean"]
+    return mean(g["fin"]) if g["fin"] else None
+
+
+def fin_min(g):
+    if "prior" in g:
+        return g["prior"]["min"]
+    return min(g["fin"]) if g["fin"] else None
 
 
 def main():
@@ -146,6 +196,7 @@ def main():
     ap.add_argument("--data", default="/work/data/robust")
     ap.add_argument("--baseline")
     ap.add_argument("--out")
+    ap.add_argument("--prior")
     ap.add_argument("--no-plot", action="store_true")
     args = ap.parse_args()
     rundir = args.rundir
@@ -162,8 +213,14 @@ def main():
     groups = {}
     for r in runs:
         groups.setdefault((r["set"], r["model"], r["quant"]), []).append(r)
-    keys = sorted(groups, key=lambda k: (SET_ORDER.get(k[0], 99), k[0], k[1],
-                                         QUANT_ORDER.get(k[2], 99), k[2]))
+    prior, prior_above, prior_base = {}, [], None
+    if args.prior:
+        rows, prior_above, prior_base = parse_prior(args.prior)
+        prior = {k: v for k, v in rows.items() if k not in groups}
+        prior_above = [a for a in prior_above if group_of(a[0]) in prior]
+    keys = sorted(list(groups) + list(prior),
+                  key=lambda k: (SET_ORDER.get(k[0], 99), k[0], k[1], QUANT_ORDER.get(k[2], 99),
+                                 k[2]))
 
     out = []
     w = out.append
@@ -173,12 +230,25 @@ def main():
       "(sweep.sh's EXTRA): " + (", ".join(f"`{e}`" for e in extras if e) or "none") + "\n")
     if any(extras):
         w("**Not a real sweep: some runs use non-default options (smoke test).**\n")
+    if prior:
+        w(f"Rows marked *prior* ({len(prior)} of {len(keys)}, "
+          f"{sum(p['n'] for p in prior.values())} runs) are taken as printed in `{args.prior}`: "
+          "this run directory has no runs of them. The other rows replace that table's.\n")
     w("| set | model | quant | seeds | epoch-1 train loss mean / max (ln C) | "
       "final test acc % mean ± std | min | runs with collapse warnings | at chance | "
       "unfinished / exit≠0 |")
     w("|---|---|---|---|---|---|---|---|---|---|")
     summary = {}
     for k in keys:
+        if k in prior:
+            p = prior[k]
+            summary[k] = {"e1": [], "fin": [], "lnc": p["lnc"], "classes": round(math.exp(p["lnc"])),
+                          "runs": [], "prior": p}
+            w(f"| {k[0]} | {k[1]} | {k[2]} *prior* | {p['n']} ({p['seeds']}) | "
+              f"{p['e1_mean']:.3f} / {p['e1_max']:.3f} ({p['lnc']:.3f}) | "
+              f"{pct(p['mean'])} ± {100 * p['std']:.2f} | {pct(p['min'])} | {p['coll']} | "
+              f"{p['chance']} | {p['unfinished']} / {p['nonzero']} |")
+            continue
         rs = sorted(groups[k], key=lambda r: r["seed"])
         classes, n_test = set_info(args.data, k[0])
         lnc = math.log(classes)
@@ -217,14 +287,14 @@ def main():
     any_pair = False
     for (s, m) in sorted({(k[0], k[1]) for k in keys}, key=lambda t: (SET_ORDER.get(t[0], 99),) + t):
         f, q = summary.get((s, m, "fp32")), summary.get((s, m, "w4a4"))
-        if not f or not q or not f["fin"] or not q["fin"]:
+        if fin_mean(f) is None or fin_mean(q) is None:
             continue
         any_pair = True
-        gap = mean(f["fin"]) - mean(q["fin"])
+        gap = fin_mean(f) - fin_mean(q)
         ok = gap <= 0.01
         fails += not ok
-        w(f"- {s}/{m}: FP32 {pct(mean(f['fin']))}, W4A4 {pct(mean(q['fin']))}, gap "
-          f"{100 * gap:+.2f} points, worst W4A4 seed {pct(min(q['fin']))}: "
+        w(f"- {s}/{m}: FP32 {pct(fin_mean(f))}, W4A4 {pct(fin_mean(q))}, gap "
+          f"{100 * gap:+.2f} points, worst W4A4 seed {pct(fin_min(q))}: "
           f"{'PASS' if ok else 'FAIL'}")
     if not any_pair:
         w("- no set/model has both FP32 and W4A4 runs")
@@ -237,7 +307,8 @@ def main():
                 l1 = r["epochs"][0]["train_loss"]
                 if not l1 < summary[k]["lnc"]:
                     above.append(f"{r['name']} ({l1:.3f} >= {summary[k]['lnc']:.3f})")
-    n_e1 = sum(len(summary[k]["e1"]) for k in keys)
+    above += [f"{a[0]} ({a[1]} >= {a[2]}, prior)" for a in prior_above]
+    n_e1 = sum(len(summary[k]["e1"]) for k in keys) + sum(p["n"] for p in prior.values())
     if above:
         fails += 1
         w(f"- FAIL: {len(above)} of {n_e1} runs: " + ", ".join(above))
@@ -248,6 +319,8 @@ def main():
     base = None
     if dig:
         base, src = get_baseline(args, rundir)
+        if base is None and prior_base is not None:
+            base, src = prior_base, f"as printed in {args.prior}"
         w("\n**digits vs logistic regression on raw pixels** (FP32 and W4A4 above it, W2A2 "
           "within 2 points):\n")
         if base is None:
@@ -258,12 +331,12 @@ def main():
                 for q, need, what in (("fp32", base, "above"), ("w4a4", base, "above"),
                                       ("w2a2", base - 0.02, "within 2 points of")):
                     g = summary.get(("digits", m, q))
-                    if not g or not g["fin"]:
+                    a = fin_mean(g)
+                    if a is None:
                         continue
-                    a = mean(g["fin"])
                     ok = a > need if what == "above" else a >= need
                     fails += not ok
-                    w(f"- digits/{m}/{q}: mean {pct(a)} (min {pct(min(g['fin']))}) {what} "
+                    w(f"- digits/{m}/{q}: mean {pct(a)} (min {pct(fin_min(g))}) {what} "
                       f"{pct(base)}: {'PASS' if ok else 'FAIL'}")
 
     w(f"\n{fails} failed check(s).")
@@ -271,6 +344,20 @@ def main():
     print(text, end="")
     with open(prefix + ".md", "w") as f:
         f.write(text)
+    with open(prefix + ".json", "w") as f:
+        json.dump({"rundir": rundir, "prior": args.prior,
+                   "runs": [{"name": r["name"], "set": r["set"], "model": r["model"],
+                             "quant": r["quant"], "seed": r["seed"], "done": r["done"],
+                             "exit": r["exit"], "wall_s": r["wall_s"],
+                             "epoch1_train_loss": (r["epochs"][0].get("train_loss")
+                                                   if r["epochs"] else None),
+                             "final_test_acc": (r["epochs"][-1].get("test_acc")
+                                                if r["epochs"] else None),
+                             "collapse_events": [e.get("kind") for e in
+                                                 r["events"]]} for r in runs],
+                   "prior_rows": [dict(set=k[0], model=k[1], quant=k[2], **v)
+                                  for k, v in prior.items()]}, f, indent=1)
+        f.write("\n")
 
     if not args.no_plot:
         plot(summary, keys, prefix, base)
@@ -293,7 +380,14 @@ def plot(summary, keys, prefix, base=None):
         for i, k in enumerate(ks):
             fin = [100 * a for a in summary[k]["fin"]]
             c = colours.get(k[2], "#7f7f7f")
-            if fin:
+            p = summary[k].get("prior")
+            if p:
+                # no per-seed values survive for a prior row: its mean +- std and its minimum
+                ax.errorbar([i], [100 * p["mean"]], yerr=[100 * p["std"]], fmt="_", color="black",
+                            markersize=14, capsize=4, zorder=4)
+                ax.scatter([i], [100 * p["min"]], s=14, marker="v", facecolors="none",
+                           edgecolors=c, zorder=3)
+            elif fin:
                 jit = [i + 0.12 * (j - (len(fin) - 1) / 2) / max(len(fin), 1)
                        for j in range(len(fin))]
                 ax.scatter(jit, fin, s=12, color=c, alpha=0.6, zorder=3)
@@ -303,13 +397,17 @@ def plot(summary, keys, prefix, base=None):
         ax.set_xticks(range(len(ks)))
         ax.set_xticklabels(labels, fontsize=7)
         ax.set_title(s)
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.grid(axis="y", alpha=0.3)
         ax.set_xlim(-0.6, len(ks) - 0.4)
         if s == "digits" and base is not None:
             ax.axhline(100 * base, color="#555555", ls="--", lw=1)
             ax.text(-0.55, 100 * base, " logistic regression", fontsize=6, va="bottom")
     axes[0][0].set_ylabel("final test accuracy (%)")
-    fig.suptitle("lowbit, default options: final test accuracy per seed (mean ± std)", fontsize=9)
+    title = "lowbit, default options: final test accuracy per seed (mean ± std)"
+    if any("prior" in summary[k] for k in keys):
+        title += "; hollow triangle: a prior row's worst seed (no per-seed values kept)"
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(prefix + ".svg")
     fig.savefig(prefix + ".png", dpi=120)
