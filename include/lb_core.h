@@ -61,6 +61,16 @@ void lb_rng_derive(lb_rng *r, uint64_t seed, uint64_t a, uint64_t b);
 int lb_threads_set(int n);
 int lb_threads_get(void);
 
+/* ---- BLAS kernels ---------------------------------------------------------------------------- */
+/* OpenBLAS picks its kernels from the CPU model when it loads; on a CPU it does not know it falls
+ * back to SSE3 ones, 3-5x slower. lb_blas_core: the kernels in use (NULL: not OpenBLAS).
+ * lb_blas_core_better: the OPENBLAS_CORETYPE this CPU should have (NULL: nothing to change, or
+ * the variable is set already); it takes effect only in a process started with it.
+ * lb_blas_core_choice: the rule itself, for a core name and the CPU's features. */
+const char *lb_blas_core(void);
+const char *lb_blas_core_better(void);
+const char *lb_blas_core_choice(const char *core, int avx2, int avx512, int avx512_bf16);
+
 /* ---- numeric debug trap --------------------------------------------------------------------- */
 /* When enabled (LOWBIT_TRAP_NAN=1 in the environment, or lb_trap_nan_set(1)), lb_check_finite
  * scans a buffer and reports the first NaN/Inf with the tag naming where it came from. */

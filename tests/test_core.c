@@ -1,4 +1,5 @@
-/* Tests of lb_core: arena planning, RNG determinism and range, error messages, NaN trap. */
+/* Tests of lb_core: arena planning, RNG determinism and range, error messages, NaN trap, and the
+ * rule choosing OpenBLAS kernels. */
 #include "lb_core.h"
 #include "lb_test.h"
 
@@ -49,5 +50,23 @@ int main(void) {
     lb_trap_nan_set(1);
     CHECK(lb_check_finite("t", v, 3) == LB_ENUMERIC, "trap on");
     CHECK(strstr(lb_error_msg(), "index 1") != NULL, "names index: %s", lb_error_msg());
+
+    /* the BLAS-kernel rule: only a pre-AVX2 fallback on a CPU that has more is replaced */
+    const char *c;
+    c = lb_blas_core_choice("Prescott", 1, 1, 1);
+    CHECK(c && strcmp(c, "Cooperlake") == 0, "Prescott on AVX-512+BF16: %s", c ? c : "NULL");
+    c = lb_blas_core_choice("Prescott", 1, 1, 0);
+    CHECK(c && strcmp(c, "SkylakeX") == 0, "Prescott on AVX-512: %s", c ? c : "NULL");
+    c = lb_blas_core_choice("prescott", 1, 0, 0);
+    CHECK(c && strcmp(c, "Haswell") == 0, "prescott on AVX2: %s", c ? c : "NULL");
+    c = lb_blas_core_choice("Sandybridge", 1, 0, 0);
+    CHECK(c && strcmp(c, "Haswell") == 0, "Sandybridge on AVX2: %s", c ? c : "NULL");
+    CHECK(lb_blas_core_choice("Prescott", 0, 0, 0) == NULL, "an SSE-only CPU keeps Prescott");
+    CHECK(lb_blas_core_choice("SkylakeX", 1, 1, 1) == NULL, "a known core is kept");
+    CHECK(lb_blas_core_choice("Zen", 1, 0, 0) == NULL, "Zen is kept");
+    CHECK(lb_blas_core_choice(NULL, 1, 1, 1) == NULL, "not OpenBLAS: nothing to change");
+    setenv("OPENBLAS_CORETYPE", "Prescott", 1);
+    CHECK(lb_blas_core_better() == NULL, "a set OPENBLAS_CORETYPE stands");
+    unsetenv("OPENBLAS_CORETYPE");
     TEST_MAIN_END("test_core");
 }

@@ -1,8 +1,12 @@
 /* lowbit: the command-line entry point; dispatches to the subcommands. */
 #include "cli.h"
 
+#include "lb_core.h"
+
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage(FILE *f) {
     fputs("usage: lowbit <command> [options]\n"
@@ -23,7 +27,18 @@ static void usage(FILE *f) {
           f);
 }
 
+/* OpenBLAS chose its kernels when it loaded; on a CPU it does not know they are SSE3 ones, 3-5x
+ * slower. Start again with the right ones (docs/design.md, "Threads and BLAS"). A set
+ * OPENBLAS_CORETYPE is the user's choice and is kept; if exec fails, lowbit runs as it is. */
+static void blas_core_fix(char **argv) {
+    const char *core = lb_blas_core_better();
+    if (!core || setenv("OPENBLAS_CORETYPE", core, 1) != 0) return;
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE");
+}
+
 int main(int argc, char **argv) {
+    blas_core_fix(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;
