@@ -155,7 +155,11 @@ static void run_case(const char *tag, const char *arch, float wm, int in_c, int 
             for (size_t j = 0; j < t->n; j++) d = fmax(d, fabs((double)g[j] - r[j]));
             if (m > 0 && d / m > worst) worst = d / m;
             snprintf(what, sizeof what, "%s: grad %s", tag, t->name);
-            lbt_close(g, r, t->n, 2e-5 * m, 1e-4, what);
+            /* 1e-4 of the tensor's largest value: the float32 noise of these 20-50-layer nets,
+             * measured at 5e-5..1e-4 in the last blocks (the kink alignment above). PyTorch's own
+             * result moves by that much between CPUs: on an Emerald Rapids machine one Lite0 BN
+             * weight gradient came out 4.2e-5 of max|ref| away, over the 2e-5 used before. */
+            lbt_close(g, r, t->n, 1e-4 * m, 1e-4, what);
             free(r);
         }
         for (int i = 0; i < n->nstates; i++) {
