@@ -59,12 +59,20 @@ def extra_of(cmd):
     return ""
 
 
-def load_run(rundir, metrics_path):
-    base = os.path.basename(metrics_path)[: -len(".safetensors.metrics.jsonl")]
-    parts = base.rsplit("_", 3)
+def split_name(name):
+    """<set>_<model>_<quant>_s<seed> -> (set, model, quant, seed), or None."""
+    parts = name.rsplit("_", 3)
     if len(parts) != 4 or not re.fullmatch(r"s\d+", parts[3]):
         return None
-    set_, model, quant, seed = parts[0], parts[1], parts[2], int(parts[3][1:])
+    return parts[0], parts[1], parts[2], int(parts[3][1:])
+
+
+def load_run(rundir, metrics_path):
+    base = os.path.basename(metrics_path)[: -len(".safetensors.metrics.jsonl")]
+    cell = split_name(base)
+    if not cell:
+        return None
+    set_, model, quant, seed = cell
     epochs, events, bad_lines = [], [], 0
     with open(metrics_path) as f:
         for line in f:
@@ -167,11 +175,6 @@ def parse_prior(path):
     return rows, above, baseline
 
 
-def group_of(name):
-    parts = name.rsplit("_", 3)
-    return tuple(parts[:3])
-
-
 def pct(x):
     return "n/a" if x is None or x != x else f"{100 * x:.2f}"
 
@@ -217,7 +220,7 @@ def main():
     if args.prior:
         rows, prior_above, prior_base = parse_prior(args.prior)
         prior = {k: v for k, v in rows.items() if k not in groups}
-        prior_above = [a for a in prior_above if group_of(a[0]) in prior]
+        prior_above = [a for a in prior_above if (split_name(a[0]) or ())[:3] in prior]
     keys = sorted(list(groups) + list(prior),
                   key=lambda k: (SET_ORDER.get(k[0], 99), k[0], k[1], QUANT_ORDER.get(k[2], 99),
                                  k[2]))
@@ -242,8 +245,7 @@ def main():
     for k in keys:
         if k in prior:
             p = prior[k]
-            summary[k] = {"e1": [], "fin": [], "lnc": p["lnc"], "classes": round(math.exp(p["lnc"])),
-                          "runs": [], "prior": p}
+            summary[k] = {"e1": [], "fin": [], "lnc": p["lnc"], "runs": [], "prior": p}
             w(f"| {k[0]} | {k[1]} | {k[2]} *prior* | {p['n']} ({p['seeds']}) | "
               f"{p['e1_mean']:.3f} / {p['e1_max']:.3f} ({p['lnc']:.3f}) | "
               f"{pct(p['mean'])} ± {100 * p['std']:.2f} | {pct(p['min'])} | {p['coll']} | "
